@@ -1,0 +1,65 @@
+//! The trader's network behaviour: relay client, identify, ping, direct messages and the relay
+//! directory, combined.
+
+use darkswap_proto::{
+    DirectAck, DirectMessage, DirectoryRequest, DirectoryResponse, DIRECTORY_PROTOCOL,
+    IDENTIFY_PROTOCOL_VERSION, MAX_ACK_FRAME_BYTES, MAX_DIRECTORY_REQUEST_BYTES,
+    MAX_DIRECTORY_RESPONSE_BYTES, MAX_MESSAGE_FRAME_BYTES,
+};
+use libp2p::request_response::{self, json, ProtocolSupport};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{identify, identity, ping, relay, StreamProtocol};
+
+use crate::NodeConfig;
+
+pub(crate) type MessageCodec = json::codec::Codec<DirectMessage, DirectAck>;
+pub(crate) type DirectoryCodec = json::codec::Codec<DirectoryRequest, DirectoryResponse>;
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct ClientBehaviour {
+    pub relay_client: relay::client::Behaviour,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub messages: request_response::Behaviour<MessageCodec>,
+    pub directory: request_response::Behaviour<DirectoryCodec>,
+}
+
+impl ClientBehaviour {
+    pub fn new(
+        key: &identity::Keypair,
+        relay_client: relay::client::Behaviour,
+        config: &NodeConfig,
+    ) -> Self {
+        let rr_config = request_response::Config::default()
+            .with_request_timeout(config.request_timeout)
+            .with_max_concurrent_streams(64);
+        Self {
+            relay_client,
+            identify: identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_PROTOCOL_VERSION.to_string(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(config.ping_interval)),
+            messages: request_response::Behaviour::with_codec(
+                MessageCodec::default()
+                    .set_request_size_maximum(MAX_MESSAGE_FRAME_BYTES)
+                    .set_response_size_maximum(MAX_ACK_FRAME_BYTES),
+                [(
+                    StreamProtocol::new(darkswap_proto::MESSAGE_PROTOCOL),
+                    ProtocolSupport::Full,
+                )],
+                rr_config.clone(),
+            ),
+            directory: request_response::Behaviour::with_codec(
+                DirectoryCodec::default()
+                    .set_request_size_maximum(MAX_DIRECTORY_REQUEST_BYTES)
+                    .set_response_size_maximum(MAX_DIRECTORY_RESPONSE_BYTES),
+                [(
+                    StreamProtocol::new(DIRECTORY_PROTOCOL),
+                    ProtocolSupport::Outbound,
+                )],
+                rr_config,
+            ),
+        }
+    }
+}

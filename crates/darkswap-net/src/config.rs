@@ -1,0 +1,63 @@
+//! Node configuration with documented defaults.
+
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+
+/// How a [`crate::Node`] behaves. Every field has a default chosen for an interactive trader.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The relay's addresses, each ending in `/p2p/<relay>`; tried in the order of
+    /// [`crate::sort_for_dialing`], one at a time.
+    pub relay_addrs: Vec<Multiaddr>,
+    /// First wait before redialing a lost relay; doubles on each failure.
+    pub backoff_initial: Duration,
+    /// Longest wait between redials, so a relay that comes back is found within this time.
+    pub backoff_max: Duration,
+    /// How often to ask the relay who is reachable while we hold a reservation.
+    pub directory_interval: Duration,
+    /// How often to ping connected peers (relay RTT, peer RTT).
+    pub ping_interval: Duration,
+    /// How long an unused connection to another trader stays open.
+    pub idle_connection_timeout: Duration,
+    /// A WebRTC-direct dial that has not completed by then falls back to the next address.
+    pub webrtc_dial_timeout: Duration,
+    /// How long to wait for a peer's answer to a message.
+    pub request_timeout: Duration,
+    /// Capacity of the event channel to the application (the node waits when it is full).
+    pub event_buffer: usize,
+    /// Capacity of the command channel from the application.
+    pub command_buffer: usize,
+    /// Messages queued for one peer while a connection to it is being opened.
+    pub max_pending_per_peer: usize,
+    /// Peers with queued messages at once.
+    pub max_pending_peers: usize,
+}
+
+impl NodeConfig {
+    pub fn new(relay_addrs: Vec<Multiaddr>) -> Self {
+        Self {
+            relay_addrs,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            relay_addrs: Vec::new(),
+            backoff_initial: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(8),
+            directory_interval: Duration::from_secs(2),
+            ping_interval: Duration::from_secs(5),
+            idle_connection_timeout: Duration::from_secs(300),
+            webrtc_dial_timeout: Duration::from_secs(8),
+            request_timeout: Duration::from_secs(20),
+            event_buffer: 256,
+            command_buffer: 64,
+            max_pending_per_peer: 16,
+            max_pending_peers: 64,
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! What a node tells the application.
+
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+
+use crate::TransportKind;
+
+/// Identifies one outgoing message, so the application can match delivery reports.
+pub type MessageId = u64;
+
+/// The state of our link to the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayStatus {
+    /// Dialing; `attempt` counts from 1 since the last success.
+    Connecting { attempt: u32 },
+    /// Connected, reservation requested.
+    Connected {
+        transport: TransportKind,
+        addr: Multiaddr,
+    },
+    /// Holding a reservation: other traders can reach us at `circuit_addr`.
+    Reserved {
+        transport: TransportKind,
+        circuit_addr: Multiaddr,
+    },
+    /// Lost or failed; retrying after `retry_in`.
+    Failed { reason: String, retry_in: Duration },
+}
+
+impl RelayStatus {
+    /// A short machine-readable name (used in the UI's `data-state`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            RelayStatus::Connecting { .. } => "connecting",
+            RelayStatus::Connected { .. } => "connected",
+            RelayStatus::Reserved { .. } => "reserved",
+            RelayStatus::Failed { .. } => "error",
+        }
+    }
+}
+
+/// Everything a node reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeEvent {
+    Relay(RelayStatus),
+    /// Round trip to the relay (libp2p ping).
+    RelayRtt(Duration),
+    /// Peers reachable through the relay (without ourselves); sent when the list changes.
+    Peers { peers: Vec<PeerId>, total: u64 },
+    PeerConnected {
+        peer: PeerId,
+        transport: TransportKind,
+    },
+    PeerDisconnected { peer: PeerId },
+    PeerConnectFailed { peer: PeerId, reason: String },
+    /// Round trip to a connected peer (libp2p ping).
+    PeerRtt { peer: PeerId, rtt: Duration },
+    MessageReceived {
+        from: PeerId,
+        text: String,
+        sent_at_ms: u64,
+    },
+    /// The peer acknowledged our message; `rtt` is request to acknowledgement.
+    MessageDelivered {
+        id: MessageId,
+        to: PeerId,
+        rtt: Duration,
+        accepted: bool,
+        reason: Option<String>,
+    },
+    MessageFailed {
+        id: MessageId,
+        to: PeerId,
+        reason: String,
+    },
+}

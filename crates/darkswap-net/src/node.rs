@@ -1,0 +1,652 @@
+//! The node's event loop: keeps the relay link and reservation alive, serves messages, and turns
+//! swarm events into [`NodeEvent`]s.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use darkswap_proto::{DirectAck, DirectMessage, DirectoryRequest};
+use futures::channel::mpsc;
+use futures::{FutureExt, SinkExt, StreamExt};
+use libp2p::core::ConnectedPoint;
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::core::transport::ListenerId;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{identity::Keypair, ping, relay, Multiaddr, PeerId, Swarm};
+use web_time::Instant;
+
+use crate::addr::{circuit_addr, relay_peer_id, sort_for_dialing, transport_kind, with_peer};
+use crate::behaviour::{ClientBehaviour, ClientBehaviourEvent};
+use crate::event::{MessageId, NodeEvent, RelayStatus};
+use crate::{AddrError, NodeConfig, TransportKind};
+
+/// How often the loop wakes up to check timers (redial, directory refresh).
+const TICK: Duration = Duration::from_millis(200);
+
+/// Why a node could not be created or a command not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("invalid relay address: {0}")]
+    RelayAddr(#[from] AddrError),
+    #[error("none of the relay's addresses can be dialed from this platform")]
+    NoDialableAddress,
+    #[error("cannot build the libp2p node: {0}")]
+    Build(String),
+    #[error("the node has stopped")]
+    Stopped,
+    #[error("the node is busy (command queue full); try again")]
+    Busy,
+}
+
+/// What the application asks of a node.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Send a text message to a peer, opening a relayed connection first if needed.
+    Send {
+        id: MessageId,
+        peer: PeerId,
+        text: String,
+    },
+    /// Open a relayed connection to a peer.
+    Connect { peer: PeerId },
+    /// Ask the relay for its directory now.
+    RefreshPeers,
+}
+
+/// The application's side of a node: cheap to clone.
+#[derive(Clone)]
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+    next_id: Arc<AtomicU64>,
+    local_peer_id: PeerId,
+}
+
+impl NodeHandle {
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    /// Queues a message; the returned id appears in the delivery report.
+    pub fn send_message(&self, peer: PeerId, text: String) -> Result<MessageId, NodeError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.command(Command::Send { id, peer, text })?;
+        Ok(id)
+    }
+
+    /// Queues a command without waiting; fails when the queue is full or the node stopped.
+    pub fn command(&self, command: Command) -> Result<(), NodeError> {
+        self.commands.clone().try_send(command).map_err(|e| {
+            if e.is_disconnected() {
+                NodeError::Stopped
+            } else {
+                NodeError::Busy
+            }
+        })
+    }
+}
+
+/// Messages waiting for a connection to their peer.
+struct Pending {
+    messages: VecDeque<(MessageId, DirectMessage)>,
+}
+
+/// The running node. Create it with [`new_node`], then spawn [`Node::run`].
+pub struct Node {
+    swarm: Swarm<ClientBehaviour>,
+    config: NodeConfig,
+    relay: PeerId,
+    relay_addrs: Vec<Multiaddr>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NodeEvent>,
+    /// The connection to the relay we use, with the address it was made on.
+    relay_conn: Option<(ConnectionId, Multiaddr, TransportKind)>,
+    circuit_listener: Option<ListenerId>,
+    reserved: bool,
+    dialing_relay: bool,
+    attempt: u32,
+    next_dial_at: Option<Instant>,
+    next_reserve_at: Option<Instant>,
+    next_directory_at: Instant,
+    directory_inflight: bool,
+    peers: Vec<PeerId>,
+    pending: HashMap<PeerId, Pending>,
+    outbound: HashMap<OutboundRequestId, (MessageId, PeerId, Instant)>,
+}
+
+/// Creates a node for `keypair` and the channel on which it reports.
+pub async fn new_node(
+    keypair: Keypair,
+    config: NodeConfig,
+) -> Result<(Node, NodeHandle, mpsc::Receiver<NodeEvent>), NodeError> {
+    let relay = relay_peer_id(&config.relay_addrs)?;
+    let relay_addrs = sort_for_dialing(&config.relay_addrs);
+    if relay_addrs.is_empty() {
+        return Err(NodeError::NoDialableAddress);
+    }
+    let local_peer_id = keypair.public().to_peer_id();
+    let swarm = crate::transport::build_swarm(keypair, &config).await?;
+    let (command_tx, command_rx) = mpsc::channel(config.command_buffer);
+    let (event_tx, event_rx) = mpsc::channel(config.event_buffer);
+    let node = Node {
+        swarm,
+        relay,
+        relay_addrs,
+        commands: command_rx,
+        events: event_tx,
+        relay_conn: None,
+        circuit_listener: None,
+        reserved: false,
+        dialing_relay: false,
+        attempt: 0,
+        next_dial_at: Some(Instant::now()),
+        next_reserve_at: None,
+        next_directory_at: Instant::now(),
+        directory_inflight: false,
+        peers: Vec::new(),
+        pending: HashMap::new(),
+        outbound: HashMap::new(),
+        config,
+    };
+    let handle = NodeHandle {
+        commands: command_tx,
+        next_id: Arc::new(AtomicU64::new(1)),
+        local_peer_id,
+    };
+    Ok((node, handle, event_rx))
+}
+
+impl Node {
+    /// Runs until every [`NodeHandle`] is dropped or the event receiver is dropped.
+    pub async fn run(mut self) {
+        let mut tick = futures_timer::Delay::new(Duration::ZERO).fuse();
+        loop {
+            let keep_going = futures::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event).await,
+                command = self.commands.next() => match command {
+                    Some(command) => self.on_command(command).await,
+                    None => false,
+                },
+                _ = tick => {
+                    tick = futures_timer::Delay::new(TICK).fuse();
+                    self.on_tick().await
+                }
+            };
+            if !keep_going {
+                break;
+            }
+        }
+    }
+
+    /// Sends an event to the application, waiting if its queue is full. False once nobody listens.
+    async fn emit(&mut self, event: NodeEvent) -> bool {
+        self.events.send(event).await.is_ok()
+    }
+
+    async fn status(&mut self, status: RelayStatus) -> bool {
+        self.emit(NodeEvent::Relay(status)).await
+    }
+
+    async fn on_tick(&mut self) -> bool {
+        let now = Instant::now();
+        if self.relay_conn.is_none() && !self.dialing_relay {
+            if let Some(at) = self.next_dial_at {
+                if now >= at {
+                    return self.dial_relay().await;
+                }
+            }
+        }
+        if self.relay_conn.is_some() && self.circuit_listener.is_none() {
+            if let Some(at) = self.next_reserve_at {
+                if now >= at {
+                    self.next_reserve_at = None;
+                    return self.reserve().await;
+                }
+            }
+        }
+        if self.reserved && !self.directory_inflight && now >= self.next_directory_at {
+            self.request_directory();
+        }
+        true
+    }
+
+    async fn dial_relay(&mut self) -> bool {
+        self.attempt += 1;
+        self.next_dial_at = None;
+        let opts = DialOpts::peer_id(self.relay)
+            .addresses(self.relay_addrs.clone())
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.dialing_relay = true;
+                self.status(RelayStatus::Connecting {
+                    attempt: self.attempt,
+                })
+                .await
+            }
+            Err(e) => self.relay_lost(format!("cannot dial the relay: {e}")).await,
+        }
+    }
+
+    /// Schedules the next relay dial with exponential backoff and reports why.
+    async fn relay_lost(&mut self, reason: String) -> bool {
+        self.dialing_relay = false;
+        self.relay_conn = None;
+        self.reserved = false;
+        if let Some(id) = self.circuit_listener.take() {
+            self.swarm.remove_listener(id);
+        }
+        let retry_in = self.backoff();
+        self.next_dial_at = Some(Instant::now() + retry_in);
+        self.status(RelayStatus::Failed { reason, retry_in }).await
+    }
+
+    fn backoff(&self) -> Duration {
+        let exp = self.attempt.saturating_sub(1).min(16);
+        let base = self
+            .config
+            .backoff_initial
+            .saturating_mul(1u32 << exp)
+            .min(self.config.backoff_max);
+        // ±20% jitter so that many clients of a restarted relay do not redial in lockstep.
+        let jitter = 0.8 + rand::random::<f64>() * 0.4;
+        base.mul_f64(jitter)
+    }
+
+    async fn reserve(&mut self) -> bool {
+        let Some((_, addr, _)) = &self.relay_conn else {
+            return true;
+        };
+        let listen = addr.clone().with(libp2p::multiaddr::Protocol::P2pCircuit);
+        match self.swarm.listen_on(listen) {
+            Ok(id) => {
+                self.circuit_listener = Some(id);
+                true
+            }
+            Err(e) => {
+                let retry_in = self.backoff();
+                self.next_reserve_at = Some(Instant::now() + retry_in);
+                self.status(RelayStatus::Failed {
+                    reason: format!("cannot request a reservation: {e}"),
+                    retry_in,
+                })
+                .await
+            }
+        }
+    }
+
+    fn request_directory(&mut self) {
+        self.directory_inflight = true;
+        self.next_directory_at = Instant::now() + self.config.directory_interval;
+        self.swarm
+            .behaviour_mut()
+            .directory
+            .send_request(&self.relay, DirectoryRequest {});
+    }
+
+    async fn on_command(&mut self, command: Command) -> bool {
+        match command {
+            Command::RefreshPeers => {
+                if self.reserved {
+                    self.request_directory();
+                }
+                true
+            }
+            Command::Connect { peer } => {
+                if self.swarm.is_connected(&peer) {
+                    return true;
+                }
+                match self.dial_peer(peer) {
+                    Ok(()) => true,
+                    Err(reason) => self.emit(NodeEvent::PeerConnectFailed { peer, reason }).await,
+                }
+            }
+            Command::Send { id, peer, text } => {
+                let message = match DirectMessage::new(text, crate::unix_time_ms()) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        return self
+                            .emit(NodeEvent::MessageFailed {
+                                id,
+                                to: peer,
+                                reason: e.to_string(),
+                            })
+                            .await
+                    }
+                };
+                if self.swarm.is_connected(&peer) {
+                    self.send_now(id, peer, message);
+                    return true;
+                }
+                if let Err(reason) = self.queue(id, peer, message) {
+                    return self.emit(NodeEvent::MessageFailed { id, to: peer, reason }).await;
+                }
+                if let Err(reason) = self.dial_peer(peer) {
+                    return self.fail_pending(peer, reason).await;
+                }
+                true
+            }
+        }
+    }
+
+    fn queue(&mut self, id: MessageId, peer: PeerId, message: DirectMessage) -> Result<(), String> {
+        if !self.pending.contains_key(&peer) && self.pending.len() >= self.config.max_pending_peers {
+            return Err("too many peers with messages waiting for a connection".into());
+        }
+        let pending = self.pending.entry(peer).or_insert_with(|| Pending {
+            messages: VecDeque::new(),
+        });
+        if pending.messages.len() >= self.config.max_pending_per_peer {
+            return Err("too many messages waiting for this peer".into());
+        }
+        pending.messages.push_back((id, message));
+        Ok(())
+    }
+
+    fn dial_peer(&mut self, peer: PeerId) -> Result<(), String> {
+        if peer == self.relay || peer == *self.swarm.local_peer_id() {
+            return Err("not a trader's PeerId".into());
+        }
+        let Some((_, relay_addr, _)) = &self.relay_conn else {
+            return Err("not connected to a relay".into());
+        };
+        let opts = DialOpts::peer_id(peer)
+            .addresses(vec![circuit_addr(relay_addr, peer)])
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        match self.swarm.dial(opts) {
+            Ok(()) => Ok(()),
+            // Already dialing: the queued messages go when that dial completes.
+            Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn send_now(&mut self, id: MessageId, peer: PeerId, message: DirectMessage) {
+        let request = self
+            .swarm
+            .behaviour_mut()
+            .messages
+            .send_request(&peer, message);
+        self.outbound.insert(request, (id, peer, Instant::now()));
+    }
+
+    async fn fail_pending(&mut self, peer: PeerId, reason: String) -> bool {
+        let Some(pending) = self.pending.remove(&peer) else {
+            return true;
+        };
+        for (id, _) in pending.messages {
+            let event = NodeEvent::MessageFailed {
+                id,
+                to: peer,
+                reason: reason.clone(),
+            };
+            if !self.emit(event).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn on_swarm_event(&mut self, event: SwarmEvent<ClientBehaviourEvent>) -> bool {
+        match event {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                let addr = endpoint.get_remote_address().clone();
+                let transport = transport_kind(&addr);
+                if peer_id == self.relay {
+                    if self.relay_conn.is_some() {
+                        return true;
+                    }
+                    self.dialing_relay = false;
+                    self.attempt = 0;
+                    let addr = with_peer(&addr, self.relay);
+                    self.relay_conn = Some((connection_id, addr.clone(), transport));
+                    if !self.status(RelayStatus::Connected { transport, addr }).await {
+                        return false;
+                    }
+                    return self.reserve().await;
+                }
+                if let Some(pending) = self.pending.remove(&peer_id) {
+                    for (id, message) in pending.messages {
+                        self.send_now(id, peer_id, message);
+                    }
+                }
+                let transport = if matches!(endpoint, ConnectedPoint::Listener { .. })
+                    && endpoint_is_relayed(&endpoint)
+                {
+                    TransportKind::Relayed
+                } else {
+                    transport
+                };
+                self.emit(NodeEvent::PeerConnected {
+                    peer: peer_id,
+                    transport,
+                })
+                .await
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                if peer_id == self.relay {
+                    let ours = matches!(&self.relay_conn, Some((id, _, _)) if *id == connection_id);
+                    if ours {
+                        let reason = match cause {
+                            Some(e) => format!("connection to the relay closed: {e}"),
+                            None => "connection to the relay closed".to_string(),
+                        };
+                        return self.relay_lost(reason).await;
+                    }
+                    return true;
+                }
+                if num_established == 0 {
+                    return self.emit(NodeEvent::PeerDisconnected { peer: peer_id }).await;
+                }
+                true
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
+                if peer == self.relay {
+                    if self.relay_conn.is_none() {
+                        return self.relay_lost(format!("cannot reach the relay: {error}")).await;
+                    }
+                    return true;
+                }
+                let reason = format!("cannot reach peer through the relay: {error}");
+                if !self
+                    .emit(NodeEvent::PeerConnectFailed {
+                        peer,
+                        reason: reason.clone(),
+                    })
+                    .await
+                {
+                    return false;
+                }
+                self.fail_pending(peer, reason).await
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } if Some(listener_id) == self.circuit_listener => {
+                self.circuit_listener = None;
+                self.reserved = false;
+                if self.relay_conn.is_none() {
+                    return true;
+                }
+                let reason = match reason {
+                    Ok(()) => "reservation closed by the relay".to_string(),
+                    Err(e) => format!("reservation refused: {e}"),
+                };
+                let retry_in = self.backoff();
+                self.attempt += 1;
+                self.next_reserve_at = Some(Instant::now() + retry_in);
+                self.status(RelayStatus::Failed { reason, retry_in }).await
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event).await,
+            _ => true,
+        }
+    }
+
+    async fn on_behaviour_event(&mut self, event: ClientBehaviourEvent) -> bool {
+        match event {
+            ClientBehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                ..
+            }) if relay_peer_id == self.relay => {
+                let Some((_, addr, transport)) = self.relay_conn.clone() else {
+                    return true;
+                };
+                let first = !self.reserved;
+                self.reserved = true;
+                self.attempt = 0;
+                if first {
+                    self.request_directory();
+                    let circuit_addr = circuit_addr(&addr, *self.swarm.local_peer_id());
+                    return self
+                        .status(RelayStatus::Reserved {
+                            transport,
+                            circuit_addr,
+                        })
+                        .await;
+                }
+                true
+            }
+            ClientBehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            }) => {
+                if peer == self.relay {
+                    self.emit(NodeEvent::RelayRtt(rtt)).await
+                } else {
+                    self.emit(NodeEvent::PeerRtt { peer, rtt }).await
+                }
+            }
+            ClientBehaviourEvent::Directory(event) => self.on_directory_event(event).await,
+            ClientBehaviourEvent::Messages(event) => self.on_message_event(event).await,
+            _ => true,
+        }
+    }
+
+    async fn on_directory_event(
+        &mut self,
+        event: request_response::Event<DirectoryRequest, darkswap_proto::DirectoryResponse>,
+    ) -> bool {
+        match event {
+            request_response::Event::Message {
+                message: request_response::Message::Response { response, .. },
+                ..
+            } => {
+                self.directory_inflight = false;
+                let me = *self.swarm.local_peer_id();
+                let mut peers: Vec<PeerId> = response
+                    .peers
+                    .iter()
+                    .filter_map(|p| p.parse().ok())
+                    .filter(|p| *p != me)
+                    .collect();
+                peers.sort();
+                if peers != self.peers {
+                    self.peers = peers.clone();
+                    return self
+                        .emit(NodeEvent::Peers {
+                            peers,
+                            total: response.total,
+                        })
+                        .await;
+                }
+                true
+            }
+            request_response::Event::OutboundFailure { .. } => {
+                self.directory_inflight = false;
+                true
+            }
+            _ => true,
+        }
+    }
+
+    async fn on_message_event(
+        &mut self,
+        event: request_response::Event<DirectMessage, DirectAck>,
+    ) -> bool {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let ack = DirectAck::for_message(&request);
+                    let accepted = ack.accepted;
+                    // The peer may have gone already; nothing to do then.
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .messages
+                        .send_response(channel, ack);
+                    if accepted {
+                        return self
+                            .emit(NodeEvent::MessageReceived {
+                                from: peer,
+                                text: request.text,
+                                sent_at_ms: request.sent_at_ms,
+                            })
+                            .await;
+                    }
+                    true
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    let Some((id, to, sent)) = self.outbound.remove(&request_id) else {
+                        return true;
+                    };
+                    self.emit(NodeEvent::MessageDelivered {
+                        id,
+                        to,
+                        rtt: sent.elapsed(),
+                        accepted: response.accepted,
+                        reason: response.reason,
+                    })
+                    .await
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                let Some((id, to, _)) = self.outbound.remove(&request_id) else {
+                    return true;
+                };
+                self.emit(NodeEvent::MessageFailed {
+                    id,
+                    to,
+                    reason: error.to_string(),
+                })
+                .await
+            }
+            _ => true,
+        }
+    }
+}
+
+fn endpoint_is_relayed(endpoint: &ConnectedPoint) -> bool {
+    match endpoint {
+        ConnectedPoint::Listener { local_addr, .. } => {
+            transport_kind(local_addr) == TransportKind::Relayed
+        }
+        ConnectedPoint::Dialer { address, .. } => transport_kind(address) == TransportKind::Relayed,
+    }
+}

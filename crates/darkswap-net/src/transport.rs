@@ -1,0 +1,89 @@
+//! Builds the swarm for the current target: TCP and WebSocket natively; WebRTC-direct with a
+//! WebSocket fallback in the browser. Both add the circuit-relay client transport.
+
+use libp2p::{identity::Keypair, noise, yamux, Swarm};
+
+use crate::behaviour::ClientBehaviour;
+use crate::node::NodeError;
+use crate::NodeConfig;
+
+fn build_error(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Build(e.to_string())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) async fn build_swarm(
+    keypair: Keypair,
+    config: &NodeConfig,
+) -> Result<Swarm<ClientBehaviour>, NodeError> {
+    use libp2p::tcp;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(build_error)?
+        .with_dns()
+        .map_err(build_error)?
+        .with_websocket(noise::Config::new, yamux::Config::default)
+        .await
+        .map_err(build_error)?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(build_error)?
+        .with_behaviour(|key, relay_client| ClientBehaviour::new(key, relay_client, config))
+        .map_err(build_error)?
+        .with_swarm_config(|c| swarm_config(c, config))
+        .build();
+    Ok(swarm)
+}
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) async fn build_swarm(
+    keypair: Keypair,
+    config: &NodeConfig,
+) -> Result<Swarm<ClientBehaviour>, NodeError> {
+    use futures::future::Either;
+    use libp2p::core::muxing::StreamMuxerBox;
+    use libp2p::core::transport::timeout::TransportTimeout;
+    use libp2p::core::upgrade::Version;
+    use libp2p::{webrtc_websys, websocket_websys, Transport as _};
+
+    let webrtc_timeout = config.webrtc_dial_timeout;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_wasm_bindgen()
+        .with_other_transport(|key| {
+            // A WebRTC dial can stall when the browser gathers no ICE candidates; the timeout
+            // turns that into a failure so the next (WebSocket) address is tried.
+            let webrtc = TransportTimeout::with_outgoing_timeout(
+                webrtc_websys::Transport::new(webrtc_websys::Config::new(key)),
+                webrtc_timeout,
+            );
+            let websocket = websocket_websys::Transport::default()
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default());
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(webrtc.or_transport(websocket).map(
+                |either, _| match either {
+                    Either::Left((peer, muxer)) => (peer, StreamMuxerBox::new(muxer)),
+                    Either::Right((peer, muxer)) => (peer, StreamMuxerBox::new(muxer)),
+                },
+            ))
+        })
+        .map_err(build_error)?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(build_error)?
+        .with_behaviour(|key, relay_client| ClientBehaviour::new(key, relay_client, config))
+        .map_err(build_error)?
+        .with_swarm_config(|c| swarm_config(c, config))
+        .build();
+    Ok(swarm)
+}
+
+fn swarm_config(c: libp2p::swarm::Config, config: &NodeConfig) -> libp2p::swarm::Config {
+    // One address at a time, in our order of preference: this is what makes WebSocket a
+    // fallback for WebRTC-direct rather than a race.
+    c.with_dial_concurrency_factor(std::num::NonZeroU8::MIN)
+        .with_idle_connection_timeout(config.idle_connection_timeout)
+}

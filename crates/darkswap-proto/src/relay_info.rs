@@ -1,0 +1,85 @@
+//! `GET /api/relay-info`: how a browser finds the relay that served it. The relay answers with
+//! its PeerId and the multiaddrs it can be dialed on (WebRTC-direct ones carry `/certhash`).
+
+use serde::{Deserialize, Serialize};
+
+/// Cap on the relay-info document a client will read.
+pub const MAX_RELAY_INFO_BYTES: usize = 64 * 1024;
+/// Cap on the number of addresses a client takes from one relay-info document.
+pub const MAX_RELAY_INFO_ADDRS: usize = 32;
+
+/// The relay's self-description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayInfo {
+    /// Base58 PeerId.
+    pub peer_id: String,
+    /// Dialable multiaddrs, each ending in `/p2p/<peer_id>`.
+    pub addrs: Vec<String>,
+    /// The relay's version (`CARGO_PKG_VERSION`).
+    pub version: String,
+}
+
+/// Why a relay-info document was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayInfoError {
+    #[error("relay-info is {len} bytes, more than the {max} allowed")]
+    TooLarge { len: usize, max: usize },
+    #[error("relay-info is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("relay-info lists no addresses")]
+    NoAddresses,
+}
+
+impl RelayInfo {
+    /// Parses a relay-info document, capping its size and address count before use.
+    pub fn parse(bytes: &[u8]) -> Result<Self, RelayInfoError> {
+        if bytes.len() > MAX_RELAY_INFO_BYTES {
+            return Err(RelayInfoError::TooLarge {
+                len: bytes.len(),
+                max: MAX_RELAY_INFO_BYTES,
+            });
+        }
+        let mut info: RelayInfo = serde_json::from_slice(bytes)?;
+        info.addrs.truncate(MAX_RELAY_INFO_ADDRS);
+        if info.addrs.is_empty() {
+            return Err(RelayInfoError::NoAddresses);
+        }
+        Ok(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_caps() {
+        let addrs: Vec<String> = (0..100).map(|i| format!("/ip4/127.0.0.1/tcp/{i}")).collect();
+        let doc = serde_json::to_vec(&RelayInfo {
+            peer_id: "12D3KooW".into(),
+            addrs,
+            version: "0.1.0".into(),
+        })
+        .unwrap();
+        let info = RelayInfo::parse(&doc).unwrap();
+        assert_eq!(info.addrs.len(), MAX_RELAY_INFO_ADDRS);
+    }
+
+    #[test]
+    fn refuses_empty_and_oversized() {
+        let empty = br#"{"peer_id":"x","addrs":[],"version":"1"}"#;
+        assert!(matches!(
+            RelayInfo::parse(empty),
+            Err(RelayInfoError::NoAddresses)
+        ));
+        let big = vec![b' '; MAX_RELAY_INFO_BYTES + 1];
+        assert!(matches!(
+            RelayInfo::parse(&big),
+            Err(RelayInfoError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            RelayInfo::parse(b"not json"),
+            Err(RelayInfoError::Json(_))
+        ));
+    }
+}
