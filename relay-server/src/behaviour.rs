@@ -1,0 +1,69 @@
+//! The relay's network behaviour: connection limits first (so an over-limit connection is refused
+//! before any protocol runs), then circuit relay v2, identify, ping and the directory.
+
+use darkswap_proto::{
+    DirectoryRequest, DirectoryResponse, DIRECTORY_PROTOCOL, IDENTIFY_PROTOCOL_VERSION,
+    MAX_DIRECTORY_REQUEST_BYTES, MAX_DIRECTORY_RESPONSE_BYTES,
+};
+use libp2p::connection_limits::{self, ConnectionLimits};
+use libp2p::request_response::{self, json, ProtocolSupport};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{identify, identity, ping, relay, StreamProtocol};
+use std::time::Duration;
+
+use crate::config::Limits;
+use crate::defaults;
+
+pub type DirectoryCodec = json::codec::Codec<DirectoryRequest, DirectoryResponse>;
+
+#[derive(NetworkBehaviour)]
+pub struct RelayBehaviour {
+    pub limits: connection_limits::Behaviour,
+    pub relay: relay::Behaviour,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub directory: request_response::Behaviour<DirectoryCodec>,
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+impl RelayBehaviour {
+    pub fn new(key: &identity::Keypair, limits: &Limits) -> Self {
+        let peer_id = key.public().to_peer_id();
+        let relay_config = relay::Config {
+            max_reservations: limits.max_reservations,
+            max_reservations_per_peer: limits.max_reservations_per_peer,
+            reservation_duration: limits.reservation_duration,
+            max_circuits: limits.max_circuits,
+            max_circuits_per_peer: limits.max_circuits_per_peer,
+            max_circuit_duration: limits.max_circuit_duration,
+            max_circuit_bytes: limits.max_circuit_bytes,
+            reservation_rate_limiters: Vec::new(),
+            circuit_src_rate_limiters: Vec::new(),
+        }
+        .reservation_rate_per_peer(limits.reservation_rate_per_peer, MINUTE)
+        .reservation_rate_per_ip(limits.reservation_rate_per_ip, MINUTE)
+        .circuit_src_per_peer(limits.circuit_rate_per_peer, MINUTE)
+        .circuit_src_per_ip(limits.circuit_rate_per_ip, MINUTE);
+        let connection_limits = ConnectionLimits::default()
+            .with_max_established(Some(limits.max_connections))
+            .with_max_established_per_peer(Some(limits.max_connections_per_peer))
+            .with_max_pending_incoming(Some(defaults::MAX_PENDING_INCOMING));
+        Self {
+            limits: connection_limits::Behaviour::new(connection_limits),
+            relay: relay::Behaviour::new(peer_id, relay_config),
+            identify: identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_PROTOCOL_VERSION.to_string(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(defaults::PING_INTERVAL)),
+            directory: request_response::Behaviour::with_codec(
+                DirectoryCodec::default()
+                    .set_request_size_maximum(MAX_DIRECTORY_REQUEST_BYTES)
+                    .set_response_size_maximum(MAX_DIRECTORY_RESPONSE_BYTES),
+                [(StreamProtocol::new(DIRECTORY_PROTOCOL), ProtocolSupport::Inbound)],
+                request_response::Config::default(),
+            ),
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Relay configuration: command-line flags (each also an environment variable) override the
+//! TOML config file, which overrides the defaults in [`crate::defaults`].
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use libp2p::Multiaddr;
+use serde::Deserialize;
+
+use crate::defaults;
+
+/// darkswap-relay: a DarkSwap relay node. Browsers reach each other through it (circuit relay v2
+/// over WebRTC-direct or WebSocket); it also serves the web app, Prometheus metrics and health.
+#[derive(Debug, Parser, Default)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// TOML config file (see example.config.toml). Flags and environment override it.
+    #[arg(long, short = 'c', env = "DARKSWAP_RELAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for the identity key and WebRTC certificate [default: relay-data]
+    #[arg(long, env = "DARKSWAP_RELAY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Directory of the built web app to serve [default: web/dist]
+    #[arg(long, env = "DARKSWAP_RELAY_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// IP address to listen on [default: 0.0.0.0]
+    #[arg(long, env = "DARKSWAP_RELAY_LISTEN_IP")]
+    pub listen_ip: Option<IpAddr>,
+    /// libp2p TCP port, 0 for any [default: 4001]
+    #[arg(long, env = "DARKSWAP_RELAY_TCP_PORT")]
+    pub tcp_port: Option<u16>,
+    /// libp2p WebSocket port, 0 for any [default: 4002]
+    #[arg(long, env = "DARKSWAP_RELAY_WS_PORT")]
+    pub ws_port: Option<u16>,
+    /// libp2p WebRTC-direct UDP port, 0 for any [default: 4003]
+    #[arg(long, env = "DARKSWAP_RELAY_WEBRTC_PORT")]
+    pub webrtc_port: Option<u16>,
+    /// HTTP port (web app, /metrics, /health, /api/relay-info), 0 for any [default: 8080]
+    #[arg(long, env = "DARKSWAP_RELAY_HTTP_PORT")]
+    pub http_port: Option<u16>,
+    /// Public address to announce instead of the listen addresses (repeatable), e.g.
+    /// /ip4/203.0.113.7/udp/4003/webrtc-direct
+    #[arg(long = "external-addr", env = "DARKSWAP_RELAY_EXTERNAL_ADDRS", value_delimiter = ',')]
+    pub external_addrs: Vec<Multiaddr>,
+    #[command(flatten)]
+    pub limits: LimitsArgs,
+}
+
+/// Circuit-relay and connection limits (flags).
+#[derive(Debug, clap::Args, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsArgs {
+    /// Reservations held at once [default: 4096]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_RESERVATIONS")]
+    pub max_reservations: Option<usize>,
+    /// Reservations per peer [default: 2]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_RESERVATIONS_PER_PEER")]
+    pub max_reservations_per_peer: Option<usize>,
+    /// Reservation lifetime in seconds [default: 3600]
+    #[arg(long, env = "DARKSWAP_RELAY_RESERVATION_DURATION_SECS")]
+    pub reservation_duration_secs: Option<u64>,
+    /// Circuits at once [default: 8192]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_CIRCUITS")]
+    pub max_circuits: Option<usize>,
+    /// Circuits per peer [default: 64]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_CIRCUITS_PER_PEER")]
+    pub max_circuits_per_peer: Option<usize>,
+    /// Longest circuit in seconds [default: 86400]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_CIRCUIT_DURATION_SECS")]
+    pub max_circuit_duration_secs: Option<u64>,
+    /// Bytes one circuit may carry [default: 268435456]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_CIRCUIT_BYTES")]
+    pub max_circuit_bytes: Option<u64>,
+    /// New reservations per peer per minute [default: 30]
+    #[arg(long, env = "DARKSWAP_RELAY_RESERVATION_RATE_PER_PEER")]
+    pub reservation_rate_per_peer: Option<NonZeroU32>,
+    /// New reservations per IP per minute [default: 120]
+    #[arg(long, env = "DARKSWAP_RELAY_RESERVATION_RATE_PER_IP")]
+    pub reservation_rate_per_ip: Option<NonZeroU32>,
+    /// New circuits per peer per minute [default: 120]
+    #[arg(long, env = "DARKSWAP_RELAY_CIRCUIT_RATE_PER_PEER")]
+    pub circuit_rate_per_peer: Option<NonZeroU32>,
+    /// New circuits per IP per minute [default: 480]
+    #[arg(long, env = "DARKSWAP_RELAY_CIRCUIT_RATE_PER_IP")]
+    pub circuit_rate_per_ip: Option<NonZeroU32>,
+    /// Established connections at once [default: 8192]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_CONNECTIONS")]
+    pub max_connections: Option<u32>,
+    /// Connections per peer [default: 4]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_CONNECTIONS_PER_PEER")]
+    pub max_connections_per_peer: Option<u32>,
+}
+
+/// The config file's shape. Unknown keys are errors, so a typo is not silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    web_dir: Option<PathBuf>,
+    listen_ip: Option<IpAddr>,
+    tcp_port: Option<u16>,
+    ws_port: Option<u16>,
+    webrtc_port: Option<u16>,
+    http_port: Option<u16>,
+    #[serde(default)]
+    external_addrs: Vec<Multiaddr>,
+    #[serde(default)]
+    limits: LimitsArgs,
+}
+
+/// Limits in force.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_reservations: usize,
+    pub max_reservations_per_peer: usize,
+    pub reservation_duration: Duration,
+    pub max_circuits: usize,
+    pub max_circuits_per_peer: usize,
+    pub max_circuit_duration: Duration,
+    pub max_circuit_bytes: u64,
+    pub reservation_rate_per_peer: NonZeroU32,
+    pub reservation_rate_per_ip: NonZeroU32,
+    pub circuit_rate_per_peer: NonZeroU32,
+    pub circuit_rate_per_ip: NonZeroU32,
+    pub max_connections: u32,
+    pub max_connections_per_peer: u32,
+}
+
+/// The configuration in force.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub web_dir: PathBuf,
+    pub listen_ip: IpAddr,
+    pub tcp_port: u16,
+    pub ws_port: u16,
+    pub webrtc_port: u16,
+    pub http_port: u16,
+    pub external_addrs: Vec<Multiaddr>,
+    pub limits: Limits,
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting {name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+fn nz(v: u32) -> NonZeroU32 {
+    NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN)
+}
+
+impl Config {
+    /// Merges flags, environment (through clap), the config file and the defaults.
+    pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let l = &cli.limits;
+        let f = &file.limits;
+        let limits = Limits {
+            max_reservations: l
+                .max_reservations
+                .or(f.max_reservations)
+                .unwrap_or(defaults::MAX_RESERVATIONS),
+            max_reservations_per_peer: l
+                .max_reservations_per_peer
+                .or(f.max_reservations_per_peer)
+                .unwrap_or(defaults::MAX_RESERVATIONS_PER_PEER),
+            reservation_duration: l
+                .reservation_duration_secs
+                .or(f.reservation_duration_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults::RESERVATION_DURATION),
+            max_circuits: l
+                .max_circuits
+                .or(f.max_circuits)
+                .unwrap_or(defaults::MAX_CIRCUITS),
+            max_circuits_per_peer: l
+                .max_circuits_per_peer
+                .or(f.max_circuits_per_peer)
+                .unwrap_or(defaults::MAX_CIRCUITS_PER_PEER),
+            max_circuit_duration: l
+                .max_circuit_duration_secs
+                .or(f.max_circuit_duration_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults::MAX_CIRCUIT_DURATION),
+            max_circuit_bytes: l
+                .max_circuit_bytes
+                .or(f.max_circuit_bytes)
+                .unwrap_or(defaults::MAX_CIRCUIT_BYTES),
+            reservation_rate_per_peer: l
+                .reservation_rate_per_peer
+                .or(f.reservation_rate_per_peer)
+                .unwrap_or(nz(defaults::RESERVATION_RATE_PER_PEER_PER_MINUTE)),
+            reservation_rate_per_ip: l
+                .reservation_rate_per_ip
+                .or(f.reservation_rate_per_ip)
+                .unwrap_or(nz(defaults::RESERVATION_RATE_PER_IP_PER_MINUTE)),
+            circuit_rate_per_peer: l
+                .circuit_rate_per_peer
+                .or(f.circuit_rate_per_peer)
+                .unwrap_or(nz(defaults::CIRCUIT_RATE_PER_PEER_PER_MINUTE)),
+            circuit_rate_per_ip: l
+                .circuit_rate_per_ip
+                .or(f.circuit_rate_per_ip)
+                .unwrap_or(nz(defaults::CIRCUIT_RATE_PER_IP_PER_MINUTE)),
+            max_connections: l
+                .max_connections
+                .or(f.max_connections)
+                .unwrap_or(defaults::MAX_CONNECTIONS),
+            max_connections_per_peer: l
+                .max_connections_per_peer
+                .or(f.max_connections_per_peer)
+                .unwrap_or(defaults::MAX_CONNECTIONS_PER_PEER),
+        };
+        let default_ip: IpAddr = defaults::LISTEN_IP
+            .parse()
+            .map_err(|_| ConfigError::Invalid {
+                name: "listen_ip",
+                message: "built-in default does not parse".into(),
+            })?;
+        let config = Config {
+            data_dir: cli
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| defaults::DATA_DIR.into()),
+            web_dir: cli
+                .web_dir
+                .or(file.web_dir)
+                .unwrap_or_else(|| defaults::WEB_DIR.into()),
+            listen_ip: cli.listen_ip.or(file.listen_ip).unwrap_or(default_ip),
+            tcp_port: cli.tcp_port.or(file.tcp_port).unwrap_or(defaults::TCP_PORT),
+            ws_port: cli.ws_port.or(file.ws_port).unwrap_or(defaults::WS_PORT),
+            webrtc_port: cli
+                .webrtc_port
+                .or(file.webrtc_port)
+                .unwrap_or(defaults::WEBRTC_PORT),
+            http_port: cli
+                .http_port
+                .or(file.http_port)
+                .unwrap_or(defaults::HTTP_PORT),
+            external_addrs: if cli.external_addrs.is_empty() {
+                file.external_addrs
+            } else {
+                cli.external_addrs
+            },
+            limits,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let positive: [(&'static str, u64); 8] = [
+            ("max_reservations", l.max_reservations as u64),
+            ("max_reservations_per_peer", l.max_reservations_per_peer as u64),
+            ("reservation_duration_secs", l.reservation_duration.as_secs()),
+            ("max_circuits", l.max_circuits as u64),
+            ("max_circuits_per_peer", l.max_circuits_per_peer as u64),
+            ("max_circuit_duration_secs", l.max_circuit_duration.as_secs()),
+            ("max_circuit_bytes", l.max_circuit_bytes),
+            ("max_connections", l.max_connections as u64),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    name,
+                    message: "must be greater than 0".into(),
+                });
+            }
+        }
+        if l.max_connections_per_peer == 0 {
+            return Err(ConfigError::Invalid {
+                name: "max_connections_per_peer",
+                message: "must be greater than 0".into(),
+            });
+        }
+        let fixed: Vec<u16> = [self.tcp_port, self.ws_port, self.http_port]
+            .into_iter()
+            .filter(|p| *p != 0)
+            .collect();
+        for (i, p) in fixed.iter().enumerate() {
+            if fixed[i + 1..].contains(p) {
+                return Err(ConfigError::Invalid {
+                    name: "ports",
+                    message: format!("TCP port {p} is used twice (tcp_port, ws_port, http_port)"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        // toml's message spans several lines; the operator gets one.
+        message: e.message().replace('\n', " "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::from_cli(Cli::default()).unwrap();
+        assert_eq!(c.tcp_port, defaults::TCP_PORT);
+        assert_eq!(c.limits.max_circuit_bytes, defaults::MAX_CIRCUIT_BYTES);
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let (_d, path) = write("tcp_port = 5001\nws_port = 5002\n[limits]\nmax_reservations = 7\n");
+        let cli = Cli {
+            config: Some(path),
+            ws_port: Some(6002),
+            ..Cli::default()
+        };
+        let c = Config::from_cli(cli).unwrap();
+        assert_eq!(c.tcp_port, 5001);
+        assert_eq!(c.ws_port, 6002);
+        assert_eq!(c.limits.max_reservations, 7);
+    }
+
+    #[test]
+    fn bad_files_are_errors() {
+        let (_d, path) = write("tcp_portt = 1\n");
+        let e = Config::from_cli(Cli {
+            config: Some(path),
+            ..Cli::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        let (_d, path) = write("[limits]\nmax_circuits = 0\n");
+        let e = Config::from_cli(Cli {
+            config: Some(path),
+            ..Cli::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("max_circuits"), "{e}");
+        let e = Config::from_cli(Cli {
+            config: Some("/nonexistent/relay.toml".into()),
+            ..Cli::default()
+        })
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }));
+    }
+
+    #[test]
+    fn same_port_twice_is_an_error() {
+        let cli = Cli {
+            tcp_port: Some(7000),
+            http_port: Some(7000),
+            ..Cli::default()
+        };
+        assert!(Config::from_cli(cli).is_err());
+    }
+}

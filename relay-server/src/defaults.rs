@@ -1,0 +1,57 @@
+//! Every port, limit and timeout of the relay, with the reason for its value. All of them can be
+//! changed in the config file, by flag or by environment variable.
+
+use std::time::Duration;
+
+/// Where the identity key and the WebRTC certificate live. Relative to the working directory.
+pub const DATA_DIR: &str = "relay-data";
+/// Where `trunk build` puts the web app.
+pub const WEB_DIR: &str = "web/dist";
+/// Listen on every interface: a relay exists to be reached from outside.
+pub const LISTEN_IP: &str = "0.0.0.0";
+/// libp2p over TCP (native peers, other relays). 4001 is the customary libp2p port.
+pub const TCP_PORT: u16 = 4001;
+/// libp2p over WebSocket (browsers without WebRTC, or behind a TLS-terminating proxy).
+pub const WS_PORT: u16 = 4002;
+/// libp2p over WebRTC-direct, UDP (browsers, no TLS certificate needed).
+pub const WEBRTC_PORT: u16 = 4003;
+/// HTTP: the web app, `/metrics`, `/health`, `/api/relay-info`.
+pub const HTTP_PORT: u16 = 8080;
+
+/// Reservations held at once. A reservation is one trader reachable through this relay; the
+/// relay is sized for ~1,000 traders on a small VPS, with headroom.
+pub const MAX_RESERVATIONS: usize = 4096;
+/// Reservations per peer: one, plus one for a renewal that overlaps a reconnect.
+pub const MAX_RESERVATIONS_PER_PEER: usize = 2;
+/// A reservation lasts one hour; clients renew before it ends.
+pub const RESERVATION_DURATION: Duration = Duration::from_secs(3600);
+/// Circuits (trader-to-trader connections through the relay) at once.
+pub const MAX_CIRCUITS: usize = 8192;
+/// Circuits per peer: a market maker talks to many takers at once.
+pub const MAX_CIRCUITS_PER_PEER: usize = 64;
+/// A circuit may last a whole trading session (libp2p's default of 2 minutes cuts
+/// negotiations off mid-trade).
+pub const MAX_CIRCUIT_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// Bytes one circuit may carry (libp2p's default of 128 KiB cannot hold one order-book sync).
+pub const MAX_CIRCUIT_BYTES: u64 = 256 * 1024 * 1024;
+/// New reservations per peer per minute: a reconnecting browser needs a few, a flood needs more.
+pub const RESERVATION_RATE_PER_PEER_PER_MINUTE: u32 = 30;
+/// New reservations per IP per minute: several traders may share one NAT.
+pub const RESERVATION_RATE_PER_IP_PER_MINUTE: u32 = 120;
+/// New circuits a peer may open per minute.
+pub const CIRCUIT_RATE_PER_PEER_PER_MINUTE: u32 = 120;
+/// New circuits per source IP per minute.
+pub const CIRCUIT_RATE_PER_IP_PER_MINUTE: u32 = 480;
+
+/// Established connections in total: reservations plus relay peers plus slack.
+pub const MAX_CONNECTIONS: u32 = 8192;
+/// Connections per peer: a browser may hold WebRTC and WebSocket briefly during a reconnect.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+/// Handshakes in progress at once; bounds the memory an unauthenticated flood can take.
+pub const MAX_PENDING_INCOMING: u32 = 512;
+/// Connections without any protocol activity close after this.
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often to ping peers; drives the RTT histogram.
+pub const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// How long to wait for the listeners' first addresses before reporting readiness anyway.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,0 +1,184 @@
+//! The relay's own metrics (`darkswap_relay_*`), declared in one place with their help text.
+//! libp2p's metric families (`libp2p_*`) are registered beside them in the same registry.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Transport {
+    tcp,
+    websocket,
+    webrtc_direct,
+    other,
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Direction {
+    inbound,
+    outbound,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    pub transport: Transport,
+    pub direction: Direction,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabels {
+    pub transport: Transport,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+/// Every `darkswap_relay_*` metric.
+pub struct RelayMetrics {
+    pub connections_opened: Family<ConnectionLabels, Counter>,
+    pub connections_closed: Family<TransportLabels, Counter>,
+    pub connections_active: Family<TransportLabels, Gauge>,
+    pub connections_denied: Family<ReasonLabels, Counter>,
+    pub reservations_accepted: Counter,
+    pub reservations_renewed: Counter,
+    pub reservations_denied: Family<ReasonLabels, Counter>,
+    pub reservations_ended: Family<ReasonLabels, Counter>,
+    pub reservations_active: Gauge,
+    pub circuits_accepted: Counter,
+    pub circuits_denied: Family<ReasonLabels, Counter>,
+    pub circuits_closed: Family<ReasonLabels, Counter>,
+    pub circuits_active: Gauge,
+    pub directory_requests: Counter,
+}
+
+impl RelayMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let r = registry.sub_registry_with_prefix("darkswap_relay");
+        let m = Self {
+            connections_opened: Family::default(),
+            connections_closed: Family::default(),
+            connections_active: Family::default(),
+            connections_denied: Family::default(),
+            reservations_accepted: Counter::default(),
+            reservations_renewed: Counter::default(),
+            reservations_denied: Family::default(),
+            reservations_ended: Family::default(),
+            reservations_active: Gauge::default(),
+            circuits_accepted: Counter::default(),
+            circuits_denied: Family::default(),
+            circuits_closed: Family::default(),
+            circuits_active: Gauge::default(),
+            directory_requests: Counter::default(),
+        };
+        r.register(
+            "connections_opened",
+            "Connections established, by transport and direction",
+            m.connections_opened.clone(),
+        );
+        r.register(
+            "connections_closed",
+            "Connections closed, by transport",
+            m.connections_closed.clone(),
+        );
+        r.register(
+            "connections_active",
+            "Connections open now, by transport",
+            m.connections_active.clone(),
+        );
+        r.register(
+            "connections_denied",
+            "Incoming connections refused, by reason",
+            m.connections_denied.clone(),
+        );
+        r.register(
+            "reservations_accepted",
+            "New circuit-relay reservations accepted",
+            m.reservations_accepted.clone(),
+        );
+        r.register(
+            "reservations_renewed",
+            "Circuit-relay reservations renewed",
+            m.reservations_renewed.clone(),
+        );
+        r.register(
+            "reservations_denied",
+            "Circuit-relay reservations refused, by reason",
+            m.reservations_denied.clone(),
+        );
+        r.register(
+            "reservations_ended",
+            "Reservations that ended, by reason (closed, timed_out)",
+            m.reservations_ended.clone(),
+        );
+        r.register(
+            "reservations_active",
+            "Reservations held now",
+            m.reservations_active.clone(),
+        );
+        r.register(
+            "circuits_accepted",
+            "Circuits opened between two peers",
+            m.circuits_accepted.clone(),
+        );
+        r.register(
+            "circuits_denied",
+            "Circuit requests refused, by reason",
+            m.circuits_denied.clone(),
+        );
+        r.register(
+            "circuits_closed",
+            "Circuits closed, by reason (ok, error)",
+            m.circuits_closed.clone(),
+        );
+        r.register(
+            "circuits_active",
+            "Circuits open now",
+            m.circuits_active.clone(),
+        );
+        r.register(
+            "directory_requests",
+            "Directory (who is reachable here) requests answered",
+            m.directory_requests.clone(),
+        );
+        r.register(
+            "build",
+            "Relay build information",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        m
+    }
+
+    pub fn reason(reason: impl Into<String>) -> ReasonLabels {
+        ReasonLabels {
+            reason: reason.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_conventions() {
+        let mut registry = Registry::default();
+        let m = RelayMetrics::register(&mut registry);
+        m.reservations_denied
+            .get_or_create(&RelayMetrics::reason("resource_limit_exceeded"))
+            .inc();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains(
+            "darkswap_relay_reservations_denied_total{reason=\"resource_limit_exceeded\"} 1"
+        ));
+        assert!(text.contains("darkswap_relay_build_info{version="));
+        assert!(text.contains("# HELP darkswap_relay_circuits_active Circuits open now"));
+    }
+}

@@ -1,0 +1,492 @@
+//! The relay's main loop: builds the swarm, opens the listeners, serves HTTP, and turns swarm
+//! events into metrics, directory entries and the relay-info document.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use darkswap_proto::RelayInfo;
+use futures::StreamExt;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::ListenerId;
+use libp2p::core::ConnectedPoint;
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response;
+use libp2p::swarm::{ListenError, SwarmEvent};
+use libp2p::{noise, relay, tcp, yamux, Multiaddr, PeerId, Swarm, Transport as _};
+use libp2p::metrics::Recorder;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use web_time::Instant;
+
+use crate::behaviour::{RelayBehaviour, RelayBehaviourEvent};
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::http::{Health, HttpState};
+use crate::identity::{self, Identity, IdentityError};
+use crate::metrics::{ConnectionLabels, Direction, RelayMetrics, Transport, TransportLabels};
+use crate::defaults;
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("cannot bind HTTP listener on {addr}: {source}")]
+    BindHttp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {message}")]
+    Listen { addr: Multiaddr, message: String },
+    #[error("cannot build the libp2p node: {0}")]
+    Build(String),
+    #[error("cannot install signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+fn build_error(e: impl std::fmt::Display) -> ServerError {
+    ServerError::Build(e.to_string())
+}
+
+async fn build_swarm(
+    identity: Identity,
+    config: &Config,
+    registry: &mut Registry,
+) -> Result<Swarm<RelayBehaviour>, ServerError> {
+    let Identity {
+        keypair,
+        certificate,
+    } = identity;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(build_error)?
+        .with_other_transport(|key| {
+            libp2p_webrtc::tokio::Transport::new(key.clone(), certificate)
+                .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))
+        })
+        .map_err(build_error)?
+        .with_dns()
+        .map_err(build_error)?
+        .with_websocket(noise::Config::new, yamux::Config::default)
+        .await
+        .map_err(build_error)?
+        .with_bandwidth_metrics(registry)
+        .with_behaviour(|key| RelayBehaviour::new(key, &config.limits))
+        .map_err(build_error)?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(defaults::IDLE_CONNECTION_TIMEOUT))
+        .build();
+    Ok(swarm)
+}
+
+fn ip_protocol(ip: IpAddr) -> Protocol<'static> {
+    match ip {
+        IpAddr::V4(v4) => Protocol::Ip4(v4),
+        IpAddr::V6(v6) => Protocol::Ip6(v6),
+    }
+}
+
+fn transport_of(addr: &Multiaddr) -> Transport {
+    let mut t = Transport::other;
+    for p in addr.iter() {
+        match p {
+            Protocol::WebRTCDirect => return Transport::webrtc_direct,
+            Protocol::Ws(_) | Protocol::Wss(_) => t = Transport::websocket,
+            Protocol::Tcp(_) if t == Transport::other => t = Transport::tcp,
+            _ => {}
+        }
+    }
+    t
+}
+
+fn endpoint_labels(endpoint: &ConnectedPoint) -> ConnectionLabels {
+    match endpoint {
+        ConnectedPoint::Dialer { address, .. } => ConnectionLabels {
+            transport: transport_of(address),
+            direction: Direction::outbound,
+        },
+        ConnectedPoint::Listener { local_addr, .. } => ConnectionLabels {
+            transport: transport_of(local_addr),
+            direction: Direction::inbound,
+        },
+    }
+}
+
+fn status_reason(status: relay::StatusCode) -> &'static str {
+    match status {
+        relay::StatusCode::OK => "ok",
+        relay::StatusCode::ReservationRefused => "reservation_refused",
+        relay::StatusCode::ResourceLimitExceeded => "resource_limit_exceeded",
+        relay::StatusCode::PermissionDenied => "permission_denied",
+        relay::StatusCode::ConnectionFailed => "connection_failed",
+        relay::StatusCode::NoReservation => "no_reservation",
+        relay::StatusCode::MalformedMessage => "malformed_message",
+        relay::StatusCode::UnexpectedMessage => "unexpected_message",
+    }
+}
+
+/// Runs the relay until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    let identity = identity::load_or_create(&config.data_dir)?;
+    let peer_id = identity.keypair.public().to_peer_id();
+
+    let http_addr = SocketAddr::new(config.listen_ip, config.http_port);
+    let http_listener = TcpListener::bind(http_addr)
+        .await
+        .map_err(|source| ServerError::BindHttp {
+            addr: http_addr,
+            source,
+        })?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(|source| ServerError::BindHttp {
+            addr: http_addr,
+            source,
+        })?;
+
+    let mut registry = Registry::default();
+    let libp2p_metrics = libp2p::metrics::Metrics::new(&mut registry);
+    let metrics = RelayMetrics::register(&mut registry);
+    let mut swarm = build_swarm(identity, &config, &mut registry).await?;
+
+    let ip = ip_protocol(config.listen_ip);
+    let listen_addrs = [
+        Multiaddr::empty().with(ip.clone()).with(Protocol::Tcp(config.tcp_port)),
+        Multiaddr::empty()
+            .with(ip.clone())
+            .with(Protocol::Tcp(config.ws_port))
+            .with(Protocol::Ws("/".into())),
+        Multiaddr::empty()
+            .with(ip)
+            .with(Protocol::Udp(config.webrtc_port))
+            .with(Protocol::WebRTCDirect),
+    ];
+    let mut listeners: HashMap<ListenerId, Vec<Multiaddr>> = HashMap::new();
+    for addr in listen_addrs {
+        let id = swarm.listen_on(addr.clone()).map_err(|e| ServerError::Listen {
+            addr,
+            message: e.to_string(),
+        })?;
+        listeners.insert(id, Vec::new());
+    }
+    for addr in &config.external_addrs {
+        swarm.add_external_address(addr.clone());
+    }
+
+    let started = Instant::now();
+    let state = Arc::new(HttpState {
+        registry,
+        relay_info: RwLock::new(RelayInfo {
+            peer_id: peer_id.to_base58(),
+            addrs: Vec::new(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }),
+        health: RwLock::new(Health {
+            status: "starting",
+            peer_id: peer_id.to_base58(),
+            uptime_secs: 0,
+            connections: 0,
+            reservations: 0,
+        }),
+    });
+    if !config.web_dir.join("index.html").is_file() {
+        tracing::warn!(web_dir = %config.web_dir.display(), "web app not found; serving an explanation instead (build it with `trunk build --release`)");
+    }
+    let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
+    let router = crate::http::router(state.clone(), &config.web_dir);
+    let http_task = tokio::spawn(async move {
+        let serve = axum::serve(http_listener, router).with_graceful_shutdown(async move {
+            let _ = shutdown_rx.changed().await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!("HTTP server failed: {e}");
+        }
+    });
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(ServerError::Signal)?;
+    let mut loop_state = LoopState {
+        peer_id,
+        config: &config,
+        metrics,
+        libp2p_metrics,
+        directory: Directory::default(),
+        listeners,
+        http_addr,
+        ready: false,
+        connections: 0,
+        state: state.clone(),
+    };
+    let ready_deadline = tokio::time::sleep(defaults::READY_TIMEOUT);
+    tokio::pin!(ready_deadline);
+    let mut health_tick = tokio::time::interval(Duration::from_secs(1));
+
+    loop {
+        tokio::select! {
+            event = swarm.select_next_some() => loop_state.on_event(&mut swarm, event),
+            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = &mut ready_deadline, if !loop_state.ready => {
+                tracing::warn!("not every listener reported an address within {:?}", defaults::READY_TIMEOUT);
+                loop_state.announce_ready();
+            }
+            _ = health_tick.tick() => loop_state.update_health(started),
+        }
+    }
+    let _ = shutdown_tx.send(true);
+    let _ = http_task.await;
+    drop(swarm);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+struct LoopState<'a> {
+    peer_id: PeerId,
+    config: &'a Config,
+    metrics: RelayMetrics,
+    libp2p_metrics: libp2p::metrics::Metrics,
+    directory: Directory,
+    listeners: HashMap<ListenerId, Vec<Multiaddr>>,
+    http_addr: SocketAddr,
+    ready: bool,
+    connections: u64,
+    state: Arc<HttpState>,
+}
+
+impl LoopState<'_> {
+    fn on_event(&mut self, swarm: &mut Swarm<RelayBehaviour>, event: SwarmEvent<RelayBehaviourEvent>) {
+        self.libp2p_metrics.record(&event);
+        match event {
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
+                if self.config.external_addrs.is_empty() {
+                    swarm.add_external_address(address.clone());
+                }
+                if let Some(addrs) = self.listeners.get_mut(&listener_id) {
+                    addrs.push(address);
+                }
+                self.publish_addrs(swarm);
+                if !self.ready && self.listeners.values().all(|a| !a.is_empty()) {
+                    self.announce_ready();
+                }
+            }
+            SwarmEvent::ExpiredListenAddr {
+                listener_id,
+                address,
+            } => {
+                if self.config.external_addrs.is_empty() {
+                    swarm.remove_external_address(&address);
+                }
+                if let Some(addrs) = self.listeners.get_mut(&listener_id) {
+                    addrs.retain(|a| *a != address);
+                }
+                self.publish_addrs(swarm);
+            }
+            SwarmEvent::ListenerClosed {
+                addresses, reason, ..
+            } => {
+                tracing::error!(?addresses, ?reason, "listener closed");
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                tracing::error!("listener error: {error}");
+            }
+            SwarmEvent::ConnectionEstablished { endpoint, .. } => {
+                let labels = endpoint_labels(&endpoint);
+                self.metrics.connections_opened.get_or_create(&labels).inc();
+                self.metrics
+                    .connections_active
+                    .get_or_create(&TransportLabels {
+                        transport: labels.transport,
+                    })
+                    .inc();
+                self.connections += 1;
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                let transport = endpoint_labels(&endpoint).transport;
+                let labels = TransportLabels { transport };
+                self.metrics.connections_closed.get_or_create(&labels).inc();
+                self.metrics.connections_active.get_or_create(&labels).dec();
+                self.connections = self.connections.saturating_sub(1);
+                if num_established == 0 {
+                    self.directory.remove(&peer_id);
+                }
+            }
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                let reason = match error {
+                    ListenError::Denied { .. } => "connection_limit",
+                    ListenError::Aborted => "aborted",
+                    ListenError::WrongPeerId { .. } | ListenError::LocalPeerId { .. } => {
+                        "wrong_peer_id"
+                    }
+                    ListenError::Transport(_) => "handshake_failed",
+                };
+                self.metrics
+                    .connections_denied
+                    .get_or_create(&RelayMetrics::reason(reason))
+                    .inc();
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(swarm, event),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, swarm: &mut Swarm<RelayBehaviour>, event: RelayBehaviourEvent) {
+        match event {
+            RelayBehaviourEvent::Relay(event) => {
+                self.libp2p_metrics.record(&event);
+                self.on_relay_event(event);
+            }
+            RelayBehaviourEvent::Identify(event) => self.libp2p_metrics.record(&event),
+            RelayBehaviourEvent::Ping(event) => self.libp2p_metrics.record(&event),
+            RelayBehaviourEvent::Directory(request_response::Event::Message {
+                message: request_response::Message::Request { channel, .. },
+                ..
+            }) => {
+                self.metrics.directory_requests.inc();
+                // The requester may be gone already; nothing to do then.
+                let _ = swarm
+                    .behaviour_mut()
+                    .directory
+                    .send_response(channel, self.directory.response());
+            }
+            RelayBehaviourEvent::Directory(_) | RelayBehaviourEvent::Limits(_) => {}
+        }
+    }
+
+    fn on_relay_event(&mut self, event: relay::Event) {
+        let m = &self.metrics;
+        #[allow(deprecated)]
+        match event {
+            relay::Event::ReservationReqAccepted {
+                src_peer_id,
+                renewed,
+            } => {
+                if renewed {
+                    m.reservations_renewed.inc();
+                } else {
+                    m.reservations_accepted.inc();
+                }
+                self.directory.reserved(src_peer_id);
+            }
+            relay::Event::ReservationReqDenied { status, .. } => {
+                m.reservations_denied
+                    .get_or_create(&RelayMetrics::reason(status_reason(status)))
+                    .inc();
+            }
+            relay::Event::ReservationReqAcceptFailed { .. } => {
+                m.reservations_denied
+                    .get_or_create(&RelayMetrics::reason("accept_failed"))
+                    .inc();
+            }
+            relay::Event::ReservationClosed { src_peer_id } => {
+                m.reservations_ended
+                    .get_or_create(&RelayMetrics::reason("closed"))
+                    .inc();
+                self.directory.remove(&src_peer_id);
+            }
+            relay::Event::ReservationTimedOut { src_peer_id } => {
+                m.reservations_ended
+                    .get_or_create(&RelayMetrics::reason("timed_out"))
+                    .inc();
+                self.directory.remove(&src_peer_id);
+            }
+            relay::Event::CircuitReqAccepted { .. } => {
+                m.circuits_accepted.inc();
+                m.circuits_active.inc();
+            }
+            relay::Event::CircuitReqDenied { status, .. } => {
+                m.circuits_denied
+                    .get_or_create(&RelayMetrics::reason(status_reason(status)))
+                    .inc();
+            }
+            relay::Event::CircuitReqOutboundConnectFailed { .. } => {
+                m.circuits_denied
+                    .get_or_create(&RelayMetrics::reason("destination_unreachable"))
+                    .inc();
+            }
+            relay::Event::CircuitReqAcceptFailed { .. } => {
+                m.circuits_denied
+                    .get_or_create(&RelayMetrics::reason("accept_failed"))
+                    .inc();
+            }
+            relay::Event::CircuitClosed { error, .. } => {
+                m.circuits_active.dec();
+                let reason = if error.is_some() { "error" } else { "ok" };
+                m.circuits_closed
+                    .get_or_create(&RelayMetrics::reason(reason))
+                    .inc();
+            }
+            _ => {}
+        }
+        m.reservations_active.set(self.directory.len() as i64);
+    }
+
+    /// The addresses we tell browsers to dial: the configured external ones, or else what the
+    /// listeners bound; each with `/p2p/<us>`.
+    fn dial_addrs(&self, swarm: &Swarm<RelayBehaviour>) -> Vec<String> {
+        let base: Vec<Multiaddr> = if self.config.external_addrs.is_empty() {
+            let mut all: Vec<Multiaddr> = self.listeners.values().flatten().cloned().collect();
+            all.sort_by_key(|a| a.to_string());
+            all
+        } else {
+            swarm.external_addresses().cloned().collect()
+        };
+        base.into_iter()
+            .map(|a| a.with_p2p(self.peer_id).unwrap_or_else(|a| a).to_string())
+            .collect()
+    }
+
+    fn publish_addrs(&self, swarm: &Swarm<RelayBehaviour>) {
+        let addrs = self.dial_addrs(swarm);
+        if let Ok(mut info) = self.state.relay_info.write() {
+            info.addrs = addrs;
+        }
+    }
+
+    fn announce_ready(&mut self) {
+        self.ready = true;
+        let http = if self.http_addr.ip().is_unspecified() {
+            SocketAddr::new([127, 0, 0, 1].into(), self.http_addr.port())
+        } else {
+            self.http_addr
+        };
+        let addrs = self
+            .state
+            .relay_info
+            .read()
+            .map(|i| i.addrs.clone())
+            .unwrap_or_default();
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "darkswap-relay {}", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(out, "peer id: {}", self.peer_id);
+        for addr in addrs {
+            let _ = writeln!(out, "address: {addr}");
+        }
+        let _ = writeln!(out, "web app: http://{http}/");
+        let _ = writeln!(out, "ready");
+        let _ = out.flush();
+    }
+
+    fn update_health(&self, started: Instant) {
+        if let Ok(mut h) = self.state.health.write() {
+            h.status = if self.ready { "ok" } else { "starting" };
+            h.uptime_secs = started.elapsed().as_secs();
+            h.connections = self.connections;
+            h.reservations = self.directory.len() as u64;
+        }
+    }
+}
