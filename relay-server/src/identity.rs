@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use darkswap_net::keyfile::{load_or_create_keypair, read_if_exists, write_private, KeyFileError};
 use libp2p::identity::Keypair;
 use libp2p_webrtc::tokio::Certificate;
 
@@ -18,18 +19,8 @@ pub enum IdentityError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not a valid key: {message}")]
-    InvalidKey { path: PathBuf, message: String },
+    #[error(transparent)]
+    File(#[from] KeyFileError),
     #[error("{path} is not a valid certificate: {message}")]
     InvalidCert { path: PathBuf, message: String },
     #[error("cannot generate a WebRTC certificate: {0}")]
@@ -48,26 +39,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<Identity, IdentityError> {
         path: data_dir.to_path_buf(),
         source,
     })?;
-    let key_path = data_dir.join(KEY_FILE);
-    let keypair = match read_if_exists(&key_path)? {
-        Some(bytes) => {
-            Keypair::from_protobuf_encoding(&bytes).map_err(|e| IdentityError::InvalidKey {
-                path: key_path.clone(),
-                message: e.to_string(),
-            })?
-        }
-        None => {
-            let keypair = Keypair::generate_ed25519();
-            let bytes = keypair
-                .to_protobuf_encoding()
-                .map_err(|e| IdentityError::InvalidKey {
-                    path: key_path.clone(),
-                    message: e.to_string(),
-                })?;
-            write_private(&key_path, &bytes)?;
-            keypair
-        }
-    };
+    let keypair = load_or_create_keypair(&data_dir.join(KEY_FILE))?;
     let cert_path = data_dir.join(CERT_FILE);
     let certificate = match read_if_exists(&cert_path)? {
         Some(bytes) => {
@@ -93,35 +65,6 @@ pub fn load_or_create(data_dir: &Path) -> Result<Identity, IdentityError> {
     })
 }
 
-fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, IdentityError> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(IdentityError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-/// Writes a secret readable by the owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let write_err = |source| IdentityError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = options.open(path).map_err(write_err)?;
-    file.write_all(bytes).map_err(write_err)?;
-    file.sync_all().map_err(write_err)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +83,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(KEY_FILE), b"garbage").unwrap();
         let e = load_or_create(dir.path()).err().unwrap();
-        assert!(matches!(e, IdentityError::InvalidKey { .. }), "{e}");
+        assert!(matches!(e, IdentityError::File(KeyFileError::Invalid { .. })), "{e}");
     }
 }

@@ -1,1 +1,186 @@
-fn main(){}
+//! `darkswap`: a native DarkSwap trader, built on the same `darkswap-net` node as the browser.
+//!
+//! ```text
+//! darkswap --relay /ip4/127.0.0.1/tcp/4001/p2p/<relay> peers
+//! darkswap --relay … ping <peer> --count 5
+//! darkswap --relay … send <peer> "hello"
+//! darkswap --relay … online          # stay reachable, print what happens
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use darkswap_net::libp2p::{identity::Keypair, Multiaddr, PeerId};
+use darkswap_net::{new_node, NodeConfig, NodeEvent, RelayStatus};
+use futures::channel::mpsc;
+use futures::StreamExt;
+
+#[derive(Parser)]
+#[command(version, about = "A native DarkSwap trader")]
+struct Cli {
+    /// The relay's multiaddr, ending in /p2p/<relay peer id> (repeat for several addresses of
+    /// the same relay).
+    #[arg(long, required = true, env = "DARKSWAP_RELAY")]
+    relay: Vec<Multiaddr>,
+    /// Identity key file (created if missing). Without it the identity is new on every run.
+    #[arg(long, env = "DARKSWAP_IDENTITY")]
+    identity: Option<PathBuf>,
+    /// Give up if the relay reservation is not held within this many seconds.
+    #[arg(long, default_value_t = 20)]
+    timeout: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stay reachable through the relay and print every event until Ctrl-C.
+    Online,
+    /// List the peers reachable through the relay.
+    Peers,
+    /// Send messages to a peer through the relay and print each round-trip time.
+    Ping {
+        peer: PeerId,
+        #[arg(long, default_value_t = 3)]
+        count: u32,
+    },
+    /// Send one message to a peer.
+    Send { peer: PeerId, text: String },
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("darkswap: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let keypair = match &cli.identity {
+        Some(path) => darkswap_net::keyfile::load_or_create_keypair(path)?,
+        None => Keypair::generate_ed25519(),
+    };
+    let (node, handle, mut events) = new_node(keypair, NodeConfig::new(cli.relay.clone()))
+        .await
+        .context("cannot start the node")?;
+    tokio::spawn(node.run());
+    println!("peer id: {}", handle.local_peer_id());
+    wait_reserved(&mut events, Duration::from_secs(cli.timeout)).await?;
+
+    match cli.command {
+        Command::Online => loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(event) => print_event(&event),
+                    None => bail!("the node stopped"),
+                },
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            }
+        },
+        Command::Peers => {
+            let deadline = tokio::time::sleep(Duration::from_secs(cli.timeout));
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    event = events.next() => match event {
+                        Some(NodeEvent::Peers { peers, total }) => {
+                            for peer in &peers {
+                                println!("{peer}");
+                            }
+                            println!("{} peer(s) reachable ({total} reserved on the relay, us included)", peers.len());
+                            return Ok(());
+                        }
+                        Some(_) => {}
+                        None => bail!("the node stopped"),
+                    },
+                    // No Peers event: the relay lists nobody but us.
+                    _ = &mut deadline => { println!("0 peer(s) reachable"); return Ok(()); }
+                }
+            }
+        }
+        Command::Ping { peer, count } => {
+            for i in 1..=count {
+                let id = handle.send_message(peer, format!("ping {i}"))?;
+                let rtt = wait_delivery(&mut events, id, cli.timeout).await?;
+                println!("reply from {peer}: seq={i} time={:.1} ms", rtt.as_secs_f64() * 1e3);
+            }
+            Ok(())
+        }
+        Command::Send { peer, text } => {
+            let id = handle.send_message(peer, text)?;
+            let rtt = wait_delivery(&mut events, id, cli.timeout).await?;
+            println!("delivered to {peer} in {:.1} ms", rtt.as_secs_f64() * 1e3);
+            Ok(())
+        }
+    }
+}
+
+async fn wait_reserved(events: &mut mpsc::Receiver<NodeEvent>, timeout: Duration) -> Result<()> {
+    let mut last_error = String::from("none");
+    let wait = async {
+        while let Some(event) = events.next().await {
+            match event {
+                NodeEvent::Relay(RelayStatus::Reserved {
+                    transport,
+                    circuit_addr,
+                }) => {
+                    println!("reserved via {transport}: reachable at {circuit_addr}");
+                    return true;
+                }
+                NodeEvent::Relay(RelayStatus::Failed { reason, .. }) => last_error = reason,
+                _ => {}
+            }
+        }
+        false
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(true) => Ok(()),
+        Ok(false) => bail!("the node stopped (last error: {last_error})"),
+        Err(_) => bail!("no reservation on the relay within {timeout:?} (last error: {last_error})"),
+    }
+}
+
+async fn wait_delivery(
+    events: &mut mpsc::Receiver<NodeEvent>,
+    id: u64,
+    timeout_secs: u64,
+) -> Result<Duration> {
+    let wait = async {
+        while let Some(event) = events.next().await {
+            match event {
+                NodeEvent::MessageDelivered { id: got, rtt, accepted, reason, .. } if got == id => {
+                    if accepted {
+                        return Ok(rtt);
+                    }
+                    bail!("refused by the peer: {}", reason.unwrap_or_default());
+                }
+                NodeEvent::MessageFailed { id: got, reason, .. } if got == id => bail!("{reason}"),
+                _ => {}
+            }
+        }
+        bail!("the node stopped")
+    };
+    tokio::time::timeout(Duration::from_secs(timeout_secs), wait)
+        .await
+        .context("no answer in time")?
+}
+
+fn print_event(event: &NodeEvent) {
+    match event {
+        NodeEvent::Relay(status) => println!("relay: {status:?}"),
+        NodeEvent::RelayRtt(rtt) => println!("relay rtt: {:.1} ms", rtt.as_secs_f64() * 1e3),
+        NodeEvent::Peers { peers, .. } => println!("peers: {peers:?}"),
+        NodeEvent::MessageReceived { from, text, .. } => println!("message from {from}: {text}"),
+        other => println!("{other:?}"),
+    }
+}

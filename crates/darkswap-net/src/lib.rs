@@ -11,6 +11,8 @@ mod addr;
 mod behaviour;
 mod config;
 mod event;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod keyfile;
 mod node;
 #[cfg(target_arch = "wasm32")]
 pub mod relay_info;
