@@ -1,1 +1,272 @@
+//! Test harness: starts the real `darkswap-relay` binary on loopback ports with a temporary data
+//! directory, and native peers built on `darkswap-net`.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use darkswap_net::libp2p::{identity::Keypair, Multiaddr, PeerId};
+use darkswap_net::{new_node, NodeConfig, NodeEvent, NodeHandle, RelayStatus};
+use futures::channel::mpsc;
+use futures::StreamExt;
+
+/// The relay binary built in the same target directory as this test
+/// (`cargo build -p darkswap-relay` first), or `$DARKSWAP_RELAY_BIN`.
+pub fn relay_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("DARKSWAP_RELAY_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/darkswap-relay
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("darkswap-relay"))
+        .expect("target directory");
+    assert!(
+        bin.is_file(),
+        "{} not found: run `cargo build -p darkswap-relay` before the tests",
+        bin.display()
+    );
+    bin
+}
+
+/// A port that was free a moment ago (for tests that restart a relay on the same ports).
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free TCP port")
+}
+
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free UDP port")
+}
+
+/// Ports for one relay; 0 means "any".
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ports {
+    pub tcp: u16,
+    pub ws: u16,
+    pub webrtc: u16,
+    pub http: u16,
+}
+
+impl Ports {
+    pub fn fixed() -> Self {
+        Self {
+            tcp: free_tcp_port(),
+            ws: free_tcp_port(),
+            webrtc: free_udp_port(),
+            http: free_tcp_port(),
+        }
+    }
+}
+
+/// A running relay process; stopped with SIGTERM when dropped.
+pub struct Relay {
+    child: Child,
+    pub peer_id: PeerId,
+    pub addrs: Vec<Multiaddr>,
+    pub http: String,
+}
+
+impl Relay {
+    /// Starts the relay with `data_dir`, `ports` and extra flags, and waits for "ready".
+    pub fn start(data_dir: &Path, ports: Ports, extra: &[&str]) -> Result<Self> {
+        let mut cmd = Command::new(relay_bin());
+        cmd.arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen-ip", "127.0.0.1"])
+            .args(["--tcp-port", &ports.tcp.to_string()])
+            .args(["--ws-port", &ports.ws.to_string()])
+            .args(["--webrtc-port", &ports.webrtc.to_string()])
+            .args(["--http-port", &ports.http.to_string()])
+            .args(["--web-dir", "/nonexistent"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().context("cannot start darkswap-relay")?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut peer_id, mut addrs, mut http) = (None, Vec::new(), None);
+        for line in lines.by_ref() {
+            let line = line?;
+            if let Some(id) = line.strip_prefix("peer id: ") {
+                peer_id = Some(id.parse()?);
+            } else if let Some(a) = line.strip_prefix("address: ") {
+                addrs.push(a.parse()?);
+            } else if let Some(url) = line.strip_prefix("web app: ") {
+                http = Some(url.trim_end_matches('/').to_string());
+            } else if line == "ready" {
+                break;
+            }
+        }
+        // Keep draining stdout so the relay never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let (Some(peer_id), Some(http)) = (peer_id, http) else {
+            let status = child.wait()?;
+            bail!("relay exited before it was ready ({status})");
+        };
+        Ok(Self {
+            child,
+            peer_id,
+            addrs,
+            http,
+        })
+    }
+
+    /// The relay's TCP address on loopback.
+    pub fn tcp_addr(&self) -> Multiaddr {
+        self.addr_with("/tcp/", false)
+    }
+
+    /// The relay's WebRTC-direct address on loopback.
+    pub fn webrtc_addr(&self) -> Multiaddr {
+        self.addr_with("/webrtc-direct/", true)
+    }
+
+    fn addr_with(&self, needle: &str, allow_ws: bool) -> Multiaddr {
+        self.addrs
+            .iter()
+            .find(|a| {
+                let s = a.to_string();
+                s.starts_with("/ip4/127.0.0.1/")
+                    && s.contains(needle)
+                    && (allow_ws || !s.contains("/ws"))
+                    && (needle == "/webrtc-direct/" || !s.contains("webrtc"))
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("relay has no {needle} address in {:?}", self.addrs))
+    }
+
+    pub fn get(&self, path: &str) -> Result<(u16, String)> {
+        http_get(&format!("{}{}", self.http, path))
+    }
+
+    /// The value of one sample in `/metrics` (the exact series text before the value).
+    pub fn metric(&self, series: &str) -> Result<f64> {
+        let (_, body) = self.get("/metrics")?;
+        metric_value(&body, series).ok_or_else(|| anyhow!("{series} not in /metrics"))
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) -> Result<std::process::ExitStatus> {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child.kill()?;
+        bail!("relay did not stop within 5 s of SIGTERM")
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.terminate();
+        }
+    }
+}
+
+/// The value of `series` in Prometheus text, e.g. `darkswap_relay_reservations_accepted_total`.
+pub fn metric_value(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok())?
+        })
+}
+
+/// A minimal HTTP/1.1 GET against loopback (no client library needed for tests).
+pub fn http_get(url: &str) -> Result<(u16, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("not an http URL: {url}"))?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut stream = TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("malformed HTTP response"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("no HTTP status"))?;
+    Ok((status, body.to_string()))
+}
+
+/// A native trader on `darkswap-net`.
+pub struct Peer {
+    pub handle: NodeHandle,
+    pub events: mpsc::Receiver<NodeEvent>,
+}
+
+impl Peer {
+    pub async fn start(relay_addrs: Vec<Multiaddr>) -> Result<Self> {
+        Self::start_with(NodeConfig::new(relay_addrs)).await
+    }
+
+    pub async fn start_with(config: NodeConfig) -> Result<Self> {
+        let (node, handle, events) = new_node(Keypair::generate_ed25519(), config).await?;
+        tokio::spawn(node.run());
+        Ok(Self { handle, events })
+    }
+
+    pub fn id(&self) -> PeerId {
+        self.handle.local_peer_id()
+    }
+
+    /// Waits for the first event that `pick` maps to `Some`, failing after `timeout`.
+    pub async fn wait_for<T>(
+        &mut self,
+        timeout: Duration,
+        mut pick: impl FnMut(&NodeEvent) -> Option<T>,
+    ) -> Result<T> {
+        let wait = async {
+            while let Some(event) = self.events.next().await {
+                if let Some(v) = pick(&event) {
+                    return Ok(v);
+                }
+            }
+            bail!("node stopped")
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| anyhow!("event not seen within {timeout:?}"))?
+    }
+
+    pub async fn reserved(&mut self) -> Result<()> {
+        self.wait_for(Duration::from_secs(15), |e| {
+            matches!(e, NodeEvent::Relay(RelayStatus::Reserved { .. })).then_some(())
+        })
+        .await
+    }
+}
