@@ -1,0 +1,93 @@
+// Shared e2e helpers: start the real relay binary and real Chromium (Debian's, via playwright-core).
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const root = resolve(import.meta.dirname, '..', '..');
+export const RELAY_BIN = process.env.DARKSWAP_RELAY_BIN ?? join(root, 'target', 'debug', 'darkswap-relay');
+export const WEB_DIR = process.env.DARKSWAP_WEB_DIR ?? join(root, 'web', 'dist');
+// The address pages use to reach the relay: loopback, or the test namespace's own address.
+export const HOST = process.env.DARKSWAP_E2E_HOST ?? '127.0.0.1';
+export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+
+export function freeTcpPort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => ok(port)); });
+  });
+}
+
+export function freeUdpPort() {
+  return new Promise((ok, fail) => {
+    const s = createSocket('udp4');
+    s.once('error', fail);
+    s.bind(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => ok(port)); });
+  });
+}
+
+export async function relayPorts() {
+  return { tcp: await freeTcpPort(), ws: await freeTcpPort(), webrtc: await freeUdpPort(), http: await freeTcpPort() };
+}
+
+export function tempDir(prefix = 'darkswap-e2e-') {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+// Starts the relay and resolves once it prints "ready".
+export function startRelay(dataDir, ports, extra = []) {
+  const args = [
+    '--data-dir', dataDir, '--web-dir', WEB_DIR, '--listen-ip', '0.0.0.0',
+    '--tcp-port', String(ports.tcp), '--ws-port', String(ports.ws),
+    '--webrtc-port', String(ports.webrtc), '--http-port', String(ports.http), ...extra,
+  ];
+  const child = spawn(RELAY_BIN, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
+  return new Promise((ok, fail) => {
+    let out = '';
+    const timer = setTimeout(() => fail(new Error(`relay not ready in 20 s:\n${out}`)), 20000);
+    child.once('exit', (code) => { clearTimeout(timer); fail(new Error(`relay exited (${code}):\n${out}`)); });
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (/^ready$/m.test(out)) {
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        ok({ child, url: `http://${HOST}:${ports.http}/`, output: out });
+      }
+    });
+  });
+}
+
+export function stopRelay(relay) {
+  return new Promise((ok) => {
+    if (relay.child.exitCode !== null) return ok(relay.child.exitCode);
+    relay.child.once('exit', (code) => ok(code));
+    relay.child.kill('SIGTERM');
+  });
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      // Host ICE candidates with real addresses (inside the test namespace), not mDNS names.
+      '--disable-features=WebRtcHideLocalIpsWithMdns',
+    ],
+  });
+}
+
+export const reserved = '[data-testid=relay-state][data-state=reserved]';
+
+// Milliseconds from navigation to "reserved".
+export async function timeToReserved(page, url, timeout = 30000) {
+  const t0 = Date.now();
+  await page.goto(url);
+  await page.waitForSelector(reserved, { timeout });
+  return Date.now() - t0;
+}

@@ -1,0 +1,80 @@
+// Two real Chromium pages served by the real relay: both reserve, A messages B through a
+// circuit, the relay restarts and both pages reconnect by themselves.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  launchBrowser, relayPorts, reserved, startRelay, stopRelay, tempDir,
+} from './harness.mjs';
+
+// In the test network namespace the pages must reach the relay over WebRTC-direct.
+const EXPECT_TRANSPORT = process.env.DARKSWAP_E2E_TRANSPORT ?? 'websocket';
+const OUT = join(import.meta.dirname, 'output');
+mkdirSync(OUT, { recursive: true });
+
+let browser;
+const relays = [];
+after(async () => {
+  await browser?.close();
+  for (const r of relays) await stopRelay(r);
+});
+
+test('two pages reserve, message each other through the relay, and survive a relay restart', async () => {
+  const dataDir = tempDir();
+  const ports = await relayPorts();
+  let relay = await startRelay(dataDir, ports);
+  relays.push(relay);
+  browser = await launchBrowser();
+  // Separate contexts: separate IndexedDB, so two different traders.
+  const pageA = await (await browser.newContext()).newPage();
+  const pageB = await (await browser.newContext()).newPage();
+  for (const p of [pageA, pageB]) p.on('pageerror', (e) => console.error('page error:', e.message));
+
+  await Promise.all([pageA.goto(relay.url), pageB.goto(relay.url)]);
+  await Promise.all([pageA.waitForSelector(reserved, { timeout: 30000 }), pageB.waitForSelector(reserved, { timeout: 30000 })]);
+  for (const p of [pageA, pageB]) {
+    assert.equal(await p.getAttribute('[data-testid=relay-state]', 'data-transport'), EXPECT_TRANSPORT);
+  }
+  await pageA.waitForSelector('[data-testid=relay-rtt]:not(:text("—"))', { timeout: 15000 });
+
+  const idA = (await pageA.textContent('[data-testid=peer-id]')).trim();
+  const idB = (await pageB.textContent('[data-testid=peer-id]')).trim();
+  assert.match(idA, /^12D3KooW/);
+  assert.notEqual(idA, idB);
+
+  // The identity survives a reload (IndexedDB).
+  await pageA.reload();
+  await pageA.waitForSelector(reserved, { timeout: 30000 });
+  assert.equal((await pageA.textContent('[data-testid=peer-id]')).trim(), idA);
+
+  // Each page lists the other; A messages B through the relay.
+  await pageA.waitForSelector(`[data-testid=peer][data-peer="${idB}"]`, { timeout: 15000 });
+  await pageB.waitForSelector(`[data-testid=peer][data-peer="${idA}"]`, { timeout: 15000 });
+  const row = pageA.locator(`[data-testid=peer][data-peer="${idB}"]`);
+  await row.locator('[data-testid=message-input]').fill('hello B, from A');
+  await row.locator('[data-testid=send]').click();
+  const received = pageB.locator(`[data-testid=received][data-from="${idA}"] [data-testid=text]`);
+  await received.waitFor({ timeout: 15000 });
+  assert.equal(await received.textContent(), 'hello B, from A');
+  await pageA.waitForSelector('[data-testid=sent][data-delivery=delivered]', { timeout: 15000 });
+  await pageA.screenshot({ path: join(OUT, 'page-a.png'), fullPage: true });
+  await pageB.screenshot({ path: join(OUT, 'page-b.png'), fullPage: true });
+
+  // Relay goes away: both pages say so; it comes back on the same ports: both reserve again.
+  assert.equal(await stopRelay(relay), 0, 'relay exits cleanly on SIGTERM');
+  await Promise.all([
+    pageA.waitForSelector('[data-testid=relay-state][data-state=error]', { timeout: 15000 }),
+    pageB.waitForSelector('[data-testid=relay-state][data-state=error]', { timeout: 15000 }),
+  ]);
+  relay = await startRelay(dataDir, ports);
+  relays.push(relay);
+  await Promise.all([pageA.waitForSelector(reserved, { timeout: 30000 }), pageB.waitForSelector(reserved, { timeout: 30000 })]);
+  // And messaging works again after the reconnect.
+  await pageB.waitForSelector(`[data-testid=peer][data-peer="${idA}"]`, { timeout: 15000 });
+  const rowB = pageB.locator(`[data-testid=peer][data-peer="${idA}"]`);
+  await rowB.locator('[data-testid=message-input]').fill('back again');
+  await rowB.locator('[data-testid=send]').click();
+  await pageA.locator(`[data-testid=received][data-from="${idB}"] [data-testid=text]:text("back again")`).waitFor({ timeout: 15000 });
+  await pageA.screenshot({ path: join(OUT, 'page-a-after-restart.png'), fullPage: true });
+});

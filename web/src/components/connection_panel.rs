@@ -1,0 +1,52 @@
+use darkswap_net::RelayStatus;
+use yew::prelude::*;
+
+use super::StateProps;
+use crate::state::Relay;
+
+#[function_component(ConnectionPanel)]
+pub fn connection_panel(props: &StateProps) -> Html {
+    let s = &props.state;
+    let (name, detail) = match &s.relay {
+        Relay::Starting => ("starting", "loading…".to_string()),
+        Relay::Unreachable { reason } => ("error", format!("relay unreachable: {reason}")),
+        Relay::Status(status) => (
+            status.name(),
+            match status {
+                RelayStatus::Connecting { attempt } => format!("connecting (attempt {attempt})"),
+                RelayStatus::Connected { transport, .. } => {
+                    format!("connected via {transport}, requesting a reservation")
+                }
+                RelayStatus::Reserved { transport, .. } => format!("reserved via {transport}"),
+                RelayStatus::Failed { reason, retry_in } => {
+                    format!("{reason}; retrying in {:.1} s", retry_in.as_secs_f64())
+                }
+            },
+        ),
+    };
+    let transport = match &s.relay {
+        Relay::Status(RelayStatus::Reserved { transport, .. })
+        | Relay::Status(RelayStatus::Connected { transport, .. }) => transport.label(),
+        _ => "",
+    };
+    let circuit = match &s.relay {
+        Relay::Status(RelayStatus::Reserved { circuit_addr, .. }) => Some(circuit_addr.to_string()),
+        _ => None,
+    };
+    html! {
+        <section id="connection">
+            <h2>{ "Relay" }</h2>
+            <p class="mono muted">{ &s.relay_url }</p>
+            <p class="state" data-testid="relay-state" data-state={name} data-transport={transport}>{ detail }</p>
+            <p>
+                { "RTT: " }
+                <span data-testid="relay-rtt">{ s.relay_rtt_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_else(|| "—".into()) }</span>
+                { format!(" · reconnects: {}", s.reconnects) }
+            </p>
+            if let Some(addr) = circuit {
+                <p class="muted">{ "Others reach you at:" }</p>
+                <p class="mono">{ addr }</p>
+            }
+        </section>
+    }
+}

@@ -1,0 +1,182 @@
+//! The page's state and the reducer that applies node events to it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+
+use darkswap_net::{MessageId, NodeEvent, RelayStatus};
+use yew::Reducible;
+
+/// Most entries kept in the message log (oldest dropped first).
+pub const MAX_LOG: usize = 200;
+
+#[derive(Clone, PartialEq)]
+pub enum Relay {
+    /// Loading the identity and the relay's description.
+    Starting,
+    Status(RelayStatus),
+    /// The relay's description could not be fetched; retrying.
+    Unreachable { reason: String },
+}
+
+#[derive(Clone, PartialEq)]
+pub enum Delivery {
+    Sending,
+    Delivered { rtt_ms: f64 },
+    Refused { reason: String },
+    Failed { reason: String },
+}
+
+#[derive(Clone, PartialEq)]
+pub enum Entry {
+    Received { from: String, text: String },
+    Sent { id: MessageId, to: String, text: String, delivery: Delivery },
+}
+
+#[derive(Clone, PartialEq, Default)]
+pub struct PeerLink {
+    pub transport: Option<String>,
+    pub rtt_ms: Option<f64>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, PartialEq)]
+pub struct AppState {
+    pub peer_id: Option<String>,
+    pub identity_error: Option<String>,
+    pub relay_url: String,
+    pub relay: Relay,
+    pub relay_rtt_ms: Option<f64>,
+    pub reconnects: u32,
+    pub peers: Vec<String>,
+    pub links: BTreeMap<String, PeerLink>,
+    pub log: VecDeque<Entry>,
+}
+
+impl AppState {
+    pub fn new(relay_url: String) -> Self {
+        Self {
+            peer_id: None,
+            identity_error: None,
+            relay_url,
+            relay: Relay::Starting,
+            relay_rtt_ms: None,
+            reconnects: 0,
+            peers: Vec::new(),
+            links: BTreeMap::new(),
+            log: VecDeque::new(),
+        }
+    }
+
+    fn push(&mut self, entry: Entry) {
+        if self.log.len() == MAX_LOG {
+            self.log.pop_front();
+        }
+        self.log.push_back(entry);
+    }
+
+    fn delivery(&mut self, id: MessageId, delivery: Delivery) {
+        for entry in self.log.iter_mut().rev() {
+            if let Entry::Sent { id: got, delivery: d, .. } = entry {
+                if *got == id {
+                    *d = delivery;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+pub enum Action {
+    Identity(Result<String, String>),
+    RelayUnreachable(String),
+    Sent { id: MessageId, to: String, text: String },
+    SendRefused { to: String, text: String, reason: String },
+    Node(NodeEvent),
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+impl Reducible for AppState {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let mut s = (*self).clone();
+        match action {
+            Action::Identity(Ok(id)) => s.peer_id = Some(id),
+            Action::Identity(Err(e)) => s.identity_error = Some(e),
+            Action::RelayUnreachable(reason) => s.relay = Relay::Unreachable { reason },
+            Action::Sent { id, to, text } => s.push(Entry::Sent {
+                id,
+                to,
+                text,
+                delivery: Delivery::Sending,
+            }),
+            Action::SendRefused { to, text, reason } => s.push(Entry::Sent {
+                id: 0,
+                to,
+                text,
+                delivery: Delivery::Failed { reason },
+            }),
+            Action::Node(event) => match event {
+                NodeEvent::Relay(status) => {
+                    if matches!(status, RelayStatus::Failed { .. })
+                        && matches!(s.relay, Relay::Status(RelayStatus::Reserved { .. }))
+                    {
+                        s.reconnects += 1;
+                    }
+                    if !matches!(status, RelayStatus::Reserved { .. }) {
+                        s.relay_rtt_ms = None;
+                    }
+                    s.relay = Relay::Status(status);
+                }
+                NodeEvent::RelayRtt(rtt) => s.relay_rtt_ms = Some(ms(rtt)),
+                NodeEvent::Peers { peers, .. } => {
+                    s.peers = peers.iter().map(|p| p.to_base58()).collect();
+                }
+                NodeEvent::PeerConnected { peer, transport } => {
+                    let link = s.links.entry(peer.to_base58()).or_default();
+                    link.transport = Some(transport.label().to_string());
+                    link.error = None;
+                }
+                NodeEvent::PeerDisconnected { peer } => {
+                    if let Some(link) = s.links.get_mut(&peer.to_base58()) {
+                        link.transport = None;
+                        link.rtt_ms = None;
+                    }
+                }
+                NodeEvent::PeerConnectFailed { peer, reason } => {
+                    s.links.entry(peer.to_base58()).or_default().error = Some(reason);
+                }
+                NodeEvent::PeerRtt { peer, rtt } => {
+                    s.links.entry(peer.to_base58()).or_default().rtt_ms = Some(ms(rtt));
+                }
+                NodeEvent::MessageReceived { from, text, .. } => s.push(Entry::Received {
+                    from: from.to_base58(),
+                    text,
+                }),
+                NodeEvent::MessageDelivered {
+                    id,
+                    rtt,
+                    accepted,
+                    reason,
+                    ..
+                } => s.delivery(
+                    id,
+                    if accepted {
+                        Delivery::Delivered { rtt_ms: ms(rtt) }
+                    } else {
+                        Delivery::Refused {
+                            reason: reason.unwrap_or_default(),
+                        }
+                    },
+                ),
+                NodeEvent::MessageFailed { id, reason, .. } => {
+                    s.delivery(id, Delivery::Failed { reason })
+                }
+            },
+        }
+        Rc::new(s)
+    }
+}
