@@ -13,12 +13,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Default log filter: lifecycle at info; the WebRTC stack's per-handshake chatter off.
+const DEFAULT_LOG: &str = "info,dtls=error,webrtc=error,webrtc_ice=error,webrtc_sctp=error,webrtc_dtls=error,webrtc_data=error,webrtc_mdns=error";
+
 fn main() -> ExitCode {
     let cli = config::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .init();

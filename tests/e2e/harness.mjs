@@ -45,7 +45,7 @@ export function startRelay(dataDir, ports, extra = []) {
     '--tcp-port', String(ports.tcp), '--ws-port', String(ports.ws),
     '--webrtc-port', String(ports.webrtc), '--http-port', String(ports.http), ...extra,
   ];
-  const child = spawn(RELAY_BIN, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
+  const child = spawn(RELAY_BIN, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn,dtls=error,webrtc=error,webrtc_ice=error,webrtc_sctp=error' } });
   return new Promise((ok, fail) => {
     let out = '';
     const timer = setTimeout(() => fail(new Error(`relay not ready in 20 s:\n${out}`)), 20000);

@@ -64,8 +64,8 @@ test('two pages reserve, message each other through the relay, and survive a rel
   // Relay goes away: both pages say so; it comes back on the same ports: both reserve again.
   assert.equal(await stopRelay(relay), 0, 'relay exits cleanly on SIGTERM');
   await Promise.all([
-    pageA.waitForSelector('[data-testid=relay-state][data-state=error]', { timeout: 15000 }),
-    pageB.waitForSelector('[data-testid=relay-state][data-state=error]', { timeout: 15000 }),
+    pageA.waitForSelector('[data-testid=relay-state][data-state=error]', { timeout: 30000 }),
+    pageB.waitForSelector('[data-testid=relay-state][data-state=error]', { timeout: 30000 }),
   ]);
   relay = await startRelay(dataDir, ports);
   relays.push(relay);

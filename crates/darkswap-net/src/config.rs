@@ -18,6 +18,9 @@ pub struct NodeConfig {
     pub directory_interval: Duration,
     /// How often to ping connected peers (relay RTT, peer RTT).
     pub ping_interval: Duration,
+    /// A ping unanswered for this long means the peer is gone; for the relay, the connection
+    /// is dropped and redialed.
+    pub ping_timeout: Duration,
     /// How long an unused connection to another trader stays open.
     pub idle_connection_timeout: Duration,
     /// A WebRTC-direct dial that has not completed by then falls back to the next address.
@@ -51,6 +54,7 @@ impl Default for NodeConfig {
             backoff_max: Duration::from_secs(8),
             directory_interval: Duration::from_secs(2),
             ping_interval: Duration::from_secs(5),
+            ping_timeout: Duration::from_secs(5),
             idle_connection_timeout: Duration::from_secs(300),
             webrtc_dial_timeout: Duration::from_secs(8),
             request_timeout: Duration::from_secs(20),

@@ -536,6 +536,18 @@ impl Node {
                     self.emit(NodeEvent::PeerRtt { peer, rtt }).await
                 }
             }
+            ClientBehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(_),
+            }) => {
+                // A relay that vanished without closing (WebRTC has no RST) is only noticed by
+                // a failed ping: drop the connection so the reconnect logic takes over.
+                if peer == self.relay {
+                    self.swarm.close_connection(connection);
+                }
+                true
+            }
             ClientBehaviourEvent::Directory(event) => self.on_directory_event(event).await,
             ClientBehaviourEvent::Messages(event) => self.on_message_event(event).await,
             _ => true,
