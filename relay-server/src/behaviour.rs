@@ -61,7 +61,10 @@ impl RelayBehaviour {
                 DirectoryCodec::default()
                     .set_request_size_maximum(MAX_DIRECTORY_REQUEST_BYTES)
                     .set_response_size_maximum(MAX_DIRECTORY_RESPONSE_BYTES),
-                [(StreamProtocol::new(DIRECTORY_PROTOCOL), ProtocolSupport::Inbound)],
+                [(
+                    StreamProtocol::new(DIRECTORY_PROTOCOL),
+                    ProtocolSupport::Inbound,
+                )],
                 request_response::Config::default(),
             ),
         }

@@ -43,7 +43,11 @@ pub struct Cli {
     pub http_port: Option<u16>,
     /// Public address to announce instead of the listen addresses (repeatable), e.g.
     /// /ip4/203.0.113.7/udp/4003/webrtc-direct
-    #[arg(long = "external-addr", env = "DARKSWAP_RELAY_EXTERNAL_ADDRS", value_delimiter = ',')]
+    #[arg(
+        long = "external-addr",
+        env = "DARKSWAP_RELAY_EXTERNAL_ADDRS",
+        value_delimiter = ','
+    )]
     pub external_addrs: Vec<Multiaddr>,
     #[command(flatten)]
     pub limits: LimitsArgs,
@@ -267,11 +271,20 @@ impl Config {
         let l = &self.limits;
         let positive: [(&'static str, u64); 8] = [
             ("max_reservations", l.max_reservations as u64),
-            ("max_reservations_per_peer", l.max_reservations_per_peer as u64),
-            ("reservation_duration_secs", l.reservation_duration.as_secs()),
+            (
+                "max_reservations_per_peer",
+                l.max_reservations_per_peer as u64,
+            ),
+            (
+                "reservation_duration_secs",
+                l.reservation_duration.as_secs(),
+            ),
             ("max_circuits", l.max_circuits as u64),
             ("max_circuits_per_peer", l.max_circuits_per_peer as u64),
-            ("max_circuit_duration_secs", l.max_circuit_duration.as_secs()),
+            (
+                "max_circuit_duration_secs",
+                l.max_circuit_duration.as_secs(),
+            ),
             ("max_circuit_bytes", l.max_circuit_bytes),
             ("max_connections", l.max_connections as u64),
         ];

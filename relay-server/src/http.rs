@@ -46,7 +46,10 @@ pub fn router(state: Arc<HttpState>, web_dir: &Path) -> Router {
 async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &state.registry) {
-        return (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode metrics: {e}\n"))
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode metrics: {e}\n"),
+        )
             .into_response();
     }
     (
@@ -62,7 +65,11 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
 async fn health(State(state): State<Arc<HttpState>>) -> Response {
     match state.health.read() {
         Ok(h) => Json(h.clone()).into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "health state unavailable\n").into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "health state unavailable\n",
+        )
+            .into_response(),
     }
 }
 
@@ -70,11 +77,19 @@ async fn relay_info(State(state): State<Arc<HttpState>>) -> Response {
     let info = match state.relay_info.read() {
         Ok(info) => info.clone(),
         Err(_) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "relay info unavailable\n").into_response()
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "relay info unavailable\n",
+            )
+                .into_response()
         }
     };
     if info.addrs.is_empty() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "relay is not listening yet\n").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "relay is not listening yet\n",
+        )
+            .into_response();
     }
     let mut response = Json(info).into_response();
     // Web apps served from elsewhere (another relay, a developer's machine) may read this.

@@ -83,6 +83,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(KEY_FILE), b"garbage").unwrap();
         let e = load_or_create(dir.path()).err().unwrap();
-        assert!(matches!(e, IdentityError::File(KeyFileError::Invalid { .. })), "{e}");
+        assert!(
+            matches!(e, IdentityError::File(KeyFileError::Invalid { .. })),
+            "{e}"
+        );
     }
 }

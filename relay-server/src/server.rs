@@ -12,22 +12,22 @@ use futures::StreamExt;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::ListenerId;
 use libp2p::core::ConnectedPoint;
+use libp2p::metrics::Recorder;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response;
 use libp2p::swarm::{ListenError, SwarmEvent};
 use libp2p::{noise, relay, tcp, yamux, Multiaddr, PeerId, Swarm, Transport as _};
-use libp2p::metrics::Recorder;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use web_time::Instant;
 
 use crate::behaviour::{RelayBehaviour, RelayBehaviourEvent};
 use crate::config::Config;
+use crate::defaults;
 use crate::directory::Directory;
 use crate::http::{Health, HttpState};
 use crate::identity::{self, Identity, IdentityError};
 use crate::metrics::{ConnectionLabels, Direction, RelayMetrics, Transport, TransportLabels};
-use crate::defaults;
 
 /// Why the relay could not start.
 #[derive(Debug, thiserror::Error)]
@@ -138,12 +138,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let peer_id = identity.keypair.public().to_peer_id();
 
     let http_addr = SocketAddr::new(config.listen_ip, config.http_port);
-    let http_listener = TcpListener::bind(http_addr)
-        .await
-        .map_err(|source| ServerError::BindHttp {
-            addr: http_addr,
-            source,
-        })?;
+    let http_listener =
+        TcpListener::bind(http_addr)
+            .await
+            .map_err(|source| ServerError::BindHttp {
+                addr: http_addr,
+                source,
+            })?;
     let http_addr = http_listener
         .local_addr()
         .map_err(|source| ServerError::BindHttp {
@@ -158,7 +159,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 
     let ip = ip_protocol(config.listen_ip);
     let listen_addrs = [
-        Multiaddr::empty().with(ip.clone()).with(Protocol::Tcp(config.tcp_port)),
+        Multiaddr::empty()
+            .with(ip.clone())
+            .with(Protocol::Tcp(config.tcp_port)),
         Multiaddr::empty()
             .with(ip.clone())
             .with(Protocol::Tcp(config.ws_port))
@@ -170,10 +173,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     ];
     let mut listeners: HashMap<ListenerId, Vec<Multiaddr>> = HashMap::new();
     for addr in listen_addrs {
-        let id = swarm.listen_on(addr.clone()).map_err(|e| ServerError::Listen {
-            addr,
-            message: e.to_string(),
-        })?;
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| ServerError::Listen {
+                addr,
+                message: e.to_string(),
+            })?;
         listeners.insert(id, Vec::new());
     }
     for addr in &config.external_addrs {
@@ -261,7 +266,11 @@ struct LoopState<'a> {
 }
 
 impl LoopState<'_> {
-    fn on_event(&mut self, swarm: &mut Swarm<RelayBehaviour>, event: SwarmEvent<RelayBehaviourEvent>) {
+    fn on_event(
+        &mut self,
+        swarm: &mut Swarm<RelayBehaviour>,
+        event: SwarmEvent<RelayBehaviourEvent>,
+    ) {
         self.libp2p_metrics.record(&event);
         match event {
             SwarmEvent::NewListenAddr {
@@ -344,7 +353,11 @@ impl LoopState<'_> {
         }
     }
 
-    fn on_behaviour_event(&mut self, swarm: &mut Swarm<RelayBehaviour>, event: RelayBehaviourEvent) {
+    fn on_behaviour_event(
+        &mut self,
+        swarm: &mut Swarm<RelayBehaviour>,
+        event: RelayBehaviourEvent,
+    ) {
         match event {
             RelayBehaviourEvent::Relay(event) => {
                 self.libp2p_metrics.record(&event);

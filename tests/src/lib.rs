@@ -186,12 +186,10 @@ impl Drop for Relay {
 
 /// The value of `series` in Prometheus text, e.g. `darkswap_relay_reservations_accepted_total`.
 pub fn metric_value(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().ok())?
-        })
+    body.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok())?
+    })
 }
 
 /// A minimal HTTP/1.1 GET against loopback (no client library needed for tests).

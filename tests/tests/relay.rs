@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use darkswap_net::{NodeEvent, RelayStatus};
-use futures::StreamExt;
 use darkswap_tests::{metric_value, relay_bin, Peer, Ports, Relay};
+use futures::StreamExt;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -38,9 +38,12 @@ async fn peers_reserve_find_each_other_and_message_through_a_circuit() -> anyhow
     assert_eq!((from, text.as_str()), (a_id, "hello from A"));
     let rtt = a
         .wait_for(T, |e| match e {
-            NodeEvent::MessageDelivered { id: got, rtt, accepted: true, .. } if *got == id => {
-                Some(*rtt)
-            }
+            NodeEvent::MessageDelivered {
+                id: got,
+                rtt,
+                accepted: true,
+                ..
+            } if *got == id => Some(*rtt),
             NodeEvent::MessageFailed { reason, .. } => panic!("delivery failed: {reason}"),
             _ => None,
         })
@@ -79,7 +82,11 @@ async fn more_than_one_mib_crosses_one_circuit() -> anyhow::Result<()> {
     for i in 0..count {
         let id = a.handle.send_message(b_id, chunk.clone())?;
         a.wait_for(T, |e| match e {
-            NodeEvent::MessageDelivered { id: got, accepted: true, .. } if *got == id => Some(()),
+            NodeEvent::MessageDelivered {
+                id: got,
+                accepted: true,
+                ..
+            } if *got == id => Some(()),
             NodeEvent::MessageFailed { reason, .. } => panic!("message {i} failed: {reason}"),
             _ => None,
         })
@@ -105,7 +112,10 @@ fn restart_keeps_peer_id_and_certhash() -> anyhow::Result<()> {
     let second = Relay::start(dir.path(), any_ports(), &[])?;
     assert_eq!(second.peer_id, id);
     let certhash = |a: &str| a.split("/certhash/").nth(1).map(|s| s.to_string());
-    assert_eq!(certhash(&second.webrtc_addr().to_string()), certhash(&webrtc));
+    assert_eq!(
+        certhash(&second.webrtc_addr().to_string()),
+        certhash(&webrtc)
+    );
     Ok(())
 }
 
@@ -141,8 +151,10 @@ async fn peers_reconnect_and_reserve_again_after_a_relay_restart() -> anyhow::Re
     let mut a = Peer::start(vec![relay.tcp_addr()]).await?;
     a.reserved().await?;
     relay.stop()?;
-    a.wait_for(T, |e| matches!(e, NodeEvent::Relay(RelayStatus::Failed { .. })).then_some(()))
-        .await?;
+    a.wait_for(T, |e| {
+        matches!(e, NodeEvent::Relay(RelayStatus::Failed { .. })).then_some(())
+    })
+    .await?;
     let relay = Relay::start(dir.path(), ports, &[])?;
     a.reserved().await?;
     assert_eq!(relay.metric("darkswap_relay_reservations_active")?, 1.0);
@@ -157,7 +169,10 @@ fn http_endpoints_answer() -> anyhow::Result<()> {
     assert_eq!(status, 200);
     let info = darkswap_proto::RelayInfo::parse(body.as_bytes())?;
     assert_eq!(info.peer_id, relay.peer_id.to_base58());
-    assert!(info.addrs.iter().any(|a| a.contains("/webrtc-direct/certhash/")));
+    assert!(info
+        .addrs
+        .iter()
+        .any(|a| a.contains("/webrtc-direct/certhash/")));
     assert!(info.addrs.iter().any(|a| a.contains("/ws/")));
     let (status, body) = relay.get("/health")?;
     assert_eq!(status, 200);
@@ -169,8 +184,13 @@ fn http_endpoints_answer() -> anyhow::Result<()> {
 }
 
 fn run_relay_expecting_failure(args: &[&str]) -> anyhow::Result<String> {
-    let out = std::process::Command::new(relay_bin()).args(args).output()?;
-    assert!(!out.status.success(), "relay should have failed with {args:?}");
+    let out = std::process::Command::new(relay_bin())
+        .args(args)
+        .output()?;
+    assert!(
+        !out.status.success(),
+        "relay should have failed with {args:?}"
+    );
     let stderr = String::from_utf8(out.stderr)?;
     let line = stderr
         .lines()
@@ -193,7 +213,12 @@ fn bad_config_busy_port_and_bad_key_are_clear_errors() -> anyhow::Result<()> {
     let data = dir.path().join("data");
     let data = data.to_str().unwrap_or_default();
     let line = run_relay_expecting_failure(&[
-        "--data-dir", data, "--listen-ip", "127.0.0.1", "--http-port", &port,
+        "--data-dir",
+        data,
+        "--listen-ip",
+        "127.0.0.1",
+        "--http-port",
+        &port,
     ])?;
     assert!(line.contains("cannot bind HTTP listener"), "{line}");
 

@@ -47,7 +47,9 @@ async fn open() -> Result<IdbDatabase, String> {
         .indexed_db()
         .map_err(describe)?
         .ok_or("this browser has no IndexedDB (private mode?)")?;
-    let request: IdbOpenDbRequest = factory.open_with_u32(DB_NAME, DB_VERSION).map_err(describe)?;
+    let request: IdbOpenDbRequest = factory
+        .open_with_u32(DB_NAME, DB_VERSION)
+        .map_err(describe)?;
     let upgrading = request.clone();
     let on_upgrade = Closure::once_into_js(move |_: web_sys::Event| {
         if let Ok(db) = upgrading.result().and_then(|r| r.dyn_into::<IdbDatabase>()) {
@@ -88,7 +90,10 @@ pub async fn load_or_create() -> Result<Keypair, String> {
         &write
             .object_store(STORE)
             .map_err(describe)?
-            .put_with_key(&Uint8Array::from(encoded.as_slice()), &JsValue::from_str(KEY))
+            .put_with_key(
+                &Uint8Array::from(encoded.as_slice()),
+                &JsValue::from_str(KEY),
+            )
             .map_err(describe)?,
     )
     .await?;

@@ -18,6 +18,8 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
-    eprintln!("darkswap-web runs in the browser: build it with `trunk build --release` (see README)");
+    eprintln!(
+        "darkswap-web runs in the browser: build it with `trunk build --release` (see README)"
+    );
     std::process::exit(2);
 }

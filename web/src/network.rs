@@ -28,11 +28,8 @@ pub fn relay_info_url() -> String {
         .find_map(|kv| kv.strip_prefix("relay="))
         .and_then(|v| js_sys::decode_uri_component(v).ok())
         .map(String::from);
-    let base = from_query.unwrap_or_else(|| {
-        location
-            .and_then(|l| l.origin().ok())
-            .unwrap_or_default()
-    });
+    let base =
+        from_query.unwrap_or_else(|| location.and_then(|l| l.origin().ok()).unwrap_or_default());
     format!("{}/api/relay-info", base.trim_end_matches('/'))
 }
 
@@ -48,8 +45,15 @@ fn prefer_host(mut addrs: Vec<Multiaddr>, host: &str) -> Vec<Multiaddr> {
             .map(|ip| ip.is_loopback())
             .unwrap_or(false);
     if loopback {
-        let is_ws = |a: &Multiaddr| a.iter().any(|p| matches!(p, Protocol::Ws(_) | Protocol::Wss(_)));
-        addrs.retain(|a| is_ws(a) && a.iter().any(|p| matches!(p, Protocol::Ip4(ip) if ip.is_loopback())));
+        let is_ws = |a: &Multiaddr| {
+            a.iter()
+                .any(|p| matches!(p, Protocol::Ws(_) | Protocol::Wss(_)))
+        };
+        addrs.retain(|a| {
+            is_ws(a)
+                && a.iter()
+                    .any(|p| matches!(p, Protocol::Ip4(ip) if ip.is_loopback()))
+        });
         return addrs;
     }
     let on_host = |a: &Multiaddr| {

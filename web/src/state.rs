@@ -15,7 +15,9 @@ pub enum Relay {
     Starting,
     Status(RelayStatus),
     /// The relay's description could not be fetched; retrying.
-    Unreachable { reason: String },
+    Unreachable {
+        reason: String,
+    },
 }
 
 #[derive(Clone, PartialEq)]
@@ -28,8 +30,16 @@ pub enum Delivery {
 
 #[derive(Clone, PartialEq)]
 pub enum Entry {
-    Received { from: String, text: String },
-    Sent { id: MessageId, to: String, text: String, delivery: Delivery },
+    Received {
+        from: String,
+        text: String,
+    },
+    Sent {
+        id: MessageId,
+        to: String,
+        text: String,
+        delivery: Delivery,
+    },
 }
 
 #[derive(Clone, PartialEq, Default)]
@@ -76,7 +86,12 @@ impl AppState {
 
     fn delivery(&mut self, id: MessageId, delivery: Delivery) {
         for entry in self.log.iter_mut().rev() {
-            if let Entry::Sent { id: got, delivery: d, .. } = entry {
+            if let Entry::Sent {
+                id: got,
+                delivery: d,
+                ..
+            } = entry
+            {
                 if *got == id {
                     *d = delivery;
                     return;
@@ -89,8 +104,16 @@ impl AppState {
 pub enum Action {
     Identity(Result<String, String>),
     RelayUnreachable(String),
-    Sent { id: MessageId, to: String, text: String },
-    SendRefused { to: String, text: String, reason: String },
+    Sent {
+        id: MessageId,
+        to: String,
+        text: String,
+    },
+    SendRefused {
+        to: String,
+        text: String,
+        reason: String,
+    },
     Node(NodeEvent),
 }
 

@@ -112,7 +112,10 @@ async fn run(cli: Cli) -> Result<()> {
             for i in 1..=count {
                 let id = handle.send_message(peer, format!("ping {i}"))?;
                 let rtt = wait_delivery(&mut events, id, cli.timeout).await?;
-                println!("reply from {peer}: seq={i} time={:.1} ms", rtt.as_secs_f64() * 1e3);
+                println!(
+                    "reply from {peer}: seq={i} time={:.1} ms",
+                    rtt.as_secs_f64() * 1e3
+                );
             }
             Ok(())
         }
@@ -146,7 +149,9 @@ async fn wait_reserved(events: &mut mpsc::Receiver<NodeEvent>, timeout: Duration
     match tokio::time::timeout(timeout, wait).await {
         Ok(true) => Ok(()),
         Ok(false) => bail!("the node stopped (last error: {last_error})"),
-        Err(_) => bail!("no reservation on the relay within {timeout:?} (last error: {last_error})"),
+        Err(_) => {
+            bail!("no reservation on the relay within {timeout:?} (last error: {last_error})")
+        }
     }
 }
 
@@ -158,13 +163,21 @@ async fn wait_delivery(
     let wait = async {
         while let Some(event) = events.next().await {
             match event {
-                NodeEvent::MessageDelivered { id: got, rtt, accepted, reason, .. } if got == id => {
+                NodeEvent::MessageDelivered {
+                    id: got,
+                    rtt,
+                    accepted,
+                    reason,
+                    ..
+                } if got == id => {
                     if accepted {
                         return Ok(rtt);
                     }
                     bail!("refused by the peer: {}", reason.unwrap_or_default());
                 }
-                NodeEvent::MessageFailed { id: got, reason, .. } if got == id => bail!("{reason}"),
+                NodeEvent::MessageFailed {
+                    id: got, reason, ..
+                } if got == id => bail!("{reason}"),
                 _ => {}
             }
         }

@@ -54,9 +54,9 @@ pub enum AddrError {
     #[error("no relay address given")]
     Empty,
     #[error("relay address {0} does not end in /p2p/<peer id>")]
-    MissingPeerId(Multiaddr),
+    MissingPeerId(String),
     #[error("relay addresses name two different relays ({0} and {1})")]
-    MixedPeers(PeerId, PeerId),
+    MixedPeers(String, String),
 }
 
 /// The one relay PeerId that every address names.
@@ -65,10 +65,12 @@ pub fn relay_peer_id(addrs: &[Multiaddr]) -> Result<PeerId, AddrError> {
     for addr in addrs {
         let peer = match addr.iter().last() {
             Some(Protocol::P2p(peer)) => peer,
-            _ => return Err(AddrError::MissingPeerId(addr.clone())),
+            _ => return Err(AddrError::MissingPeerId(addr.to_string())),
         };
         match found {
-            Some(other) if other != peer => return Err(AddrError::MixedPeers(other, peer)),
+            Some(other) if other != peer => {
+                return Err(AddrError::MixedPeers(other.to_string(), peer.to_string()))
+            }
             _ => found = Some(peer),
         }
     }
@@ -125,7 +127,9 @@ mod tests {
     use super::*;
 
     fn peer() -> PeerId {
-        libp2p::identity::Keypair::generate_ed25519().public().to_peer_id()
+        libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id()
     }
 
     #[test]
@@ -135,7 +139,10 @@ mod tests {
         let ws: Multiaddr = format!("/ip4/127.0.0.1/tcp/2/ws/p2p/{p}").parse().unwrap();
         assert_eq!(transport_kind(&tcp), TransportKind::Tcp);
         assert_eq!(transport_kind(&ws), TransportKind::WebSocket);
-        assert_eq!(transport_kind(&circuit_addr(&tcp, peer())), TransportKind::Relayed);
+        assert_eq!(
+            transport_kind(&circuit_addr(&tcp, peer())),
+            TransportKind::Relayed
+        );
         assert_eq!(sort_for_dialing(&[ws.clone(), tcp.clone()]), vec![tcp, ws]);
     }
 
@@ -147,8 +154,14 @@ mod tests {
         let bare: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
         assert_eq!(relay_peer_id(std::slice::from_ref(&x)), Ok(a));
         assert_eq!(relay_peer_id(&[]), Err(AddrError::Empty));
-        assert!(matches!(relay_peer_id(&[x, y]), Err(AddrError::MixedPeers(..))));
-        assert!(matches!(relay_peer_id(&[bare.clone()]), Err(AddrError::MissingPeerId(_))));
+        assert!(matches!(
+            relay_peer_id(&[x, y]),
+            Err(AddrError::MixedPeers(..))
+        ));
+        assert!(matches!(
+            relay_peer_id(std::slice::from_ref(&bare)),
+            Err(AddrError::MissingPeerId(_))
+        ));
         assert_eq!(with_peer(&bare, a), with_peer(&with_peer(&bare, a), a));
     }
 }

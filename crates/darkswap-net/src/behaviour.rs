@@ -39,9 +39,11 @@ impl ClientBehaviour {
                 IDENTIFY_PROTOCOL_VERSION.to_string(),
                 key.public(),
             )),
-            ping: ping::Behaviour::new(ping::Config::new()
+            ping: ping::Behaviour::new(
+                ping::Config::new()
                     .with_interval(config.ping_interval)
-                    .with_timeout(config.ping_timeout)),
+                    .with_timeout(config.ping_timeout),
+            ),
             messages: request_response::Behaviour::with_codec(
                 MessageCodec::default()
                     .set_request_size_maximum(MAX_MESSAGE_FRAME_BYTES)

@@ -47,15 +47,26 @@ pub enum NodeEvent {
     /// Round trip to the relay (libp2p ping).
     RelayRtt(Duration),
     /// Peers reachable through the relay (without ourselves); sent when the list changes.
-    Peers { peers: Vec<PeerId>, total: u64 },
+    Peers {
+        peers: Vec<PeerId>,
+        total: u64,
+    },
     PeerConnected {
         peer: PeerId,
         transport: TransportKind,
     },
-    PeerDisconnected { peer: PeerId },
-    PeerConnectFailed { peer: PeerId, reason: String },
+    PeerDisconnected {
+        peer: PeerId,
+    },
+    PeerConnectFailed {
+        peer: PeerId,
+        reason: String,
+    },
     /// Round trip to a connected peer (libp2p ping).
-    PeerRtt { peer: PeerId, rtt: Duration },
+    PeerRtt {
+        peer: PeerId,
+        rtt: Duration,
+    },
     MessageReceived {
         from: PeerId,
         text: String,

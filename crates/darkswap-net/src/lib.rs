@@ -19,7 +19,9 @@ pub mod relay_info;
 mod time;
 mod transport;
 
-pub use addr::{circuit_addr, relay_peer_id, sort_for_dialing, transport_kind, AddrError, TransportKind};
+pub use addr::{
+    circuit_addr, relay_peer_id, sort_for_dialing, transport_kind, AddrError, TransportKind,
+};
 pub use config::NodeConfig;
 pub use event::{MessageId, NodeEvent, RelayStatus};
 pub use node::{new_node, Command, Node, NodeError, NodeHandle};

@@ -9,10 +9,10 @@ use std::time::Duration;
 use darkswap_proto::{DirectAck, DirectMessage, DirectoryRequest};
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
+use libp2p::core::transport::ListenerId;
 use libp2p::core::ConnectedPoint;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::core::transport::ListenerId;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{identity::Keypair, ping, relay, Multiaddr, PeerId, Swarm};
 use web_time::Instant;
@@ -300,7 +300,10 @@ impl Node {
                 }
                 match self.dial_peer(peer) {
                     Ok(()) => true,
-                    Err(reason) => self.emit(NodeEvent::PeerConnectFailed { peer, reason }).await,
+                    Err(reason) => {
+                        self.emit(NodeEvent::PeerConnectFailed { peer, reason })
+                            .await
+                    }
                 }
             }
             Command::Send { id, peer, text } => {
@@ -321,7 +324,13 @@ impl Node {
                     return true;
                 }
                 if let Err(reason) = self.queue(id, peer, message) {
-                    return self.emit(NodeEvent::MessageFailed { id, to: peer, reason }).await;
+                    return self
+                        .emit(NodeEvent::MessageFailed {
+                            id,
+                            to: peer,
+                            reason,
+                        })
+                        .await;
                 }
                 if let Err(reason) = self.dial_peer(peer) {
                     return self.fail_pending(peer, reason).await;
@@ -332,7 +341,8 @@ impl Node {
     }
 
     fn queue(&mut self, id: MessageId, peer: PeerId, message: DirectMessage) -> Result<(), String> {
-        if !self.pending.contains_key(&peer) && self.pending.len() >= self.config.max_pending_peers {
+        if !self.pending.contains_key(&peer) && self.pending.len() >= self.config.max_pending_peers
+        {
             return Err("too many peers with messages waiting for a connection".into());
         }
         let pending = self.pending.entry(peer).or_insert_with(|| Pending {
@@ -408,7 +418,10 @@ impl Node {
                     self.attempt = 0;
                     let addr = with_peer(&addr, self.relay);
                     self.relay_conn = Some((connection_id, addr.clone(), transport));
-                    if !self.status(RelayStatus::Connected { transport, addr }).await {
+                    if !self
+                        .status(RelayStatus::Connected { transport, addr })
+                        .await
+                    {
                         return false;
                     }
                     return self.reserve().await;
@@ -450,7 +463,9 @@ impl Node {
                     return true;
                 }
                 if num_established == 0 {
-                    return self.emit(NodeEvent::PeerDisconnected { peer: peer_id }).await;
+                    return self
+                        .emit(NodeEvent::PeerDisconnected { peer: peer_id })
+                        .await;
                 }
                 true
             }
@@ -461,7 +476,9 @@ impl Node {
             } => {
                 if peer == self.relay {
                     if self.relay_conn.is_none() {
-                        return self.relay_lost(format!("cannot reach the relay: {error}")).await;
+                        return self
+                            .relay_lost(format!("cannot reach the relay: {error}"))
+                            .await;
                     }
                     return true;
                 }

@@ -60,7 +60,10 @@ pub async fn fetch_relay_info(url: &str) -> Result<(RelayInfo, Vec<Multiaddr>), 
     let addrs = info
         .addrs
         .iter()
-        .map(|a| a.parse::<Multiaddr>().map_err(|e| invalid(format!("{a}: {e}"))))
+        .map(|a| {
+            a.parse::<Multiaddr>()
+                .map_err(|e| invalid(format!("{a}: {e}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((info, addrs))
 }

@@ -87,7 +87,6 @@ impl DirectAck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     #[test]
     fn accepts_ordinary_text() {
@@ -123,17 +122,18 @@ mod tests {
         assert!(r.is_err());
     }
 
-    proptest! {
+    #[cfg(not(target_arch = "wasm32"))]
+    proptest::proptest! {
         #[test]
-        fn json_round_trip(text in ".{0,200}", at in any::<u64>()) {
+        fn json_round_trip(text in ".{0,200}", at in proptest::prelude::any::<u64>()) {
             let m = DirectMessage { text, sent_at_ms: at };
             let bytes = serde_json::to_vec(&m).unwrap();
             let back: DirectMessage = serde_json::from_slice(&bytes).unwrap();
-            prop_assert_eq!(back, m);
+            proptest::prop_assert_eq!(back, m);
         }
 
         #[test]
-        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
             if let Ok(m) = serde_json::from_slice::<DirectMessage>(&bytes) {
                 let _ = m.validate();
             }

@@ -54,7 +54,9 @@ mod tests {
 
     #[test]
     fn parses_and_caps() {
-        let addrs: Vec<String> = (0..100).map(|i| format!("/ip4/127.0.0.1/tcp/{i}")).collect();
+        let addrs: Vec<String> = (0..100)
+            .map(|i| format!("/ip4/127.0.0.1/tcp/{i}"))
+            .collect();
         let doc = serde_json::to_vec(&RelayInfo {
             peer_id: "12D3KooW".into(),
             addrs,

@@ -47,7 +47,11 @@ fn peer_row(props: &PeerRowProps) -> Html {
             e.prevent_default();
             if let Some(field) = input.cast::<HtmlInputElement>() {
                 let text = field.value();
-                let text = if text.trim().is_empty() { "hello".to_string() } else { text };
+                let text = if text.trim().is_empty() {
+                    "hello".to_string()
+                } else {
+                    text
+                };
                 on_send.emit((peer.clone(), text));
                 field.set_value("");
             }
