@@ -396,3 +396,21 @@ mod tests {
         assert!(Config::from_cli(cli).is_err());
     }
 }
+
+#[cfg(test)]
+mod example_config {
+    use super::*;
+
+    /// The shipped example must parse and must state the real defaults.
+    #[test]
+    fn example_config_matches_the_defaults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("example.config.toml");
+        let from_example = Config::from_cli(Cli {
+            config: Some(example),
+            ..Cli::default()
+        })
+        .unwrap();
+        let defaults = Config::from_cli(Cli::default()).unwrap();
+        assert_eq!(format!("{from_example:?}"), format!("{defaults:?}"));
+    }
+}

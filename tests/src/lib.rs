@@ -20,12 +20,12 @@ pub fn relay_bin() -> PathBuf {
         return path.into();
     }
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/darkswap-relay
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("darkswap-relay"))
-        .expect("target directory");
+    // A test runs from target/<profile>/deps/, a benchmark binary from target/<profile>/.
+    let dir = exe.parent().expect("target directory");
+    let bin = [dir.join("darkswap-relay"), dir.join("../darkswap-relay")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| dir.join("../darkswap-relay"));
     assert!(
         bin.is_file(),
         "{} not found: run `cargo build -p darkswap-relay` before the tests",
@@ -158,6 +158,18 @@ impl Relay {
     }
 
     /// Sends SIGTERM and waits for a clean exit.
+    /// The relay process's resident memory in bytes (from /proc).
+    pub fn rss_bytes(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| anyhow!("no VmRSS"))?;
+        Ok(kb * 1024)
+    }
+
     pub fn stop(mut self) -> Result<std::process::ExitStatus> {
         self.terminate()
     }
