@@ -5,6 +5,7 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
@@ -40,6 +41,26 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Why an incoming connection was refused (label `reason`).
+pub const CONNECTION_DENIAL_REASONS: &[&str] = &[
+    "connection_limit",
+    "aborted",
+    "wrong_peer_id",
+    "handshake_failed",
+];
+/// Why a reservation or circuit was refused: circuit relay v2 status codes, and failures to
+/// answer.
+pub const RELAY_DENIAL_REASONS: &[&str] = &[
+    "reservation_refused",
+    "resource_limit_exceeded",
+    "permission_denied",
+    "connection_failed",
+    "no_reservation",
+    "malformed_message",
+    "unexpected_message",
+    "accept_failed",
+];
+
 /// Every `darkswap_relay_*` metric.
 pub struct RelayMetrics {
     pub connections_opened: Family<ConnectionLabels, Counter>,
@@ -55,6 +76,7 @@ pub struct RelayMetrics {
     pub circuits_denied: Family<ReasonLabels, Counter>,
     pub circuits_closed: Family<ReasonLabels, Counter>,
     pub circuits_active: Gauge,
+    pub circuit_duration: Histogram,
     pub directory_requests: Counter,
 }
 
@@ -75,6 +97,8 @@ impl RelayMetrics {
             circuits_denied: Family::default(),
             circuits_closed: Family::default(),
             circuits_active: Gauge::default(),
+            // 1 s to ~18 h in ×4 steps: a hello, a negotiation, a whole trading session.
+            circuit_duration: Histogram::new(exponential_buckets(1.0, 4.0, 9)),
             directory_requests: Counter::default(),
         };
         r.register(
@@ -143,16 +167,62 @@ impl RelayMetrics {
             m.circuits_active.clone(),
         );
         r.register(
+            "circuit_duration_seconds",
+            "How long closed circuits lasted",
+            m.circuit_duration.clone(),
+        );
+        r.register(
             "directory_requests",
             "Directory (who is reachable here) requests answered",
             m.directory_requests.clone(),
         );
+        m.create_known_series();
         r.register(
             "build",
             "Relay build information",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
         m
+    }
+
+    /// Creates every series whose label values are known in advance, at 0, so that rates and
+    /// dashboards show a flat zero rather than "no data" until the first event.
+    fn create_known_series(&self) {
+        use Transport::*;
+        for transport in [tcp, websocket, webrtc_direct] {
+            for direction in [Direction::inbound, Direction::outbound] {
+                let _ = self.connections_opened.get_or_create(&ConnectionLabels {
+                    transport,
+                    direction,
+                });
+            }
+            let _ = self
+                .connections_closed
+                .get_or_create(&TransportLabels { transport });
+            let _ = self
+                .connections_active
+                .get_or_create(&TransportLabels { transport });
+        }
+        for reason in CONNECTION_DENIAL_REASONS {
+            let _ = self
+                .connections_denied
+                .get_or_create(&Self::reason(*reason));
+        }
+        for reason in RELAY_DENIAL_REASONS {
+            let _ = self
+                .reservations_denied
+                .get_or_create(&Self::reason(*reason));
+            let _ = self.circuits_denied.get_or_create(&Self::reason(*reason));
+        }
+        let _ = self
+            .circuits_denied
+            .get_or_create(&Self::reason("destination_unreachable"));
+        for reason in ["closed", "timed_out"] {
+            let _ = self.reservations_ended.get_or_create(&Self::reason(reason));
+        }
+        for reason in ["ok", "error"] {
+            let _ = self.circuits_closed.get_or_create(&Self::reason(reason));
+        }
     }
 
     pub fn reason(reason: impl Into<String>) -> ReasonLabels {

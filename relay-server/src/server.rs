@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use darkswap_net::TransportKind;
 use darkswap_proto::RelayInfo;
 use futures::StreamExt;
 use libp2p::core::muxing::StreamMuxerBox;
@@ -93,17 +94,14 @@ fn ip_protocol(ip: IpAddr) -> Protocol<'static> {
     }
 }
 
+/// The metrics label for the transport an address names (one classification, in darkswap-net).
 fn transport_of(addr: &Multiaddr) -> Transport {
-    let mut t = Transport::other;
-    for p in addr.iter() {
-        match p {
-            Protocol::WebRTCDirect => return Transport::webrtc_direct,
-            Protocol::Ws(_) | Protocol::Wss(_) => t = Transport::websocket,
-            Protocol::Tcp(_) if t == Transport::other => t = Transport::tcp,
-            _ => {}
-        }
+    match darkswap_net::transport_kind(addr) {
+        TransportKind::Tcp => Transport::tcp,
+        TransportKind::WebSocket => Transport::websocket,
+        TransportKind::WebRtcDirect => Transport::webrtc_direct,
+        TransportKind::Relayed | TransportKind::Other => Transport::other,
     }
-    t
 }
 
 fn endpoint_labels(endpoint: &ConnectedPoint) -> ConnectionLabels {
@@ -155,6 +153,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let mut registry = Registry::default();
     let libp2p_metrics = libp2p::metrics::Metrics::new(&mut registry);
     let metrics = RelayMetrics::register(&mut registry);
+    registry.register_collector(Box::new(crate::process_metrics::ProcessCollector::new()));
     let mut swarm = build_swarm(identity, &config, &mut registry).await?;
 
     let ip = ip_protocol(config.listen_ip);
@@ -223,6 +222,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         metrics,
         libp2p_metrics,
         directory: Directory::default(),
+        open_circuits: HashMap::new(),
         listeners,
         http_addr,
         ready: false,
@@ -258,6 +258,9 @@ struct LoopState<'a> {
     metrics: RelayMetrics,
     libp2p_metrics: libp2p::metrics::Metrics,
     directory: Directory,
+    /// When each open circuit started, per (source, destination); bounded by the relay's
+    /// circuit limit, since only accepted circuits are entered.
+    open_circuits: HashMap<(PeerId, PeerId), Vec<Instant>>,
     listeners: HashMap<ListenerId, Vec<Multiaddr>>,
     http_addr: SocketAddr,
     ready: bool,
@@ -417,9 +420,16 @@ impl LoopState<'_> {
                     .inc();
                 self.directory.remove(&src_peer_id);
             }
-            relay::Event::CircuitReqAccepted { .. } => {
+            relay::Event::CircuitReqAccepted {
+                src_peer_id,
+                dst_peer_id,
+            } => {
                 m.circuits_accepted.inc();
                 m.circuits_active.inc();
+                self.open_circuits
+                    .entry((src_peer_id, dst_peer_id))
+                    .or_default()
+                    .push(Instant::now());
             }
             relay::Event::CircuitReqDenied { status, .. } => {
                 m.circuits_denied
@@ -436,8 +446,22 @@ impl LoopState<'_> {
                     .get_or_create(&RelayMetrics::reason("accept_failed"))
                     .inc();
             }
-            relay::Event::CircuitClosed { error, .. } => {
+            relay::Event::CircuitClosed {
+                src_peer_id,
+                dst_peer_id,
+                error,
+            } => {
                 m.circuits_active.dec();
+                let key = (src_peer_id, dst_peer_id);
+                if let Some(started) = self.open_circuits.get_mut(&key) {
+                    if !started.is_empty() {
+                        m.circuit_duration
+                            .observe(started.remove(0).elapsed().as_secs_f64());
+                    }
+                    if started.is_empty() {
+                        self.open_circuits.remove(&key);
+                    }
+                }
                 let reason = if error.is_some() { "error" } else { "ok" };
                 m.circuits_closed
                     .get_or_create(&RelayMetrics::reason(reason))

@@ -230,7 +230,34 @@ pub fn http_get(url: &str) -> Result<(u16, String)> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| anyhow!("no HTTP status"))?;
-    Ok((status, body.to_string()))
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)?
+    } else {
+        body.to_string()
+    };
+    Ok((status, body))
+}
+
+/// Decodes an HTTP/1.1 chunked body.
+fn dechunk(mut rest: &str) -> Result<String> {
+    let mut out = String::new();
+    loop {
+        let (size, after) = rest
+            .split_once("\r\n")
+            .ok_or_else(|| anyhow!("truncated chunked body"))?;
+        let size = usize::from_str_radix(size.trim(), 16)?;
+        if size == 0 {
+            return Ok(out);
+        }
+        let chunk = after
+            .get(..size)
+            .ok_or_else(|| anyhow!("truncated chunk"))?;
+        out.push_str(chunk);
+        rest = after.get(size + 2..).unwrap_or_default();
+    }
 }
 
 /// A native trader on `darkswap-net`.

@@ -31,8 +31,14 @@ async fn main() -> Result<()> {
         dir.path(),
         Ports::default(),
         &[
-            "--max-reservations", &limit, "--max-connections", &limit,
-            "--reservation-rate-per-ip", &limit, "--reservation-rate-per-peer", "10",
+            "--max-reservations",
+            &limit,
+            "--max-connections",
+            &limit,
+            "--reservation-rate-per-ip",
+            &limit,
+            "--reservation-rate-per-peer",
+            "10",
         ],
     )?;
     tokio::time::sleep(Duration::from_secs(1)).await;

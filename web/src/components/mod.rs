@@ -4,11 +4,13 @@ mod connection_panel;
 mod identity_panel;
 mod message_log;
 mod peer_list;
+mod peer_row;
 
 pub use connection_panel::ConnectionPanel;
 pub use identity_panel::IdentityPanel;
 pub use message_log::MessageLog;
 pub use peer_list::PeerList;
+pub use peer_row::PeerRow;
 
 use yew::UseReducerHandle;
 
