@@ -1,6 +1,8 @@
 //! The relay's network behaviour: connection limits first (so an over-limit connection is refused
 //! before any protocol runs), then circuit relay v2, identify, ping and the directory.
 
+use darkswap_net::gossip::{gossipsub_behaviour, BookSyncCodec, GossipRole};
+use darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL;
 use darkswap_proto::{
     DirectoryRequest, DirectoryResponse, DIRECTORY_PROTOCOL, IDENTIFY_PROTOCOL_VERSION,
     MAX_DIRECTORY_REQUEST_BYTES, MAX_DIRECTORY_RESPONSE_BYTES,
@@ -8,7 +10,7 @@ use darkswap_proto::{
 use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::request_response::{self, json, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{identify, identity, ping, relay, StreamProtocol};
+use libp2p::{gossipsub, identify, identity, ping, relay, StreamProtocol};
 use std::time::Duration;
 
 use crate::config::Limits;
@@ -23,12 +25,14 @@ pub struct RelayBehaviour {
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub directory: request_response::Behaviour<DirectoryCodec>,
+    pub gossip: gossipsub::Behaviour,
+    pub book_sync: request_response::Behaviour<BookSyncCodec>,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
 
 impl RelayBehaviour {
-    pub fn new(key: &identity::Keypair, limits: &Limits) -> Self {
+    pub fn new(key: &identity::Keypair, limits: &Limits) -> Result<Self, String> {
         let peer_id = key.public().to_peer_id();
         let relay_config = relay::Config {
             max_reservations: limits.max_reservations,
@@ -49,7 +53,7 @@ impl RelayBehaviour {
             .with_max_established(Some(limits.max_connections))
             .with_max_established_per_peer(Some(limits.max_connections_per_peer))
             .with_max_pending_incoming(Some(defaults::MAX_PENDING_INCOMING));
-        Self {
+        Ok(Self {
             limits: connection_limits::Behaviour::new(connection_limits),
             relay: relay::Behaviour::new(peer_id, relay_config),
             identify: identify::Behaviour::new(identify::Config::new(
@@ -67,6 +71,15 @@ impl RelayBehaviour {
                 )],
                 request_response::Config::default(),
             ),
-        }
+            gossip: gossipsub_behaviour(GossipRole::Relay)?,
+            book_sync: request_response::Behaviour::with_codec(
+                BookSyncCodec::default(),
+                [(
+                    StreamProtocol::new(BOOK_SYNC_PROTOCOL),
+                    ProtocolSupport::Inbound,
+                )],
+                request_response::Config::default().with_max_concurrent_streams(256),
+            ),
+        })
     }
 }

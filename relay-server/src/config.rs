@@ -11,6 +11,7 @@ use libp2p::Multiaddr;
 use serde::Deserialize;
 
 use crate::defaults;
+use darkswap_market::MarketLimits;
 
 /// darkswap-relay: a DarkSwap relay node. Browsers reach each other through it (circuit relay v2
 /// over WebRTC-direct or WebSocket); it also serves the web app, Prometheus metrics and health.
@@ -49,6 +50,10 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub external_addrs: Vec<Multiaddr>,
+    /// Another relay to peer with so that one order book spans both (repeatable), with its
+    /// PeerId, e.g. /ip4/198.51.100.4/tcp/4001/p2p/12D3KooW...
+    #[arg(long = "peer", env = "DARKSWAP_RELAY_PEERS", value_delimiter = ',')]
+    pub peers: Vec<Multiaddr>,
     #[command(flatten)]
     pub limits: LimitsArgs,
 }
@@ -96,6 +101,24 @@ pub struct LimitsArgs {
     /// Connections per peer [default: 4]
     #[arg(long, env = "DARKSWAP_RELAY_MAX_CONNECTIONS_PER_PEER")]
     pub max_connections_per_peer: Option<u32>,
+    /// Live orders per maker, all pairs together [default: 200]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_ORDERS_PER_MAKER")]
+    pub max_orders_per_maker: Option<usize>,
+    /// Order messages a maker may send in a burst [default: 50]
+    #[arg(long, env = "DARKSWAP_RELAY_ORDER_PUBLISH_BURST")]
+    pub order_publish_burst: Option<u32>,
+    /// Order messages per second a maker may sustain [default: 10]
+    #[arg(long, env = "DARKSWAP_RELAY_ORDER_PUBLISH_RATE")]
+    pub order_publish_rate: Option<u32>,
+    /// Orders per pair [default: 100000]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_ORDERS_PER_PAIR")]
+    pub max_orders_per_pair: Option<usize>,
+    /// Pairs followed [default: 1000]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_PAIRS")]
+    pub max_pairs: Option<usize>,
+    /// Gossip messages per second from one connected peer [default: 50]
+    #[arg(long, env = "DARKSWAP_RELAY_GOSSIP_RATE_PER_PEER")]
+    pub gossip_rate_per_peer: Option<u32>,
 }
 
 /// The config file's shape. Unknown keys are errors, so a typo is not silently ignored.
@@ -111,6 +134,8 @@ struct FileConfig {
     http_port: Option<u16>,
     #[serde(default)]
     external_addrs: Vec<Multiaddr>,
+    #[serde(default)]
+    peers: Vec<Multiaddr>,
     #[serde(default)]
     limits: LimitsArgs,
 }
@@ -131,6 +156,8 @@ pub struct Limits {
     pub circuit_rate_per_ip: NonZeroU32,
     pub max_connections: u32,
     pub max_connections_per_peer: u32,
+    pub market: MarketLimits,
+    pub gossip_rate_per_peer: u32,
 }
 
 /// The configuration in force.
@@ -144,6 +171,7 @@ pub struct Config {
     pub webrtc_port: u16,
     pub http_port: u16,
     pub external_addrs: Vec<Multiaddr>,
+    pub peers: Vec<Multiaddr>,
     pub limits: Limits,
 }
 
@@ -229,6 +257,30 @@ impl Config {
                 .max_connections_per_peer
                 .or(f.max_connections_per_peer)
                 .unwrap_or(defaults::MAX_CONNECTIONS_PER_PEER),
+            market: MarketLimits {
+                max_orders_per_maker: l
+                    .max_orders_per_maker
+                    .or(f.max_orders_per_maker)
+                    .unwrap_or(defaults::MAX_ORDERS_PER_MAKER),
+                publish_burst: l
+                    .order_publish_burst
+                    .or(f.order_publish_burst)
+                    .unwrap_or(defaults::ORDER_PUBLISH_BURST),
+                publish_per_second: l
+                    .order_publish_rate
+                    .or(f.order_publish_rate)
+                    .unwrap_or(defaults::ORDER_PUBLISH_RATE_PER_SECOND),
+                max_orders_per_book: l
+                    .max_orders_per_pair
+                    .or(f.max_orders_per_pair)
+                    .unwrap_or(defaults::MAX_ORDERS_PER_PAIR),
+                max_pairs: l.max_pairs.or(f.max_pairs).unwrap_or(defaults::MAX_PAIRS),
+                ..MarketLimits::default()
+            },
+            gossip_rate_per_peer: l
+                .gossip_rate_per_peer
+                .or(f.gossip_rate_per_peer)
+                .unwrap_or(defaults::GOSSIP_RATE_PER_PEER_PER_SECOND),
         };
         let default_ip: IpAddr = defaults::LISTEN_IP
             .parse()
@@ -261,6 +313,11 @@ impl Config {
             } else {
                 cli.external_addrs
             },
+            peers: if cli.peers.is_empty() {
+                file.peers
+            } else {
+                cli.peers
+            },
             limits,
         };
         config.validate()?;
@@ -269,7 +326,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
-        let positive: [(&'static str, u64); 8] = [
+        let positive: [(&'static str, u64); 14] = [
             ("max_reservations", l.max_reservations as u64),
             (
                 "max_reservations_per_peer",
@@ -287,6 +344,12 @@ impl Config {
             ),
             ("max_circuit_bytes", l.max_circuit_bytes),
             ("max_connections", l.max_connections as u64),
+            ("max_orders_per_maker", l.market.max_orders_per_maker as u64),
+            ("order_publish_burst", l.market.publish_burst as u64),
+            ("order_publish_rate", l.market.publish_per_second as u64),
+            ("max_orders_per_pair", l.market.max_orders_per_book as u64),
+            ("max_pairs", l.market.max_pairs as u64),
+            ("gossip_rate_per_peer", l.gossip_rate_per_peer as u64),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -301,6 +364,14 @@ impl Config {
                 name: "max_connections_per_peer",
                 message: "must be greater than 0".into(),
             });
+        }
+        for peer in &self.peers {
+            if darkswap_net::relay_peer_id(std::slice::from_ref(peer)).is_err() {
+                return Err(ConfigError::Invalid {
+                    name: "peers",
+                    message: format!("{peer} must end with /p2p/<the peer relay's PeerId>"),
+                });
+            }
         }
         let fixed: Vec<u16> = [self.tcp_port, self.ws_port, self.http_port]
             .into_iter()

@@ -55,3 +55,19 @@ pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// How long to wait for the listeners' first addresses before reporting readiness anyway.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Live orders one maker may hold across all pairs: a market maker's ladders on a few pairs.
+pub const MAX_ORDERS_PER_MAKER: usize = 200;
+/// Order messages a maker may send at once: enough to republish a ladder after a reconnect.
+pub const ORDER_PUBLISH_BURST: u32 = 50;
+/// Order messages per second a maker may sustain (orders, cancels, keep-alives together).
+pub const ORDER_PUBLISH_RATE_PER_SECOND: u32 = 10;
+/// Orders per pair in this relay's book: far above real depth, bounded memory (~300 B each).
+pub const MAX_ORDERS_PER_PAIR: usize = 100_000;
+/// Pairs (gossip topics) this relay follows.
+pub const MAX_PAIRS: usize = 1_000;
+/// Gossip messages per second accepted from one connected peer (a peer relay is exempt): a
+/// trader's client never needs this many, a flood is cut at the first hop.
+pub const GOSSIP_RATE_PER_PEER_PER_SECOND: u32 = 50;
+/// How often the relay retries a configured peer relay it is not connected to.
+pub const PEER_REDIAL_INTERVAL: Duration = Duration::from_secs(5);

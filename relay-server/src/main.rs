@@ -7,6 +7,7 @@ mod directory;
 mod http;
 mod identity;
 mod metrics;
+mod orders;
 mod process_metrics;
 mod server;
 

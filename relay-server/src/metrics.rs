@@ -61,6 +61,21 @@ pub const RELAY_DENIAL_REASONS: &[&str] = &[
     "accept_failed",
 ];
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PairLabels {
+    pub pair: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
 /// Every `darkswap_relay_*` metric.
 pub struct RelayMetrics {
     pub connections_opened: Family<ConnectionLabels, Counter>,
@@ -78,6 +93,13 @@ pub struct RelayMetrics {
     pub circuits_active: Gauge,
     pub circuit_duration: Histogram,
     pub directory_requests: Counter,
+    pub order_messages_accepted: Family<KindLabels, Counter>,
+    pub order_messages_rejected: Family<ReasonLabels, Counter>,
+    pub orders_removed: Family<ReasonLabels, Counter>,
+    pub live_orders: Family<PairLabels, Gauge>,
+    pub order_makers: Gauge,
+    pub book_sync_requests: Family<OutcomeLabels, Counter>,
+    pub peer_relays_connected: Gauge,
 }
 
 impl RelayMetrics {
@@ -100,6 +122,13 @@ impl RelayMetrics {
             // 1 s to ~18 h in ×4 steps: a hello, a negotiation, a whole trading session.
             circuit_duration: Histogram::new(exponential_buckets(1.0, 4.0, 9)),
             directory_requests: Counter::default(),
+            order_messages_accepted: Family::default(),
+            order_messages_rejected: Family::default(),
+            orders_removed: Family::default(),
+            live_orders: Family::default(),
+            order_makers: Gauge::default(),
+            book_sync_requests: Family::default(),
+            peer_relays_connected: Gauge::default(),
         };
         r.register(
             "connections_opened",
@@ -176,6 +205,41 @@ impl RelayMetrics {
             "Directory (who is reachable here) requests answered",
             m.directory_requests.clone(),
         );
+        r.register(
+            "order_messages_accepted",
+            "Order gossip messages validated and forwarded, by kind (order, cancel, keep_alive)",
+            m.order_messages_accepted.clone(),
+        );
+        r.register(
+            "order_messages_rejected",
+            "Order gossip messages refused and not forwarded, by reason",
+            m.order_messages_rejected.clone(),
+        );
+        r.register(
+            "orders_removed",
+            "Orders that left the book without a cancel, by reason (expired, maker_gone)",
+            m.orders_removed.clone(),
+        );
+        r.register(
+            "live_orders",
+            "Live orders in this relay's book, by pair",
+            m.live_orders.clone(),
+        );
+        r.register(
+            "order_makers",
+            "Makers this relay currently tracks",
+            m.order_makers.clone(),
+        );
+        r.register(
+            "book_sync_requests",
+            "Book-sync (snapshot) requests, by outcome (ok, refused)",
+            m.book_sync_requests.clone(),
+        );
+        r.register(
+            "peer_relays_connected",
+            "Configured peer relays connected now",
+            m.peer_relays_connected.clone(),
+        );
         m.create_known_series();
         r.register(
             "build",
@@ -222,6 +286,24 @@ impl RelayMetrics {
         }
         for reason in ["ok", "error"] {
             let _ = self.circuits_closed.get_or_create(&Self::reason(reason));
+        }
+        for kind in ["order", "cancel", "keep_alive"] {
+            let _ = self.order_messages_accepted.get_or_create(&KindLabels {
+                kind: kind.to_string(),
+            });
+        }
+        for reason in darkswap_proto::order::OrderReject::ALL {
+            let _ = self
+                .order_messages_rejected
+                .get_or_create(&Self::reason(reason.as_str()));
+        }
+        for reason in ["expired", "maker_gone"] {
+            let _ = self.orders_removed.get_or_create(&Self::reason(reason));
+        }
+        for outcome in ["ok", "refused"] {
+            let _ = self.book_sync_requests.get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            });
         }
     }
 

@@ -29,6 +29,7 @@ use crate::directory::Directory;
 use crate::http::{Health, HttpState};
 use crate::identity::{self, Identity, IdentityError};
 use crate::metrics::{ConnectionLabels, Direction, RelayMetrics, Transport, TransportLabels};
+use crate::orders::OrderGossip;
 
 /// Why the relay could not start.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +81,10 @@ async fn build_swarm(
         .await
         .map_err(build_error)?
         .with_bandwidth_metrics(registry)
-        .with_behaviour(|key| RelayBehaviour::new(key, &config.limits))
+        .with_behaviour(|key| {
+            RelayBehaviour::new(key, &config.limits)
+                .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+        })
         .map_err(build_error)?
         .with_swarm_config(|c| c.with_idle_connection_timeout(defaults::IDLE_CONNECTION_TIMEOUT))
         .build();
@@ -214,6 +218,16 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         }
     });
 
+    let peer_relays: HashMap<PeerId, Multiaddr> = config
+        .peers
+        .iter()
+        .filter_map(|a| {
+            Some((
+                darkswap_net::relay_peer_id(std::slice::from_ref(a)).ok()?,
+                a.clone(),
+            ))
+        })
+        .collect();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(ServerError::Signal)?;
     let mut loop_state = LoopState {
@@ -228,10 +242,14 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         ready: false,
         connections: 0,
         state: state.clone(),
+        orders: OrderGossip::new(&config.limits, peer_relays.keys().copied().collect()),
+        peer_relays,
     };
     let ready_deadline = tokio::time::sleep(defaults::READY_TIMEOUT);
     tokio::pin!(ready_deadline);
     let mut health_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut orders_tick = tokio::time::interval(crate::orders::TICK);
+    let mut peer_tick = tokio::time::interval(defaults::PEER_REDIAL_INTERVAL);
 
     loop {
         tokio::select! {
@@ -243,6 +261,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
                 loop_state.announce_ready();
             }
             _ = health_tick.tick() => loop_state.update_health(started),
+            _ = orders_tick.tick() => {
+                loop_state.orders.tick(&loop_state.metrics, darkswap_net::unix_time_ms());
+            }
+            _ = peer_tick.tick() => loop_state.dial_peer_relays(&mut swarm),
         }
     }
     let _ = shutdown_tx.send(true);
@@ -266,6 +288,9 @@ struct LoopState<'a> {
     ready: bool,
     connections: u64,
     state: Arc<HttpState>,
+    orders: OrderGossip,
+    /// Configured peer relays, by PeerId.
+    peer_relays: HashMap<PeerId, Multiaddr>,
 }
 
 impl LoopState<'_> {
@@ -311,7 +336,12 @@ impl LoopState<'_> {
             SwarmEvent::ListenerError { error, .. } => {
                 tracing::error!("listener error: {error}");
             }
-            SwarmEvent::ConnectionEstablished { endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                if self.peer_relays.contains_key(&peer_id) {
+                    self.count_peer_relays(swarm);
+                }
                 let labels = endpoint_labels(&endpoint);
                 self.metrics.connections_opened.get_or_create(&labels).inc();
                 self.metrics
@@ -335,6 +365,8 @@ impl LoopState<'_> {
                 self.connections = self.connections.saturating_sub(1);
                 if num_established == 0 {
                     self.directory.remove(&peer_id);
+                    self.orders.peer_disconnected(&peer_id);
+                    self.count_peer_relays(swarm);
                 }
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {
@@ -379,7 +411,38 @@ impl LoopState<'_> {
                     .directory
                     .send_response(channel, self.directory.response());
             }
-            RelayBehaviourEvent::Directory(_) | RelayBehaviourEvent::Limits(_) => {}
+            RelayBehaviourEvent::Gossip(event) => {
+                self.orders.on_gossip_event(
+                    &mut swarm.behaviour_mut().gossip,
+                    event,
+                    &self.metrics,
+                    darkswap_net::unix_time_ms(),
+                );
+            }
+            RelayBehaviourEvent::BookSync(request_response::Event::Message {
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            }) => {
+                let response = self.orders.book_sync(&request, &self.metrics);
+                let _ = swarm
+                    .behaviour_mut()
+                    .book_sync
+                    .send_response(channel, response);
+            }
+            RelayBehaviourEvent::BookSync(request_response::Event::InboundFailure { .. }) => {
+                self.metrics
+                    .book_sync_requests
+                    .get_or_create(&crate::metrics::OutcomeLabels {
+                        outcome: "refused".into(),
+                    })
+                    .inc();
+            }
+            RelayBehaviourEvent::BookSync(_)
+            | RelayBehaviourEvent::Directory(_)
+            | RelayBehaviourEvent::Limits(_) => {}
         }
     }
 
@@ -516,6 +579,26 @@ impl LoopState<'_> {
         let _ = writeln!(out, "web app: http://{http}/");
         let _ = writeln!(out, "ready");
         let _ = out.flush();
+    }
+
+    /// Dials every configured peer relay we are not connected to.
+    fn dial_peer_relays(&mut self, swarm: &mut Swarm<RelayBehaviour>) {
+        for (peer, addr) in &self.peer_relays {
+            if !swarm.is_connected(peer) {
+                if let Err(e) = swarm.dial(addr.clone()) {
+                    tracing::debug!(%peer, "cannot dial peer relay: {e}");
+                }
+            }
+        }
+    }
+
+    fn count_peer_relays(&self, swarm: &Swarm<RelayBehaviour>) {
+        let connected = self
+            .peer_relays
+            .keys()
+            .filter(|p| swarm.is_connected(p))
+            .count();
+        self.metrics.peer_relays_connected.set(connected as i64);
     }
 
     fn update_health(&self, started: Instant) {

@@ -8,8 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use darkswap_net::libp2p::{identity::Keypair, Multiaddr, PeerId};
+use darkswap_net::gossip::{gossipsub_behaviour, GossipRole};
+use darkswap_net::libp2p::{
+    gossipsub, identity::Keypair, noise, swarm::SwarmEvent, tcp, yamux, Multiaddr, PeerId, Swarm,
+};
 use darkswap_net::{new_node, NodeConfig, NodeEvent, NodeHandle, RelayStatus};
+use darkswap_proto::order::order_topic;
 use futures::channel::mpsc;
 use futures::StreamExt;
 
@@ -305,5 +309,108 @@ impl Peer {
             matches!(e, NodeEvent::Relay(RelayStatus::Reserved { .. })).then_some(())
         })
         .await
+    }
+}
+
+impl Peer {
+    /// Waits for a book view of `pair` that satisfies `check`.
+    pub async fn book_where(
+        &mut self,
+        timeout: Duration,
+        pair: &darkswap_orderbook::Pair,
+        mut check: impl FnMut(&darkswap_net::BookView) -> bool,
+    ) -> Result<darkswap_net::BookView> {
+        self.wait_for(timeout, |e| match e {
+            NodeEvent::Trading(darkswap_net::TradingEvent::Book(view))
+                if view.pair == *pair && check(view) =>
+            {
+                Some(view.clone())
+            }
+            _ => None,
+        })
+        .await
+    }
+}
+
+/// An order spec for tests: sell `amount` at `price`, living an hour, any fill.
+pub fn sell(amount: u64, price: u64) -> darkswap_proto::order::OrderSpec {
+    darkswap_proto::order::OrderSpec {
+        nonce: 0,
+        side: darkswap_orderbook::Side::Sell,
+        price: darkswap_orderbook::Price(price),
+        amount,
+        min_fill: 0,
+        expires_at_ms: darkswap_net::unix_time_ms() + 3_600_000,
+    }
+}
+
+/// A bare gossipsub peer that publishes whatever bytes it is given, as a hostile client would.
+pub struct RawPublisher {
+    swarm: Swarm<gossipsub::Behaviour>,
+    topic: gossipsub::IdentTopic,
+}
+
+impl RawPublisher {
+    pub async fn connect(relay: &Relay, pair: &darkswap_orderbook::Pair) -> Result<Self> {
+        let mut swarm = darkswap_net::libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )?
+            .with_behaviour(|_| {
+                gossipsub_behaviour(GossipRole::Trader)
+                    .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+            })?
+            .build();
+        swarm
+            .behaviour_mut()
+            .subscribe(&gossipsub::IdentTopic::new(order_topic(pair)))?;
+        swarm.dial(relay.tcp_addr())?;
+        let relay_id = relay.peer_id;
+        // Wait until the relay follows the topic (it subscribes when we do).
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { peer_id, .. }) =
+                    swarm.select_next_some().await
+                {
+                    if peer_id == relay_id {
+                        break;
+                    }
+                }
+            }
+        })
+        .await?;
+        Ok(Self {
+            swarm,
+            topic: gossipsub::IdentTopic::new(order_topic(pair)),
+        })
+    }
+
+    /// Publishes one message and lets the swarm send it.
+    pub async fn publish(&mut self, bytes: Vec<u8>) -> Result<()> {
+        self.publish_now(bytes)?;
+        self.run_for(Duration::from_millis(50)).await;
+        Ok(())
+    }
+
+    /// Queues one message without waiting (call `run_for` to let it go out).
+    pub fn publish_now(&mut self, bytes: Vec<u8>) -> Result<()> {
+        self.swarm
+            .behaviour_mut()
+            .publish(self.topic.clone(), bytes)
+            .map_err(|e| anyhow!("publish: {e}"))?;
+        Ok(())
+    }
+
+    /// Drives the swarm for `d`.
+    pub async fn run_for(&mut self, d: Duration) {
+        let _ = tokio::time::timeout(d, async {
+            loop {
+                self.swarm.select_next_some().await;
+            }
+        })
+        .await;
     }
 }

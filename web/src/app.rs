@@ -6,8 +6,14 @@ use darkswap_net::libp2p::PeerId;
 use darkswap_net::NodeHandle;
 use yew::prelude::*;
 
-use crate::components::{ConnectionPanel, IdentityPanel, MessageLog, PeerList};
+use crate::components::{
+    ConnectionPanel, IdentityPanel, MessageLog, MyOrders, OrderBook, OrderForm, PairSelector,
+    PeerList, TradeList,
+};
 use crate::state::{Action, AppState};
+use darkswap_net::{Command, OrderView};
+use darkswap_orderbook::{OrderId, Pair};
+use darkswap_proto::order::OrderSpec;
 
 #[function_component(App)]
 pub fn app() -> Html {
@@ -53,15 +59,92 @@ pub fn app() -> Html {
             }
         })
     };
+    let on_select = {
+        let handle = handle.clone();
+        let dispatch = state.dispatcher();
+        Callback::from(move |pair: Pair| {
+            dispatch.dispatch(Action::SelectPair(pair.clone()));
+            match handle.as_ref() {
+                Some(h) => {
+                    if let Err(e) = h.command(Command::WatchPair { pair }) {
+                        dispatch.dispatch(Action::TradingError(e.to_string()));
+                    }
+                }
+                None => dispatch.dispatch(Action::TradingError("not connected yet".into())),
+            }
+        })
+    };
+    let on_place = {
+        let handle = handle.clone();
+        let dispatch = state.dispatcher();
+        Callback::from(
+            move |(pair, spec): (Pair, OrderSpec)| match handle.as_ref() {
+                Some(h) => {
+                    if let Err(e) = h.place_order(pair, spec) {
+                        dispatch.dispatch(Action::TradingError(e.to_string()));
+                    }
+                }
+                None => dispatch.dispatch(Action::TradingError("not connected yet".into())),
+            },
+        )
+    };
+    let on_cancel = {
+        let handle = handle.clone();
+        let dispatch = state.dispatcher();
+        Callback::from(move |id: OrderId| match handle.as_ref() {
+            Some(h) => {
+                if let Err(e) = h.command(Command::CancelOrder { id }) {
+                    dispatch.dispatch(Action::TradingError(e.to_string()));
+                }
+            }
+            None => dispatch.dispatch(Action::TradingError("not connected yet".into())),
+        })
+    };
+    let on_take = {
+        let handle = handle.clone();
+        let dispatch = state.dispatcher();
+        let pair = state.trading.pair.clone();
+        Callback::from(move |(order, amount): (OrderView, Option<u64>)| {
+            let (Some(h), Some(pair)) = (handle.as_ref(), pair.clone()) else {
+                return dispatch.dispatch(Action::TradingError("not connected yet".into()));
+            };
+            let command = Command::TakeOrder {
+                pair,
+                order_id: order.id,
+                amount: amount.unwrap_or(order.amount),
+            };
+            if let Err(e) = h.command(command) {
+                dispatch.dispatch(Action::TradingError(e.to_string()));
+            }
+        })
+    };
+    let trading = &state.trading;
+    let view = trading
+        .pair
+        .as_ref()
+        .and_then(|p| trading.books.get(p))
+        .cloned();
+    let synced = trading
+        .synced
+        .as_ref()
+        .filter(|(p, _, _)| Some(p) == trading.pair.as_ref())
+        .map(|(p, n, ms)| (p.to_string(), *n, *ms));
     html! {
         <>
             <header>
                 <h1>{ "DarkSwap" }</h1>
-                <span class="muted">{ "peer-to-peer trading client — connectivity preview: order book and trading are not built yet" }</span>
+                <span class="muted">{ "peer-to-peer trading client — order book and trade agreements live; settlement (moving funds) is not built yet" }</span>
             </header>
             <main>
                 <IdentityPanel state={state.clone()} />
                 <ConnectionPanel state={state.clone()} />
+                <section id="market">
+                    <PairSelector current={trading.pair.clone()} on_select={on_select} />
+                    <OrderBook view={view} synced={synced} on_take={on_take} />
+                    <OrderForm pair={trading.pair.clone()} error={trading.error.clone()} on_place={on_place} />
+                    <MyOrders own={trading.own.clone()} notices={trading.notices.clone()} on_cancel={on_cancel} />
+                    <TradeList trades={trading.trades.clone()} />
+                </section>
                 <PeerList state={state.clone()} on_send={on_send} />
                 <MessageLog state={state} />
             </main>

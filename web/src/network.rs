@@ -117,7 +117,7 @@ pub async fn start(
     wasm_bindgen_futures::spawn_local(node.run());
     wasm_bindgen_futures::spawn_local(async move {
         while let Some(event) = events.next().await {
-            dispatch.dispatch(Action::Node(event));
+            dispatch.dispatch(Action::Node(Box::new(event)));
         }
     });
     Some(handle)

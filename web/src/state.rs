@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
-use darkswap_net::{MessageId, NodeEvent, RelayStatus};
+use darkswap_net::{BookView, MessageId, NodeEvent, OwnOrder, RelayStatus, Trade, TradingEvent};
+use darkswap_orderbook::Pair;
 use yew::Reducible;
 
 /// Most entries kept in the message log (oldest dropped first).
@@ -49,6 +50,86 @@ pub struct PeerLink {
     pub error: Option<String>,
 }
 
+/// The order-book side of the page.
+#[derive(Clone, PartialEq, Default)]
+pub struct TradingState {
+    /// The pair shown in the book and used by the order form.
+    pub pair: Option<Pair>,
+    pub books: BTreeMap<Pair, BookView>,
+    /// Our live orders, by id (hex).
+    pub own: BTreeMap<String, OwnOrder>,
+    /// The last refusal of one of our commands, shown next to the order form.
+    pub error: Option<String>,
+    /// What happened to our orders lately (placed, cancelled, withdrawn), newest last.
+    pub notices: VecDeque<String>,
+    /// Last book sync: (pair, orders, milliseconds).
+    pub synced: Option<(Pair, usize, f64)>,
+    /// Messages from the network refused by our own checks.
+    pub rejected: u64,
+    /// Our trades, by id (hex).
+    pub trades: BTreeMap<String, Trade>,
+}
+
+/// Most trades kept on the page.
+pub const MAX_TRADES_SHOWN: usize = 200;
+
+/// Most notices kept.
+pub const MAX_NOTICES: usize = 20;
+
+impl TradingState {
+    fn notice(&mut self, text: String) {
+        if self.notices.len() == MAX_NOTICES {
+            self.notices.pop_front();
+        }
+        self.notices.push_back(text);
+    }
+
+    fn apply(&mut self, event: TradingEvent) {
+        match event {
+            TradingEvent::Book(view) => {
+                self.books.insert(view.pair.clone(), view);
+            }
+            TradingEvent::OrderPlaced(order) => {
+                self.error = None;
+                self.notice(format!(
+                    "placed {} {} {} @ {}",
+                    order.spec.side, order.spec.amount, order.pair, order.spec.price
+                ));
+                self.own.insert(order.id.to_hex(), order);
+            }
+            TradingEvent::OrderCancelled { id, .. } => {
+                self.own.remove(&id.to_hex());
+                self.notice(format!("cancelled {}", &id.to_hex()[..8]));
+            }
+            TradingEvent::OrderWithdrawn { id, reason, .. } => {
+                self.own.remove(&id.to_hex());
+                self.notice(format!("order {} withdrawn: {reason}", &id.to_hex()[..8]));
+            }
+            TradingEvent::OrderFailed { reason } => self.error = Some(reason),
+            TradingEvent::BookSynced {
+                pair,
+                orders,
+                elapsed,
+            } => self.synced = Some((pair, orders, ms(elapsed))),
+            TradingEvent::MessageRejected { .. } => self.rejected += 1,
+            TradingEvent::Trade(trade) => {
+                self.trades.insert(trade.id_hex(), trade);
+                while self.trades.len() > MAX_TRADES_SHOWN {
+                    let oldest = self
+                        .trades
+                        .iter()
+                        .min_by_key(|(_, t)| t.updated_at_ms)
+                        .map(|(k, _)| k.clone());
+                    match oldest {
+                        Some(k) => self.trades.remove(&k),
+                        None => break,
+                    };
+                }
+            }
+        }
+    }
+}
+
 #[derive(Clone, PartialEq)]
 pub struct AppState {
     pub peer_id: Option<String>,
@@ -60,6 +141,7 @@ pub struct AppState {
     pub peers: Vec<String>,
     pub links: BTreeMap<String, PeerLink>,
     pub log: VecDeque<Entry>,
+    pub trading: TradingState,
 }
 
 impl AppState {
@@ -74,6 +156,7 @@ impl AppState {
             peers: Vec::new(),
             links: BTreeMap::new(),
             log: VecDeque::new(),
+            trading: TradingState::default(),
         }
     }
 
@@ -114,7 +197,11 @@ pub enum Action {
         text: String,
         reason: String,
     },
-    Node(NodeEvent),
+    Node(Box<NodeEvent>),
+    /// The trader chose a pair to look at.
+    SelectPair(Pair),
+    /// A trading command could not even be queued.
+    TradingError(String),
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -142,7 +229,9 @@ impl Reducible for AppState {
                 text,
                 delivery: Delivery::Failed { reason },
             }),
-            Action::Node(event) => match event {
+            Action::SelectPair(pair) => s.trading.pair = Some(pair),
+            Action::TradingError(reason) => s.trading.error = Some(reason),
+            Action::Node(event) => match *event {
                 NodeEvent::Relay(status) => {
                     if matches!(status, RelayStatus::Failed { .. })
                         && matches!(s.relay, Relay::Status(RelayStatus::Reserved { .. }))
@@ -198,6 +287,7 @@ impl Reducible for AppState {
                 NodeEvent::MessageFailed { id, reason, .. } => {
                     s.delivery(id, Delivery::Failed { reason })
                 }
+                NodeEvent::Trading(event) => s.trading.apply(event),
             },
         }
         Rc::new(s)

@@ -5,7 +5,10 @@
 //! darkswap --relay … ping <peer> --count 5
 //! darkswap --relay … send <peer> "hello"
 //! darkswap --relay … online          # stay reachable, print what happens
+//! darkswap --relay … market RUNE:DOG/BTC   # trade: commands on stdin (see market.rs)
 //! ```
+
+mod market;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,6 +51,12 @@ enum Command {
     },
     /// Send one message to a peer.
     Send { peer: PeerId, text: String },
+    /// A trading session: follow order books, make and cancel orders, one command per line on
+    /// stdin (watch, make, take, cancel, book, orders, quit), one event per line on stdout.
+    Market {
+        /// A pair to follow from the start, e.g. RUNE:DOG/BTC
+        pair: Option<darkswap_orderbook::Pair>,
+    },
 }
 
 #[tokio::main]
@@ -119,6 +128,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Market { pair } => market::session(handle, events, pair).await,
         Command::Send { peer, text } => {
             let id = handle.send_message(peer, text)?;
             let rtt = wait_delivery(&mut events, id, cli.timeout).await?;

@@ -8,7 +8,11 @@ use darkswap_proto::{
 };
 use libp2p::request_response::{self, json, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{identify, identity, ping, relay, StreamProtocol};
+use libp2p::{gossipsub, identify, identity, ping, relay, StreamProtocol};
+
+use crate::codec::TradeCodec;
+use crate::gossip::{gossipsub_behaviour, BookSyncCodec, GossipRole};
+use darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL;
 
 use crate::NodeConfig;
 
@@ -22,6 +26,9 @@ pub(crate) struct ClientBehaviour {
     pub ping: ping::Behaviour,
     pub messages: request_response::Behaviour<MessageCodec>,
     pub directory: request_response::Behaviour<DirectoryCodec>,
+    pub gossip: gossipsub::Behaviour,
+    pub book_sync: request_response::Behaviour<BookSyncCodec>,
+    pub trades: request_response::Behaviour<TradeCodec>,
 }
 
 impl ClientBehaviour {
@@ -29,11 +36,11 @@ impl ClientBehaviour {
         key: &identity::Keypair,
         relay_client: relay::client::Behaviour,
         config: &NodeConfig,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let rr_config = request_response::Config::default()
             .with_request_timeout(config.request_timeout)
             .with_max_concurrent_streams(64);
-        Self {
+        Ok(Self {
             relay_client,
             identify: identify::Behaviour::new(identify::Config::new(
                 IDENTIFY_PROTOCOL_VERSION.to_string(),
@@ -62,8 +69,25 @@ impl ClientBehaviour {
                     StreamProtocol::new(DIRECTORY_PROTOCOL),
                     ProtocolSupport::Outbound,
                 )],
+                rr_config.clone(),
+            ),
+            gossip: gossipsub_behaviour(GossipRole::Trader)?,
+            book_sync: request_response::Behaviour::with_codec(
+                BookSyncCodec::default(),
+                [(
+                    StreamProtocol::new(BOOK_SYNC_PROTOCOL),
+                    ProtocolSupport::Outbound,
+                )],
+                rr_config.clone(),
+            ),
+            trades: request_response::Behaviour::with_codec(
+                TradeCodec::default(),
+                [(
+                    StreamProtocol::new(darkswap_proto::trade::TRADE_PROTOCOL),
+                    ProtocolSupport::Full,
+                )],
                 rr_config,
             ),
-        }
+        })
     }
 }

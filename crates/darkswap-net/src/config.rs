@@ -35,6 +35,11 @@ pub struct NodeConfig {
     pub max_pending_per_peer: usize,
     /// Peers with queued messages at once.
     pub max_pending_peers: usize,
+    /// Order messages we may publish at once; below the relay's per-maker burst (50 by
+    /// default) so that our republish after a reconnect is never refused.
+    pub order_publish_burst: u32,
+    /// Order messages per second we publish at most (the relay allows 10 by default).
+    pub order_publish_rate: u32,
 }
 
 impl NodeConfig {
@@ -62,6 +67,8 @@ impl Default for NodeConfig {
             command_buffer: 64,
             max_pending_per_peer: 16,
             max_pending_peers: 64,
+            order_publish_burst: 40,
+            order_publish_rate: 8,
         }
     }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 
+use crate::trading::TradingEvent;
 use crate::TransportKind;
 
 /// Identifies one outgoing message, so the application can match delivery reports.
@@ -85,4 +86,6 @@ pub enum NodeEvent {
         to: PeerId,
         reason: String,
     },
+    /// Order book and own orders.
+    Trading(TradingEvent),
 }

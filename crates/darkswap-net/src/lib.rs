@@ -9,14 +9,18 @@
 
 mod addr;
 mod behaviour;
+pub mod codec;
 mod config;
 mod event;
+pub mod gossip;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod keyfile;
 mod node;
 #[cfg(target_arch = "wasm32")]
 pub mod relay_info;
 mod time;
+mod trade;
+mod trading;
 mod transport;
 
 pub use addr::{
@@ -26,6 +30,11 @@ pub use config::NodeConfig;
 pub use event::{MessageId, NodeEvent, RelayStatus};
 pub use node::{new_node, Command, Node, NodeError, NodeHandle};
 pub use time::unix_time_ms;
+pub use trade::{Trade, TradeRole, TradeState, MAX_OPEN_TRADES, MAX_TRADES};
+pub use trading::{
+    BookView, OrderView, OwnOrder, TradingEvent, BOOK_VIEW_LEVELS, BOOK_VIEW_ORDERS,
+    MAX_WATCHED_PAIRS,
+};
 
 /// The libp2p version this crate is built on, for consumers that need its types (PeerId,
 /// Multiaddr, Keypair) without depending on it twice.

@@ -20,7 +20,10 @@ use web_time::Instant;
 use crate::addr::{circuit_addr, relay_peer_id, sort_for_dialing, transport_kind, with_peer};
 use crate::behaviour::{ClientBehaviour, ClientBehaviourEvent};
 use crate::event::{MessageId, NodeEvent, RelayStatus};
+use crate::trading::{Trading, TradingEvent};
 use crate::{AddrError, NodeConfig, TransportKind};
+use darkswap_orderbook::{OrderId, Pair};
+use darkswap_proto::order::OrderSpec;
 
 /// How often the loop wakes up to check timers (redial, directory refresh).
 const TICK: Duration = Duration::from_millis(200);
@@ -53,6 +56,18 @@ pub enum Command {
     Connect { peer: PeerId },
     /// Ask the relay for its directory now.
     RefreshPeers,
+    /// Follow a pair's order book (gossip topic and a sync from the relay).
+    WatchPair { pair: Pair },
+    /// Publish an order of ours (see [`NodeHandle::place_order`]).
+    PlaceOrder { pair: Pair, spec: OrderSpec },
+    /// Cancel an order of ours everywhere.
+    CancelOrder { id: OrderId },
+    /// Take `amount` of another trader's order: negotiate a trade with its maker.
+    TakeOrder {
+        pair: Pair,
+        order_id: OrderId,
+        amount: u64,
+    },
 }
 
 /// The application's side of a node: cheap to clone.
@@ -72,6 +87,15 @@ impl NodeHandle {
     pub fn send_message(&self, peer: PeerId, text: String) -> Result<MessageId, NodeError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.command(Command::Send { id, peer, text })?;
+        Ok(id)
+    }
+
+    /// Publishes a limit order; its id comes back in `TradingEvent::OrderPlaced`. The nonce is
+    /// random, so ids never repeat across reloads.
+    pub fn place_order(&self, pair: Pair, mut spec: OrderSpec) -> Result<OrderId, NodeError> {
+        spec.nonce = rand::random();
+        let id = darkswap_proto::order::order_id(&self.local_peer_id, spec.nonce);
+        self.command(Command::PlaceOrder { pair, spec })?;
         Ok(id)
     }
 
@@ -113,6 +137,7 @@ pub struct Node {
     peers: Vec<PeerId>,
     pending: HashMap<PeerId, Pending>,
     outbound: HashMap<OutboundRequestId, (MessageId, PeerId, Instant)>,
+    trading: Trading,
 }
 
 /// Creates a node for `keypair` and the channel on which it reports.
@@ -126,6 +151,11 @@ pub async fn new_node(
         return Err(NodeError::NoDialableAddress);
     }
     let local_peer_id = keypair.public().to_peer_id();
+    let trading = Trading::new(
+        keypair.clone(),
+        config.order_publish_burst,
+        config.order_publish_rate,
+    );
     let swarm = crate::transport::build_swarm(keypair, &config).await?;
     let (command_tx, command_rx) = mpsc::channel(config.command_buffer);
     let (event_tx, event_rx) = mpsc::channel(config.event_buffer);
@@ -147,6 +177,7 @@ pub async fn new_node(
         peers: Vec::new(),
         pending: HashMap::new(),
         outbound: HashMap::new(),
+        trading,
         config,
     };
     let handle = NodeHandle {
@@ -184,11 +215,31 @@ impl Node {
         self.events.send(event).await.is_ok()
     }
 
+    async fn emit_trading(&mut self, events: Vec<TradingEvent>) -> bool {
+        for event in events {
+            if !self.emit(NodeEvent::Trading(event)).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn relay_if_connected(&self) -> Option<PeerId> {
+        self.relay_conn.as_ref().map(|_| self.relay)
+    }
+
     async fn status(&mut self, status: RelayStatus) -> bool {
         self.emit(NodeEvent::Relay(status)).await
     }
 
     async fn on_tick(&mut self) -> bool {
+        let relay_up = self.relay_conn.is_some();
+        let events = self
+            .trading
+            .tick(&mut self.swarm.behaviour_mut().gossip, relay_up);
+        if !self.emit_trading(events).await {
+            return false;
+        }
         let now = Instant::now();
         if self.relay_conn.is_none() && !self.dialing_relay {
             if let Some(at) = self.next_dial_at {
@@ -293,6 +344,73 @@ impl Node {
                     self.request_directory();
                 }
                 true
+            }
+            Command::WatchPair { pair } => {
+                let relay = self.relay_if_connected();
+                let behaviour = self.swarm.behaviour_mut();
+                match self.trading.watch(
+                    pair,
+                    &mut behaviour.gossip,
+                    &mut behaviour.book_sync,
+                    relay,
+                ) {
+                    Ok(()) => true,
+                    Err(reason) => {
+                        self.emit_trading(vec![TradingEvent::OrderFailed { reason }])
+                            .await
+                    }
+                }
+            }
+            Command::PlaceOrder { pair, spec } => {
+                let relay = self.relay_if_connected();
+                let behaviour = self.swarm.behaviour_mut();
+                let events = self.trading.place(
+                    pair,
+                    spec,
+                    &mut behaviour.gossip,
+                    &mut behaviour.book_sync,
+                    relay,
+                );
+                self.emit_trading(events).await
+            }
+            Command::CancelOrder { id } => {
+                let events = self
+                    .trading
+                    .cancel(id, &mut self.swarm.behaviour_mut().gossip);
+                self.emit_trading(events).await
+            }
+            Command::TakeOrder {
+                pair,
+                order_id,
+                amount,
+            } => {
+                let connected = self
+                    .trading
+                    .market_maker(&pair, &order_id)
+                    .is_some_and(|m| self.swarm.is_connected(&m));
+                let result = self.trading.take(
+                    &pair,
+                    order_id,
+                    amount,
+                    &mut self.swarm.behaviour_mut().trades,
+                    connected,
+                );
+                match result {
+                    Ok((maker, events)) => {
+                        if !connected {
+                            if let Err(reason) = self.dial_peer(maker) {
+                                let mut events = events;
+                                events.extend(self.trading.peer_unreachable(maker, &reason));
+                                return self.emit_trading(events).await;
+                            }
+                        }
+                        self.emit_trading(events).await
+                    }
+                    Err(reason) => {
+                        self.emit_trading(vec![TradingEvent::OrderFailed { reason }])
+                            .await
+                    }
+                }
             }
             Command::Connect { peer } => {
                 if self.swarm.is_connected(&peer) {
@@ -418,6 +536,12 @@ impl Node {
                     self.attempt = 0;
                     let addr = with_peer(&addr, self.relay);
                     self.relay_conn = Some((connection_id, addr.clone(), transport));
+                    let behaviour = self.swarm.behaviour_mut();
+                    self.trading.relay_ready(
+                        &mut behaviour.gossip,
+                        &mut behaviour.book_sync,
+                        self.relay,
+                    );
                     if !self
                         .status(RelayStatus::Connected { transport, addr })
                         .await
@@ -431,6 +555,8 @@ impl Node {
                         self.send_now(id, peer_id, message);
                     }
                 }
+                self.trading
+                    .peer_connected(peer_id, &mut self.swarm.behaviour_mut().trades);
                 let transport = if matches!(endpoint, ConnectedPoint::Listener { .. })
                     && endpoint_is_relayed(&endpoint)
                 {
@@ -490,6 +616,10 @@ impl Node {
                     })
                     .await
                 {
+                    return false;
+                }
+                let events = self.trading.peer_unreachable(peer, &reason);
+                if !self.emit_trading(events).await {
                     return false;
                 }
                 self.fail_pending(peer, reason).await
@@ -567,6 +697,61 @@ impl Node {
             }
             ClientBehaviourEvent::Directory(event) => self.on_directory_event(event).await,
             ClientBehaviourEvent::Messages(event) => self.on_message_event(event).await,
+            ClientBehaviourEvent::Gossip(event) => {
+                let relay = self.relay_if_connected();
+                let behaviour = self.swarm.behaviour_mut();
+                let events = self.trading.on_gossip(
+                    event,
+                    &mut behaviour.gossip,
+                    &mut behaviour.book_sync,
+                    relay,
+                );
+                self.emit_trading(events).await
+            }
+            ClientBehaviourEvent::Trades(event) => {
+                let behaviour = self.swarm.behaviour_mut();
+                let events = match event {
+                    request_response::Event::Message {
+                        peer,
+                        message:
+                            request_response::Message::Request {
+                                request, channel, ..
+                            },
+                        ..
+                    } => self.trading.on_trade_request(
+                        peer,
+                        request,
+                        channel,
+                        &mut behaviour.trades,
+                        &mut behaviour.gossip,
+                    ),
+                    request_response::Event::Message {
+                        peer,
+                        message:
+                            request_response::Message::Response {
+                                request_id,
+                                response,
+                            },
+                        ..
+                    } => self.trading.on_trade_response(
+                        peer,
+                        request_id,
+                        response,
+                        &mut behaviour.trades,
+                    ),
+                    request_response::Event::OutboundFailure {
+                        request_id, error, ..
+                    } => self.trading.on_trade_failure(request_id, error.to_string()),
+                    _ => Vec::new(),
+                };
+                self.emit_trading(events).await
+            }
+            ClientBehaviourEvent::BookSync(event) => {
+                let events = self
+                    .trading
+                    .on_sync(event, &mut self.swarm.behaviour_mut().book_sync);
+                self.emit_trading(events).await
+            }
             _ => true,
         }
     }

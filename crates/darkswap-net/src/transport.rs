@@ -32,7 +32,10 @@ pub(crate) async fn build_swarm(
         .map_err(build_error)?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(build_error)?
-        .with_behaviour(|key, relay_client| ClientBehaviour::new(key, relay_client, config))
+        .with_behaviour(|key, relay_client| {
+            ClientBehaviour::new(key, relay_client, config)
+                .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+        })
         .map_err(build_error)?
         .with_swarm_config(|c| swarm_config(c, config))
         .build();
@@ -74,7 +77,10 @@ pub(crate) async fn build_swarm(
         .map_err(build_error)?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(build_error)?
-        .with_behaviour(|key, relay_client| ClientBehaviour::new(key, relay_client, config))
+        .with_behaviour(|key, relay_client| {
+            ClientBehaviour::new(key, relay_client, config)
+                .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+        })
         .map_err(build_error)?
         .with_swarm_config(|c| swarm_config(c, config))
         .build();

@@ -5,9 +5,12 @@
 //! applies *before* it parses, and every protocol name carries a version.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod book_sync;
 pub mod directory;
 pub mod message;
+pub mod order;
 pub mod relay_info;
+pub mod trade;
 
 pub use directory::{DirectoryRequest, DirectoryResponse, MAX_DIRECTORY_PEERS};
 pub use message::{DirectAck, DirectMessage, MessageError, MAX_MESSAGE_TEXT_BYTES};

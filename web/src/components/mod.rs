@@ -3,14 +3,24 @@
 mod connection_panel;
 mod identity_panel;
 mod message_log;
+mod my_orders;
+mod order_book;
+mod order_form;
+mod pair_selector;
 mod peer_list;
 mod peer_row;
+mod trade_list;
 
 pub use connection_panel::ConnectionPanel;
 pub use identity_panel::IdentityPanel;
 pub use message_log::MessageLog;
+pub use my_orders::MyOrders;
+pub use order_book::OrderBook;
+pub use order_form::OrderForm;
+pub use pair_selector::PairSelector;
 pub use peer_list::PeerList;
 pub use peer_row::PeerRow;
+pub use trade_list::TradeList;
 
 use yew::UseReducerHandle;
 

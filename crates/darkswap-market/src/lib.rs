@@ -1,0 +1,511 @@
+//! The order book as the network sees it.
+//!
+//! A [`Market`] takes order messages that passed `darkswap_proto::order::verify_order_message`
+//! (signature, schema, time bounds) and applies the rules that need memory:
+//!
+//! - **sequence numbers**: per maker and pair, a message not newer than the last accepted one is a
+//!   replay (or arrived out of order) and is refused, so replays and reordering are harmless;
+//! - **cancel tombstones**: a cancelled order's id is remembered until the order's own expiry, so
+//!   the order cannot come back through a snapshot or a peer that missed the cancel;
+//! - **liveness**: a maker that sends nothing (orders, cancels or keep-alives) for
+//!   [`MarketLimits::maker_timeout_ms`] is gone, and all its orders leave the book: no ghost
+//!   orders after a maker closes the page;
+//! - **keep-alive digests**: a maker's keep-alive carries a digest of its live orders on a pair;
+//!   a mismatch means this book missed something, and the caller pulls that maker's orders;
+//! - **limits**: live orders per maker, a token-bucket publish rate per maker, a total order cap
+//!   per book, and a cap on the number of pairs and makers tracked, so memory stays bounded
+//!   whatever peers send.
+//!
+//! The relay runs this before forwarding anything, and every client runs it again on what it
+//! receives (a client never trusts its relay's filtering). Time is always passed in.
+
+use darkswap_orderbook::{BookError, LimitOrder, OrderBook, OrderId, Pair, ReserveError};
+use darkswap_proto::order::{
+    live_orders_digest, order_id, OrderAction, OrderReject, OrderSpec, VerifiedOrderMessage,
+    MAX_CLOCK_SKEW_MS,
+};
+use libp2p_identity::PeerId;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// How often a maker's client sends a keep-alive per pair it has orders on.
+pub const KEEP_ALIVE_INTERVAL_MS: u64 = 10_000;
+/// A maker silent this long is gone: three missed keep-alives. This is the documented bound on
+/// how long a closed page's orders stay visible.
+pub const MAKER_TIMEOUT_MS: u64 = 3 * KEEP_ALIVE_INTERVAL_MS;
+/// A maker's sequence numbers are remembered this long after its last message, longer than
+/// the clock-skew window during which a captured message could be replayed.
+pub const MAKER_MEMORY_MS: u64 = 4 * MAX_CLOCK_SKEW_MS;
+
+/// Bounds on what one market holds and accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketLimits {
+    /// Live orders one maker may have across all pairs.
+    pub max_orders_per_maker: usize,
+    /// Burst of messages a maker may send at once.
+    pub publish_burst: u32,
+    /// Sustained messages per second a maker may send.
+    pub publish_per_second: u32,
+    /// Orders per pair.
+    pub max_orders_per_book: usize,
+    /// Pairs tracked.
+    pub max_pairs: usize,
+    /// Makers tracked.
+    pub max_makers: usize,
+    pub maker_timeout_ms: u64,
+}
+
+impl Default for MarketLimits {
+    fn default() -> Self {
+        MarketLimits {
+            // A market maker quoting ladders on a few pairs stays well under this.
+            max_orders_per_maker: 200,
+            // Enough to republish a full ladder after a reconnect, not enough to flood.
+            publish_burst: 50,
+            publish_per_second: 10,
+            max_orders_per_book: 100_000,
+            max_pairs: 1_000,
+            max_makers: 100_000,
+            maker_timeout_ms: MAKER_TIMEOUT_MS,
+        }
+    }
+}
+
+/// What the market stores with each order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderInfo {
+    pub maker: PeerId,
+    pub pair: Pair,
+    pub spec: OrderSpec,
+    /// The latest accepted signed message for this order, served unchanged in snapshots.
+    pub raw: Arc<[u8]>,
+}
+
+/// What applying a message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Added(OrderId),
+    /// The maker republished an order with a smaller amount (after a trade).
+    Reduced(OrderId),
+    /// Same order, same amount: nothing changed (a maker re-announcing).
+    Unchanged(OrderId),
+    Cancelled(OrderId),
+    /// A cancel for an order this book never had: nothing to remove; the sequence number still
+    /// blocks the order if it arrives late.
+    CancelledUnknown(OrderId),
+    KeepAlive,
+    /// The maker's digest disagrees with ours: pull its orders on this pair.
+    KeepAliveMismatch {
+        maker: PeerId,
+        pair: Pair,
+    },
+}
+
+/// Why an order left the book in [`Market::expire`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Expired,
+    MakerGone,
+}
+
+struct TokenBucket {
+    tokens: f64,
+    at_ms: u64,
+}
+
+struct MakerState {
+    last_seq: HashMap<Pair, u64>,
+    orders: HashSet<OrderId>,
+    last_seen_ms: u64,
+    bucket: TokenBucket,
+}
+
+/// The verified order books of every pair this node follows.
+pub struct Market {
+    limits: MarketLimits,
+    books: HashMap<Pair, OrderBook<OrderInfo>>,
+    makers: HashMap<PeerId, MakerState>,
+    /// Cancelled order ids and the time until which they are remembered.
+    tombstones: HashMap<OrderId, u64>,
+}
+
+impl Market {
+    pub fn new(limits: MarketLimits) -> Self {
+        Market {
+            limits,
+            books: HashMap::new(),
+            makers: HashMap::new(),
+            tombstones: HashMap::new(),
+        }
+    }
+
+    pub fn limits(&self) -> &MarketLimits {
+        &self.limits
+    }
+
+    pub fn book(&self, pair: &Pair) -> Option<&OrderBook<OrderInfo>> {
+        self.books.get(pair)
+    }
+
+    pub fn pairs(&self) -> impl Iterator<Item = &Pair> {
+        self.books.keys()
+    }
+
+    /// Live orders per pair, for metrics.
+    pub fn order_counts(&self) -> impl Iterator<Item = (&Pair, usize)> {
+        self.books.iter().map(|(p, b)| (p, b.len()))
+    }
+
+    pub fn order(&self, pair: &Pair, id: &OrderId) -> Option<&LimitOrder<OrderInfo>> {
+        self.books.get(pair)?.get(id)
+    }
+
+    pub fn makers(&self) -> usize {
+        self.makers.len()
+    }
+
+    pub fn tombstones(&self) -> usize {
+        self.tombstones.len()
+    }
+
+    /// Applies a gossiped message (already verified with `Freshness::Live`).
+    pub fn apply(
+        &mut self,
+        message: &VerifiedOrderMessage,
+        now_ms: u64,
+    ) -> Result<Applied, OrderReject> {
+        let maker = message.maker;
+        let pair = &message.body.pair;
+        if !self.makers.contains_key(&maker) && self.makers.len() >= self.limits.max_makers {
+            return Err(OrderReject::BookFull);
+        }
+        let limits = self.limits.clone();
+        let state = self.makers.entry(maker).or_insert_with(|| MakerState {
+            last_seq: HashMap::new(),
+            orders: HashSet::new(),
+            last_seen_ms: now_ms,
+            bucket: TokenBucket {
+                tokens: limits.publish_burst as f64,
+                at_ms: now_ms,
+            },
+        });
+        // Rate first: a flood costs the flooder, not our books.
+        let bucket = &mut state.bucket;
+        let elapsed = now_ms.saturating_sub(bucket.at_ms) as f64 / 1000.0;
+        bucket.tokens = (bucket.tokens + elapsed * limits.publish_per_second as f64)
+            .min(limits.publish_burst as f64);
+        bucket.at_ms = now_ms;
+        if bucket.tokens < 1.0 {
+            return Err(OrderReject::RateLimited);
+        }
+        bucket.tokens -= 1.0;
+        if state
+            .last_seq
+            .get(pair)
+            .is_some_and(|last| message.body.seq <= *last)
+        {
+            return Err(OrderReject::Replay);
+        }
+        let outcome = match &message.body.action {
+            OrderAction::Order(spec) => {
+                let id = order_id(&maker, spec.nonce);
+                if self.tombstones.contains_key(&id) {
+                    return Err(OrderReject::Cancelled);
+                }
+                let info = OrderInfo {
+                    maker,
+                    pair: pair.clone(),
+                    spec: *spec,
+                    raw: message.raw.as_slice().into(),
+                };
+                if !state.last_seq.contains_key(pair) && state.last_seq.len() >= limits.max_pairs {
+                    return Err(OrderReject::BookFull);
+                }
+                upsert(&mut self.books, state, &limits, id, info, now_ms)?
+            }
+            OrderAction::Cancel { order_id } => {
+                let book = self.books.get_mut(pair);
+                match book.and_then(|b| b.get(order_id).map(|o| o.data.maker)) {
+                    Some(owner) if owner != maker => return Err(OrderReject::Conflict),
+                    Some(_) => {
+                        let order = self
+                            .books
+                            .get_mut(pair)
+                            .and_then(|b| b.cancel(order_id))
+                            .ok_or(OrderReject::Malformed)?;
+                        state.orders.remove(order_id);
+                        self.tombstones.insert(*order_id, order.expires_at_ms);
+                        Applied::Cancelled(*order_id)
+                    }
+                    None => Applied::CancelledUnknown(*order_id),
+                }
+            }
+            OrderAction::KeepAlive { digest, .. } => {
+                let ours = maker_digest(self.books.get(pair), &state.orders, pair);
+                if ours == *digest {
+                    Applied::KeepAlive
+                } else {
+                    Applied::KeepAliveMismatch {
+                        maker,
+                        pair: pair.clone(),
+                    }
+                }
+            }
+        };
+        state.last_seq.insert(pair.clone(), message.body.seq);
+        state.last_seen_ms = now_ms;
+        Ok(outcome)
+    }
+
+    /// Applies an order from a snapshot (verified with `Freshness::Stored`): no sequence or rate
+    /// rules (a snapshot replays old messages by design), but tombstones, caps and conflicts
+    /// still hold. Cancels and keep-alives never appear in snapshots.
+    pub fn apply_stored(
+        &mut self,
+        message: &VerifiedOrderMessage,
+        now_ms: u64,
+    ) -> Result<Applied, OrderReject> {
+        let OrderAction::Order(spec) = &message.body.action else {
+            return Err(OrderReject::Malformed);
+        };
+        let maker = message.maker;
+        let id = order_id(&maker, spec.nonce);
+        if self.tombstones.contains_key(&id) {
+            return Err(OrderReject::Cancelled);
+        }
+        if !self.makers.contains_key(&maker) && self.makers.len() >= self.limits.max_makers {
+            return Err(OrderReject::BookFull);
+        }
+        let limits = self.limits.clone();
+        let state = self.makers.entry(maker).or_insert_with(|| MakerState {
+            last_seq: HashMap::new(),
+            orders: HashSet::new(),
+            last_seen_ms: now_ms,
+            bucket: TokenBucket {
+                tokens: limits.publish_burst as f64,
+                at_ms: now_ms,
+            },
+        });
+        let info = OrderInfo {
+            maker,
+            pair: message.body.pair.clone(),
+            spec: *spec,
+            raw: message.raw.as_slice().into(),
+        };
+        upsert(&mut self.books, state, &limits, id, info, now_ms)
+    }
+
+    /// Replaces what this book holds of one maker on one pair with a fresh snapshot of it
+    /// (after a keep-alive mismatch): orders missing from the snapshot were cancelled or filled
+    /// while we were not listening, and go.
+    pub fn reconcile_maker(
+        &mut self,
+        maker: &PeerId,
+        pair: &Pair,
+        snapshot: &[VerifiedOrderMessage],
+        now_ms: u64,
+    ) -> Vec<Result<Applied, OrderReject>> {
+        let keep: HashSet<OrderId> = snapshot
+            .iter()
+            .filter(|m| m.maker == *maker && m.body.pair == *pair)
+            .filter_map(VerifiedOrderMessage::order_id)
+            .collect();
+        if let (Some(book), Some(state)) = (self.books.get_mut(pair), self.makers.get_mut(maker)) {
+            let stale: Vec<OrderId> = state
+                .orders
+                .iter()
+                .filter(|id| book.get(id).is_some() && !keep.contains(id))
+                .copied()
+                .collect();
+            for id in stale {
+                book.cancel(&id);
+                state.orders.remove(&id);
+            }
+        }
+        snapshot
+            .iter()
+            .filter(|m| m.maker == *maker && m.body.pair == *pair)
+            .map(|m| self.apply_stored(m, now_ms))
+            .collect()
+    }
+
+    /// Holds `amount` of an order for a taker while a trade is negotiated (see
+    /// `OrderBook::reserve`): what the maker's client does before accepting a take.
+    pub fn reserve(
+        &mut self,
+        pair: &Pair,
+        id: &OrderId,
+        amount: u64,
+        now_ms: u64,
+    ) -> Result<(), ReserveError> {
+        self.books
+            .get_mut(pair)
+            .ok_or(ReserveError::NotFound)?
+            .reserve(id, amount, now_ms)
+    }
+
+    /// Gives a reservation back (the trade was rejected, aborted or timed out).
+    pub fn release(&mut self, pair: &Pair, id: &OrderId, amount: u64) -> bool {
+        self.books
+            .get_mut(pair)
+            .is_some_and(|b| b.release(id, amount))
+    }
+
+    /// Turns a reservation into a fill; returns what remains of the order (0: it left the book).
+    pub fn settle(&mut self, pair: &Pair, id: &OrderId, amount: u64) -> Result<u64, BookError> {
+        let book = self.books.get_mut(pair).ok_or(BookError::NotFound)?;
+        let maker = book
+            .get(id)
+            .map(|o| o.data.maker)
+            .ok_or(BookError::NotFound)?;
+        let remaining = book.settle(id, amount)?;
+        if remaining == 0 {
+            if let Some(state) = self.makers.get_mut(&maker) {
+                state.orders.remove(id);
+            }
+        }
+        Ok(remaining)
+    }
+
+    /// Removes expired orders, the orders of makers gone silent, old tombstones and forgotten
+    /// makers. Call it every second or so. Returns what left the book and why.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<(LimitOrder<OrderInfo>, Removal)> {
+        let mut removed = Vec::new();
+        for book in self.books.values_mut() {
+            for order in book.expire(now_ms) {
+                if let Some(state) = self.makers.get_mut(&order.data.maker) {
+                    state.orders.remove(&order.id);
+                }
+                removed.push((order, Removal::Expired));
+            }
+        }
+        let timeout = self.limits.maker_timeout_ms;
+        for state in self.makers.values_mut() {
+            if now_ms.saturating_sub(state.last_seen_ms) < timeout || state.orders.is_empty() {
+                continue;
+            }
+            for id in state.orders.drain() {
+                for book in self.books.values_mut() {
+                    if let Some(order) = book.cancel(&id) {
+                        removed.push((order, Removal::MakerGone));
+                        break;
+                    }
+                }
+            }
+        }
+        self.makers.retain(|_, s| {
+            !s.orders.is_empty() || now_ms.saturating_sub(s.last_seen_ms) < MAKER_MEMORY_MS
+        });
+        self.tombstones.retain(|_, until| *until > now_ms);
+        self.books.retain(|_, b| !b.is_empty());
+        removed
+    }
+
+    /// The signed messages of every live order on a pair, in book order (bids then asks),
+    /// starting after `after` (exclusive) and at most `limit` of them, plus whether more follow.
+    /// This is what a joiner's `/darkswap/book-sync/1` request is answered with.
+    pub fn snapshot(
+        &self,
+        pair: &Pair,
+        maker: Option<&PeerId>,
+        after: Option<&OrderId>,
+        limit: usize,
+    ) -> (Vec<Arc<[u8]>>, bool) {
+        let Some(book) = self.books.get(pair) else {
+            return (Vec::new(), false);
+        };
+        // Ids sort the snapshot, so paging is stable while the book changes.
+        let mut orders: Vec<&LimitOrder<OrderInfo>> = book
+            .iter()
+            .filter(|o| maker.is_none_or(|m| o.data.maker == *m))
+            .filter(|o| after.is_none_or(|a| o.id > *a))
+            .collect();
+        orders.sort_unstable_by_key(|o| o.id);
+        let more = orders.len() > limit;
+        let page = orders
+            .into_iter()
+            .take(limit)
+            .map(|o| o.data.raw.clone())
+            .collect();
+        (page, more)
+    }
+}
+
+fn upsert(
+    books: &mut HashMap<Pair, OrderBook<OrderInfo>>,
+    state: &mut MakerState,
+    limits: &MarketLimits,
+    id: OrderId,
+    info: OrderInfo,
+    now_ms: u64,
+) -> Result<Applied, OrderReject> {
+    if !books.contains_key(&info.pair) && books.len() >= limits.max_pairs {
+        return Err(OrderReject::BookFull);
+    }
+    let book = books
+        .entry(info.pair.clone())
+        .or_insert_with(|| OrderBook::with_max_orders(limits.max_orders_per_book));
+    let spec = info.spec;
+    if let Some(existing) = book.get(&id) {
+        let same_terms = existing.side == spec.side
+            && existing.price == spec.price
+            && existing.min_fill == spec.min_fill
+            && existing.expires_at_ms == spec.expires_at_ms;
+        if !same_terms || spec.amount > existing.amount {
+            // An order's terms never change and it never grows: a new order needs a new nonce.
+            return Err(OrderReject::Conflict);
+        }
+        if spec.amount == existing.amount {
+            return Ok(Applied::Unchanged(id));
+        }
+        book.reduce(&id, spec.amount)
+            .map_err(|_| OrderReject::Conflict)?;
+        // Keep the newest signed message so snapshots carry the reduced amount.
+        if let Some(order) = book.data_mut(&id) {
+            order.raw = info.raw;
+            order.spec = spec;
+        }
+        return Ok(Applied::Reduced(id));
+    }
+    if state.orders.len() >= limits.max_orders_per_maker {
+        return Err(OrderReject::OverCap);
+    }
+    let order = LimitOrder {
+        id,
+        side: spec.side,
+        price: spec.price,
+        amount: spec.amount,
+        min_fill: spec.min_fill,
+        expires_at_ms: spec.expires_at_ms,
+        data: info,
+    };
+    match book.insert(order, now_ms) {
+        Ok(()) => {
+            state.orders.insert(id);
+            Ok(Applied::Added(id))
+        }
+        Err(BookError::Full { .. }) => Err(OrderReject::BookFull),
+        Err(BookError::Expired) => Err(OrderReject::Expired),
+        Err(_) => Err(OrderReject::BadOrder),
+    }
+}
+
+fn maker_digest(
+    book: Option<&OrderBook<OrderInfo>>,
+    orders: &HashSet<OrderId>,
+    pair: &Pair,
+) -> [u8; 32] {
+    let mut live: Vec<(OrderId, u64)> = match book {
+        Some(book) => orders
+            .iter()
+            .filter_map(|id| book.get(id))
+            .filter(|o| o.data.pair == *pair)
+            .map(|o| (o.id, o.amount))
+            .collect(),
+        None => Vec::new(),
+    };
+    live_orders_digest(&mut live)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,329 @@
+use super::*;
+use darkswap_orderbook::{Price, Side};
+use darkswap_proto::order::{
+    sign_order_message, verify_order_message, Freshness, OrderBody, MIN_ORDER_LIFETIME_MS,
+};
+use libp2p_identity::Keypair;
+
+const T0: u64 = 1_800_000_000_000;
+
+fn pair() -> Pair {
+    Pair::parse("RUNE:DOG/BTC").unwrap()
+}
+
+struct Maker {
+    key: Keypair,
+    seq: u64,
+}
+
+impl Maker {
+    fn new() -> Self {
+        Maker {
+            key: Keypair::generate_ed25519(),
+            seq: 0,
+        }
+    }
+
+    fn peer(&self) -> PeerId {
+        self.key.public().to_peer_id()
+    }
+
+    fn message(&mut self, action: OrderAction, now: u64) -> VerifiedOrderMessage {
+        self.seq += 1;
+        let body = OrderBody {
+            pair: pair(),
+            seq: self.seq,
+            sent_at_ms: now,
+            action,
+        };
+        let bytes = sign_order_message(&self.key, &body, now).unwrap();
+        verify_order_message(&bytes, Some(&pair()), Freshness::Live, now).unwrap()
+    }
+
+    fn order(&mut self, nonce: u64, amount: u64, now: u64) -> VerifiedOrderMessage {
+        self.message(OrderAction::Order(spec(nonce, amount)), now)
+    }
+
+    fn cancel(&mut self, nonce: u64, now: u64) -> VerifiedOrderMessage {
+        let order_id = order_id(&self.peer(), nonce);
+        self.message(OrderAction::Cancel { order_id }, now)
+    }
+
+    fn keep_alive(&mut self, live: &mut [(OrderId, u64)], now: u64) -> VerifiedOrderMessage {
+        let digest = live_orders_digest(live);
+        self.message(
+            OrderAction::KeepAlive {
+                digest,
+                live_orders: live.len() as u32,
+            },
+            now,
+        )
+    }
+}
+
+fn spec(nonce: u64, amount: u64) -> OrderSpec {
+    OrderSpec {
+        nonce,
+        side: Side::Sell,
+        price: Price(1_000 + nonce),
+        amount,
+        min_fill: 0,
+        expires_at_ms: T0 + 3_600_000,
+    }
+}
+
+#[test]
+fn orders_enter_and_replays_are_refused() {
+    let mut market = Market::new(MarketLimits::default());
+    let mut maker = Maker::new();
+    let first = maker.order(1, 100, T0);
+    let id = order_id(&maker.peer(), 1);
+    assert_eq!(market.apply(&first, T0), Ok(Applied::Added(id)));
+    assert_eq!(market.apply(&first, T0), Err(OrderReject::Replay));
+    assert_eq!(market.book(&pair()).unwrap().len(), 1);
+    let (page, more) = market.snapshot(&pair(), None, None, 10);
+    assert_eq!((page.len(), more), (1, false));
+    assert_eq!(&*page[0], first.raw.as_slice());
+}
+
+#[test]
+fn out_of_order_delivery_is_harmless() {
+    let mut market = Market::new(MarketLimits::default());
+    let mut maker = Maker::new();
+    let order = maker.order(1, 100, T0);
+    let cancel = maker.cancel(1, T0 + 1);
+    // The cancel overtakes the order: the order, older, is then refused.
+    assert!(matches!(
+        market.apply(&cancel, T0 + 2),
+        Ok(Applied::CancelledUnknown(_))
+    ));
+    assert_eq!(market.apply(&order, T0 + 2), Err(OrderReject::Replay));
+    assert!(market.book(&pair()).is_none_or(|b| b.is_empty()));
+}
+
+#[test]
+fn cancel_removes_everywhere_and_leaves_a_tombstone() {
+    let mut market = Market::new(MarketLimits::default());
+    let mut maker = Maker::new();
+    let order = maker.order(1, 100, T0);
+    market.apply(&order, T0).unwrap();
+    let id = order_id(&maker.peer(), 1);
+    assert_eq!(
+        market.apply(&maker.cancel(1, T0 + 1), T0 + 1),
+        Ok(Applied::Cancelled(id))
+    );
+    assert_eq!(market.tombstones(), 1);
+    // The order cannot come back, neither republished nor from a snapshot.
+    assert_eq!(
+        market.apply(&maker.order(1, 100, T0 + 2), T0 + 2),
+        Err(OrderReject::Cancelled)
+    );
+    assert_eq!(
+        market.apply_stored(&order, T0 + 3),
+        Err(OrderReject::Cancelled)
+    );
+    // The tombstone lasts until the order would have expired, then goes.
+    market.expire(T0 + 3_599_999);
+    assert_eq!(market.tombstones(), 1);
+    market.expire(T0 + 3_600_000);
+    assert_eq!(market.tombstones(), 0);
+}
+
+#[test]
+fn only_the_maker_can_cancel_or_change_its_order() {
+    let mut market = Market::new(MarketLimits::default());
+    let mut maker = Maker::new();
+    let mut thief = Maker::new();
+    market.apply(&maker.order(1, 100, T0), T0).unwrap();
+    let victim = order_id(&maker.peer(), 1);
+    let forged = thief.message(OrderAction::Cancel { order_id: victim }, T0);
+    assert_eq!(market.apply(&forged, T0), Err(OrderReject::Conflict));
+    assert!(market.book(&pair()).unwrap().contains(&victim));
+}
+
+#[test]
+fn a_maker_republishes_what_is_left_but_cannot_grow_or_reprice() {
+    let mut market = Market::new(MarketLimits::default());
+    let mut maker = Maker::new();
+    let id = order_id(&maker.peer(), 1);
+    market.apply(&maker.order(1, 100, T0), T0).unwrap();
+    let reduced = maker.order(1, 60, T0 + 1);
+    assert_eq!(market.apply(&reduced, T0 + 1), Ok(Applied::Reduced(id)));
+    assert_eq!(market.order(&pair(), &id).unwrap().amount, 60);
+    let (page, _) = market.snapshot(&pair(), None, None, 10);
+    assert_eq!(
+        &*page[0],
+        reduced.raw.as_slice(),
+        "snapshots carry the newest message"
+    );
+    assert_eq!(
+        market.apply(&maker.order(1, 80, T0 + 2), T0 + 2),
+        Err(OrderReject::Conflict)
+    );
+    let mut repriced = spec(1, 60);
+    repriced.price = Price(1);
+    let message = maker.message(OrderAction::Order(repriced), T0 + 3);
+    assert_eq!(market.apply(&message, T0 + 3), Err(OrderReject::Conflict));
+    assert_eq!(
+        market.apply(&maker.order(1, 60, T0 + 4), T0 + 4),
+        Ok(Applied::Unchanged(id))
+    );
+}
+
+#[test]
+fn per_maker_cap_and_rate_are_enforced() {
+    let limits = MarketLimits {
+        max_orders_per_maker: 2,
+        publish_burst: 4,
+        publish_per_second: 1,
+        ..MarketLimits::default()
+    };
+    let mut market = Market::new(limits);
+    let mut maker = Maker::new();
+    market.apply(&maker.order(1, 10, T0), T0).unwrap();
+    market.apply(&maker.order(2, 10, T0), T0).unwrap();
+    assert_eq!(
+        market.apply(&maker.order(3, 10, T0), T0),
+        Err(OrderReject::OverCap)
+    );
+    // Cancelling one makes room (fourth message: the burst is now spent).
+    market.apply(&maker.cancel(1, T0), T0).unwrap();
+    assert_eq!(
+        market.apply(&maker.order(3, 10, T0), T0),
+        Err(OrderReject::RateLimited)
+    );
+    assert!(matches!(
+        market.apply(&maker.order(4, 10, T0 + 1_000), T0 + 1_000),
+        Ok(Applied::Added(_))
+    ));
+    // Another maker is not affected by the first one's limits.
+    let mut other = Maker::new();
+    assert!(market
+        .apply(&other.order(1, 10, T0 + 1_000), T0 + 1_000)
+        .is_ok());
+}
+
+#[test]
+fn a_silent_maker_disappears_after_the_timeout() {
+    let mut market = Market::new(MarketLimits::default());
+    let mut gone = Maker::new();
+    let mut alive = Maker::new();
+    market.apply(&gone.order(1, 10, T0), T0).unwrap();
+    market.apply(&alive.order(1, 10, T0), T0).unwrap();
+    let alive_id = order_id(&alive.peer(), 1);
+    let mut t = T0;
+    let mut removed = Vec::new();
+    while t < T0 + MAKER_TIMEOUT_MS {
+        t += KEEP_ALIVE_INTERVAL_MS;
+        let ka = alive.keep_alive(&mut [(alive_id, 10)], t);
+        assert_eq!(market.apply(&ka, t), Ok(Applied::KeepAlive));
+        removed.extend(market.expire(t));
+    }
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].0.id, order_id(&gone.peer(), 1));
+    assert_eq!(removed[0].1, Removal::MakerGone);
+    let book = market.book(&pair()).unwrap();
+    assert_eq!(book.len(), 1);
+    assert!(book.contains(&alive_id));
+    // The silent maker is forgotten entirely later (a replay of its old messages is by then
+    // refused by the clock check); the live one is still known.
+    market.expire(T0 + MAKER_MEMORY_MS + 1);
+    assert_eq!(market.makers(), 1);
+}
+
+#[test]
+fn keep_alive_mismatch_leads_to_reconciliation() {
+    let mut market = Market::new(MarketLimits::default());
+    let mut maker = Maker::new();
+    let a = maker.order(1, 10, T0);
+    let b = maker.order(2, 20, T0);
+    let c = maker.order(3, 30, T0);
+    market.apply(&a, T0).unwrap();
+    market.apply(&c, T0).unwrap(); // we missed b, and the maker has since cancelled c
+    let maker_id = maker.peer();
+    let ids = |n: u64| order_id(&maker_id, n);
+    let mut live = vec![(ids(1), 10), (ids(2), 20)];
+    let ka = maker.keep_alive(&mut live, T0 + 10);
+    let outcome = market.apply(&ka, T0 + 10).unwrap();
+    assert_eq!(
+        outcome,
+        Applied::KeepAliveMismatch {
+            maker: maker.peer(),
+            pair: pair()
+        }
+    );
+    let stored = |m: &VerifiedOrderMessage| {
+        verify_order_message(&m.raw, None, Freshness::Stored, T0 + 20).unwrap()
+    };
+    let results =
+        market.reconcile_maker(&maker.peer(), &pair(), &[stored(&a), stored(&b)], T0 + 20);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let book = market.book(&pair()).unwrap();
+    assert!(book.contains(&ids(1)) && book.contains(&ids(2)) && !book.contains(&ids(3)));
+    let ka = maker.keep_alive(&mut live, T0 + 30);
+    assert_eq!(market.apply(&ka, T0 + 30), Ok(Applied::KeepAlive));
+}
+
+#[test]
+fn snapshots_page_through_a_large_book() {
+    let limits = MarketLimits {
+        max_orders_per_maker: 1_000,
+        publish_burst: 1_000,
+        ..MarketLimits::default()
+    };
+    let mut market = Market::new(limits);
+    let mut maker = Maker::new();
+    for n in 0..25 {
+        market.apply(&maker.order(n, 10, T0), T0).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<OrderId> = None;
+    loop {
+        let (page, more) = market.snapshot(&pair(), None, after.as_ref(), 10);
+        assert!(page.len() <= 10);
+        for raw in &page {
+            let m = verify_order_message(raw, None, Freshness::Stored, T0).unwrap();
+            after = m.order_id();
+            seen.push(after.unwrap());
+        }
+        if !more {
+            break;
+        }
+    }
+    seen.dedup();
+    assert_eq!(seen.len(), 25);
+}
+
+#[test]
+fn orders_expire() {
+    let mut market = Market::new(MarketLimits::default());
+    let mut maker = Maker::new();
+    let mut s = spec(1, 10);
+    s.expires_at_ms = T0 + MIN_ORDER_LIFETIME_MS;
+    let m = maker.message(OrderAction::Order(s), T0);
+    market.apply(&m, T0).unwrap();
+    // keep the maker alive so only expiry acts
+    let removed = market.expire(T0 + MIN_ORDER_LIFETIME_MS);
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].1, Removal::Expired);
+    assert!(market.expire(T0 + MIN_ORDER_LIFETIME_MS).is_empty());
+}
+
+#[test]
+fn reservations_settle_into_the_book() {
+    let mut market = Market::new(MarketLimits::default());
+    let mut maker = Maker::new();
+    market.apply(&maker.order(1, 100, T0), T0).unwrap();
+    let id = order_id(&maker.peer(), 1);
+    market.reserve(&pair(), &id, 60, T0).unwrap();
+    assert!(
+        market.reserve(&pair(), &id, 60, T0).is_err(),
+        "no unit is sold twice"
+    );
+    assert_eq!(market.settle(&pair(), &id, 60), Ok(40));
+    market.reserve(&pair(), &id, 40, T0).unwrap();
+    assert!(market.release(&pair(), &id, 40));
+    market.reserve(&pair(), &id, 40, T0).unwrap();
+    assert_eq!(market.settle(&pair(), &id, 40), Ok(0));
+    assert!(market.order(&pair(), &id).is_none());
+}

@@ -1,0 +1,200 @@
+//! A deterministic order-flow generator, shared by the native criterion benchmark and the same
+//! workload run in headless Chromium, so both measure exactly the same operations.
+//!
+//! The mixed workload is 70% passive limit orders around a fixed mid price, 20% cancels of
+//! earlier orders (some already filled, as in real flow) and 10% aggressive immediate-or-cancel
+//! orders that sweep into the opposite side.
+
+use crate::book::OrderBook;
+use crate::order::{LimitOrder, OrderId, Price, Side};
+
+/// Mid price of the generated flow (quote units per 10⁸ base units).
+pub const MID_PRICE: u64 = 1_000_000;
+/// Passive orders rest within this many ticks of the mid price.
+pub const PASSIVE_SPREAD_TICKS: u64 = 200;
+/// Aggressive orders reach this many ticks through the mid price.
+pub const AGGRESSIVE_REACH_TICKS: u64 = 100;
+
+/// SplitMix64: tiny, fast, and the same sequence on every platform for a given seed.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0; the tiny modulo bias is irrelevant for load generation).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// One operation of a workload. Ids are small integers so any book implementation can use them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// A limit order that rests (it never crosses the passive side of the mid price).
+    Place {
+        id: u64,
+        side: Side,
+        price: u64,
+        amount: u64,
+    },
+    /// Cancel an earlier order, which may already be gone.
+    Cancel { id: u64 },
+    /// Immediate-or-cancel: fill what is available up to `price`, drop the rest.
+    Aggressive {
+        id: u64,
+        side: Side,
+        price: u64,
+        amount: u64,
+    },
+}
+
+/// Generates `count` operations of the 70/20/10 mixed workload from `seed`.
+pub fn mixed(seed: u64, count: usize) -> Vec<Op> {
+    let mut rng = SplitMix64::new(seed);
+    let mut ops = Vec::with_capacity(count);
+    let mut live: Vec<u64> = Vec::new();
+    let mut next_id = 0u64;
+    for _ in 0..count {
+        let roll = rng.below(100);
+        if roll < 20 && !live.is_empty() {
+            let i = rng.below(live.len() as u64) as usize;
+            ops.push(Op::Cancel {
+                id: live.swap_remove(i),
+            });
+            continue;
+        }
+        next_id += 1;
+        let side = if rng.below(2) == 0 {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        if roll >= 90 {
+            let price = match side {
+                Side::Buy => MID_PRICE + AGGRESSIVE_REACH_TICKS,
+                Side::Sell => MID_PRICE - AGGRESSIVE_REACH_TICKS,
+            };
+            ops.push(Op::Aggressive {
+                id: next_id,
+                side,
+                price,
+                amount: 1 + rng.below(3_000),
+            });
+        } else {
+            let offset = 1 + rng.below(PASSIVE_SPREAD_TICKS);
+            let price = match side {
+                Side::Buy => MID_PRICE - offset,
+                Side::Sell => MID_PRICE + offset,
+            };
+            ops.push(Op::Place {
+                id: next_id,
+                side,
+                price,
+                amount: 1 + rng.below(1_000),
+            });
+            live.push(next_id);
+        }
+    }
+    ops
+}
+
+/// What a run did; two correct books given the same operations agree on all of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub placed: u64,
+    pub cancelled: u64,
+    pub fills: u64,
+    pub filled_amount: u64,
+}
+
+/// Applies a workload to a DarkSwap book.
+pub fn run(book: &mut OrderBook, ops: &[Op]) -> Tally {
+    let mut tally = Tally::default();
+    for op in ops {
+        match *op {
+            Op::Place {
+                id,
+                side,
+                price,
+                amount,
+            } => {
+                if book.insert(order(id, side, price, amount), 0).is_ok() {
+                    tally.placed += 1;
+                }
+            }
+            Op::Cancel { id } => {
+                if book.cancel(&OrderId::from_u64(id)).is_some() {
+                    tally.cancelled += 1;
+                }
+            }
+            Op::Aggressive {
+                id: _,
+                side,
+                price,
+                amount,
+            } => {
+                book.sweep(side, Price(price), amount, 0, |fill| {
+                    tally.fills += 1;
+                    tally.filled_amount += fill.amount;
+                });
+            }
+        }
+    }
+    tally
+}
+
+fn order(id: u64, side: Side, price: u64, amount: u64) -> LimitOrder {
+    LimitOrder {
+        id: OrderId::from_u64(id),
+        side,
+        price: Price(price),
+        amount,
+        min_fill: 0,
+        expires_at_ms: u64::MAX,
+        data: (),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workload_is_deterministic_and_has_the_advertised_mix() {
+        let ops = mixed(7, 10_000);
+        assert_eq!(ops, mixed(7, 10_000));
+        let cancels = ops
+            .iter()
+            .filter(|o| matches!(o, Op::Cancel { .. }))
+            .count();
+        let aggressive = ops
+            .iter()
+            .filter(|o| matches!(o, Op::Aggressive { .. }))
+            .count();
+        assert!((1_800..2_200).contains(&cancels), "{cancels}");
+        assert!((800..1_200).contains(&aggressive), "{aggressive}");
+    }
+
+    #[test]
+    fn a_run_fills_and_cancels() {
+        let ops = mixed(7, 10_000);
+        let mut book = OrderBook::new();
+        let tally = run(&mut book, &ops);
+        assert!(tally.fills > 0 && tally.cancelled > 0, "{tally:?}");
+        // Passive orders never cross the mid and aggressive ones never rest.
+        assert!(book.best_bid().unwrap().0 .0 < MID_PRICE);
+        assert!(book.best_ask().unwrap().0 .0 > MID_PRICE);
+        assert!(book.len() as u64 <= tally.placed - tally.cancelled);
+    }
+}

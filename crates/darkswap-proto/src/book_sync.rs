@@ -1,0 +1,234 @@
+//! `/darkswap/book-sync/1`: a joiner asks a relay for the live orders of a pair, page by page.
+//!
+//! ```proto
+//! message BookSyncRequest {        // at most MAX_BOOK_SYNC_REQUEST_BYTES
+//!   string pair = 1;               // canonical BASE/QUOTE
+//!   bytes maker = 2;               // optional: only this maker's orders (PeerId bytes)
+//!   bytes after = 3;               // optional: order id to continue after (16 bytes)
+//!   uint32 limit = 4;              // at most MAX_BOOK_SYNC_PAGE
+//! }
+//! message BookSyncResponse {       // at most MAX_BOOK_SYNC_RESPONSE_BYTES
+//!   repeated bytes orders = 1;     // signed order messages exactly as gossiped, by order id
+//!   bool more = 2;                 // ask again with `after` = the last order's id
+//!   string error = 3;              // set when the request was refused
+//! }
+//! ```
+//!
+//! The orders are the makers' own signed messages, so a client verifies every one of them
+//! itself: a relay can withhold orders but cannot forge or alter them.
+
+use darkswap_orderbook::{OrderId, Pair};
+use libp2p_identity::PeerId;
+use prost::Message as _;
+
+use crate::order::MAX_ORDER_MESSAGE_BYTES;
+
+pub const BOOK_SYNC_PROTOCOL: &str = "/darkswap/book-sync/1";
+/// Orders per page: 1,000 orders of ~250 bytes keep a page near 256 KiB.
+pub const MAX_BOOK_SYNC_PAGE: u32 = 1_000;
+pub const MAX_BOOK_SYNC_REQUEST_BYTES: u64 = 256;
+pub const MAX_BOOK_SYNC_RESPONSE_BYTES: u64 =
+    MAX_BOOK_SYNC_PAGE as u64 * (MAX_ORDER_MESSAGE_BYTES as u64 + 8) + 1024;
+
+/// A validated request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookSyncRequest {
+    pub pair: Pair,
+    pub maker: Option<PeerId>,
+    pub after: Option<OrderId>,
+    pub limit: u32,
+}
+
+/// A response: the signed messages are verified by the receiver, one by one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BookSyncResponse {
+    pub orders: Vec<Vec<u8>>,
+    pub more: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BookSyncError {
+    #[error("frame of {len} bytes exceeds the {max} allowed")]
+    TooLarge { len: usize, max: u64 },
+    #[error("malformed book-sync frame")]
+    Malformed,
+    #[error("invalid pair")]
+    BadPair,
+    #[error("invalid maker id")]
+    BadMaker,
+    #[error("invalid order id")]
+    BadOrderId,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RequestWire {
+    #[prost(string, tag = "1")]
+    pair: String,
+    #[prost(bytes = "vec", tag = "2")]
+    maker: Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    after: Vec<u8>,
+    #[prost(uint32, tag = "4")]
+    limit: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ResponseWire {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    orders: Vec<Vec<u8>>,
+    #[prost(bool, tag = "2")]
+    more: bool,
+    #[prost(string, tag = "3")]
+    error: String,
+}
+
+impl BookSyncRequest {
+    pub fn encode(&self) -> Vec<u8> {
+        RequestWire {
+            pair: self.pair.to_string(),
+            maker: self.maker.map(|m| m.to_bytes()).unwrap_or_default(),
+            after: self.after.map(|a| a.0.to_vec()).unwrap_or_default(),
+            limit: self.limit,
+        }
+        .encode_to_vec()
+    }
+
+    /// Decodes a request; the limit is clamped to [`MAX_BOOK_SYNC_PAGE`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, BookSyncError> {
+        if bytes.len() as u64 > MAX_BOOK_SYNC_REQUEST_BYTES {
+            return Err(BookSyncError::TooLarge {
+                len: bytes.len(),
+                max: MAX_BOOK_SYNC_REQUEST_BYTES,
+            });
+        }
+        let wire = RequestWire::decode(bytes).map_err(|_| BookSyncError::Malformed)?;
+        let pair = Pair::parse(&wire.pair).map_err(|_| BookSyncError::BadPair)?;
+        let maker = if wire.maker.is_empty() {
+            None
+        } else {
+            Some(PeerId::from_bytes(&wire.maker).map_err(|_| BookSyncError::BadMaker)?)
+        };
+        let after = if wire.after.is_empty() {
+            None
+        } else {
+            Some(OrderId(
+                wire.after
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| BookSyncError::BadOrderId)?,
+            ))
+        };
+        Ok(BookSyncRequest {
+            pair,
+            maker,
+            after,
+            limit: wire.limit.clamp(1, MAX_BOOK_SYNC_PAGE),
+        })
+    }
+}
+
+impl BookSyncResponse {
+    pub fn encode(&self) -> Vec<u8> {
+        ResponseWire {
+            orders: self.orders.clone(),
+            more: self.more,
+            error: self.error.clone().unwrap_or_default(),
+        }
+        .encode_to_vec()
+    }
+
+    /// Decodes a response. Each order is capped here; its signature is checked by the caller.
+    pub fn decode(bytes: &[u8]) -> Result<Self, BookSyncError> {
+        if bytes.len() as u64 > MAX_BOOK_SYNC_RESPONSE_BYTES {
+            return Err(BookSyncError::TooLarge {
+                len: bytes.len(),
+                max: MAX_BOOK_SYNC_RESPONSE_BYTES,
+            });
+        }
+        let wire = ResponseWire::decode(bytes).map_err(|_| BookSyncError::Malformed)?;
+        if wire.orders.len() > MAX_BOOK_SYNC_PAGE as usize
+            || wire
+                .orders
+                .iter()
+                .any(|o| o.len() > MAX_ORDER_MESSAGE_BYTES)
+        {
+            return Err(BookSyncError::Malformed);
+        }
+        Ok(BookSyncResponse {
+            orders: wire.orders,
+            more: wire.more,
+            error: (!wire.error.is_empty()).then_some(wire.error),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_clamps() {
+        let request = BookSyncRequest {
+            pair: Pair::parse("RUNE:DOG/BTC").unwrap(),
+            maker: Some(PeerId::random()),
+            after: Some(OrderId([3; 16])),
+            limit: 50_000,
+        };
+        let decoded = BookSyncRequest::decode(&request.encode()).unwrap();
+        assert_eq!(decoded.limit, MAX_BOOK_SYNC_PAGE);
+        assert_eq!(decoded.maker, request.maker);
+        assert_eq!(decoded.after, request.after);
+        let response = BookSyncResponse {
+            orders: vec![vec![1, 2, 3]; 3],
+            more: true,
+            error: None,
+        };
+        assert_eq!(
+            BookSyncResponse::decode(&response.encode()).unwrap(),
+            response
+        );
+    }
+
+    #[test]
+    fn bad_frames_are_refused() {
+        assert_eq!(
+            BookSyncRequest::decode(&[0u8; 300]),
+            Err(BookSyncError::TooLarge { len: 300, max: 256 })
+        );
+        let bad_pair = RequestWire {
+            pair: "nope".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            BookSyncRequest::decode(&bad_pair.encode_to_vec()),
+            Err(BookSyncError::BadPair)
+        );
+        let bad_after = RequestWire {
+            pair: "BTC/USDT".into(),
+            after: vec![1, 2],
+            ..Default::default()
+        };
+        assert_eq!(
+            BookSyncRequest::decode(&bad_after.encode_to_vec()),
+            Err(BookSyncError::BadOrderId)
+        );
+        let oversized_order = ResponseWire {
+            orders: vec![vec![0; MAX_ORDER_MESSAGE_BYTES + 1]],
+            ..Default::default()
+        };
+        assert_eq!(
+            BookSyncResponse::decode(&oversized_order.encode_to_vec()),
+            Err(BookSyncError::Malformed)
+        );
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    proptest::proptest! {
+        #[test]
+        fn random_frames_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            let _ = BookSyncRequest::decode(&bytes);
+            let _ = BookSyncResponse::decode(&bytes);
+        }
+    }
+}

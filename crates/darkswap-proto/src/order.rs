@@ -1,0 +1,553 @@
+//! Order gossip: signed order, cancel and keep-alive messages, one gossip topic per pair.
+//!
+//! Encoding is protobuf (prost), so a client in any language can join. The schema, for a
+//! non-Rust implementation:
+//!
+//! ```proto
+//! message SignedOrderMessage {      // the gossip payload, at most MAX_ORDER_MESSAGE_BYTES
+//!   bytes public_key = 1;           // the maker's libp2p public key (protobuf-encoded, ed25519)
+//!   bytes body = 2;                 // an encoded OrderBody, exactly the bytes signed
+//!   bytes signature = 3;            // sign(ORDER_SIGNING_DOMAIN || body) with the maker's key
+//! }
+//! message OrderBody {
+//!   uint32 version = 1;             // ORDER_WIRE_VERSION
+//!   string pair = 2;                // canonical "BASE/QUOTE"; must match the topic
+//!   uint64 seq = 3;                 // strictly increasing per maker and pair
+//!   uint64 sent_at_ms = 4;          // maker's clock, checked against MAX_CLOCK_SKEW_MS
+//!   oneof kind { Order order = 5; Cancel cancel = 6; KeepAlive keep_alive = 7; }
+//! }
+//! message Order { uint64 nonce = 1; int32 side = 2; /* 1 buy, 2 sell */ uint64 price = 3;
+//!   uint64 amount = 4; uint64 min_fill = 5; uint64 expires_at_ms = 6; }
+//! message Cancel { bytes order_id = 1; }
+//! message KeepAlive { bytes digest = 1; uint32 live_orders = 2; }
+//! ```
+//!
+//! Why it is safe to gossip: the signature covers the exact body bytes (no canonicalisation
+//! question), the order id is derived from the maker's PeerId and a nonce (so no one can squat or
+//! cancel another maker's id), and the sequence number makes replays and reordering harmless:
+//! a receiver ignores anything not newer than what it already has from that maker on that pair.
+//! Re-publishing an order with the same nonce and a smaller amount is how a maker announces what
+//! is left after a trade.
+
+use darkswap_orderbook::{quote_amount, OrderId, Pair, Price, Side};
+use libp2p_identity::{Keypair, PeerId, PublicKey};
+use prost::Message as _;
+use sha2::{Digest, Sha256};
+
+/// Version of the order wire format carried in every body.
+pub const ORDER_WIRE_VERSION: u32 = 1;
+/// Cap on one signed order message: a body is ~100 bytes, a key 36, a signature 64.
+pub const MAX_ORDER_MESSAGE_BYTES: usize = 1024;
+/// Prefix of every signed body, so an order signature can never be replayed as anything else.
+pub const ORDER_SIGNING_DOMAIN: &[u8] = b"darkswap/order-message/1\0";
+/// How far a message's `sent_at_ms` may be from the receiver's clock.
+pub const MAX_CLOCK_SKEW_MS: u64 = 30_000;
+/// Longest order lifetime accepted: a week; longer-lived orders are ghosts waiting to happen.
+pub const MAX_ORDER_LIFETIME_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Shortest order lifetime accepted: less cannot propagate and be taken.
+pub const MIN_ORDER_LIFETIME_MS: u64 = 10_000;
+
+/// Gossip topic of a pair's order messages.
+pub fn order_topic(pair: &Pair) -> String {
+    format!("darkswap/orders/1/{}-{}", pair.base, pair.quote)
+}
+
+/// The pair a topic carries, if it is a canonical order topic.
+pub fn parse_order_topic(topic: &str) -> Option<Pair> {
+    let rest = topic.strip_prefix("darkswap/orders/1/")?;
+    let (base, quote) = rest.split_once('-')?;
+    let pair = Pair::parse(&format!("{base}/{quote}")).ok()?;
+    (order_topic(&pair) == topic).then_some(pair)
+}
+
+/// An order id: the first 16 bytes of SHA-256(domain, maker PeerId, nonce).
+pub fn order_id(maker: &PeerId, nonce: u64) -> OrderId {
+    let mut hash = Sha256::new();
+    hash.update(b"darkswap/order-id/1\0");
+    hash.update(maker.to_bytes());
+    hash.update(nonce.to_be_bytes());
+    let digest = hash.finalize();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    OrderId(id)
+}
+
+/// Digest of a maker's live orders on a pair, carried in keep-alives: SHA-256 over the
+/// (id, amount) pairs sorted by id. Two peers that agree on the digest agree on the orders.
+pub fn live_orders_digest(orders: &mut [(OrderId, u64)]) -> [u8; 32] {
+    orders.sort_unstable();
+    let mut hash = Sha256::new();
+    hash.update(b"darkswap/live-orders/1\0");
+    for (id, amount) in orders.iter() {
+        hash.update(id.0);
+        hash.update(amount.to_be_bytes());
+    }
+    hash.finalize().into()
+}
+
+/// The order a maker publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderSpec {
+    pub nonce: u64,
+    pub side: Side,
+    pub price: Price,
+    /// What is left to trade, in base units.
+    pub amount: u64,
+    pub min_fill: u64,
+    pub expires_at_ms: u64,
+}
+
+/// An order as a trader types it, in the CLI or the web form.
+#[derive(Debug, Clone, Default)]
+pub struct OrderInput<'a> {
+    /// `buy` or `sell`.
+    pub side: &'a str,
+    /// Whole base units.
+    pub amount: &'a str,
+    /// Decimal quote units per base unit, at most 8 decimals.
+    pub price: &'a str,
+    /// Whole base units; empty for any.
+    pub min_fill: &'a str,
+    /// Lifetime in seconds.
+    pub ttl_secs: &'a str,
+}
+
+impl OrderInput<'_> {
+    /// Checks what was typed with the rules every relay applies, and says what is wrong in
+    /// words a trader understands. The nonce is left at 0 for the node to choose.
+    pub fn parse(&self, now_ms: u64) -> Result<OrderSpec, String> {
+        let side = match self.side.trim() {
+            "buy" => Side::Buy,
+            "sell" => Side::Sell,
+            other => return Err(format!("side must be buy or sell, not {other:?}")),
+        };
+        let amount: u64 =
+            self.amount.trim().parse().map_err(|_| {
+                "amount: a whole number of the base asset's smallest unit".to_string()
+            })?;
+        if amount == 0 {
+            return Err("amount must be greater than zero".into());
+        }
+        let price = Price::parse_decimal(self.price).map_err(|e| format!("price: {e}"))?;
+        if quote_amount(amount, price).is_none() {
+            return Err("amount × price is too large".into());
+        }
+        let min_fill: u64 = match self.min_fill.trim() {
+            "" => 0,
+            text => text
+                .parse()
+                .map_err(|_| "minimum fill: a whole number".to_string())?,
+        };
+        if min_fill > amount {
+            return Err("minimum fill cannot exceed the amount".into());
+        }
+        let ttl_ms = self
+            .ttl_secs
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| "expiry: a whole number of seconds".to_string())?
+            .saturating_mul(1000);
+        if !(MIN_ORDER_LIFETIME_MS..=MAX_ORDER_LIFETIME_MS).contains(&ttl_ms) {
+            return Err(format!(
+                "expiry must be between {} seconds and {} days",
+                MIN_ORDER_LIFETIME_MS / 1000,
+                MAX_ORDER_LIFETIME_MS / 86_400_000
+            ));
+        }
+        Ok(OrderSpec {
+            nonce: 0,
+            side,
+            price,
+            amount,
+            min_fill,
+            expires_at_ms: now_ms + ttl_ms,
+        })
+    }
+}
+
+/// What a message says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderAction {
+    Order(OrderSpec),
+    Cancel { order_id: OrderId },
+    KeepAlive { digest: [u8; 32], live_orders: u32 },
+}
+
+impl OrderAction {
+    /// Label used in metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OrderAction::Order(_) => "order",
+            OrderAction::Cancel { .. } => "cancel",
+            OrderAction::KeepAlive { .. } => "keep_alive",
+        }
+    }
+}
+
+/// A message body, before signing or after verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderBody {
+    pub pair: Pair,
+    pub seq: u64,
+    pub sent_at_ms: u64,
+    pub action: OrderAction,
+}
+
+/// A message whose signature, schema and time bounds have been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedOrderMessage {
+    pub maker: PeerId,
+    pub body: OrderBody,
+    /// The signed bytes as received, to forward or serve in a snapshot unchanged.
+    pub raw: Vec<u8>,
+}
+
+impl VerifiedOrderMessage {
+    /// The id of the order an `Order` message publishes, or a `Cancel` names.
+    pub fn order_id(&self) -> Option<OrderId> {
+        match &self.body.action {
+            OrderAction::Order(spec) => Some(order_id(&self.maker, spec.nonce)),
+            OrderAction::Cancel { order_id } => Some(*order_id),
+            OrderAction::KeepAlive { .. } => None,
+        }
+    }
+}
+
+/// Why an order message is refused. `as_str` is the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum OrderReject {
+    #[error("message larger than {MAX_ORDER_MESSAGE_BYTES} bytes")]
+    TooLarge,
+    #[error("message is not a valid signed order message")]
+    Malformed,
+    #[error("unsupported order wire version")]
+    BadVersion,
+    #[error("the public key is not a valid ed25519 key")]
+    BadKey,
+    #[error("the signature does not match the maker's key")]
+    BadSignature,
+    #[error("the pair is invalid or does not match the topic")]
+    BadPair,
+    #[error(
+        "the order is invalid (zero amount or price, minimum fill above amount, or quote overflow)"
+    )]
+    BadOrder,
+    #[error("the order has expired or lives shorter than the minimum")]
+    Expired,
+    #[error("the order lives longer than the maximum")]
+    LifetimeTooLong,
+    #[error("the sender's clock is too far from ours")]
+    ClockSkew,
+    #[error("not newer than a message already seen from this maker")]
+    Replay,
+    #[error("the order was cancelled")]
+    Cancelled,
+    #[error("the maker has too many live orders")]
+    OverCap,
+    #[error("the maker publishes too fast")]
+    RateLimited,
+    #[error("a different order already has this id")]
+    Conflict,
+    #[error("the book is full")]
+    BookFull,
+    #[error("the peer is not allowed to publish")]
+    Unauthorized,
+}
+
+impl OrderReject {
+    pub const ALL: [OrderReject; 17] = [
+        OrderReject::TooLarge,
+        OrderReject::Malformed,
+        OrderReject::BadVersion,
+        OrderReject::BadKey,
+        OrderReject::BadSignature,
+        OrderReject::BadPair,
+        OrderReject::BadOrder,
+        OrderReject::Expired,
+        OrderReject::LifetimeTooLong,
+        OrderReject::ClockSkew,
+        OrderReject::Replay,
+        OrderReject::Cancelled,
+        OrderReject::OverCap,
+        OrderReject::RateLimited,
+        OrderReject::Conflict,
+        OrderReject::BookFull,
+        OrderReject::Unauthorized,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderReject::TooLarge => "too_large",
+            OrderReject::Malformed => "malformed",
+            OrderReject::BadVersion => "bad_version",
+            OrderReject::BadKey => "bad_key",
+            OrderReject::BadSignature => "bad_signature",
+            OrderReject::BadPair => "bad_pair",
+            OrderReject::BadOrder => "bad_order",
+            OrderReject::Expired => "expired",
+            OrderReject::LifetimeTooLong => "lifetime_too_long",
+            OrderReject::ClockSkew => "clock_skew",
+            OrderReject::Replay => "replay",
+            OrderReject::Cancelled => "cancelled",
+            OrderReject::OverCap => "over_cap",
+            OrderReject::RateLimited => "rate_limited",
+            OrderReject::Conflict => "conflict",
+            OrderReject::BookFull => "book_full",
+            OrderReject::Unauthorized => "unauthorized",
+        }
+    }
+}
+
+/// Signs and encodes a body with the maker's key. The body is validated first, so a client
+/// cannot publish what every relay would refuse.
+pub fn sign_order_message(
+    keypair: &Keypair,
+    body: &OrderBody,
+    now_ms: u64,
+) -> Result<Vec<u8>, OrderReject> {
+    check_body(body, Freshness::Live, now_ms)?;
+    let body_bytes = wire::Body::from_domain(body).encode_to_vec();
+    let mut signed = Vec::with_capacity(ORDER_SIGNING_DOMAIN.len() + body_bytes.len());
+    signed.extend_from_slice(ORDER_SIGNING_DOMAIN);
+    signed.extend_from_slice(&body_bytes);
+    let signature = keypair.sign(&signed).map_err(|_| OrderReject::BadKey)?;
+    let message = wire::Signed {
+        public_key: keypair.public().encode_protobuf(),
+        body: body_bytes,
+        signature,
+    };
+    let bytes = message.encode_to_vec();
+    if bytes.len() > MAX_ORDER_MESSAGE_BYTES {
+        return Err(OrderReject::TooLarge);
+    }
+    Ok(bytes)
+}
+
+/// How recent a message must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Just published on gossip: `sent_at_ms` within [`MAX_CLOCK_SKEW_MS`] of our clock, which
+    /// bounds how long a captured message can be replayed.
+    Live,
+    /// Served from a store (a book snapshot): it may be old, but never from the future, and an
+    /// order in it must not have expired.
+    Stored,
+}
+
+/// Decodes and verifies a message: size cap first, then schema, signature, and the stateless
+/// rules (pair matches `expected_pair` when given, order sanity, time bounds).
+pub fn verify_order_message(
+    bytes: &[u8],
+    expected_pair: Option<&Pair>,
+    freshness: Freshness,
+    now_ms: u64,
+) -> Result<VerifiedOrderMessage, OrderReject> {
+    if bytes.len() > MAX_ORDER_MESSAGE_BYTES {
+        return Err(OrderReject::TooLarge);
+    }
+    let signed = wire::Signed::decode(bytes).map_err(|_| OrderReject::Malformed)?;
+    let public_key =
+        PublicKey::try_decode_protobuf(&signed.public_key).map_err(|_| OrderReject::BadKey)?;
+    let mut message = Vec::with_capacity(ORDER_SIGNING_DOMAIN.len() + signed.body.len());
+    message.extend_from_slice(ORDER_SIGNING_DOMAIN);
+    message.extend_from_slice(&signed.body);
+    if !public_key.verify(&message, &signed.signature) {
+        return Err(OrderReject::BadSignature);
+    }
+    let body = wire::Body::decode(signed.body.as_slice())
+        .map_err(|_| OrderReject::Malformed)?
+        .into_domain()?;
+    if expected_pair.is_some_and(|p| *p != body.pair) {
+        return Err(OrderReject::BadPair);
+    }
+    check_body(&body, freshness, now_ms)?;
+    Ok(VerifiedOrderMessage {
+        maker: public_key.to_peer_id(),
+        body,
+        raw: bytes.to_vec(),
+    })
+}
+
+fn check_body(body: &OrderBody, freshness: Freshness, now_ms: u64) -> Result<(), OrderReject> {
+    let skewed = match freshness {
+        Freshness::Live => body.sent_at_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_MS,
+        Freshness::Stored => body.sent_at_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS),
+    };
+    if skewed {
+        return Err(OrderReject::ClockSkew);
+    }
+    if let OrderAction::Order(spec) = &body.action {
+        if spec.amount == 0
+            || spec.price.0 == 0
+            || spec.min_fill > spec.amount
+            || quote_amount(spec.amount, spec.price).is_none()
+        {
+            return Err(OrderReject::BadOrder);
+        }
+        let min_expiry = match freshness {
+            Freshness::Live => now_ms.saturating_add(MIN_ORDER_LIFETIME_MS),
+            Freshness::Stored => now_ms.saturating_add(1),
+        };
+        if spec.expires_at_ms < min_expiry {
+            return Err(OrderReject::Expired);
+        }
+        if spec.expires_at_ms > body.sent_at_ms.saturating_add(MAX_ORDER_LIFETIME_MS) {
+            return Err(OrderReject::LifetimeTooLong);
+        }
+    }
+    Ok(())
+}
+
+/// The protobuf structs, kept private: the rest of the code sees only validated domain types.
+mod wire {
+    use super::*;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Signed {
+        #[prost(bytes = "vec", tag = "1")]
+        pub public_key: Vec<u8>,
+        #[prost(bytes = "vec", tag = "2")]
+        pub body: Vec<u8>,
+        #[prost(bytes = "vec", tag = "3")]
+        pub signature: Vec<u8>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Body {
+        #[prost(uint32, tag = "1")]
+        pub version: u32,
+        #[prost(string, tag = "2")]
+        pub pair: String,
+        #[prost(uint64, tag = "3")]
+        pub seq: u64,
+        #[prost(uint64, tag = "4")]
+        pub sent_at_ms: u64,
+        #[prost(oneof = "Kind", tags = "5, 6, 7")]
+        pub kind: Option<Kind>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Kind {
+        #[prost(message, tag = "5")]
+        Order(Order),
+        #[prost(message, tag = "6")]
+        Cancel(Cancel),
+        #[prost(message, tag = "7")]
+        KeepAlive(KeepAlive),
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Order {
+        #[prost(uint64, tag = "1")]
+        pub nonce: u64,
+        #[prost(int32, tag = "2")]
+        pub side: i32,
+        #[prost(uint64, tag = "3")]
+        pub price: u64,
+        #[prost(uint64, tag = "4")]
+        pub amount: u64,
+        #[prost(uint64, tag = "5")]
+        pub min_fill: u64,
+        #[prost(uint64, tag = "6")]
+        pub expires_at_ms: u64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Cancel {
+        #[prost(bytes = "vec", tag = "1")]
+        pub order_id: Vec<u8>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct KeepAlive {
+        #[prost(bytes = "vec", tag = "1")]
+        pub digest: Vec<u8>,
+        #[prost(uint32, tag = "2")]
+        pub live_orders: u32,
+    }
+
+    impl Body {
+        pub fn from_domain(body: &OrderBody) -> Self {
+            let kind = match &body.action {
+                OrderAction::Order(spec) => Kind::Order(Order {
+                    nonce: spec.nonce,
+                    side: match spec.side {
+                        Side::Buy => 1,
+                        Side::Sell => 2,
+                    },
+                    price: spec.price.0,
+                    amount: spec.amount,
+                    min_fill: spec.min_fill,
+                    expires_at_ms: spec.expires_at_ms,
+                }),
+                OrderAction::Cancel { order_id } => Kind::Cancel(Cancel {
+                    order_id: order_id.0.to_vec(),
+                }),
+                OrderAction::KeepAlive {
+                    digest,
+                    live_orders,
+                } => Kind::KeepAlive(KeepAlive {
+                    digest: digest.to_vec(),
+                    live_orders: *live_orders,
+                }),
+            };
+            Body {
+                version: ORDER_WIRE_VERSION,
+                pair: body.pair.to_string(),
+                seq: body.seq,
+                sent_at_ms: body.sent_at_ms,
+                kind: Some(kind),
+            }
+        }
+
+        pub fn into_domain(self) -> Result<OrderBody, OrderReject> {
+            if self.version != ORDER_WIRE_VERSION {
+                return Err(OrderReject::BadVersion);
+            }
+            let pair = Pair::parse(&self.pair).map_err(|_| OrderReject::BadPair)?;
+            // Only the canonical spelling is accepted, so one pair has one topic and one book.
+            if pair.to_string() != self.pair {
+                return Err(OrderReject::BadPair);
+            }
+            let action = match self.kind.ok_or(OrderReject::Malformed)? {
+                Kind::Order(o) => OrderAction::Order(OrderSpec {
+                    nonce: o.nonce,
+                    side: match o.side {
+                        1 => Side::Buy,
+                        2 => Side::Sell,
+                        _ => return Err(OrderReject::Malformed),
+                    },
+                    price: Price(o.price),
+                    amount: o.amount,
+                    min_fill: o.min_fill,
+                    expires_at_ms: o.expires_at_ms,
+                }),
+                Kind::Cancel(c) => OrderAction::Cancel {
+                    order_id: OrderId(
+                        c.order_id
+                            .as_slice()
+                            .try_into()
+                            .map_err(|_| OrderReject::Malformed)?,
+                    ),
+                },
+                Kind::KeepAlive(k) => OrderAction::KeepAlive {
+                    digest: k
+                        .digest
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| OrderReject::Malformed)?,
+                    live_orders: k.live_orders,
+                },
+            };
+            Ok(OrderBody {
+                pair,
+                seq: self.seq,
+                sent_at_ms: self.sent_at_ms,
+                action,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

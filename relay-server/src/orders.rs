@@ -1,0 +1,214 @@
+//! Order gossip at the relay: every message is verified and checked against the relay's own
+//! book (darkswap-market) *before* gossipsub may forward it; refusals are counted by reason.
+//! The relay also answers `/darkswap/book-sync/1` from that book, and peers with other relays
+//! so that one book spans all of them.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use darkswap_market::{Market, Removal};
+use darkswap_orderbook::Pair;
+use darkswap_proto::book_sync::{BookSyncRequest, BookSyncResponse};
+use darkswap_proto::order::{
+    order_topic, parse_order_topic, verify_order_message, Freshness, OrderReject,
+};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
+use libp2p::PeerId;
+
+use crate::config::Limits;
+use crate::metrics::{KindLabels, PairLabels, RelayMetrics};
+
+/// A token bucket counting gossip messages from one connected peer.
+struct SourceBucket {
+    tokens: f64,
+    at_ms: u64,
+}
+
+pub struct OrderGossip {
+    market: Market,
+    /// Per connected peer; entries leave when the peer disconnects.
+    sources: HashMap<PeerId, SourceBucket>,
+    rate_per_peer: u32,
+    /// Peer relays: they forward many makers' messages, so they are not rate-limited as one peer.
+    peer_relays: HashSet<PeerId>,
+    subscribed: HashSet<Pair>,
+    /// Pairs with a live-orders series, so that a pair that empties is reset to zero once.
+    reported_pairs: HashSet<Pair>,
+}
+
+impl OrderGossip {
+    pub fn new(limits: &Limits, peer_relays: HashSet<PeerId>) -> Self {
+        OrderGossip {
+            market: Market::new(limits.market.clone()),
+            sources: HashMap::new(),
+            rate_per_peer: limits.gossip_rate_per_peer,
+            peer_relays,
+            subscribed: HashSet::new(),
+            reported_pairs: HashSet::new(),
+        }
+    }
+
+    /// Validates one gossiped message and tells gossipsub whether to forward it.
+    pub fn on_gossip_event(
+        &mut self,
+        gossip: &mut gossipsub::Behaviour,
+        event: gossipsub::Event,
+        metrics: &RelayMetrics,
+        now_ms: u64,
+    ) {
+        match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let outcome = self.validate(&propagation_source, &message, now_ms);
+                let acceptance = match &outcome {
+                    Ok(kind) => {
+                        metrics
+                            .order_messages_accepted
+                            .get_or_create(&KindLabels {
+                                kind: (*kind).to_string(),
+                            })
+                            .inc();
+                        MessageAcceptance::Accept
+                    }
+                    Err(reason) => {
+                        metrics
+                            .order_messages_rejected
+                            .get_or_create(&RelayMetrics::reason(reason.as_str()))
+                            .inc();
+                        match reason {
+                            // Late or repeated copies of honest messages: drop without blame.
+                            OrderReject::Replay | OrderReject::Cancelled => {
+                                MessageAcceptance::Ignore
+                            }
+                            _ => MessageAcceptance::Reject,
+                        }
+                    }
+                };
+                gossip.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    acceptance,
+                );
+            }
+            gossipsub::Event::Subscribed { topic, .. } => {
+                // Follow every valid pair a peer follows (bounded), so their orders reach us.
+                if let Some(pair) = parse_order_topic(topic.as_str()) {
+                    self.subscribe(gossip, pair);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Follows a pair's topic, within the pair cap.
+    pub fn subscribe(&mut self, gossip: &mut gossipsub::Behaviour, pair: Pair) {
+        if self.subscribed.contains(&pair)
+            || self.subscribed.len() >= self.market.limits().max_pairs
+        {
+            return;
+        }
+        if gossip
+            .subscribe(&IdentTopic::new(order_topic(&pair)))
+            .is_ok()
+        {
+            self.subscribed.insert(pair);
+        }
+    }
+
+    fn validate(
+        &mut self,
+        source: &PeerId,
+        message: &gossipsub::Message,
+        now_ms: u64,
+    ) -> Result<&'static str, OrderReject> {
+        if !self.peer_relays.contains(source) && !self.take_token(*source, now_ms) {
+            return Err(OrderReject::RateLimited);
+        }
+        let pair = parse_order_topic(message.topic.as_str()).ok_or(OrderReject::BadPair)?;
+        let verified = verify_order_message(&message.data, Some(&pair), Freshness::Live, now_ms)?;
+        let kind = verified.body.action.kind();
+        // A keep-alive whose digest differs from our copy of the maker's orders is still valid
+        // and goes on; traders that see the mismatch pull the maker's orders.
+        self.market.apply(&verified, now_ms)?;
+        Ok(kind)
+    }
+
+    fn take_token(&mut self, source: PeerId, now_ms: u64) -> bool {
+        let rate = self.rate_per_peer as f64;
+        let burst = rate * 4.0;
+        let bucket = self.sources.entry(source).or_insert(SourceBucket {
+            tokens: burst,
+            at_ms: now_ms,
+        });
+        let elapsed = now_ms.saturating_sub(bucket.at_ms) as f64 / 1000.0;
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
+        bucket.at_ms = now_ms;
+        if bucket.tokens < 1.0 {
+            return false;
+        }
+        bucket.tokens -= 1.0;
+        true
+    }
+
+    pub fn peer_disconnected(&mut self, peer: &PeerId) {
+        self.sources.remove(peer);
+    }
+
+    /// Answers a book-sync request from the relay's book.
+    pub fn book_sync(&self, request: &BookSyncRequest, metrics: &RelayMetrics) -> BookSyncResponse {
+        let (orders, more) = self.market.snapshot(
+            &request.pair,
+            request.maker.as_ref(),
+            request.after.as_ref(),
+            request.limit as usize,
+        );
+        metrics
+            .book_sync_requests
+            .get_or_create(&crate::metrics::OutcomeLabels {
+                outcome: "ok".into(),
+            })
+            .inc();
+        BookSyncResponse {
+            orders: orders.iter().map(|o| o.to_vec()).collect(),
+            more,
+            error: None,
+        }
+    }
+
+    /// Removes expired orders and silent makers' orders; refreshes the book gauges.
+    pub fn tick(&mut self, metrics: &RelayMetrics, now_ms: u64) {
+        for (_, why) in self.market.expire(now_ms) {
+            let reason = match why {
+                Removal::Expired => "expired",
+                Removal::MakerGone => "maker_gone",
+            };
+            metrics
+                .orders_removed
+                .get_or_create(&RelayMetrics::reason(reason))
+                .inc();
+        }
+        let mut live: HashSet<Pair> = HashSet::new();
+        for (pair, count) in self.market.order_counts() {
+            metrics
+                .live_orders
+                .get_or_create(&PairLabels {
+                    pair: pair.to_string(),
+                })
+                .set(count as i64);
+            live.insert(pair.clone());
+        }
+        for gone in self.reported_pairs.difference(&live) {
+            metrics.live_orders.remove(&PairLabels {
+                pair: gone.to_string(),
+            });
+        }
+        self.reported_pairs = live;
+        metrics.order_makers.set(self.market.makers() as i64);
+    }
+}
+
+/// How often [`OrderGossip::tick`] runs.
+pub const TICK: Duration = Duration::from_secs(1);

@@ -1,0 +1,277 @@
+//! The order book across the real relay binary and real native traders on loopback:
+//! propagation, cancel, joiner sync, makers that leave, hostile messages refused and counted,
+//! and two peered relays sharing one book.
+
+use std::time::{Duration, Instant};
+
+use darkswap_net::libp2p::{identity::Keypair, Multiaddr, PeerId};
+use darkswap_net::{unix_time_ms, Command, NodeEvent, TradingEvent};
+use darkswap_orderbook::{Pair, Price, Side};
+use darkswap_proto::order::{
+    sign_order_message, OrderAction, OrderBody, OrderSpec, MAX_ORDER_MESSAGE_BYTES,
+};
+use darkswap_tests::{sell, Peer, Ports, RawPublisher, Relay};
+
+const T: Duration = Duration::from_secs(20);
+
+fn pair() -> Pair {
+    Pair::parse("RUNE:DOGGOTOTHEMOON/BTC").unwrap()
+}
+
+async fn trader(relay: &Relay) -> anyhow::Result<Peer> {
+    let mut peer = Peer::start(vec![relay.tcp_addr()]).await?;
+    peer.reserved().await?;
+    peer.handle.command(Command::WatchPair { pair: pair() })?;
+    Ok(peer)
+}
+
+#[tokio::test]
+async fn orders_propagate_cancel_everywhere_and_joiners_sync() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), Ports::default(), &[])?;
+    let maker = trader(&relay).await?;
+    let mut taker = trader(&relay).await?;
+    // Let both subscriptions reach the relay before publishing.
+    taker.book_where(T, &pair(), |_| true).await?;
+
+    let first = maker.handle.place_order(pair(), sell(1_000, 250))?;
+    let started = Instant::now();
+    let view = taker
+        .book_where(T, &pair(), |v| v.orders.iter().any(|o| o.id == first))
+        .await?;
+    println!(
+        "order visible to another trader after {:?}",
+        started.elapsed()
+    );
+    let seen = view.orders.iter().find(|o| o.id == first).unwrap();
+    assert_eq!(
+        (seen.side, seen.price, seen.amount),
+        (Side::Sell, Price(250), 1_000)
+    );
+    assert_eq!(seen.maker, maker.id());
+    assert!(!seen.mine);
+    assert_eq!(view.asks[0].amount, 1_000);
+
+    // A trader that joins later gets the live book from the relay.
+    let second = maker.handle.place_order(pair(), sell(500, 260))?;
+    taker
+        .book_where(T, &pair(), |v| v.orders.iter().any(|o| o.id == second))
+        .await?;
+    let mut joiner = trader(&relay).await?;
+    let synced = joiner
+        .wait_for(T, |e| match e {
+            NodeEvent::Trading(TradingEvent::BookSynced { orders, .. }) => Some(*orders),
+            _ => None,
+        })
+        .await?;
+    assert_eq!(synced, 2);
+    joiner
+        .book_where(T, &pair(), |v| v.total_orders == 2)
+        .await?;
+
+    // Cancel: gone from every book.
+    maker.handle.command(Command::CancelOrder { id: first })?;
+    taker
+        .book_where(T, &pair(), |v| v.orders.iter().all(|o| o.id != first))
+        .await?;
+    joiner
+        .book_where(T, &pair(), |v| v.total_orders == 1)
+        .await?;
+    assert_eq!(
+        relay.metric("darkswap_relay_live_orders{pair=\"RUNE:DOGGOTOTHEMOON/BTC\"}")?,
+        1.0
+    );
+    assert!(relay.metric("darkswap_relay_order_messages_accepted_total{kind=\"cancel\"}")? >= 1.0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_makers_orders_vanish_when_it_leaves() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), Ports::default(), &[])?;
+    let maker = trader(&relay).await?;
+    let mut taker = trader(&relay).await?;
+    taker.book_where(T, &pair(), |_| true).await?;
+    let id = maker.handle.place_order(pair(), sell(10, 100))?;
+    taker
+        .book_where(T, &pair(), |v| v.orders.iter().any(|o| o.id == id))
+        .await?;
+    // Keep-alives hold the order while the maker is there...
+    tokio::time::sleep(Duration::from_millis(
+        darkswap_market::MAKER_TIMEOUT_MS + 2_000,
+    ))
+    .await;
+    assert_eq!(
+        relay.metric("darkswap_relay_live_orders{pair=\"RUNE:DOGGOTOTHEMOON/BTC\"}")?,
+        1.0
+    );
+    // ...and when the maker's client goes away, the order leaves every book within the timeout.
+    drop(maker);
+    let left = Instant::now();
+    taker
+        .book_where(
+            Duration::from_millis(darkswap_market::MAKER_TIMEOUT_MS + 10_000),
+            &pair(),
+            |v| v.total_orders == 0,
+        )
+        .await?;
+    println!("maker's order gone {:?} after it left", left.elapsed());
+    // The relay drops it on its own clock, within a tick of the trader.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while relay.metric("darkswap_relay_orders_removed_total{reason=\"maker_gone\"}")? < 1.0 {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the relay kept the gone maker's order"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+fn signed_order(key: &Keypair, seq: u64, nonce: u64, sent_at: u64) -> Vec<u8> {
+    let body = OrderBody {
+        pair: pair(),
+        seq,
+        sent_at_ms: sent_at,
+        action: OrderAction::Order(OrderSpec {
+            nonce,
+            side: Side::Buy,
+            price: Price(100),
+            amount: 10,
+            min_fill: 0,
+            expires_at_ms: sent_at + 60_000,
+        }),
+    };
+    sign_order_message(key, &body, sent_at).expect("valid order")
+}
+
+#[tokio::test]
+async fn hostile_order_messages_are_refused_and_counted() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &[
+            "--max-orders-per-maker",
+            "2",
+            "--order-publish-burst",
+            "5",
+            "--order-publish-rate",
+            "1",
+        ],
+    )?;
+    let mut watcher = trader(&relay).await?;
+    watcher.book_where(T, &pair(), |_| true).await?;
+    let mut raw = RawPublisher::connect(&relay, &pair()).await?;
+    let now = unix_time_ms();
+
+    // Forged: a valid message with one signature byte changed.
+    let mut forged = signed_order(&Keypair::generate_ed25519(), 1, 1, now);
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    raw.publish(forged).await?;
+    // Oversized.
+    raw.publish(vec![7u8; MAX_ORDER_MESSAGE_BYTES + 500])
+        .await?;
+    // Garbage.
+    raw.publish(b"not an order".to_vec()).await?;
+    // Stale (a captured message replayed a minute later).
+    raw.publish(signed_order(
+        &Keypair::generate_ed25519(),
+        1,
+        1,
+        now - 60_000,
+    ))
+    .await?;
+    // Expired: signed 25 s ago with a lifetime of 10 s.
+    let key = Keypair::generate_ed25519();
+    let body = OrderBody {
+        pair: pair(),
+        seq: 1,
+        sent_at_ms: now - 25_000,
+        action: OrderAction::Order(OrderSpec {
+            nonce: 9,
+            side: Side::Buy,
+            price: Price(100),
+            amount: 10,
+            min_fill: 0,
+            expires_at_ms: now - 15_000,
+        }),
+    };
+    raw.publish(sign_order_message(&key, &body, now - 25_000)?)
+        .await?;
+    // One maker: two orders accepted, then over its cap, then too fast.
+    let maker = Keypair::generate_ed25519();
+    for n in 0..8 {
+        raw.publish(signed_order(&maker, 10 + n, 100 + n, unix_time_ms()))
+            .await?;
+    }
+    raw.run_for(Duration::from_millis(500)).await;
+
+    let rejected = |reason: &str| {
+        relay.metric(&format!(
+            "darkswap_relay_order_messages_rejected_total{{reason=\"{reason}\"}}"
+        ))
+    };
+    assert_eq!(rejected("bad_signature")?, 1.0);
+    assert_eq!(rejected("too_large")?, 1.0);
+    assert_eq!(rejected("malformed")?, 1.0);
+    assert_eq!(rejected("clock_skew")?, 1.0);
+    assert_eq!(rejected("expired")?, 1.0);
+    assert_eq!(rejected("over_cap")?, 3.0);
+    assert_eq!(rejected("rate_limited")?, 3.0);
+    assert_eq!(
+        relay.metric("darkswap_relay_order_messages_accepted_total{kind=\"order\"}")?,
+        2.0
+    );
+    // Only the two valid orders reached the honest trader.
+    let view = watcher
+        .book_where(T, &pair(), |v| v.total_orders == 2)
+        .await?;
+    assert!(view.orders.iter().all(|o| o.amount == 10));
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_peered_relays_share_one_book() -> anyhow::Result<()> {
+    let dir1 = tempfile::tempdir()?;
+    let dir2 = tempfile::tempdir()?;
+    let first = Relay::start(dir1.path(), Ports::default(), &[])?;
+    let first_addr: Multiaddr = first.tcp_addr();
+    let peer_flag = first_addr.to_string();
+    let second = Relay::start(dir2.path(), Ports::default(), &["--peer", &peer_flag])?;
+    let first_id: PeerId = first.peer_id;
+    assert_ne!(first_id, second.peer_id);
+
+    let mut maker = trader(&first).await?;
+    let mut taker = trader(&second).await?;
+    taker.book_where(T, &pair(), |_| true).await?;
+    maker.book_where(T, &pair(), |_| true).await?;
+    // Wait for the relays to peer.
+    let deadline = Instant::now() + T;
+    while second.metric("darkswap_relay_peer_relays_connected")? < 1.0 {
+        anyhow::ensure!(Instant::now() < deadline, "relays did not peer");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Gossip meshes form on the next heartbeat; retry the first order until it crosses.
+    let mut crossed = false;
+    for _ in 0..5 {
+        let id = maker.handle.place_order(pair(), sell(42, 300))?;
+        if taker
+            .book_where(Duration::from_secs(4), &pair(), |v| {
+                v.orders.iter().any(|o| o.id == id)
+            })
+            .await
+            .is_ok()
+        {
+            crossed = true;
+            break;
+        }
+    }
+    assert!(
+        crossed,
+        "an order on the first relay never reached a trader on the second"
+    );
+    assert!(second.metric("darkswap_relay_order_messages_accepted_total{kind=\"order\"}")? >= 1.0);
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! The trader's own live orders on every pair, each with a cancel button, and what happened to
+//! them lately.
+
+use darkswap_net::OwnOrder;
+use darkswap_orderbook::OrderId;
+use std::collections::{BTreeMap, VecDeque};
+use yew::prelude::*;
+
+#[derive(Properties, PartialEq)]
+pub struct MyOrdersProps {
+    pub own: BTreeMap<String, OwnOrder>,
+    pub notices: VecDeque<String>,
+    pub on_cancel: Callback<OrderId>,
+}
+
+#[function_component(MyOrders)]
+pub fn my_orders(props: &MyOrdersProps) -> Html {
+    html! {
+        <section id="my-orders">
+            <h2>{ format!("My orders ({})", props.own.len()) }</h2>
+            if props.own.is_empty() {
+                <p class="muted">{ "You have no live orders." }</p>
+            } else {
+                <table class="orders">
+                    <thead><tr><th>{ "pair" }</th><th>{ "side" }</th><th>{ "price" }</th><th>{ "amount" }</th><th></th></tr></thead>
+                    <tbody>
+                    { for props.own.values().map(|o| {
+                        let id = o.id;
+                        let on_cancel = props.on_cancel.clone();
+                        html! {
+                            <tr data-testid="my-order" data-order={o.id.to_hex()}>
+                                <td>{ o.pair.to_string() }</td>
+                                <td>{ o.spec.side.to_string() }</td>
+                                <td class="mono">{ o.spec.price.to_string() }</td>
+                                <td class="mono num">{ o.spec.amount }</td>
+                                <td><button data-testid="cancel" onclick={Callback::from(move |_| on_cancel.emit(id))}>{ "Cancel" }</button></td>
+                            </tr>
+                        }
+                    }) }
+                    </tbody>
+                </table>
+            }
+            <ul class="notices">
+                { for props.notices.iter().rev().map(|n| html! { <li class="muted" data-testid="order-notice">{ n }</li> }) }
+            </ul>
+        </section>
+    }
+}

@@ -1,0 +1,144 @@
+//! The selected pair's book: depth by price level on each side, then the best orders. Only the
+//! top of the book is rendered (the node sends at most `BOOK_VIEW_LEVELS` levels and
+//! `BOOK_VIEW_ORDERS` orders per side), so a book of any size stays responsive.
+
+use darkswap_net::{BookView, OrderView};
+use darkswap_orderbook::{LevelView, Side};
+use yew::prelude::*;
+
+use super::short;
+
+/// Levels drawn per side.
+const LEVELS_SHOWN: usize = 12;
+/// Orders listed per side.
+const ORDERS_SHOWN: usize = 25;
+
+#[derive(Properties, PartialEq)]
+pub struct OrderBookProps {
+    pub view: Option<BookView>,
+    pub synced: Option<(String, usize, f64)>,
+    /// Take (order, amount); amount `None` takes everything available.
+    pub on_take: Callback<(OrderView, Option<u64>)>,
+}
+
+fn level_rows(levels: &[LevelView], side: Side, max: u64) -> Html {
+    let class = match side {
+        Side::Buy => "bid",
+        Side::Sell => "ask",
+    };
+    html! {
+        { for levels.iter().map(|l| {
+            let width = l.amount.saturating_mul(100).checked_div(max).unwrap_or(0);
+            html! {
+                <tr class={class} data-testid="level" data-side={side.to_string()}>
+                    <td class="mono">{ l.price.to_string() }</td>
+                    <td class="mono num">{ l.amount }</td>
+                    <td class="num">{ l.orders }</td>
+                    <td class="depth"><span class={classes!("bar", class)} style={format!("width:{width}%")}></span></td>
+                </tr>
+            }
+        }) }
+    }
+}
+
+fn order_row(
+    o: &OrderView,
+    take_amount: &UseStateHandle<String>,
+    on_take: &Callback<(OrderView, Option<u64>)>,
+) -> Html {
+    let take = {
+        let order = o.clone();
+        let amount = take_amount.clone();
+        let on_take = on_take.clone();
+        Callback::from(move |_| on_take.emit((order.clone(), amount.trim().parse().ok())))
+    };
+    html! {
+        <tr data-testid="book-order" data-order={o.id.to_hex()} data-side={o.side.to_string()}
+            data-amount={o.amount.to_string()} data-mine={o.mine.to_string()}>
+            <td class={if o.side == Side::Buy { "bid" } else { "ask" }}>{ o.side.to_string() }</td>
+            <td class="mono">{ o.price.to_string() }</td>
+            <td class="mono num">{ o.amount }</td>
+            <td class="mono num">{ if o.min_fill > 1 { o.min_fill.to_string() } else { "any".into() } }</td>
+            <td class="mono" title={o.maker.to_base58()}>{ if o.mine { "you".to_string() } else { short(&o.maker.to_base58()) } }</td>
+            <td>if !o.mine { <button data-testid="take" onclick={take}>{ if o.side == Side::Sell { "Buy" } else { "Sell" } }</button> }</td>
+        </tr>
+    }
+}
+
+#[function_component(OrderBook)]
+pub fn order_book(props: &OrderBookProps) -> Html {
+    let take_amount = use_state(String::new);
+    let on_amount = {
+        let take_amount = take_amount.clone();
+        Callback::from(move |e: InputEvent| {
+            if let Some(input) = e.target_dyn_into::<web_sys::HtmlInputElement>() {
+                take_amount.set(input.value());
+            }
+        })
+    };
+    let Some(view) = &props.view else {
+        return html! {
+            <section id="book"><h2>{ "Order book" }</h2>
+                <p class="muted">{ "Choose a pair to see its book." }</p></section>
+        };
+    };
+    let asks: Vec<LevelView> = view.asks.iter().take(LEVELS_SHOWN).rev().copied().collect();
+    let bids: Vec<LevelView> = view.bids.iter().take(LEVELS_SHOWN).copied().collect();
+    let max = asks
+        .iter()
+        .chain(bids.iter())
+        .map(|l| l.amount)
+        .max()
+        .unwrap_or(0);
+    let spread = match (view.bids.first(), view.asks.first()) {
+        (Some(b), Some(a)) if a.price > b.price => {
+            format!(
+                "spread {}",
+                darkswap_orderbook::Price(a.price.0 - b.price.0)
+            )
+        }
+        (Some(_), Some(_)) => "crossed: a bid meets an ask (takers decide)".to_string(),
+        _ => "no spread (one side is empty)".to_string(),
+    };
+    let best_orders: Vec<&OrderView> = view
+        .orders
+        .iter()
+        .filter(|o| o.side == Side::Sell)
+        .take(ORDERS_SHOWN)
+        .chain(
+            view.orders
+                .iter()
+                .filter(|o| o.side == Side::Buy)
+                .take(ORDERS_SHOWN),
+        )
+        .collect();
+    html! {
+        <section id="book" data-testid="book" data-pair={view.pair.to_string()} data-total={view.total_orders.to_string()}>
+            <h2>{ format!("Order book {} ({} live orders)", view.pair, view.total_orders) }</h2>
+            if let Some((pair, n, ms)) = &props.synced {
+                <p class="muted" data-testid="synced">{ format!("synced {n} orders of {pair} from the relay in {ms:.0} ms") }</p>
+            }
+            <table class="levels">
+                <thead><tr><th>{ "price" }</th><th>{ "amount" }</th><th>{ "orders" }</th><th>{ "depth" }</th></tr></thead>
+                <tbody>
+                    { level_rows(&asks, Side::Sell, max) }
+                    <tr class="spread"><td colspan="4" class="muted">{ spread }</td></tr>
+                    { level_rows(&bids, Side::Buy, max) }
+                </tbody>
+            </table>
+            <h3>{ "Best orders" }</h3>
+            <label class="muted">{ "amount to take (empty: all available) " }
+                <input type="text" inputmode="numeric" value={(*take_amount).clone()} oninput={on_amount} data-testid="take-amount" />
+            </label>
+            if best_orders.is_empty() {
+                <p class="muted">{ "No live orders on this pair." }</p>
+            } else {
+                <table class="orders">
+                    <thead><tr><th>{ "side" }</th><th>{ "price" }</th><th>{ "amount" }</th><th>{ "min fill" }</th><th>{ "maker" }</th><th></th></tr></thead>
+                    <tbody>{ for best_orders.into_iter().map(|o| order_row(o, &take_amount, &props.on_take)) }</tbody>
+                </table>
+            }
+            <p class="muted">{ "Taking an order negotiates a signed agreement with its maker; settling it (moving funds) is not built yet." }</p>
+        </section>
+    }
+}

@@ -1,0 +1,94 @@
+//! Place a limit order on the selected pair. Every field is checked here with the same rules
+//! the relays apply, and the reason is shown next to the form.
+
+use darkswap_net::unix_time_ms;
+use darkswap_orderbook::Pair;
+use darkswap_proto::order::{OrderInput, OrderSpec};
+use web_sys::{HtmlInputElement, HtmlSelectElement};
+use yew::prelude::*;
+
+#[derive(Properties, PartialEq)]
+pub struct OrderFormProps {
+    pub pair: Option<Pair>,
+    /// The node's refusal of our last command, if any.
+    pub error: Option<String>,
+    pub on_place: Callback<(Pair, OrderSpec)>,
+}
+
+#[function_component(OrderForm)]
+pub fn order_form(props: &OrderFormProps) -> Html {
+    let side = use_node_ref();
+    let amount = use_node_ref();
+    let price = use_node_ref();
+    let min_fill = use_node_ref();
+    let ttl = use_node_ref();
+    let problem = use_state(|| None::<String>);
+    let onsubmit = {
+        let (side, amount, price, min_fill, ttl) = (
+            side.clone(),
+            amount.clone(),
+            price.clone(),
+            min_fill.clone(),
+            ttl.clone(),
+        );
+        let problem = problem.clone();
+        let pair = props.pair.clone();
+        let on_place = props.on_place.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let Some(pair) = pair.clone() else {
+                problem.set(Some("choose a pair first".into()));
+                return;
+            };
+            let text = |r: &NodeRef| {
+                r.cast::<HtmlInputElement>()
+                    .map(|i| i.value())
+                    .unwrap_or_default()
+            };
+            let side = side
+                .cast::<HtmlSelectElement>()
+                .map(|s| s.value())
+                .unwrap_or_default();
+            let ttl_secs = match text(&ttl).trim().parse::<u64>() {
+                Ok(minutes) => minutes.saturating_mul(60).to_string(),
+                Err(_) => {
+                    problem.set(Some("expiry: a whole number of minutes".into()));
+                    return;
+                }
+            };
+            let (amount, price, min_fill) = (text(&amount), text(&price), text(&min_fill));
+            let input = OrderInput {
+                side: &side,
+                amount: &amount,
+                price: &price,
+                min_fill: &min_fill,
+                ttl_secs: &ttl_secs,
+            };
+            match input.parse(unix_time_ms()) {
+                Ok(spec) => {
+                    problem.set(None);
+                    on_place.emit((pair, spec));
+                }
+                Err(e) => problem.set(Some(e)),
+            }
+        })
+    };
+    let shown_error = (*problem).clone().or_else(|| props.error.clone());
+    html! {
+        <section id="order-form">
+            <h2>{ match &props.pair { Some(p) => format!("New order on {p}"), None => "New order".into() } }</h2>
+            <form class="order" {onsubmit}>
+                <select ref={side} data-testid="order-side">
+                    <option value="sell">{ "sell" }</option>
+                    <option value="buy">{ "buy" }</option>
+                </select>
+                <label>{ "amount " }<input type="text" inputmode="numeric" ref={amount} placeholder="base units" data-testid="order-amount" /></label>
+                <label>{ "price " }<input type="text" inputmode="decimal" ref={price} placeholder="quote per base" data-testid="order-price" /></label>
+                <label>{ "min fill " }<input type="text" inputmode="numeric" ref={min_fill} placeholder="any" data-testid="order-min-fill" /></label>
+                <label>{ "expires in (min) " }<input type="text" inputmode="numeric" ref={ttl} value="60" data-testid="order-ttl" /></label>
+                <button type="submit" data-testid="order-place" disabled={props.pair.is_none()}>{ "Place order" }</button>
+            </form>
+            if let Some(e) = shown_error { <div class="error" data-testid="order-error">{ e }</div> }
+        </section>
+    }
+}

@@ -1,0 +1,65 @@
+//! The trader's trades: state, role, counterparty, amounts. An agreed trade is shown as agreed
+//! and awaiting settlement — settlement is not built yet, and no funds have moved.
+
+use darkswap_net::{Trade, TradeRole, TradeState};
+use darkswap_orderbook::{quote_amount, Side};
+use std::collections::BTreeMap;
+use yew::prelude::*;
+
+use super::short;
+
+#[derive(Properties, PartialEq)]
+pub struct TradeListProps {
+    pub trades: BTreeMap<String, Trade>,
+}
+
+fn describe(t: &Trade) -> String {
+    // What *we* do in the trade.
+    let we_buy = (t.role == TradeRole::Taker) == (t.maker_side == Side::Sell);
+    let quote = quote_amount(t.amount, t.price).unwrap_or(0);
+    format!(
+        "{} {} {} for {} {}",
+        if we_buy { "buy" } else { "sell" },
+        t.amount,
+        t.pair.base,
+        quote,
+        t.pair.quote
+    )
+}
+
+fn state_text(state: &TradeState) -> String {
+    match state {
+        TradeState::Requested => "requested — waiting for the maker".into(),
+        TradeState::Accepted => "accepted — signing".into(),
+        TradeState::Agreed => "agreed — awaiting settlement".into(),
+        TradeState::Rejected { reason } => format!("rejected: {reason}"),
+        TradeState::Aborted { reason } => format!("aborted: {reason}"),
+    }
+}
+
+#[function_component(TradeList)]
+pub fn trade_list(props: &TradeListProps) -> Html {
+    let mut trades: Vec<&Trade> = props.trades.values().collect();
+    trades.sort_by_key(|t| std::cmp::Reverse(t.updated_at_ms));
+    html! {
+        <section id="trades">
+            <h2>{ format!("Trades ({})", trades.len()) }</h2>
+            if trades.is_empty() {
+                <p class="muted">{ "No trades yet. Take an order from the book to start one." }</p>
+            }
+            <ul class="trades">
+                { for trades.into_iter().map(|t| html! {
+                    <li data-testid="trade" data-trade={t.id_hex()} data-state={t.state.label()}
+                        data-role={format!("{:?}", t.role).to_lowercase()} data-amount={t.amount.to_string()}>
+                        <span>{ describe(t) }</span>
+                        { " @ " }<span class="mono">{ t.price.to_string() }</span>
+                        { " with " }<span class="mono" title={t.counterparty.to_base58()}>{ short(&t.counterparty.to_base58()) }</span>
+                        <div class={if matches!(t.state, TradeState::Rejected { .. } | TradeState::Aborted { .. }) { "error" } else { "muted" }}>
+                            { state_text(&t.state) }
+                        </div>
+                    </li>
+                }) }
+            </ul>
+        </section>
+    }
+}
