@@ -26,7 +26,7 @@ fn dashboards() -> Result<Vec<(String, Value)>> {
             out.push((path.display().to_string(), json));
         }
     }
-    assert!(out.len() >= 2, "dashboards missing");
+    assert!(out.len() >= 3, "dashboards missing");
     Ok(out)
 }
 
@@ -265,6 +265,19 @@ async fn dashboards_and_rules_match_what_a_real_relay_exports() -> Result<()> {
         matches!(e, NodeEvent::Relay(RelayStatus::Failed { .. })).then_some(())
     })
     .await?;
+    // Order gossip: b follows a pair and places an order; an order message that is not one is
+    // refused and counted.
+    let pair = darkswap_orderbook::Pair::parse("RUNE:MONITOR/BTC")?;
+    b.handle
+        .command(darkswap_net::Command::WatchPair { pair: pair.clone() })?;
+    b.book_where(Duration::from_secs(20), &pair, |_| true)
+        .await?;
+    b.handle
+        .place_order(pair.clone(), darkswap_tests::sell(10, 100))?;
+    let mut raw = darkswap_tests::RawPublisher::connect(&relay, &pair).await?;
+    raw.publish(b"not an order".to_vec()).await?;
+    b.book_where(Duration::from_secs(20), &pair, |v| v.total_orders == 1)
+        .await?;
     drop(a);
     tokio::time::sleep(Duration::from_secs(4)).await;
 

@@ -6,11 +6,85 @@ use std::time::Duration;
 use darkswap_net::libp2p::multiaddr::Protocol;
 use darkswap_net::libp2p::Multiaddr;
 use darkswap_net::relay_info::fetch_relay_info;
-use darkswap_net::{new_node, NodeConfig, NodeHandle};
+use std::collections::BTreeMap;
+
+use darkswap_net::libp2p::PeerId;
+use darkswap_net::{
+    new_node, persist, Command, NodeConfig, NodeEvent, NodeHandle, OwnOrder, Trade, TradingEvent,
+};
+use darkswap_orderbook::OrderId;
 use futures::StreamExt;
 use yew::UseReducerDispatcher;
 
 use crate::state::{Action, AppState};
+use crate::storage::{get_bytes, put_bytes};
+
+const TRADING_STORE: &str = "trading";
+
+/// Our orders and trades as last saved to IndexedDB, so they survive a reload. Keys carry the
+/// PeerId, so another identity in the same browser never sees them.
+struct Saved {
+    me: PeerId,
+    orders: BTreeMap<OrderId, OwnOrder>,
+    trades: BTreeMap<[u8; 16], Trade>,
+}
+
+impl Saved {
+    fn new(me: PeerId) -> Self {
+        Saved {
+            me,
+            orders: BTreeMap::new(),
+            trades: BTreeMap::new(),
+        }
+    }
+
+    fn key(&self, what: &str) -> String {
+        format!("{what}/{}", self.me)
+    }
+
+    async fn load(&self) -> Result<(Vec<OwnOrder>, Vec<Trade>), String> {
+        let orders = get_bytes(TRADING_STORE, &self.key("orders"))
+            .await?
+            .map(|b| persist::decode_orders(&b, &self.me))
+            .unwrap_or_default();
+        let trades = get_bytes(TRADING_STORE, &self.key("trades"))
+            .await?
+            .map(|b| persist::decode_trades(&b))
+            .unwrap_or_default();
+        Ok((orders, trades))
+    }
+
+    /// Records what an event changed and writes that part back.
+    async fn apply(&mut self, event: &TradingEvent) -> Result<(), String> {
+        match event {
+            TradingEvent::OrderPlaced(o) | TradingEvent::OrderReduced(o) => {
+                self.orders.insert(o.id, o.clone());
+            }
+            TradingEvent::OrderCancelled { id, .. } | TradingEvent::OrderWithdrawn { id, .. } => {
+                self.orders.remove(id);
+            }
+            TradingEvent::Trade(t) => {
+                self.trades.insert(t.id, t.clone());
+                while self.trades.len() > darkswap_net::MAX_TRADES {
+                    let oldest = self
+                        .trades
+                        .values()
+                        .min_by_key(|t| t.updated_at_ms)
+                        .map(|t| t.id);
+                    match oldest {
+                        Some(id) => self.trades.remove(&id),
+                        None => break,
+                    };
+                }
+                let bytes = persist::encode_trades(self.trades.values());
+                return put_bytes(TRADING_STORE, &self.key("trades"), &bytes).await;
+            }
+            _ => return Ok(()),
+        }
+        let bytes = persist::encode_orders(self.orders.values());
+        put_bytes(TRADING_STORE, &self.key("orders"), &bytes).await
+    }
+}
 
 /// Wait between attempts to fetch the relay's description while it is unreachable.
 const RELAY_INFO_RETRY: Duration = Duration::from_secs(3);
@@ -115,8 +189,30 @@ pub async fn start(
         }
     };
     wasm_bindgen_futures::spawn_local(node.run());
+    let mut saved = Saved::new(handle.local_peer_id());
+    match saved.load().await {
+        Ok((orders, trades)) => {
+            if !orders.is_empty() || !trades.is_empty() {
+                if let Err(e) = handle.command(Command::Restore { orders, trades }) {
+                    dispatch.dispatch(Action::TradingError(format!(
+                        "cannot restore your orders: {e}"
+                    )));
+                }
+            }
+        }
+        Err(e) => dispatch.dispatch(Action::TradingError(format!(
+            "cannot read your saved orders and trades: {e}"
+        ))),
+    }
     wasm_bindgen_futures::spawn_local(async move {
         while let Some(event) = events.next().await {
+            if let NodeEvent::Trading(trading) = &event {
+                if let Err(e) = saved.apply(trading).await {
+                    dispatch.dispatch(Action::TradingError(format!(
+                        "cannot save your orders and trades: {e}"
+                    )));
+                }
+            }
             dispatch.dispatch(Action::Node(Box::new(event)));
         }
     });

@@ -97,6 +97,15 @@ impl TradingState {
                 ));
                 self.own.insert(order.id.to_hex(), order);
             }
+            TradingEvent::OrderReduced(order) => {
+                self.notice(format!(
+                    "{} {} left on order {} after a trade",
+                    order.spec.amount,
+                    order.pair.base,
+                    &order.id.to_hex()[..8]
+                ));
+                self.own.insert(order.id.to_hex(), order);
+            }
             TradingEvent::OrderCancelled { id, .. } => {
                 self.own.remove(&id.to_hex());
                 self.notice(format!("cancelled {}", &id.to_hex()[..8]));

@@ -174,6 +174,10 @@ fn print_trading(
             );
             own.insert(order.id, order.clone());
         }
+        TradingEvent::OrderReduced(order) => {
+            println!("reduced {} {} left", order.id, order.spec.amount);
+            own.insert(order.id, order.clone());
+        }
         TradingEvent::OrderCancelled { id, .. } => {
             own.remove(id);
             println!("cancelled {id}");

@@ -16,6 +16,7 @@ pub mod gossip;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod keyfile;
 mod node;
+pub mod persist;
 #[cfg(target_arch = "wasm32")]
 pub mod relay_info;
 mod time;

@@ -62,6 +62,12 @@ pub enum Command {
     PlaceOrder { pair: Pair, spec: OrderSpec },
     /// Cancel an order of ours everywhere.
     CancelOrder { id: OrderId },
+    /// After a restart: republish our orders that have not expired, and bring back our trades
+    /// (one that was still in negotiation is aborted: its reservation is gone).
+    Restore {
+        orders: Vec<crate::OwnOrder>,
+        trades: Vec<crate::Trade>,
+    },
     /// Take `amount` of another trader's order: negotiate a trade with its maker.
     TakeOrder {
         pair: Pair,
@@ -367,6 +373,18 @@ impl Node {
                 let events = self.trading.place(
                     pair,
                     spec,
+                    &mut behaviour.gossip,
+                    &mut behaviour.book_sync,
+                    relay,
+                );
+                self.emit_trading(events).await
+            }
+            Command::Restore { orders, trades } => {
+                let relay = self.relay_if_connected();
+                let behaviour = self.swarm.behaviour_mut();
+                let events = self.trading.restore(
+                    orders,
+                    trades,
                     &mut behaviour.gossip,
                     &mut behaviour.book_sync,
                     relay,

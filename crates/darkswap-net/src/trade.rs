@@ -135,6 +135,28 @@ impl Trading {
             .unwrap_or_default()
     }
 
+    /// Brings back trades from storage. One still in negotiation is aborted: whatever was
+    /// reserved lived in the previous session's memory, and the counterparty times out too.
+    pub fn restore_trades(&mut self, trades: Vec<Trade>) -> Vec<TradingEvent> {
+        let mut events = Vec::new();
+        for mut trade in trades.into_iter().take(MAX_TRADES) {
+            if self.negotiations.trades.contains_key(&trade.id) {
+                continue;
+            }
+            if trade.state.is_open() {
+                abort(
+                    &mut trade,
+                    "interrupted: the client restarted during negotiation",
+                );
+            }
+            let id = trade.id;
+            events.push(TradingEvent::Trade(trade.clone()));
+            self.negotiations.trades.insert(id, trade);
+            self.finish(id);
+        }
+        events
+    }
+
     /// Starts taking `amount` of someone's order. Returns the maker to connect to.
     pub fn take(
         &mut self,
@@ -473,7 +495,7 @@ impl Trading {
                 self.queue(own.pair.clone(), bytes, Some(*order_id));
             }
             self.own.insert(*order_id, own.clone());
-            self.pending_events.push(TradingEvent::OrderPlaced(own));
+            self.pending_events.push(TradingEvent::OrderReduced(own));
         }
     }
 
@@ -681,5 +703,48 @@ impl Trading {
             events.extend(self.trade_event(&id));
         }
         events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::identity::Keypair;
+
+    fn trade(state: TradeState) -> Trade {
+        Trade {
+            id: rand::random(),
+            role: TradeRole::Maker,
+            counterparty: Keypair::generate_ed25519().public().to_peer_id(),
+            pair: Pair::parse("RUNE:DOG/BTC").unwrap(),
+            order_id: OrderId([1; 16]),
+            maker_side: Side::Sell,
+            price: Price(1),
+            amount: 1,
+            state,
+            agreement: None,
+            maker_signature: None,
+            taker_signature: None,
+            deadline_ms: None,
+            updated_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_restart_aborts_open_trades_and_keeps_finished_ones() {
+        let mut trading = Trading::new(Keypair::generate_ed25519(), 10, 1);
+        let open = trade(TradeState::Accepted);
+        let done = trade(TradeState::Agreed);
+        let events = trading.restore_trades(vec![open.clone(), done.clone()]);
+        let states: Vec<_> = events
+            .iter()
+            .map(|e| match e {
+                TradingEvent::Trade(t) => (t.id, t.state.label()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(states, vec![(open.id, "aborted"), (done.id, "agreed")]);
+        // Restoring twice changes nothing.
+        assert!(trading.restore_trades(vec![done]).is_empty());
     }
 }

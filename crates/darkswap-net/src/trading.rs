@@ -80,6 +80,8 @@ pub enum TradingEvent {
     Book(BookView),
     /// Our order is in our book and on its way to the relay.
     OrderPlaced(OwnOrder),
+    /// Part of our order was traded; what is left was republished.
+    OrderReduced(OwnOrder),
     OrderCancelled {
         id: OrderId,
         pair: Pair,
@@ -337,6 +339,30 @@ impl Trading {
         self.queue(order.pair.clone(), bytes, Some(id));
         self.flush(gossip);
         vec![TradingEvent::OrderPlaced(order)]
+    }
+
+    /// Republishes our stored orders that have not expired (same nonce, so the same ids) and
+    /// brings back our trades.
+    pub fn restore(
+        &mut self,
+        orders: Vec<OwnOrder>,
+        trades: Vec<crate::Trade>,
+        gossip: &mut gossipsub::Behaviour,
+        sync: &mut request_response::Behaviour<BookSyncCodec>,
+        relay: Option<PeerId>,
+    ) -> Events {
+        let mut events = self.restore_trades(trades);
+        let now = unix_time_ms();
+        for order in orders {
+            if order.spec.expires_at_ms <= now + darkswap_proto::order::MIN_ORDER_LIFETIME_MS
+                || self.own.contains_key(&order.id)
+                || order.id != order_id(&self.me, order.spec.nonce)
+            {
+                continue;
+            }
+            events.extend(self.place(order.pair, order.spec, gossip, sync, relay));
+        }
+        events
     }
 
     /// Cancels an order of ours, everywhere.

@@ -1,0 +1,85 @@
+// Trading between two real Chromium pages through the real relay: A makes an order, B sees it,
+// B takes part of it, both pages show the agreed trade, and B's book shows what is left.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  launchBrowser, relayPorts, reserved, startRelay, stopRelay, tempDir,
+} from './harness.mjs';
+
+const OUT = join(import.meta.dirname, 'output');
+mkdirSync(OUT, { recursive: true });
+const PAIR = 'RUNE:ETOETEST/BTC';
+
+let browser;
+let relay;
+after(async () => {
+  await browser?.close();
+  if (relay) await stopRelay(relay);
+});
+
+async function follow(page, pair) {
+  await page.fill('[data-testid=pair-input]', pair);
+  await page.click('[data-testid=pair-follow]');
+  await page.waitForSelector(`[data-testid=book][data-pair="${pair}"]`, { timeout: 15000 });
+}
+
+test('make in A, see in B, B takes part, both agree, A\'s remainder updates in B', async () => {
+  relay = await startRelay(tempDir(), await relayPorts());
+  browser = await launchBrowser();
+  const pageA = await (await browser.newContext()).newPage();
+  const pageB = await (await browser.newContext()).newPage();
+  for (const p of [pageA, pageB]) p.on('pageerror', (e) => console.error('page error:', e.message));
+  await Promise.all([pageA.goto(relay.url), pageB.goto(relay.url)]);
+  await Promise.all([pageA.waitForSelector(reserved, { timeout: 30000 }), pageB.waitForSelector(reserved, { timeout: 30000 })]);
+  await follow(pageA, PAIR);
+  await follow(pageB, PAIR);
+
+  // The form refuses a bad price with a reason, then A places a valid order.
+  await pageA.selectOption('[data-testid=order-side]', 'sell');
+  await pageA.fill('[data-testid=order-amount]', '1000');
+  await pageA.fill('[data-testid=order-price]', '0.123456789');
+  await pageA.click('[data-testid=order-place]');
+  assert.match(await pageA.textContent('[data-testid=order-error]'), /price/);
+  await pageA.fill('[data-testid=order-price]', '0.5');
+  await pageA.click('[data-testid=order-place]');
+  const mine = pageA.locator('[data-testid=my-order]');
+  await mine.waitFor({ timeout: 15000 });
+  const orderId = await mine.getAttribute('data-order');
+
+  // B sees it, not as its own, and takes 400 of the 1000.
+  const inB = pageB.locator(`[data-testid=book-order][data-order="${orderId}"]`);
+  await pageB.waitForSelector(`[data-testid=book-order][data-order="${orderId}"][data-amount="1000"][data-mine="false"]`, { timeout: 15000 });
+  await pageB.fill('[data-testid=take-amount]', '400');
+  await inB.locator('[data-testid=take]').click();
+
+  // Both pages show the same agreed trade.
+  const agreedB = pageB.locator('[data-testid=trade][data-state=agreed]');
+  const agreedA = pageA.locator('[data-testid=trade][data-state=agreed]');
+  await agreedB.waitFor({ timeout: 20000 });
+  await agreedA.waitFor({ timeout: 20000 });
+  assert.equal(await agreedA.getAttribute('data-trade'), await agreedB.getAttribute('data-trade'));
+  assert.equal(await agreedB.getAttribute('data-role'), 'taker');
+  assert.equal(await agreedA.getAttribute('data-role'), 'maker');
+  assert.equal(await agreedB.getAttribute('data-amount'), '400');
+  assert.match(await agreedB.textContent(), /agreed — awaiting settlement/);
+  assert.match(await agreedB.textContent(), /buy 400 RUNE:ETOETEST for 200 BTC/);
+
+  // A republished what is left; B's book shows 600.
+  await pageB.waitForSelector(`[data-testid=book-order][data-order="${orderId}"][data-amount="600"]`, { timeout: 15000 });
+  await pageA.screenshot({ path: join(OUT, 'trade-maker.png'), fullPage: true });
+  await pageB.screenshot({ path: join(OUT, 'trade-taker.png'), fullPage: true });
+
+  // A reloads: its identity, its order (republished, same id, 600 left) and its trade are back.
+  await pageA.reload();
+  await pageA.waitForSelector(reserved, { timeout: 30000 });
+  await follow(pageA, PAIR);
+  await pageA.waitForSelector(`[data-testid=my-order][data-order="${orderId}"]`, { timeout: 15000 });
+  await pageA.waitForSelector('[data-testid=trade][data-state=agreed]', { timeout: 15000 });
+  await pageB.waitForSelector(`[data-testid=book-order][data-order="${orderId}"][data-amount="600"]`, { timeout: 15000 });
+
+  // A cancels: the order leaves B's book.
+  await pageA.click('[data-testid=my-order] [data-testid=cancel]');
+  await pageB.waitForSelector(`[data-testid=book-order][data-order="${orderId}"]`, { state: 'detached', timeout: 15000 });
+});
