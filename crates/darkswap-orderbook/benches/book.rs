@@ -223,7 +223,7 @@ mod native {
         println!("  ratio darkswap/orderbook-rs: {:.2}x", a / b);
         if our_tally != their_tally {
             println!(
-                "  the two books differ in fills (tallies above): their matching rules differ in detail"
+                "  the two books report different fills (tallies above); the cause is not established"
             );
         }
     }
