@@ -71,6 +71,13 @@ test('make in A, see in B, B takes part, both agree, A\'s remainder updates in B
   await pageA.screenshot({ path: join(OUT, 'trade-maker.png'), fullPage: true });
   await pageB.screenshot({ path: join(OUT, 'trade-taker.png'), fullPage: true });
 
+  // B's own metrics count the trade, and export as Prometheus text.
+  await pageB.click('[data-testid=metrics-toggle]');
+  const text = await pageB.textContent('[data-testid=metrics-text]');
+  assert.match(text, /darkswap_client_trades\{state="agreed"\} 1/);
+  assert.match(text, /darkswap_client_relay_state\{state="reserved"\} 1/);
+  assert.match(text, /darkswap_client_orders_seen\{pair="RUNE:ETOETEST\/BTC"\} 1/);
+
   // A reloads: its identity, its order (republished, same id, 600 left) and its trade are back.
   await pageA.reload();
   await pageA.waitForSelector(reserved, { timeout: 30000 });

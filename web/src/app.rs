@@ -7,8 +7,8 @@ use darkswap_net::NodeHandle;
 use yew::prelude::*;
 
 use crate::components::{
-    ConnectionPanel, IdentityPanel, MessageLog, MyOrders, OrderBook, OrderForm, PairSelector,
-    PeerList, TradeList,
+    ConnectionPanel, IdentityPanel, MessageLog, MetricsPanel, MyOrders, OrderBook, OrderForm,
+    PairSelector, PeerList, TradeList,
 };
 use crate::state::{Action, AppState};
 use darkswap_net::{Command, OrderView};
@@ -146,7 +146,8 @@ pub fn app() -> Html {
                     <TradeList trades={trading.trades.clone()} />
                 </section>
                 <PeerList state={state.clone()} on_send={on_send} />
-                <MessageLog state={state} />
+                <MessageLog state={state.clone()} />
+                <MetricsPanel metrics={state.metrics.clone()} />
             </main>
         </>
     }

@@ -189,6 +189,18 @@ pub async fn start(
         }
     };
     wasm_bindgen_futures::spawn_local(node.run());
+    {
+        let dispatch = dispatch.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            loop {
+                dispatch.dispatch(Action::MetricsTick);
+                futures_timer::Delay::new(Duration::from_millis(
+                    darkswap_net::metrics::SAMPLE_INTERVAL_MS,
+                ))
+                .await;
+            }
+        });
+    }
     let mut saved = Saved::new(handle.local_peer_id());
     match saved.load().await {
         Ok((orders, trades)) => {

@@ -151,6 +151,7 @@ pub struct AppState {
     pub links: BTreeMap<String, PeerLink>,
     pub log: VecDeque<Entry>,
     pub trading: TradingState,
+    pub metrics: darkswap_net::metrics::ClientMetrics,
 }
 
 impl AppState {
@@ -166,6 +167,7 @@ impl AppState {
             links: BTreeMap::new(),
             log: VecDeque::new(),
             trading: TradingState::default(),
+            metrics: Default::default(),
         }
     }
 
@@ -211,6 +213,8 @@ pub enum Action {
     SelectPair(Pair),
     /// A trading command could not even be queued.
     TradingError(String),
+    /// Time to record a metrics sample (every few seconds).
+    MetricsTick,
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -240,7 +244,21 @@ impl Reducible for AppState {
             }),
             Action::SelectPair(pair) => s.trading.pair = Some(pair),
             Action::TradingError(reason) => s.trading.error = Some(reason),
-            Action::Node(event) => match *event {
+            Action::MetricsTick => s.metrics.sample(darkswap_net::unix_time_ms()),
+            Action::Node(event) => {
+                s.metrics.observe(&event);
+                s.node_event(*event);
+            }
+        }
+        Rc::new(s)
+    }
+}
+
+impl AppState {
+    fn node_event(&mut self, event: NodeEvent) {
+        let s = self;
+        {
+            match event {
                 NodeEvent::Relay(status) => {
                     if matches!(status, RelayStatus::Failed { .. })
                         && matches!(s.relay, Relay::Status(RelayStatus::Reserved { .. }))
@@ -297,8 +315,7 @@ impl Reducible for AppState {
                     s.delivery(id, Delivery::Failed { reason })
                 }
                 NodeEvent::Trading(event) => s.trading.apply(event),
-            },
+            }
         }
-        Rc::new(s)
     }
 }

@@ -52,7 +52,7 @@ enum Command {
     /// Send one message to a peer.
     Send { peer: PeerId, text: String },
     /// A trading session: follow order books, make and cancel orders, one command per line on
-    /// stdin (watch, make, take, cancel, book, orders, quit), one event per line on stdout.
+    /// stdin (watch, make, take, cancel, book, orders, metrics, quit), one event per line on stdout.
     Market {
         /// A pair to follow from the start, e.g. RUNE:DOG/BTC
         pair: Option<darkswap_orderbook::Pair>,

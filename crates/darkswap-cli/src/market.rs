@@ -8,6 +8,7 @@
 //! cancel <order id>
 //! book RUNE:DOG/BTC
 //! orders
+//! metrics            # this session's client metrics, as Prometheus text
 //! quit
 //! ```
 //! Amounts are integers in the base asset's smallest unit; prices are decimals of quote units
@@ -33,6 +34,7 @@ pub async fn session(
     initial: Option<Pair>,
 ) -> Result<()> {
     let mut books: HashMap<Pair, BookView> = HashMap::new();
+    let mut metrics = darkswap_net::metrics::ClientMetrics::default();
     let mut own: HashMap<OrderId, OwnOrder> = HashMap::new();
     if let Some(pair) = initial {
         handle.command(Command::WatchPair { pair })?;
@@ -49,12 +51,18 @@ pub async fn session(
                 if line == "quit" {
                     return Ok(());
                 }
+                if line == "metrics" {
+                    print!("{}", metrics.to_prometheus_text());
+                    println!("end metrics");
+                    continue;
+                }
                 if let Err(e) = run_command(line, &handle, &books, &own) {
                     println!("error {e}");
                 }
             }
             event = events.next() => {
                 let Some(event) = event else { bail!("the node stopped") };
+                metrics.observe(&event);
                 if let NodeEvent::Trading(event) = event {
                     print_trading(&event, &mut books, &mut own);
                 }
@@ -141,7 +149,9 @@ fn run_command(
             }
             println!("end mine={}", own.len());
         }
-        _ => bail!("unknown command (watch, make, take, cancel, book, orders, quit): {line}"),
+        _ => bail!(
+            "unknown command (watch, make, take, cancel, book, orders, metrics, quit): {line}"
+        ),
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ mod event;
 pub mod gossip;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod keyfile;
+pub mod metrics;
 mod node;
 pub mod persist;
 #[cfg(target_arch = "wasm32")]

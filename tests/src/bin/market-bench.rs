@@ -66,15 +66,21 @@ async fn propagation(peers: usize, orders: usize) -> Result<()> {
         .handle
         .command(Command::WatchPair { pair: pair.clone() })?;
     let (seen_tx, mut seen_rx) = mpsc::channel::<(usize, OrderId, Instant)>(100_000);
+    let mut handles = Vec::new();
     for n in 0..peers {
         let mut peer = Peer::start(vec![relay.tcp_addr()]).await?;
         peer.reserved().await?;
         peer.handle
             .command(Command::WatchPair { pair: pair.clone() })?;
+        peer.book_where(Duration::from_secs(10), &pair, |_| true)
+            .await?;
+        // The node runs while a handle exists: keep one here, the task only reads events.
+        handles.push(peer.handle.clone());
         let tx = seen_tx.clone();
         tokio::spawn(async move {
             let mut known = std::collections::HashSet::new();
-            while let Some(event) = peer.events.next().await {
+            let mut events = peer.events;
+            while let Some(event) = events.next().await {
                 if let NodeEvent::Trading(TradingEvent::Book(view)) = event {
                     for o in &view.orders {
                         if known.insert(o.id) {

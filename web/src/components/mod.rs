@@ -3,6 +3,7 @@
 mod connection_panel;
 mod identity_panel;
 mod message_log;
+mod metrics_panel;
 mod my_orders;
 mod order_book;
 mod order_form;
@@ -14,6 +15,7 @@ mod trade_list;
 pub use connection_panel::ConnectionPanel;
 pub use identity_panel::IdentityPanel;
 pub use message_log::MessageLog;
+pub use metrics_panel::MetricsPanel;
 pub use my_orders::MyOrders;
 pub use order_book::OrderBook;
 pub use order_form::OrderForm;
