@@ -100,6 +100,7 @@ pub struct RelayMetrics {
     pub order_makers: Gauge,
     pub book_sync_requests: Family<OutcomeLabels, Counter>,
     pub peer_relays_connected: Gauge,
+    pub duplicate_connections_reset: Counter,
 }
 
 impl RelayMetrics {
@@ -129,6 +130,7 @@ impl RelayMetrics {
             order_makers: Gauge::default(),
             book_sync_requests: Family::default(),
             peer_relays_connected: Gauge::default(),
+            duplicate_connections_reset: Counter::default(),
         };
         r.register(
             "connections_opened",
@@ -239,6 +241,11 @@ impl RelayMetrics {
             "peer_relays_connected",
             "Configured peer relays connected now",
             m.peer_relays_connected.clone(),
+        );
+        r.register(
+            "duplicate_connections_reset",
+            "Traders that connected again while an older connection was open (a reloaded page), reset so that they reconnect cleanly",
+            m.duplicate_connections_reset.clone(),
         );
         m.create_known_series();
         r.register(

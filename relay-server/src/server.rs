@@ -134,10 +134,26 @@ fn status_reason(status: relay::StatusCode) -> &'static str {
     }
 }
 
+/// A configured WebRTC-direct address without `/certhash` gets ours: browsers cannot dial it
+/// without the certificate's hash, and operators should not have to compute it.
+fn with_certhash(
+    addr: &Multiaddr,
+    certhash: &libp2p::multiaddr::multihash::Multihash<64>,
+) -> Multiaddr {
+    let webrtc = addr.iter().any(|p| matches!(p, Protocol::WebRTCDirect));
+    let has_hash = addr.iter().any(|p| matches!(p, Protocol::Certhash(_)));
+    if webrtc && !has_hash {
+        addr.clone().with(Protocol::Certhash(*certhash))
+    } else {
+        addr.clone()
+    }
+}
+
 /// Runs the relay until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let identity = identity::load_or_create(&config.data_dir)?;
     let peer_id = identity.keypair.public().to_peer_id();
+    let certhash = identity.certificate.fingerprint().to_multihash();
 
     let http_addr = SocketAddr::new(config.listen_ip, config.http_port);
     let http_listener =
@@ -185,7 +201,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         listeners.insert(id, Vec::new());
     }
     for addr in &config.external_addrs {
-        swarm.add_external_address(addr.clone());
+        swarm.add_external_address(with_certhash(addr, &certhash));
     }
 
     let started = Instant::now();
@@ -244,6 +260,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         state: state.clone(),
         orders: OrderGossip::new(&config.limits, peer_relays.keys().copied().collect()),
         peer_relays,
+        resetting: std::collections::HashSet::new(),
     };
     let ready_deadline = tokio::time::sleep(defaults::READY_TIMEOUT);
     tokio::pin!(ready_deadline);
@@ -291,6 +308,9 @@ struct LoopState<'a> {
     orders: OrderGossip,
     /// Configured peer relays, by PeerId.
     peer_relays: HashMap<PeerId, Multiaddr>,
+    /// Peers being reset after a duplicate connection, until all their connections are closed
+    /// (bounded: beyond the cap a duplicate is left alone rather than tracked).
+    resetting: std::collections::HashSet<PeerId>,
 }
 
 impl LoopState<'_> {
@@ -337,10 +357,26 @@ impl LoopState<'_> {
                 tracing::error!("listener error: {error}");
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                num_established,
+                ..
             } => {
                 if self.peer_relays.contains_key(&peer_id) {
                     self.count_peer_relays(swarm);
+                } else if num_established.get() > 1 || self.resetting.contains(&peer_id) {
+                    // A trader never opens a second connection to us on purpose: this one comes
+                    // from a restarted client (a reloaded page) while the old one is not yet
+                    // known dead (WebRTC has no FIN). Gossipsub keeps one message queue per
+                    // peer and announces subscriptions only on a peer's first connection, so
+                    // the new session would be half-deaf. Reset the peer, and refuse it until
+                    // every old connection is gone: its next connection then starts clean.
+                    if self.resetting.len() < defaults::MAX_PENDING_INCOMING as usize {
+                        if self.resetting.insert(peer_id) {
+                            self.metrics.duplicate_connections_reset.inc();
+                        }
+                        swarm.disconnect_peer_id(peer_id).ok();
+                    }
                 }
                 let labels = endpoint_labels(&endpoint);
                 self.metrics.connections_opened.get_or_create(&labels).inc();
@@ -364,6 +400,7 @@ impl LoopState<'_> {
                 self.metrics.connections_active.get_or_create(&labels).dec();
                 self.connections = self.connections.saturating_sub(1);
                 if num_established == 0 {
+                    self.resetting.remove(&peer_id);
                     self.directory.remove(&peer_id);
                     self.orders.peer_disconnected(&peer_id);
                     self.count_peer_relays(swarm);
@@ -608,5 +645,21 @@ impl LoopState<'_> {
             h.connections = self.connections;
             h.reservations = self.directory.len() as u64;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_webrtc_addresses_get_the_certhash() {
+        let hash = libp2p::multiaddr::multihash::Multihash::<64>::wrap(0x12, &[7; 32]).unwrap();
+        let webrtc: Multiaddr = "/ip4/203.0.113.7/udp/4003/webrtc-direct".parse().unwrap();
+        let done = with_certhash(&webrtc, &hash);
+        assert!(done.iter().any(|p| matches!(p, Protocol::Certhash(_))));
+        assert_eq!(with_certhash(&done, &hash), done, "never twice");
+        let wss: Multiaddr = "/dns4/relay.example.org/tcp/4443/wss".parse().unwrap();
+        assert_eq!(with_certhash(&wss, &hash), wss);
     }
 }

@@ -91,3 +91,17 @@ export async function timeToReserved(page, url, timeout = 30000) {
   await page.waitForSelector(reserved, { timeout });
   return Date.now() - t0;
 }
+
+// Two traders: pages in separate browser contexts (separate IndexedDB, so separate identities),
+// both loaded from `url` and holding a reservation. Page errors are logged.
+export async function twoReservedPages(browser, url) {
+  const pages = [];
+  for (let i = 0; i < 2; i++) {
+    const page = await (await browser.newContext()).newPage();
+    page.on('pageerror', (e) => console.error('page error:', e.message));
+    pages.push(page);
+  }
+  await Promise.all(pages.map((p) => p.goto(url)));
+  await Promise.all(pages.map((p) => p.waitForSelector(reserved, { timeout: 30000 })));
+  return pages;
+}

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  launchBrowser, relayPorts, reserved, startRelay, stopRelay, tempDir,
+  launchBrowser, relayPorts, reserved, startRelay, stopRelay, tempDir, twoReservedPages,
 } from './harness.mjs';
 
 // In the test network namespace the pages must reach the relay over WebRTC-direct.
@@ -26,13 +26,7 @@ test('two pages reserve, message each other through the relay, and survive a rel
   let relay = await startRelay(dataDir, ports);
   relays.push(relay);
   browser = await launchBrowser();
-  // Separate contexts: separate IndexedDB, so two different traders.
-  const pageA = await (await browser.newContext()).newPage();
-  const pageB = await (await browser.newContext()).newPage();
-  for (const p of [pageA, pageB]) p.on('pageerror', (e) => console.error('page error:', e.message));
-
-  await Promise.all([pageA.goto(relay.url), pageB.goto(relay.url)]);
-  await Promise.all([pageA.waitForSelector(reserved, { timeout: 30000 }), pageB.waitForSelector(reserved, { timeout: 30000 })]);
+  const [pageA, pageB] = await twoReservedPages(browser, relay.url);
   for (const p of [pageA, pageB]) {
     assert.equal(await p.getAttribute('[data-testid=relay-state]', 'data-transport'), EXPECT_TRANSPORT);
   }

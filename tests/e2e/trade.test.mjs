@@ -2,10 +2,10 @@
 // B takes part of it, both pages show the agreed trade, and B's book shows what is left.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  launchBrowser, relayPorts, reserved, startRelay, stopRelay, tempDir,
+  launchBrowser, relayPorts, reserved, startRelay, stopRelay, tempDir, twoReservedPages,
 } from './harness.mjs';
 
 const OUT = join(import.meta.dirname, 'output');
@@ -14,7 +14,17 @@ const PAIR = 'RUNE:ETOETEST/BTC';
 
 let browser;
 let relay;
+let pages = [];
 after(async () => {
+  // On failure, what the pages showed is the first thing to look at.
+  for (const [i, p] of pages.entries()) {
+    await p.screenshot({ path: join(OUT, `trade-last-${i}.png`), fullPage: true }).catch(() => {});
+  }
+  if (relay) {
+    // The relay's view (orders accepted and refused, connections reset) for a post-mortem.
+    const metrics = await fetch(new URL('/metrics', relay.url)).then((r) => r.text()).catch((e) => String(e));
+    writeFileSync(join(OUT, 'trade-last-relay-metrics.txt'), metrics);
+  }
   await browser?.close();
   if (relay) await stopRelay(relay);
 });
@@ -28,11 +38,8 @@ async function follow(page, pair) {
 test('make in A, see in B, B takes part, both agree, A\'s remainder updates in B', async () => {
   relay = await startRelay(tempDir(), await relayPorts());
   browser = await launchBrowser();
-  const pageA = await (await browser.newContext()).newPage();
-  const pageB = await (await browser.newContext()).newPage();
-  for (const p of [pageA, pageB]) p.on('pageerror', (e) => console.error('page error:', e.message));
-  await Promise.all([pageA.goto(relay.url), pageB.goto(relay.url)]);
-  await Promise.all([pageA.waitForSelector(reserved, { timeout: 30000 }), pageB.waitForSelector(reserved, { timeout: 30000 })]);
+  const [pageA, pageB] = await twoReservedPages(browser, relay.url);
+  pages = [pageA, pageB];
   await follow(pageA, PAIR);
   await follow(pageB, PAIR);
 

@@ -161,7 +161,27 @@ impl Relay {
         metric_value(&body, series).ok_or_else(|| anyhow!("{series} not in /metrics"))
     }
 
-    /// Sends SIGTERM and waits for a clean exit.
+    /// Polls `/metrics` until `series` satisfies `check` (gauges are refreshed on the relay's
+    /// one-second tick), failing after `timeout`.
+    pub async fn metric_eventually(
+        &self,
+        series: &str,
+        timeout: Duration,
+        check: impl Fn(f64) -> bool,
+    ) -> Result<f64> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let value = self.metric(series).ok();
+            if let Some(v) = value.filter(|v| check(*v)) {
+                return Ok(v);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("{series} is {value:?} after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The relay process's resident memory in bytes (from /proc).
     pub fn rss_bytes(&self) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
@@ -313,6 +333,17 @@ impl Peer {
 }
 
 impl Peer {
+    /// A trader on `relay` holding a reservation and following `pair`, its first book view seen.
+    pub async fn trader(relay: &Relay, pair: &darkswap_orderbook::Pair) -> Result<Self> {
+        let mut peer = Peer::start(vec![relay.tcp_addr()]).await?;
+        peer.reserved().await?;
+        peer.handle
+            .command(darkswap_net::Command::WatchPair { pair: pair.clone() })?;
+        peer.book_where(Duration::from_secs(20), pair, |_| true)
+            .await?;
+        Ok(peer)
+    }
+
     /// Waits for a book view of `pair` that satisfies `check`.
     pub async fn book_where(
         &mut self,

@@ -15,11 +15,7 @@ fn pair() -> Pair {
 }
 
 async fn trader(relay: &Relay) -> anyhow::Result<Peer> {
-    let mut peer = Peer::start(vec![relay.tcp_addr()]).await?;
-    peer.reserved().await?;
-    peer.handle.command(Command::WatchPair { pair: pair() })?;
-    peer.book_where(T, &pair(), |_| true).await?;
-    Ok(peer)
+    Peer::trader(relay, &pair()).await
 }
 
 async fn finished_trade(peer: &mut Peer) -> anyhow::Result<Trade> {

@@ -176,19 +176,8 @@ impl Market {
     ) -> Result<Applied, OrderReject> {
         let maker = message.maker;
         let pair = &message.body.pair;
-        if !self.makers.contains_key(&maker) && self.makers.len() >= self.limits.max_makers {
-            return Err(OrderReject::BookFull);
-        }
         let limits = self.limits.clone();
-        let state = self.makers.entry(maker).or_insert_with(|| MakerState {
-            last_seq: HashMap::new(),
-            orders: HashSet::new(),
-            last_seen_ms: now_ms,
-            bucket: TokenBucket {
-                tokens: limits.publish_burst as f64,
-                at_ms: now_ms,
-            },
-        });
+        let state = maker_state(&mut self.makers, &limits, maker, now_ms)?;
         // Rate first: a flood costs the flooder, not our books.
         let bucket = &mut state.bucket;
         let elapsed = now_ms.saturating_sub(bucket.at_ms) as f64 / 1000.0;
@@ -273,19 +262,8 @@ impl Market {
         if self.tombstones.contains_key(&id) {
             return Err(OrderReject::Cancelled);
         }
-        if !self.makers.contains_key(&maker) && self.makers.len() >= self.limits.max_makers {
-            return Err(OrderReject::BookFull);
-        }
         let limits = self.limits.clone();
-        let state = self.makers.entry(maker).or_insert_with(|| MakerState {
-            last_seq: HashMap::new(),
-            orders: HashSet::new(),
-            last_seen_ms: now_ms,
-            bucket: TokenBucket {
-                tokens: limits.publish_burst as f64,
-                at_ms: now_ms,
-            },
-        });
+        let state = maker_state(&mut self.makers, &limits, maker, now_ms)?;
         let info = OrderInfo {
             maker,
             pair: message.body.pair.clone(),
@@ -429,6 +407,27 @@ impl Market {
             .collect();
         (page, more)
     }
+}
+
+/// The state of a maker, created on its first message within the cap on makers tracked.
+fn maker_state<'a>(
+    makers: &'a mut HashMap<PeerId, MakerState>,
+    limits: &MarketLimits,
+    maker: PeerId,
+    now_ms: u64,
+) -> Result<&'a mut MakerState, OrderReject> {
+    if !makers.contains_key(&maker) && makers.len() >= limits.max_makers {
+        return Err(OrderReject::BookFull);
+    }
+    Ok(makers.entry(maker).or_insert_with(|| MakerState {
+        last_seq: HashMap::new(),
+        orders: HashSet::new(),
+        last_seen_ms: now_ms,
+        bucket: TokenBucket {
+            tokens: limits.publish_burst as f64,
+            at_ms: now_ms,
+        },
+    }))
 }
 
 fn upsert(

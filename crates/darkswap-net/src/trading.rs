@@ -33,8 +33,8 @@ pub const BOOK_VIEW_LEVELS: usize = 50;
 pub const BOOK_VIEW_ORDERS: usize = 200;
 /// Own messages waiting for the relay to accept our subscription.
 const MAX_UNPUBLISHED: usize = 256;
-/// How long an own message may wait to be published before the order is withdrawn.
-const PUBLISH_DEADLINE: Duration = Duration::from_secs(15);
+/// How long a newly placed order may wait to be published before it is withdrawn.
+const PUBLISH_DEADLINE: Duration = Duration::from_secs(30);
 /// Book syncs in flight at once (joins plus keep-alive repairs).
 const MAX_SYNCS: usize = 64;
 /// Minimum time between two book views of one pair: bursts of gossip become one update.
@@ -124,6 +124,9 @@ struct Unpublished {
     bytes: Vec<u8>,
     order: Option<OrderId>,
     since: Instant,
+    /// A new order the trader just placed is withdrawn if it cannot go out in time (the trader
+    /// is told); republications, cancels and keep-alives keep trying while they matter.
+    withdraw_after: Option<Duration>,
 }
 
 pub(crate) struct Trading {
@@ -203,6 +206,8 @@ impl Trading {
         relay: Option<PeerId>,
     ) -> Result<(), String> {
         if self.watched.contains(&pair) {
+            // Already followed: show the book again (a new page view asked for it).
+            self.dirty.insert(pair);
             return Ok(());
         }
         if self.watched.len() >= MAX_WATCHED_PAIRS {
@@ -289,14 +294,27 @@ impl Trading {
     }
 
     pub(crate) fn queue(&mut self, pair: Pair, bytes: Vec<u8>, order: Option<OrderId>) {
+        self.queue_with(pair, bytes, order, None);
+    }
+
+    fn queue_with(
+        &mut self,
+        pair: Pair,
+        bytes: Vec<u8>,
+        order: Option<OrderId>,
+        withdraw_after: Option<Duration>,
+    ) {
         if self.unpublished.len() >= MAX_UNPUBLISHED {
             self.unpublished.pop_front();
         }
+        // A newer message for the same order or pair supersedes an older unsent one of the
+        // same kind only through sequence numbers; keep them in order.
         self.unpublished.push_back(Unpublished {
             pair,
             bytes,
             order,
             since: Instant::now(),
+            withdraw_after,
         });
     }
 
@@ -308,6 +326,18 @@ impl Trading {
         gossip: &mut gossipsub::Behaviour,
         sync: &mut request_response::Behaviour<BookSyncCodec>,
         relay: Option<PeerId>,
+    ) -> Events {
+        self.place_with(pair, spec, gossip, sync, relay, Some(PUBLISH_DEADLINE))
+    }
+
+    fn place_with(
+        &mut self,
+        pair: Pair,
+        spec: OrderSpec,
+        gossip: &mut gossipsub::Behaviour,
+        sync: &mut request_response::Behaviour<BookSyncCodec>,
+        relay: Option<PeerId>,
+        withdraw_after: Option<Duration>,
     ) -> Events {
         if self.own.len() >= self.market.limits().max_orders_per_maker {
             return vec![TradingEvent::OrderFailed {
@@ -336,7 +366,7 @@ impl Trading {
         }
         let order = OwnOrder { id, pair, spec };
         self.own.insert(id, order.clone());
-        self.queue(order.pair.clone(), bytes, Some(id));
+        self.queue_with(order.pair.clone(), bytes, Some(id), withdraw_after);
         self.flush(gossip);
         vec![TradingEvent::OrderPlaced(order)]
     }
@@ -360,7 +390,8 @@ impl Trading {
             {
                 continue;
             }
-            events.extend(self.place(order.pair, order.spec, gossip, sync, relay));
+            // A restored order keeps trying until it is published or expires.
+            events.extend(self.place_with(order.pair, order.spec, gossip, sync, relay, None));
         }
         events
     }
@@ -412,7 +443,11 @@ impl Trading {
             let topic = IdentTopic::new(order_topic(&item.pair));
             match gossip.publish(topic, item.bytes.clone()) {
                 Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
-                Err(e) if item.since.elapsed() > PUBLISH_DEADLINE => {
+                Err(e)
+                    if item
+                        .withdraw_after
+                        .is_some_and(|d| item.since.elapsed() > d) =>
+                {
                     self.tokens += 1.0;
                     if let Some(id) = item.order {
                         if self.own.remove(&id).is_some() {
