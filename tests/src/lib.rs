@@ -296,7 +296,12 @@ impl Peer {
     }
 
     pub async fn start_with(config: NodeConfig) -> Result<Self> {
-        let (node, handle, events) = new_node(Keypair::generate_ed25519(), config).await?;
+        Self::start_keyed(Keypair::generate_ed25519(), config).await
+    }
+
+    /// A node with a given identity (to restart "the same trader").
+    pub async fn start_keyed(keypair: Keypair, config: NodeConfig) -> Result<Self> {
+        let (node, handle, events) = new_node(keypair, config).await?;
         tokio::spawn(node.run());
         Ok(Self { handle, events })
     }

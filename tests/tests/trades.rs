@@ -143,3 +143,56 @@ async fn a_take_of_a_missing_or_too_small_amount_is_refused_clearly() -> anyhow:
     assert!(reason.contains("minimum fill is 50"), "{reason}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_taker_that_restarts_after_countersigning_resumes_to_the_same_end() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), Ports::default(), &[])?;
+    let mut maker = trader(&relay).await?;
+    let key = darkswap_net::libp2p::identity::Keypair::generate_ed25519();
+    let config = darkswap_net::NodeConfig::new(vec![relay.tcp_addr()]);
+    let mut taker = Peer::start_keyed(key.clone(), config.clone()).await?;
+    taker.reserved().await?;
+    taker.handle.command(Command::WatchPair { pair: pair() })?;
+    let order = maker.handle.place_order(pair(), sell(100, 100_000_000))?;
+    see_order(&mut taker, order, 100).await?;
+    taker.handle.command(Command::TakeOrder {
+        pair: pair(),
+        order_id: order,
+        amount: 30,
+    })?;
+    // The taker has countersigned (state accepted) and then "reloads": its node stops.
+    let accepted = taker
+        .wait_for(T, |e| match e {
+            NodeEvent::Trading(TradingEvent::Trade(t)) if t.state == TradeState::Accepted => {
+                Some(t.clone())
+            }
+            _ => None,
+        })
+        .await?;
+    assert!(accepted.taker_signature.is_some());
+    drop(taker);
+    // The same trader comes back with its saved trade: it confirms again and both agree.
+    let mut again = Peer::start_keyed(key, config).await?;
+    again.reserved().await?;
+    again.handle.command(Command::Restore {
+        orders: Vec::new(),
+        trades: vec![accepted.clone()],
+    })?;
+    let resumed = again
+        .wait_for(T, |e| match e {
+            NodeEvent::Trading(TradingEvent::Trade(t))
+                if t.id == accepted.id && !t.state.is_open() =>
+            {
+                Some(t.clone())
+            }
+            _ => None,
+        })
+        .await?;
+    assert_eq!(resumed.state, TradeState::Agreed, "{resumed:?}");
+    let maker_side = finished_trade(&mut maker).await?;
+    assert_eq!(maker_side.state, TradeState::Agreed);
+    assert_eq!(maker_side.id, accepted.id);
+    Ok(())
+}

@@ -265,6 +265,21 @@ impl Node {
         if self.reserved && !self.directory_inflight && now >= self.next_directory_at {
             self.request_directory();
         }
+        if self.reserved {
+            // Trade requests waiting for their counterparty (e.g. a confirmation resumed after
+            // a restart): dial it; a dial in progress is not repeated.
+            for peer in self.trading.peers_waiting() {
+                if self.swarm.is_connected(&peer) {
+                    self.trading
+                        .peer_connected(peer, &mut self.swarm.behaviour_mut().trades);
+                } else if let Err(reason) = self.dial_peer(peer) {
+                    let events = self.trading.peer_unreachable(peer, &reason);
+                    if !self.emit_trading(events).await {
+                        return false;
+                    }
+                }
+            }
+        }
         true
     }
 

@@ -135,12 +135,36 @@ impl Trading {
             .unwrap_or_default()
     }
 
-    /// Brings back trades from storage. One still in negotiation is aborted: whatever was
-    /// reserved lived in the previous session's memory, and the counterparty times out too.
+    /// Brings back trades from storage. A taker that had countersigned resumes: it sends its
+    /// confirmation again (the maker answers `Done` if it had agreed, or refuses if the window
+    /// closed), so both sides end in the same state. Any other trade still in negotiation is
+    /// aborted: what the maker had reserved lived in the previous session's memory, and the
+    /// counterparty's own timeout ends it there too.
     pub fn restore_trades(&mut self, trades: Vec<Trade>) -> Vec<TradingEvent> {
         let mut events = Vec::new();
         for mut trade in trades.into_iter().take(MAX_TRADES) {
             if self.negotiations.trades.contains_key(&trade.id) {
+                continue;
+            }
+            let id = trade.id;
+            let resumable = trade.role == TradeRole::Taker
+                && trade.state == TradeState::Accepted
+                && trade.deadline_ms.is_some_and(|d| d > unix_time_ms());
+            if let (Some(signature), true) = (&trade.taker_signature, resumable) {
+                let confirm = TradeRequest::Confirm {
+                    trade_id: id,
+                    taker_signature: signature.clone(),
+                };
+                let waiting = self
+                    .negotiations
+                    .waiting
+                    .entry(trade.counterparty)
+                    .or_default();
+                if waiting.len() < MAX_WAITING_PER_PEER {
+                    waiting.push(confirm);
+                }
+                events.push(TradingEvent::Trade(trade.clone()));
+                self.negotiations.trades.insert(id, trade);
                 continue;
             }
             if trade.state.is_open() {
@@ -149,12 +173,16 @@ impl Trading {
                     "interrupted: the client restarted during negotiation",
                 );
             }
-            let id = trade.id;
             events.push(TradingEvent::Trade(trade.clone()));
             self.negotiations.trades.insert(id, trade);
             self.finish(id);
         }
         events
+    }
+
+    /// Counterparties with requests waiting for a connection (the node dials them).
+    pub fn peers_waiting(&self) -> Vec<PeerId> {
+        self.negotiations.waiting.keys().copied().collect()
     }
 
     /// Starts taking `amount` of someone's order. Returns the maker to connect to.
@@ -728,6 +756,25 @@ mod tests {
             deadline_ms: None,
             updated_at_ms: 0,
         }
+    }
+
+    #[test]
+    fn a_countersigned_take_resumes_after_a_restart() {
+        let mut trading = Trading::new(Keypair::generate_ed25519(), 10, 1);
+        let mut t = trade(TradeState::Accepted);
+        t.role = TradeRole::Taker;
+        t.taker_signature = Some(vec![1; 64]);
+        t.deadline_ms = Some(unix_time_ms() + 10_000);
+        let events = trading.restore_trades(vec![t.clone()]);
+        assert!(matches!(&events[..], [TradingEvent::Trade(r)] if r.state == TradeState::Accepted));
+        assert_eq!(trading.peers_waiting(), vec![t.counterparty]);
+        // Past its deadline it cannot resume: aborted.
+        let mut late = trade(TradeState::Accepted);
+        late.role = TradeRole::Taker;
+        late.taker_signature = Some(vec![1; 64]);
+        late.deadline_ms = Some(1);
+        let events = trading.restore_trades(vec![late]);
+        assert!(matches!(&events[..], [TradingEvent::Trade(r)] if r.state.label() == "aborted"));
     }
 
     #[test]
