@@ -50,6 +50,9 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub external_addrs: Vec<Multiaddr>,
+    /// Export Prometheus metrics on /metrics (true or false) [default: true]
+    #[arg(long, env = "DARKSWAP_RELAY_METRICS")]
+    pub metrics: Option<bool>,
     /// Another relay to peer with so that one order book spans both (repeatable), with its
     /// PeerId, e.g. /ip4/198.51.100.4/tcp/4001/p2p/12D3KooW...
     #[arg(long = "peer", env = "DARKSWAP_RELAY_PEERS", value_delimiter = ',')]
@@ -136,6 +139,7 @@ struct FileConfig {
     external_addrs: Vec<Multiaddr>,
     #[serde(default)]
     peers: Vec<Multiaddr>,
+    metrics: Option<bool>,
     #[serde(default)]
     limits: LimitsArgs,
 }
@@ -172,6 +176,7 @@ pub struct Config {
     pub http_port: u16,
     pub external_addrs: Vec<Multiaddr>,
     pub peers: Vec<Multiaddr>,
+    pub metrics: bool,
     pub limits: Limits,
 }
 
@@ -318,6 +323,10 @@ impl Config {
             } else {
                 cli.peers
             },
+            metrics: cli
+                .metrics
+                .or(file.metrics)
+                .unwrap_or(defaults::METRICS_ENABLED),
             limits,
         };
         config.validate()?;

@@ -18,6 +18,10 @@ pub const WEBRTC_PORT: u16 = 4003;
 /// HTTP: the web app, `/metrics`, `/health`, `/api/relay-info`.
 pub const HTTP_PORT: u16 = 8080;
 
+/// Metrics on: an operator needs them, and their cost on the forwarding path is measured by
+/// `scripts/bench-relay` (circuit throughput with metrics on and off).
+pub const METRICS_ENABLED: bool = true;
+
 /// Reservations held at once. A reservation is one trader reachable through this relay; the
 /// relay is sized for ~1,000 traders on a small VPS, with headroom.
 pub const MAX_RESERVATIONS: usize = 4096;

@@ -15,6 +15,8 @@ use tower_http::services::{ServeDir, ServeFile};
 
 /// What the HTTP handlers read; the swarm loop keeps `relay_info` and `health` current.
 pub struct HttpState {
+    /// False when the operator turned metrics off: `/metrics` then says so (404).
+    pub metrics_enabled: bool,
     pub registry: Registry,
     pub relay_info: RwLock<RelayInfo>,
     pub health: RwLock<Health>,
@@ -44,6 +46,13 @@ pub fn router(state: Arc<HttpState>, web_dir: &Path) -> Router {
 }
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
+    if !state.metrics_enabled {
+        return (
+            StatusCode::NOT_FOUND,
+            "metrics are disabled in this relay's configuration (metrics = false)\n",
+        )
+            .into_response();
+    }
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         return (

@@ -79,15 +79,27 @@ async fn build_swarm(
         .map_err(build_error)?
         .with_websocket(noise::Config::new, yamux::Config::default)
         .await
-        .map_err(build_error)?
-        .with_bandwidth_metrics(registry)
-        .with_behaviour(|key| {
-            RelayBehaviour::new(key, &config.limits)
-                .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
-        })
-        .map_err(build_error)?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(defaults::IDLE_CONNECTION_TIMEOUT))
-        .build();
+        .map_err(build_error)?;
+    // The rest of the build, the same with or without per-byte bandwidth accounting.
+    macro_rules! finish {
+        ($builder:expr) => {
+            $builder
+                .with_behaviour(|key| {
+                    RelayBehaviour::new(key, &config.limits)
+                        .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+                })
+                .map_err(build_error)?
+                .with_swarm_config(|c| {
+                    c.with_idle_connection_timeout(defaults::IDLE_CONNECTION_TIMEOUT)
+                })
+                .build()
+        };
+    }
+    let swarm = if config.metrics {
+        finish!(swarm.with_bandwidth_metrics(registry))
+    } else {
+        finish!(swarm)
+    };
     Ok(swarm)
 }
 
@@ -171,9 +183,15 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         })?;
 
     let mut registry = Registry::default();
-    let libp2p_metrics = libp2p::metrics::Metrics::new(&mut registry);
+    // With metrics off (an operator's choice, and the baseline of the overhead benchmark) nothing
+    // is recorded per event or per byte, and /metrics says it is disabled.
+    let libp2p_metrics = config
+        .metrics
+        .then(|| libp2p::metrics::Metrics::new(&mut registry));
     let metrics = RelayMetrics::register(&mut registry);
-    registry.register_collector(Box::new(crate::process_metrics::ProcessCollector::new()));
+    if config.metrics {
+        registry.register_collector(Box::new(crate::process_metrics::ProcessCollector::new()));
+    }
     let mut swarm = build_swarm(identity, &config, &mut registry).await?;
 
     let ip = ip_protocol(config.listen_ip);
@@ -206,6 +224,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 
     let started = Instant::now();
     let state = Arc::new(HttpState {
+        metrics_enabled: config.metrics,
         registry,
         relay_info: RwLock::new(RelayInfo {
             peer_id: peer_id.to_base58(),
@@ -295,7 +314,7 @@ struct LoopState<'a> {
     peer_id: PeerId,
     config: &'a Config,
     metrics: RelayMetrics,
-    libp2p_metrics: libp2p::metrics::Metrics,
+    libp2p_metrics: Option<libp2p::metrics::Metrics>,
     directory: Directory,
     /// When each open circuit started, per (source, destination); bounded by the relay's
     /// circuit limit, since only accepted circuits are entered.
@@ -319,7 +338,9 @@ impl LoopState<'_> {
         swarm: &mut Swarm<RelayBehaviour>,
         event: SwarmEvent<RelayBehaviourEvent>,
     ) {
-        self.libp2p_metrics.record(&event);
+        if let Some(m) = &self.libp2p_metrics {
+            m.record(&event);
+        }
         match event {
             SwarmEvent::NewListenAddr {
                 listener_id,
@@ -432,11 +453,21 @@ impl LoopState<'_> {
     ) {
         match event {
             RelayBehaviourEvent::Relay(event) => {
-                self.libp2p_metrics.record(&event);
+                if let Some(m) = &self.libp2p_metrics {
+                    m.record(&event);
+                }
                 self.on_relay_event(event);
             }
-            RelayBehaviourEvent::Identify(event) => self.libp2p_metrics.record(&event),
-            RelayBehaviourEvent::Ping(event) => self.libp2p_metrics.record(&event),
+            RelayBehaviourEvent::Identify(event) => {
+                if let Some(m) = &self.libp2p_metrics {
+                    m.record(&event);
+                }
+            }
+            RelayBehaviourEvent::Ping(event) => {
+                if let Some(m) = &self.libp2p_metrics {
+                    m.record(&event);
+                }
+            }
             RelayBehaviourEvent::Directory(request_response::Event::Message {
                 message: request_response::Message::Request { channel, .. },
                 ..
@@ -596,6 +627,10 @@ impl LoopState<'_> {
 
     fn announce_ready(&mut self) {
         self.ready = true;
+        // /health says ok from the moment "ready" is printed, not a tick later.
+        if let Ok(mut h) = self.state.health.write() {
+            h.status = "ok";
+        }
         let http = if self.http_addr.ip().is_unspecified() {
             SocketAddr::new([127, 0, 0, 1].into(), self.http_addr.port())
         } else {

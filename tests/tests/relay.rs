@@ -232,3 +232,16 @@ fn bad_config_busy_port_and_bad_key_are_clear_errors() -> anyhow::Result<()> {
     assert!(line.contains("max_circuits"), "{line}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_relay_with_metrics_off_relays_and_says_metrics_are_off() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), any_ports(), &["--metrics", "false"])?;
+    let mut a = Peer::start(vec![relay.tcp_addr()]).await?;
+    a.reserved().await?;
+    let (status, body) = relay.get("/metrics")?;
+    assert_eq!(status, 404);
+    assert!(body.contains("metrics are disabled"), "{body}");
+    assert_eq!(relay.get("/health")?.0, 200);
+    Ok(())
+}

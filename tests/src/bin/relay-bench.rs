@@ -1,5 +1,6 @@
 //! Relay benchmark: RSS idle and with N native clients holding reservations, time for all of
-//! them to reserve, and message throughput through one circuit. Prints figures; pass/fail is not
+//! them to reserve, message throughput through one circuit, and the same throughput through a
+//! relay with metrics off (the metrics overhead on the forwarding path). Prints figures; pass/fail is not
 //! its business. Run through `scripts/bench-relay` (release build, raised fd limit).
 
 use std::time::{Duration, Instant};
@@ -8,6 +9,48 @@ use anyhow::{bail, Result};
 use darkswap_net::{NodeConfig, NodeEvent};
 use darkswap_tests::{Peer, Ports, Relay};
 use futures::StreamExt;
+
+const MESSAGES: usize = 4096;
+const WINDOW: usize = 32;
+
+/// Messages of 4 KiB from one native peer to another through `relay`, `WINDOW` in flight:
+/// returns MiB/s and messages/s.
+async fn circuit_throughput(relay: &Relay) -> Result<(f64, f64)> {
+    let mut a = Peer::start(vec![relay.tcp_addr()]).await?;
+    let mut b = Peer::start(vec![relay.tcp_addr()]).await?;
+    a.reserved().await?;
+    b.reserved().await?;
+    let b_id = b.id();
+    let drain = tokio::spawn(async move { while b.events.next().await.is_some() {} });
+    let chunk = "x".repeat(darkswap_proto::MAX_MESSAGE_TEXT_BYTES);
+    // Warm up: open the circuit.
+    let id = a.handle.send_message(b_id, "warm-up".into())?;
+    a.wait_for(Duration::from_secs(20), |e| match e {
+        NodeEvent::MessageDelivered { id: got, .. } if *got == id => Some(()),
+        _ => None,
+    })
+    .await?;
+    let start = Instant::now();
+    let (mut sent, mut done) = (0usize, 0usize);
+    while done < MESSAGES {
+        while sent < MESSAGES && sent - done < WINDOW {
+            a.handle.send_message(b_id, chunk.clone())?;
+            sent += 1;
+        }
+        a.wait_for(Duration::from_secs(20), |e| match e {
+            NodeEvent::MessageDelivered { .. } => Some(()),
+            NodeEvent::MessageFailed { reason, .. } => panic!("message failed: {reason}"),
+            _ => None,
+        })
+        .await?;
+        done += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    drop(a);
+    drain.abort();
+    let bytes = (MESSAGES * chunk.len()) as f64;
+    Ok((bytes / secs / (1024.0 * 1024.0), MESSAGES as f64 / secs))
+}
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
@@ -46,46 +89,29 @@ async fn main() -> Result<()> {
     println!("relay RSS idle: {:.1} MiB", mib(idle));
 
     // Throughput through one circuit, before the load.
-    let mut a = Peer::start(vec![relay.tcp_addr()]).await?;
-    let mut b = Peer::start(vec![relay.tcp_addr()]).await?;
-    a.reserved().await?;
-    b.reserved().await?;
-    let b_id = b.id();
-    let drain = tokio::spawn(async move { while b.events.next().await.is_some() {} });
-    let chunk = "x".repeat(darkswap_proto::MAX_MESSAGE_TEXT_BYTES);
-    // Warm up: open the circuit.
-    let id = a.handle.send_message(b_id, "warm-up".into())?;
-    a.wait_for(Duration::from_secs(20), |e| match e {
-        NodeEvent::MessageDelivered { id: got, .. } if *got == id => Some(()),
-        _ => None,
-    })
-    .await?;
-    let total_msgs = 4096usize;
-    let window = 32usize;
-    let start = Instant::now();
-    let (mut sent, mut done) = (0usize, 0usize);
-    while done < total_msgs {
-        while sent < total_msgs && sent - done < window {
-            a.handle.send_message(b_id, chunk.clone())?;
-            sent += 1;
-        }
-        a.wait_for(Duration::from_secs(20), |e| match e {
-            NodeEvent::MessageDelivered { .. } => Some(()),
-            NodeEvent::MessageFailed { reason, .. } => panic!("message failed: {reason}"),
-            _ => None,
-        })
-        .await?;
-        done += 1;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let bytes = (total_msgs * chunk.len()) as f64;
+    let (mib_s, msg_s) = circuit_throughput(&relay).await?;
     println!(
-        "circuit throughput (native → relay → native, {total_msgs} × 4 KiB messages, {window} in flight): {:.1} MiB/s, {:.0} msg/s",
-        bytes / secs / (1024.0 * 1024.0),
-        total_msgs as f64 / secs
+        "circuit throughput (native → relay → native, {MESSAGES} × 4 KiB messages, {WINDOW} in flight): {mib_s:.1} MiB/s, {msg_s:.0} msg/s"
     );
-    drop(a);
-    drain.abort();
+
+    // The same with a relay that records no metrics, alternating, in the same run.
+    let off_dir = tempfile::tempdir()?;
+    let relay_off = Relay::start(off_dir.path(), Ports::default(), &["--metrics", "false"])?;
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        on.push(circuit_throughput(&relay).await?.0);
+        off.push(circuit_throughput(&relay_off).await?.0);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (on, off) = (median(&mut on), median(&mut off));
+    println!(
+        "metrics overhead on the forwarding path: {on:.1} MiB/s with metrics, {off:.1} MiB/s without ({:+.1} %), median of 5 alternating runs",
+        (off - on) / off * 100.0
+    );
+    drop(relay_off);
 
     // N clients holding reservations.
     let start = Instant::now();
