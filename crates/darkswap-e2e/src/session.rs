@@ -1,0 +1,200 @@
+//! An established session: sealing and opening frames with counter nonces, a sliding replay
+//! window, and rekeying.
+//!
+//! Frame: `epoch u32 ‖ counter u64 ‖ AEAD(ciphertext ‖ tag)`; the nonce is `epoch ‖ counter`
+//! (never reused: the counter only grows, and a new epoch has new keys), and the 12-byte header
+//! is authenticated with the caller's associated data.
+//!
+//! Rekeying: after [`REKEY_AFTER_MESSAGES`] frames or [`REKEY_AFTER_MS`], [`Session::rekey_due`]
+//! says so; the owner runs a fresh handshake (new ephemeral keys, so forward secrecy) inside the
+//! session and swaps its keys in with [`Session::rekey`]. The old keys are zeroized as they are
+//! dropped, and frames of the old epoch are refused from then on.
+
+use libp2p_identity::PeerId;
+
+use crate::aead::{open, seal, Cipher, Key, NONCE_BYTES};
+
+/// Frames a session accepts out of order behind the newest one.
+pub const REPLAY_WINDOW: u64 = 64;
+/// Rekey after this many frames sent.
+pub const REKEY_AFTER_MESSAGES: u64 = 1 << 20;
+/// Rekey after this long.
+pub const REKEY_AFTER_MS: u64 = 3_600_000;
+/// Frame header: epoch and counter.
+pub const HEADER_BYTES: usize = 12;
+/// Largest frame opened (trade messages are a few hundred bytes).
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("frame malformed or too large")]
+    Malformed,
+    #[error("frame from another key epoch")]
+    WrongEpoch,
+    #[error("frame already received (replay)")]
+    Replay,
+    #[error("frame too old for the replay window")]
+    TooOld,
+    #[error("frame failed authentication")]
+    Forged,
+    #[error("the session has used up its nonces; rekey")]
+    Exhausted,
+}
+
+pub struct Session {
+    cipher: Cipher,
+    send_key: Key,
+    recv_key: Key,
+    epoch: u32,
+    next_send: u64,
+    /// Highest counter accepted, and a bitmap of the `REPLAY_WINDOW` counters below it.
+    recv_max: Option<u64>,
+    recv_seen: u64,
+    established_ms: u64,
+    remote: PeerId,
+}
+
+impl Session {
+    pub(crate) fn new(
+        cipher: Cipher,
+        send_key: Key,
+        recv_key: Key,
+        remote: PeerId,
+        now_ms: u64,
+    ) -> Self {
+        Session {
+            cipher,
+            send_key,
+            recv_key,
+            epoch: 0,
+            next_send: 0,
+            recv_max: None,
+            recv_seen: 0,
+            established_ms: now_ms,
+            remote,
+        }
+    }
+
+    pub fn cipher(&self) -> Cipher {
+        self.cipher
+    }
+
+    pub fn remote(&self) -> PeerId {
+        self.remote
+    }
+
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    fn nonce(epoch: u32, counter: u64) -> [u8; NONCE_BYTES] {
+        let mut n = [0u8; NONCE_BYTES];
+        n[..4].copy_from_slice(&epoch.to_be_bytes());
+        n[4..].copy_from_slice(&counter.to_be_bytes());
+        n
+    }
+
+    fn aad(header: &[u8], aad: &[u8]) -> Vec<u8> {
+        let mut full = header.to_vec();
+        full.extend_from_slice(aad);
+        full
+    }
+
+    /// Seals one message.
+    pub fn seal(&mut self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SessionError> {
+        let counter = self.next_send;
+        if counter == u64::MAX {
+            return Err(SessionError::Exhausted);
+        }
+        self.next_send += 1;
+        let mut frame = Vec::with_capacity(HEADER_BYTES + plaintext.len() + 16);
+        frame.extend_from_slice(&self.epoch.to_be_bytes());
+        frame.extend_from_slice(&counter.to_be_bytes());
+        let sealed = seal(
+            self.cipher,
+            &self.send_key,
+            &Self::nonce(self.epoch, counter),
+            &Self::aad(&frame, aad),
+            plaintext,
+        );
+        frame.extend_from_slice(&sealed);
+        Ok(frame)
+    }
+
+    /// Opens one frame: refuses other epochs, replays, frames behind the window, and anything
+    /// altered. A refused frame changes nothing.
+    pub fn open(&mut self, aad: &[u8], frame: &[u8]) -> Result<Vec<u8>, SessionError> {
+        if frame.len() < HEADER_BYTES || frame.len() > MAX_FRAME_BYTES {
+            return Err(SessionError::Malformed);
+        }
+        let (header, sealed) = frame.split_at(HEADER_BYTES);
+        let epoch = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        let mut c = [0u8; 8];
+        c.copy_from_slice(&header[4..]);
+        let counter = u64::from_be_bytes(c);
+        if epoch != self.epoch {
+            return Err(SessionError::WrongEpoch);
+        }
+        if let Some(max) = self.recv_max {
+            if counter <= max {
+                let behind = max - counter;
+                if behind >= REPLAY_WINDOW {
+                    return Err(SessionError::TooOld);
+                }
+                if self.recv_seen & (1 << behind) != 0 {
+                    return Err(SessionError::Replay);
+                }
+            }
+        }
+        let plaintext = open(
+            self.cipher,
+            &self.recv_key,
+            &Self::nonce(epoch, counter),
+            &Self::aad(header, aad),
+            sealed,
+        )
+        .ok_or(SessionError::Forged)?;
+        // Only an authentic frame moves the window.
+        match self.recv_max {
+            Some(max) if counter <= max => self.recv_seen |= 1 << (max - counter),
+            Some(max) => {
+                let shift = counter - max;
+                self.recv_seen = if shift >= 64 {
+                    0
+                } else {
+                    self.recv_seen << shift
+                };
+                self.recv_seen |= 1;
+                self.recv_max = Some(counter);
+            }
+            None => {
+                self.recv_seen = 1;
+                self.recv_max = Some(counter);
+            }
+        }
+        Ok(plaintext)
+    }
+
+    /// Whether the session should rekey now.
+    pub fn rekey_due(&self, now_ms: u64) -> bool {
+        self.next_send >= REKEY_AFTER_MESSAGES
+            || now_ms.saturating_sub(self.established_ms) >= REKEY_AFTER_MS
+    }
+
+    /// Takes the keys of `fresh` (a new handshake run inside this session) as the next epoch.
+    /// The old keys are zeroized when they are dropped here.
+    pub fn rekey(&mut self, fresh: Session) {
+        debug_assert_eq!(fresh.remote, self.remote);
+        self.cipher = fresh.cipher;
+        self.send_key = fresh.send_key.clone();
+        self.recv_key = fresh.recv_key.clone();
+        self.epoch = self.epoch.wrapping_add(1);
+        self.next_send = 0;
+        self.recv_max = None;
+        self.recv_seen = 0;
+        self.established_ms = fresh.established_ms;
+    }
+}
+
+#[cfg(test)]
+mod tests;
