@@ -115,7 +115,8 @@ struct TokenBucket {
 
 struct MakerState {
     last_seq: HashMap<Pair, u64>,
-    orders: HashSet<OrderId>,
+    /// The maker's live orders and the pair each rests on.
+    orders: HashMap<OrderId, Pair>,
     last_seen_ms: u64,
     bucket: TokenBucket,
 }
@@ -292,8 +293,8 @@ impl Market {
             let stale: Vec<OrderId> = state
                 .orders
                 .iter()
-                .filter(|id| book.get(id).is_some() && !keep.contains(id))
-                .copied()
+                .filter(|(id, p)| *p == pair && !keep.contains(*id))
+                .map(|(id, _)| *id)
                 .collect();
             for id in stale {
                 book.cancel(&id);
@@ -362,12 +363,9 @@ impl Market {
             if now_ms.saturating_sub(state.last_seen_ms) < timeout || state.orders.is_empty() {
                 continue;
             }
-            for id in state.orders.drain() {
-                for book in self.books.values_mut() {
-                    if let Some(order) = book.cancel(&id) {
-                        removed.push((order, Removal::MakerGone));
-                        break;
-                    }
+            for (id, pair) in state.orders.drain() {
+                if let Some(order) = self.books.get_mut(&pair).and_then(|b| b.cancel(&id)) {
+                    removed.push((order, Removal::MakerGone));
                 }
             }
         }
@@ -421,7 +419,7 @@ fn maker_state<'a>(
     }
     Ok(makers.entry(maker).or_insert_with(|| MakerState {
         last_seq: HashMap::new(),
-        orders: HashSet::new(),
+        orders: HashMap::new(),
         last_seen_ms: now_ms,
         bucket: TokenBucket {
             tokens: limits.publish_burst as f64,
@@ -438,6 +436,7 @@ fn upsert(
     info: OrderInfo,
     now_ms: u64,
 ) -> Result<Applied, OrderReject> {
+    let pair = info.pair.clone();
     if !books.contains_key(&info.pair) && books.len() >= limits.max_pairs {
         return Err(OrderReject::BookFull);
     }
@@ -480,7 +479,7 @@ fn upsert(
     };
     match book.insert(order, now_ms) {
         Ok(()) => {
-            state.orders.insert(id);
+            state.orders.insert(id, pair);
             Ok(Applied::Added(id))
         }
         Err(BookError::Full { .. }) => Err(OrderReject::BookFull),
@@ -491,14 +490,14 @@ fn upsert(
 
 fn maker_digest(
     book: Option<&OrderBook<OrderInfo>>,
-    orders: &HashSet<OrderId>,
+    orders: &HashMap<OrderId, Pair>,
     pair: &Pair,
 ) -> [u8; 32] {
     let mut live: Vec<(OrderId, u64)> = match book {
         Some(book) => orders
             .iter()
-            .filter_map(|id| book.get(id))
-            .filter(|o| o.data.pair == *pair)
+            .filter(|(_, p)| *p == pair)
+            .filter_map(|(id, _)| book.get(id))
             .map(|o| (o.id, o.amount))
             .collect(),
         None => Vec::new(),
