@@ -1,0 +1,311 @@
+//! The client's side of `/darkswap/auth/1`, the same in the browser and the CLI: present a cached
+//! token if it is still good for a while, otherwise ask for a challenge and answer it; when a
+//! token is refused (expired, revoked), fall back to a challenge by itself; refresh before expiry.
+
+use libp2p_identity::{Keypair, PeerId};
+
+use crate::level::Level;
+use crate::proof::{identity_answer, Binding, SharedKey};
+use crate::token::{self, Claims};
+use crate::wire::{AuthRequest, AuthResponse, Method, RefuseReason};
+
+/// How the client proves itself.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// Sign challenges with the identity key (nothing to enter).
+    Identity,
+    /// Answer challenges with an operator-given shared key.
+    SharedKey(SharedKey),
+}
+
+impl Credential {
+    pub fn method(&self) -> Method {
+        match self {
+            Credential::Identity => Method::Identity,
+            Credential::SharedKey(_) => Method::SharedKey,
+        }
+    }
+}
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Send(AuthRequest),
+    Granted {
+        level: Level,
+        method: Method,
+        token: Vec<u8>,
+        expires_at_ms: u64,
+    },
+    Refused(RefuseReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaiting {
+    Nothing,
+    Token,
+    Challenge,
+    Answer,
+}
+
+/// One client's authentication with one relay.
+#[derive(Debug, Clone)]
+pub struct ClientAuth {
+    credential: Credential,
+    token: Option<(Vec<u8>, Claims)>,
+    awaiting: Awaiting,
+}
+
+/// Refresh this long before expiry at most (and at a fifth of a short token's lifetime).
+pub const REFRESH_MARGIN_MS: u64 = 60_000;
+
+impl ClientAuth {
+    /// `cached` is a token from an earlier run (the browser keeps it in IndexedDB).
+    pub fn new(credential: Credential, cached: Option<Vec<u8>>) -> Self {
+        let token = cached.and_then(|t| token::peek(&t).ok().map(|c| (t, c)));
+        ClientAuth {
+            credential,
+            token,
+            awaiting: Awaiting::Nothing,
+        }
+    }
+
+    pub fn credential(&self) -> &Credential {
+        &self.credential
+    }
+
+    /// The token held and what it claims (unverified: the relay is the judge).
+    pub fn token(&self) -> Option<(&[u8], &Claims)> {
+        self.token.as_ref().map(|(t, c)| (t.as_slice(), c))
+    }
+
+    fn usable_token(&self, relay: &PeerId, local: &PeerId, now_ms: u64) -> Option<&[u8]> {
+        let (bytes, claims) = self.token.as_ref()?;
+        (claims.relay == *relay && claims.peer == *local && !refresh_due(claims, now_ms))
+            .then_some(bytes.as_slice())
+    }
+
+    /// The first request on a new connection.
+    pub fn start(&mut self, relay: &PeerId, local: &PeerId, now_ms: u64) -> AuthRequest {
+        if let Some(token) = self.usable_token(relay, local, now_ms) {
+            let request = AuthRequest::Token {
+                token: token.to_vec(),
+            };
+            self.awaiting = Awaiting::Token;
+            return request;
+        }
+        self.challenge()
+    }
+
+    /// A fresh challenge (used to refresh a token before it expires).
+    pub fn challenge(&mut self) -> AuthRequest {
+        self.awaiting = Awaiting::Challenge;
+        AuthRequest::Challenge {
+            method: self.credential.method(),
+        }
+    }
+
+    /// Whether the token held should be renewed now.
+    pub fn refresh_due(&self, now_ms: u64) -> bool {
+        self.token
+            .as_ref()
+            .is_some_and(|(_, claims)| refresh_due(claims, now_ms))
+    }
+
+    /// Handles the relay's answer to our last request.
+    pub fn on_response(
+        &mut self,
+        response: AuthResponse,
+        key: &Keypair,
+        relay: &PeerId,
+    ) -> Step {
+        let awaiting = std::mem::replace(&mut self.awaiting, Awaiting::Nothing);
+        match (awaiting, response) {
+            (
+                Awaiting::Challenge,
+                AuthResponse::Challenge {
+                    method,
+                    nonce,
+                    expires_at_ms,
+                },
+            ) if method == self.credential.method() => {
+                let local = key.public().to_peer_id();
+                let binding = Binding {
+                    nonce: &nonce,
+                    relay,
+                    client: &local,
+                    expires_at_ms,
+                };
+                let proof = match &self.credential {
+                    Credential::Identity => match identity_answer(key, &binding) {
+                        Some(sig) => sig,
+                        None => return Step::Refused(RefuseReason::WrongProof),
+                    },
+                    Credential::SharedKey(k) => k.answer(&binding),
+                };
+                self.awaiting = Awaiting::Answer;
+                Step::Send(AuthRequest::Answer { nonce, proof })
+            }
+            (
+                Awaiting::Token | Awaiting::Answer,
+                AuthResponse::Granted {
+                    level,
+                    method,
+                    token,
+                    expires_at_ms,
+                },
+            ) => {
+                if let Ok(claims) = token::peek(&token) {
+                    self.token = Some((token.clone(), claims));
+                }
+                Step::Granted {
+                    level,
+                    method,
+                    token,
+                    expires_at_ms,
+                }
+            }
+            (Awaiting::Token, AuthResponse::Refused { .. }) => {
+                // The cached token is no good here (expired, revoked, another relay's): forget
+                // it and prove ourselves afresh.
+                self.token = None;
+                Step::Send(self.challenge())
+            }
+            (_, AuthResponse::Refused { reason }) => Step::Refused(reason),
+            _ => Step::Refused(RefuseReason::Malformed),
+        }
+    }
+}
+
+fn refresh_due(claims: &Claims, now_ms: u64) -> bool {
+    let lifetime = claims.expires_at_ms.saturating_sub(claims.issued_at_ms);
+    let margin = REFRESH_MARGIN_MS.min(lifetime / 5);
+    now_ms.saturating_add(margin) >= claims.expires_at_ms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proof::verify_identity;
+    use crate::token::issue;
+
+    #[test]
+    fn identity_flow_answers_the_challenge_and_keeps_the_token() {
+        let key = Keypair::generate_ed25519();
+        let relay_key = Keypair::generate_ed25519();
+        let relay = relay_key.public().to_peer_id();
+        let local = key.public().to_peer_id();
+        let mut c = ClientAuth::new(Credential::Identity, None);
+        assert_eq!(
+            c.start(&relay, &local, 0),
+            AuthRequest::Challenge {
+                method: Method::Identity
+            }
+        );
+        let step = c.on_response(
+            AuthResponse::Challenge {
+                method: Method::Identity,
+                nonce: [5; 32],
+                expires_at_ms: 30_000,
+            },
+            &key,
+            &relay,
+        );
+        let Step::Send(AuthRequest::Answer { nonce, proof }) = step else {
+            panic!("{step:?}")
+        };
+        assert!(verify_identity(
+            &Binding {
+                nonce: &nonce,
+                relay: &relay,
+                client: &local,
+                expires_at_ms: 30_000
+            },
+            &proof
+        ));
+        let claims = Claims {
+            relay,
+            peer: local,
+            level: Level::Authenticated,
+            method: Method::Identity,
+            issued_at_ms: 0,
+            expires_at_ms: 3_600_000,
+        };
+        let token = issue(&relay_key, &claims).unwrap();
+        let step = c.on_response(
+            AuthResponse::Granted {
+                level: Level::Authenticated,
+                method: Method::Identity,
+                token: token.clone(),
+                expires_at_ms: 3_600_000,
+            },
+            &key,
+            &relay,
+        );
+        assert!(matches!(step, Step::Granted { .. }));
+        // Next connection: the token, until a minute before expiry.
+        assert_eq!(
+            c.start(&relay, &local, 1_000),
+            AuthRequest::Token {
+                token: token.clone()
+            }
+        );
+        assert!(!c.refresh_due(3_539_999));
+        assert!(c.refresh_due(3_540_000));
+        assert!(matches!(
+            c.start(&relay, &local, 3_540_000),
+            AuthRequest::Challenge { .. }
+        ));
+        // A refused token falls back to a challenge by itself.
+        c.start(&relay, &local, 1_000);
+        let step = c.on_response(
+            AuthResponse::Refused {
+                reason: RefuseReason::RevokedToken,
+            },
+            &key,
+            &relay,
+        );
+        assert_eq!(
+            step,
+            Step::Send(AuthRequest::Challenge {
+                method: Method::Identity
+            })
+        );
+        assert!(c.token().is_none());
+    }
+
+    #[test]
+    fn unexpected_answers_are_refusals() {
+        let key = Keypair::generate_ed25519();
+        let relay = Keypair::generate_ed25519().public().to_peer_id();
+        let mut c = ClientAuth::new(
+            Credential::SharedKey(SharedKey::new(&[1; 32]).unwrap()),
+            Some(vec![1, 2, 3]),
+        );
+        assert!(c.token().is_none(), "garbage cache is dropped");
+        // A grant nobody asked for.
+        let step = c.on_response(
+            AuthResponse::Granted {
+                level: Level::Admin,
+                method: Method::Token,
+                token: vec![],
+                expires_at_ms: 1,
+            },
+            &key,
+            &relay,
+        );
+        assert_eq!(step, Step::Refused(RefuseReason::Malformed));
+        // A challenge for another method than ours.
+        c.challenge();
+        let step = c.on_response(
+            AuthResponse::Challenge {
+                method: Method::Identity,
+                nonce: [0; 32],
+                expires_at_ms: 1,
+            },
+            &key,
+            &relay,
+        );
+        assert_eq!(step, Step::Refused(RefuseReason::Malformed));
+    }
+}

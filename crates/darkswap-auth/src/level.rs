@@ -1,0 +1,178 @@
+//! Authorization levels and the one table mapping relay operations to the level they need.
+
+use serde::{Deserialize, Serialize};
+
+/// How far a peer is trusted by a relay; ordered, so `level >= needed` is the whole check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Refused everything, connections included.
+    Banned,
+    /// Connected but has proven nothing the relay asked for.
+    Anonymous,
+    /// Passed one of the relay's enabled methods.
+    Authenticated,
+    /// Named by the operator as trusted (config or admin API): not rate-limited as one peer.
+    Trusted,
+    /// Named by the operator as an administrator (config only).
+    Admin,
+}
+
+impl Level {
+    pub const ALL: [Level; 5] = [
+        Level::Banned,
+        Level::Anonymous,
+        Level::Authenticated,
+        Level::Trusted,
+        Level::Admin,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Level::Banned => "banned",
+            Level::Anonymous => "anonymous",
+            Level::Authenticated => "authenticated",
+            Level::Trusted => "trusted",
+            Level::Admin => "admin",
+        }
+    }
+
+    pub fn to_wire(self) -> u32 {
+        match self {
+            Level::Banned => 0,
+            Level::Anonymous => 1,
+            Level::Authenticated => 2,
+            Level::Trusted => 3,
+            Level::Admin => 4,
+        }
+    }
+
+    pub fn from_wire(value: u32) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.to_wire() == value)
+    }
+
+    pub fn parse(text: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.label() == text)
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Everything a relay lets a peer do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// Keep a connection open (and read the public order book).
+    Connect,
+    /// Hold a circuit-relay reservation (be reachable by other traders).
+    Reserve,
+    /// Open a relayed circuit to another trader.
+    OpenCircuit,
+    /// Publish order messages through the relay's gossip.
+    PublishOrder,
+    /// Ask who else is reachable through the relay.
+    ReadDirectory,
+    /// Exceed the per-peer rate limits (peer relays forward many makers' messages).
+    SkipRateLimits,
+    /// Read the relay's access lists (bans, trusted peers).
+    ReadAdminData,
+    Ban,
+    Unban,
+    /// Mark a peer trusted or take that back.
+    Trust,
+}
+
+impl Operation {
+    pub fn label(self) -> &'static str {
+        match self {
+            Operation::Connect => "connect",
+            Operation::Reserve => "reserve",
+            Operation::OpenCircuit => "open_circuit",
+            Operation::PublishOrder => "publish_order",
+            Operation::ReadDirectory => "read_directory",
+            Operation::SkipRateLimits => "skip_rate_limits",
+            Operation::ReadAdminData => "read_admin_data",
+            Operation::Ban => "ban",
+            Operation::Unban => "unban",
+            Operation::Trust => "trust",
+        }
+    }
+}
+
+/// THE table: the level each operation needs. The README prints it (a test keeps them equal).
+pub const PERMISSIONS: [(Operation, Level); 10] = [
+    (Operation::Connect, Level::Anonymous),
+    (Operation::Reserve, Level::Authenticated),
+    (Operation::OpenCircuit, Level::Authenticated),
+    (Operation::PublishOrder, Level::Authenticated),
+    (Operation::ReadDirectory, Level::Authenticated),
+    (Operation::SkipRateLimits, Level::Trusted),
+    (Operation::ReadAdminData, Level::Admin),
+    (Operation::Ban, Level::Admin),
+    (Operation::Unban, Level::Admin),
+    (Operation::Trust, Level::Admin),
+];
+
+/// The level `op` needs; `None` (never permitted) for an operation missing from the table.
+pub fn required_level(op: Operation) -> Option<Level> {
+    PERMISSIONS
+        .iter()
+        .find(|(o, _)| *o == op)
+        .map(|(_, level)| *level)
+}
+
+/// Whether a peer at `level` may do `op`. Banned peers may do nothing, whatever the table says.
+pub fn permits(level: Level, op: Operation) -> bool {
+    level != Level::Banned && required_level(op).is_some_and(|needed| level >= needed)
+}
+
+/// The table as Markdown, as the README prints it.
+pub fn permissions_markdown() -> String {
+    let mut out = String::from("| operation | level needed |\n|---|---|\n");
+    for (op, level) in PERMISSIONS {
+        out.push_str(&format!("| {} | {} |\n", op.label(), level.label()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_are_ordered() {
+        for pair in Level::ALL.windows(2) {
+            assert!(pair[0] < pair[1]);
+        }
+        for level in Level::ALL {
+            assert_eq!(Level::from_wire(level.to_wire()), Some(level));
+            assert_eq!(Level::parse(level.label()), Some(level));
+        }
+        assert_eq!(Level::from_wire(5), None);
+    }
+
+    #[test]
+    fn every_operation_is_in_the_table_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (op, _) in PERMISSIONS {
+            assert!(seen.insert(op), "{op:?} twice");
+        }
+        assert_eq!(seen.len(), PERMISSIONS.len());
+    }
+
+    #[test]
+    fn banned_peers_may_do_nothing_and_admins_everything() {
+        for (op, _) in PERMISSIONS {
+            assert!(!permits(Level::Banned, op), "{op:?}");
+            assert!(permits(Level::Admin, op), "{op:?}");
+        }
+        assert!(permits(Level::Anonymous, Operation::Connect));
+        assert!(!permits(Level::Anonymous, Operation::Reserve));
+        assert!(!permits(Level::Anonymous, Operation::PublishOrder));
+        assert!(permits(Level::Authenticated, Operation::OpenCircuit));
+        assert!(!permits(Level::Trusted, Operation::Ban));
+    }
+}

@@ -1,0 +1,684 @@
+//! The `/darkswap/auth/1` messages: one request and one response per stream, protobuf, capped.
+//! Decoding validates every field's length and value, so the rest of the code only sees
+//! well-formed messages.
+//!
+//! ```text
+//! message AuthRequest  { oneof kind { ChallengeRequest challenge = 1; Answer answer = 2;
+//!                                     Token token = 3; Admin admin = 4; } }
+//! message AuthResponse { oneof kind { Challenge challenge = 1; Granted granted = 2;
+//!                                     Refused refused = 3; AdminResult admin = 4; } }
+//! ```
+
+use libp2p_identity::PeerId;
+use prost::Message as _;
+
+use crate::level::Level;
+use crate::NONCE_BYTES;
+
+/// Largest request accepted (before decoding).
+pub const MAX_AUTH_REQUEST_BYTES: u64 = 2 * 1024;
+/// Largest response accepted (an admin listing is the biggest).
+pub const MAX_AUTH_RESPONSE_BYTES: u64 = 64 * 1024;
+/// Largest token accepted.
+pub const MAX_TOKEN_BYTES: usize = 512;
+/// Longest proof: an ed25519 signature (64 bytes); an HMAC-SHA256 tag is 32.
+pub const MAX_PROOF_BYTES: usize = 64;
+/// Longest free text (reasons, notes), in bytes.
+pub const MAX_TEXT_BYTES: usize = 256;
+/// Most entries in one admin listing.
+pub const MAX_ADMIN_ENTRIES: usize = 500;
+
+/// How a client proves itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// HMAC-SHA256 with an operator-set key over the challenge.
+    SharedKey,
+    /// ed25519 signature with the client's identity key over the challenge.
+    Identity,
+    /// The client's PeerId is on the relay's allowlist (proven by the connection's handshake).
+    PublicKey,
+    /// A relay-signed token from an earlier success.
+    Token,
+    /// The relay is configured open: everyone not banned counts as authenticated.
+    Open,
+}
+
+impl Method {
+    pub const ALL: [Method; 5] = [
+        Method::SharedKey,
+        Method::Identity,
+        Method::PublicKey,
+        Method::Token,
+        Method::Open,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::SharedKey => "shared_key",
+            Method::Identity => "identity",
+            Method::PublicKey => "public_key",
+            Method::Token => "token",
+            Method::Open => "open",
+        }
+    }
+
+    pub fn to_wire(self) -> u32 {
+        match self {
+            Method::SharedKey => 1,
+            Method::Identity => 2,
+            Method::PublicKey => 3,
+            Method::Token => 4,
+            Method::Open => 5,
+        }
+    }
+
+    pub fn from_wire(value: u32) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.to_wire() == value)
+    }
+
+    /// Methods a client answers a challenge for.
+    pub fn is_challenge(self) -> bool {
+        matches!(self, Method::SharedKey | Method::Identity)
+    }
+}
+
+/// Why the relay said no. Each has a metrics label and a sentence for the trader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefuseReason {
+    Malformed,
+    MethodDisabled,
+    /// The nonce was never issued to this peer, or was already used (a replay).
+    UnknownChallenge,
+    ExpiredChallenge,
+    /// Wrong shared key or a signature that does not verify.
+    WrongProof,
+    /// The identity is not on the relay's allowlist.
+    NotAllowed,
+    Banned,
+    /// The token is malformed or its signature does not verify.
+    BadToken,
+    TokenForAnotherPeer,
+    TokenForAnotherRelay,
+    ExpiredToken,
+    /// Issued before the peer was banned.
+    RevokedToken,
+    RateLimited,
+    /// Too many challenges outstanding.
+    Busy,
+    /// An admin request from a peer below the level it needs.
+    InsufficientLevel,
+    /// An admin request the relay cannot carry out (e.g. unban a peer banned in the config file).
+    Rejected,
+}
+
+impl RefuseReason {
+    pub const ALL: [RefuseReason; 16] = [
+        RefuseReason::Malformed,
+        RefuseReason::MethodDisabled,
+        RefuseReason::UnknownChallenge,
+        RefuseReason::ExpiredChallenge,
+        RefuseReason::WrongProof,
+        RefuseReason::NotAllowed,
+        RefuseReason::Banned,
+        RefuseReason::BadToken,
+        RefuseReason::TokenForAnotherPeer,
+        RefuseReason::TokenForAnotherRelay,
+        RefuseReason::ExpiredToken,
+        RefuseReason::RevokedToken,
+        RefuseReason::RateLimited,
+        RefuseReason::Busy,
+        RefuseReason::InsufficientLevel,
+        RefuseReason::Rejected,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RefuseReason::Malformed => "malformed",
+            RefuseReason::MethodDisabled => "method_disabled",
+            RefuseReason::UnknownChallenge => "unknown_challenge",
+            RefuseReason::ExpiredChallenge => "expired_challenge",
+            RefuseReason::WrongProof => "wrong_proof",
+            RefuseReason::NotAllowed => "not_allowed",
+            RefuseReason::Banned => "banned",
+            RefuseReason::BadToken => "bad_token",
+            RefuseReason::TokenForAnotherPeer => "token_for_another_peer",
+            RefuseReason::TokenForAnotherRelay => "token_for_another_relay",
+            RefuseReason::ExpiredToken => "expired_token",
+            RefuseReason::RevokedToken => "revoked_token",
+            RefuseReason::RateLimited => "rate_limited",
+            RefuseReason::Busy => "busy",
+            RefuseReason::InsufficientLevel => "insufficient_level",
+            RefuseReason::Rejected => "rejected",
+        }
+    }
+
+    /// What the trader is told.
+    pub fn explain(self) -> &'static str {
+        match self {
+            RefuseReason::Malformed => "the relay could not read the request",
+            RefuseReason::MethodDisabled => "the relay does not accept this authentication method",
+            RefuseReason::UnknownChallenge => "the challenge is unknown or was already used",
+            RefuseReason::ExpiredChallenge => "the challenge expired before it was answered",
+            RefuseReason::WrongProof => "wrong shared key or identity proof",
+            RefuseReason::NotAllowed => "this identity is not on the relay's allowlist",
+            RefuseReason::Banned => "this identity is banned from the relay",
+            RefuseReason::BadToken => "the token is not one this relay signed",
+            RefuseReason::TokenForAnotherPeer => "the token belongs to another identity",
+            RefuseReason::TokenForAnotherRelay => "the token was issued by another relay",
+            RefuseReason::ExpiredToken => "the token has expired",
+            RefuseReason::RevokedToken => "the token was revoked",
+            RefuseReason::RateLimited => "too many authentication attempts; wait a minute",
+            RefuseReason::Busy => "the relay is busy; try again shortly",
+            RefuseReason::InsufficientLevel => "this needs a higher authorization level",
+            RefuseReason::Rejected => "the relay cannot do that",
+        }
+    }
+
+    pub fn to_wire(self) -> u32 {
+        RefuseReason::ALL
+            .iter()
+            .position(|r| *r == self)
+            .map_or(0, |i| i as u32 + 1)
+    }
+
+    /// An unknown code from a newer relay still reads as a refusal.
+    pub fn from_wire(value: u32) -> RefuseReason {
+        (value as usize)
+            .checked_sub(1)
+            .and_then(|i| RefuseReason::ALL.get(i).copied())
+            .unwrap_or(RefuseReason::Rejected)
+    }
+}
+
+/// What an administrator asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminAction {
+    Ban { peer: PeerId, reason: String },
+    Unban { peer: PeerId },
+    Trust { peer: PeerId },
+    Untrust { peer: PeerId },
+    List,
+}
+
+/// One line of an admin listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminEntry {
+    pub peer: PeerId,
+    pub level: Level,
+    /// Where the entry comes from and why ("config", a ban's reason).
+    pub note: String,
+    pub since_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthRequest {
+    /// Ask for a challenge for `method` (shared key or identity).
+    Challenge { method: Method },
+    /// Answer an outstanding challenge.
+    Answer {
+        nonce: [u8; NONCE_BYTES],
+        proof: Vec<u8>,
+    },
+    /// Present a token from an earlier success.
+    Token { token: Vec<u8> },
+    Admin(AdminAction),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthResponse {
+    Challenge {
+        method: Method,
+        nonce: [u8; NONCE_BYTES],
+        expires_at_ms: u64,
+    },
+    Granted {
+        level: Level,
+        method: Method,
+        token: Vec<u8>,
+        expires_at_ms: u64,
+    },
+    Refused {
+        reason: RefuseReason,
+    },
+    Admin {
+        message: String,
+        entries: Vec<AdminEntry>,
+    },
+}
+
+/// Why bytes are not a valid auth message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("not a valid auth message: {0}")]
+    Decode(String),
+    #[error("auth message field {0} is missing or invalid")]
+    Field(&'static str),
+}
+
+mod pb {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AuthRequest {
+        #[prost(oneof = "Request", tags = "1, 2, 3, 4")]
+        pub kind: Option<Request>,
+    }
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Request {
+        #[prost(uint32, tag = "1")]
+        Challenge(u32),
+        #[prost(message, tag = "2")]
+        Answer(Answer),
+        #[prost(bytes = "vec", tag = "3")]
+        Token(Vec<u8>),
+        #[prost(message, tag = "4")]
+        Admin(Admin),
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Answer {
+        #[prost(bytes = "vec", tag = "1")]
+        pub nonce: Vec<u8>,
+        #[prost(bytes = "vec", tag = "2")]
+        pub proof: Vec<u8>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Admin {
+        #[prost(uint32, tag = "1")]
+        pub action: u32,
+        #[prost(bytes = "vec", tag = "2")]
+        pub peer: Vec<u8>,
+        #[prost(string, tag = "3")]
+        pub reason: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AuthResponse {
+        #[prost(oneof = "Response", tags = "1, 2, 3, 4")]
+        pub kind: Option<Response>,
+    }
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Response {
+        #[prost(message, tag = "1")]
+        Challenge(Challenge),
+        #[prost(message, tag = "2")]
+        Granted(Granted),
+        #[prost(uint32, tag = "3")]
+        Refused(u32),
+        #[prost(message, tag = "4")]
+        Admin(AdminResult),
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Challenge {
+        #[prost(uint32, tag = "1")]
+        pub method: u32,
+        #[prost(bytes = "vec", tag = "2")]
+        pub nonce: Vec<u8>,
+        #[prost(uint64, tag = "3")]
+        pub expires_at_ms: u64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Granted {
+        #[prost(uint32, tag = "1")]
+        pub level: u32,
+        #[prost(uint32, tag = "2")]
+        pub method: u32,
+        #[prost(bytes = "vec", tag = "3")]
+        pub token: Vec<u8>,
+        #[prost(uint64, tag = "4")]
+        pub expires_at_ms: u64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AdminResult {
+        #[prost(string, tag = "1")]
+        pub message: String,
+        #[prost(message, repeated, tag = "2")]
+        pub entries: Vec<AdminEntry>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AdminEntry {
+        #[prost(bytes = "vec", tag = "1")]
+        pub peer: Vec<u8>,
+        #[prost(uint32, tag = "2")]
+        pub level: u32,
+        #[prost(string, tag = "3")]
+        pub note: String,
+        #[prost(uint64, tag = "4")]
+        pub since_ms: u64,
+    }
+}
+
+const ADMIN_BAN: u32 = 1;
+const ADMIN_UNBAN: u32 = 2;
+const ADMIN_TRUST: u32 = 3;
+const ADMIN_UNTRUST: u32 = 4;
+const ADMIN_LIST: u32 = 5;
+
+fn text(value: String, field: &'static str) -> Result<String, WireError> {
+    if value.len() > MAX_TEXT_BYTES || value.chars().any(char::is_control) {
+        return Err(WireError::Field(field));
+    }
+    Ok(value)
+}
+
+fn peer(bytes: &[u8], field: &'static str) -> Result<PeerId, WireError> {
+    PeerId::from_bytes(bytes).map_err(|_| WireError::Field(field))
+}
+
+fn nonce(bytes: &[u8]) -> Result<[u8; NONCE_BYTES], WireError> {
+    bytes.try_into().map_err(|_| WireError::Field("nonce"))
+}
+
+impl AuthRequest {
+    pub fn encode(&self) -> Vec<u8> {
+        use pb::Request;
+        let kind = match self {
+            AuthRequest::Challenge { method } => Request::Challenge(method.to_wire()),
+            AuthRequest::Answer { nonce, proof } => Request::Answer(pb::Answer {
+                nonce: nonce.to_vec(),
+                proof: proof.clone(),
+            }),
+            AuthRequest::Token { token } => Request::Token(token.clone()),
+            AuthRequest::Admin(action) => {
+                let (action, peer, reason) = match action {
+                    AdminAction::Ban { peer, reason } => {
+                        (ADMIN_BAN, peer.to_bytes(), reason.clone())
+                    }
+                    AdminAction::Unban { peer } => (ADMIN_UNBAN, peer.to_bytes(), String::new()),
+                    AdminAction::Trust { peer } => (ADMIN_TRUST, peer.to_bytes(), String::new()),
+                    AdminAction::Untrust { peer } => {
+                        (ADMIN_UNTRUST, peer.to_bytes(), String::new())
+                    }
+                    AdminAction::List => (ADMIN_LIST, Vec::new(), String::new()),
+                };
+                Request::Admin(pb::Admin {
+                    action,
+                    peer,
+                    reason,
+                })
+            }
+        };
+        pb::AuthRequest { kind: Some(kind) }.encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<AuthRequest, WireError> {
+        use pb::Request;
+        if bytes.len() as u64 > MAX_AUTH_REQUEST_BYTES {
+            return Err(WireError::Decode("too long".into()));
+        }
+        let msg = pb::AuthRequest::decode(bytes).map_err(|e| WireError::Decode(e.to_string()))?;
+        match msg.kind.ok_or(WireError::Field("kind"))? {
+            Request::Challenge(m) => {
+                let method = Method::from_wire(m)
+                    .filter(|m| m.is_challenge())
+                    .ok_or(WireError::Field("method"))?;
+                Ok(AuthRequest::Challenge { method })
+            }
+            Request::Answer(a) => {
+                if a.proof.is_empty() || a.proof.len() > MAX_PROOF_BYTES {
+                    return Err(WireError::Field("proof"));
+                }
+                Ok(AuthRequest::Answer {
+                    nonce: nonce(&a.nonce)?,
+                    proof: a.proof,
+                })
+            }
+            Request::Token(token) => {
+                if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+                    return Err(WireError::Field("token"));
+                }
+                Ok(AuthRequest::Token { token })
+            }
+            Request::Admin(a) => {
+                let action = match a.action {
+                    ADMIN_BAN => AdminAction::Ban {
+                        peer: peer(&a.peer, "peer")?,
+                        reason: text(a.reason, "reason")?,
+                    },
+                    ADMIN_UNBAN => AdminAction::Unban {
+                        peer: peer(&a.peer, "peer")?,
+                    },
+                    ADMIN_TRUST => AdminAction::Trust {
+                        peer: peer(&a.peer, "peer")?,
+                    },
+                    ADMIN_UNTRUST => AdminAction::Untrust {
+                        peer: peer(&a.peer, "peer")?,
+                    },
+                    ADMIN_LIST => AdminAction::List,
+                    _ => return Err(WireError::Field("action")),
+                };
+                Ok(AuthRequest::Admin(action))
+            }
+        }
+    }
+}
+
+impl AuthResponse {
+    pub fn encode(&self) -> Vec<u8> {
+        use pb::Response;
+        let kind = match self {
+            AuthResponse::Challenge {
+                method,
+                nonce,
+                expires_at_ms,
+            } => Response::Challenge(pb::Challenge {
+                method: method.to_wire(),
+                nonce: nonce.to_vec(),
+                expires_at_ms: *expires_at_ms,
+            }),
+            AuthResponse::Granted {
+                level,
+                method,
+                token,
+                expires_at_ms,
+            } => Response::Granted(pb::Granted {
+                level: level.to_wire(),
+                method: method.to_wire(),
+                token: token.clone(),
+                expires_at_ms: *expires_at_ms,
+            }),
+            AuthResponse::Refused { reason } => Response::Refused(reason.to_wire()),
+            AuthResponse::Admin { message, entries } => Response::Admin(pb::AdminResult {
+                message: message.clone(),
+                entries: entries
+                    .iter()
+                    .map(|e| pb::AdminEntry {
+                        peer: e.peer.to_bytes(),
+                        level: e.level.to_wire(),
+                        note: e.note.clone(),
+                        since_ms: e.since_ms,
+                    })
+                    .collect(),
+            }),
+        };
+        pb::AuthResponse { kind: Some(kind) }.encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<AuthResponse, WireError> {
+        use pb::Response;
+        if bytes.len() as u64 > MAX_AUTH_RESPONSE_BYTES {
+            return Err(WireError::Decode("too long".into()));
+        }
+        let msg = pb::AuthResponse::decode(bytes).map_err(|e| WireError::Decode(e.to_string()))?;
+        match msg.kind.ok_or(WireError::Field("kind"))? {
+            Response::Challenge(c) => Ok(AuthResponse::Challenge {
+                method: Method::from_wire(c.method)
+                    .filter(|m| m.is_challenge())
+                    .ok_or(WireError::Field("method"))?,
+                nonce: nonce(&c.nonce)?,
+                expires_at_ms: c.expires_at_ms,
+            }),
+            Response::Granted(g) => {
+                if g.token.len() > MAX_TOKEN_BYTES {
+                    return Err(WireError::Field("token"));
+                }
+                Ok(AuthResponse::Granted {
+                    level: Level::from_wire(g.level).ok_or(WireError::Field("level"))?,
+                    method: Method::from_wire(g.method).ok_or(WireError::Field("method"))?,
+                    token: g.token,
+                    expires_at_ms: g.expires_at_ms,
+                })
+            }
+            Response::Refused(code) => Ok(AuthResponse::Refused {
+                reason: RefuseReason::from_wire(code),
+            }),
+            Response::Admin(a) => {
+                if a.entries.len() > MAX_ADMIN_ENTRIES {
+                    return Err(WireError::Field("entries"));
+                }
+                let entries = a
+                    .entries
+                    .into_iter()
+                    .map(|e| {
+                        Ok(AdminEntry {
+                            peer: peer(&e.peer, "entry.peer")?,
+                            level: Level::from_wire(e.level).ok_or(WireError::Field("level"))?,
+                            note: text(e.note, "entry.note")?,
+                            since_ms: e.since_ms,
+                        })
+                    })
+                    .collect::<Result<_, WireError>>()?;
+                Ok(AuthResponse::Admin {
+                    message: text(a.message, "message")?,
+                    entries,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn some_peer() -> PeerId {
+        libp2p_identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id()
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let p = some_peer();
+        for req in [
+            AuthRequest::Challenge {
+                method: Method::Identity,
+            },
+            AuthRequest::Challenge {
+                method: Method::SharedKey,
+            },
+            AuthRequest::Answer {
+                nonce: [7; 32],
+                proof: vec![1; 64],
+            },
+            AuthRequest::Token {
+                token: vec![9; 100],
+            },
+            AuthRequest::Admin(AdminAction::Ban {
+                peer: p,
+                reason: "spam".into(),
+            }),
+            AuthRequest::Admin(AdminAction::Unban { peer: p }),
+            AuthRequest::Admin(AdminAction::Trust { peer: p }),
+            AuthRequest::Admin(AdminAction::Untrust { peer: p }),
+            AuthRequest::Admin(AdminAction::List),
+        ] {
+            assert_eq!(AuthRequest::decode(&req.encode()).unwrap(), req);
+        }
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let p = some_peer();
+        for resp in [
+            AuthResponse::Challenge {
+                method: Method::SharedKey,
+                nonce: [3; 32],
+                expires_at_ms: 42,
+            },
+            AuthResponse::Granted {
+                level: Level::Trusted,
+                method: Method::Identity,
+                token: vec![5; 200],
+                expires_at_ms: 99,
+            },
+            AuthResponse::Refused {
+                reason: RefuseReason::ExpiredToken,
+            },
+            AuthResponse::Admin {
+                message: "ok".into(),
+                entries: vec![AdminEntry {
+                    peer: p,
+                    level: Level::Banned,
+                    note: "spam".into(),
+                    since_ms: 1,
+                }],
+            },
+        ] {
+            assert_eq!(AuthResponse::decode(&resp.encode()).unwrap(), resp);
+        }
+        for reason in RefuseReason::ALL {
+            assert_eq!(RefuseReason::from_wire(reason.to_wire()), reason);
+        }
+    }
+
+    #[test]
+    fn bad_fields_are_refused() {
+        let short_nonce = pb::AuthRequest {
+            kind: Some(pb::Request::Answer(pb::Answer {
+                nonce: vec![1; 31],
+                proof: vec![1; 64],
+            })),
+        }
+        .encode_to_vec();
+        assert_eq!(
+            AuthRequest::decode(&short_nonce),
+            Err(WireError::Field("nonce"))
+        );
+        let long_proof = pb::AuthRequest {
+            kind: Some(pb::Request::Answer(pb::Answer {
+                nonce: vec![1; 32],
+                proof: vec![1; 65],
+            })),
+        }
+        .encode_to_vec();
+        assert_eq!(
+            AuthRequest::decode(&long_proof),
+            Err(WireError::Field("proof"))
+        );
+        let token_method = pb::AuthRequest {
+            kind: Some(pb::Request::Challenge(Method::Token.to_wire())),
+        }
+        .encode_to_vec();
+        assert!(AuthRequest::decode(&token_method).is_err());
+        let big_token = AuthRequest::Token {
+            token: vec![0; MAX_TOKEN_BYTES + 1],
+        }
+        .encode();
+        assert!(AuthRequest::decode(&big_token).is_err());
+        assert!(AuthRequest::decode(&[]).is_err(), "no kind");
+        assert!(AuthRequest::decode(&vec![0xff; 3000]).is_err());
+        let bad_peer = pb::AuthRequest {
+            kind: Some(pb::Request::Admin(pb::Admin {
+                action: ADMIN_BAN,
+                peer: vec![1, 2, 3],
+                reason: String::new(),
+            })),
+        }
+        .encode_to_vec();
+        assert_eq!(AuthRequest::decode(&bad_peer), Err(WireError::Field("peer")));
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for len in 0..400 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let _ = AuthRequest::decode(&bytes);
+            let _ = AuthResponse::decode(&bytes);
+        }
+    }
+}
