@@ -30,6 +30,8 @@ use crate::session::Session;
 pub const HANDSHAKE_VERSION: u8 = 1;
 /// Cap on a handshake message (a signature is 64 bytes for ed25519).
 pub const MAX_HANDSHAKE_BYTES: usize = 512;
+/// Most ciphers an `init` may offer.
+pub const MAX_CIPHERS_OFFERED: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
@@ -64,7 +66,7 @@ fn init_signed_bytes(
     m
 }
 
-fn transcript(
+pub(crate) fn transcript(
     init: &[u8],
     cipher: u8,
     e_r: &[u8; 32],
@@ -88,7 +90,7 @@ fn resp_signed_bytes(t: &[u8; 32]) -> Vec<u8> {
 }
 
 /// (initiator → responder key, responder → initiator key)
-fn derive(shared: &[u8; 32], t: &[u8; 32]) -> (Key, Key) {
+pub(crate) fn derive(shared: &[u8; 32], t: &[u8; 32]) -> (Key, Key) {
     let hk = Hkdf::<Sha256>::new(Some(t), shared);
     let mut i2r = [0u8; 32];
     let mut r2i = [0u8; 32];
@@ -135,15 +137,29 @@ pub struct Initiator {
 }
 
 impl Initiator {
-    /// Starts a handshake with `remote`: returns the state and the `init` message to send.
+    /// Starts a handshake with `remote`, offering [`Cipher::offered`]: returns the state and
+    /// the `init` message to send.
     pub fn start(
         identity: &Keypair,
         remote: PeerId,
     ) -> Result<(Initiator, Vec<u8>), HandshakeError> {
+        Initiator::start_offering(identity, remote, &Cipher::offered())
+    }
+
+    /// Starts a handshake offering `offer`, most preferred first (the responder takes the first
+    /// it supports).
+    pub fn start_offering(
+        identity: &Keypair,
+        remote: PeerId,
+        offer: &[Cipher],
+    ) -> Result<(Initiator, Vec<u8>), HandshakeError> {
+        if offer.is_empty() || offer.len() > MAX_CIPHERS_OFFERED {
+            return Err(HandshakeError::NoCommonCipher);
+        }
         let me = identity.public().to_peer_id();
         let secret = EphemeralSecret::random_from_rng(OsRng);
         let e_i = PublicKey::from(&secret).to_bytes();
-        let ciphers: Vec<u8> = Cipher::offered().iter().map(|c| *c as u8).collect();
+        let ciphers: Vec<u8> = offer.iter().map(|c| *c as u8).collect();
         let signature = identity
             .sign(&init_signed_bytes(&ciphers, &e_i, &me, &remote))
             .map_err(|_| HandshakeError::Signing)?;
@@ -163,6 +179,12 @@ impl Initiator {
         ))
     }
 
+    /// The cipher wire values of our `init`.
+    fn offered(&self) -> &[u8] {
+        let n = self.init.get(1).copied().unwrap_or(0) as usize;
+        self.init.get(2..2 + n).unwrap_or_default()
+    }
+
     /// Checks the responder's answer and derives the session.
     pub fn finish(self, resp: &[u8], now_ms: u64) -> Result<Session, HandshakeError> {
         if resp.len() > MAX_HANDSHAKE_BYTES {
@@ -174,6 +196,11 @@ impl Initiator {
             return Err(HandshakeError::BadVersion);
         }
         let cipher = Cipher::from_wire(head[1]).ok_or(HandshakeError::NoCommonCipher)?;
+        // The responder must pick one of ours (the transcript signature covers the choice, so
+        // a relay cannot downgrade it; this refuses a responder that ignores the offer).
+        if !self.offered().contains(&head[1]) {
+            return Err(HandshakeError::NoCommonCipher);
+        }
         let e_r: [u8; 32] = take(&mut rest, 32)?
             .try_into()
             .map_err(|_| HandshakeError::Malformed)?;
@@ -209,6 +236,9 @@ impl Responder {
         if head[0] != HANDSHAKE_VERSION {
             return Err(HandshakeError::BadVersion);
         }
+        if head[1] as usize > MAX_CIPHERS_OFFERED {
+            return Err(HandshakeError::Malformed);
+        }
         let ciphers = take(&mut rest, head[1] as usize)?;
         let e_i: [u8; 32] = take(&mut rest, 32)?
             .try_into()
@@ -219,10 +249,12 @@ impl Responder {
             &init_signed_bytes(ciphers, &e_i, &remote, &me),
             signature,
         )?;
-        // Our preference among what the initiator offers.
-        let cipher = Cipher::offered()
-            .into_iter()
-            .find(|c| ciphers.contains(&(*c as u8)))
+        // The initiator's preference wins: the first cipher of its offer that we support. The
+        // taker (initiator) is the one that sends first and most, so its platform's fast cipher
+        // is used; every peer supports both, so this never fails between DarkSwap peers.
+        let cipher = ciphers
+            .iter()
+            .find_map(|c| Cipher::from_wire(*c))
             .ok_or(HandshakeError::NoCommonCipher)?;
         let secret = EphemeralSecret::random_from_rng(OsRng);
         let e_r = PublicKey::from(&secret).to_bytes();

@@ -14,8 +14,10 @@
 
 pub mod aead;
 pub mod handshake;
+pub mod manager;
 pub mod session;
 
 pub use aead::{Cipher, Key};
 pub use handshake::{HandshakeError, Initiator, Responder};
-pub use session::{Session, SessionError, REPLAY_WINDOW};
+pub use manager::{E2eError, ManagerLimits, Opened, Role, SessionManager};
+pub use session::{RekeyPolicy, Session, SessionError, REPLAY_WINDOW};

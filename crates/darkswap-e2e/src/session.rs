@@ -5,10 +5,11 @@
 //! (never reused: the counter only grows, and a new epoch has new keys), and the 12-byte header
 //! is authenticated with the caller's associated data.
 //!
-//! Rekeying: after [`REKEY_AFTER_MESSAGES`] frames or [`REKEY_AFTER_MS`], [`Session::rekey_due`]
-//! says so; the owner runs a fresh handshake (new ephemeral keys, so forward secrecy) inside the
-//! session and swaps its keys in with [`Session::rekey`]. The old keys are zeroized as they are
-//! dropped, and frames of the old epoch are refused from then on.
+//! Rekeying: after [`RekeyPolicy::after_messages`] frames sent or [`RekeyPolicy::after_ms`],
+//! [`Session::rekey_due`] says so; the owner runs a fresh handshake (new ephemeral keys, so
+//! forward secrecy) inside the session and swaps its keys in with [`Session::rekey`] (the
+//! [`crate::manager::SessionManager`] does both). The old keys are zeroized as they are dropped,
+//! and frames of the old epoch are refused from then on.
 
 use libp2p_identity::PeerId;
 
@@ -16,10 +17,30 @@ use crate::aead::{open, seal, Cipher, Key, NONCE_BYTES};
 
 /// Frames a session accepts out of order behind the newest one.
 pub const REPLAY_WINDOW: u64 = 64;
-/// Rekey after this many frames sent.
-pub const REKEY_AFTER_MESSAGES: u64 = 1 << 20;
-/// Rekey after this long.
-pub const REKEY_AFTER_MS: u64 = 3_600_000;
+/// Rekey after this many frames sent. A trade takes 2 to 4 frames each way, so a trader rekeys
+/// well before this only when a bot trades continuously; the bound keeps the data under one key
+/// small whatever the traffic.
+pub const REKEY_AFTER_MESSAGES: u64 = 4096;
+/// Rekey after this long: what an attacker who later steals a session's keys can read is at most
+/// the last 10 minutes of that session.
+pub const REKEY_AFTER_MS: u64 = 10 * 60_000;
+
+/// When a session must take fresh keys: after `after_messages` frames sent under one key, or
+/// `after_ms` since that key was made, whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RekeyPolicy {
+    pub after_messages: u64,
+    pub after_ms: u64,
+}
+
+impl Default for RekeyPolicy {
+    fn default() -> Self {
+        RekeyPolicy {
+            after_messages: REKEY_AFTER_MESSAGES,
+            after_ms: REKEY_AFTER_MS,
+        }
+    }
+}
 /// Frame header: epoch and counter.
 pub const HEADER_BYTES: usize = 12;
 /// Largest frame opened (trade messages are a few hundred bytes).
@@ -37,7 +58,7 @@ pub enum SessionError {
     TooOld,
     #[error("frame failed authentication")]
     Forged,
-    #[error("the session has used up its nonces; rekey")]
+    #[error("the session has used up its nonces or epochs; start a new one")]
     Exhausted,
 }
 
@@ -85,6 +106,22 @@ impl Session {
 
     pub fn epoch(&self) -> u32 {
         self.epoch
+    }
+
+    /// Frames sealed under the current key.
+    pub fn frames_sent(&self) -> u64 {
+        self.next_send
+    }
+
+    /// When the current key was made.
+    pub fn keyed_at_ms(&self) -> u64 {
+        self.established_ms
+    }
+
+    /// The key epoch a frame claims, without opening it (`None` if it is too short).
+    pub fn frame_epoch(frame: &[u8]) -> Option<u32> {
+        let head: [u8; 4] = frame.get(..4)?.try_into().ok()?;
+        Some(u32::from_be_bytes(head))
     }
 
     fn nonce(epoch: u32, counter: u64) -> [u8; NONCE_BYTES] {
@@ -175,24 +212,49 @@ impl Session {
         Ok(plaintext)
     }
 
-    /// Whether the session should rekey now.
+    /// Whether the session should rekey now under the default [`RekeyPolicy`].
     pub fn rekey_due(&self, now_ms: u64) -> bool {
-        self.next_send >= REKEY_AFTER_MESSAGES
-            || now_ms.saturating_sub(self.established_ms) >= REKEY_AFTER_MS
+        self.rekey_due_under(RekeyPolicy::default(), now_ms)
+    }
+
+    /// Whether the session should rekey now under `policy`.
+    pub fn rekey_due_under(&self, policy: RekeyPolicy, now_ms: u64) -> bool {
+        self.next_send >= policy.after_messages
+            || now_ms.saturating_sub(self.established_ms) >= policy.after_ms
     }
 
     /// Takes the keys of `fresh` (a new handshake run inside this session) as the next epoch.
-    /// The old keys are zeroized when they are dropped here.
-    pub fn rekey(&mut self, fresh: Session) {
-        debug_assert_eq!(fresh.remote, self.remote);
-        self.cipher = fresh.cipher;
-        self.send_key = fresh.send_key.clone();
-        self.recv_key = fresh.recv_key.clone();
-        self.epoch = self.epoch.wrapping_add(1);
+    /// The old keys are moved out and dropped here, which zeroizes them ([`Key`] wipes itself
+    /// on drop); from now on frames of the old epoch are refused. Refused (and nothing changes)
+    /// if `fresh` is with another peer or the epochs are used up.
+    pub fn rekey(&mut self, fresh: Session) -> Result<(), SessionError> {
+        if fresh.remote != self.remote {
+            return Err(SessionError::Malformed);
+        }
+        let epoch = self.epoch.checked_add(1).ok_or(SessionError::Exhausted)?;
+        let Session {
+            cipher,
+            send_key,
+            recv_key,
+            established_ms,
+            ..
+        } = fresh;
+        self.cipher = cipher;
+        // Assigning drops (and so zeroizes) the previous keys.
+        self.send_key = send_key;
+        self.recv_key = recv_key;
+        self.epoch = epoch;
         self.next_send = 0;
         self.recv_max = None;
         self.recv_seen = 0;
-        self.established_ms = fresh.established_ms;
+        self.established_ms = established_ms;
+        Ok(())
+    }
+
+    /// The raw keys, for tests that play an attacker holding them.
+    #[cfg(test)]
+    pub(crate) fn keys(&self) -> (&Key, &Key) {
+        (&self.send_key, &self.recv_key)
     }
 }
 

@@ -158,3 +158,28 @@ fn wycheproof_x25519() {
     }
     assert!(checked > 100, "only {checked} vectors");
 }
+
+#[test]
+fn the_initiators_preferred_cipher_wins() {
+    let (alice, bob) = pair();
+    for offer in [
+        [Cipher::ChaCha20Poly1305, Cipher::Aes256Gcm],
+        [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305],
+    ] {
+        let (initiator, init) = Initiator::start_offering(&alice, id(&bob), &offer).unwrap();
+        let (b, resp) = Responder::respond(&bob, id(&alice), &init, NOW).unwrap();
+        let a = initiator.finish(&resp, NOW).unwrap();
+        assert_eq!((a.cipher(), b.cipher()), (offer[0], offer[0]));
+    }
+    // A responder that answers with a cipher we did not offer is refused (an unknown first
+    // entry is skipped by the responder; ours only offered ChaCha20 here).
+    let (initiator, init) =
+        Initiator::start_offering(&alice, id(&bob), &[Cipher::ChaCha20Poly1305]).unwrap();
+    let (_, resp) = Responder::respond(&bob, id(&alice), &init, NOW).unwrap();
+    let mut forged = resp.clone();
+    forged[1] = Cipher::Aes256Gcm as u8;
+    assert_eq!(
+        initiator.finish(&forged, NOW).err(),
+        Some(HandshakeError::NoCommonCipher)
+    );
+}

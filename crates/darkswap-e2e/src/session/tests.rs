@@ -60,8 +60,8 @@ fn rekey_is_due_by_time_and_moves_to_new_keys() {
     let old = a.seal(b"", b"before").unwrap();
     // A fresh handshake between the same peers (new ephemeral keys) becomes the next epoch.
     let (fresh_a, fresh_b) = between(&alice, &bob, 1_000 + REKEY_AFTER_MS);
-    a.rekey(fresh_a);
-    b.rekey(fresh_b);
+    a.rekey(fresh_a).unwrap();
+    b.rekey(fresh_b).unwrap();
     assert_eq!((a.epoch(), b.epoch()), (1, 1));
     assert!(!a.rekey_due(1_000 + REKEY_AFTER_MS + 1));
     let new = a.seal(b"", b"after").unwrap();
