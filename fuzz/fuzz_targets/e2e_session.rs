@@ -136,8 +136,8 @@ fuzz_target!(|data: &[u8]| {
             // Rekey both sides with a fresh handshake: old frames are of another epoch now.
             _ => {
                 let (fresh_a, fresh_b) = handshake();
-                a.rekey(fresh_a);
-                b.rekey(fresh_b);
+                a.rekey(fresh_a).unwrap();
+                b.rekey(fresh_b).unwrap();
                 model = Model {
                     epoch: model.epoch + 1,
                     ..Model::default()
