@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(request) = BookSyncRequest::decode(data) {
         assert!(data.len() as u64 <= MAX_BOOK_SYNC_REQUEST_BYTES);
         assert!((1..=MAX_BOOK_SYNC_PAGE).contains(&request.limit));
-        assert_eq!(Pair::parse(&request.pair.to_string()).as_ref(), Ok(&request.pair));
+        assert_eq!(
+            Pair::parse(&request.pair.to_string()).as_ref(),
+            Ok(&request.pair)
+        );
         let encoded = request.encode();
         assert!(encoded.len() as u64 <= MAX_BOOK_SYNC_REQUEST_BYTES + 2);
         if encoded.len() as u64 <= MAX_BOOK_SYNC_REQUEST_BYTES {
@@ -29,10 +32,16 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(response) = BookSyncResponse::decode(data) {
         assert!(data.len() as u64 <= MAX_BOOK_SYNC_RESPONSE_BYTES);
         assert!(response.orders.len() <= MAX_BOOK_SYNC_PAGE as usize);
-        assert!(response.orders.iter().all(|o| o.len() <= MAX_ORDER_MESSAGE_BYTES));
+        assert!(response
+            .orders
+            .iter()
+            .all(|o| o.len() <= MAX_ORDER_MESSAGE_BYTES));
         assert!(response.error.as_ref().is_none_or(|e| !e.is_empty()));
         let encoded = response.encode();
-        assert!(encoded.len() <= data.len(), "a decoded response re-encodes no larger");
+        assert!(
+            encoded.len() <= data.len(),
+            "a decoded response re-encodes no larger"
+        );
         assert_eq!(BookSyncResponse::decode(&encoded), Ok(response));
     }
 });

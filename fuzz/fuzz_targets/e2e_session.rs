@@ -52,8 +52,7 @@ impl Model {
 fn handshake() -> (Session, Session) {
     let (ik, rk) = (identity(0), identity(1));
     let (initiator, init) = Initiator::start(&ik, rk.public().to_peer_id()).unwrap();
-    let (b, resp) =
-        Responder::respond(&rk, ik.public().to_peer_id(), &init, SEED_NOW_MS).unwrap();
+    let (b, resp) = Responder::respond(&rk, ik.public().to_peer_id(), &init, SEED_NOW_MS).unwrap();
     (initiator.finish(&resp, SEED_NOW_MS).unwrap(), b)
 }
 

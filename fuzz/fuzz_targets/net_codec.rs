@@ -67,8 +67,7 @@ where
         check_read(&read, stream);
         if let Ok(message) = read {
             let mut out = Cursor::new(Vec::new());
-            block_on(codec.write_response(&protocol, &mut out, message.clone()))
-                .unwrap();
+            block_on(codec.write_response(&protocol, &mut out, message.clone())).unwrap();
             let mut back = Cursor::new(out.into_inner());
             assert_eq!(
                 block_on(codec.read_response(&protocol, &mut back)).unwrap(),

@@ -21,7 +21,12 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
-    let offset = u64::from(u32::from_le_bytes([input.u8(), input.u8(), input.u8(), input.u8()]));
+    let offset = u64::from(u32::from_le_bytes([
+        input.u8(),
+        input.u8(),
+        input.u8(),
+        input.u8(),
+    ]));
     let now_ms = SEED_NOW_MS + offset;
     let text = String::from_utf8_lossy(input.rest());
     let mut fields = text.splitn(6, '\n');

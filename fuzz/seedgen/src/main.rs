@@ -33,7 +33,12 @@ impl Corpus {
         if dir.exists() {
             for entry in fs::read_dir(&dir).unwrap() {
                 let path = entry.unwrap().path();
-                if path.file_name().unwrap().to_string_lossy().starts_with("seed-") {
+                if path
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("seed-")
+                {
                     fs::remove_file(path).unwrap();
                 }
             }
@@ -77,8 +82,8 @@ fn main() {
         sent_at_ms: now,
         action,
     };
-    let order_msg = sign_order_message(&maker, &body(&dog, 1, OrderAction::Order(spec)), now)
-        .unwrap();
+    let order_msg =
+        sign_order_message(&maker, &body(&dog, 1, OrderAction::Order(spec)), now).unwrap();
     let buy = OrderSpec {
         side: Side::Buy,
         price: Price(6_500_000_000_000),
@@ -115,7 +120,11 @@ fn main() {
     let mut c = Corpus::new(&root, "order_message");
     c.add(&root, "order-live", &cat(&[&[0], &zero8, &order_msg]));
     c.add(&root, "order-stored", &cat(&[&[1], &zero8, &order_msg]));
-    c.add(&root, "order-usdt-expected", &cat(&[&[2], &zero8, &usdt_msg]));
+    c.add(
+        &root,
+        "order-usdt-expected",
+        &cat(&[&[2], &zero8, &usdt_msg]),
+    );
     c.add(&root, "cancel", &cat(&[&[0], &zero8, &cancel_msg]));
     c.add(&root, "keep-alive", &cat(&[&[1], &zero8, &keep_alive_msg]));
     for (name, msg) in [
@@ -186,7 +195,15 @@ fn main() {
 
     // trade_wire: a frame
     let agreement = Agreement::new(
-        [5; 16], dog.clone(), oid, maker_id, taker_id, Side::Sell, spec.price, 5_000, now,
+        [5; 16],
+        dog.clone(),
+        oid,
+        maker_id,
+        taker_id,
+        Side::Sell,
+        spec.price,
+        5_000,
+        now,
     )
     .unwrap()
     .encode();
@@ -281,7 +298,14 @@ fn main() {
     c.add(&root, "wrong-aad", &[0x10, 1, b'x', 0x21, 0]);
     c.add(&root, "altered", &[0, 3, 1, 2, 3, 2, 0, 12, 0, 1]);
     c.add(&root, "truncated", &[0, 3, 1, 2, 3, 3, 0, 20, 0]);
-    c.add(&root, "raw", &[4, 28, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    c.add(
+        &root,
+        "raw",
+        &[
+            4, 28, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+            14, 15, 16,
+        ],
+    );
     c.add(&root, "reflect", &[5, 2, b'h', b'i']);
     c.add(&root, "rekey", &[0, 1, b'a', 6, 1, 0, 0, 1, b'b', 1, 0]);
 
