@@ -11,7 +11,10 @@ use libp2p::Multiaddr;
 use serde::Deserialize;
 
 use crate::defaults;
+use darkswap_auth::proof::{SharedKey, MIN_SHARED_KEY_BYTES};
+use darkswap_auth::Level;
 use darkswap_market::MarketLimits;
+use libp2p::PeerId;
 
 /// darkswap-relay: a DarkSwap relay node. Browsers reach each other through it (circuit relay v2
 /// over WebRTC-direct or WebSocket); it also serves the web app, Prometheus metrics and health.
@@ -59,6 +62,110 @@ pub struct Cli {
     pub peers: Vec<Multiaddr>,
     #[command(flatten)]
     pub limits: LimitsArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// Authentication and authorization (flags). The shared key itself is read from a file or from
+/// the environment variable DARKSWAP_RELAY_AUTH_SHARED_KEY, never from a flag (flags show in
+/// `ps`).
+#[derive(Debug, clap::Args, Default, Clone)]
+pub struct AuthArgs {
+    /// Open relay: every connected peer that is not banned counts as authenticated [default: false]
+    #[arg(long = "auth-open", env = "DARKSWAP_RELAY_AUTH_OPEN")]
+    pub open: Option<bool>,
+    /// Accept challenge-response with the trader's identity key [default: true]
+    #[arg(long = "auth-identity", env = "DARKSWAP_RELAY_AUTH_IDENTITY")]
+    pub identity: Option<bool>,
+    /// With identity challenges, accept any identity (false: only peers in auth.peers) [default: true]
+    #[arg(
+        long = "auth-identity-anyone",
+        env = "DARKSWAP_RELAY_AUTH_IDENTITY_ANYONE"
+    )]
+    pub identity_anyone: Option<bool>,
+    /// Give peers listed in auth.peers their level as soon as they connect [default: true]
+    #[arg(long = "auth-public-key", env = "DARKSWAP_RELAY_AUTH_PUBLIC_KEY")]
+    pub public_key: Option<bool>,
+    /// File holding the shared key (at least 16 bytes); setting it enables the shared-key method
+    #[arg(
+        long = "auth-shared-key-file",
+        env = "DARKSWAP_RELAY_AUTH_SHARED_KEY_FILE"
+    )]
+    pub shared_key_file: Option<PathBuf>,
+    /// Level granted for the shared key: authenticated or trusted [default: authenticated]
+    #[arg(
+        long = "auth-shared-key-level",
+        env = "DARKSWAP_RELAY_AUTH_SHARED_KEY_LEVEL"
+    )]
+    pub shared_key_level: Option<String>,
+    /// A peer and its level, PEERID=LEVEL (banned, authenticated, trusted, admin); repeatable
+    #[arg(
+        id = "auth_peers",
+        long = "auth-peer",
+        env = "DARKSWAP_RELAY_AUTH_PEERS",
+        value_delimiter = ','
+    )]
+    pub peers: Vec<String>,
+    /// Token lifetime in seconds [default: 3600]
+    #[arg(
+        long = "auth-token-ttl-secs",
+        env = "DARKSWAP_RELAY_AUTH_TOKEN_TTL_SECS"
+    )]
+    pub token_ttl_secs: Option<u64>,
+    /// Seconds a challenge may take to be answered [default: 30]
+    #[arg(
+        long = "auth-challenge-ttl-secs",
+        env = "DARKSWAP_RELAY_AUTH_CHALLENGE_TTL_SECS"
+    )]
+    pub challenge_ttl_secs: Option<u64>,
+    /// Challenge requests per peer per minute [default: 20]
+    #[arg(
+        long = "auth-challenge-rate-per-peer",
+        env = "DARKSWAP_RELAY_AUTH_CHALLENGE_RATE_PER_PEER"
+    )]
+    pub challenge_rate_per_peer: Option<u32>,
+    /// Challenge requests per IP per minute [default: 120]
+    #[arg(
+        long = "auth-challenge-rate-per-ip",
+        env = "DARKSWAP_RELAY_AUTH_CHALLENGE_RATE_PER_IP"
+    )]
+    pub challenge_rate_per_ip: Option<u32>,
+}
+
+/// The `[auth]` table of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthFile {
+    open: Option<bool>,
+    identity: Option<bool>,
+    identity_anyone: Option<bool>,
+    public_key: Option<bool>,
+    shared_key_file: Option<PathBuf>,
+    shared_key_level: Option<String>,
+    token_ttl_secs: Option<u64>,
+    challenge_ttl_secs: Option<u64>,
+    challenge_rate_per_peer: Option<u32>,
+    challenge_rate_per_ip: Option<u32>,
+    /// PeerId = level.
+    #[serde(default)]
+    peers: std::collections::BTreeMap<String, String>,
+}
+
+/// Authentication and authorization in force.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub open: bool,
+    pub identity: bool,
+    pub identity_anyone: bool,
+    pub public_key: bool,
+    pub shared_key: Option<SharedKey>,
+    pub shared_key_level: Level,
+    /// Listed peers and their levels (config); `Banned` entries are config bans.
+    pub peers: std::collections::BTreeMap<PeerId, Level>,
+    pub token_ttl: Duration,
+    pub challenge_ttl: Duration,
+    pub challenge_rate_per_peer: u32,
+    pub challenge_rate_per_ip: u32,
 }
 
 /// Circuit-relay and connection limits (flags).
@@ -142,6 +249,8 @@ struct FileConfig {
     metrics: Option<bool>,
     #[serde(default)]
     limits: LimitsArgs,
+    #[serde(default)]
+    auth: AuthFile,
 }
 
 /// Limits in force.
@@ -178,6 +287,7 @@ pub struct Config {
     pub peers: Vec<Multiaddr>,
     pub metrics: bool,
     pub limits: Limits,
+    pub auth: AuthConfig,
 }
 
 /// Why the configuration is unusable.
@@ -328,6 +438,7 @@ impl Config {
                 .or(file.metrics)
                 .unwrap_or(defaults::METRICS_ENABLED),
             limits,
+            auth: auth_config(&cli.auth, file.auth)?,
         };
         config.validate()?;
         Ok(config)
@@ -396,6 +507,160 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        message: message.into(),
+    }
+}
+
+fn parse_level(name: &'static str, text: &str) -> Result<Level, ConfigError> {
+    Level::parse(text.trim()).ok_or_else(|| {
+        invalid(
+            name,
+            format!("unknown level {text:?} (banned, anonymous, authenticated, trusted, admin)"),
+        )
+    })
+}
+
+fn parse_peer(name: &'static str, text: &str) -> Result<PeerId, ConfigError> {
+    text.trim()
+        .parse()
+        .map_err(|_| invalid(name, format!("{text:?} is not a PeerId")))
+}
+
+fn read_shared_key(path: &Path) -> Result<SharedKey, ConfigError> {
+    let text = std::fs::read(path).map_err(|e| {
+        invalid(
+            "auth.shared_key_file",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let trimmed = text.trim_ascii_end();
+    SharedKey::new(trimmed).ok_or_else(|| {
+        invalid(
+            "auth.shared_key_file",
+            format!("the key must be at least {MIN_SHARED_KEY_BYTES} bytes"),
+        )
+    })
+}
+
+fn auth_config(args: &AuthArgs, file: AuthFile) -> Result<AuthConfig, ConfigError> {
+    let shared_key = match args
+        .shared_key_file
+        .as_ref()
+        .or(file.shared_key_file.as_ref())
+    {
+        Some(path) => Some(read_shared_key(path)?),
+        None => match std::env::var("DARKSWAP_RELAY_AUTH_SHARED_KEY") {
+            Ok(key) if !key.is_empty() => {
+                Some(SharedKey::new(key.as_bytes()).ok_or_else(|| {
+                    invalid(
+                        "DARKSWAP_RELAY_AUTH_SHARED_KEY",
+                        format!("the key must be at least {MIN_SHARED_KEY_BYTES} bytes"),
+                    )
+                })?)
+            }
+            _ => None,
+        },
+    };
+    let shared_key_level = match args
+        .shared_key_level
+        .as_deref()
+        .or(file.shared_key_level.as_deref())
+    {
+        Some(text) => parse_level("auth.shared_key_level", text)?,
+        None => Level::Authenticated,
+    };
+    if !matches!(shared_key_level, Level::Authenticated | Level::Trusted) {
+        return Err(invalid(
+            "auth.shared_key_level",
+            "must be authenticated or trusted",
+        ));
+    }
+    let mut peers = std::collections::BTreeMap::new();
+    let listed: Vec<(String, String)> = if args.peers.is_empty() {
+        file.peers.into_iter().collect()
+    } else {
+        args.peers
+            .iter()
+            .map(|entry| {
+                entry
+                    .split_once('=')
+                    .map(|(p, l)| (p.to_string(), l.to_string()))
+                    .ok_or_else(|| invalid("auth.peers", format!("{entry:?} is not PEERID=LEVEL")))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    for (peer, level) in listed {
+        let peer = parse_peer("auth.peers", &peer)?;
+        let level = parse_level("auth.peers", &level)?;
+        if level == Level::Anonymous {
+            return Err(invalid(
+                "auth.peers",
+                format!("{peer}: listing a peer as anonymous means nothing; remove it"),
+            ));
+        }
+        peers.insert(peer, level);
+    }
+    let secs = |name: &'static str, v: Option<u64>, default: Duration| match v {
+        Some(0) => Err(invalid(name, "must be greater than 0")),
+        Some(s) => Ok(Duration::from_secs(s)),
+        None => Ok(default),
+    };
+    let auth = AuthConfig {
+        open: args.open.or(file.open).unwrap_or(defaults::AUTH_OPEN),
+        identity: args
+            .identity
+            .or(file.identity)
+            .unwrap_or(defaults::AUTH_IDENTITY),
+        identity_anyone: args
+            .identity_anyone
+            .or(file.identity_anyone)
+            .unwrap_or(defaults::AUTH_IDENTITY_ANYONE),
+        public_key: args
+            .public_key
+            .or(file.public_key)
+            .unwrap_or(defaults::AUTH_PUBLIC_KEY),
+        shared_key,
+        shared_key_level,
+        peers,
+        token_ttl: secs(
+            "auth.token_ttl_secs",
+            args.token_ttl_secs.or(file.token_ttl_secs),
+            defaults::AUTH_TOKEN_TTL,
+        )?,
+        challenge_ttl: secs(
+            "auth.challenge_ttl_secs",
+            args.challenge_ttl_secs.or(file.challenge_ttl_secs),
+            defaults::AUTH_CHALLENGE_TTL,
+        )?,
+        challenge_rate_per_peer: args
+            .challenge_rate_per_peer
+            .or(file.challenge_rate_per_peer)
+            .unwrap_or(defaults::AUTH_CHALLENGE_RATE_PER_PEER_PER_MINUTE),
+        challenge_rate_per_ip: args
+            .challenge_rate_per_ip
+            .or(file.challenge_rate_per_ip)
+            .unwrap_or(defaults::AUTH_CHALLENGE_RATE_PER_IP_PER_MINUTE),
+    };
+    if auth.challenge_rate_per_peer == 0 || auth.challenge_rate_per_ip == 0 {
+        return Err(invalid(
+            "auth.challenge_rate_per_peer/ip",
+            "must be greater than 0",
+        ));
+    }
+    let listed_can_pass =
+        auth.public_key && auth.peers.values().any(|l| *l >= Level::Authenticated);
+    if !auth.open && !auth.identity && auth.shared_key.is_none() && !listed_can_pass {
+        return Err(invalid(
+            "auth",
+            "no way to authenticate: enable identity, set a shared key, list peers with public_key on, or set open = true",
+        ));
+    }
+    Ok(auth)
 }
 
 fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {

@@ -75,3 +75,34 @@ pub const MAX_PAIRS: usize = 1_000;
 pub const GOSSIP_RATE_PER_PEER_PER_SECOND: u32 = 50;
 /// How often the relay retries a configured peer relay it is not connected to.
 pub const PEER_REDIAL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Fail closed: a relay requires authentication unless its operator opens it on purpose.
+pub const AUTH_OPEN: bool = false;
+/// Challenge-response with the trader's identity key: on, so a trader's first try works
+/// without anything to enter, and every privilege is tied to an identity that can be banned.
+pub const AUTH_IDENTITY: bool = true;
+/// Any identity that answers a challenge is authenticated (false: only listed peers).
+pub const AUTH_IDENTITY_ANYONE: bool = true;
+/// Peers listed in `[auth.peers]` get their level as soon as they connect (the connection's
+/// Noise handshake already proved the key).
+pub const AUTH_PUBLIC_KEY: bool = true;
+/// A token lasts an hour; clients renew it a minute before it ends.
+pub const AUTH_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// A challenge must be answered within this time (one round trip, with generous slack).
+pub const AUTH_CHALLENGE_TTL: Duration = Duration::from_secs(30);
+/// Challenge requests per peer per minute (a reconnecting client needs one or two).
+pub const AUTH_CHALLENGE_RATE_PER_PEER_PER_MINUTE: u32 = 20;
+/// Challenge requests per IP per minute (several traders may share a NAT).
+pub const AUTH_CHALLENGE_RATE_PER_IP_PER_MINUTE: u32 = 120;
+/// Challenges outstanding at once, all peers together (~100 B each).
+pub const AUTH_MAX_PENDING_CHALLENGES: usize = 10_000;
+/// Challenges outstanding per peer.
+pub const AUTH_MAX_PENDING_PER_PEER: usize = 4;
+/// Peers and IPs tracked by the challenge rate limits (a full table refuses newcomers).
+pub const AUTH_RATE_TABLE_CAPACITY: usize = 50_000;
+/// Bans and trusted peers changed at run time (the access file stays small).
+pub const AUTH_MAX_RUNTIME_ENTRIES: usize = 10_000;
+/// Security audit events written per second at most (the rest are counted).
+pub const AUDIT_EVENTS_PER_SECOND: u32 = 50;
+/// The audit log is rotated (one old file kept) when it reaches this size.
+pub const AUDIT_LOG_MAX_BYTES: u64 = 16 * 1024 * 1024;

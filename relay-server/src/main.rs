@@ -1,5 +1,8 @@
 //! `darkswap-relay`: see the README's "Deploy a relay" section.
 
+mod access;
+mod audit;
+mod auth;
 mod behaviour;
 mod config;
 mod defaults;

@@ -47,6 +47,7 @@ pub const CONNECTION_DENIAL_REASONS: &[&str] = &[
     "aborted",
     "wrong_peer_id",
     "handshake_failed",
+    "banned",
 ];
 /// Why a reservation or circuit was refused: circuit relay v2 status codes, and failures to
 /// answer.
@@ -59,6 +60,7 @@ pub const RELAY_DENIAL_REASONS: &[&str] = &[
     "malformed_message",
     "unexpected_message",
     "accept_failed",
+    "unauthorized",
 ];
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -69,6 +71,33 @@ pub struct KindLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PairLabels {
     pub pair: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    pub method: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DenialLabels {
+    pub operation: String,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LevelLabels {
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    pub scope: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub action: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -101,6 +130,14 @@ pub struct RelayMetrics {
     pub book_sync_requests: Family<OutcomeLabels, Counter>,
     pub peer_relays_connected: Gauge,
     pub duplicate_connections_reset: Counter,
+    pub auth_attempts: Family<AuthLabels, Counter>,
+    pub auth_denials: Family<DenialLabels, Counter>,
+    pub auth_rate_limited: Family<ScopeLabels, Counter>,
+    pub auth_peers: Family<LevelLabels, Gauge>,
+    pub auth_pending_challenges: Gauge,
+    pub bans: Family<ActionLabels, Counter>,
+    pub banned_peers: Gauge,
+    pub audit_events_dropped: Counter,
 }
 
 impl RelayMetrics {
@@ -131,6 +168,14 @@ impl RelayMetrics {
             book_sync_requests: Family::default(),
             peer_relays_connected: Gauge::default(),
             duplicate_connections_reset: Counter::default(),
+            auth_attempts: Family::default(),
+            auth_denials: Family::default(),
+            auth_rate_limited: Family::default(),
+            auth_peers: Family::default(),
+            auth_pending_challenges: Gauge::default(),
+            bans: Family::default(),
+            banned_peers: Gauge::default(),
+            audit_events_dropped: Counter::default(),
         };
         r.register(
             "connections_opened",
@@ -247,6 +292,46 @@ impl RelayMetrics {
             "Traders that connected again while an older connection was open (a reloaded page), reset so that they reconnect cleanly",
             m.duplicate_connections_reset.clone(),
         );
+        r.register(
+            "auth_attempts",
+            "Authentication attempts by method and outcome (reason ok, or why refused)",
+            m.auth_attempts.clone(),
+        );
+        r.register(
+            "auth_denials",
+            "Operations refused because the peer's level was too low, by operation and the level it had",
+            m.auth_denials.clone(),
+        );
+        r.register(
+            "auth_rate_limited",
+            "Authentication requests dropped by the per-peer or per-IP rate limit",
+            m.auth_rate_limited.clone(),
+        );
+        r.register(
+            "auth_peers",
+            "Connected peers by authorization level",
+            m.auth_peers.clone(),
+        );
+        r.register(
+            "auth_pending_challenges",
+            "Challenges issued and not yet answered",
+            m.auth_pending_challenges.clone(),
+        );
+        r.register(
+            "bans",
+            "Bans and unbans through the admin API",
+            m.bans.clone(),
+        );
+        r.register(
+            "banned_peers",
+            "Peers banned now (config and admin API)",
+            m.banned_peers.clone(),
+        );
+        r.register(
+            "audit_events_dropped",
+            "Security audit events not written because of the audit log's rate limit",
+            m.audit_events_dropped.clone(),
+        );
         m.create_known_series();
         r.register(
             "build",
@@ -304,8 +389,48 @@ impl RelayMetrics {
                 .order_messages_rejected
                 .get_or_create(&Self::reason(reason.as_str()));
         }
+        let _ = self
+            .order_messages_rejected
+            .get_or_create(&Self::reason("unauthorized"));
         for reason in ["expired", "maker_gone"] {
             let _ = self.orders_removed.get_or_create(&Self::reason(reason));
+        }
+        // Every method's success, and every refusal of the methods a client answers or presents.
+        use darkswap_auth::Method;
+        for method in Method::ALL {
+            let _ = self.auth_attempts.get_or_create(&AuthLabels {
+                method: method.label().into(),
+                reason: "ok".into(),
+            });
+        }
+        for method in [Method::SharedKey, Method::Identity, Method::Token] {
+            for reason in darkswap_auth::RefuseReason::ALL {
+                let _ = self.auth_attempts.get_or_create(&AuthLabels {
+                    method: method.label().into(),
+                    reason: reason.label().into(),
+                });
+            }
+        }
+        for scope in ["peer", "ip"] {
+            let _ = self.auth_rate_limited.get_or_create(&ScopeLabels {
+                scope: scope.into(),
+            });
+        }
+        for level in darkswap_auth::Level::ALL {
+            let _ = self.auth_peers.get_or_create(&LevelLabels {
+                level: level.label().into(),
+            });
+        }
+        for op in ["reserve", "open_circuit", "publish_order", "connect"] {
+            let _ = self.auth_denials.get_or_create(&DenialLabels {
+                operation: op.into(),
+                level: "anonymous".into(),
+            });
+        }
+        for action in ["ban", "unban"] {
+            let _ = self.bans.get_or_create(&ActionLabels {
+                action: action.into(),
+            });
         }
         for outcome in ["ok", "refused"] {
             let _ = self.book_sync_requests.get_or_create(&OutcomeLabels {

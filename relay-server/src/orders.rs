@@ -55,6 +55,7 @@ impl OrderGossip {
         event: gossipsub::Event,
         metrics: &RelayMetrics,
         now_ms: u64,
+        authorized: impl Fn(&PeerId) -> bool,
     ) {
         match event {
             gossipsub::Event::Message {
@@ -62,6 +63,20 @@ impl OrderGossip {
                 message_id,
                 message,
             } => {
+                // Below the level publishing needs (a peer that skipped auth): refused before
+                // any work is spent on the message, and gossipsub scores the sender down.
+                if !authorized(&propagation_source) {
+                    metrics
+                        .order_messages_rejected
+                        .get_or_create(&RelayMetrics::reason("unauthorized"))
+                        .inc();
+                    gossip.report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        MessageAcceptance::Reject,
+                    );
+                    return;
+                }
                 let outcome = self.validate(&propagation_source, &message, now_ms);
                 let acceptance = match &outcome {
                     Ok(kind) => {

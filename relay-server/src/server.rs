@@ -22,7 +22,10 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use web_time::Instant;
 
-use crate::behaviour::{RelayBehaviour, RelayBehaviourEvent};
+use crate::access::{Access, AccessError};
+use crate::audit::Audit;
+use crate::auth::{AuthService, Effect, Origin};
+use crate::behaviour::{Gate, RelayBehaviour, RelayBehaviourEvent};
 use crate::config::Config;
 use crate::defaults;
 use crate::directory::Directory;
@@ -30,12 +33,16 @@ use crate::http::{Health, HttpState};
 use crate::identity::{self, Identity, IdentityError};
 use crate::metrics::{ConnectionLabels, Direction, RelayMetrics, Transport, TransportLabels};
 use crate::orders::OrderGossip;
+use darkswap_auth::{Level, Operation};
+use libp2p::swarm::ConnectionId;
 
 /// Why the relay could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Access(#[from] AccessError),
     #[error("cannot bind HTTP listener on {addr}: {source}")]
     BindHttp {
         addr: SocketAddr,
@@ -57,6 +64,7 @@ async fn build_swarm(
     identity: Identity,
     config: &Config,
     registry: &mut Registry,
+    gate: Gate,
 ) -> Result<Swarm<RelayBehaviour>, ServerError> {
     let Identity {
         keypair,
@@ -85,7 +93,7 @@ async fn build_swarm(
         ($builder:expr) => {
             $builder
                 .with_behaviour(|key| {
-                    RelayBehaviour::new(key, &config.limits)
+                    RelayBehaviour::new(key, &config.limits, gate)
                         .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
                 })
                 .map_err(build_error)?
@@ -192,7 +200,43 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     if config.metrics {
         registry.register_collector(Box::new(crate::process_metrics::ProcessCollector::new()));
     }
-    let mut swarm = build_swarm(identity, &config, &mut registry).await?;
+    let peer_relays: HashMap<PeerId, Multiaddr> = config
+        .peers
+        .iter()
+        .filter_map(|a| {
+            Some((
+                darkswap_net::relay_peer_id(std::slice::from_ref(a)).ok()?,
+                a.clone(),
+            ))
+        })
+        .collect();
+    let access = Arc::new(std::sync::Mutex::new(Access::load(
+        config.auth.clone(),
+        peer_relays.keys().copied().collect(),
+        &config.data_dir,
+    )?));
+    let audit = Arc::new(Audit::open(
+        &config.data_dir,
+        metrics.audit_events_dropped.clone(),
+    ));
+    let gate = Gate {
+        access: access.clone(),
+        audit: audit.clone(),
+        denials: metrics.auth_denials.clone(),
+        refused: Arc::default(),
+    };
+    let auth = AuthService::new(
+        &config.auth,
+        identity.keypair.clone(),
+        access.clone(),
+        audit.clone(),
+    );
+    let mut swarm = build_swarm(identity, &config, &mut registry, gate.clone()).await?;
+    let banned = access.lock().map(|a| a.banned()).unwrap_or_default();
+    metrics.banned_peers.set(banned.len() as i64);
+    for peer in banned {
+        swarm.behaviour_mut().blocked.block_peer(peer);
+    }
 
     let ip = ip_protocol(config.listen_ip);
     let listen_addrs = [
@@ -253,16 +297,6 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         }
     });
 
-    let peer_relays: HashMap<PeerId, Multiaddr> = config
-        .peers
-        .iter()
-        .filter_map(|a| {
-            Some((
-                darkswap_net::relay_peer_id(std::slice::from_ref(a)).ok()?,
-                a.clone(),
-            ))
-        })
-        .collect();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(ServerError::Signal)?;
     let mut loop_state = LoopState {
@@ -280,6 +314,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         orders: OrderGossip::new(&config.limits, peer_relays.keys().copied().collect()),
         peer_relays,
         resetting: std::collections::HashSet::new(),
+        auth,
+        gate,
+        conn_addrs: HashMap::new(),
     };
     let ready_deadline = tokio::time::sleep(defaults::READY_TIMEOUT);
     tokio::pin!(ready_deadline);
@@ -296,7 +333,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
                 tracing::warn!("not every listener reported an address within {:?}", defaults::READY_TIMEOUT);
                 loop_state.announce_ready();
             }
-            _ = health_tick.tick() => loop_state.update_health(started),
+            _ = health_tick.tick() => {
+                loop_state.update_health(started);
+                loop_state.update_auth(&swarm);
+            }
             _ = orders_tick.tick() => {
                 loop_state.orders.tick(&loop_state.metrics, darkswap_net::unix_time_ms());
             }
@@ -330,6 +370,10 @@ struct LoopState<'a> {
     /// Peers being reset after a duplicate connection, until all their connections are closed
     /// (bounded: beyond the cap a duplicate is left alone rather than tracked).
     resetting: std::collections::HashSet<PeerId>,
+    auth: AuthService,
+    gate: Gate,
+    /// The remote address of every open connection (bounded by the connection limit).
+    conn_addrs: HashMap<ConnectionId, Multiaddr>,
 }
 
 impl LoopState<'_> {
@@ -379,10 +423,13 @@ impl LoopState<'_> {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 endpoint,
                 num_established,
                 ..
             } => {
+                self.conn_addrs
+                    .insert(connection_id, endpoint.get_remote_address().clone());
                 if self.peer_relays.contains_key(&peer_id) {
                     self.count_peer_relays(swarm);
                 } else if num_established.get() > 1 || self.resetting.contains(&peer_id) {
@@ -411,16 +458,22 @@ impl LoopState<'_> {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 endpoint,
                 num_established,
                 ..
             } => {
+                self.conn_addrs.remove(&connection_id);
                 let transport = endpoint_labels(&endpoint).transport;
                 let labels = TransportLabels { transport };
                 self.metrics.connections_closed.get_or_create(&labels).inc();
                 self.metrics.connections_active.get_or_create(&labels).dec();
                 self.connections = self.connections.saturating_sub(1);
                 if num_established == 0 {
+                    if let Ok(mut access) = self.gate.access.lock() {
+                        access.forget(&peer_id);
+                    }
+                    self.auth.peer_gone(&peer_id);
                     self.resetting.remove(&peer_id);
                     self.directory.remove(&peer_id);
                     self.orders.peer_disconnected(&peer_id);
@@ -429,6 +482,13 @@ impl LoopState<'_> {
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {
                 let reason = match error {
+                    ListenError::Denied { cause }
+                        if cause
+                            .downcast_ref::<libp2p::allow_block_list::Blocked>()
+                            .is_some() =>
+                    {
+                        "banned"
+                    }
                     ListenError::Denied { .. } => "connection_limit",
                     ListenError::Aborted => "aborted",
                     ListenError::WrongPeerId { .. } | ListenError::LocalPeerId { .. } => {
@@ -469,9 +529,14 @@ impl LoopState<'_> {
                 }
             }
             RelayBehaviourEvent::Directory(request_response::Event::Message {
+                peer,
+                connection_id,
                 message: request_response::Message::Request { channel, .. },
-                ..
             }) => {
+                if !self.permitted(&peer, connection_id, Operation::ReadDirectory) {
+                    // Dropping the channel refuses the request.
+                    return;
+                }
                 self.metrics.directory_requests.inc();
                 // The requester may be gone already; nothing to do then.
                 let _ = swarm
@@ -480,12 +545,75 @@ impl LoopState<'_> {
                     .send_response(channel, self.directory.response());
             }
             RelayBehaviourEvent::Gossip(event) => {
+                let now_ms = darkswap_net::unix_time_ms();
+                let access = self.gate.access.clone();
+                let gate = &self.gate;
+                let authorize = |peer: &PeerId| {
+                    let verdict = match access.lock() {
+                        Ok(a) => a.permits(peer, Operation::PublishOrder, now_ms),
+                        Err(_) => Err(Level::Anonymous),
+                    };
+                    match verdict {
+                        Ok(()) => true,
+                        Err(level) => {
+                            crate::auth::deny_with(
+                                &gate.audit,
+                                &gate.denials,
+                                peer,
+                                None,
+                                Operation::PublishOrder,
+                                level,
+                            );
+                            false
+                        }
+                    }
+                };
                 self.orders.on_gossip_event(
                     &mut swarm.behaviour_mut().gossip,
                     event,
                     &self.metrics,
+                    now_ms,
+                    authorize,
+                );
+            }
+            RelayBehaviourEvent::Auth(request_response::Event::Message {
+                peer,
+                connection_id,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+            }) => {
+                let origin = Origin {
+                    peer,
+                    addr: self.conn_addrs.get(&connection_id),
+                };
+                let (response, effect) = self.auth.handle(
+                    &origin,
+                    request,
+                    &self.metrics,
                     darkswap_net::unix_time_ms(),
                 );
+                let _ = swarm.behaviour_mut().auth.send_response(channel, response);
+                match effect {
+                    // Closes the peer's connections at once and refuses new ones.
+                    Effect::Block(target) => {
+                        swarm.behaviour_mut().blocked.block_peer(target);
+                    }
+                    Effect::Unblock(target) => {
+                        swarm.behaviour_mut().blocked.unblock_peer(target);
+                    }
+                    Effect::None => {}
+                }
+            }
+            RelayBehaviourEvent::Auth(request_response::Event::InboundFailure { .. }) => {
+                self.metrics
+                    .auth_attempts
+                    .get_or_create(&crate::metrics::AuthLabels {
+                        method: "unknown".into(),
+                        reason: darkswap_auth::RefuseReason::Malformed.label().into(),
+                    })
+                    .inc();
             }
             RelayBehaviourEvent::BookSync(request_response::Event::Message {
                 message:
@@ -510,6 +638,8 @@ impl LoopState<'_> {
             }
             RelayBehaviourEvent::BookSync(_)
             | RelayBehaviourEvent::Directory(_)
+            | RelayBehaviourEvent::Auth(_)
+            | RelayBehaviourEvent::Blocked(_)
             | RelayBehaviourEvent::Limits(_) => {}
         }
     }
@@ -529,9 +659,17 @@ impl LoopState<'_> {
                 }
                 self.directory.reserved(src_peer_id);
             }
-            relay::Event::ReservationReqDenied { status, .. } => {
+            relay::Event::ReservationReqDenied {
+                src_peer_id,
+                status,
+            } => {
+                let reason = if self.gate.take_refused(&src_peer_id) {
+                    "unauthorized"
+                } else {
+                    status_reason(status)
+                };
                 m.reservations_denied
-                    .get_or_create(&RelayMetrics::reason(status_reason(status)))
+                    .get_or_create(&RelayMetrics::reason(reason))
                     .inc();
             }
             relay::Event::ReservationReqAcceptFailed { .. } => {
@@ -562,9 +700,18 @@ impl LoopState<'_> {
                     .or_default()
                     .push(Instant::now());
             }
-            relay::Event::CircuitReqDenied { status, .. } => {
+            relay::Event::CircuitReqDenied {
+                src_peer_id,
+                status,
+                ..
+            } => {
+                let reason = if self.gate.take_refused(&src_peer_id) {
+                    "unauthorized"
+                } else {
+                    status_reason(status)
+                };
                 m.circuits_denied
-                    .get_or_create(&RelayMetrics::reason(status_reason(status)))
+                    .get_or_create(&RelayMetrics::reason(reason))
                     .inc();
             }
             relay::Event::CircuitReqOutboundConnectFailed { .. } => {
@@ -671,6 +818,55 @@ impl LoopState<'_> {
             .filter(|p| swarm.is_connected(p))
             .count();
         self.metrics.peer_relays_connected.set(connected as i64);
+    }
+
+    /// Whether `peer` may do `op`; a refusal is counted and audited.
+    fn permitted(&self, peer: &PeerId, connection: ConnectionId, op: Operation) -> bool {
+        let verdict = match self.gate.access.lock() {
+            Ok(a) => a.permits(peer, op, darkswap_net::unix_time_ms()),
+            Err(_) => Err(Level::Anonymous),
+        };
+        match verdict {
+            Ok(()) => true,
+            Err(level) => {
+                crate::auth::deny(
+                    &self.gate.audit,
+                    &self.metrics,
+                    peer,
+                    self.conn_addrs.get(&connection),
+                    op,
+                    level,
+                );
+                false
+            }
+        }
+    }
+
+    /// Auth gauges and housekeeping, once a second.
+    fn update_auth(&mut self, swarm: &Swarm<RelayBehaviour>) {
+        let now_ms = darkswap_net::unix_time_ms();
+        self.auth.prune(now_ms);
+        self.metrics
+            .auth_pending_challenges
+            .set(self.auth.pending_challenges() as i64);
+        let Ok(access) = self.gate.access.lock() else {
+            return;
+        };
+        let mut counts = [0i64; Level::ALL.len()];
+        for peer in swarm.connected_peers() {
+            let level = access.level(peer, now_ms);
+            if let Some(i) = Level::ALL.iter().position(|l| *l == level) {
+                counts[i] += 1;
+            }
+        }
+        for (level, n) in Level::ALL.iter().zip(counts) {
+            self.metrics
+                .auth_peers
+                .get_or_create(&crate::metrics::LevelLabels {
+                    level: level.label().into(),
+                })
+                .set(n);
+        }
     }
 
     fn update_health(&self, started: Instant) {

@@ -17,6 +17,8 @@ use darkswap_proto::order::order_topic;
 use futures::channel::mpsc;
 use futures::StreamExt;
 
+pub mod probe;
+
 /// The relay binary built in the same target directory as this test
 /// (`cargo build -p darkswap-relay` first), or `$DARKSWAP_RELAY_BIN`.
 pub fn relay_bin() -> PathBuf {
@@ -380,15 +382,38 @@ pub fn sell(amount: u64, price: u64) -> darkswap_proto::order::OrderSpec {
     }
 }
 
+/// The raw publisher's behaviour: gossipsub, and auth so that it can authenticate first.
+#[derive(darkswap_net::libp2p::swarm::NetworkBehaviour)]
+#[behaviour(prelude = "darkswap_net::libp2p::swarm::derive_prelude")]
+pub struct RawBehaviour {
+    gossip: gossipsub::Behaviour,
+    auth: darkswap_net::libp2p::request_response::Behaviour<darkswap_net::auth::AuthCodec>,
+}
+
 /// A bare gossipsub peer that publishes whatever bytes it is given, as a hostile client would.
 pub struct RawPublisher {
-    swarm: Swarm<gossipsub::Behaviour>,
+    swarm: Swarm<RawBehaviour>,
     topic: gossipsub::IdentTopic,
+    key: Keypair,
 }
 
 impl RawPublisher {
+    /// Connects, authenticates with its identity key (anyone can: a hostile peer would), and
+    /// follows `pair`.
     pub async fn connect(relay: &Relay, pair: &darkswap_orderbook::Pair) -> Result<Self> {
-        let mut swarm = darkswap_net::libp2p::SwarmBuilder::with_new_identity()
+        let mut raw = Self::connect_unauthenticated(relay, pair).await?;
+        raw.authenticate(relay.peer_id).await?;
+        Ok(raw)
+    }
+
+    /// Connects and follows `pair` without authenticating.
+    pub async fn connect_unauthenticated(
+        relay: &Relay,
+        pair: &darkswap_orderbook::Pair,
+    ) -> Result<Self> {
+        use darkswap_net::libp2p::request_response::{self, ProtocolSupport};
+        let key = Keypair::generate_ed25519();
+        let mut swarm = darkswap_net::libp2p::SwarmBuilder::with_existing_identity(key.clone())
             .with_tokio()
             .with_tcp(
                 tcp::Config::default(),
@@ -396,20 +421,32 @@ impl RawPublisher {
                 yamux::Config::default,
             )?
             .with_behaviour(|_| {
-                gossipsub_behaviour(GossipRole::Trader)
-                    .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+                Ok(RawBehaviour {
+                    gossip: gossipsub_behaviour(GossipRole::Trader)
+                        .map_err(Box::<dyn std::error::Error + Send + Sync>::from)?,
+                    auth: request_response::Behaviour::with_codec(
+                        darkswap_net::auth::AuthCodec::default(),
+                        [(
+                            darkswap_net::libp2p::StreamProtocol::new(darkswap_auth::AUTH_PROTOCOL),
+                            ProtocolSupport::Outbound,
+                        )],
+                        request_response::Config::default(),
+                    ),
+                })
             })?
             .build();
         swarm
             .behaviour_mut()
+            .gossip
             .subscribe(&gossipsub::IdentTopic::new(order_topic(pair)))?;
         swarm.dial(relay.tcp_addr())?;
         let relay_id = relay.peer_id;
         // Wait until the relay follows the topic (it subscribes when we do).
         tokio::time::timeout(Duration::from_secs(20), async {
             loop {
-                if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { peer_id, .. }) =
-                    swarm.select_next_some().await
+                if let SwarmEvent::Behaviour(RawBehaviourEvent::Gossip(
+                    gossipsub::Event::Subscribed { peer_id, .. },
+                )) = swarm.select_next_some().await
                 {
                     if peer_id == relay_id {
                         break;
@@ -421,7 +458,50 @@ impl RawPublisher {
         Ok(Self {
             swarm,
             topic: gossipsub::IdentTopic::new(order_topic(pair)),
+            key,
         })
+    }
+
+    /// The identity challenge, answered.
+    async fn authenticate(&mut self, relay: PeerId) -> Result<()> {
+        use darkswap_auth::client::{ClientAuth, Credential, Step};
+        use darkswap_net::libp2p::request_response;
+        let key = self.key.clone();
+        let local = *self.swarm.local_peer_id();
+        let mut client = ClientAuth::new(Credential::Identity, None);
+        let mut request = client.start(&relay, &local, 0);
+        loop {
+            let id = self
+                .swarm
+                .behaviour_mut()
+                .auth
+                .send_request(&relay, request);
+            let response = tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    if let SwarmEvent::Behaviour(RawBehaviourEvent::Auth(
+                        request_response::Event::Message {
+                            message:
+                                request_response::Message::Response {
+                                    request_id,
+                                    response,
+                                },
+                            ..
+                        },
+                    )) = self.swarm.select_next_some().await
+                    {
+                        if request_id == id {
+                            return response;
+                        }
+                    }
+                }
+            })
+            .await?;
+            match client.on_response(response, &key, &relay) {
+                Step::Send(next) => request = next,
+                Step::Granted { .. } => return Ok(()),
+                Step::Refused(reason) => bail!("relay refused: {}", reason.explain()),
+            }
+        }
     }
 
     /// Publishes one message and lets the swarm send it.
@@ -435,6 +515,7 @@ impl RawPublisher {
     pub fn publish_now(&mut self, bytes: Vec<u8>) -> Result<()> {
         self.swarm
             .behaviour_mut()
+            .gossip
             .publish(self.topic.clone(), bytes)
             .map_err(|e| anyhow!("publish: {e}"))?;
         Ok(())

@@ -121,6 +121,8 @@ impl TradingState {
                 elapsed,
             } => self.synced = Some((pair, orders, ms(elapsed))),
             TradingEvent::MessageRejected { .. } => self.rejected += 1,
+            // Counted in the metrics panel (ClientMetrics).
+            TradingEvent::E2e(_) => {}
             TradingEvent::Trade(trade) => {
                 self.trades.insert(trade.id_hex(), trade);
                 while self.trades.len() > MAX_TRADES_SHOWN {

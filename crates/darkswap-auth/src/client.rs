@@ -113,12 +113,7 @@ impl ClientAuth {
     }
 
     /// Handles the relay's answer to our last request.
-    pub fn on_response(
-        &mut self,
-        response: AuthResponse,
-        key: &Keypair,
-        relay: &PeerId,
-    ) -> Step {
+    pub fn on_response(&mut self, response: AuthResponse, key: &Keypair, relay: &PeerId) -> Step {
         let awaiting = std::mem::replace(&mut self.awaiting, Awaiting::Nothing);
         match (awaiting, response) {
             (

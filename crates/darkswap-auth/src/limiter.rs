@@ -66,9 +66,8 @@ impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
     /// Drops keys whose bucket has refilled completely (they carry no information).
     pub fn prune(&mut self, now_ms: u64) {
         let (burst, per_ms) = (self.burst, self.per_ms);
-        self.buckets.retain(|_, b| {
-            b.tokens + now_ms.saturating_sub(b.at_ms) as f64 * per_ms < burst
-        });
+        self.buckets
+            .retain(|_, b| b.tokens + now_ms.saturating_sub(b.at_ms) as f64 * per_ms < burst);
     }
 }
 

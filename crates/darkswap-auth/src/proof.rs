@@ -124,10 +124,7 @@ mod tests {
                 nonce: &other_nonce,
                 ..b
             },
-            Binding {
-                relay: &other,
-                ..b
-            },
+            Binding { relay: &other, ..b },
             Binding {
                 client: &other,
                 ..b

@@ -213,14 +213,18 @@ pub struct AdminEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthRequest {
     /// Ask for a challenge for `method` (shared key or identity).
-    Challenge { method: Method },
+    Challenge {
+        method: Method,
+    },
     /// Answer an outstanding challenge.
     Answer {
         nonce: [u8; NONCE_BYTES],
         proof: Vec<u8>,
     },
     /// Present a token from an earlier success.
-    Token { token: Vec<u8> },
+    Token {
+        token: Vec<u8>,
+    },
     Admin(AdminAction),
 }
 
@@ -662,7 +666,10 @@ mod tests {
             })),
         }
         .encode_to_vec();
-        assert_eq!(AuthRequest::decode(&bad_peer), Err(WireError::Field("peer")));
+        assert_eq!(
+            AuthRequest::decode(&bad_peer),
+            Err(WireError::Field("peer"))
+        );
     }
 
     #[test]

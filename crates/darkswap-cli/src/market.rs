@@ -206,6 +206,20 @@ fn print_trading(
             elapsed.as_secs_f64() * 1e3
         ),
         TradingEvent::MessageRejected { reason } => println!("rejected {reason}"),
+        TradingEvent::E2e(darkswap_net::E2eEvent::SessionEstablished {
+            peer,
+            initiator,
+            cipher,
+        }) => {
+            let role = if *initiator { "initiator" } else { "responder" };
+            println!("e2e session {peer} {role} {cipher}")
+        }
+        TradingEvent::E2e(darkswap_net::E2eEvent::Rekeyed { peer, epoch }) => {
+            println!("e2e rekeyed {peer} epoch={epoch}")
+        }
+        TradingEvent::E2e(darkswap_net::E2eEvent::FrameRejected { peer, reason }) => {
+            println!("e2e rejected {peer} {reason}")
+        }
         TradingEvent::Trade(trade) => {
             let detail = match &trade.state {
                 darkswap_net::TradeState::Rejected { reason }

@@ -10,6 +10,7 @@ use libp2p::request_response::{self, json, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{gossipsub, identify, identity, ping, relay, StreamProtocol};
 
+use crate::auth::AuthCodec;
 use crate::codec::TradeCodec;
 use crate::gossip::{gossipsub_behaviour, BookSyncCodec, GossipRole};
 use darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL;
@@ -29,6 +30,7 @@ pub(crate) struct ClientBehaviour {
     pub gossip: gossipsub::Behaviour,
     pub book_sync: request_response::Behaviour<BookSyncCodec>,
     pub trades: request_response::Behaviour<TradeCodec>,
+    pub auth: request_response::Behaviour<AuthCodec>,
 }
 
 impl ClientBehaviour {
@@ -85,6 +87,14 @@ impl ClientBehaviour {
                 [(
                     StreamProtocol::new(darkswap_proto::trade::TRADE_PROTOCOL),
                     ProtocolSupport::Full,
+                )],
+                rr_config.clone(),
+            ),
+            auth: request_response::Behaviour::with_codec(
+                AuthCodec::default(),
+                [(
+                    StreamProtocol::new(darkswap_auth::AUTH_PROTOCOL),
+                    ProtocolSupport::Outbound,
                 )],
                 rr_config,
             ),

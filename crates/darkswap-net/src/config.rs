@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use darkswap_auth::client::Credential;
 use libp2p::Multiaddr;
 
 /// How a [`crate::Node`] behaves. Every field has a default chosen for an interactive trader.
@@ -40,6 +41,13 @@ pub struct NodeConfig {
     pub order_publish_burst: u32,
     /// Order messages per second we publish at most (the relay allows 10 by default).
     pub order_publish_rate: u32,
+    /// How we prove ourselves to the relay (`/darkswap/auth/1`).
+    pub credential: Credential,
+    /// A token from an earlier session with this relay, presented instead of a challenge while
+    /// it is good (the browser keeps it in IndexedDB).
+    pub auth_token: Option<Vec<u8>>,
+    /// After the relay refused us, ask again after this long.
+    pub auth_retry: Duration,
 }
 
 impl NodeConfig {
@@ -69,6 +77,9 @@ impl Default for NodeConfig {
             max_pending_peers: 64,
             order_publish_burst: 40,
             order_publish_rate: 8,
+            credential: Credential::Identity,
+            auth_token: None,
+            auth_retry: Duration::from_secs(30),
         }
     }
 }

@@ -6,6 +6,8 @@ use libp2p::{Multiaddr, PeerId};
 
 use crate::trading::TradingEvent;
 use crate::TransportKind;
+use darkswap_auth::wire::AdminEntry;
+use darkswap_auth::{Level, Method, RefuseReason};
 
 /// Identifies one outgoing message, so the application can match delivery reports.
 pub type MessageId = u64;
@@ -88,4 +90,36 @@ pub enum NodeEvent {
     },
     /// Order book and own orders.
     Trading(TradingEvent),
+    /// Authentication with the relay.
+    Auth(AuthEvent),
+}
+
+/// Where our authentication with the relay stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthEvent {
+    /// Proving ourselves (a challenge or a cached token is on its way).
+    Authenticating { method: Method },
+    /// The relay granted `level` until `expires_at_ms`; `token` is worth caching for the next
+    /// connection.
+    Granted {
+        level: Level,
+        method: Method,
+        expires_at_ms: u64,
+        token: Vec<u8>,
+    },
+    /// The relay said no; we ask again after `retry_in`. Without a grant the relay lets us read
+    /// the order book but not reserve, trade or publish.
+    Refused {
+        reason: RefuseReason,
+        retry_in: Duration,
+    },
+    /// The relay does not speak `/darkswap/auth/1` (an older relay): we go on, and the relay
+    /// decides what we may do.
+    Unsupported,
+    /// The answer to an admin request.
+    Admin {
+        message: String,
+        entries: Vec<AdminEntry>,
+        refused: Option<RefuseReason>,
+    },
 }

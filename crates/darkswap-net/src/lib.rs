@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod addr;
+pub mod auth;
 mod behaviour;
 pub mod codec;
 mod config;
@@ -29,10 +30,10 @@ pub use addr::{
     circuit_addr, relay_peer_id, sort_for_dialing, transport_kind, AddrError, TransportKind,
 };
 pub use config::NodeConfig;
-pub use event::{MessageId, NodeEvent, RelayStatus};
+pub use event::{AuthEvent, MessageId, NodeEvent, RelayStatus};
 pub use node::{new_node, Command, Node, NodeError, NodeHandle};
 pub use time::unix_time_ms;
-pub use trade::{Trade, TradeRole, TradeState, MAX_OPEN_TRADES, MAX_TRADES};
+pub use trade::{E2eEvent, Trade, TradeRole, TradeState, MAX_OPEN_TRADES, MAX_TRADES};
 pub use trading::{
     BookView, OrderView, OwnOrder, TradingEvent, BOOK_VIEW_LEVELS, BOOK_VIEW_ORDERS,
     MAX_WATCHED_PAIRS,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 
 use crate::event::{NodeEvent, RelayStatus};
-use crate::trade::TradeState;
+use crate::trade::{E2eEvent, TradeState};
 use crate::trading::TradingEvent;
 
 /// Samples kept for charts.
@@ -45,6 +45,11 @@ pub struct ClientMetrics {
     pub trades_ended: BTreeMap<&'static str, u64>,
     pub trades_open: BTreeMap<[u8; 16], ()>,
     pub messages_rejected: BTreeMap<&'static str, u64>,
+    /// End-to-end sessions established, by our role ("initiator" as a taker, "responder").
+    pub e2e_sessions: BTreeMap<&'static str, u64>,
+    pub e2e_rekeys: u64,
+    /// Handshakes and sealed trade frames refused, by reason (a closed set from darkswap-e2e).
+    pub e2e_frames_rejected: BTreeMap<&'static str, u64>,
     pub history: VecDeque<Sample>,
     was_reserved: bool,
 }
@@ -110,6 +115,14 @@ impl ClientMetrics {
                     };
                     *self.trades_ended.entry(state).or_default() += 1;
                 }
+            }
+            TradingEvent::E2e(E2eEvent::SessionEstablished { initiator, .. }) => {
+                let role = if *initiator { "initiator" } else { "responder" };
+                *self.e2e_sessions.entry(role).or_default() += 1;
+            }
+            TradingEvent::E2e(E2eEvent::Rekeyed { .. }) => self.e2e_rekeys += 1,
+            TradingEvent::E2e(E2eEvent::FrameRejected { reason, .. }) => {
+                *self.e2e_frames_rejected.entry(reason).or_default() += 1
             }
             TradingEvent::OrderReduced(_) | TradingEvent::OrderFailed { .. } => {}
         }
@@ -228,6 +241,38 @@ impl ClientMetrics {
                 .map(|(r, n)| (format!("{{reason=\"{r}\"}}"), *n as f64))
                 .collect::<Vec<_>>(),
         );
+        family(
+            "e2e_sessions_established_total",
+            "counter",
+            "End-to-end trade sessions established, by our role (initiator = taker)",
+            &["initiator", "responder"]
+                .iter()
+                .map(|r| {
+                    let n = self.e2e_sessions.get(r).copied().unwrap_or(0);
+                    (format!("{{role=\"{r}\"}}"), n as f64)
+                })
+                .collect::<Vec<_>>(),
+        );
+        family(
+            "e2e_rekeys_total",
+            "counter",
+            "End-to-end trade sessions moved to fresh keys",
+            &[(String::new(), self.e2e_rekeys as f64)],
+        );
+        let mut rejected: Vec<(String, f64)> = self
+            .e2e_frames_rejected
+            .iter()
+            .map(|(r, n)| (format!("{{reason=\"{r}\"}}"), *n as f64))
+            .collect();
+        if rejected.is_empty() {
+            rejected.push(("{reason=\"forged\"}".to_string(), 0.0));
+        }
+        family(
+            "e2e_frames_rejected_total",
+            "counter",
+            "Handshakes and sealed trade frames refused (altered, replayed, stale epoch, no session), by reason",
+            &rejected,
+        );
         out
     }
 }
@@ -253,7 +298,36 @@ mod tests {
         m.observe(&NodeEvent::Trading(TradingEvent::MessageRejected {
             reason: "bad_signature",
         }));
+        let peer = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        for event in [
+            E2eEvent::SessionEstablished {
+                peer,
+                initiator: true,
+                cipher: "aes-256-gcm",
+            },
+            E2eEvent::Rekeyed { peer, epoch: 1 },
+            E2eEvent::FrameRejected {
+                peer,
+                reason: "replay",
+            },
+            E2eEvent::FrameRejected {
+                peer,
+                reason: "replay",
+            },
+        ] {
+            m.observe(&NodeEvent::Trading(TradingEvent::E2e(event)));
+        }
         let text = m.to_prometheus_text();
+        assert!(
+            text.contains("darkswap_client_e2e_sessions_established_total{role=\"initiator\"} 1")
+        );
+        assert!(
+            text.contains("darkswap_client_e2e_sessions_established_total{role=\"responder\"} 0")
+        );
+        assert!(text.contains("darkswap_client_e2e_rekeys_total 1"));
+        assert!(text.contains("darkswap_client_e2e_frames_rejected_total{reason=\"replay\"} 2"));
         assert!(text.contains("darkswap_client_relay_state{state=\"error\"} 1"));
         assert!(text.contains("darkswap_client_relay_state{state=\"reserved\"} 0"));
         assert!(text.contains("darkswap_client_relay_reconnects_total 1"));

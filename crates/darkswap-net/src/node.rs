@@ -19,9 +19,11 @@ use web_time::Instant;
 
 use crate::addr::{circuit_addr, relay_peer_id, sort_for_dialing, transport_kind, with_peer};
 use crate::behaviour::{ClientBehaviour, ClientBehaviourEvent};
-use crate::event::{MessageId, NodeEvent, RelayStatus};
+use crate::event::{AuthEvent, MessageId, NodeEvent, RelayStatus};
 use crate::trading::{Trading, TradingEvent};
 use crate::{AddrError, NodeConfig, TransportKind};
+use darkswap_auth::client::{ClientAuth, Credential, Step};
+use darkswap_auth::wire::{AdminAction, AuthRequest, AuthResponse};
 use darkswap_orderbook::{OrderId, Pair};
 use darkswap_proto::order::OrderSpec;
 
@@ -74,6 +76,12 @@ pub enum Command {
         order_id: OrderId,
         amount: u64,
     },
+    /// Use another way to prove ourselves to the relay (forgets the cached token) and
+    /// authenticate again now.
+    SetCredential { credential: Credential },
+    /// An admin request to the relay (needs the Admin level there); the answer comes back as
+    /// `AuthEvent::Admin`.
+    Admin { action: AdminAction },
 }
 
 /// The application's side of a node: cheap to clone.
@@ -144,6 +152,13 @@ pub struct Node {
     pending: HashMap<PeerId, Pending>,
     outbound: HashMap<OutboundRequestId, (MessageId, PeerId, Instant)>,
     trading: Trading,
+    auth: ClientAuth,
+    /// Granted on the current relay connection.
+    authed: bool,
+    auth_request: Option<OutboundRequestId>,
+    next_auth_at: Option<Instant>,
+    /// Admin requests in flight (bounded by the command queue; answered or failed).
+    admin_requests: std::collections::HashSet<OutboundRequestId>,
 }
 
 /// Creates a node for `keypair` and the channel on which it reports.
@@ -184,6 +199,11 @@ pub async fn new_node(
         pending: HashMap::new(),
         outbound: HashMap::new(),
         trading,
+        auth: ClientAuth::new(config.credential.clone(), config.auth_token.clone()),
+        authed: false,
+        auth_request: None,
+        next_auth_at: None,
+        admin_requests: std::collections::HashSet::new(),
         config,
     };
     let handle = NodeHandle {
@@ -254,7 +274,17 @@ impl Node {
                 }
             }
         }
-        if self.relay_conn.is_some() && self.circuit_listener.is_none() {
+        if self.relay_conn.is_some() && self.auth_request.is_none() {
+            let due = self.next_auth_at.is_some_and(|at| now >= at)
+                || (self.authed && self.auth.refresh_due(crate::unix_time_ms()));
+            if due {
+                self.next_auth_at = None;
+                if !self.authenticate(self.authed).await {
+                    return false;
+                }
+            }
+        }
+        if self.relay_conn.is_some() && self.authed && self.circuit_listener.is_none() {
             if let Some(at) = self.next_reserve_at {
                 if now >= at {
                     self.next_reserve_at = None;
@@ -307,6 +337,10 @@ impl Node {
         self.dialing_relay = false;
         self.relay_conn = None;
         self.reserved = false;
+        self.authed = false;
+        self.auth_request = None;
+        self.next_auth_at = None;
+        self.trading.set_publishing(false);
         if let Some(id) = self.circuit_listener.take() {
             self.swarm.remove_listener(id);
         }
@@ -347,6 +381,170 @@ impl Node {
                 .await
             }
         }
+    }
+
+    /// Sends the next auth request: a fresh challenge when `refresh`, else our cached token if
+    /// it is still good, else a challenge.
+    async fn authenticate(&mut self, refresh: bool) -> bool {
+        let local = *self.swarm.local_peer_id();
+        let request = if refresh {
+            self.auth.challenge()
+        } else {
+            self.auth.start(&self.relay, &local, crate::unix_time_ms())
+        };
+        let method = match &request {
+            AuthRequest::Token { .. } => darkswap_auth::Method::Token,
+            _ => self.auth.credential().method(),
+        };
+        self.send_auth(request);
+        if refresh {
+            return true;
+        }
+        self.emit(NodeEvent::Auth(AuthEvent::Authenticating { method }))
+            .await
+    }
+
+    fn send_auth(&mut self, request: AuthRequest) {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .auth
+            .send_request(&self.relay, request);
+        self.auth_request = Some(id);
+    }
+
+    /// The relay granted us a level: publish what waited, and reserve.
+    async fn auth_granted(&mut self) -> bool {
+        let first = !self.authed;
+        self.authed = true;
+        self.trading.set_publishing(true);
+        let events = self.trading.flush(&mut self.swarm.behaviour_mut().gossip);
+        if !self.emit_trading(events).await {
+            return false;
+        }
+        if first && self.circuit_listener.is_none() {
+            return self.reserve().await;
+        }
+        true
+    }
+
+    async fn on_auth_event(
+        &mut self,
+        event: request_response::Event<AuthRequest, AuthResponse>,
+    ) -> bool {
+        match event {
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if self.admin_requests.remove(&request_id) {
+                    let event = match response {
+                        AuthResponse::Admin { message, entries } => AuthEvent::Admin {
+                            message,
+                            entries,
+                            refused: None,
+                        },
+                        AuthResponse::Refused { reason } => AuthEvent::Admin {
+                            message: reason.explain().to_string(),
+                            entries: Vec::new(),
+                            refused: Some(reason),
+                        },
+                        _ => AuthEvent::Admin {
+                            message: "unexpected answer".into(),
+                            entries: Vec::new(),
+                            refused: Some(darkswap_auth::RefuseReason::Malformed),
+                        },
+                    };
+                    return self.emit(NodeEvent::Auth(event)).await;
+                }
+                if self.auth_request != Some(request_id) {
+                    return true;
+                }
+                self.auth_request = None;
+                let key = self.trading.keypair.clone();
+                match self.auth.on_response(response, &key, &self.relay) {
+                    Step::Send(request) => {
+                        self.send_auth(request);
+                        true
+                    }
+                    Step::Granted {
+                        level,
+                        method,
+                        token,
+                        expires_at_ms,
+                    } => {
+                        if !self
+                            .emit(NodeEvent::Auth(AuthEvent::Granted {
+                                level,
+                                method,
+                                expires_at_ms,
+                                token,
+                            }))
+                            .await
+                        {
+                            return false;
+                        }
+                        self.auth_granted().await
+                    }
+                    Step::Refused(reason) => self.auth_refused(reason).await,
+                }
+            }
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if self.admin_requests.remove(&request_id) {
+                    return self
+                        .emit(NodeEvent::Auth(AuthEvent::Admin {
+                            message: format!("admin request failed: {error}"),
+                            entries: Vec::new(),
+                            refused: Some(darkswap_auth::RefuseReason::Busy),
+                        }))
+                        .await;
+                }
+                if self.auth_request != Some(request_id) {
+                    return true;
+                }
+                self.auth_request = None;
+                if matches!(
+                    error,
+                    request_response::OutboundFailure::UnsupportedProtocols
+                ) {
+                    // An older relay without auth: it alone decides what we may do.
+                    if !self.emit(NodeEvent::Auth(AuthEvent::Unsupported)).await {
+                        return false;
+                    }
+                    return self.auth_granted().await;
+                }
+                let retry_in = self.backoff();
+                self.next_auth_at = Some(Instant::now() + retry_in);
+                true
+            }
+            _ => true,
+        }
+    }
+
+    async fn auth_refused(&mut self, reason: darkswap_auth::RefuseReason) -> bool {
+        let retry_in = self.config.auth_retry;
+        self.next_auth_at = Some(Instant::now() + retry_in);
+        if !self
+            .emit(NodeEvent::Auth(AuthEvent::Refused { reason, retry_in }))
+            .await
+        {
+            return false;
+        }
+        if self.authed {
+            // A refused refresh: what we were granted runs out at its expiry; nothing to undo.
+            return true;
+        }
+        self.status(RelayStatus::Failed {
+            reason: format!("the relay refused us: {}", reason.explain()),
+            retry_in,
+        })
+        .await
     }
 
     fn request_directory(&mut self) {
@@ -444,6 +642,32 @@ impl Node {
                             .await
                     }
                 }
+            }
+            Command::SetCredential { credential } => {
+                self.auth = ClientAuth::new(credential, None);
+                self.auth_request = None;
+                if self.relay_conn.is_some() {
+                    return self.authenticate(false).await;
+                }
+                true
+            }
+            Command::Admin { action } => {
+                if self.relay_conn.is_none() {
+                    return self
+                        .emit(NodeEvent::Auth(AuthEvent::Admin {
+                            message: "not connected to the relay".into(),
+                            entries: Vec::new(),
+                            refused: Some(darkswap_auth::RefuseReason::Busy),
+                        }))
+                        .await;
+                }
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .auth
+                    .send_request(&self.relay, AuthRequest::Admin(action));
+                self.admin_requests.insert(id);
+                true
             }
             Command::Connect { peer } => {
                 if self.swarm.is_connected(&peer) {
@@ -569,6 +793,8 @@ impl Node {
                     self.attempt = 0;
                     let addr = with_peer(&addr, self.relay);
                     self.relay_conn = Some((connection_id, addr.clone(), transport));
+                    // Reading the book needs no authentication; publishing and reserving wait
+                    // for the relay's grant.
                     let behaviour = self.swarm.behaviour_mut();
                     self.trading.relay_ready(
                         &mut behaviour.gossip,
@@ -581,7 +807,7 @@ impl Node {
                     {
                         return false;
                     }
-                    return self.reserve().await;
+                    return self.authenticate(false).await;
                 }
                 if let Some(pending) = self.pending.remove(&peer_id) {
                     for (id, message) in pending.messages {
@@ -779,6 +1005,7 @@ impl Node {
                 };
                 self.emit_trading(events).await
             }
+            ClientBehaviourEvent::Auth(event) => self.on_auth_event(event).await,
             ClientBehaviourEvent::BookSync(event) => {
                 let events = self
                     .trading

@@ -1,13 +1,31 @@
-//! Trade negotiation (`/darkswap/trade/1`), both roles, as a state machine per trade.
+//! Trade negotiation (`/darkswap/trade/2`), both roles, as a state machine per trade, carried
+//! sealed in end-to-end sessions.
 //!
 //! The taker asks, the maker answers (see `darkswap_proto::trade` for the protocol). The maker
 //! reserves the amount in its own book before accepting, so two racing takers can never buy the
 //! same unit; every path that does not end in an agreement (rejection, abort, timeout, lost
 //! connection) releases the reservation. An agreed trade is "agreed, awaiting settlement":
 //! settlement is not built yet, and nothing here pretends funds moved.
+//!
+//! # Sealed
+//! No trade message crosses the wire in the clear. Before its first request to a maker, the
+//! taker runs the `darkswap-e2e` handshake (request `Handshake(init)`, answer `Handshake(resp)`:
+//! ephemeral X25519 keys signed by both identities); then every `TradeRequest` and
+//! `TradeResponse` travels as a frame sealed in that session ([`crate::codec::TradeEnvelope`]).
+//! The associated data binds the protocol name, the direction, both PeerIds, and for an answer
+//! the SHA-256 of the request frame it answers, so a relay cannot move an answer to another
+//! request, reflect a frame, or replay one (the session's counters refuse replays). The taker
+//! rekeys in-band when the session's policy says so (no request in flight meanwhile).
+//!
+//! A frame that fails to open is refused (the maker answers `Refused`, the taker aborts the
+//! trade), reported as [`E2eEvent::FrameRejected`] and counted in the client metrics. A maker
+//! without the session (expired, evicted, restarted) answers `Refused(NoSession)`: the taker
+//! handshakes again and resends once. A taker that restarts starts with no session, so a resumed
+//! trade always begins with a fresh handshake.
 
 use std::collections::{HashMap, VecDeque};
 
+use darkswap_e2e::{E2eError, ManagerLimits, Opened, Role, SessionManager};
 use darkswap_orderbook::{OrderId, Pair, Price, Side};
 use darkswap_proto::order::OrderAction;
 use darkswap_proto::trade::{Agreement, TradeId, TradeRequest, TradeResponse};
@@ -15,7 +33,7 @@ use libp2p::gossipsub;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::PeerId;
 
-use crate::codec::TradeCodec;
+use crate::codec::{digest, request_aad, response_aad, Refusal, TradeCodec, TradeEnvelope};
 use crate::trading::{Trading, TradingEvent};
 use crate::unix_time_ms;
 
@@ -23,8 +41,58 @@ use crate::unix_time_ms;
 pub const MAX_TRADES: usize = 1_000;
 /// Trades in negotiation at once, both roles together.
 pub const MAX_OPEN_TRADES: usize = 64;
-/// Requests queued for a counterparty we are still connecting to.
+/// Requests queued for a counterparty we are still connecting to or securing a session with.
 const MAX_WAITING_PER_PEER: usize = 8;
+
+/// What the end-to-end layer of the trade protocol reports (counted in the client metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum E2eEvent {
+    /// A session with `peer` is up: we started it (`initiator`, as a taker) or answered it.
+    SessionEstablished {
+        peer: PeerId,
+        initiator: bool,
+        cipher: &'static str,
+    },
+    /// The session with `peer` moved to fresh keys.
+    Rekeyed { peer: PeerId, epoch: u32 },
+    /// A handshake or sealed frame from `peer` was refused; `reason` is from a closed set.
+    FrameRejected { peer: PeerId, reason: &'static str },
+}
+
+/// A trade request waiting to be sealed and sent.
+struct Queued {
+    id: TradeId,
+    request: TradeRequest,
+    /// Already resent once after the maker had lost our session.
+    retried: bool,
+}
+
+/// What one of our outbound requests was.
+enum Outbound {
+    Trade {
+        id: TradeId,
+        peer: PeerId,
+        request: TradeRequest,
+        frame_digest: [u8; 32],
+        retried: bool,
+    },
+    Handshake {
+        peer: PeerId,
+    },
+    Rekey {
+        peer: PeerId,
+        frame_digest: [u8; 32],
+    },
+}
+
+fn refusal_for(error: &E2eError) -> Refusal {
+    match error {
+        E2eError::NoSession => Refusal::NoSession,
+        E2eError::Session(darkswap_e2e::SessionError::WrongEpoch) => Refusal::StaleEpoch,
+        E2eError::Handshake(_) => Refusal::BadHandshake,
+        _ => Refusal::BadFrame,
+    }
+}
 
 /// Which side of the trade we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,8 +167,10 @@ pub(crate) struct Negotiations {
     trades: HashMap<TradeId, Trade>,
     /// Finished trades, oldest first, for pruning.
     finished: VecDeque<TradeId>,
-    waiting: HashMap<PeerId, Vec<TradeRequest>>,
-    outbound: HashMap<OutboundRequestId, TradeId>,
+    waiting: HashMap<PeerId, VecDeque<Queued>>,
+    outbound: HashMap<OutboundRequestId, Outbound>,
+    /// End-to-end sessions with counterparties, made on first use (it needs our identity).
+    sessions: Option<SessionManager>,
 }
 
 impl Negotiations {
@@ -161,7 +231,11 @@ impl Trading {
                     .entry(trade.counterparty)
                     .or_default();
                 if waiting.len() < MAX_WAITING_PER_PEER {
-                    waiting.push(confirm);
+                    waiting.push_back(Queued {
+                        id,
+                        request: confirm,
+                        retried: false,
+                    });
                 }
                 events.push(TradingEvent::Trade(trade.clone()));
                 self.negotiations.trades.insert(id, trade);
@@ -244,6 +318,7 @@ impl Trading {
         Ok((maker, self.trade_event(&id)))
     }
 
+    /// Queues a request for `peer`; when `connected`, sends what can go now (sealed).
     fn send_trade(
         &mut self,
         peer: PeerId,
@@ -252,34 +327,163 @@ impl Trading {
         rr: &mut request_response::Behaviour<TradeCodec>,
         connected: bool,
     ) -> Result<(), String> {
-        if connected {
-            let request_id = rr.send_request(&peer, request);
-            self.negotiations.outbound.insert(request_id, id);
-            return Ok(());
-        }
         let waiting = self.negotiations.waiting.entry(peer).or_default();
         if waiting.len() >= MAX_WAITING_PER_PEER {
             return Err("too many requests waiting for this trader".into());
         }
-        waiting.push(request);
+        waiting.push_back(Queued {
+            id,
+            request,
+            retried: false,
+        });
+        if connected {
+            let mut events = self.pump(peer, rr);
+            self.pending_events.append(&mut events);
+        }
         Ok(())
     }
 
-    /// A connection to `peer` is up: send what waited for it.
+    /// A connection to `peer` is up: send what waited for it (after a handshake if needed).
     pub fn peer_connected(
         &mut self,
         peer: PeerId,
         rr: &mut request_response::Behaviour<TradeCodec>,
     ) {
-        for request in self.negotiations.waiting.remove(&peer).unwrap_or_default() {
-            let id = match &request {
-                TradeRequest::Take { trade_id, .. }
-                | TradeRequest::Confirm { trade_id, .. }
-                | TradeRequest::Abort { trade_id, .. } => *trade_id,
-            };
-            let request_id = rr.send_request(&peer, request);
-            self.negotiations.outbound.insert(request_id, id);
+        let mut events = self.pump(peer, rr);
+        self.pending_events.append(&mut events);
+    }
+
+    fn sessions(&mut self) -> &mut SessionManager {
+        let keypair = &self.keypair;
+        self.negotiations
+            .sessions
+            .get_or_insert_with(|| SessionManager::new(keypair.clone(), ManagerLimits::default()))
+    }
+
+    /// Moves the requests waiting for `peer` forward, as far as the session allows: starts the
+    /// handshake if there is no session, rekeys if due (once nothing is in flight), else seals
+    /// and sends them. Idempotent while a handshake or rekey is waiting for its answer.
+    fn pump(
+        &mut self,
+        peer: PeerId,
+        rr: &mut request_response::Behaviour<TradeCodec>,
+    ) -> Vec<TradingEvent> {
+        let now = unix_time_ms();
+        let me = self.me;
+        let aad = request_aad(&me, &peer);
+        if self
+            .negotiations
+            .waiting
+            .get(&peer)
+            .is_none_or(|w| w.is_empty())
+        {
+            return Vec::new();
         }
+        let sessions = self.sessions();
+        if sessions.handshake_pending(&peer) || sessions.rekeying(&peer) {
+            return Vec::new();
+        }
+        if sessions.rekey_due(&peer, now) {
+            let in_flight = self
+                .negotiations
+                .outbound
+                .values()
+                .any(|o| matches!(o, Outbound::Trade { peer: p, .. } if *p == peer));
+            if in_flight {
+                // Rekey once the answers are in (they would be sealed in the old epoch).
+                return Vec::new();
+            }
+            match self.sessions().start_rekey(peer, &aad, now) {
+                Ok(frame) => {
+                    let frame_digest = digest(&frame);
+                    let request_id = rr.send_request(&peer, TradeEnvelope::Sealed(frame));
+                    self.negotiations
+                        .outbound
+                        .insert(request_id, Outbound::Rekey { peer, frame_digest });
+                    return Vec::new();
+                }
+                // Session gone meanwhile (idle or too old): start over below.
+                Err(_) => {
+                    self.sessions().remove(&peer, Role::Initiator);
+                }
+            }
+        }
+        let queue = self.negotiations.waiting.remove(&peer).unwrap_or_default();
+        let mut queue = queue.into_iter();
+        let mut events = Vec::new();
+        while let Some(queued) = queue.next() {
+            let plaintext = queued.request.encode();
+            match self
+                .sessions()
+                .seal(peer, Role::Initiator, &aad, &plaintext, now)
+            {
+                Ok(frame) => {
+                    let frame_digest = digest(&frame);
+                    let request_id = rr.send_request(&peer, TradeEnvelope::Sealed(frame));
+                    self.negotiations.outbound.insert(
+                        request_id,
+                        Outbound::Trade {
+                            id: queued.id,
+                            peer,
+                            request: queued.request,
+                            frame_digest,
+                            retried: queued.retried,
+                        },
+                    );
+                }
+                Err(E2eError::NoSession) => {
+                    // No session (first contact, or it expired): handshake, then send all.
+                    let mut rest: VecDeque<Queued> = VecDeque::from([queued]);
+                    rest.extend(queue);
+                    self.negotiations.waiting.insert(peer, rest);
+                    match self.sessions().start(peer, now) {
+                        Ok(init) => {
+                            let request_id = rr.send_request(&peer, TradeEnvelope::Handshake(init));
+                            self.negotiations
+                                .outbound
+                                .insert(request_id, Outbound::Handshake { peer });
+                        }
+                        Err(e) => {
+                            events.extend(self.fail_waiting(
+                                peer,
+                                &format!("cannot secure a session with the maker: {e}"),
+                            ));
+                        }
+                    }
+                    return events;
+                }
+                Err(e) => {
+                    // Nonces used up or the like: this trade cannot go out in this session.
+                    self.sessions().remove(&peer, Role::Initiator);
+                    events.extend(
+                        self.abort_open_taker(queued.id, &format!("cannot seal the request: {e}")),
+                    );
+                }
+            }
+        }
+        events
+    }
+
+    /// Ends (as the taker) every trade whose request waited for `peer`.
+    fn fail_waiting(&mut self, peer: PeerId, reason: &str) -> Vec<TradingEvent> {
+        let queue = self.negotiations.waiting.remove(&peer).unwrap_or_default();
+        let mut events = Vec::new();
+        for queued in queue {
+            events.extend(self.abort_open_taker(queued.id, reason));
+        }
+        events
+    }
+
+    /// Ends one of our open taker trades locally, if it is still open.
+    fn abort_open_taker(&mut self, id: TradeId, reason: &str) -> Vec<TradingEvent> {
+        match self.negotiations.trades.get_mut(&id) {
+            Some(t) if t.state.is_open() && t.role == TradeRole::Taker => {
+                abort(t, reason);
+            }
+            _ => return Vec::new(),
+        }
+        self.finish(id);
+        self.trade_event(&id)
     }
 
     /// We could not reach `peer`: its trades in negotiation end.
@@ -303,16 +507,115 @@ impl Trading {
         events
     }
 
-    /// A trade request from another trader (we are the maker).
+    /// A trade envelope from another trader (we are the maker): a handshake to answer, or a
+    /// sealed request to open, handle, and answer sealed. Whatever does not open is refused.
     pub fn on_trade_request(
         &mut self,
         peer: PeerId,
-        request: TradeRequest,
-        channel: ResponseChannel<TradeResponse>,
+        envelope: TradeEnvelope,
+        channel: ResponseChannel<TradeEnvelope>,
         rr: &mut request_response::Behaviour<TradeCodec>,
         gossip: &mut gossipsub::Behaviour,
     ) -> Vec<TradingEvent> {
-        let (response, changed) = match request {
+        let now = unix_time_ms();
+        let me = self.me;
+        let mut events = Vec::new();
+        let rejected =
+            |reason: &'static str| TradingEvent::E2e(E2eEvent::FrameRejected { peer, reason });
+        let answer = match envelope {
+            TradeEnvelope::Handshake(init) => match self.sessions().respond(peer, &init, now) {
+                Ok((resp, cipher)) => {
+                    events.push(TradingEvent::E2e(E2eEvent::SessionEstablished {
+                        peer,
+                        initiator: false,
+                        cipher: cipher.label(),
+                    }));
+                    TradeEnvelope::Handshake(resp)
+                }
+                Err(e) => {
+                    events.push(rejected(e.label()));
+                    TradeEnvelope::Refused(Refusal::BadHandshake)
+                }
+            },
+            TradeEnvelope::Sealed(frame) => {
+                let aad = request_aad(&peer, &me);
+                let reply_aad = response_aad(&peer, &me, &digest(&frame));
+                match self
+                    .sessions()
+                    .open(peer, Role::Responder, &aad, &frame, now)
+                {
+                    Ok(Opened::Data(plaintext)) => {
+                        let response = match TradeRequest::decode(&plaintext) {
+                            Ok(request) => {
+                                let (response, changed) =
+                                    self.handle_trade_request(peer, request, gossip);
+                                events.extend(
+                                    changed.map(|id| self.trade_event(&id)).unwrap_or_default(),
+                                );
+                                response
+                            }
+                            Err(_) => {
+                                events.push(TradingEvent::MessageRejected {
+                                    reason: "trade_request_malformed",
+                                });
+                                TradeResponse::Rejected {
+                                    reason: "malformed trade request".into(),
+                                }
+                            }
+                        };
+                        match self.sessions().seal(
+                            peer,
+                            Role::Responder,
+                            &reply_aad,
+                            &response.encode(),
+                            now,
+                        ) {
+                            Ok(sealed) => TradeEnvelope::Sealed(sealed),
+                            Err(e) => TradeEnvelope::Refused(refusal_for(&e)),
+                        }
+                    }
+                    Ok(Opened::RekeyRequested(init)) => {
+                        match self.sessions().answer_rekey(peer, &init, &reply_aad, now) {
+                            Ok((sealed, epoch)) => {
+                                events.push(TradingEvent::E2e(E2eEvent::Rekeyed { peer, epoch }));
+                                TradeEnvelope::Sealed(sealed)
+                            }
+                            Err(e) => {
+                                events.push(rejected(e.label()));
+                                TradeEnvelope::Refused(refusal_for(&e))
+                            }
+                        }
+                    }
+                    Ok(Opened::Rekeyed { .. }) => {
+                        events.push(rejected("unexpected_kind"));
+                        TradeEnvelope::Refused(Refusal::BadFrame)
+                    }
+                    Err(e) => {
+                        events.push(rejected(e.label()));
+                        TradeEnvelope::Refused(refusal_for(&e))
+                    }
+                }
+            }
+            TradeEnvelope::Refused(_) => {
+                events.push(rejected("unexpected_kind"));
+                TradeEnvelope::Refused(Refusal::BadFrame)
+            }
+        };
+        // The taker may be gone; its side then times out.
+        let _ = rr.send_response(channel, answer);
+        events.append(&mut self.pending_events);
+        events.extend(self.book_views());
+        events
+    }
+
+    /// A trade request that opened (we are the maker): the answer, and the trade it changed.
+    fn handle_trade_request(
+        &mut self,
+        peer: PeerId,
+        request: TradeRequest,
+        gossip: &mut gossipsub::Behaviour,
+    ) -> (TradeResponse, Option<TradeId>) {
+        match request {
             TradeRequest::Take {
                 trade_id,
                 order_id,
@@ -341,13 +644,7 @@ impl Trading {
                     ),
                 }
             }
-        };
-        // The taker may be gone; its side then times out.
-        let _ = rr.send_response(channel, response);
-        let mut events = changed.map(|id| self.trade_event(&id)).unwrap_or_default();
-        events.append(&mut self.pending_events);
-        events.extend(self.book_views());
-        events
+        }
     }
 
     fn on_take(
@@ -542,21 +839,199 @@ impl Trading {
         self.finish(*trade_id);
     }
 
-    /// The maker answered one of our requests (we are the taker).
+    /// The maker answered one of our requests (we are the taker): a handshake answer, a rekey
+    /// answer, a sealed trade answer, or a refusal.
     pub fn on_trade_response(
         &mut self,
         peer: PeerId,
         request_id: OutboundRequestId,
+        envelope: TradeEnvelope,
+        rr: &mut request_response::Behaviour<TradeCodec>,
+    ) -> Vec<TradingEvent> {
+        let Some(outbound) = self.negotiations.outbound.remove(&request_id) else {
+            return Vec::new();
+        };
+        let now = unix_time_ms();
+        let me = self.me;
+        let rejected =
+            |reason: &'static str| TradingEvent::E2e(E2eEvent::FrameRejected { peer, reason });
+        let mut events = Vec::new();
+        match outbound {
+            Outbound::Handshake { peer: p } if p == peer => match envelope {
+                TradeEnvelope::Handshake(resp) => match self.sessions().finish(peer, &resp, now) {
+                    Ok(cipher) => events.push(TradingEvent::E2e(E2eEvent::SessionEstablished {
+                        peer,
+                        initiator: true,
+                        cipher: cipher.label(),
+                    })),
+                    Err(e) => {
+                        events.push(rejected(e.label()));
+                        events.extend(self.fail_waiting(
+                            peer,
+                            &format!("the maker's end-to-end handshake failed: {e}"),
+                        ));
+                    }
+                },
+                other => {
+                    self.sessions().cancel_handshake(&peer);
+                    if !matches!(other, TradeEnvelope::Refused(_)) {
+                        events.push(rejected("unexpected_kind"));
+                    }
+                    events.extend(
+                        self.fail_waiting(peer, "the maker refused the end-to-end handshake"),
+                    );
+                }
+            },
+            Outbound::Rekey {
+                peer: p,
+                frame_digest,
+            } if p == peer => {
+                let opened = match envelope {
+                    TradeEnvelope::Sealed(frame) => self
+                        .sessions()
+                        .open(
+                            peer,
+                            Role::Initiator,
+                            &response_aad(&me, &peer, &frame_digest),
+                            &frame,
+                            now,
+                        )
+                        .map_err(|e| e.label()),
+                    TradeEnvelope::Refused(_) => Err("refused"),
+                    TradeEnvelope::Handshake(_) => Err("unexpected_kind"),
+                };
+                match opened {
+                    Ok(Opened::Rekeyed { epoch }) => {
+                        events.push(TradingEvent::E2e(E2eEvent::Rekeyed { peer, epoch }))
+                    }
+                    other => {
+                        // Whatever went wrong, the two sides may disagree on the keys: start
+                        // over with a full handshake.
+                        match other {
+                            Err("refused") => {}
+                            Err(reason) => events.push(rejected(reason)),
+                            Ok(_) => events.push(rejected("unexpected_kind")),
+                        }
+                        self.sessions().remove(&peer, Role::Initiator);
+                    }
+                }
+            }
+            Outbound::Trade {
+                id,
+                peer: p,
+                request,
+                frame_digest,
+                retried,
+            } if p == peer => match envelope {
+                TradeEnvelope::Sealed(frame) => {
+                    let aad = response_aad(&me, &peer, &frame_digest);
+                    match self
+                        .sessions()
+                        .open(peer, Role::Initiator, &aad, &frame, now)
+                    {
+                        Ok(Opened::Data(plaintext)) => match TradeResponse::decode(&plaintext) {
+                            Ok(response) => {
+                                events.extend(self.on_plain_response(peer, id, response, rr))
+                            }
+                            Err(_) => {
+                                events.push(TradingEvent::MessageRejected {
+                                    reason: "trade_response_malformed",
+                                });
+                                events.extend(self.abort_if_open(
+                                    id,
+                                    "malformed answer from the maker".into(),
+                                    peer,
+                                    rr,
+                                ));
+                            }
+                        },
+                        Ok(_) => {
+                            events.push(rejected("unexpected_kind"));
+                            events.extend(self.abort_if_open(
+                                id,
+                                "unexpected answer from the maker".into(),
+                                peer,
+                                rr,
+                            ));
+                        }
+                        Err(e) => {
+                            events.push(rejected(e.label()));
+                            events.extend(self.abort_if_open(
+                                id,
+                                format!("the maker's sealed answer did not open ({e})"),
+                                peer,
+                                rr,
+                            ));
+                        }
+                    }
+                }
+                TradeEnvelope::Refused(refusal) if refusal.retry_with_new_session() && !retried => {
+                    // The maker lost our session (expired, evicted, restarted) and did not read
+                    // the request: handshake again and resend it, once.
+                    self.sessions().remove(&peer, Role::Initiator);
+                    self.negotiations
+                        .waiting
+                        .entry(peer)
+                        .or_default()
+                        .push_front(Queued {
+                            id,
+                            request,
+                            retried: true,
+                        });
+                }
+                TradeEnvelope::Refused(refusal) => {
+                    events.extend(self.abort_open_taker(
+                        id,
+                        &format!("the maker could not open our request ({refusal:?})"),
+                    ));
+                }
+                TradeEnvelope::Handshake(_) => {
+                    events.push(rejected("unexpected_kind"));
+                    events.extend(self.abort_if_open(
+                        id,
+                        "unexpected answer from the maker".into(),
+                        peer,
+                        rr,
+                    ));
+                }
+            },
+            // An answer from someone other than the peer we asked: ignore it.
+            _ => {}
+        }
+        events.extend(self.pump(peer, rr));
+        events.append(&mut self.pending_events);
+        events
+    }
+
+    /// Aborts our open taker trade `id` and tells the maker; nothing if it already ended.
+    fn abort_if_open(
+        &mut self,
+        id: TradeId,
+        reason: String,
+        peer: PeerId,
+        rr: &mut request_response::Behaviour<TradeCodec>,
+    ) -> Vec<TradingEvent> {
+        match self.negotiations.trades.get(&id) {
+            Some(t) if t.state.is_open() && t.role == TradeRole::Taker => {
+                self.abort_taker(id, reason, peer, rr)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// An opened answer from the maker to our request about trade `id`.
+    fn on_plain_response(
+        &mut self,
+        peer: PeerId,
+        id: TradeId,
         response: TradeResponse,
         rr: &mut request_response::Behaviour<TradeCodec>,
     ) -> Vec<TradingEvent> {
-        let Some(id) = self.negotiations.outbound.remove(&request_id) else {
-            return Vec::new();
-        };
         let Some(trade) = self.negotiations.trades.get(&id).cloned() else {
             return Vec::new();
         };
-        if trade.role != TradeRole::Taker || trade.counterparty != peer {
+        // Answers about a trade that already ended (e.g. to our abort) change nothing.
+        if trade.role != TradeRole::Taker || trade.counterparty != peer || !trade.state.is_open() {
             return Vec::new();
         }
         match response {
@@ -582,8 +1057,9 @@ impl Trading {
                             trade_id: id,
                             taker_signature: signature,
                         };
-                        let request_id = rr.send_request(&peer, confirm);
-                        self.negotiations.outbound.insert(request_id, id);
+                        if let Err(e) = self.send_trade(peer, id, confirm, rr, true) {
+                            return self.abort_taker(id, e, peer, rr);
+                        }
                     }
                     Err(reason) => return self.abort_taker(id, reason, peer, rr),
                 }
@@ -667,20 +1143,25 @@ impl Trading {
         peer: PeerId,
         rr: &mut request_response::Behaviour<TradeCodec>,
     ) -> Vec<TradingEvent> {
-        // Tell the maker so it releases the amount now rather than at the deadline.
-        let request_id = rr.send_request(
-            &peer,
-            TradeRequest::Abort {
-                trade_id: id,
-                reason: reason.clone(),
-            },
-        );
-        self.negotiations.outbound.insert(request_id, id);
         if let Some(t) = self.negotiations.trades.get_mut(&id) {
-            abort(t, reason);
+            abort(t, reason.clone());
         }
         self.finish(id);
-        self.trade_event(&id)
+        // Tell the maker so it releases the amount now rather than at the deadline (best
+        // effort: if it cannot be queued, the maker's deadline does it).
+        let _ = self.send_trade(
+            peer,
+            id,
+            TradeRequest::Abort {
+                trade_id: id,
+                reason,
+            },
+            rr,
+            true,
+        );
+        let mut events = self.trade_event(&id);
+        events.append(&mut self.pending_events);
+        events
     }
 
     /// A request of ours failed (timeout, connection lost, refused stream).
@@ -689,8 +1170,22 @@ impl Trading {
         request_id: OutboundRequestId,
         error: String,
     ) -> Vec<TradingEvent> {
-        let Some(id) = self.negotiations.outbound.remove(&request_id) else {
-            return Vec::new();
+        let id = match self.negotiations.outbound.remove(&request_id) {
+            None => return Vec::new(),
+            Some(Outbound::Trade { id, .. }) => id,
+            Some(Outbound::Handshake { peer }) => {
+                self.sessions().cancel_handshake(&peer);
+                return self.fail_waiting(
+                    peer,
+                    &format!("no answer to the end-to-end handshake: {error}"),
+                );
+            }
+            Some(Outbound::Rekey { peer, .. }) => {
+                // The maker may or may not have switched keys: start over. What waits is
+                // sent after a new handshake (the node retries waiting requests).
+                self.sessions().remove(&peer, Role::Initiator);
+                return Vec::new();
+            }
         };
         match self.negotiations.trades.get_mut(&id) {
             Some(t) if t.state.is_open() => {
@@ -702,9 +1197,13 @@ impl Trading {
         self.trade_event(&id)
     }
 
-    /// Maker side: accepted trades not confirmed in time release their amount.
+    /// Maker side: accepted trades not confirmed in time release their amount. Also prunes
+    /// idle end-to-end sessions and unanswered handshakes.
     pub fn expire_trades(&mut self) -> Vec<TradingEvent> {
         let now = unix_time_ms();
+        if let Some(sessions) = self.negotiations.sessions.as_mut() {
+            sessions.prune(now);
+        }
         let late: Vec<TradeId> = self
             .negotiations
             .trades

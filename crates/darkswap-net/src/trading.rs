@@ -108,6 +108,8 @@ pub enum TradingEvent {
     MessageRejected {
         reason: &'static str,
     },
+    /// The end-to-end sessions that carry trades (counted in the client's metrics).
+    E2e(crate::trade::E2eEvent),
 }
 
 struct SyncJob {
@@ -137,6 +139,8 @@ pub(crate) struct Trading {
     pub(crate) own: HashMap<OrderId, OwnOrder>,
     last_seq: u64,
     unpublished: VecDeque<Unpublished>,
+    /// Whether the relay lets us publish (we are authenticated on the current connection).
+    publishing: bool,
     pub(crate) dirty: HashSet<Pair>,
     pub(crate) negotiations: crate::trade::Negotiations,
     /// Events produced deep inside a handler, emitted with its result.
@@ -165,6 +169,7 @@ impl Trading {
             own: HashMap::new(),
             last_seq: 0,
             unpublished: VecDeque::new(),
+            publishing: false,
             dirty: HashSet::new(),
             last_view: HashMap::new(),
             syncs: HashMap::new(),
@@ -260,6 +265,11 @@ impl Trading {
 
     /// The relay link is (back) up: sync every followed pair and republish our orders, since a
     /// restarted relay has forgotten them.
+    /// Allows or stops publishing (authenticated with the relay, or not any more).
+    pub fn set_publishing(&mut self, on: bool) {
+        self.publishing = on;
+    }
+
     pub fn relay_ready(
         &mut self,
         gossip: &mut gossipsub::Behaviour,
@@ -433,6 +443,11 @@ impl Trading {
     /// Publishes what waits; what cannot go out within the deadline is withdrawn.
     pub fn flush(&mut self, gossip: &mut gossipsub::Behaviour) -> Events {
         let mut events = Vec::new();
+        if !self.publishing {
+            // Not authenticated with the relay yet: it would refuse what we publish, so
+            // everything waits in the (bounded) queue.
+            return events;
+        }
         let mut waiting = VecDeque::new();
         while let Some(item) = self.unpublished.pop_front() {
             if !self.take_token() {

@@ -27,7 +27,7 @@ use darkswap_orderbook::{quote_amount, OrderId, Pair, Price, Side};
 use libp2p_identity::{Keypair, PeerId, PublicKey};
 use prost::Message as _;
 
-pub const TRADE_PROTOCOL: &str = "/darkswap/trade/1";
+pub const TRADE_PROTOCOL: &str = "/darkswap/trade/2";
 pub const TRADE_WIRE_VERSION: u32 = 1;
 /// Cap on one trade frame: an agreement is ~200 bytes, signatures 64.
 pub const MAX_TRADE_FRAME_BYTES: u64 = 2048;

@@ -1,0 +1,204 @@
+//! The security audit log: one JSON object per line in `<data_dir>/audit.log` (rotated to
+//! `audit.log.1` at a size cap), and the same line through tracing (target `audit`). Events:
+//! auth success and failure, ban, unban, trust, untrust, rate limit, denial, each with the peer,
+//! its address, the method and the reason. A flood cannot fill the disk or slow the relay: at
+//! most [`defaults::AUDIT_EVENTS_PER_SECOND`] lines a second are written, the rest counted.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use libp2p::{Multiaddr, PeerId};
+use prometheus_client::metrics::counter::Counter;
+
+use crate::defaults;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    AuthSuccess,
+    AuthFailure,
+    Ban,
+    Unban,
+    Trust,
+    Untrust,
+    RateLimit,
+    Denial,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::AuthSuccess => "auth_success",
+            Kind::AuthFailure => "auth_failure",
+            Kind::Ban => "ban",
+            Kind::Unban => "unban",
+            Kind::Trust => "trust",
+            Kind::Untrust => "untrust",
+            Kind::RateLimit => "rate_limit",
+            Kind::Denial => "denial",
+        }
+    }
+}
+
+/// One event's fields (empty ones are left out of the line).
+#[derive(Debug, Clone, Default)]
+pub struct Fields<'a> {
+    pub peer: Option<&'a PeerId>,
+    pub addr: Option<&'a Multiaddr>,
+    pub method: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub level: Option<&'a str>,
+    pub operation: Option<&'a str>,
+    /// The peer an admin action is about.
+    pub target: Option<&'a PeerId>,
+}
+
+struct Writer {
+    file: Option<File>,
+    written: u64,
+    window_start_ms: u64,
+    in_window: u32,
+    suppressed: u64,
+}
+
+pub struct Audit {
+    path: PathBuf,
+    writer: Mutex<Writer>,
+    dropped: Counter,
+}
+
+impl Audit {
+    /// Opens (appends to) `<data_dir>/audit.log`. A log that cannot be opened is reported and
+    /// the events still go to tracing.
+    pub fn open(data_dir: &Path, dropped: Counter) -> Audit {
+        let path = data_dir.join("audit.log");
+        let file = OpenOptions::new().create(true).append(true).open(&path);
+        let (file, written) = match file {
+            Ok(f) => {
+                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                (Some(f), len)
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), "cannot open the audit log: {e}");
+                (None, 0)
+            }
+        };
+        Audit {
+            path,
+            writer: Mutex::new(Writer {
+                file,
+                written,
+                window_start_ms: 0,
+                in_window: 0,
+                suppressed: 0,
+            }),
+            dropped,
+        }
+    }
+
+    pub fn record(&self, kind: Kind, fields: Fields<'_>) {
+        self.record_at(kind, fields, darkswap_net::unix_time_ms());
+    }
+
+    fn record_at(&self, kind: Kind, f: Fields<'_>, now_ms: u64) {
+        let Ok(mut w) = self.writer.lock() else {
+            self.dropped.inc();
+            return;
+        };
+        if now_ms.saturating_sub(w.window_start_ms) >= 1_000 {
+            w.window_start_ms = now_ms;
+            w.in_window = 0;
+        }
+        if w.in_window >= defaults::AUDIT_EVENTS_PER_SECOND {
+            w.suppressed += 1;
+            self.dropped.inc();
+            return;
+        }
+        w.in_window += 1;
+        let mut line = serde_json::Map::new();
+        line.insert("ts_ms".into(), now_ms.into());
+        line.insert("event".into(), kind.label().into());
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                line.insert(k.into(), v.into());
+            }
+        };
+        put("peer", f.peer.map(|p| p.to_base58()));
+        put("addr", f.addr.map(|a| a.to_string()));
+        put("method", f.method.map(str::to_string));
+        put("reason", f.reason.map(str::to_string));
+        put("level", f.level.map(str::to_string));
+        put("operation", f.operation.map(str::to_string));
+        put("target", f.target.map(|p| p.to_base58()));
+        if w.suppressed > 0 {
+            line.insert("suppressed_before".into(), w.suppressed.into());
+            w.suppressed = 0;
+        }
+        let text = serde_json::Value::Object(line).to_string();
+        tracing::info!(target: "audit", "{text}");
+        if w.written + text.len() as u64 + 1 > defaults::AUDIT_LOG_MAX_BYTES {
+            self.rotate(&mut w);
+        }
+        if let Some(file) = w.file.as_mut() {
+            if writeln!(file, "{text}").is_ok() {
+                w.written += text.len() as u64 + 1;
+            }
+        }
+    }
+
+    fn rotate(&self, w: &mut Writer) {
+        w.file = None;
+        let old = self.path.with_extension("log.1");
+        if let Err(e) = std::fs::rename(&self.path, &old) {
+            tracing::error!("cannot rotate the audit log: {e}");
+        }
+        w.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .ok();
+        w.written = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_json_and_floods_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let dropped = Counter::default();
+        let audit = Audit::open(dir.path(), dropped.clone());
+        let peer = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let n = defaults::AUDIT_EVENTS_PER_SECOND + 10;
+        for _ in 0..n {
+            audit.record_at(
+                Kind::AuthFailure,
+                Fields {
+                    peer: Some(&peer),
+                    method: Some("identity"),
+                    reason: Some("wrong_proof"),
+                    ..Fields::default()
+                },
+                5_000,
+            );
+        }
+        audit.record_at(Kind::Ban, Fields::default(), 6_000);
+        let text = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len() as u32, defaults::AUDIT_EVENTS_PER_SECOND + 1);
+        assert_eq!(lines[0]["event"], "auth_failure");
+        assert_eq!(lines[0]["peer"], peer.to_base58());
+        assert_eq!(lines[0]["reason"], "wrong_proof");
+        assert_eq!(lines.last().unwrap()["suppressed_before"], 10);
+        assert_eq!(dropped.get(), 10);
+    }
+}

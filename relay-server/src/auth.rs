@@ -1,0 +1,498 @@
+//! The relay's side of `/darkswap/auth/1`: issues single-use challenges (rate-limited per peer
+//! and per IP, bounded in memory), checks answers in constant time, signs tokens, checks tokens
+//! presented again, and serves the admin API (ban, unban, trust, untrust, list) to peers whose
+//! level allows it. Every outcome is counted by method and reason and written to the audit log.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use darkswap_auth::limiter::KeyedLimiter;
+use darkswap_auth::pending::PendingChallenges;
+use darkswap_auth::proof::{verify_identity, Binding};
+use darkswap_auth::token::{self, Claims};
+use darkswap_auth::wire::{AdminAction, AuthRequest, AuthResponse};
+use darkswap_auth::{Level, Method, Operation, RefuseReason, NONCE_BYTES};
+use libp2p::identity::Keypair;
+use libp2p::{Multiaddr, PeerId};
+
+use crate::access::Access;
+use crate::audit::{self, Audit};
+use crate::config::AuthConfig;
+use crate::defaults;
+use crate::metrics::{ActionLabels, AuthLabels, DenialLabels, RelayMetrics, ScopeLabels};
+
+/// What the main loop must do after an admin request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    None,
+    /// Close the peer's connections and refuse new ones.
+    Block(PeerId),
+    Unblock(PeerId),
+}
+
+/// Where a request came from.
+pub struct Origin<'a> {
+    pub peer: PeerId,
+    pub addr: Option<&'a Multiaddr>,
+}
+
+impl Origin<'_> {
+    fn ip(&self) -> Option<IpAddr> {
+        self.addr?.iter().find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+            libp2p::multiaddr::Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+            _ => None,
+        })
+    }
+}
+
+pub struct AuthService {
+    access: Arc<Mutex<Access>>,
+    audit: Arc<Audit>,
+    key: Keypair,
+    relay: PeerId,
+    pending: PendingChallenges,
+    per_peer: KeyedLimiter<PeerId>,
+    per_ip: KeyedLimiter<IpAddr>,
+    token_ttl_ms: u64,
+    shared_key: Option<darkswap_auth::proof::SharedKey>,
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl AuthService {
+    pub fn new(
+        config: &AuthConfig,
+        key: Keypair,
+        access: Arc<Mutex<Access>>,
+        audit: Arc<Audit>,
+    ) -> Self {
+        // A burst of a few requests (a reconnect plus a refresh), then the per-minute rate.
+        let burst = |per_minute: u32| per_minute.clamp(1, 5);
+        AuthService {
+            relay: key.public().to_peer_id(),
+            key,
+            access,
+            audit,
+            pending: PendingChallenges::new(
+                defaults::AUTH_MAX_PENDING_CHALLENGES,
+                defaults::AUTH_MAX_PENDING_PER_PEER,
+                millis(config.challenge_ttl),
+            ),
+            per_peer: KeyedLimiter::new(
+                config.challenge_rate_per_peer,
+                burst(config.challenge_rate_per_peer),
+                defaults::AUTH_RATE_TABLE_CAPACITY,
+            ),
+            per_ip: KeyedLimiter::new(
+                config.challenge_rate_per_ip,
+                config.challenge_rate_per_ip.clamp(1, 20),
+                defaults::AUTH_RATE_TABLE_CAPACITY,
+            ),
+            token_ttl_ms: millis(config.token_ttl),
+            shared_key: config.shared_key.clone(),
+        }
+    }
+
+    pub fn pending_challenges(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Housekeeping once a second.
+    pub fn prune(&mut self, now_ms: u64) {
+        self.pending.prune(now_ms);
+        self.per_peer.prune(now_ms);
+        self.per_ip.prune(now_ms);
+    }
+
+    pub fn peer_gone(&mut self, peer: &PeerId) {
+        self.pending.forget_peer(peer);
+    }
+
+    pub fn handle(
+        &mut self,
+        origin: &Origin<'_>,
+        request: AuthRequest,
+        metrics: &RelayMetrics,
+        now_ms: u64,
+    ) -> (AuthResponse, Effect) {
+        match request {
+            AuthRequest::Challenge { method } => {
+                let response = self
+                    .challenge(origin, method, metrics, now_ms)
+                    .unwrap_or_else(|reason| self.refused(origin, method.label(), reason, metrics));
+                (response, Effect::None)
+            }
+            AuthRequest::Answer { nonce, proof } => {
+                let response = match self.answer(origin, &nonce, &proof, now_ms) {
+                    Ok((method, level, token, expires_at_ms)) => {
+                        self.granted(origin, method, level, metrics);
+                        AuthResponse::Granted {
+                            level,
+                            method,
+                            token,
+                            expires_at_ms,
+                        }
+                    }
+                    Err((method, reason)) => self.refused(origin, method, reason, metrics),
+                };
+                (response, Effect::None)
+            }
+            AuthRequest::Token { token } => {
+                let response = match self.present(origin, &token, metrics, now_ms) {
+                    Ok(claims_level) => {
+                        let (level, expires_at_ms) = claims_level;
+                        self.granted(origin, Method::Token, level, metrics);
+                        AuthResponse::Granted {
+                            level,
+                            method: Method::Token,
+                            token,
+                            expires_at_ms,
+                        }
+                    }
+                    Err(reason) => self.refused(origin, Method::Token.label(), reason, metrics),
+                };
+                (response, Effect::None)
+            }
+            AuthRequest::Admin(action) => self.admin(origin, action, metrics, now_ms),
+        }
+    }
+
+    fn rate_limited(
+        &mut self,
+        origin: &Origin<'_>,
+        metrics: &RelayMetrics,
+        now_ms: u64,
+    ) -> Result<(), RefuseReason> {
+        let scope = if !self.per_peer.allow(&origin.peer, now_ms) {
+            "peer"
+        } else if origin
+            .ip()
+            .is_some_and(|ip| !self.per_ip.allow(&ip, now_ms))
+        {
+            "ip"
+        } else {
+            return Ok(());
+        };
+        metrics
+            .auth_rate_limited
+            .get_or_create(&ScopeLabels {
+                scope: scope.into(),
+            })
+            .inc();
+        self.audit.record(
+            audit::Kind::RateLimit,
+            audit::Fields {
+                peer: Some(&origin.peer),
+                addr: origin.addr,
+                reason: Some(scope),
+                ..Default::default()
+            },
+        );
+        Err(RefuseReason::RateLimited)
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Access>, RefuseReason> {
+        // A poisoned lock cannot say who may do what: refuse.
+        self.access.lock().map_err(|_| RefuseReason::Busy)
+    }
+
+    fn challenge(
+        &mut self,
+        origin: &Origin<'_>,
+        method: Method,
+        metrics: &RelayMetrics,
+        now_ms: u64,
+    ) -> Result<AuthResponse, RefuseReason> {
+        self.rate_limited(origin, metrics, now_ms)?;
+        // Refuse early what the answer could never earn (disabled method, not allowed, banned).
+        self.lock()?.entitlement(&origin.peer, method)?;
+        let nonce: [u8; NONCE_BYTES] = rand010::random();
+        let expires_at_ms = self.pending.issue(nonce, origin.peer, method, now_ms)?;
+        Ok(AuthResponse::Challenge {
+            method,
+            nonce,
+            expires_at_ms,
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn answer(
+        &mut self,
+        origin: &Origin<'_>,
+        nonce: &[u8; NONCE_BYTES],
+        proof: &[u8],
+        now_ms: u64,
+    ) -> Result<(Method, Level, Vec<u8>, u64), (&'static str, RefuseReason)> {
+        let pending = self
+            .pending
+            .take(nonce, &origin.peer, now_ms)
+            .map_err(|r| ("unknown", r))?;
+        let method = pending.method;
+        let binding = Binding {
+            nonce,
+            relay: &self.relay,
+            client: &origin.peer,
+            expires_at_ms: pending.expires_at_ms,
+        };
+        let valid = match method {
+            Method::Identity => verify_identity(&binding, proof),
+            Method::SharedKey => self
+                .shared_key
+                .as_ref()
+                .is_some_and(|k| k.verify(&binding, proof)),
+            _ => false,
+        };
+        if !valid {
+            return Err((method.label(), RefuseReason::WrongProof));
+        }
+        let mut access = self.lock().map_err(|r| (method.label(), r))?;
+        let level = access
+            .entitlement(&origin.peer, method)
+            .map_err(|r| (method.label(), r))?;
+        let expires_at_ms = now_ms.saturating_add(self.token_ttl_ms);
+        let token = token::issue(
+            &self.key,
+            &Claims {
+                relay: self.relay,
+                peer: origin.peer,
+                level,
+                method,
+                issued_at_ms: now_ms,
+                expires_at_ms,
+            },
+        )
+        .ok_or((method.label(), RefuseReason::Busy))?;
+        access.grant(origin.peer, level, expires_at_ms);
+        Ok((method, level, token, expires_at_ms))
+    }
+
+    fn present(
+        &mut self,
+        origin: &Origin<'_>,
+        token: &[u8],
+        metrics: &RelayMetrics,
+        now_ms: u64,
+    ) -> Result<(Level, u64), RefuseReason> {
+        self.rate_limited(origin, metrics, now_ms)?;
+        let claims = token::verify(token, &self.key.public(), &origin.peer, now_ms)?;
+        let mut access = self.lock()?;
+        let level = access.token_level(&claims)?;
+        access.grant(origin.peer, level, claims.expires_at_ms);
+        Ok((level, claims.expires_at_ms))
+    }
+
+    fn granted(&self, origin: &Origin<'_>, method: Method, level: Level, metrics: &RelayMetrics) {
+        metrics
+            .auth_attempts
+            .get_or_create(&AuthLabels {
+                method: method.label().into(),
+                reason: "ok".into(),
+            })
+            .inc();
+        self.audit.record(
+            audit::Kind::AuthSuccess,
+            audit::Fields {
+                peer: Some(&origin.peer),
+                addr: origin.addr,
+                method: Some(method.label()),
+                level: Some(level.label()),
+                ..Default::default()
+            },
+        );
+    }
+
+    fn refused(
+        &self,
+        origin: &Origin<'_>,
+        method: &str,
+        reason: RefuseReason,
+        metrics: &RelayMetrics,
+    ) -> AuthResponse {
+        metrics
+            .auth_attempts
+            .get_or_create(&AuthLabels {
+                method: method.into(),
+                reason: reason.label().into(),
+            })
+            .inc();
+        // Rate-limit refusals were audited as such already.
+        if reason != RefuseReason::RateLimited {
+            self.audit.record(
+                audit::Kind::AuthFailure,
+                audit::Fields {
+                    peer: Some(&origin.peer),
+                    addr: origin.addr,
+                    method: Some(method),
+                    reason: Some(reason.label()),
+                    ..Default::default()
+                },
+            );
+        }
+        AuthResponse::Refused { reason }
+    }
+
+    fn admin(
+        &mut self,
+        origin: &Origin<'_>,
+        action: AdminAction,
+        metrics: &RelayMetrics,
+        now_ms: u64,
+    ) -> (AuthResponse, Effect) {
+        let op = match &action {
+            AdminAction::Ban { .. } => Operation::Ban,
+            AdminAction::Unban { .. } => Operation::Unban,
+            AdminAction::Trust { .. } | AdminAction::Untrust { .. } => Operation::Trust,
+            AdminAction::List => Operation::ReadAdminData,
+        };
+        let Ok(mut access) = self.access.lock() else {
+            return (
+                AuthResponse::Refused {
+                    reason: RefuseReason::Busy,
+                },
+                Effect::None,
+            );
+        };
+        if let Err(level) = access.permits(&origin.peer, op, now_ms) {
+            drop(access);
+            deny(&self.audit, metrics, &origin.peer, origin.addr, op, level);
+            return (
+                AuthResponse::Refused {
+                    reason: RefuseReason::InsufficientLevel,
+                },
+                Effect::None,
+            );
+        }
+        let (result, effect, kind, target) = match action {
+            AdminAction::Ban { peer, reason } => (
+                access.ban(peer, reason, now_ms),
+                Effect::Block(peer),
+                Some(audit::Kind::Ban),
+                Some(peer),
+            ),
+            AdminAction::Unban { peer } => (
+                access.unban(&peer),
+                Effect::Unblock(peer),
+                Some(audit::Kind::Unban),
+                Some(peer),
+            ),
+            AdminAction::Trust { peer } => (
+                access.trust(peer, now_ms),
+                Effect::None,
+                Some(audit::Kind::Trust),
+                Some(peer),
+            ),
+            AdminAction::Untrust { peer } => (
+                access.untrust(&peer),
+                Effect::None,
+                Some(audit::Kind::Untrust),
+                Some(peer),
+            ),
+            AdminAction::List => {
+                let entries = access.entries();
+                return (
+                    AuthResponse::Admin {
+                        message: format!("{} entries", entries.len()),
+                        entries,
+                    },
+                    Effect::None,
+                );
+            }
+        };
+        metrics.banned_peers.set(access.banned().len() as i64);
+        drop(access);
+        match result {
+            Ok(()) => {
+                if let Some(kind) = kind {
+                    self.audit.record(
+                        kind,
+                        audit::Fields {
+                            peer: Some(&origin.peer),
+                            addr: origin.addr,
+                            target: target.as_ref(),
+                            ..Default::default()
+                        },
+                    );
+                }
+                let action = match effect {
+                    Effect::Block(_) => Some("ban"),
+                    Effect::Unblock(_) => Some("unban"),
+                    Effect::None => None,
+                };
+                if let Some(action) = action {
+                    metrics
+                        .bans
+                        .get_or_create(&ActionLabels {
+                            action: action.into(),
+                        })
+                        .inc();
+                }
+                (
+                    AuthResponse::Admin {
+                        message: "done".into(),
+                        entries: Vec::new(),
+                    },
+                    effect,
+                )
+            }
+            Err(message) => (
+                AuthResponse::Admin {
+                    message: format!("refused: {message}"),
+                    entries: Vec::new(),
+                },
+                Effect::None,
+            ),
+        }
+    }
+}
+
+/// Counts and audits an operation refused for want of level.
+pub fn deny(
+    audit: &Audit,
+    metrics_or_family: &RelayMetrics,
+    peer: &PeerId,
+    addr: Option<&Multiaddr>,
+    op: Operation,
+    level: Level,
+) {
+    deny_with(
+        audit,
+        &metrics_or_family.auth_denials,
+        peer,
+        addr,
+        op,
+        level,
+    );
+}
+
+/// [`deny`] for code that holds only the counter family (the relay behaviour's limiters).
+pub fn deny_with(
+    audit: &Audit,
+    denials: &prometheus_client::metrics::family::Family<
+        DenialLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+    peer: &PeerId,
+    addr: Option<&Multiaddr>,
+    op: Operation,
+    level: Level,
+) {
+    denials
+        .get_or_create(&DenialLabels {
+            operation: op.label().into(),
+            level: level.label().into(),
+        })
+        .inc();
+    audit.record(
+        audit::Kind::Denial,
+        audit::Fields {
+            peer: Some(peer),
+            addr,
+            operation: Some(op.label()),
+            level: Some(level.label()),
+            ..Default::default()
+        },
+    );
+}

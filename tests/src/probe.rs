@@ -1,0 +1,248 @@
+//! A bare client that speaks `/darkswap/auth/1`, circuit relay v2 and gossipsub by hand, as a
+//! hostile or careless peer would: it can skip authentication, replay answers, present forged
+//! tokens, and then try to reserve or publish.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use darkswap_auth::proof::{identity_answer, Binding, SharedKey};
+use darkswap_auth::wire::{AuthRequest, AuthResponse};
+use darkswap_auth::{Method, AUTH_PROTOCOL, NONCE_BYTES};
+use darkswap_net::auth::AuthCodec;
+use darkswap_net::libp2p::multiaddr::Protocol;
+use darkswap_net::libp2p::request_response::{self, ProtocolSupport};
+use darkswap_net::libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use darkswap_net::libp2p::{
+    identity::Keypair, noise, relay, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
+};
+use futures::StreamExt;
+
+use crate::Relay;
+
+#[derive(NetworkBehaviour)]
+#[behaviour(prelude = "darkswap_net::libp2p::swarm::derive_prelude")]
+pub struct ProbeBehaviour {
+    auth: request_response::Behaviour<AuthCodec>,
+    relay: relay::client::Behaviour,
+}
+
+pub struct Probe {
+    pub key: Keypair,
+    swarm: Swarm<ProbeBehaviour>,
+    relay_id: PeerId,
+    relay_addr: Multiaddr,
+}
+
+/// What a reservation attempt came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reservation {
+    Accepted,
+    Refused(String),
+}
+
+impl Probe {
+    /// Connects to `relay` over TCP with `key` and does nothing else.
+    pub async fn connect(relay: &Relay, key: Keypair) -> Result<Self> {
+        let mut swarm = darkswap_net::libp2p::SwarmBuilder::with_existing_identity(key.clone())
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )?
+            .with_relay_client(noise::Config::new, yamux::Config::default)?
+            .with_behaviour(|_, relay_client| ProbeBehaviour {
+                auth: request_response::Behaviour::with_codec(
+                    AuthCodec::default(),
+                    [(
+                        StreamProtocol::new(AUTH_PROTOCOL),
+                        ProtocolSupport::Outbound,
+                    )],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(10)),
+                ),
+                relay: relay_client,
+            })?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        let relay_addr = relay.tcp_addr();
+        swarm.dial(relay_addr.clone())?;
+        let relay_id = relay.peer_id;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match swarm.select_next_some().await {
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == relay_id => {
+                        return Ok(())
+                    }
+                    SwarmEvent::OutgoingConnectionError { error, .. } => {
+                        bail!("cannot connect: {error}")
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .map_err(|_| anyhow!("no connection within 10 s"))??;
+        Ok(Probe {
+            key,
+            swarm,
+            relay_id,
+            relay_addr,
+        })
+    }
+
+    pub fn id(&self) -> PeerId {
+        self.key.public().to_peer_id()
+    }
+
+    pub fn relay_id(&self) -> PeerId {
+        self.relay_id
+    }
+
+    /// Sends one auth request and returns the relay's answer.
+    pub async fn request(&mut self, request: AuthRequest) -> Result<AuthResponse> {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .auth
+            .send_request(&self.relay_id, request);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match self.swarm.select_next_some().await {
+                    SwarmEvent::Behaviour(ProbeBehaviourEvent::Auth(
+                        request_response::Event::Message {
+                            message:
+                                request_response::Message::Response {
+                                    request_id,
+                                    response,
+                                },
+                            ..
+                        },
+                    )) if request_id == id => return Ok(response),
+                    SwarmEvent::Behaviour(ProbeBehaviourEvent::Auth(
+                        request_response::Event::OutboundFailure {
+                            request_id, error, ..
+                        },
+                    )) if request_id == id => bail!("auth request failed: {error}"),
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .map_err(|_| anyhow!("no auth answer within 10 s"))?
+    }
+
+    /// Asks for a challenge for `method`.
+    pub async fn challenge(&mut self, method: Method) -> Result<([u8; NONCE_BYTES], u64)> {
+        match self.request(AuthRequest::Challenge { method }).await? {
+            AuthResponse::Challenge {
+                nonce,
+                expires_at_ms,
+                ..
+            } => Ok((nonce, expires_at_ms)),
+            other => bail!("expected a challenge, got {other:?}"),
+        }
+    }
+
+    /// The answer to a challenge signed with `signer` (our key, or someone else's).
+    pub fn identity_answer(
+        &self,
+        signer: &Keypair,
+        nonce: &[u8; NONCE_BYTES],
+        expires_at_ms: u64,
+    ) -> AuthRequest {
+        let local = self.id();
+        let proof = identity_answer(
+            signer,
+            &Binding {
+                nonce,
+                relay: &self.relay_id,
+                client: &local,
+                expires_at_ms,
+            },
+        )
+        .expect("ed25519 signs");
+        AuthRequest::Answer {
+            nonce: *nonce,
+            proof,
+        }
+    }
+
+    pub fn shared_key_answer(
+        &self,
+        key: &SharedKey,
+        nonce: &[u8; NONCE_BYTES],
+        expires_at_ms: u64,
+    ) -> AuthRequest {
+        let local = self.id();
+        AuthRequest::Answer {
+            nonce: *nonce,
+            proof: key.answer(&Binding {
+                nonce,
+                relay: &self.relay_id,
+                client: &local,
+                expires_at_ms,
+            }),
+        }
+    }
+
+    /// The whole identity exchange; returns the relay's final answer.
+    pub async fn authenticate(&mut self) -> Result<AuthResponse> {
+        let (nonce, expires) = self.challenge(Method::Identity).await?;
+        let answer = self.identity_answer(&self.key.clone(), &nonce, expires);
+        self.request(answer).await
+    }
+
+    /// Asks the relay for a reservation and waits for the outcome.
+    pub async fn reserve(&mut self) -> Result<Reservation> {
+        let addr = self.relay_addr.clone().with(Protocol::P2pCircuit);
+        let listener = self.swarm.listen_on(addr)?;
+        let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match self.swarm.select_next_some().await {
+                    SwarmEvent::Behaviour(ProbeBehaviourEvent::Relay(
+                        relay::client::Event::ReservationReqAccepted { .. },
+                    )) => return Reservation::Accepted,
+                    SwarmEvent::ListenerClosed {
+                        listener_id,
+                        reason,
+                        ..
+                    } if listener_id == listener => {
+                        return Reservation::Refused(match reason {
+                            Ok(()) => "closed".into(),
+                            Err(e) => e.to_string(),
+                        })
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .map_err(|_| anyhow!("no reservation outcome within 10 s"))?;
+        if outcome == Reservation::Accepted {
+            self.swarm.remove_listener(listener);
+        }
+        Ok(outcome)
+    }
+
+    /// Waits until the relay closes our connection.
+    pub async fn closed_within(&mut self, timeout: Duration) -> bool {
+        let relay_id = self.relay_id;
+        tokio::time::timeout(timeout, async {
+            loop {
+                if let SwarmEvent::ConnectionClosed {
+                    peer_id,
+                    num_established: 0,
+                    ..
+                } = self.swarm.select_next_some().await
+                {
+                    if peer_id == relay_id {
+                        return;
+                    }
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+}

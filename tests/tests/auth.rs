@@ -1,0 +1,535 @@
+//! Relay authentication and authorization against the real relay binary on loopback: a peer
+//! that skips auth gets nothing (no reservation, no publishing), replayed and expired challenges,
+//! wrong proofs, disabled methods, forged / another peer's / expired tokens, bans (cutting an
+//! open connection, surviving a restart) and the admin API's own level check. Every refusal is
+//! also checked in /metrics and, for bans, in the audit log.
+
+use std::time::Duration;
+
+use darkswap_auth::client::Credential;
+use darkswap_auth::proof::SharedKey;
+use darkswap_auth::wire::{AdminAction, AuthRequest, AuthResponse};
+use darkswap_auth::{Level, Method, RefuseReason};
+use darkswap_net::libp2p::identity::Keypair;
+use darkswap_net::{unix_time_ms, AuthEvent, NodeConfig, NodeEvent, RelayStatus};
+use darkswap_orderbook::{Pair, Price, Side};
+use darkswap_proto::order::{sign_order_message, OrderAction, OrderBody, OrderSpec};
+use darkswap_tests::probe::{Probe, Reservation};
+use darkswap_tests::{Peer, Ports, RawPublisher, Relay};
+
+const T: Duration = Duration::from_secs(20);
+
+fn refused(response: &AuthResponse) -> Option<RefuseReason> {
+    match response {
+        AuthResponse::Refused { reason } => Some(*reason),
+        _ => None,
+    }
+}
+
+fn granted(response: &AuthResponse) -> Option<(Level, Method)> {
+    match response {
+        AuthResponse::Granted { level, method, .. } => Some((*level, *method)),
+        _ => None,
+    }
+}
+
+fn attempts(relay: &Relay, method: &str, reason: &str) -> f64 {
+    relay
+        .metric(&format!(
+            "darkswap_relay_auth_attempts_total{{method=\"{method}\",reason=\"{reason}\"}}"
+        ))
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_peer_that_skips_auth_can_neither_reserve_nor_publish() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), Ports::default(), &[])?;
+
+    let mut probe = Probe::connect(&relay, Keypair::generate_ed25519()).await?;
+    let outcome = probe.reserve().await?;
+    assert!(
+        matches!(outcome, Reservation::Refused(_)),
+        "an unauthenticated reservation was accepted"
+    );
+    relay
+        .metric_eventually(
+            "darkswap_relay_reservations_denied_total{reason=\"unauthorized\"}",
+            T,
+            |v| v >= 1.0,
+        )
+        .await?;
+    assert!(
+        relay.metric(
+            "darkswap_relay_auth_denials_total{operation=\"reserve\",level=\"anonymous\"}"
+        )? >= 1.0
+    );
+
+    // Publishing a perfectly valid signed order without authenticating: refused and counted.
+    let pair = Pair::parse("RUNE:DOGGOTOTHEMOON/BTC")?;
+    let mut watcher = Peer::trader(&relay, &pair).await?;
+    let mut raw = RawPublisher::connect_unauthenticated(&relay, &pair).await?;
+    let maker = Keypair::generate_ed25519();
+    let now = unix_time_ms();
+    let body = OrderBody {
+        pair: pair.clone(),
+        seq: 1,
+        sent_at_ms: now,
+        action: OrderAction::Order(OrderSpec {
+            nonce: 1,
+            side: Side::Sell,
+            price: Price(300),
+            amount: 1_000,
+            min_fill: 1,
+            expires_at_ms: now + 3_600_000,
+        }),
+    };
+    raw.publish(sign_order_message(&maker, &body, now)?).await?;
+    relay
+        .metric_eventually(
+            "darkswap_relay_order_messages_rejected_total{reason=\"unauthorized\"}",
+            T,
+            |v| v >= 1.0,
+        )
+        .await?;
+    assert!(
+        relay.metric(
+            "darkswap_relay_auth_denials_total{operation=\"publish_order\",level=\"anonymous\"}"
+        )? >= 1.0
+    );
+    // It never reached the watcher.
+    assert!(watcher
+        .book_where(Duration::from_secs(2), &pair, |v| !v.orders.is_empty())
+        .await
+        .is_err());
+
+    // The same probe, once authenticated, may reserve.
+    let answer = probe.authenticate().await?;
+    assert_eq!(
+        granted(&answer),
+        Some((Level::Authenticated, Method::Identity))
+    );
+    assert_eq!(probe.reserve().await?, Reservation::Accepted);
+    assert!(attempts(&relay, "identity", "ok") >= 1.0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn challenges_are_single_use_bound_and_expire() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &["--auth-challenge-ttl-secs", "1"],
+    )?;
+    let mut probe = Probe::connect(&relay, Keypair::generate_ed25519()).await?;
+
+    // A correct answer works once; the same answer again is a replay.
+    let (nonce, expires) = probe.challenge(Method::Identity).await?;
+    let answer = probe.identity_answer(&probe.key.clone(), &nonce, expires);
+    assert!(granted(&probe.request(answer.clone()).await?).is_some());
+    assert_eq!(
+        refused(&probe.request(answer).await?),
+        Some(RefuseReason::UnknownChallenge)
+    );
+
+    // Signed by another key (a relay-in-the-middle or a thief without our key).
+    let (nonce, expires) = probe.challenge(Method::Identity).await?;
+    let wrong = probe.identity_answer(&Keypair::generate_ed25519(), &nonce, expires);
+    assert_eq!(
+        refused(&probe.request(wrong).await?),
+        Some(RefuseReason::WrongProof)
+    );
+
+    // 64 arbitrary bytes are not a signature (the original design accepted them).
+    let (nonce, _) = probe.challenge(Method::Identity).await?;
+    let junk = AuthRequest::Answer {
+        nonce,
+        proof: vec![0x42; 64],
+    };
+    assert_eq!(
+        refused(&probe.request(junk).await?),
+        Some(RefuseReason::WrongProof)
+    );
+
+    // Answered too late.
+    let (nonce, expires) = probe.challenge(Method::Identity).await?;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let late = probe.identity_answer(&probe.key.clone(), &nonce, expires);
+    assert_eq!(
+        refused(&probe.request(late).await?),
+        Some(RefuseReason::ExpiredChallenge)
+    );
+
+    // A nonce issued to someone else.
+    let mut other = Probe::connect(&relay, Keypair::generate_ed25519()).await?;
+    let (nonce, expires) = probe.challenge(Method::Identity).await?;
+    let stolen = other.identity_answer(&other.key.clone(), &nonce, expires);
+    assert_eq!(
+        refused(&other.request(stolen).await?),
+        Some(RefuseReason::UnknownChallenge)
+    );
+
+    // The shared-key method is not configured on this relay (asked by the second probe: the
+    // first has used up its burst of challenge requests).
+    assert_eq!(
+        refused(
+            &other
+                .request(AuthRequest::Challenge {
+                    method: Method::SharedKey
+                })
+                .await?
+        ),
+        Some(RefuseReason::MethodDisabled)
+    );
+
+    assert!(attempts(&relay, "unknown", "unknown_challenge") >= 2.0);
+    assert!(attempts(&relay, "identity", "wrong_proof") >= 2.0);
+    assert!(attempts(&relay, "unknown", "expired_challenge") >= 1.0);
+    assert!(attempts(&relay, "shared_key", "method_disabled") >= 1.0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn challenge_requests_are_rate_limited() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &["--auth-challenge-rate-per-peer", "3"],
+    )?;
+    let mut probe = Probe::connect(&relay, Keypair::generate_ed25519()).await?;
+    let mut limited = 0;
+    for _ in 0..8 {
+        let r = probe
+            .request(AuthRequest::Challenge {
+                method: Method::Identity,
+            })
+            .await?;
+        if refused(&r) == Some(RefuseReason::RateLimited) {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 4, "only {limited} of 8 were limited");
+    assert!(relay.metric("darkswap_relay_auth_rate_limited_total{scope=\"peer\"}")? >= 4.0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn shared_key_method() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let key_file = dir.path().join("shared.key");
+    std::fs::write(&key_file, "a long enough operator secret\n")?;
+    let relay = Relay::start(
+        &dir.path().join("data"),
+        Ports::default(),
+        &[
+            "--auth-shared-key-file",
+            key_file.to_str().unwrap(),
+            "--auth-identity",
+            "false",
+        ],
+    )?;
+    let mut probe = Probe::connect(&relay, Keypair::generate_ed25519()).await?;
+    // The identity method is disabled here.
+    assert_eq!(
+        refused(
+            &probe
+                .request(AuthRequest::Challenge {
+                    method: Method::Identity
+                })
+                .await?
+        ),
+        Some(RefuseReason::MethodDisabled)
+    );
+    // A wrong key.
+    let wrong = SharedKey::new(b"a long enough operator secreT").unwrap();
+    let (nonce, expires) = probe.challenge(Method::SharedKey).await?;
+    let answer = probe.shared_key_answer(&wrong, &nonce, expires);
+    assert_eq!(
+        refused(&probe.request(answer).await?),
+        Some(RefuseReason::WrongProof)
+    );
+    // The right key.
+    let right = SharedKey::new(b"a long enough operator secret").unwrap();
+    let (nonce, expires) = probe.challenge(Method::SharedKey).await?;
+    let answer = probe.shared_key_answer(&right, &nonce, expires);
+    assert_eq!(
+        granted(&probe.request(answer).await?),
+        Some((Level::Authenticated, Method::SharedKey))
+    );
+    assert!(attempts(&relay, "shared_key", "wrong_proof") >= 1.0);
+    assert!(attempts(&relay, "shared_key", "ok") >= 1.0);
+
+    // A real trader node with the shared key reserves; one with the identity method is refused
+    // and told why.
+    let mut config = NodeConfig::new(vec![relay.tcp_addr()]);
+    config.credential = Credential::SharedKey(right);
+    let mut trader = Peer::start_with(config).await?;
+    trader.reserved().await?;
+    let mut stranger = Peer::start(vec![relay.tcp_addr()]).await?;
+    let reason = stranger
+        .wait_for(T, |e| match e {
+            NodeEvent::Auth(AuthEvent::Refused { reason, .. }) => Some(*reason),
+            _ => None,
+        })
+        .await?;
+    assert_eq!(reason, RefuseReason::MethodDisabled);
+    Ok(())
+}
+
+#[tokio::test]
+async fn tokens_are_bound_signed_and_expire() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &["--auth-token-ttl-secs", "3"],
+    )?;
+    let key = Keypair::generate_ed25519();
+    let mut probe = Probe::connect(&relay, key.clone()).await?;
+    let AuthResponse::Granted {
+        token,
+        expires_at_ms,
+        ..
+    } = probe.authenticate().await?
+    else {
+        anyhow::bail!("not granted");
+    };
+    assert!(expires_at_ms > unix_time_ms());
+
+    // Presented again (as a reconnecting client does): granted without a challenge.
+    let again = probe
+        .request(AuthRequest::Token {
+            token: token.clone(),
+        })
+        .await?;
+    assert_eq!(granted(&again), Some((Level::Authenticated, Method::Token)));
+
+    // Forged: one byte of the body changed.
+    let mut forged = token.clone();
+    forged[10] ^= 0x01;
+    let r = probe.request(AuthRequest::Token { token: forged }).await?;
+    assert!(
+        matches!(
+            refused(&r),
+            Some(RefuseReason::BadToken | RefuseReason::TokenForAnotherPeer)
+        ),
+        "{r:?}"
+    );
+
+    // Another peer's token.
+    let mut thief = Probe::connect(&relay, Keypair::generate_ed25519()).await?;
+    assert_eq!(
+        refused(
+            &thief
+                .request(AuthRequest::Token {
+                    token: token.clone()
+                })
+                .await?
+        ),
+        Some(RefuseReason::TokenForAnotherPeer)
+    );
+    assert!(matches!(thief.reserve().await?, Reservation::Refused(_)));
+
+    // Expired.
+    tokio::time::sleep(Duration::from_millis(
+        expires_at_ms.saturating_sub(unix_time_ms()) + 200,
+    ))
+    .await;
+    assert_eq!(
+        refused(&probe.request(AuthRequest::Token { token }).await?),
+        Some(RefuseReason::ExpiredToken)
+    );
+    // And with it, the level: a new reservation is refused until the peer proves itself again.
+    assert!(matches!(probe.reserve().await?, Reservation::Refused(_)));
+    assert!(attempts(&relay, "token", "ok") >= 1.0);
+    assert!(attempts(&relay, "token", "token_for_another_peer") >= 1.0);
+    assert!(attempts(&relay, "token", "expired_token") >= 1.0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_reuses_its_token_and_refreshes_it() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &["--auth-token-ttl-secs", "5"],
+    )?;
+    let key = Keypair::generate_ed25519();
+    let mut first = Peer::start_keyed(key.clone(), NodeConfig::new(vec![relay.tcp_addr()])).await?;
+    let token = first
+        .wait_for(T, |e| match e {
+            NodeEvent::Auth(AuthEvent::Granted {
+                method: Method::Identity,
+                token,
+                ..
+            }) => Some(token.clone()),
+            _ => None,
+        })
+        .await?;
+    // Within the token's last fifth it asks for a fresh one by itself.
+    first
+        .wait_for(T, |e| {
+            matches!(
+                e,
+                NodeEvent::Auth(AuthEvent::Granted {
+                    method: Method::Identity,
+                    ..
+                })
+            )
+            .then_some(())
+        })
+        .await?;
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A restarted client with the cached token presents it instead of a challenge.
+    let fresh_token = {
+        let mut config = NodeConfig::new(vec![relay.tcp_addr()]);
+        config.auth_token = Some(token);
+        let mut again = Peer::start_keyed(key, config).await?;
+        let event = again
+            .wait_for(T, |e| match e {
+                NodeEvent::Auth(AuthEvent::Granted { method, .. }) => Some(*method),
+                _ => None,
+            })
+            .await?;
+        again.reserved().await?;
+        event
+    };
+    // The first token may have been refreshed past its window: either way the client got in,
+    // and a token presentation was counted if it was still good.
+    assert!(matches!(fresh_token, Method::Token | Method::Identity));
+    Ok(())
+}
+
+#[tokio::test]
+async fn bans_cut_connections_survive_restarts_and_need_admin() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let admin_key = Keypair::generate_ed25519();
+    let admin_flag = format!("{}=admin", admin_key.public().to_peer_id());
+    let ports = Ports::fixed();
+    let relay = Relay::start(dir.path(), ports, &["--auth-peer", &admin_flag])?;
+
+    let victim_key = Keypair::generate_ed25519();
+    let victim_id = victim_key.public().to_peer_id();
+    let mut victim =
+        Peer::start_keyed(victim_key.clone(), NodeConfig::new(vec![relay.tcp_addr()])).await?;
+    victim.reserved().await?;
+
+    // A mere trader may not ban.
+    let mut trader = Probe::connect(&relay, Keypair::generate_ed25519()).await?;
+    trader.authenticate().await?;
+    let r = trader
+        .request(AuthRequest::Admin(AdminAction::Ban {
+            peer: victim_id,
+            reason: "spite".into(),
+        }))
+        .await?;
+    assert_eq!(refused(&r), Some(RefuseReason::InsufficientLevel));
+    assert!(
+        relay.metric(
+            "darkswap_relay_auth_denials_total{operation=\"ban\",level=\"authenticated\"}"
+        )? >= 1.0
+    );
+
+    // The admin (listed in the config: admin as soon as it connects) bans the victim.
+    let mut admin = Probe::connect(&relay, admin_key.clone()).await?;
+    let r = admin
+        .request(AuthRequest::Admin(AdminAction::Ban {
+            peer: victim_id,
+            reason: "wash trading".into(),
+        }))
+        .await?;
+    assert!(
+        matches!(r, AuthResponse::Admin { ref message, .. } if message == "done"),
+        "{r:?}"
+    );
+    // The victim's open connection is cut at once.
+    victim
+        .wait_for(T, |e| {
+            matches!(e, NodeEvent::Relay(RelayStatus::Failed { .. })).then_some(())
+        })
+        .await?;
+    // Its reconnects are refused at the door.
+    relay
+        .metric_eventually(
+            "darkswap_relay_connections_denied_total{reason=\"banned\"}",
+            T,
+            |v| v >= 1.0,
+        )
+        .await?;
+    assert_eq!(relay.metric("darkswap_relay_banned_peers")?, 1.0);
+    assert_eq!(
+        relay.metric("darkswap_relay_bans_total{action=\"ban\"}")?,
+        1.0
+    );
+    let listing = admin.request(AuthRequest::Admin(AdminAction::List)).await?;
+    let AuthResponse::Admin { entries, .. } = listing else {
+        anyhow::bail!("{listing:?}");
+    };
+    assert!(entries
+        .iter()
+        .any(|e| e.peer == victim_id && e.level == Level::Banned && e.note == "wash trading"));
+    drop(victim);
+    drop(admin);
+    drop(trader);
+
+    // The ban survives a restart.
+    relay.stop()?;
+    let relay = Relay::start(dir.path(), ports, &["--auth-peer", &admin_flag])?;
+    assert_eq!(relay.metric("darkswap_relay_banned_peers")?, 1.0);
+    // Either the dial fails or the relay closes the connection at once.
+    if let Ok(mut p) = Probe::connect(&relay, victim_key.clone()).await {
+        assert!(
+            p.closed_within(Duration::from_secs(5)).await,
+            "a banned peer stayed connected after a restart"
+        );
+    }
+    relay
+        .metric_eventually(
+            "darkswap_relay_connections_denied_total{reason=\"banned\"}",
+            T,
+            |v| v >= 1.0,
+        )
+        .await?;
+
+    // Unbanned, the victim gets in again, but its old tokens stay revoked.
+    let mut admin = Probe::connect(&relay, admin_key).await?;
+    let r = admin
+        .request(AuthRequest::Admin(AdminAction::Unban { peer: victim_id }))
+        .await?;
+    assert!(
+        matches!(r, AuthResponse::Admin { ref message, .. } if message == "done"),
+        "{r:?}"
+    );
+    let mut back = Peer::start_keyed(victim_key, NodeConfig::new(vec![relay.tcp_addr()])).await?;
+    back.reserved().await?;
+
+    // The audit log has the story.
+    let audit = std::fs::read_to_string(dir.path().join("audit.log"))?;
+    let events: Vec<serde_json::Value> = audit
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let has = |event: &str| {
+        events
+            .iter()
+            .any(|e| e["event"] == event && e["target"] == victim_id.to_base58())
+    };
+    assert!(has("ban") && has("unban"), "{audit}");
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "denial" && e["operation"] == "ban"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_open_relay_is_a_deliberate_choice() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), Ports::default(), &["--auth-open", "true"])?;
+    let mut probe = Probe::connect(&relay, Keypair::generate_ed25519()).await?;
+    assert_eq!(probe.reserve().await?, Reservation::Accepted);
+    Ok(())
+}
