@@ -7,9 +7,7 @@ use std::time::Duration;
 use anyhow::bail;
 use darkswap_e2e::manager::KIND_DATA;
 use darkswap_e2e::{Initiator, Session};
-use darkswap_net::codec::{
-    digest, request_aad, response_aad, Refusal, TradeCodec, TradeEnvelope,
-};
+use darkswap_net::codec::{digest, request_aad, response_aad, Refusal, TradeCodec, TradeEnvelope};
 use darkswap_net::libp2p::identity::Keypair;
 use darkswap_net::libp2p::multiaddr::Protocol;
 use darkswap_net::libp2p::request_response::{self, ProtocolSupport};
@@ -243,7 +241,10 @@ impl WireTaker {
                 relay,
                 trades: request_response::Behaviour::with_codec(
                     TradeCodec::default(),
-                    [(StreamProtocol::new(TRADE_PROTOCOL), ProtocolSupport::Outbound)],
+                    [(
+                        StreamProtocol::new(TRADE_PROTOCOL),
+                        ProtocolSupport::Outbound,
+                    )],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(10)),
                 ),
@@ -347,8 +348,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 #[tokio::test]
-async fn the_relay_carries_only_sealed_frames_and_altered_ones_are_refused() -> anyhow::Result<()>
-{
+async fn the_relay_carries_only_sealed_frames_and_altered_ones_are_refused() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     // An open relay, so the wire-level taker needs no auth client: this test is about what a
     // relay can read, not about whom it lets in.
@@ -381,7 +381,8 @@ async fn the_relay_carries_only_sealed_frames_and_altered_ones_are_refused() -> 
     let mut session = initiator.finish(&resp, unix_time_ms())?;
     let aad = request_aad(&taker.id(), &maker.id());
     let take_frame = seal(&mut session, &aad, &take)?;
-    let TradeEnvelope::Sealed(answer) = taker.ask(TradeEnvelope::Sealed(take_frame.clone())).await?
+    let TradeEnvelope::Sealed(answer) =
+        taker.ask(TradeEnvelope::Sealed(take_frame.clone())).await?
     else {
         bail!("the take was not answered with a sealed frame");
     };
@@ -411,7 +412,10 @@ async fn the_relay_carries_only_sealed_frames_and_altered_ones_are_refused() -> 
         ("the agreement", agreement.clone()),
         ("the maker's signature", maker_signature.clone()),
     ] {
-        assert!(!contains(&taker.carried, &secret), "{what} crossed the relay in the clear");
+        assert!(
+            !contains(&taker.carried, &secret),
+            "{what} crossed the relay in the clear"
+        );
     }
 
     // An altered frame and a replayed one are refused, and the maker counts them.
@@ -476,9 +480,7 @@ async fn native_traders_set_up_a_session_before_trading() -> anyhow::Result<()> 
         .wait_for(T, |e| {
             metrics.observe(e);
             match e {
-                NodeEvent::Trading(TradingEvent::Trade(t)) if !t.state.is_open() => {
-                    Some(t.clone())
-                }
+                NodeEvent::Trading(TradingEvent::Trade(t)) if !t.state.is_open() => Some(t.clone()),
                 _ => None,
             }
         })

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 
-use crate::event::{NodeEvent, RelayStatus};
+use crate::event::{AuthEvent, NodeEvent, RelayStatus};
 use crate::trade::{E2eEvent, TradeState};
 use crate::trading::TradingEvent;
 
@@ -50,6 +50,12 @@ pub struct ClientMetrics {
     pub e2e_rekeys: u64,
     /// Handshakes and sealed trade frames refused, by reason (a closed set from darkswap-e2e).
     pub e2e_frames_rejected: BTreeMap<&'static str, u64>,
+    /// The level the relay granted us on this connection (none while not granted).
+    pub auth_level: Option<&'static str>,
+    /// When the relay's grant (our token) expires, unix ms.
+    pub auth_expires_at_ms: Option<u64>,
+    /// Refusals by the relay, by reason (a closed set from darkswap-auth).
+    pub auth_refusals: BTreeMap<&'static str, u64>,
     pub history: VecDeque<Sample>,
     was_reserved: bool,
 }
@@ -63,6 +69,14 @@ impl ClientMetrics {
                     self.reconnects += 1;
                 }
                 self.was_reserved = matches!(status, RelayStatus::Reserved { .. });
+                if matches!(
+                    status,
+                    RelayStatus::Connecting { .. } | RelayStatus::Failed { .. }
+                ) {
+                    // A grant lives as long as the connection it was made on, and a refusal
+                    // leaves us without one.
+                    self.auth_level = None;
+                }
                 self.relay_state = Some(status.name());
                 self.relay_transport = match status {
                     RelayStatus::Connected { transport, .. }
@@ -74,6 +88,17 @@ impl ClientMetrics {
                 }
             }
             NodeEvent::RelayRtt(rtt) => self.relay_rtt_ms = Some(rtt.as_secs_f64() * 1e3),
+            NodeEvent::Auth(AuthEvent::Granted {
+                level,
+                expires_at_ms,
+                ..
+            }) => {
+                self.auth_level = Some(level.label());
+                self.auth_expires_at_ms = Some(*expires_at_ms);
+            }
+            NodeEvent::Auth(AuthEvent::Refused { reason, .. }) => {
+                *self.auth_refusals.entry(reason.label()).or_default() += 1;
+            }
             NodeEvent::Trading(event) => self.observe_trading(event),
             _ => {}
         }
@@ -179,6 +204,31 @@ impl ClientMetrics {
                 &[(String::new(), rtt / 1e3)],
             );
         }
+        family(
+            "auth_level",
+            "gauge",
+            "1 for the authorization level the relay granted us (none: not granted)",
+            &darkswap_auth::Level::ALL
+                .iter()
+                .map(|l| {
+                    let on = self.auth_level == Some(l.label());
+                    (
+                        format!("{{level=\"{}\"}}", l.label()),
+                        if on { 1.0 } else { 0.0 },
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        family(
+            "auth_refusals_total",
+            "counter",
+            "Times the relay refused to authenticate us, by reason",
+            &self
+                .auth_refusals
+                .iter()
+                .map(|(r, n)| (format!("{{reason=\"{r}\"}}"), *n as f64))
+                .collect::<Vec<_>>(),
+        );
         family(
             "relay_reconnects_total",
             "counter",
