@@ -1,4 +1,5 @@
-//! AEAD throughput per cipher at 64 B, 1 KiB and 16 KiB, and the handshake's cost, natively.
+//! AEAD throughput per cipher at 64 B, 1 KiB and 16 KiB, the handshake's cost, and an in-band
+//! rekey through the session manager (both sides), natively.
 //! Run: `cargo bench -p darkswap-e2e --bench e2e`.
 
 #[cfg(target_arch = "wasm32")]
@@ -13,7 +14,7 @@ fn main() {
 mod native {
     use criterion::{black_box, Criterion, Throughput};
     use darkswap_e2e::aead::{open, seal, Cipher, Key};
-    use darkswap_e2e::{Initiator, Responder};
+    use darkswap_e2e::{Initiator, Opened, Responder, Role, SessionManager};
     use libp2p_identity::Keypair;
 
     fn benches(c: &mut Criterion) {
@@ -41,6 +42,28 @@ mod native {
                 let (initiator, init) = Initiator::start(&alice, bob_id).expect("start");
                 let (_, resp) = Responder::respond(&bob, alice_id, &init, 0).expect("respond");
                 initiator.finish(&resp, 0).expect("finish")
+            })
+        });
+        // One in-band rekey: sealed init, open, answer, open and switch; both sides.
+        let mut taker = SessionManager::new(alice.clone(), Default::default());
+        let mut maker = SessionManager::new(bob.clone(), Default::default());
+        let init = taker.start(bob_id, 0).expect("start");
+        let (resp, _) = maker.respond(alice_id, &init, 0).expect("respond");
+        taker.finish(bob_id, &resp, 0).expect("finish");
+        c.bench_function("in-band rekey (both sides, session manager)", |b| {
+            b.iter(|| {
+                let request = taker.start_rekey(bob_id, b"req", 0).expect("rekey");
+                let Ok(Opened::RekeyRequested(init)) =
+                    maker.open(alice_id, Role::Responder, b"req", &request, 0)
+                else {
+                    panic!("not a rekey request");
+                };
+                let (answer, _) = maker
+                    .answer_rekey(alice_id, &init, b"resp", 0)
+                    .expect("answer");
+                taker
+                    .open(bob_id, Role::Initiator, b"resp", &answer, 0)
+                    .expect("rekeyed")
             })
         });
     }
