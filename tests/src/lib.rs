@@ -19,6 +19,17 @@ use futures::StreamExt;
 
 pub mod probe;
 
+/// The `darkswap` CLI next to the relay binary (`cargo build --workspace` builds both).
+pub fn cli_bin() -> PathBuf {
+    let bin = relay_bin().with_file_name("darkswap");
+    assert!(
+        bin.is_file(),
+        "{} not found: run `cargo build -p darkswap-cli` before the tests",
+        bin.display()
+    );
+    bin
+}
+
 /// The relay binary built in the same target directory as this test
 /// (`cargo build -p darkswap-relay` first), or `$DARKSWAP_RELAY_BIN`.
 pub fn relay_bin() -> PathBuf {

@@ -526,6 +526,79 @@ async fn bans_cut_connections_survive_restarts_and_need_admin() -> anyhow::Resul
 }
 
 #[tokio::test]
+async fn the_cli_admin_commands_need_admin_and_work() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let key_file = dir.path().join("admin.key");
+    // The CLI creates the identity file; its PeerId is printed first.
+    let admin_id = {
+        let out = std::process::Command::new(darkswap_tests::cli_bin())
+            .args(["--identity", key_file.to_str().unwrap()])
+            .args([
+                "--relay",
+                "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
+            ])
+            .args(["--timeout", "1", "peers"])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines()
+            .find_map(|l| l.strip_prefix("peer id: "))
+            .ok_or_else(|| anyhow::anyhow!("no peer id in {text:?}"))?
+            .to_string()
+    };
+    let relay = Relay::start(
+        &dir.path().join("data"),
+        Ports::default(),
+        &["--auth-peer", &format!("{admin_id}=admin")],
+    )?;
+    let victim = Keypair::generate_ed25519()
+        .public()
+        .to_peer_id()
+        .to_string();
+    let cli = |identity: Option<&std::path::Path>, args: &[&str]| {
+        let mut cmd = std::process::Command::new(darkswap_tests::cli_bin());
+        if let Some(path) = identity {
+            cmd.args(["--identity", path.to_str().unwrap()]);
+        }
+        cmd.args(["--relay", &relay.tcp_addr().to_string()])
+            .args(["--timeout", "15", "admin"])
+            .args(args)
+            .output()
+    };
+    // A stranger is refused.
+    let out = cli(None, &["ban", &victim])?;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("higher authorization level"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The admin bans, and the listing shows it.
+    let out = cli(Some(&key_file), &["ban", &victim, "--reason", "spam"])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(Some(&key_file), &["list"])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&victim) && l.contains("banned") && l.ends_with("spam")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{admin_id} admin 0 config")),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_open_relay_is_a_deliberate_choice() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let relay = Relay::start(dir.path(), Ports::default(), &["--auth-open", "true"])?;

@@ -7,8 +7,8 @@ use darkswap_net::NodeHandle;
 use yew::prelude::*;
 
 use crate::components::{
-    ConnectionPanel, IdentityPanel, MessageLog, MetricsPanel, MyOrders, OrderBook, OrderForm,
-    PairSelector, PeerList, TradeList,
+    AuthPanel, ConnectionPanel, IdentityPanel, MessageLog, MetricsPanel, MyOrders, OrderBook,
+    OrderForm, PairSelector, PeerList, TradeList,
 };
 use crate::state::{Action, AppState};
 use darkswap_net::{Command, OrderView};
@@ -118,6 +118,32 @@ pub fn app() -> Html {
             }
         })
     };
+    let on_auth = {
+        let handle = handle.clone();
+        let dispatch = state.dispatcher();
+        Callback::from(move |shared_key: Option<String>| {
+            let Some(h) = handle.as_ref().cloned() else {
+                return dispatch.dispatch(Action::AuthError(Some("not started yet".into())));
+            };
+            let dispatch = dispatch.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let me = h.local_peer_id();
+                match crate::credentials::save_credential(&me, shared_key.as_deref()).await {
+                    Ok(credential) => {
+                        let method = match &credential {
+                            darkswap_auth::client::Credential::Identity => "identity",
+                            darkswap_auth::client::Credential::SharedKey(_) => "shared_key",
+                        };
+                        match h.command(Command::SetCredential { credential }) {
+                            Ok(()) => dispatch.dispatch(Action::AuthMethod(method)),
+                            Err(e) => dispatch.dispatch(Action::AuthError(Some(e.to_string()))),
+                        }
+                    }
+                    Err(e) => dispatch.dispatch(Action::AuthError(Some(e))),
+                }
+            });
+        })
+    };
     let trading = &state.trading;
     let view = trading
         .pair
@@ -138,6 +164,7 @@ pub fn app() -> Html {
             <main>
                 <IdentityPanel state={state.clone()} />
                 <ConnectionPanel state={state.clone()} />
+                <AuthPanel state={state.clone()} on_apply={on_auth} />
                 <section id="market">
                     <PairSelector current={trading.pair.clone()} on_select={on_select} />
                     <OrderBook view={view} synced={synced} on_take={on_take} />

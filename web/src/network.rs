@@ -181,7 +181,23 @@ pub async fn start(
         }
     };
     let addrs = prefer_host(addrs, &host_of(&relay_url));
-    let (node, handle, mut events) = match new_node(keypair, NodeConfig::new(addrs)).await {
+    let me = keypair.public().to_peer_id();
+    let mut config = NodeConfig::new(addrs);
+    match crate::credentials::load(&me).await {
+        Ok((credential, token)) => {
+            dispatch.dispatch(Action::AuthMethod(match credential {
+                darkswap_auth::client::Credential::Identity => "identity",
+                darkswap_auth::client::Credential::SharedKey(_) => "shared_key",
+            }));
+            config.credential = credential;
+            // An empty value is a token forgotten on purpose (the method changed).
+            config.auth_token = token.filter(|t| !t.is_empty());
+        }
+        Err(e) => dispatch.dispatch(Action::TradingError(format!(
+            "cannot read your relay credentials ({e}); using your identity key"
+        ))),
+    }
+    let (node, handle, mut events) = match new_node(keypair, config).await {
         Ok(parts) => parts,
         Err(e) => {
             dispatch.dispatch(Action::RelayUnreachable(e.to_string()));
@@ -218,6 +234,13 @@ pub async fn start(
     }
     wasm_bindgen_futures::spawn_local(async move {
         while let Some(event) = events.next().await {
+            if let NodeEvent::Auth(darkswap_net::AuthEvent::Granted { token, .. }) = &event {
+                if let Err(e) = crate::credentials::save_token(&me, token).await {
+                    dispatch.dispatch(Action::TradingError(format!(
+                        "cannot keep the relay's token: {e}"
+                    )));
+                }
+            }
             if let NodeEvent::Trading(trading) = &event {
                 if let Err(e) = saved.apply(trading).await {
                     dispatch.dispatch(Action::TradingError(format!(

@@ -141,6 +141,27 @@ impl TradingState {
     }
 }
 
+/// Our standing with the relay.
+#[derive(Clone, PartialEq, Default)]
+pub enum AuthStatus {
+    #[default]
+    Waiting,
+    Authenticating {
+        method: &'static str,
+    },
+    Granted {
+        level: &'static str,
+        method: &'static str,
+        expires_at_ms: u64,
+    },
+    Refused {
+        message: String,
+        retry_in_s: u64,
+    },
+    /// The relay does not speak the auth protocol (an older relay).
+    Unsupported,
+}
+
 #[derive(Clone, PartialEq)]
 pub struct AppState {
     pub peer_id: Option<String>,
@@ -154,6 +175,11 @@ pub struct AppState {
     pub log: VecDeque<Entry>,
     pub trading: TradingState,
     pub metrics: darkswap_net::metrics::ClientMetrics,
+    pub auth: AuthStatus,
+    /// The method in use: "identity" or "shared_key".
+    pub auth_method: &'static str,
+    /// A problem saving the auth settings.
+    pub auth_error: Option<String>,
 }
 
 impl AppState {
@@ -170,6 +196,9 @@ impl AppState {
             log: VecDeque::new(),
             trading: TradingState::default(),
             metrics: Default::default(),
+            auth: AuthStatus::Waiting,
+            auth_method: "identity",
+            auth_error: None,
         }
     }
 
@@ -217,6 +246,9 @@ pub enum Action {
     TradingError(String),
     /// Time to record a metrics sample (every few seconds).
     MetricsTick,
+    /// The auth method in use changed (or was loaded): "identity" or "shared_key".
+    AuthMethod(&'static str),
+    AuthError(Option<String>),
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -247,6 +279,11 @@ impl Reducible for AppState {
             Action::SelectPair(pair) => s.trading.pair = Some(pair),
             Action::TradingError(reason) => s.trading.error = Some(reason),
             Action::MetricsTick => s.metrics.sample(darkswap_net::unix_time_ms()),
+            Action::AuthMethod(method) => {
+                s.auth_method = method;
+                s.auth_error = None;
+            }
+            Action::AuthError(e) => s.auth_error = e,
             Action::Node(event) => {
                 s.metrics.observe(&event);
                 s.node_event(*event);
@@ -257,6 +294,37 @@ impl Reducible for AppState {
 }
 
 impl AppState {
+    fn auth_event(&mut self, event: darkswap_net::AuthEvent) {
+        use darkswap_net::AuthEvent;
+        match event {
+            AuthEvent::Authenticating { method } => {
+                self.auth = AuthStatus::Authenticating {
+                    method: method.label(),
+                }
+            }
+            AuthEvent::Granted {
+                level,
+                method,
+                expires_at_ms,
+                ..
+            } => {
+                self.auth = AuthStatus::Granted {
+                    level: level.label(),
+                    method: method.label(),
+                    expires_at_ms,
+                }
+            }
+            AuthEvent::Refused { reason, retry_in } => {
+                self.auth = AuthStatus::Refused {
+                    message: reason.explain().to_string(),
+                    retry_in_s: retry_in.as_secs(),
+                }
+            }
+            AuthEvent::Unsupported => self.auth = AuthStatus::Unsupported,
+            AuthEvent::Admin { .. } => {}
+        }
+    }
+
     fn node_event(&mut self, event: NodeEvent) {
         let s = self;
         {
@@ -269,6 +337,10 @@ impl AppState {
                     }
                     if !matches!(status, RelayStatus::Reserved { .. }) {
                         s.relay_rtt_ms = None;
+                    }
+                    if matches!(status, RelayStatus::Connecting { .. }) {
+                        // A grant lives only as long as the connection it was made on.
+                        s.auth = AuthStatus::Waiting;
                     }
                     s.relay = Relay::Status(status);
                 }
@@ -317,6 +389,7 @@ impl AppState {
                     s.delivery(id, Delivery::Failed { reason })
                 }
                 NodeEvent::Trading(event) => s.trading.apply(event),
+                NodeEvent::Auth(event) => s.auth_event(event),
             }
         }
     }

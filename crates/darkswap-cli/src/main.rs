@@ -6,6 +6,7 @@
 //! darkswap --relay … send <peer> "hello"
 //! darkswap --relay … online          # stay reachable, print what happens
 //! darkswap --relay … market RUNE:DOG/BTC   # trade: commands on stdin (see market.rs)
+//! darkswap --relay … --identity admin.key admin ban <peer> --reason spam   # needs Admin
 //! ```
 
 mod market;
@@ -15,8 +16,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use darkswap_auth::client::Credential;
+use darkswap_auth::wire::AdminAction;
 use darkswap_net::libp2p::{identity::Keypair, Multiaddr, PeerId};
-use darkswap_net::{new_node, NodeConfig, NodeEvent, RelayStatus};
+use darkswap_net::{new_node, AuthEvent, NodeConfig, NodeEvent, RelayStatus};
 use futures::channel::mpsc;
 use futures::StreamExt;
 
@@ -33,6 +36,10 @@ struct Cli {
     /// Give up if the relay reservation is not held within this many seconds.
     #[arg(long, default_value_t = 20)]
     timeout: u64,
+    /// Prove ourselves to the relay with the shared key in this file (from the relay's
+    /// operator) instead of the identity key.
+    #[arg(long, env = "DARKSWAP_SHARED_KEY_FILE")]
+    shared_key_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,6 +64,46 @@ enum Command {
         /// A pair to follow from the start, e.g. RUNE:DOG/BTC
         pair: Option<darkswap_orderbook::Pair>,
     },
+    /// The relay's admin API (needs the Admin level there: list your identity's PeerId as
+    /// admin in the relay's [auth.peers] and pass --identity).
+    Admin {
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Ban a peer: its connections close at once, it cannot reconnect, its tokens are void.
+    Ban {
+        peer: PeerId,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    Unban {
+        peer: PeerId,
+    },
+    /// Trust a peer (not rate-limited as one peer).
+    Trust {
+        peer: PeerId,
+    },
+    Untrust {
+        peer: PeerId,
+    },
+    /// Print the relay's access lists (config entries, bans, trusted peers).
+    List,
+}
+
+impl AdminCommand {
+    fn action(self) -> AdminAction {
+        match self {
+            AdminCommand::Ban { peer, reason } => AdminAction::Ban { peer, reason },
+            AdminCommand::Unban { peer } => AdminAction::Unban { peer },
+            AdminCommand::Trust { peer } => AdminAction::Trust { peer },
+            AdminCommand::Untrust { peer } => AdminAction::Untrust { peer },
+            AdminCommand::List => AdminAction::List,
+        }
+    }
 }
 
 #[tokio::main]
@@ -79,11 +126,27 @@ async fn run(cli: Cli) -> Result<()> {
         Some(path) => darkswap_net::keyfile::load_or_create_keypair(path)?,
         None => Keypair::generate_ed25519(),
     };
-    let (node, handle, mut events) = new_node(keypair, NodeConfig::new(cli.relay.clone()))
+    let mut config = NodeConfig::new(cli.relay.clone());
+    if let Some(path) = &cli.shared_key_file {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read the shared key file {}", path.display()))?;
+        let key =
+            darkswap_auth::proof::SharedKey::new(bytes.trim_ascii_end()).with_context(|| {
+                format!(
+                    "the shared key must be at least {} bytes",
+                    darkswap_auth::proof::MIN_SHARED_KEY_BYTES
+                )
+            })?;
+        config.credential = Credential::SharedKey(key);
+    }
+    let (node, handle, mut events) = new_node(keypair, config)
         .await
         .context("cannot start the node")?;
     tokio::spawn(node.run());
     println!("peer id: {}", handle.local_peer_id());
+    if let Command::Admin { action } = cli.command {
+        return admin(&handle, &mut events, action.action(), cli.timeout).await;
+    }
     wait_reserved(&mut events, Duration::from_secs(cli.timeout)).await?;
 
     match cli.command {
@@ -129,6 +192,8 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Market { pair } => market::session(handle, events, pair).await,
+        // Answered before the reservation wait, above.
+        Command::Admin { .. } => Ok(()),
         Command::Send { peer, text } => {
             let id = handle.send_message(peer, text)?;
             let rtt = wait_delivery(&mut events, id, cli.timeout).await?;
@@ -136,6 +201,53 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Waits for the relay's grant, sends one admin request and prints the answer.
+async fn admin(
+    handle: &darkswap_net::NodeHandle,
+    events: &mut mpsc::Receiver<NodeEvent>,
+    action: AdminAction,
+    timeout: u64,
+) -> Result<()> {
+    let mut action = Some(action);
+    let wait = async {
+        while let Some(event) = events.next().await {
+            match event {
+                NodeEvent::Auth(AuthEvent::Granted { level, .. }) => {
+                    println!("authenticated: level {level}");
+                    if let Some(action) = action.take() {
+                        handle.command(darkswap_net::Command::Admin { action })?;
+                    }
+                }
+                NodeEvent::Auth(AuthEvent::Refused { reason, .. }) => {
+                    bail!("the relay refused us: {}", reason.explain())
+                }
+                NodeEvent::Auth(AuthEvent::Admin {
+                    message,
+                    entries,
+                    refused,
+                }) => {
+                    if let Some(reason) = refused {
+                        bail!("refused: {}", reason.explain());
+                    }
+                    for e in entries {
+                        println!("{} {} {} {}", e.peer, e.level, e.since_ms, e.note);
+                    }
+                    if message.starts_with("refused") {
+                        bail!("{message}");
+                    }
+                    println!("{message}");
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        bail!("the node stopped")
+    };
+    tokio::time::timeout(Duration::from_secs(timeout), wait)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from the relay within {timeout} s"))?
 }
 
 async fn wait_reserved(events: &mut mpsc::Receiver<NodeEvent>, timeout: Duration) -> Result<()> {

@@ -1,5 +1,6 @@
 //! One file per component.
 
+mod auth_panel;
 mod connection_panel;
 mod identity_panel;
 mod message_log;
@@ -12,6 +13,7 @@ mod peer_list;
 mod peer_row;
 mod trade_list;
 
+pub use auth_panel::AuthPanel;
 pub use connection_panel::ConnectionPanel;
 pub use identity_panel::IdentityPanel;
 pub use message_log::MessageLog;
