@@ -76,7 +76,8 @@ fuzz_target!(|data: &[u8]| {
     let mut sent: Vec<Sent> = Vec::new();
     let mut counter = 0u64;
     let mut ops = 0;
-    while !input.is_empty() && ops < 256 {
+    let mut rekeys = 0;
+    while !input.is_empty() && ops < 128 {
         ops += 1;
         let op = input.u8();
         let aad = AADS[usize::from(op >> 4) % AADS.len()];
@@ -133,7 +134,9 @@ fuzz_target!(|data: &[u8]| {
                 deliver(&mut b, &mut model, &sent, aad, &frame);
             }
             // Rekey both sides with a fresh handshake: old frames are of another epoch now.
-            _ => {
+            // (At most twice per run: a handshake costs as much as a thousand frames.)
+            _ if rekeys < 2 => {
+                rekeys += 1;
                 let (fresh_a, fresh_b) = handshake();
                 a.rekey(fresh_a).unwrap();
                 b.rekey(fresh_b).unwrap();
@@ -143,6 +146,7 @@ fuzz_target!(|data: &[u8]| {
                 };
                 counter = 0;
             }
+            _ => {}
         }
     }
 });

@@ -2,8 +2,9 @@
 //! stream, driven by `futures::executor::block_on` over a reader that hands out the input in
 //! pieces of a fuzzed size (and says "not ready" between them).
 //!
-//! Input: `selector u8 | piece size u8 | stream bytes`. The selector picks the codec and
-//! whether a request or a response is read.
+//! Input: `selector u8 | piece size u8 | stream bytes`. The selector picks the codec
+//! (`BookSyncCodec` or `TradeCodec`, whatever messages they carry) and whether a request or a
+//! response is read.
 //!
 //! Asserts: a stream longer than the frame cap is refused; a frame read is exactly what the
 //! message decoder gives for the whole stream (however it arrives); and writing it with the same
@@ -15,11 +16,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use darkswap_fuzz::Input;
-use darkswap_net::codec::{Frame, FrameCodec};
+use darkswap_net::codec::{BookSyncCodec, Frame, TradeCodec};
 use darkswap_net::libp2p::request_response::Codec;
 use darkswap_net::libp2p::StreamProtocol;
-use darkswap_proto::book_sync::{BookSyncRequest, BookSyncResponse};
-use darkswap_proto::trade::{TradeRequest, TradeResponse};
 use futures::executor::block_on;
 use futures::io::{AsyncRead, Cursor};
 use libfuzzer_sys::fuzz_target;
@@ -50,13 +49,15 @@ impl AsyncRead for Trickle<'_> {
     }
 }
 
-fn check<Req, Resp>(response: bool, piece: usize, stream: &[u8])
+/// Reads a request or a response with codec `C` (whatever message types it carries).
+fn check<C>(response: bool, piece: usize, stream: &[u8])
 where
-    Req: Frame + Clone + PartialEq + std::fmt::Debug,
-    Resp: Frame + Clone + PartialEq + std::fmt::Debug,
+    C: Codec<Protocol = StreamProtocol> + Default,
+    C::Request: Frame + Clone + PartialEq + std::fmt::Debug,
+    C::Response: Frame + Clone + PartialEq + std::fmt::Debug,
 {
     let protocol = StreamProtocol::new("/darkswap/fuzz/1");
-    let mut codec = FrameCodec::<Req, Resp>::default();
+    let mut codec = C::default();
     let mut io = Trickle {
         data: stream,
         piece,
@@ -108,8 +109,8 @@ fuzz_target!(|data: &[u8]| {
     let stream = input.rest();
     let response = selector & 1 != 0;
     if selector & 2 == 0 {
-        check::<BookSyncRequest, BookSyncResponse>(response, piece, stream);
+        check::<BookSyncCodec>(response, piece, stream);
     } else {
-        check::<TradeRequest, TradeResponse>(response, piece, stream);
+        check::<TradeCodec>(response, piece, stream);
     }
 });
