@@ -37,10 +37,20 @@ test('two pages reserve, message each other through the relay, and survive a rel
   assert.match(idA, /^12D3KooW/);
   assert.notEqual(idA, idB);
 
-  // The identity survives a reload (IndexedDB).
+  // Both proved themselves with their identity key (the relay's default).
+  for (const p of [pageA, pageB]) {
+    const auth = p.locator('[data-testid=auth-state]');
+    assert.equal(await auth.getAttribute('data-state'), 'granted');
+    assert.equal(await auth.getAttribute('data-level'), 'authenticated');
+    assert.equal(await auth.getAttribute('data-method'), 'identity');
+  }
+
+  // The identity survives a reload (IndexedDB), and so does the relay's token: the reloaded
+  // page presents it instead of answering a new challenge.
   await pageA.reload();
   await pageA.waitForSelector(reserved, { timeout: 30000 });
   assert.equal((await pageA.textContent('[data-testid=peer-id]')).trim(), idA);
+  assert.equal(await pageA.getAttribute('[data-testid=auth-state]', 'data-method'), 'token');
 
   // Each page lists the other; A messages B through the relay.
   await pageA.waitForSelector(`[data-testid=peer][data-peer="${idB}"]`, { timeout: 15000 });

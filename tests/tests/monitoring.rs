@@ -276,6 +276,20 @@ async fn dashboards_and_rules_match_what_a_real_relay_exports() -> Result<()> {
         .place_order(pair.clone(), darkswap_tests::sell(10, 100))?;
     let mut raw = darkswap_tests::RawPublisher::connect(&relay, &pair).await?;
     raw.publish(b"not an order".to_vec()).await?;
+    // Auth traffic: a wrong proof, and a reservation attempt without authenticating.
+    let mut probe = darkswap_tests::probe::Probe::connect(
+        &relay,
+        darkswap_net::libp2p::identity::Keypair::generate_ed25519(),
+    )
+    .await?;
+    let (nonce, expires) = probe.challenge(darkswap_auth::Method::Identity).await?;
+    let wrong = probe.identity_answer(
+        &darkswap_net::libp2p::identity::Keypair::generate_ed25519(),
+        &nonce,
+        expires,
+    );
+    probe.request(wrong).await?;
+    probe.reserve().await?;
     b.book_where(Duration::from_secs(20), &pair, |v| v.total_orders == 1)
         .await?;
     drop(a);

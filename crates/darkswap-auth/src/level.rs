@@ -164,6 +164,18 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(target_arch = "wasm32"))]
+    fn the_readme_prints_the_table() {
+        let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+        let text = std::fs::read_to_string(readme).unwrap();
+        assert!(
+            text.contains(&permissions_markdown()),
+            "README's permission table differs from the code's:\n{}",
+            permissions_markdown()
+        );
+    }
+
+    #[test]
     fn banned_peers_may_do_nothing_and_admins_everything() {
         for (op, _) in PERMISSIONS {
             assert!(!permits(Level::Banned, op), "{op:?}");

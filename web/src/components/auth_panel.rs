@@ -58,9 +58,9 @@ pub fn auth_panel(props: &AuthPanelProps) -> Html {
             "this relay does not ask for authentication (an older relay)".to_string(),
         ),
     };
-    let level = match &s.auth {
-        AuthStatus::Granted { level, .. } => *level,
-        _ => "",
+    let (level, method) = match &s.auth {
+        AuthStatus::Granted { level, method, .. } => (*level, *method),
+        _ => ("", ""),
     };
     let on_identity = {
         let use_shared = use_shared.clone();
@@ -90,7 +90,7 @@ pub fn auth_panel(props: &AuthPanelProps) -> Html {
     html! {
         <section id="auth">
             <h2>{ "Relay access" }</h2>
-            <p class="state" data-testid="auth-state" data-state={state_name} data-level={level}>{ detail }</p>
+            <p class="state" data-testid="auth-state" data-state={state_name} data-level={level} data-method={method}>{ detail }</p>
             <form onsubmit={on_submit}>
                 <label>
                     <input type="radio" name="auth-method" data-testid="auth-identity"

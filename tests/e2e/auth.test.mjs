@@ -1,0 +1,58 @@
+// Relay access in a real Chromium page against a real relay that accepts only a shared key: the
+// page is refused with the reason, a wrong key is refused, the right key entered in the page is
+// granted and the page reserves; after a reload the kept token gets it straight back in.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { launchBrowser, relayPorts, reserved, startRelay, stopRelay, tempDir } from './harness.mjs';
+
+let browser;
+let relay;
+after(async () => {
+  await browser?.close();
+  if (relay) await stopRelay(relay);
+});
+
+const KEY = 'the operator gave me this key';
+
+test('a shared-key relay: refused, wrong key refused, right key granted, token reused', async () => {
+  const dir = tempDir();
+  const keyFile = join(dir, 'shared.key');
+  writeFileSync(keyFile, `${KEY}\n`);
+  relay = await startRelay(join(dir, 'data'), await relayPorts(), [
+    '--auth-identity', 'false', '--auth-shared-key-file', keyFile,
+  ]);
+  browser = await launchBrowser();
+  const page = await (await browser.newContext()).newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(relay.url);
+
+  const auth = '[data-testid=auth-state]';
+  await page.waitForSelector(`${auth}[data-state=refused]`, { timeout: 30000 });
+  assert.match(await page.textContent(auth), /does not accept this authentication method/);
+  // Refused: connected, but not reserved.
+  assert.equal(await page.locator(reserved).count(), 0);
+
+  await page.click('[data-testid=auth-shared]');
+  await page.fill('[data-testid=auth-key]', 'a wrong but long enough key');
+  await page.click('[data-testid=auth-apply]');
+  await page.waitForSelector(`${auth}[data-state=refused]:text("wrong shared key")`, { timeout: 15000 });
+
+  await page.fill('[data-testid=auth-key]', KEY);
+  await page.click('[data-testid=auth-apply]');
+  await page.waitForSelector(`${auth}[data-state=granted][data-method=shared_key]`, { timeout: 15000 });
+  assert.equal(await page.getAttribute(auth, 'data-level'), 'authenticated');
+  await page.waitForSelector(reserved, { timeout: 15000 });
+
+  // The choice and the token are kept: a reload gets straight back in with the token.
+  await page.reload();
+  await page.waitForSelector(`${auth}[data-state=granted][data-method=token]`, { timeout: 30000 });
+  await page.waitForSelector(reserved, { timeout: 15000 });
+
+  const metrics = await (await fetch(`${relay.url}metrics`)).text();
+  const value = (series) => Number(metrics.split('\n').find((l) => l.startsWith(series))?.split(' ').pop() ?? 0);
+  assert.ok(value('darkswap_relay_auth_attempts_total{method="shared_key",reason="wrong_proof"}') >= 1);
+  assert.ok(value('darkswap_relay_auth_attempts_total{method="shared_key",reason="ok"}') >= 1);
+  assert.ok(value('darkswap_relay_auth_attempts_total{method="token",reason="ok"}') >= 1);
+});
