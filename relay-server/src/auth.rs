@@ -69,8 +69,9 @@ impl AuthService {
         access: Arc<Mutex<Access>>,
         audit: Arc<Audit>,
     ) -> Self {
-        // A burst of a few requests (a reconnect plus a refresh), then the per-minute rate.
-        let burst = |per_minute: u32| per_minute.clamp(1, 5);
+        // A burst of a few requests (a reconnect plus a refresh) or of one second's worth at a
+        // high configured rate, then the per-minute rate.
+        let burst = |per_minute: u32, least: u32| per_minute.div_ceil(60).clamp(least, 1_000);
         AuthService {
             relay: key.public().to_peer_id(),
             key,
@@ -83,12 +84,12 @@ impl AuthService {
             ),
             per_peer: KeyedLimiter::new(
                 config.challenge_rate_per_peer,
-                burst(config.challenge_rate_per_peer),
+                burst(config.challenge_rate_per_peer, 5).min(config.challenge_rate_per_peer),
                 defaults::AUTH_RATE_TABLE_CAPACITY,
             ),
             per_ip: KeyedLimiter::new(
                 config.challenge_rate_per_ip,
-                config.challenge_rate_per_ip.clamp(1, 20),
+                burst(config.challenge_rate_per_ip, 20).min(config.challenge_rate_per_ip),
                 defaults::AUTH_RATE_TABLE_CAPACITY,
             ),
             token_ttl_ms: millis(config.token_ttl),

@@ -732,6 +732,60 @@ mod tests {
     }
 
     #[test]
+    fn flags_are_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn auth_defaults_fail_closed_and_bad_auth_settings_are_errors() {
+        let c = Config::from_cli(Cli::default()).unwrap().auth;
+        assert!(!c.open && c.identity && c.shared_key.is_none());
+        let peer = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let (_d, path) = write(&format!(
+            "[auth]\nidentity = false\n[auth.peers]\n\"{peer}\" = \"admin\"\n"
+        ));
+        let c = Config::from_cli(Cli {
+            config: Some(path),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(c.auth.peers.get(&peer), Some(&Level::Admin));
+        for (text, name) in [
+            ("[auth]\nidentity = false\n", "auth"),
+            ("[auth]\nshared_key_level = \"admin\"\n", "shared_key_level"),
+            ("[auth.peers]\n\"notapeer\" = \"admin\"\n", "auth.peers"),
+            (
+                &format!("[auth.peers]\n\"{peer}\" = \"boss\"\n"),
+                "auth.peers",
+            ),
+            ("[auth]\ntoken_ttl_secs = 0\n", "token_ttl_secs"),
+        ] {
+            let (_d, path) = write(text);
+            let e = Config::from_cli(Cli {
+                config: Some(path),
+                ..Cli::default()
+            })
+            .unwrap_err();
+            assert!(e.to_string().contains(name), "{text}: {e}");
+        }
+        let (dir, path) = write("[auth]\nshared_key_file = \"short.key\"\n");
+        std::fs::write(dir.path().join("short.key"), "too short").unwrap();
+        let cli = Cli {
+            config: Some(path),
+            auth: AuthArgs {
+                shared_key_file: Some(dir.path().join("short.key")),
+                ..AuthArgs::default()
+            },
+            ..Cli::default()
+        };
+        let e = Config::from_cli(cli).unwrap_err();
+        assert!(e.to_string().contains("at least 16 bytes"), "{e}");
+    }
+
+    #[test]
     fn same_port_twice_is_an_error() {
         let cli = Cli {
             tcp_port: Some(7000),

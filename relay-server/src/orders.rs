@@ -18,6 +18,17 @@ use libp2p::PeerId;
 use crate::config::Limits;
 use crate::metrics::{KindLabels, PairLabels, RelayMetrics};
 
+/// What the relay's access check says about the peer a gossip message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceAccess {
+    /// Below the level publishing needs (e.g. it never authenticated).
+    Refused,
+    /// May publish, within the per-peer rate.
+    Limited,
+    /// Trusted (peer relays forward many makers' messages): not rate-limited as one peer.
+    Unlimited,
+}
+
 /// A token bucket counting gossip messages from one connected peer.
 struct SourceBucket {
     tokens: f64,
@@ -29,20 +40,17 @@ pub struct OrderGossip {
     /// Per connected peer; entries leave when the peer disconnects.
     sources: HashMap<PeerId, SourceBucket>,
     rate_per_peer: u32,
-    /// Peer relays: they forward many makers' messages, so they are not rate-limited as one peer.
-    peer_relays: HashSet<PeerId>,
     subscribed: HashSet<Pair>,
     /// Pairs with a live-orders series, so that a pair that empties is reset to zero once.
     reported_pairs: HashSet<Pair>,
 }
 
 impl OrderGossip {
-    pub fn new(limits: &Limits, peer_relays: HashSet<PeerId>) -> Self {
+    pub fn new(limits: &Limits) -> Self {
         OrderGossip {
             market: Market::new(limits.market.clone()),
             sources: HashMap::new(),
             rate_per_peer: limits.gossip_rate_per_peer,
-            peer_relays,
             subscribed: HashSet::new(),
             reported_pairs: HashSet::new(),
         }
@@ -55,7 +63,7 @@ impl OrderGossip {
         event: gossipsub::Event,
         metrics: &RelayMetrics,
         now_ms: u64,
-        authorized: impl Fn(&PeerId) -> bool,
+        access: impl Fn(&PeerId) -> SourceAccess,
     ) {
         match event {
             gossipsub::Event::Message {
@@ -65,7 +73,8 @@ impl OrderGossip {
             } => {
                 // Below the level publishing needs (a peer that skipped auth): refused before
                 // any work is spent on the message, and gossipsub scores the sender down.
-                if !authorized(&propagation_source) {
+                let access = access(&propagation_source);
+                if access == SourceAccess::Refused {
                     metrics
                         .order_messages_rejected
                         .get_or_create(&RelayMetrics::reason("unauthorized"))
@@ -77,7 +86,12 @@ impl OrderGossip {
                     );
                     return;
                 }
-                let outcome = self.validate(&propagation_source, &message, now_ms);
+                let outcome = self.validate(
+                    &propagation_source,
+                    &message,
+                    now_ms,
+                    access == SourceAccess::Unlimited,
+                );
                 let acceptance = match &outcome {
                     Ok(kind) => {
                         metrics
@@ -138,8 +152,9 @@ impl OrderGossip {
         source: &PeerId,
         message: &gossipsub::Message,
         now_ms: u64,
+        unlimited: bool,
     ) -> Result<&'static str, OrderReject> {
-        if !self.peer_relays.contains(source) && !self.take_token(*source, now_ms) {
+        if !unlimited && !self.take_token(*source, now_ms) {
             return Err(OrderReject::RateLimited);
         }
         let pair = parse_order_topic(message.topic.as_str()).ok_or(OrderReject::BadPair)?;

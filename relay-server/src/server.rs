@@ -311,7 +311,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         ready: false,
         connections: 0,
         state: state.clone(),
-        orders: OrderGossip::new(&config.limits, peer_relays.keys().copied().collect()),
+        orders: OrderGossip::new(&config.limits),
         peer_relays,
         resetting: std::collections::HashSet::new(),
         auth,
@@ -548,14 +548,18 @@ impl LoopState<'_> {
                 let now_ms = darkswap_net::unix_time_ms();
                 let access = self.gate.access.clone();
                 let gate = &self.gate;
-                let authorize = |peer: &PeerId| {
-                    let verdict = match access.lock() {
-                        Ok(a) => a.permits(peer, Operation::PublishOrder, now_ms),
-                        Err(_) => Err(Level::Anonymous),
+                let access_of = |peer: &PeerId| {
+                    use crate::orders::SourceAccess;
+                    let Ok(a) = access.lock() else {
+                        return SourceAccess::Refused;
                     };
-                    match verdict {
-                        Ok(()) => true,
+                    match a.permits(peer, Operation::PublishOrder, now_ms) {
+                        Ok(()) if a.permits(peer, Operation::SkipRateLimits, now_ms).is_ok() => {
+                            SourceAccess::Unlimited
+                        }
+                        Ok(()) => SourceAccess::Limited,
                         Err(level) => {
+                            drop(a);
                             crate::auth::deny_with(
                                 &gate.audit,
                                 &gate.denials,
@@ -564,7 +568,7 @@ impl LoopState<'_> {
                                 Operation::PublishOrder,
                                 level,
                             );
-                            false
+                            SourceAccess::Refused
                         }
                     }
                 };
@@ -573,7 +577,7 @@ impl LoopState<'_> {
                     event,
                     &self.metrics,
                     now_ms,
-                    authorize,
+                    access_of,
                 );
             }
             RelayBehaviourEvent::Auth(request_response::Event::Message {

@@ -14,6 +14,7 @@
 //! - [`client`]: the client's side of the exchange as a small state machine.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod bench;
 pub mod client;
 pub mod level;
 pub mod limiter;

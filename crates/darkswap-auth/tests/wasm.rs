@@ -82,6 +82,30 @@ fn tokens_and_the_client_flow() {
     assert!(AuthRequest::decode(&wire).is_ok());
 }
 
+/// The native benchmark's workloads, timed in the browser (`-- --nocapture` prints them).
+#[wasm_bindgen_test]
+fn auth_costs_in_the_browser() {
+    let f = darkswap_auth::bench::Fixture::new();
+    let time = |name: &str, runs: u32, work: &dyn Fn() -> bool| {
+        let t0 = js_sys_now();
+        for _ in 0..runs {
+            assert!(work());
+        }
+        let us = (js_sys_now() - t0) * 1e3 / f64::from(runs);
+        wasm_bindgen_test::console_log!("{name}: {us:.1} µs");
+    };
+    time("identity answer (client signs)", 200, &|| {
+        f.sign_answer() == 64
+    });
+    time("identity answer check (relay)", 200, &|| {
+        f.verify_identity()
+    });
+    time("shared-key answer check (relay)", 2000, &|| {
+        f.verify_shared_key()
+    });
+    time("token check (relay)", 200, &|| f.verify_token());
+}
+
 fn darkswap_auth_wasm_now() -> u64 {
     js_sys_now() as u64
 }

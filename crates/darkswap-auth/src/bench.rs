@@ -1,0 +1,97 @@
+//! The auth workloads measured by the native criterion benchmark and by the wasm test in
+//! headless Chromium (the same code on both).
+
+use libp2p_identity::{Keypair, PeerId};
+
+use crate::proof::{identity_answer, verify_identity, Binding, SharedKey};
+use crate::token::{self, Claims};
+use crate::{Level, Method};
+
+/// Keys, a challenge and a token, made once.
+pub struct Fixture {
+    pub client: Keypair,
+    pub client_id: PeerId,
+    pub relay: Keypair,
+    pub relay_id: PeerId,
+    pub nonce: [u8; 32],
+    pub signature: Vec<u8>,
+    pub shared: SharedKey,
+    pub mac: Vec<u8>,
+    pub token: Vec<u8>,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let client = Keypair::generate_ed25519();
+        let relay = Keypair::generate_ed25519();
+        let (client_id, relay_id) = (client.public().to_peer_id(), relay.public().to_peer_id());
+        let nonce = [9u8; 32];
+        let b = Binding {
+            nonce: &nonce,
+            relay: &relay_id,
+            client: &client_id,
+            expires_at_ms: u64::MAX,
+        };
+        let signature = identity_answer(&client, &b).unwrap_or_default();
+        let shared = SharedKey::new(b"a benchmark shared key").unwrap_or_else(|| unreachable!());
+        let mac = shared.answer(&b);
+        let token = token::issue(
+            &relay,
+            &Claims {
+                relay: relay_id,
+                peer: client_id,
+                level: Level::Authenticated,
+                method: Method::Identity,
+                issued_at_ms: 0,
+                expires_at_ms: u64::MAX,
+            },
+        )
+        .unwrap_or_default();
+        Fixture {
+            client,
+            client_id,
+            relay,
+            relay_id,
+            nonce,
+            signature,
+            shared,
+            mac,
+            token,
+        }
+    }
+
+    fn binding(&self) -> Binding<'_> {
+        Binding {
+            nonce: &self.nonce,
+            relay: &self.relay_id,
+            client: &self.client_id,
+            expires_at_ms: u64::MAX,
+        }
+    }
+
+    /// The relay's check of an identity answer.
+    pub fn verify_identity(&self) -> bool {
+        verify_identity(&self.binding(), &self.signature)
+    }
+
+    /// The relay's check of a shared-key answer.
+    pub fn verify_shared_key(&self) -> bool {
+        self.shared.verify(&self.binding(), &self.mac)
+    }
+
+    /// The client's identity answer.
+    pub fn sign_answer(&self) -> usize {
+        identity_answer(&self.client, &self.binding()).map_or(0, |s| s.len())
+    }
+
+    /// The relay's check of a presented token.
+    pub fn verify_token(&self) -> bool {
+        token::verify(&self.token, &self.relay.public(), &self.client_id, 1).is_ok()
+    }
+}
+
+impl Default for Fixture {
+    fn default() -> Self {
+        Fixture::new()
+    }
+}
