@@ -103,7 +103,7 @@ impl Access {
                 })
             }
         };
-        Ok(Access {
+        let mut access = Access {
             bans: parse_map(&path, &runtime.bans)?,
             trusted: parse_map(&path, &runtime.trusted)?,
             revoked_before: parse_map(&path, &runtime.revoked_before)?,
@@ -111,7 +111,9 @@ impl Access {
             relay_peers,
             path,
             grants: HashMap::new(),
-        })
+        };
+        access.prune_revocations(darkswap_net::unix_time_ms());
+        Ok(access)
     }
 
     fn save(&self) -> Result<(), String> {
@@ -134,9 +136,14 @@ impl Access {
         };
         let json = serde_json::to_vec_pretty(&runtime).map_err(|e| e.to_string())?;
         let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, json)
-            .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+        let write = || -> std::io::Result<()> {
+            use std::io::Write as _;
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&json)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &self.path)
+        };
+        write().map_err(|e| format!("cannot write {}: {e}", self.path.display()))
     }
 
     fn listed(&self, peer: &PeerId) -> Option<Level> {
@@ -184,6 +191,33 @@ impl Access {
             }
         }
         level
+    }
+
+    /// The level a peer has without proving anything on this connection (open relay, the
+    /// allowlist, peer relays, run-time trust), with the method that gives it; `None` below
+    /// Authenticated.
+    pub fn standing(&self, peer: &PeerId) -> Option<(Level, Method)> {
+        if self.is_banned(peer) {
+            return None;
+        }
+        let mut best: Option<(Level, Method)> = None;
+        let mut offer = |level: Level, method: Method| {
+            if level >= Level::Authenticated && best.is_none_or(|(l, _)| level > l) {
+                best = Some((level, method));
+            }
+        };
+        if self.config.open {
+            offer(Level::Authenticated, Method::Open);
+        }
+        if self.config.public_key {
+            if let Some(listed) = self.listed(peer) {
+                offer(listed, Method::PublicKey);
+            }
+        }
+        if self.relay_peers.contains(peer) || self.trusted.contains_key(peer) {
+            offer(Level::Trusted, Method::PublicKey);
+        }
+        best
     }
 
     /// Whether `peer` may do `op` now; otherwise the level it has.
@@ -261,57 +295,98 @@ impl Access {
         self.grants.remove(peer);
     }
 
+    /// Bans and run-time trusted peers (revocation marks are pruned as their tokens expire and
+    /// do not count).
     fn runtime_entries(&self) -> usize {
-        self.bans.len() + self.trusted.len() + self.revoked_before.len()
+        self.bans.len() + self.trusted.len()
+    }
+
+    /// Drops revocation marks older than a token's lifetime: every token issued before them
+    /// has expired anyway.
+    fn prune_revocations(&mut self, now_ms: u64) {
+        let ttl = u64::try_from(self.config.token_ttl.as_millis()).unwrap_or(u64::MAX);
+        self.revoked_before
+            .retain(|_, at| at.saturating_add(ttl) > now_ms);
+    }
+
+    /// Applies a change and persists it; if it cannot be persisted, the change is undone, so
+    /// memory and disk never disagree.
+    fn change(&mut self, apply: impl FnOnce(&mut Self)) -> Result<(), String> {
+        let saved = (
+            self.bans.clone(),
+            self.trusted.clone(),
+            self.revoked_before.clone(),
+        );
+        apply(self);
+        if let Err(e) = self.save() {
+            (self.bans, self.trusted, self.revoked_before) = saved;
+            return Err(e);
+        }
+        Ok(())
     }
 
     pub fn ban(&mut self, peer: PeerId, reason: String, now_ms: u64) -> Result<(), String> {
         if self.listed(&peer) == Some(Level::Admin) {
             return Err("an admin listed in the config file cannot be banned at run time".into());
         }
-        if self.runtime_entries() + 2 > defaults::AUTH_MAX_RUNTIME_ENTRIES {
+        if !self.bans.contains_key(&peer)
+            && self.runtime_entries() + 1 > defaults::AUTH_MAX_RUNTIME_ENTRIES
+        {
             return Err("the access list is full".into());
         }
-        self.bans.insert(
-            peer,
-            BanRecord {
-                since_ms: now_ms,
-                reason,
-            },
-        );
-        // Every token issued up to now is worthless, even after an unban.
-        self.revoked_before.insert(peer, now_ms.saturating_add(1));
-        self.trusted.remove(&peer);
+        self.change(|a| {
+            a.prune_revocations(now_ms);
+            a.bans.insert(
+                peer,
+                BanRecord {
+                    since_ms: now_ms,
+                    reason,
+                },
+            );
+            // Every token issued up to now is worthless, even after an unban.
+            a.revoked_before.insert(peer, now_ms.saturating_add(1));
+            a.trusted.remove(&peer);
+        })?;
         self.grants.remove(&peer);
-        self.save()
+        Ok(())
     }
 
     pub fn unban(&mut self, peer: &PeerId) -> Result<(), String> {
         if self.listed(peer) == Some(Level::Banned) {
             return Err("banned in the config file; remove it there".into());
         }
-        if self.bans.remove(peer).is_none() {
+        if !self.bans.contains_key(peer) {
             return Err("not banned".into());
         }
-        self.save()
+        self.change(|a| {
+            a.bans.remove(peer);
+        })
     }
 
     pub fn trust(&mut self, peer: PeerId, now_ms: u64) -> Result<(), String> {
         if self.is_banned(&peer) {
             return Err("banned; unban first".into());
         }
-        if self.runtime_entries() + 1 > defaults::AUTH_MAX_RUNTIME_ENTRIES {
+        if !self.trusted.contains_key(&peer)
+            && self.runtime_entries() + 1 > defaults::AUTH_MAX_RUNTIME_ENTRIES
+        {
             return Err("the access list is full".into());
         }
-        self.trusted.insert(peer, now_ms);
-        self.save()
+        self.change(|a| {
+            a.trusted.insert(peer, now_ms);
+        })
     }
 
     pub fn untrust(&mut self, peer: &PeerId) -> Result<(), String> {
-        if self.trusted.remove(peer).is_none() {
+        if !self.trusted.contains_key(peer) {
             return Err("not trusted at run time (a config entry stays)".into());
         }
-        self.save()
+        self.change(|a| {
+            a.trusted.remove(peer);
+        })?;
+        // A grant made while it was trusted must not outlive the trust: it proves itself again.
+        self.grants.remove(peer);
+        Ok(())
     }
 
     /// The access lists, for the admin API (config entries first).
@@ -400,10 +475,12 @@ mod tests {
     fn bans_survive_a_restart_and_revoke_tokens() {
         let dir = tempfile::tempdir().unwrap();
         let p = peer();
+        // Real times: loading prunes revocation marks older than a token's lifetime.
+        let now = darkswap_net::unix_time_ms();
         {
             let mut a = access(dir.path(), |_| {});
             a.grant(p, Level::Authenticated, u64::MAX);
-            a.ban(p, "spam".into(), 5_000).unwrap();
+            a.ban(p, "spam".into(), now).unwrap();
             assert_eq!(a.level(&p, 0), Level::Banned);
         }
         let mut a = access(dir.path(), |_| {});
@@ -413,14 +490,14 @@ mod tests {
             peer: p,
             level: Level::Authenticated,
             method: Method::Identity,
-            issued_at_ms: 4_000,
+            issued_at_ms: now - 1_000,
             expires_at_ms: u64::MAX,
         };
         assert_eq!(a.token_level(&claims), Err(RefuseReason::Banned));
         a.unban(&p).unwrap();
         assert_eq!(a.token_level(&claims), Err(RefuseReason::RevokedToken));
         let fresh = Claims {
-            issued_at_ms: 6_000,
+            issued_at_ms: now + 1_000,
             ..claims
         };
         assert_eq!(a.token_level(&fresh), Ok(Level::Authenticated));
@@ -456,6 +533,57 @@ mod tests {
             expires_at_ms: u64::MAX,
         };
         assert_eq!(a.token_level(&claims), Ok(Level::Trusted));
+    }
+
+    #[test]
+    fn a_change_that_cannot_be_saved_is_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = access(dir.path(), |_| {});
+        let p = peer();
+        // The access file's place is taken by a directory: saving fails.
+        std::fs::create_dir(dir.path().join(ACCESS_FILE)).unwrap();
+        assert!(a.ban(p, "x".into(), 1).is_err());
+        assert_eq!(a.level(&p, 0), Level::Anonymous, "not half-banned");
+        assert!(a.trust(p, 1).is_err());
+        assert!(a.standing(&p).is_none());
+    }
+
+    #[test]
+    fn revocations_expire_with_the_tokens_and_do_not_fill_the_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = access(dir.path(), |c| {
+            c.token_ttl = std::time::Duration::from_secs(10);
+        });
+        let p = peer();
+        a.ban(p, "x".into(), 1_000).unwrap();
+        a.unban(&p).unwrap();
+        assert_eq!(a.revoked_before.len(), 1);
+        // Long after every token from before the ban expired, the mark goes with the next ban.
+        a.ban(peer(), "y".into(), 1_000_000).unwrap();
+        assert!(!a.revoked_before.contains_key(&p));
+    }
+
+    #[test]
+    fn standing_levels_and_untrust() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = peer();
+        let mut open = access(dir.path(), |c| c.open = true);
+        assert_eq!(
+            open.standing(&p),
+            Some((Level::Authenticated, Method::Open))
+        );
+        open.trust(p, 1).unwrap();
+        assert_eq!(open.standing(&p), Some((Level::Trusted, Method::PublicKey)));
+        open.grant(p, Level::Trusted, u64::MAX);
+        open.untrust(&p).unwrap();
+        assert_eq!(
+            open.level(&p, 0),
+            Level::Authenticated,
+            "the trusted grant is gone"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let closed = access(dir.path(), |_| {});
+        assert_eq!(closed.standing(&p), None);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The security audit log: one JSON object per line in `<data_dir>/audit.log` (rotated to
 //! `audit.log.1` at a size cap), and the same line through tracing (target `audit`). Events:
 //! auth success and failure, ban, unban, trust, untrust, rate limit, denial, each with the peer,
-//! its address, the method and the reason. A flood cannot fill the disk or slow the relay: at
-//! most [`defaults::AUDIT_EVENTS_PER_SECOND`] lines a second are written, the rest counted.
+//! its address, the method and the reason. A flood cannot fill the disk or slow the relay: each
+//! kind of event may write at most [`defaults::AUDIT_EVENTS_PER_SECOND`] lines a second, the
+//! rest are counted; an administrator's actions (ban, unban, trust, untrust) are always
+//! written, so a flood of one kind never hides them or another kind.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -28,6 +30,26 @@ pub enum Kind {
 }
 
 impl Kind {
+    const ALL: [Kind; 8] = [
+        Kind::AuthSuccess,
+        Kind::AuthFailure,
+        Kind::Ban,
+        Kind::Unban,
+        Kind::Trust,
+        Kind::Untrust,
+        Kind::RateLimit,
+        Kind::Denial,
+    ];
+
+    /// Administrators' actions are rare and must never be lost.
+    fn always_written(self) -> bool {
+        matches!(self, Kind::Ban | Kind::Unban | Kind::Trust | Kind::Untrust)
+    }
+
+    fn index(self) -> usize {
+        Kind::ALL.iter().position(|k| *k == self).unwrap_or(0)
+    }
+
     fn label(self) -> &'static str {
         match self {
             Kind::AuthSuccess => "auth_success",
@@ -58,9 +80,9 @@ pub struct Fields<'a> {
 struct Writer {
     file: Option<File>,
     written: u64,
-    window_start_ms: u64,
-    in_window: u32,
-    suppressed: u64,
+    /// Per kind: the current one-second window, lines written in it, lines not written since
+    /// the last written one.
+    windows: [(u64, u32, u64); Kind::ALL.len()],
 }
 
 pub struct Audit {
@@ -90,9 +112,7 @@ impl Audit {
             writer: Mutex::new(Writer {
                 file,
                 written,
-                window_start_ms: 0,
-                in_window: 0,
-                suppressed: 0,
+                windows: [(0, 0, 0); Kind::ALL.len()],
             }),
             dropped,
         }
@@ -107,16 +127,18 @@ impl Audit {
             self.dropped.inc();
             return;
         };
-        if now_ms.saturating_sub(w.window_start_ms) >= 1_000 {
-            w.window_start_ms = now_ms;
-            w.in_window = 0;
+        let (start, written, suppressed) = &mut w.windows[kind.index()];
+        if now_ms.saturating_sub(*start) >= 1_000 {
+            *start = now_ms;
+            *written = 0;
         }
-        if w.in_window >= defaults::AUDIT_EVENTS_PER_SECOND {
-            w.suppressed += 1;
+        if *written >= defaults::AUDIT_EVENTS_PER_SECOND && !kind.always_written() {
+            *suppressed += 1;
             self.dropped.inc();
             return;
         }
-        w.in_window += 1;
+        *written += 1;
+        let suppressed_before = std::mem::take(suppressed);
         let mut line = serde_json::Map::new();
         line.insert("ts_ms".into(), now_ms.into());
         line.insert("event".into(), kind.label().into());
@@ -132,9 +154,8 @@ impl Audit {
         put("level", f.level.map(str::to_string));
         put("operation", f.operation.map(str::to_string));
         put("target", f.target.map(|p| p.to_base58()));
-        if w.suppressed > 0 {
-            line.insert("suppressed_before".into(), w.suppressed.into());
-            w.suppressed = 0;
+        if suppressed_before > 0 {
+            line.insert("suppressed_before".into(), suppressed_before.into());
         }
         let text = serde_json::Value::Object(line).to_string();
         tracing::info!(target: "audit", "{text}");
@@ -188,16 +209,24 @@ mod tests {
                 5_000,
             );
         }
-        audit.record_at(Kind::Ban, Fields::default(), 6_000);
+        // Another kind, and an administrator's action, are written during the flood.
+        audit.record_at(Kind::Denial, Fields::default(), 5_000);
+        for _ in 0..(2 * defaults::AUDIT_EVENTS_PER_SECOND) {
+            audit.record_at(Kind::Ban, Fields::default(), 5_000);
+        }
+        audit.record_at(Kind::AuthFailure, Fields::default(), 6_000);
         let text = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(lines.len() as u32, defaults::AUDIT_EVENTS_PER_SECOND + 1);
+        let per_second = defaults::AUDIT_EVENTS_PER_SECOND as usize;
+        assert_eq!(lines.len(), per_second + 1 + 2 * per_second + 1);
         assert_eq!(lines[0]["event"], "auth_failure");
         assert_eq!(lines[0]["peer"], peer.to_base58());
         assert_eq!(lines[0]["reason"], "wrong_proof");
+        assert_eq!(lines[per_second]["event"], "denial");
+        assert_eq!(lines.last().unwrap()["event"], "auth_failure");
         assert_eq!(lines.last().unwrap()["suppressed_before"], 10);
         assert_eq!(dropped.get(), 10);
     }

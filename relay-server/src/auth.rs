@@ -37,12 +37,21 @@ pub struct Origin<'a> {
 }
 
 impl Origin<'_> {
-    fn ip(&self) -> Option<IpAddr> {
-        self.addr?.iter().find_map(|p| match p {
-            libp2p::multiaddr::Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-            libp2p::multiaddr::Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-            _ => None,
-        })
+    /// The key of the per-IP limit: the IPv4 address, or the IPv6 /64 (one subscriber's
+    /// prefix). Peers whose address names no IP share one key, so they are limited together
+    /// rather than not at all.
+    fn ip_key(&self) -> IpAddr {
+        let ip = self.addr.and_then(|a| {
+            a.iter().find_map(|p| match p {
+                libp2p::multiaddr::Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+                libp2p::multiaddr::Protocol::Ip6(ip) => {
+                    let prefix = u128::from(ip) & !((1u128 << 64) - 1);
+                    Some(IpAddr::V6(prefix.into()))
+                }
+                _ => None,
+            })
+        });
+        ip.unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
     }
 }
 
@@ -119,6 +128,15 @@ impl AuthService {
         metrics: &RelayMetrics,
         now_ms: u64,
     ) -> (AuthResponse, Effect) {
+        let wants_grant = matches!(
+            request,
+            AuthRequest::Challenge { .. } | AuthRequest::Token { .. }
+        );
+        if wants_grant {
+            if let Some(response) = self.standing_grant(origin, metrics) {
+                return (response, Effect::None);
+            }
+        }
         match request {
             AuthRequest::Challenge { method } => {
                 let response = self
@@ -137,7 +155,17 @@ impl AuthService {
                             expires_at_ms,
                         }
                     }
-                    Err((method, reason)) => self.refused(origin, method, reason, metrics),
+                    Err((method, reason)) => {
+                        // Failed answers spend the peer's request budget, so guessing (and
+                        // the audit lines it causes) is as limited as asking for challenges.
+                        if self.rate_limited(origin, metrics, now_ms).is_err() {
+                            AuthResponse::Refused {
+                                reason: RefuseReason::RateLimited,
+                            }
+                        } else {
+                            self.refused(origin, method, reason, metrics)
+                        }
+                    }
                 };
                 (response, Effect::None)
             }
@@ -157,8 +185,32 @@ impl AuthService {
                 };
                 (response, Effect::None)
             }
-            AuthRequest::Admin(action) => self.admin(origin, action, metrics, now_ms),
+            AuthRequest::Admin(action) => {
+                if self.rate_limited(origin, metrics, now_ms).is_err() {
+                    return (
+                        AuthResponse::Refused {
+                            reason: RefuseReason::RateLimited,
+                        },
+                        Effect::None,
+                    );
+                }
+                self.admin(origin, action, metrics, now_ms)
+            }
         }
+    }
+
+    /// A peer that has its level without proving anything here (open relay, allowlisted,
+    /// trusted) is told so instead of being sent through a challenge it may not be able to
+    /// answer (no token: its standing is checked anew on every connection).
+    fn standing_grant(&self, origin: &Origin<'_>, metrics: &RelayMetrics) -> Option<AuthResponse> {
+        let (level, method) = self.access.lock().ok()?.standing(&origin.peer)?;
+        self.granted(origin, method, level, metrics);
+        Some(AuthResponse::Granted {
+            level,
+            method,
+            token: Vec::new(),
+            expires_at_ms: u64::MAX,
+        })
     }
 
     fn rate_limited(
@@ -167,13 +219,11 @@ impl AuthService {
         metrics: &RelayMetrics,
         now_ms: u64,
     ) -> Result<(), RefuseReason> {
-        let scope = if !self.per_peer.allow(&origin.peer, now_ms) {
-            "peer"
-        } else if origin
-            .ip()
-            .is_some_and(|ip| !self.per_ip.allow(&ip, now_ms))
-        {
+        // The IP first: a peer refused there spends none of its own budget.
+        let scope = if !self.per_ip.allow(&origin.ip_key(), now_ms) {
             "ip"
+        } else if !self.per_peer.allow(&origin.peer, now_ms) {
+            "peer"
         } else {
             return Ok(());
         };

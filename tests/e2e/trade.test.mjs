@@ -83,6 +83,7 @@ test('make in A, see in B, B takes part, both agree, A\'s remainder updates in B
   const text = await pageB.textContent('[data-testid=metrics-text]');
   assert.match(text, /darkswap_client_trades\{state="agreed"\} 1/);
   assert.match(text, /darkswap_client_relay_state\{state="reserved"\} 1/);
+  assert.match(text, /darkswap_client_auth_level\{level="authenticated"\} 1/);
   assert.match(text, /darkswap_client_orders_seen\{pair="RUNE:ETOETEST\/BTC"\} 1/);
 
   // A reloads: its identity, its order (republished, same id, 600 left) and its trade are back.

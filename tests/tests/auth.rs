@@ -120,7 +120,13 @@ async fn challenges_are_single_use_bound_and_expire() -> anyhow::Result<()> {
     let relay = Relay::start(
         dir.path(),
         Ports::default(),
-        &["--auth-challenge-ttl-secs", "1"],
+        // One probe makes many requests here (failed answers count too): a roomier budget.
+        &[
+            "--auth-challenge-ttl-secs",
+            "1",
+            "--auth-challenge-rate-per-peer",
+            "1200",
+        ],
     )?;
     let mut probe = Probe::connect(&relay, Keypair::generate_ed25519()).await?;
 
@@ -275,6 +281,11 @@ async fn shared_key_method() -> anyhow::Result<()> {
         })
         .await?;
     assert_eq!(reason, RefuseReason::MethodDisabled);
+    // A refused client waits before asking again (30 s by default): it does not hammer.
+    let before = attempts(&relay, "identity", "method_disabled");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = attempts(&relay, "identity", "method_disabled");
+    assert!(after - before <= 1.0, "{before} → {after} refusals in 3 s");
     Ok(())
 }
 
@@ -604,5 +615,15 @@ async fn an_open_relay_is_a_deliberate_choice() -> anyhow::Result<()> {
     let relay = Relay::start(dir.path(), Ports::default(), &["--auth-open", "true"])?;
     let mut probe = Probe::connect(&relay, Keypair::generate_ed25519()).await?;
     assert_eq!(probe.reserve().await?, Reservation::Accepted);
+    // A client asking to authenticate is told it needs nothing (no token), and reserves.
+    let mut trader = Peer::start(vec![relay.tcp_addr()]).await?;
+    let (level, method) = trader
+        .wait_for(T, |e| match e {
+            NodeEvent::Auth(AuthEvent::Granted { level, method, .. }) => Some((*level, *method)),
+            _ => None,
+        })
+        .await?;
+    assert_eq!((level, method), (Level::Authenticated, Method::Open));
+    trader.reserved().await?;
     Ok(())
 }

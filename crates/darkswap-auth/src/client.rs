@@ -105,11 +105,12 @@ impl ClientAuth {
         }
     }
 
-    /// Whether the token held should be renewed now.
-    pub fn refresh_due(&self, now_ms: u64) -> bool {
+    /// Whether the token held for `relay` should be renewed now (a token from another relay
+    /// is no concern of this one).
+    pub fn refresh_due(&self, relay: &PeerId, now_ms: u64) -> bool {
         self.token
             .as_ref()
-            .is_some_and(|(_, claims)| refresh_due(claims, now_ms))
+            .is_some_and(|(_, claims)| claims.relay == *relay && refresh_due(claims, now_ms))
     }
 
     /// Handles the relay's answer to our last request.
@@ -141,8 +142,10 @@ impl ClientAuth {
                 self.awaiting = Awaiting::Answer;
                 Step::Send(AuthRequest::Answer { nonce, proof })
             }
+            // After a challenge request too: a relay that admits us without proof (open, or
+            // our key on its allowlist) says so straight away, without a token.
             (
-                Awaiting::Token | Awaiting::Answer,
+                Awaiting::Challenge | Awaiting::Token | Awaiting::Answer,
                 AuthResponse::Granted {
                     level,
                     method,
@@ -160,7 +163,7 @@ impl ClientAuth {
                     expires_at_ms,
                 }
             }
-            (Awaiting::Token, AuthResponse::Refused { .. }) => {
+            (Awaiting::Token, AuthResponse::Refused { reason }) if reason.voids_token() => {
                 // The cached token is no good here (expired, revoked, another relay's): forget
                 // it and prove ourselves afresh.
                 self.token = None;
@@ -245,8 +248,10 @@ mod tests {
                 token: token.clone()
             }
         );
-        assert!(!c.refresh_due(3_539_999));
-        assert!(c.refresh_due(3_540_000));
+        assert!(!c.refresh_due(&relay, 3_539_999));
+        assert!(c.refresh_due(&relay, 3_540_000));
+        let other_relay = Keypair::generate_ed25519().public().to_peer_id();
+        assert!(!c.refresh_due(&other_relay, 3_540_000));
         assert!(matches!(
             c.start(&relay, &local, 3_540_000),
             AuthRequest::Challenge { .. }
@@ -267,6 +272,34 @@ mod tests {
             })
         );
         assert!(c.token().is_none());
+    }
+
+    #[test]
+    fn a_busy_relay_does_not_cost_the_token() {
+        let key = Keypair::generate_ed25519();
+        let relay_key = Keypair::generate_ed25519();
+        let relay = relay_key.public().to_peer_id();
+        let local = key.public().to_peer_id();
+        let claims = Claims {
+            relay,
+            peer: local,
+            level: Level::Authenticated,
+            method: Method::Identity,
+            issued_at_ms: 0,
+            expires_at_ms: 3_600_000,
+        };
+        let token = issue(&relay_key, &claims).unwrap();
+        let mut c = ClientAuth::new(Credential::Identity, Some(token));
+        c.start(&relay, &local, 1_000);
+        let step = c.on_response(
+            AuthResponse::Refused {
+                reason: RefuseReason::RateLimited,
+            },
+            &key,
+            &relay,
+        );
+        assert_eq!(step, Step::Refused(RefuseReason::RateLimited));
+        assert!(c.token().is_some(), "kept for the retry");
     }
 
     #[test]

@@ -17,8 +17,9 @@ use crate::NONCE_BYTES;
 
 /// Largest request accepted (before decoding).
 pub const MAX_AUTH_REQUEST_BYTES: u64 = 2 * 1024;
-/// Largest response accepted (an admin listing is the biggest).
-pub const MAX_AUTH_RESPONSE_BYTES: u64 = 64 * 1024;
+/// Largest response accepted: an admin listing of [`MAX_ADMIN_ENTRIES`] entries with notes of
+/// [`MAX_TEXT_BYTES`] fits (~160 KB).
+pub const MAX_AUTH_RESPONSE_BYTES: u64 = 192 * 1024;
 /// Largest token accepted.
 pub const MAX_TOKEN_BYTES: usize = 512;
 /// Longest proof: an ed25519 signature (64 bytes); an HMAC-SHA256 tag is 32.
@@ -172,6 +173,22 @@ impl RefuseReason {
             RefuseReason::InsufficientLevel => "this needs a higher authorization level",
             RefuseReason::Rejected => "the relay cannot do that",
         }
+    }
+
+    /// Whether this answer to a presented token means the token is worthless here (as opposed
+    /// to a transient refusal such as a rate limit, after which the token is still good).
+    pub fn voids_token(self) -> bool {
+        matches!(
+            self,
+            RefuseReason::BadToken
+                | RefuseReason::TokenForAnotherPeer
+                | RefuseReason::TokenForAnotherRelay
+                | RefuseReason::ExpiredToken
+                | RefuseReason::RevokedToken
+                | RefuseReason::MethodDisabled
+                | RefuseReason::NotAllowed
+                | RefuseReason::Malformed
+        )
     }
 
     pub fn to_wire(self) -> u32 {
@@ -670,6 +687,29 @@ mod tests {
             AuthRequest::decode(&bad_peer),
             Err(WireError::Field("peer"))
         );
+    }
+
+    #[test]
+    fn the_largest_admin_listing_fits_the_cap() {
+        let entries: Vec<AdminEntry> = (0..MAX_ADMIN_ENTRIES)
+            .map(|_| AdminEntry {
+                peer: some_peer(),
+                level: Level::Banned,
+                note: "x".repeat(MAX_TEXT_BYTES),
+                since_ms: u64::MAX,
+            })
+            .collect();
+        let bytes = AuthResponse::Admin {
+            message: "y".repeat(MAX_TEXT_BYTES),
+            entries,
+        }
+        .encode();
+        assert!(
+            (bytes.len() as u64) <= MAX_AUTH_RESPONSE_BYTES,
+            "{}",
+            bytes.len()
+        );
+        assert!(AuthResponse::decode(&bytes).is_ok());
     }
 
     #[test]

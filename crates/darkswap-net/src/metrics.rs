@@ -392,6 +392,31 @@ mod tests {
     }
 
     #[test]
+    fn the_auth_level_follows_grants_refusals_and_lost_links() {
+        use darkswap_auth::{Level, Method, RefuseReason};
+        let mut m = ClientMetrics::default();
+        m.observe(&NodeEvent::Auth(AuthEvent::Granted {
+            level: Level::Trusted,
+            method: Method::Identity,
+            expires_at_ms: 9,
+            token: Vec::new(),
+        }));
+        assert_eq!(m.auth_level, Some("trusted"));
+        let text = m.to_prometheus_text();
+        assert!(text.contains("darkswap_client_auth_level{level=\"trusted\"} 1"));
+        assert!(text.contains("darkswap_client_auth_level{level=\"authenticated\"} 0"));
+        m.observe(&NodeEvent::Relay(RelayStatus::Connecting { attempt: 1 }));
+        assert_eq!(m.auth_level, None);
+        m.observe(&NodeEvent::Auth(AuthEvent::Refused {
+            reason: RefuseReason::WrongProof,
+            retry_in: std::time::Duration::from_secs(30),
+        }));
+        assert!(m
+            .to_prometheus_text()
+            .contains("darkswap_client_auth_refusals_total{reason=\"wrong_proof\"} 1"));
+    }
+
+    #[test]
     fn history_is_bounded_and_spaced() {
         let mut m = ClientMetrics::default();
         for i in 0..1_000u64 {

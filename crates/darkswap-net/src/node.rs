@@ -157,6 +157,8 @@ pub struct Node {
     authed: bool,
     auth_request: Option<OutboundRequestId>,
     next_auth_at: Option<Instant>,
+    /// When the relay's current grant runs out (unix ms).
+    grant_expires_at_ms: Option<u64>,
     /// Admin requests in flight (bounded by the command queue; answered or failed).
     admin_requests: std::collections::HashSet<OutboundRequestId>,
 }
@@ -203,6 +205,7 @@ pub async fn new_node(
         authed: false,
         auth_request: None,
         next_auth_at: None,
+        grant_expires_at_ms: None,
         admin_requests: std::collections::HashSet::new(),
         config,
     };
@@ -274,9 +277,20 @@ impl Node {
                 }
             }
         }
+        let now_ms = crate::unix_time_ms();
+        if self.authed && self.grant_expires_at_ms.is_some_and(|t| now_ms >= t) {
+            // The grant ran out before a refresh succeeded: the relay would refuse what we
+            // publish, so stop until we are granted again (a retry is scheduled already).
+            self.authed = false;
+            self.trading.set_publishing(false);
+        }
         if self.relay_conn.is_some() && self.auth_request.is_none() {
-            let due = self.next_auth_at.is_some_and(|at| now >= at)
-                || (self.authed && self.auth.refresh_due(crate::unix_time_ms()));
+            // A scheduled retry (after a refusal or a failure) alone decides when to ask again;
+            // otherwise a token near its expiry is refreshed.
+            let due = match self.next_auth_at {
+                Some(at) => now >= at,
+                None => self.authed && self.auth.refresh_due(&self.relay, now_ms),
+            };
             if due {
                 self.next_auth_at = None;
                 if !self.authenticate(self.authed).await {
@@ -340,6 +354,7 @@ impl Node {
         self.authed = false;
         self.auth_request = None;
         self.next_auth_at = None;
+        self.grant_expires_at_ms = None;
         self.trading.set_publishing(false);
         if let Some(id) = self.circuit_listener.take() {
             self.swarm.remove_listener(id);
@@ -477,6 +492,7 @@ impl Node {
                         token,
                         expires_at_ms,
                     } => {
+                        self.grant_expires_at_ms = Some(expires_at_ms);
                         if !self
                             .emit(NodeEvent::Auth(AuthEvent::Granted {
                                 level,

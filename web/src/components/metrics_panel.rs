@@ -85,8 +85,9 @@ pub fn metrics_panel(props: &MetricsPanelProps) -> Html {
             <h2>{ "My metrics" }</h2>
             <p data-testid="metrics-summary">
                 { format!(
-                    "relay {} · reconnects {} · orders seen {} · my orders {} · trades agreed {} / open {} · messages refused {}",
+                    "relay {} · auth level {} · reconnects {} · orders seen {} · my orders {} · trades agreed {} / open {} · messages refused {}",
                     m.relay_state.unwrap_or("starting"),
+                    m.auth_level.unwrap_or("none"),
                     m.reconnects,
                     m.orders_seen.values().sum::<u64>(),
                     m.own_orders,
