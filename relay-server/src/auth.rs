@@ -408,7 +408,14 @@ impl AuthService {
         };
         if let Err(level) = access.permits(&origin.peer, op, now_ms) {
             drop(access);
-            deny(&self.audit, metrics, &origin.peer, origin.addr, op, level);
+            deny(
+                &self.audit,
+                &metrics.auth_denials,
+                &origin.peer,
+                origin.addr,
+                op,
+                level,
+            );
             return (
                 AuthResponse::Refused {
                     reason: RefuseReason::InsufficientLevel,
@@ -499,27 +506,9 @@ impl AuthService {
     }
 }
 
-/// Counts and audits an operation refused for want of level.
+/// Counts (by operation and the level the peer had) and audits an operation refused for want
+/// of level.
 pub fn deny(
-    audit: &Audit,
-    metrics_or_family: &RelayMetrics,
-    peer: &PeerId,
-    addr: Option<&Multiaddr>,
-    op: Operation,
-    level: Level,
-) {
-    deny_with(
-        audit,
-        &metrics_or_family.auth_denials,
-        peer,
-        addr,
-        op,
-        level,
-    );
-}
-
-/// [`deny`] for code that holds only the counter family (the relay behaviour's limiters).
-pub fn deny_with(
     audit: &Audit,
     denials: &prometheus_client::metrics::family::Family<
         DenialLabels,

@@ -50,30 +50,56 @@ pub struct Gate {
 const MAX_REFUSED_REMEMBERED: usize = 1024;
 
 impl Gate {
-    pub fn check(&self, peer: PeerId, addr: &Multiaddr, op: Operation) -> bool {
+    /// Whether `peer` may do `op` now; a refusal is counted (by operation and the level the
+    /// peer had) and audited. A poisoned lock cannot decide: refused.
+    pub fn verdict(&self, peer: &PeerId, addr: Option<&Multiaddr>, op: Operation) -> bool {
         let now_ms = darkswap_net::unix_time_ms();
-        // A poisoned lock cannot decide: refuse.
         let verdict = match self.access.lock() {
-            Ok(access) => access.permits(&peer, op, now_ms),
+            Ok(access) => access.permits(peer, op, now_ms),
             Err(_) => Err(darkswap_auth::Level::Anonymous),
         };
         match verdict {
             Ok(()) => true,
             Err(level) => {
-                crate::auth::deny_with(&self.audit, &self.denials, &peer, Some(addr), op, level);
-                if let Ok(mut refused) = self.refused.lock() {
-                    if refused.len() >= MAX_REFUSED_REMEMBERED {
-                        refused.clear();
-                    }
-                    refused.insert(peer);
-                }
+                crate::auth::deny(&self.audit, &self.denials, peer, addr, op, level);
                 false
             }
         }
     }
 
+    /// Whether `peer` may do `op`, without counting a refusal (a question, not a request).
+    pub fn allows(&self, peer: &PeerId, op: Operation) -> bool {
+        self.access
+            .lock()
+            .is_ok_and(|a| a.permits(peer, op, darkswap_net::unix_time_ms()).is_ok())
+    }
+
+    /// [`Gate::verdict`] for libp2p-relay's own checks, remembering our refusals so that
+    /// libp2p-relay's denial event is counted as "unauthorized".
+    pub fn check(&self, peer: PeerId, addr: &Multiaddr, op: Operation) -> bool {
+        if self.verdict(&peer, Some(addr), op) {
+            return true;
+        }
+        if let Ok(mut refused) = self.refused.lock() {
+            if refused.len() >= MAX_REFUSED_REMEMBERED {
+                refused.clear();
+            }
+            refused.insert(peer);
+        }
+        false
+    }
+
+    /// The reason label of libp2p-relay's denial of `peer`: ours, or its status code.
+    pub fn denial_reason(&self, peer: &PeerId, status: libp2p::relay::StatusCode) -> &'static str {
+        if self.take_refused(peer) {
+            "unauthorized"
+        } else {
+            crate::server::status_reason(status)
+        }
+    }
+
     /// Whether libp2p-relay's denial of `peer` was ours.
-    pub fn take_refused(&self, peer: &PeerId) -> bool {
+    fn take_refused(&self, peer: &PeerId) -> bool {
         self.refused.lock().is_ok_and(|mut r| r.remove(peer))
     }
 }

@@ -141,7 +141,7 @@ fn endpoint_labels(endpoint: &ConnectedPoint) -> ConnectionLabels {
     }
 }
 
-fn status_reason(status: relay::StatusCode) -> &'static str {
+pub(crate) fn status_reason(status: relay::StatusCode) -> &'static str {
     match status {
         relay::StatusCode::OK => "ok",
         relay::StatusCode::ReservationRefused => "reservation_refused",
@@ -546,30 +546,15 @@ impl LoopState<'_> {
             }
             RelayBehaviourEvent::Gossip(event) => {
                 let now_ms = darkswap_net::unix_time_ms();
-                let access = self.gate.access.clone();
                 let gate = &self.gate;
                 let access_of = |peer: &PeerId| {
                     use crate::orders::SourceAccess;
-                    let Ok(a) = access.lock() else {
-                        return SourceAccess::Refused;
-                    };
-                    match a.permits(peer, Operation::PublishOrder, now_ms) {
-                        Ok(()) if a.permits(peer, Operation::SkipRateLimits, now_ms).is_ok() => {
-                            SourceAccess::Unlimited
-                        }
-                        Ok(()) => SourceAccess::Limited,
-                        Err(level) => {
-                            drop(a);
-                            crate::auth::deny_with(
-                                &gate.audit,
-                                &gate.denials,
-                                peer,
-                                None,
-                                Operation::PublishOrder,
-                                level,
-                            );
-                            SourceAccess::Refused
-                        }
+                    if !gate.verdict(peer, None, Operation::PublishOrder) {
+                        SourceAccess::Refused
+                    } else if gate.allows(peer, Operation::SkipRateLimits) {
+                        SourceAccess::Unlimited
+                    } else {
+                        SourceAccess::Limited
                     }
                 };
                 self.orders.on_gossip_event(
@@ -667,11 +652,7 @@ impl LoopState<'_> {
                 src_peer_id,
                 status,
             } => {
-                let reason = if self.gate.take_refused(&src_peer_id) {
-                    "unauthorized"
-                } else {
-                    status_reason(status)
-                };
+                let reason = self.gate.denial_reason(&src_peer_id, status);
                 m.reservations_denied
                     .get_or_create(&RelayMetrics::reason(reason))
                     .inc();
@@ -709,11 +690,7 @@ impl LoopState<'_> {
                 status,
                 ..
             } => {
-                let reason = if self.gate.take_refused(&src_peer_id) {
-                    "unauthorized"
-                } else {
-                    status_reason(status)
-                };
+                let reason = self.gate.denial_reason(&src_peer_id, status);
                 m.circuits_denied
                     .get_or_create(&RelayMetrics::reason(reason))
                     .inc();
@@ -826,24 +803,8 @@ impl LoopState<'_> {
 
     /// Whether `peer` may do `op`; a refusal is counted and audited.
     fn permitted(&self, peer: &PeerId, connection: ConnectionId, op: Operation) -> bool {
-        let verdict = match self.gate.access.lock() {
-            Ok(a) => a.permits(peer, op, darkswap_net::unix_time_ms()),
-            Err(_) => Err(Level::Anonymous),
-        };
-        match verdict {
-            Ok(()) => true,
-            Err(level) => {
-                crate::auth::deny(
-                    &self.gate.audit,
-                    &self.metrics,
-                    peer,
-                    self.conn_addrs.get(&connection),
-                    op,
-                    level,
-                );
-                false
-            }
-        }
+        self.gate
+            .verdict(peer, self.conn_addrs.get(&connection), op)
     }
 
     /// Auth gauges and housekeeping, once a second.
