@@ -662,6 +662,7 @@ impl Node {
             Command::SetCredential { credential } => {
                 self.auth = ClientAuth::new(credential, None);
                 self.auth_request = None;
+                self.next_auth_at = None;
                 if self.relay_conn.is_some() {
                     return self.authenticate(false).await;
                 }
