@@ -353,7 +353,12 @@ impl Peer {
 impl Peer {
     /// A trader on `relay` holding a reservation and following `pair`, its first book view seen.
     pub async fn trader(relay: &Relay, pair: &darkswap_orderbook::Pair) -> Result<Self> {
-        let mut peer = Peer::start(vec![relay.tcp_addr()]).await?;
+        Self::trader_with(NodeConfig::new(vec![relay.tcp_addr()]), pair).await
+    }
+
+    /// [`Peer::trader`] with a node configuration of the test's choosing.
+    pub async fn trader_with(config: NodeConfig, pair: &darkswap_orderbook::Pair) -> Result<Self> {
+        let mut peer = Peer::start_with(config).await?;
         peer.reserved().await?;
         peer.handle
             .command(darkswap_net::Command::WatchPair { pair: pair.clone() })?;

@@ -492,3 +492,72 @@ async fn native_traders_set_up_a_session_before_trading() -> anyhow::Result<()> 
     assert_eq!(maker_side.state, TradeState::Agreed);
     Ok(())
 }
+
+#[tokio::test]
+async fn live_trade_sessions_rekey_in_band_and_keep_working() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), Ports::default(), &[])?;
+    // Fresh keys after every 2 frames sent (the default is 4096 or 10 minutes).
+    let config = || {
+        let mut c = darkswap_net::NodeConfig::new(vec![relay.tcp_addr()]);
+        c.e2e_rekey = darkswap_e2e::RekeyPolicy {
+            after_messages: 2,
+            after_ms: 3_600_000,
+        };
+        c
+    };
+    let mut maker = Peer::trader_with(config(), &pair()).await?;
+    let mut taker = Peer::trader_with(config(), &pair()).await?;
+    let order = maker.handle.place_order(pair(), sell(1_000, 100_000_000))?;
+    see_order(&mut taker, order, 1_000).await?;
+    let mut metrics = ClientMetrics::default();
+    let mut epochs = Vec::new();
+    for i in 1..=3u64 {
+        taker.handle.command(Command::TakeOrder {
+            pair: pair(),
+            order_id: order,
+            amount: 10,
+        })?;
+        let mut agreed = false;
+        // Until this take is agreed and the maker's remainder shows in the book.
+        taker
+            .wait_for(T, |e| {
+                metrics.observe(e);
+                match e {
+                    NodeEvent::Trading(TradingEvent::E2e(darkswap_net::E2eEvent::Rekeyed {
+                        epoch,
+                        ..
+                    })) => epochs.push(*epoch),
+                    NodeEvent::Trading(TradingEvent::Trade(t)) if !t.state.is_open() => {
+                        assert_eq!(t.state, TradeState::Agreed, "{t:?}");
+                        agreed = true;
+                    }
+                    NodeEvent::Trading(TradingEvent::Book(v)) if v.pair == pair() => {
+                        if agreed
+                            && v.orders
+                                .iter()
+                                .any(|o| o.id == order && o.amount == 1_000 - 10 * i)
+                        {
+                            return Some(());
+                        }
+                    }
+                    _ => {}
+                }
+                None
+            })
+            .await?;
+    }
+    assert!(!epochs.is_empty(), "no rekey in three trades");
+    assert!(epochs.windows(2).all(|w| w[1] > w[0]), "epochs {epochs:?}");
+    assert!(
+        metrics.e2e_frames_rejected.is_empty(),
+        "{:?}",
+        metrics.e2e_frames_rejected
+    );
+    assert_eq!(
+        metrics.e2e_sessions.get("initiator"),
+        Some(&1),
+        "one session, rekeyed in place"
+    );
+    Ok(())
+}

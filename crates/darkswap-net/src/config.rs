@@ -48,6 +48,8 @@ pub struct NodeConfig {
     pub auth_token: Option<Vec<u8>>,
     /// After the relay refused us, ask again after this long.
     pub auth_retry: Duration,
+    /// When end-to-end trade sessions take fresh keys (frames sent, or age).
+    pub e2e_rekey: darkswap_e2e::RekeyPolicy,
 }
 
 impl NodeConfig {
@@ -80,6 +82,7 @@ impl Default for NodeConfig {
             credential: Credential::Identity,
             auth_token: None,
             auth_retry: Duration::from_secs(30),
+            e2e_rekey: darkswap_e2e::RekeyPolicy::default(),
         }
     }
 }

@@ -174,11 +174,12 @@ pub async fn new_node(
         return Err(NodeError::NoDialableAddress);
     }
     let local_peer_id = keypair.public().to_peer_id();
-    let trading = Trading::new(
+    let mut trading = Trading::new(
         keypair.clone(),
         config.order_publish_burst,
         config.order_publish_rate,
     );
+    trading.set_rekey_policy(config.e2e_rekey);
     let swarm = crate::transport::build_swarm(keypair, &config).await?;
     let (command_tx, command_rx) = mpsc::channel(config.command_buffer);
     let (event_tx, event_rx) = mpsc::channel(config.event_buffer);

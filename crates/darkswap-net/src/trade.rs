@@ -25,7 +25,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use darkswap_e2e::{E2eError, ManagerLimits, Opened, Role, SessionManager};
+use darkswap_e2e::{E2eError, ManagerLimits, Opened, RekeyPolicy, Role, SessionManager};
 use darkswap_orderbook::{OrderId, Pair, Price, Side};
 use darkswap_proto::order::OrderAction;
 use darkswap_proto::trade::{Agreement, TradeId, TradeRequest, TradeResponse};
@@ -171,6 +171,8 @@ pub(crate) struct Negotiations {
     outbound: HashMap<OutboundRequestId, Outbound>,
     /// End-to-end sessions with counterparties, made on first use (it needs our identity).
     sessions: Option<SessionManager>,
+    /// When those sessions take fresh keys ([`RekeyPolicy::default`] unless configured).
+    rekey: RekeyPolicy,
 }
 
 impl Negotiations {
@@ -355,9 +357,18 @@ impl Trading {
 
     fn sessions(&mut self) -> &mut SessionManager {
         let keypair = &self.keypair;
+        let limits = ManagerLimits {
+            rekey: self.negotiations.rekey,
+            ..ManagerLimits::default()
+        };
         self.negotiations
             .sessions
-            .get_or_insert_with(|| SessionManager::new(keypair.clone(), ManagerLimits::default()))
+            .get_or_insert_with(|| SessionManager::new(keypair.clone(), limits))
+    }
+
+    /// Sets when end-to-end sessions rekey (before the first session is made).
+    pub fn set_rekey_policy(&mut self, policy: RekeyPolicy) {
+        self.negotiations.rekey = policy;
     }
 
     /// Moves the requests waiting for `peer` forward, as far as the session allows: starts the
