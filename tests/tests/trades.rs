@@ -506,7 +506,7 @@ async fn live_trade_sessions_rekey_in_band_and_keep_working() -> anyhow::Result<
         };
         c
     };
-    let mut maker = Peer::trader_with(config(), &pair()).await?;
+    let maker = Peer::trader_with(config(), &pair()).await?;
     let mut taker = Peer::trader_with(config(), &pair()).await?;
     let order = maker.handle.place_order(pair(), sell(1_000, 100_000_000))?;
     see_order(&mut taker, order, 1_000).await?;
@@ -532,14 +532,14 @@ async fn live_trade_sessions_rekey_in_band_and_keep_working() -> anyhow::Result<
                         assert_eq!(t.state, TradeState::Agreed, "{t:?}");
                         agreed = true;
                     }
-                    NodeEvent::Trading(TradingEvent::Book(v)) if v.pair == pair() => {
+                    NodeEvent::Trading(TradingEvent::Book(v))
                         if agreed
+                            && v.pair == pair()
                             && v.orders
                                 .iter()
-                                .any(|o| o.id == order && o.amount == 1_000 - 10 * i)
-                        {
-                            return Some(());
-                        }
+                                .any(|o| o.id == order && o.amount == 1_000 - 10 * i) =>
+                    {
+                        return Some(());
                     }
                     _ => {}
                 }
