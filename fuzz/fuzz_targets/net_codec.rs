@@ -1,4 +1,4 @@
-//! darkswap-net's `FrameCodec` (book-sync and trade protocols): reading one capped frame from a
+//! darkswap-proto's `FrameCodec` (book-sync and trade protocols): reading one capped frame from a
 //! stream, driven by `futures::executor::block_on` over a reader that hands out the input in
 //! pieces of a fuzzed size (and says "not ready" between them).
 //!
@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use darkswap_fuzz::Input;
-use darkswap_net::codec::{BookSyncCodec, Frame, TradeCodec};
+use darkswap_proto::frame::{BookSyncCodec, Frame, TradeCodec};
 use darkswap_net::libp2p::request_response::Codec;
 use darkswap_net::libp2p::StreamProtocol;
 use futures::executor::block_on;

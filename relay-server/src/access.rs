@@ -112,7 +112,7 @@ impl Access {
             path,
             grants: HashMap::new(),
         };
-        access.prune_revocations(darkswap_net::unix_time_ms());
+        access.prune_revocations(darkswap_proto::unix_time_ms());
         Ok(access)
     }
 
@@ -476,7 +476,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = peer();
         // Real times: loading prunes revocation marks older than a token's lifetime.
-        let now = darkswap_net::unix_time_ms();
+        let now = darkswap_proto::unix_time_ms();
         {
             let mut a = access(dir.path(), |_| {});
             a.grant(p, Level::Authenticated, u64::MAX);

@@ -119,7 +119,7 @@ impl Audit {
     }
 
     pub fn record(&self, kind: Kind, fields: Fields<'_>) {
-        self.record_at(kind, fields, darkswap_net::unix_time_ms());
+        self.record_at(kind, fields, darkswap_proto::unix_time_ms());
     }
 
     fn record_at(&self, kind: Kind, f: Fields<'_>, now_ms: u64) {

@@ -6,12 +6,12 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use darkswap_auth::limiter::KeyedLimiter;
 use darkswap_auth::pending::PendingChallenges;
 use darkswap_auth::proof::{verify_identity, Binding};
 use darkswap_auth::token::{self, Claims};
 use darkswap_auth::wire::{AdminAction, AuthRequest, AuthResponse};
 use darkswap_auth::{Level, Method, Operation, RefuseReason, NONCE_BYTES};
+use darkswap_rate::{KeyedLimiter, Rate};
 use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
 
@@ -92,13 +92,17 @@ impl AuthService {
                 millis(config.challenge_ttl),
             ),
             per_peer: KeyedLimiter::new(
-                config.challenge_rate_per_peer,
-                burst(config.challenge_rate_per_peer, 5).min(config.challenge_rate_per_peer),
+                Rate::per_minute(
+                    config.challenge_rate_per_peer,
+                    burst(config.challenge_rate_per_peer, 5).min(config.challenge_rate_per_peer),
+                ),
                 defaults::AUTH_RATE_TABLE_CAPACITY,
             ),
             per_ip: KeyedLimiter::new(
-                config.challenge_rate_per_ip,
-                burst(config.challenge_rate_per_ip, 20).min(config.challenge_rate_per_ip),
+                Rate::per_minute(
+                    config.challenge_rate_per_ip,
+                    burst(config.challenge_rate_per_ip, 20).min(config.challenge_rate_per_ip),
+                ),
                 defaults::AUTH_RATE_TABLE_CAPACITY,
             ),
             token_ttl_ms: millis(config.token_ttl),

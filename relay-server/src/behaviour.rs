@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use darkswap_auth::wire::AuthCodec;
 use darkswap_auth::{Operation, AUTH_PROTOCOL};
-use darkswap_net::auth::AuthCodec;
 use libp2p::allow_block_list::{self, BlockedPeers};
 use libp2p::{Multiaddr, PeerId};
 use prometheus_client::metrics::counter::Counter;
@@ -17,8 +17,9 @@ use crate::access::Access;
 use crate::audit::Audit;
 use crate::metrics::DenialLabels;
 
-use darkswap_net::gossip::{gossipsub_behaviour, BookSyncCodec, GossipRole};
 use darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL;
+use darkswap_proto::frame::BookSyncCodec;
+use darkswap_proto::gossip::{gossipsub_behaviour, GossipRole};
 use darkswap_proto::{
     DirectoryRequest, DirectoryResponse, DIRECTORY_PROTOCOL, IDENTIFY_PROTOCOL_VERSION,
     MAX_DIRECTORY_REQUEST_BYTES, MAX_DIRECTORY_RESPONSE_BYTES,
@@ -53,7 +54,7 @@ impl Gate {
     /// Whether `peer` may do `op` now; a refusal is counted (by operation and the level the
     /// peer had) and audited. A poisoned lock cannot decide: refused.
     pub fn verdict(&self, peer: &PeerId, addr: Option<&Multiaddr>, op: Operation) -> bool {
-        let now_ms = darkswap_net::unix_time_ms();
+        let now_ms = darkswap_proto::unix_time_ms();
         let verdict = match self.access.lock() {
             Ok(access) => access.permits(peer, op, now_ms),
             Err(_) => Err(darkswap_auth::Level::Anonymous),
@@ -71,7 +72,7 @@ impl Gate {
     pub fn allows(&self, peer: &PeerId, op: Operation) -> bool {
         self.access
             .lock()
-            .is_ok_and(|a| a.permits(peer, op, darkswap_net::unix_time_ms()).is_ok())
+            .is_ok_and(|a| a.permits(peer, op, darkswap_proto::unix_time_ms()).is_ok())
     }
 
     /// [`Gate::verdict`] for libp2p-relay's own checks, remembering our refusals so that
@@ -120,7 +121,11 @@ pub struct RelayBehaviour {
 const MINUTE: Duration = Duration::from_secs(60);
 
 impl RelayBehaviour {
-    pub fn new(key: &identity::Keypair, limits: &Limits, gate: Gate) -> Result<Self, String> {
+    pub fn new(
+        key: &identity::Keypair,
+        limits: &Limits,
+        gate: Gate,
+    ) -> Result<Self, darkswap_proto::gossip::GossipConfigError> {
         let peer_id = key.public().to_peer_id();
         let reserve_gate = gate.clone();
         let circuit_gate = gate;

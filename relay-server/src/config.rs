@@ -486,7 +486,7 @@ impl Config {
             });
         }
         for peer in &self.peers {
-            if darkswap_net::relay_peer_id(std::slice::from_ref(peer)).is_err() {
+            if darkswap_proto::addr::relay_peer_id(std::slice::from_ref(peer)).is_err() {
                 return Err(ConfigError::Invalid {
                     name: "peers",
                     message: format!("{peer} must end with /p2p/<the peer relay's PeerId>"),

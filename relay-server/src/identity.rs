@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use darkswap_net::keyfile::{load_or_create_keypair, read_if_exists, write_private, KeyFileError};
+use darkswap_auth::keyfile::{load_or_create_keypair, read_if_exists, write_private, KeyFileError};
 use libp2p::identity::Keypair;
 use libp2p_webrtc::tokio::Certificate;
 

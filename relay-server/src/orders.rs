@@ -17,6 +17,7 @@ use libp2p::PeerId;
 
 use crate::config::Limits;
 use crate::metrics::{KindLabels, PairLabels, RelayMetrics};
+use darkswap_rate::{Rate, TokenBucket};
 
 /// What the relay's access check says about the peer a gossip message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,17 +30,12 @@ pub enum SourceAccess {
     Unlimited,
 }
 
-/// A token bucket counting gossip messages from one connected peer.
-struct SourceBucket {
-    tokens: f64,
-    at_ms: u64,
-}
-
 pub struct OrderGossip {
     market: Market,
     /// Per connected peer; entries leave when the peer disconnects.
-    sources: HashMap<PeerId, SourceBucket>,
-    rate_per_peer: u32,
+    sources: HashMap<PeerId, TokenBucket>,
+    /// Gossip messages per second from one peer, with a burst of four seconds' worth.
+    rate_per_peer: Rate,
     subscribed: HashSet<Pair>,
     /// Pairs with a live-orders series, so that a pair that empties is reset to zero once.
     reported_pairs: HashSet<Pair>,
@@ -50,7 +46,10 @@ impl OrderGossip {
         OrderGossip {
             market: Market::new(limits.market.clone()),
             sources: HashMap::new(),
-            rate_per_peer: limits.gossip_rate_per_peer,
+            rate_per_peer: Rate::per_second(
+                limits.gossip_rate_per_peer,
+                limits.gossip_rate_per_peer.saturating_mul(4),
+            ),
             subscribed: HashSet::new(),
             reported_pairs: HashSet::new(),
         }
@@ -167,20 +166,11 @@ impl OrderGossip {
     }
 
     fn take_token(&mut self, source: PeerId, now_ms: u64) -> bool {
-        let rate = self.rate_per_peer as f64;
-        let burst = rate * 4.0;
-        let bucket = self.sources.entry(source).or_insert(SourceBucket {
-            tokens: burst,
-            at_ms: now_ms,
-        });
-        let elapsed = now_ms.saturating_sub(bucket.at_ms) as f64 / 1000.0;
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
-        bucket.at_ms = now_ms;
-        if bucket.tokens < 1.0 {
-            return false;
-        }
-        bucket.tokens -= 1.0;
-        true
+        let rate = self.rate_per_peer;
+        self.sources
+            .entry(source)
+            .or_insert_with(|| TokenBucket::full(&rate, now_ms))
+            .try_take(&rate, now_ms)
     }
 
     pub fn peer_disconnected(&mut self, peer: &PeerId) {

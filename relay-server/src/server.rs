@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use darkswap_net::TransportKind;
+use darkswap_proto::addr::TransportKind;
 use darkswap_proto::RelayInfo;
 use futures::StreamExt;
 use libp2p::core::muxing::StreamMuxerBox;
@@ -120,7 +120,7 @@ fn ip_protocol(ip: IpAddr) -> Protocol<'static> {
 
 /// The metrics label for the transport an address names (one classification, in darkswap-net).
 fn transport_of(addr: &Multiaddr) -> Transport {
-    match darkswap_net::transport_kind(addr) {
+    match darkswap_proto::addr::transport_kind(addr) {
         TransportKind::Tcp => Transport::tcp,
         TransportKind::WebSocket => Transport::websocket,
         TransportKind::WebRtcDirect => Transport::webrtc_direct,
@@ -205,7 +205,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .iter()
         .filter_map(|a| {
             Some((
-                darkswap_net::relay_peer_id(std::slice::from_ref(a)).ok()?,
+                darkswap_proto::addr::relay_peer_id(std::slice::from_ref(a)).ok()?,
                 a.clone(),
             ))
         })
@@ -338,7 +338,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
                 loop_state.update_auth(&swarm);
             }
             _ = orders_tick.tick() => {
-                loop_state.orders.tick(&loop_state.metrics, darkswap_net::unix_time_ms());
+                loop_state.orders.tick(&loop_state.metrics, darkswap_proto::unix_time_ms());
             }
             _ = peer_tick.tick() => loop_state.dial_peer_relays(&mut swarm),
         }
@@ -545,7 +545,7 @@ impl LoopState<'_> {
                     .send_response(channel, self.directory.response());
             }
             RelayBehaviourEvent::Gossip(event) => {
-                let now_ms = darkswap_net::unix_time_ms();
+                let now_ms = darkswap_proto::unix_time_ms();
                 let gate = &self.gate;
                 let access_of = |peer: &PeerId| {
                     use crate::orders::SourceAccess;
@@ -581,7 +581,7 @@ impl LoopState<'_> {
                     &origin,
                     request,
                     &self.metrics,
-                    darkswap_net::unix_time_ms(),
+                    darkswap_proto::unix_time_ms(),
                 );
                 let _ = swarm.behaviour_mut().auth.send_response(channel, response);
                 match effect {
@@ -809,7 +809,7 @@ impl LoopState<'_> {
 
     /// Auth gauges and housekeeping, once a second.
     fn update_auth(&mut self, swarm: &Swarm<RelayBehaviour>) {
-        let now_ms = darkswap_net::unix_time_ms();
+        let now_ms = darkswap_proto::unix_time_ms();
         self.auth.prune(now_ms);
         self.metrics
             .auth_pending_challenges

@@ -8,11 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use darkswap_net::gossip::{gossipsub_behaviour, GossipRole};
 use darkswap_net::libp2p::{
     gossipsub, identity::Keypair, noise, swarm::SwarmEvent, tcp, yamux, Multiaddr, PeerId, Swarm,
 };
 use darkswap_net::{new_node, NodeConfig, NodeEvent, NodeHandle, RelayStatus};
+use darkswap_proto::gossip::{gossipsub_behaviour, GossipRole};
 use darkswap_proto::order::order_topic;
 use futures::channel::mpsc;
 use futures::StreamExt;
@@ -403,7 +403,7 @@ pub fn sell(amount: u64, price: u64) -> darkswap_proto::order::OrderSpec {
 #[behaviour(prelude = "darkswap_net::libp2p::swarm::derive_prelude")]
 pub struct RawBehaviour {
     gossip: gossipsub::Behaviour,
-    auth: darkswap_net::libp2p::request_response::Behaviour<darkswap_net::auth::AuthCodec>,
+    auth: darkswap_net::libp2p::request_response::Behaviour<darkswap_auth::wire::AuthCodec>,
 }
 
 /// A bare gossipsub peer that publishes whatever bytes it is given, as a hostile client would.
@@ -441,7 +441,7 @@ impl RawPublisher {
                     gossip: gossipsub_behaviour(GossipRole::Trader)
                         .map_err(Box::<dyn std::error::Error + Send + Sync>::from)?,
                     auth: request_response::Behaviour::with_codec(
-                        darkswap_net::auth::AuthCodec::default(),
+                        darkswap_auth::wire::AuthCodec::default(),
                         [(
                             darkswap_net::libp2p::StreamProtocol::new(darkswap_auth::AUTH_PROTOCOL),
                             ProtocolSupport::Outbound,

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use darkswap_auth::proof::{identity_answer, Binding, SharedKey};
+use darkswap_auth::wire::AuthCodec;
 use darkswap_auth::wire::{AuthRequest, AuthResponse};
 use darkswap_auth::{Method, AUTH_PROTOCOL, NONCE_BYTES};
-use darkswap_net::auth::AuthCodec;
 use darkswap_net::libp2p::multiaddr::Protocol;
 use darkswap_net::libp2p::request_response::{self, ProtocolSupport};
 use darkswap_net::libp2p::swarm::{NetworkBehaviour, SwarmEvent};

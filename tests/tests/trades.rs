@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::bail;
 use darkswap_e2e::manager::KIND_DATA;
 use darkswap_e2e::{Initiator, Session};
-use darkswap_net::codec::{digest, request_aad, response_aad, Refusal, TradeCodec, TradeEnvelope};
 use darkswap_net::libp2p::identity::Keypair;
 use darkswap_net::libp2p::multiaddr::Protocol;
 use darkswap_net::libp2p::request_response::{self, ProtocolSupport};
@@ -16,7 +15,9 @@ use darkswap_net::libp2p::{noise, relay, tcp, yamux, PeerId, StreamProtocol, Swa
 use darkswap_net::metrics::ClientMetrics;
 use darkswap_net::{unix_time_ms, Command, NodeEvent, Trade, TradeRole, TradeState, TradingEvent};
 use darkswap_orderbook::{OrderId, Pair};
+use darkswap_proto::frame::TradeCodec;
 use darkswap_proto::trade::{Agreement, TradeRequest, TradeResponse, TRADE_PROTOCOL};
+use darkswap_proto::trade_envelope::{digest, request_aad, response_aad, Refusal, TradeEnvelope};
 use darkswap_tests::{sell, Peer, Ports, Relay};
 use futures::StreamExt;
 
@@ -148,7 +149,7 @@ async fn a_take_of_a_missing_or_too_small_amount_is_refused_clearly() -> anyhow:
     })?;
     let reason = taker
         .wait_for(T, |e| match e {
-            NodeEvent::Trading(TradingEvent::OrderFailed { reason }) => Some(reason.clone()),
+            NodeEvent::Trading(TradingEvent::OrderFailed(error)) => Some(error.to_string()),
             _ => None,
         })
         .await?;

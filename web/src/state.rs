@@ -114,7 +114,7 @@ impl TradingState {
                 self.own.remove(&id.to_hex());
                 self.notice(format!("order {} withdrawn: {reason}", &id.to_hex()[..8]));
             }
-            TradingEvent::OrderFailed { reason } => self.error = Some(reason),
+            TradingEvent::OrderFailed(error) => self.error = Some(error.to_string()),
             TradingEvent::BookSynced {
                 pair,
                 orders,

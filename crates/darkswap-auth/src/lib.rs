@@ -9,15 +9,17 @@
 //! - [`token`]: relay-signed tokens bound to one client PeerId and one relay, carrying a level and
 //!   an expiry, verified without server state.
 //! - [`wire`]: the `/darkswap/auth/1` messages, capped and validated while decoding.
-//! - [`pending`] and [`limiter`]: bounded tables for outstanding challenges and request rates
-//!   (full tables refuse: they never grow and never let a request through undecided).
+//! - [`pending`]: the bounded table of outstanding challenges (a full table refuses: it never
+//!   grows and never lets a request through undecided); request rates are limited with
+//!   `darkswap_rate::KeyedLimiter`, which behaves the same way.
 //! - [`client`]: the client's side of the exchange as a small state machine.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bench;
 pub mod client;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod keyfile;
 pub mod level;
-pub mod limiter;
 pub mod pending;
 pub mod proof;
 pub mod token;

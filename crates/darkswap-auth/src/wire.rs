@@ -564,6 +564,32 @@ impl AuthResponse {
     }
 }
 
+impl darkswap_proto::frame::Frame for AuthRequest {
+    const MAX_BYTES: u64 = MAX_AUTH_REQUEST_BYTES;
+    type Error = WireError;
+    fn to_bytes(&self) -> Vec<u8> {
+        self.encode()
+    }
+    fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
+        AuthRequest::decode(bytes)
+    }
+}
+
+impl darkswap_proto::frame::Frame for AuthResponse {
+    const MAX_BYTES: u64 = MAX_AUTH_RESPONSE_BYTES;
+    type Error = WireError;
+    fn to_bytes(&self) -> Vec<u8> {
+        self.encode()
+    }
+    fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
+        AuthResponse::decode(bytes)
+    }
+}
+
+/// `/darkswap/auth/1`: one capped frame each way.
+#[cfg(feature = "libp2p")]
+pub type AuthCodec = darkswap_proto::frame::FrameCodec<AuthRequest, AuthResponse>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

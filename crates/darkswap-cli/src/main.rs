@@ -123,7 +123,7 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<()> {
     let keypair = match &cli.identity {
-        Some(path) => darkswap_net::keyfile::load_or_create_keypair(path)?,
+        Some(path) => darkswap_auth::keyfile::load_or_create_keypair(path)?,
         None => Keypair::generate_ed25519(),
     };
     let mut config = NodeConfig::new(cli.relay.clone());

@@ -196,7 +196,7 @@ fn print_trading(
             own.remove(id);
             println!("withdrawn {id} {reason}");
         }
-        TradingEvent::OrderFailed { reason } => println!("error {reason}"),
+        TradingEvent::OrderFailed(error) => println!("error {error}"),
         TradingEvent::BookSynced {
             pair,
             orders,

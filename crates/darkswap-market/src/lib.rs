@@ -24,6 +24,7 @@ use darkswap_proto::order::{
     live_orders_digest, order_id, OrderAction, OrderReject, OrderSpec, VerifiedOrderMessage,
     MAX_CLOCK_SKEW_MS,
 };
+use darkswap_rate::{Rate, TokenBucket};
 use libp2p_identity::PeerId;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -53,6 +54,13 @@ pub struct MarketLimits {
     /// Makers tracked.
     pub max_makers: usize,
     pub maker_timeout_ms: u64,
+}
+
+impl MarketLimits {
+    /// The per-maker publish rate as a token-bucket rate.
+    pub fn publish_rate(&self) -> Rate {
+        Rate::per_second(self.publish_per_second, self.publish_burst)
+    }
 }
 
 impl Default for MarketLimits {
@@ -108,11 +116,6 @@ pub enum Removal {
     MakerGone,
 }
 
-struct TokenBucket {
-    tokens: f64,
-    at_ms: u64,
-}
-
 struct MakerState {
     last_seq: HashMap<Pair, u64>,
     /// The maker's live orders and the pair each rests on.
@@ -138,6 +141,12 @@ impl Market {
             makers: HashMap::new(),
             tombstones: HashMap::new(),
         }
+    }
+
+    /// Changes the limits from now on (a client learned its relay's). Makers' rate buckets keep
+    /// their tokens; caps apply to what arrives next.
+    pub fn set_limits(&mut self, limits: MarketLimits) {
+        self.limits = limits;
     }
 
     pub fn limits(&self) -> &MarketLimits {
@@ -180,15 +189,9 @@ impl Market {
         let limits = self.limits.clone();
         let state = maker_state(&mut self.makers, &limits, maker, now_ms)?;
         // Rate first: a flood costs the flooder, not our books.
-        let bucket = &mut state.bucket;
-        let elapsed = now_ms.saturating_sub(bucket.at_ms) as f64 / 1000.0;
-        bucket.tokens = (bucket.tokens + elapsed * limits.publish_per_second as f64)
-            .min(limits.publish_burst as f64);
-        bucket.at_ms = now_ms;
-        if bucket.tokens < 1.0 {
+        if !state.bucket.try_take(&limits.publish_rate(), now_ms) {
             return Err(OrderReject::RateLimited);
         }
-        bucket.tokens -= 1.0;
         if state
             .last_seq
             .get(pair)
@@ -421,10 +424,7 @@ fn maker_state<'a>(
         last_seq: HashMap::new(),
         orders: HashMap::new(),
         last_seen_ms: now_ms,
-        bucket: TokenBucket {
-            tokens: limits.publish_burst as f64,
-            at_ms: now_ms,
-        },
+        bucket: TokenBucket::full(&limits.publish_rate(), now_ms),
     }))
 }
 

@@ -10,10 +10,10 @@ use libp2p::request_response::{self, json, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{gossipsub, identify, identity, ping, relay, StreamProtocol};
 
-use crate::auth::AuthCodec;
-use crate::codec::TradeCodec;
-use crate::gossip::{gossipsub_behaviour, BookSyncCodec, GossipRole};
+use darkswap_auth::wire::AuthCodec;
 use darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL;
+use darkswap_proto::frame::{BookSyncCodec, TradeCodec};
+use darkswap_proto::gossip::{gossipsub_behaviour, GossipConfigError, GossipRole};
 
 use crate::NodeConfig;
 
@@ -38,7 +38,7 @@ impl ClientBehaviour {
         key: &identity::Keypair,
         relay_client: relay::client::Behaviour,
         config: &NodeConfig,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, GossipConfigError> {
         let rr_config = request_response::Config::default()
             .with_request_timeout(config.request_timeout)
             .with_max_concurrent_streams(64);

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use darkswap_auth::client::Credential;
+use darkswap_market::MarketLimits;
 use libp2p::Multiaddr;
 
 /// How a [`crate::Node`] behaves. Every field has a default chosen for an interactive trader.
@@ -36,11 +37,10 @@ pub struct NodeConfig {
     pub max_pending_per_peer: usize,
     /// Peers with queued messages at once.
     pub max_pending_peers: usize,
-    /// Order messages we may publish at once; below the relay's per-maker burst (50 by
-    /// default) so that our republish after a reconnect is never refused.
-    pub order_publish_burst: u32,
-    /// Order messages per second we publish at most (the relay allows 10 by default).
-    pub order_publish_rate: u32,
+    /// The relay's market limits until it tells us its own (in its auth grant): the live-order
+    /// cap we check before publishing, and the per-maker rate we pace our publishing below
+    /// (at [`crate::orders::PUBLISH_PACE_PERCENT`] of it).
+    pub market_limits: MarketLimits,
     /// How we prove ourselves to the relay (`/darkswap/auth/1`).
     pub credential: Credential,
     /// A token from an earlier session with this relay, presented instead of a challenge while
@@ -77,8 +77,7 @@ impl Default for NodeConfig {
             command_buffer: 64,
             max_pending_per_peer: 16,
             max_pending_peers: 64,
-            order_publish_burst: 40,
-            order_publish_rate: 8,
+            market_limits: MarketLimits::default(),
             credential: Credential::Identity,
             auth_token: None,
             auth_retry: Duration::from_secs(30),

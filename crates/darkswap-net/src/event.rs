@@ -4,10 +4,13 @@ use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 
-use crate::trading::TradingEvent;
-use crate::TransportKind;
 use darkswap_auth::wire::AdminEntry;
 use darkswap_auth::{Level, Method, RefuseReason};
+use darkswap_orderbook::{OrderId, Pair};
+use darkswap_proto::addr::TransportKind;
+
+use crate::negotiation::{E2eEvent, NegotiationEvent, TakeError, Trade};
+use crate::orders::{BookView, OrdersError, OrdersEvent, OwnOrder};
 
 /// Identifies one outgoing message, so the application can match delivery reports.
 pub type MessageId = u64;
@@ -122,4 +125,87 @@ pub enum AuthEvent {
         entries: Vec<AdminEntry>,
         refused: Option<RefuseReason>,
     },
+}
+
+/// Why a place, cancel, watch or take command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TradingError {
+    #[error(transparent)]
+    Orders(#[from] OrdersError),
+    #[error(transparent)]
+    Take(#[from] TakeError),
+}
+
+/// What the order book and the trade negotiation report (wrapped in [`NodeEvent::Trading`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TradingEvent {
+    Book(BookView),
+    /// Our order is in our book and on its way to the relay.
+    OrderPlaced(OwnOrder),
+    /// Part of our order was traded; what is left was republished.
+    OrderReduced(OwnOrder),
+    OrderCancelled {
+        id: OrderId,
+        pair: Pair,
+    },
+    /// Our order left the book by itself (expired, filled), or could not be published.
+    OrderWithdrawn {
+        id: OrderId,
+        pair: Pair,
+        reason: String,
+    },
+    /// A place, cancel, watch or take command was refused.
+    OrderFailed(TradingError),
+    /// A trade was created or changed state.
+    Trade(Trade),
+    /// A book sync from the relay finished.
+    BookSynced {
+        pair: Pair,
+        orders: usize,
+        elapsed: Duration,
+    },
+    /// A message from the network was refused (counted in the client's metrics).
+    MessageRejected {
+        reason: &'static str,
+    },
+    /// The end-to-end sessions that carry trades (counted in the client's metrics).
+    E2e(E2eEvent),
+}
+
+impl From<OrdersEvent> for TradingEvent {
+    fn from(event: OrdersEvent) -> Self {
+        match event {
+            OrdersEvent::Book(view) => TradingEvent::Book(view),
+            OrdersEvent::OrderPlaced(o) => TradingEvent::OrderPlaced(o),
+            OrdersEvent::OrderReduced(o) => TradingEvent::OrderReduced(o),
+            OrdersEvent::OrderCancelled { id, pair } => TradingEvent::OrderCancelled { id, pair },
+            OrdersEvent::OrderWithdrawn { id, pair, reason } => {
+                TradingEvent::OrderWithdrawn { id, pair, reason }
+            }
+            OrdersEvent::Failed(e) => TradingEvent::OrderFailed(e.into()),
+            OrdersEvent::BookSynced {
+                pair,
+                orders,
+                elapsed,
+            } => TradingEvent::BookSynced {
+                pair,
+                orders,
+                elapsed,
+            },
+            OrdersEvent::MessageRejected { reason } => TradingEvent::MessageRejected { reason },
+        }
+    }
+}
+
+impl From<NegotiationEvent> for TradingEvent {
+    fn from(event: NegotiationEvent) -> Self {
+        match event {
+            NegotiationEvent::Trade(t) => TradingEvent::Trade(*t),
+            NegotiationEvent::E2e(e) => TradingEvent::E2e(e),
+            NegotiationEvent::TakeFailed(e) => TradingEvent::OrderFailed(e.into()),
+            NegotiationEvent::MessageRejected { reason } => {
+                TradingEvent::MessageRejected { reason }
+            }
+        }
+    }
 }

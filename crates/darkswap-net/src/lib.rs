@@ -5,38 +5,38 @@
 //! reach it at `<relay>/p2p-circuit/p2p/<us>`, asks the relay who else is reachable, and exchanges
 //! direct messages with them. It reconnects by itself with exponential backoff. The application
 //! drives it through a [`NodeHandle`] and reads [`NodeEvent`]s from a bounded channel.
+//!
+//! Trading is two sans-IO state machines that the node drives: [`orders::Orders`] (the verified
+//! books of the pairs we follow and our own orders) and [`negotiation::Negotiation`] (trades,
+//! both roles, sealed in end-to-end sessions). Each takes inputs with the time and returns the
+//! actions for the node to carry out on the network and the events for the application; their
+//! unit tests need no network.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod addr;
-pub mod auth;
 mod behaviour;
-pub mod codec;
 mod config;
 mod event;
-pub mod gossip;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod keyfile;
 pub mod metrics;
+pub mod negotiation;
 mod node;
+pub mod orders;
 pub mod persist;
 #[cfg(target_arch = "wasm32")]
 pub mod relay_info;
-mod time;
-mod trade;
-mod trading;
 mod transport;
 
-pub use addr::{
-    circuit_addr, relay_peer_id, sort_for_dialing, transport_kind, AddrError, TransportKind,
-};
+pub use addr::sort_for_dialing;
 pub use config::NodeConfig;
-pub use event::{AuthEvent, MessageId, NodeEvent, RelayStatus};
+pub use darkswap_proto::addr::{
+    circuit_addr, relay_peer_id, transport_kind, AddrError, TransportKind,
+};
+pub use darkswap_proto::unix_time_ms;
+pub use event::{AuthEvent, MessageId, NodeEvent, RelayStatus, TradingError, TradingEvent};
+pub use negotiation::{E2eEvent, Trade, TradeRole, TradeState, MAX_OPEN_TRADES, MAX_TRADES};
 pub use node::{new_node, Command, Node, NodeError, NodeHandle};
-pub use time::unix_time_ms;
-pub use trade::{E2eEvent, Trade, TradeRole, TradeState, MAX_OPEN_TRADES, MAX_TRADES};
-pub use trading::{
-    BookView, OrderView, OwnOrder, TradingEvent, BOOK_VIEW_LEVELS, BOOK_VIEW_ORDERS,
-    MAX_WATCHED_PAIRS,
+pub use orders::{
+    BookView, OrderView, OwnOrder, BOOK_VIEW_LEVELS, BOOK_VIEW_ORDERS, MAX_WATCHED_PAIRS,
 };
 
 /// The libp2p version this crate is built on, for consumers that need its types (PeerId,

@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 
+use crate::event::TradingEvent;
 use crate::event::{AuthEvent, NodeEvent, RelayStatus};
-use crate::trade::{E2eEvent, TradeState};
-use crate::trading::TradingEvent;
+use crate::negotiation::{E2eEvent, TradeState};
 
 /// Samples kept for charts.
 pub const HISTORY_SAMPLES: usize = 120;
@@ -128,7 +128,7 @@ impl ClientMetrics {
             }
             TradingEvent::Trade(trade) => {
                 if trade.state.is_open() {
-                    if self.trades_open.len() < crate::trade::MAX_OPEN_TRADES * 2 {
+                    if self.trades_open.len() < crate::negotiation::MAX_OPEN_TRADES * 2 {
                         self.trades_open.insert(trade.id, ());
                     }
                 } else {

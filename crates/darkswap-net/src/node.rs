@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use darkswap_proto::book_sync::{BookSyncRequest, BookSyncResponse};
+use darkswap_proto::trade_envelope::TradeEnvelope;
 use darkswap_proto::{DirectAck, DirectMessage, DirectoryRequest};
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -17,15 +19,21 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{identity::Keypair, ping, relay, Multiaddr, PeerId, Swarm};
 use web_time::Instant;
 
-use crate::addr::{circuit_addr, relay_peer_id, sort_for_dialing, transport_kind, with_peer};
+use crate::addr::sort_for_dialing;
 use crate::behaviour::{ClientBehaviour, ClientBehaviourEvent};
-use crate::event::{AuthEvent, MessageId, NodeEvent, RelayStatus};
-use crate::trading::{Trading, TradingEvent};
-use crate::{AddrError, NodeConfig, TransportKind};
+use crate::event::{AuthEvent, MessageId, NodeEvent, RelayStatus, TradingEvent};
+use crate::negotiation::{Negotiation, NegotiationAction, NegotiationOutput, RequestToken};
+use crate::orders::{Orders, OrdersAction, OrdersOutput, SyncToken};
+use crate::NodeConfig;
 use darkswap_auth::client::{ClientAuth, Credential, Step};
 use darkswap_auth::wire::{AdminAction, AuthRequest, AuthResponse};
 use darkswap_orderbook::{OrderId, Pair};
-use darkswap_proto::order::OrderSpec;
+use darkswap_proto::addr::{
+    circuit_addr, relay_peer_id, transport_kind, with_peer, AddrError, TransportKind,
+};
+use darkswap_proto::order::{order_topic, OrderSpec};
+use darkswap_proto::unix_time_ms;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 
 /// How often the loop wakes up to check timers (redial, directory refresh).
 const TICK: Duration = Duration::from_millis(200);
@@ -37,8 +45,8 @@ pub enum NodeError {
     RelayAddr(#[from] AddrError),
     #[error("none of the relay's addresses can be dialed from this platform")]
     NoDialableAddress,
-    #[error("cannot build the libp2p node: {0}")]
-    Build(String),
+    #[error(transparent)]
+    Build(#[from] crate::transport::BuildError),
     #[error("the node has stopped")]
     Stopped,
     #[error("the node is busy (command queue full); try again")]
@@ -151,7 +159,13 @@ pub struct Node {
     peers: Vec<PeerId>,
     pending: HashMap<PeerId, Pending>,
     outbound: HashMap<OutboundRequestId, (MessageId, PeerId, Instant)>,
-    trading: Trading,
+    keypair: Keypair,
+    orders: Orders,
+    negotiation: Negotiation,
+    /// Our book-sync requests in flight, by the order book's token.
+    syncs: HashMap<OutboundRequestId, SyncToken>,
+    /// Our trade requests in flight, by the negotiation's token.
+    trade_requests: HashMap<OutboundRequestId, RequestToken>,
     auth: ClientAuth,
     /// Granted on the current relay connection.
     authed: bool,
@@ -174,13 +188,13 @@ pub async fn new_node(
         return Err(NodeError::NoDialableAddress);
     }
     let local_peer_id = keypair.public().to_peer_id();
-    let mut trading = Trading::new(
+    let orders = Orders::new(
         keypair.clone(),
-        config.order_publish_burst,
-        config.order_publish_rate,
+        config.market_limits.clone(),
+        unix_time_ms(),
     );
-    trading.set_rekey_policy(config.e2e_rekey);
-    let swarm = crate::transport::build_swarm(keypair, &config).await?;
+    let negotiation = Negotiation::new(keypair.clone(), config.e2e_rekey);
+    let swarm = crate::transport::build_swarm(keypair.clone(), &config).await?;
     let (command_tx, command_rx) = mpsc::channel(config.command_buffer);
     let (event_tx, event_rx) = mpsc::channel(config.event_buffer);
     let node = Node {
@@ -201,7 +215,11 @@ pub async fn new_node(
         peers: Vec::new(),
         pending: HashMap::new(),
         outbound: HashMap::new(),
-        trading,
+        keypair,
+        orders,
+        negotiation,
+        syncs: HashMap::new(),
+        trade_requests: HashMap::new(),
         auth: ClientAuth::new(config.credential.clone(), config.auth_token.clone()),
         authed: false,
         auth_request: None,
@@ -245,13 +263,123 @@ impl Node {
         self.events.send(event).await.is_ok()
     }
 
-    async fn emit_trading(&mut self, events: Vec<TradingEvent>) -> bool {
+    async fn emit_trading(&mut self, events: impl IntoIterator<Item = TradingEvent>) -> bool {
         for event in events {
             if !self.emit(NodeEvent::Trading(event)).await {
                 return false;
             }
         }
         true
+    }
+
+    /// Carries out what the order book asked for, feeds back what the network refused at once,
+    /// and reports its events.
+    async fn orders_output(&mut self, out: OrdersOutput) -> bool {
+        let mut next = Some(out);
+        while let Some(out) = next.take() {
+            let follow = self.run_orders_actions(out.actions);
+            if !self
+                .emit_trading(out.events.into_iter().map(TradingEvent::from))
+                .await
+            {
+                return false;
+            }
+            if !follow.actions.is_empty() || !follow.events.is_empty() {
+                next = Some(follow);
+            }
+        }
+        true
+    }
+
+    fn run_orders_actions(&mut self, actions: Vec<OrdersAction>) -> OrdersOutput {
+        let now = unix_time_ms();
+        let relay = self.relay_if_connected();
+        let mut follow = OrdersOutput::default();
+        let mut unpublished = Vec::new();
+        for action in actions {
+            let behaviour = self.swarm.behaviour_mut();
+            match action {
+                OrdersAction::Subscribe(pair) => {
+                    let topic = IdentTopic::new(order_topic(&pair));
+                    if let Err(e) = behaviour.gossip.subscribe(&topic) {
+                        follow.extend(self.orders.subscribe_failed(pair, e.to_string()));
+                    }
+                }
+                OrdersAction::Publish(publication) => {
+                    let topic = IdentTopic::new(publication.topic.clone());
+                    match behaviour.gossip.publish(topic, publication.bytes.clone()) {
+                        Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
+                        Err(e) => unpublished.push((publication, e.to_string())),
+                    }
+                }
+                OrdersAction::Sync { token, request } => match relay {
+                    Some(relay) => {
+                        let id = behaviour.book_sync.send_request(&relay, request);
+                        self.syncs.insert(id, token);
+                    }
+                    None => self.orders.on_sync_failed(token),
+                },
+            }
+        }
+        if !unpublished.is_empty() {
+            follow.extend(self.orders.publish_failed(unpublished, now));
+        }
+        follow
+    }
+
+    /// Carries out what the negotiation asked for (sending envelopes, connecting to
+    /// counterparties) and reports its events, then the order book's.
+    async fn negotiation_output(&mut self, out: NegotiationOutput) -> bool {
+        let mut queue = std::collections::VecDeque::from([out]);
+        while let Some(out) = queue.pop_front() {
+            for action in out.actions {
+                match action {
+                    NegotiationAction::Send {
+                        peer,
+                        token,
+                        envelope,
+                    } => {
+                        let id = self
+                            .swarm
+                            .behaviour_mut()
+                            .trades
+                            .send_request(&peer, envelope);
+                        self.trade_requests.insert(id, token);
+                    }
+                    NegotiationAction::Connect(peer) => {
+                        queue.push_back(self.connect_for_trade(peer))
+                    }
+                }
+            }
+            if !self
+                .emit_trading(out.events.into_iter().map(TradingEvent::from))
+                .await
+            {
+                return false;
+            }
+            if !self.orders_output(out.orders).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Makes sure we are connected (or connecting) to a counterparty that requests wait for.
+    fn connect_for_trade(&mut self, peer: PeerId) -> NegotiationOutput {
+        let now = unix_time_ms();
+        if self.swarm.is_connected(&peer) {
+            return self.negotiation.peer_connected(peer, now);
+        }
+        match self.dial_peer(peer) {
+            Ok(()) => NegotiationOutput::default(),
+            Err(reason) => self.negotiation.peer_unreachable(peer, &reason, now),
+        }
+    }
+
+    async fn book_views(&mut self) -> bool {
+        let views = self.orders.book_views(unix_time_ms());
+        self.emit_trading(views.into_iter().map(TradingEvent::from))
+            .await
     }
 
     fn relay_if_connected(&self) -> Option<PeerId> {
@@ -263,11 +391,12 @@ impl Node {
     }
 
     async fn on_tick(&mut self) -> bool {
-        let relay_up = self.relay_conn.is_some();
-        let events = self
-            .trading
-            .tick(&mut self.swarm.behaviour_mut().gossip, relay_up);
-        if !self.emit_trading(events).await {
+        let out = self.orders.tick(unix_time_ms());
+        if !self.orders_output(out).await {
+            return false;
+        }
+        let out = self.negotiation.tick(&mut self.orders, unix_time_ms());
+        if !self.negotiation_output(out).await || !self.book_views().await {
             return false;
         }
         let now = Instant::now();
@@ -278,12 +407,15 @@ impl Node {
                 }
             }
         }
-        let now_ms = crate::unix_time_ms();
+        let now_ms = unix_time_ms();
         if self.authed && self.grant_expires_at_ms.is_some_and(|t| now_ms >= t) {
             // The grant ran out before a refresh succeeded: the relay would refuse what we
             // publish, so stop until we are granted again (a retry is scheduled already).
             self.authed = false;
-            self.trading.set_publishing(false);
+            let out = self.orders.set_publishing(false, now_ms);
+            if !self.orders_output(out).await {
+                return false;
+            }
         }
         if self.relay_conn.is_some() && self.auth_request.is_none() {
             // A scheduled retry (after a refusal or a failure) alone decides when to ask again;
@@ -313,15 +445,10 @@ impl Node {
         if self.reserved {
             // Trade requests waiting for their counterparty (e.g. a confirmation resumed after
             // a restart): dial it; a dial in progress is not repeated.
-            for peer in self.trading.peers_waiting() {
-                if self.swarm.is_connected(&peer) {
-                    self.trading
-                        .peer_connected(peer, &mut self.swarm.behaviour_mut().trades);
-                } else if let Err(reason) = self.dial_peer(peer) {
-                    let events = self.trading.peer_unreachable(peer, &reason);
-                    if !self.emit_trading(events).await {
-                        return false;
-                    }
+            for peer in self.negotiation.peers_waiting() {
+                let out = self.connect_for_trade(peer);
+                if !self.negotiation_output(out).await {
+                    return false;
                 }
             }
         }
@@ -356,7 +483,7 @@ impl Node {
         self.auth_request = None;
         self.next_auth_at = None;
         self.grant_expires_at_ms = None;
-        self.trading.set_publishing(false);
+        self.orders.relay_lost();
         if let Some(id) = self.circuit_listener.take() {
             self.swarm.remove_listener(id);
         }
@@ -406,7 +533,7 @@ impl Node {
         let request = if refresh {
             self.auth.challenge()
         } else {
-            self.auth.start(&self.relay, &local, crate::unix_time_ms())
+            self.auth.start(&self.relay, &local, unix_time_ms())
         };
         let method = match &request {
             AuthRequest::Token { .. } => darkswap_auth::Method::Token,
@@ -433,9 +560,8 @@ impl Node {
     async fn auth_granted(&mut self) -> bool {
         let first = !self.authed;
         self.authed = true;
-        self.trading.set_publishing(true);
-        let events = self.trading.flush(&mut self.swarm.behaviour_mut().gossip);
-        if !self.emit_trading(events).await {
+        let out = self.orders.set_publishing(true, unix_time_ms());
+        if !self.orders_output(out).await {
             return false;
         }
         if first && self.circuit_listener.is_none() {
@@ -481,8 +607,7 @@ impl Node {
                     return true;
                 }
                 self.auth_request = None;
-                let key = self.trading.keypair.clone();
-                match self.auth.on_response(response, &key, &self.relay) {
+                match self.auth.on_response(response, &self.keypair, &self.relay) {
                     Step::Send(request) => {
                         self.send_auth(request);
                         true
@@ -582,50 +707,24 @@ impl Node {
                 true
             }
             Command::WatchPair { pair } => {
-                let relay = self.relay_if_connected();
-                let behaviour = self.swarm.behaviour_mut();
-                match self.trading.watch(
-                    pair,
-                    &mut behaviour.gossip,
-                    &mut behaviour.book_sync,
-                    relay,
-                ) {
-                    Ok(()) => true,
-                    Err(reason) => {
-                        self.emit_trading(vec![TradingEvent::OrderFailed { reason }])
-                            .await
-                    }
-                }
+                let out = self.orders.watch(pair, unix_time_ms());
+                self.orders_output(out).await
             }
             Command::PlaceOrder { pair, spec } => {
-                let relay = self.relay_if_connected();
-                let behaviour = self.swarm.behaviour_mut();
-                let events = self.trading.place(
-                    pair,
-                    spec,
-                    &mut behaviour.gossip,
-                    &mut behaviour.book_sync,
-                    relay,
-                );
-                self.emit_trading(events).await
+                let out = self.orders.place(pair, spec, unix_time_ms());
+                self.orders_output(out).await
             }
             Command::Restore { orders, trades } => {
-                let relay = self.relay_if_connected();
-                let behaviour = self.swarm.behaviour_mut();
-                let events = self.trading.restore(
-                    orders,
-                    trades,
-                    &mut behaviour.gossip,
-                    &mut behaviour.book_sync,
-                    relay,
-                );
-                self.emit_trading(events).await
+                let out = self.negotiation.restore(trades, unix_time_ms());
+                if !self.negotiation_output(out).await {
+                    return false;
+                }
+                let out = self.orders.restore(orders, unix_time_ms());
+                self.orders_output(out).await
             }
             Command::CancelOrder { id } => {
-                let events = self
-                    .trading
-                    .cancel(id, &mut self.swarm.behaviour_mut().gossip);
-                self.emit_trading(events).await
+                let out = self.orders.cancel(id, unix_time_ms());
+                self.orders_output(out).await
             }
             Command::TakeOrder {
                 pair,
@@ -633,32 +732,18 @@ impl Node {
                 amount,
             } => {
                 let connected = self
-                    .trading
-                    .market_maker(&pair, &order_id)
-                    .is_some_and(|m| self.swarm.is_connected(&m));
-                let result = self.trading.take(
+                    .orders
+                    .order(&pair, &order_id)
+                    .is_some_and(|o| self.swarm.is_connected(&o.data.maker));
+                let out = self.negotiation.take(
+                    &self.orders,
                     &pair,
                     order_id,
                     amount,
-                    &mut self.swarm.behaviour_mut().trades,
                     connected,
+                    unix_time_ms(),
                 );
-                match result {
-                    Ok((maker, events)) => {
-                        if !connected {
-                            if let Err(reason) = self.dial_peer(maker) {
-                                let mut events = events;
-                                events.extend(self.trading.peer_unreachable(maker, &reason));
-                                return self.emit_trading(events).await;
-                            }
-                        }
-                        self.emit_trading(events).await
-                    }
-                    Err(reason) => {
-                        self.emit_trading(vec![TradingEvent::OrderFailed { reason }])
-                            .await
-                    }
-                }
+                self.negotiation_output(out).await
             }
             Command::SetCredential { credential } => {
                 self.auth = ClientAuth::new(credential, None);
@@ -700,7 +785,7 @@ impl Node {
                 }
             }
             Command::Send { id, peer, text } => {
-                let message = match DirectMessage::new(text, crate::unix_time_ms()) {
+                let message = match DirectMessage::new(text, unix_time_ms()) {
                     Ok(m) => m,
                     Err(e) => {
                         return self
@@ -813,12 +898,10 @@ impl Node {
                     self.relay_conn = Some((connection_id, addr.clone(), transport));
                     // Reading the book needs no authentication; publishing and reserving wait
                     // for the relay's grant.
-                    let behaviour = self.swarm.behaviour_mut();
-                    self.trading.relay_ready(
-                        &mut behaviour.gossip,
-                        &mut behaviour.book_sync,
-                        self.relay,
-                    );
+                    let out = self.orders.relay_connected(unix_time_ms());
+                    if !self.orders_output(out).await {
+                        return false;
+                    }
                     if !self
                         .status(RelayStatus::Connected { transport, addr })
                         .await
@@ -832,8 +915,10 @@ impl Node {
                         self.send_now(id, peer_id, message);
                     }
                 }
-                self.trading
-                    .peer_connected(peer_id, &mut self.swarm.behaviour_mut().trades);
+                let out = self.negotiation.peer_connected(peer_id, unix_time_ms());
+                if !self.negotiation_output(out).await {
+                    return false;
+                }
                 let transport = if matches!(endpoint, ConnectedPoint::Listener { .. })
                     && endpoint_is_relayed(&endpoint)
                 {
@@ -895,8 +980,10 @@ impl Node {
                 {
                     return false;
                 }
-                let events = self.trading.peer_unreachable(peer, &reason);
-                if !self.emit_trading(events).await {
+                let out = self
+                    .negotiation
+                    .peer_unreachable(peer, &reason, unix_time_ms());
+                if !self.negotiation_output(out).await {
                     return false;
                 }
                 self.fail_pending(peer, reason).await
@@ -974,61 +1061,104 @@ impl Node {
             }
             ClientBehaviourEvent::Directory(event) => self.on_directory_event(event).await,
             ClientBehaviourEvent::Messages(event) => self.on_message_event(event).await,
-            ClientBehaviourEvent::Gossip(event) => {
-                let relay = self.relay_if_connected();
-                let behaviour = self.swarm.behaviour_mut();
-                let events = self.trading.on_gossip(
-                    event,
-                    &mut behaviour.gossip,
-                    &mut behaviour.book_sync,
-                    relay,
-                );
-                self.emit_trading(events).await
+            ClientBehaviourEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                // Traders never forward: relays are the hubs that validate and forward.
+                self.swarm
+                    .behaviour_mut()
+                    .gossip
+                    .report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        MessageAcceptance::Ignore,
+                    );
+                let out =
+                    self.orders
+                        .on_gossip(message.topic.as_str(), &message.data, unix_time_ms());
+                self.orders_output(out).await
             }
-            ClientBehaviourEvent::Trades(event) => {
-                let behaviour = self.swarm.behaviour_mut();
-                let events = match event {
-                    request_response::Event::Message {
-                        peer,
-                        message:
-                            request_response::Message::Request {
-                                request, channel, ..
-                            },
-                        ..
-                    } => self.trading.on_trade_request(
-                        peer,
-                        request,
-                        channel,
-                        &mut behaviour.trades,
-                        &mut behaviour.gossip,
-                    ),
-                    request_response::Event::Message {
-                        peer,
-                        message:
-                            request_response::Message::Response {
-                                request_id,
-                                response,
-                            },
-                        ..
-                    } => self.trading.on_trade_response(
-                        peer,
+            ClientBehaviourEvent::Trades(event) => self.on_trade_event(event).await,
+            ClientBehaviourEvent::Auth(event) => self.on_auth_event(event).await,
+            ClientBehaviourEvent::BookSync(event) => self.on_book_sync_event(event).await,
+            _ => true,
+        }
+    }
+
+    async fn on_trade_event(
+        &mut self,
+        event: request_response::Event<TradeEnvelope, TradeEnvelope>,
+    ) -> bool {
+        let now = unix_time_ms();
+        let out = match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let (answer, out) =
+                    self.negotiation
+                        .on_request(peer, request, &mut self.orders, now);
+                // The taker may be gone; its side then times out.
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .trades
+                    .send_response(channel, answer);
+                out
+            }
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
                         request_id,
                         response,
-                        &mut behaviour.trades,
-                    ),
-                    request_response::Event::OutboundFailure {
-                        request_id, error, ..
-                    } => self.trading.on_trade_failure(request_id, error.to_string()),
-                    _ => Vec::new(),
+                    },
+                ..
+            } => match self.trade_requests.remove(&request_id) {
+                Some(token) => self.negotiation.on_response(token, peer, response, now),
+                None => return true,
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => match self.trade_requests.remove(&request_id) {
+                Some(token) => self.negotiation.on_failure(token, &error.to_string(), now),
+                None => return true,
+            },
+            _ => return true,
+        };
+        self.negotiation_output(out).await && self.book_views().await
+    }
+
+    async fn on_book_sync_event(
+        &mut self,
+        event: request_response::Event<BookSyncRequest, BookSyncResponse>,
+    ) -> bool {
+        match event {
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                let Some(token) = self.syncs.remove(&request_id) else {
+                    return true;
                 };
-                self.emit_trading(events).await
+                let out = self.orders.on_sync_page(token, response, unix_time_ms());
+                self.orders_output(out).await
             }
-            ClientBehaviourEvent::Auth(event) => self.on_auth_event(event).await,
-            ClientBehaviourEvent::BookSync(event) => {
-                let events = self
-                    .trading
-                    .on_sync(event, &mut self.swarm.behaviour_mut().book_sync);
-                self.emit_trading(events).await
+            request_response::Event::OutboundFailure { request_id, .. } => {
+                if let Some(token) = self.syncs.remove(&request_id) {
+                    self.orders.on_sync_failed(token);
+                }
+                true
             }
             _ => true,
         }

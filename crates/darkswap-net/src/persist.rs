@@ -7,8 +7,8 @@ use darkswap_proto::order::{order_id, OrderSpec};
 use libp2p::PeerId;
 use prost::Message as _;
 
-use crate::trade::{Trade, TradeRole, TradeState};
-use crate::trading::OwnOrder;
+use crate::negotiation::{Trade, TradeRole, TradeState};
+use crate::orders::OwnOrder;
 
 /// Largest stored blob read back (own orders are capped at 200, trades at 1,000).
 pub const MAX_STORED_BYTES: usize = 4 * 1024 * 1024;

@@ -4,18 +4,22 @@
 use libp2p::{identity::Keypair, noise, yamux, Swarm};
 
 use crate::behaviour::ClientBehaviour;
-use crate::node::NodeError;
 use crate::NodeConfig;
 
-fn build_error(e: impl std::fmt::Display) -> NodeError {
-    NodeError::Build(e.to_string())
+/// Why the swarm could not be built (a transport or the behaviour refused its configuration).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the libp2p node: {0}")]
+pub struct BuildError(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+fn build_error(e: impl std::error::Error + Send + Sync + 'static) -> BuildError {
+    BuildError(Box::new(e))
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) async fn build_swarm(
     keypair: Keypair,
     config: &NodeConfig,
-) -> Result<Swarm<ClientBehaviour>, NodeError> {
+) -> Result<Swarm<ClientBehaviour>, BuildError> {
     use libp2p::tcp;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -46,7 +50,7 @@ pub(crate) async fn build_swarm(
 pub(crate) async fn build_swarm(
     keypair: Keypair,
     config: &NodeConfig,
-) -> Result<Swarm<ClientBehaviour>, NodeError> {
+) -> Result<Swarm<ClientBehaviour>, BuildError> {
     use futures::future::Either;
     use libp2p::core::muxing::StreamMuxerBox;
     use libp2p::core::transport::timeout::TransportTimeout;

@@ -5,16 +5,24 @@
 //! applies *before* it parses, and every protocol name carries a version.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+#[cfg(feature = "libp2p")]
+pub mod addr;
 pub mod book_sync;
 pub mod directory;
+pub mod frame;
+#[cfg(feature = "libp2p")]
+pub mod gossip;
 pub mod message;
 pub mod order;
 pub mod relay_info;
+mod time;
 pub mod trade;
+pub mod trade_envelope;
 
 pub use directory::{DirectoryRequest, DirectoryResponse, MAX_DIRECTORY_PEERS};
 pub use message::{DirectAck, DirectMessage, MessageError, MAX_MESSAGE_TEXT_BYTES};
 pub use relay_info::{RelayInfo, RelayInfoError, MAX_RELAY_INFO_BYTES};
+pub use time::unix_time_ms;
 
 /// Direct peer-to-peer messages (hello / ping with round-trip time), request-response.
 pub const MESSAGE_PROTOCOL: &str = "/darkswap/msg/1";

@@ -1,7 +1,7 @@
 //! `/darkswap/trade/2`: negotiating a trade between a taker and a maker, over their relayed
 //! connection. Request-response; the taker always asks, the maker always answers. Version 2
-//! carries these messages only sealed in a `darkswap-e2e` session (the envelope, handshake and
-//! associated data are in `darkswap_net::codec`); version 1 carried them in the clear.
+//! carries these messages only sealed in a `darkswap-e2e` session (the envelope and the
+//! associated data are in [`crate::trade_envelope`]); version 1 carried them in the clear.
 //!
 //! 1. `Take` (taker → maker): trade id, order id, amount. The maker checks the order is its
 //!    own and live, that the amount meets the minimum fill and is still free, **reserves** it

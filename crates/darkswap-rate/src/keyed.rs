@@ -5,35 +5,32 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at_ms: u64,
-}
+use crate::{Rate, TokenBucket};
 
+/// One [`TokenBucket`] per key, at most `capacity` keys.
 #[derive(Debug)]
 pub struct KeyedLimiter<K> {
-    buckets: HashMap<K, Bucket>,
-    burst: f64,
-    per_ms: f64,
+    buckets: HashMap<K, TokenBucket>,
+    rate: Rate,
     capacity: usize,
 }
 
 impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
-    /// `per_minute` requests a minute sustained, `burst` at once, at most `capacity` keys.
-    pub fn new(per_minute: u32, burst: u32, capacity: usize) -> Self {
+    /// `rate` per key, at most `capacity` keys.
+    pub fn new(rate: Rate, capacity: usize) -> Self {
         KeyedLimiter {
             buckets: HashMap::new(),
-            burst: f64::from(burst.max(1)),
-            per_ms: f64::from(per_minute) / 60_000.0,
+            rate,
             capacity,
         }
     }
 
+    /// Keys remembered.
     pub fn len(&self) -> usize {
         self.buckets.len()
     }
 
+    /// Whether no key is remembered.
     pub fn is_empty(&self) -> bool {
         self.buckets.is_empty()
     }
@@ -46,28 +43,17 @@ impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
                 return false;
             }
         }
-        let burst = self.burst;
-        let per_ms = self.per_ms;
-        let bucket = self.buckets.entry(key.clone()).or_insert(Bucket {
-            tokens: burst,
-            at_ms: now_ms,
-        });
-        let elapsed = now_ms.saturating_sub(bucket.at_ms) as f64;
-        bucket.tokens = (bucket.tokens + elapsed * per_ms).min(burst);
-        bucket.at_ms = now_ms.max(bucket.at_ms);
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        let rate = self.rate;
+        self.buckets
+            .entry(key.clone())
+            .or_insert_with(|| TokenBucket::full(&rate, now_ms))
+            .try_take(&rate, now_ms)
     }
 
     /// Drops keys whose bucket has refilled completely (they carry no information).
     pub fn prune(&mut self, now_ms: u64) {
-        let (burst, per_ms) = (self.burst, self.per_ms);
-        self.buckets
-            .retain(|_, b| b.tokens + now_ms.saturating_sub(b.at_ms) as f64 * per_ms < burst);
+        let rate = self.rate;
+        self.buckets.retain(|_, b| !b.is_full(&rate, now_ms));
     }
 }
 
@@ -77,7 +63,7 @@ mod tests {
 
     #[test]
     fn bursts_then_refills() {
-        let mut l = KeyedLimiter::new(60, 3, 10);
+        let mut l = KeyedLimiter::new(Rate::per_minute(60, 3), 10);
         assert!(l.allow(&1, 0));
         assert!(l.allow(&1, 0));
         assert!(l.allow(&1, 0));
@@ -89,7 +75,7 @@ mod tests {
 
     #[test]
     fn a_full_table_refuses_new_keys() {
-        let mut l = KeyedLimiter::new(60, 1, 2);
+        let mut l = KeyedLimiter::new(Rate::per_minute(60, 1), 2);
         assert!(l.allow(&1, 0));
         assert!(l.allow(&2, 0));
         assert!(!l.allow(&3, 0));

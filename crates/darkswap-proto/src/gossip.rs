@@ -2,16 +2,14 @@
 //! role and message ids.
 //!
 //! Gossip runs in libp2p's anonymous mode: the payload is a maker-signed order message (see
-//! `darkswap_proto::order`), so a second, gossip-level signature would only add bytes. Message
-//! ids are the SHA-256 of the payload, so the same signed message is one message however many
-//! paths bring it.
+//! [`crate::order`]), so a second, gossip-level signature would only add bytes. Message ids are
+//! the SHA-256 of the payload, so the same signed message is one message however many paths
+//! bring it.
 
 use std::time::Duration;
 
 use libp2p::gossipsub::{self, MessageId, ValidationMode};
 use sha2::{Digest, Sha256};
-
-pub use crate::codec::BookSyncCodec;
 
 /// Largest gossipsub frame accepted. Far above an order message's own cap on purpose: an
 /// oversized order must reach our validator, to be refused *and counted*, instead of vanishing
@@ -28,9 +26,18 @@ pub enum GossipRole {
     Relay,
 }
 
+/// Why the gossip behaviour could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum GossipConfigError {
+    #[error("invalid gossipsub configuration: {0}")]
+    Config(#[from] gossipsub::ConfigBuilderError),
+    #[error("cannot build gossipsub: {0}")]
+    Behaviour(&'static str),
+}
+
 /// The gossipsub configuration for a role. Messages are held until the application validates
 /// them (`report_message_validation_result`): nothing unverified is ever forwarded.
-pub fn gossipsub_config(role: GossipRole) -> Result<gossipsub::Config, String> {
+pub fn gossipsub_config(role: GossipRole) -> Result<gossipsub::Config, GossipConfigError> {
     let mut builder = gossipsub::ConfigBuilder::default();
     builder
         .validation_mode(ValidationMode::Anonymous)
@@ -58,16 +65,16 @@ pub fn gossipsub_config(role: GossipRole) -> Result<gossipsub::Config, String> {
                 .gossip_lazy(6);
         }
     }
-    builder.build().map_err(|e| e.to_string())
+    Ok(builder.build()?)
 }
 
 /// The gossipsub behaviour for a role.
-pub fn gossipsub_behaviour(role: GossipRole) -> Result<gossipsub::Behaviour, String> {
+pub fn gossipsub_behaviour(role: GossipRole) -> Result<gossipsub::Behaviour, GossipConfigError> {
     gossipsub::Behaviour::new(
         gossipsub::MessageAuthenticity::Anonymous,
         gossipsub_config(role)?,
     )
-    .map_err(str::to_string)
+    .map_err(GossipConfigError::Behaviour)
 }
 
 #[cfg(test)]

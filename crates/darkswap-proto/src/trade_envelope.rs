@@ -1,29 +1,23 @@
-//! Request-response codecs for DarkSwap's protobuf protocols: one frame per stream, read with a
-//! cap before anything is decoded.
+//! The `/darkswap/trade/2` envelope and the associated-data rules of its sealed frames.
 //!
-//! `/darkswap/trade/2` carries [`TradeEnvelope`]s, never a trade message in the clear: first a
-//! `darkswap-e2e` handshake, then frames sealed in that session (see `trade.rs`).
+//! Every `/darkswap/trade/2` message, request or response, is one [`TradeEnvelope`]: a
+//! `darkswap-e2e` handshake message, a frame sealed in the session, or a refusal. A trade
+//! message ([`crate::trade`]) never travels in the clear.
 //!
 //! Associated data of a sealed request: `"/darkswap/trade/2 request taker->maker\0" ‖ taker ‖
 //! maker` (PeerId bytes); of its answer: `"/darkswap/trade/2 response maker->taker\0" ‖ taker ‖
-//! maker ‖ SHA-256(request frame)`.
+//! maker ‖ SHA-256(request frame)`. So a relay on the path cannot move an answer to another
+//! request, reflect a frame back to its sender, or pass a frame between two other traders.
 //!
 //! ```proto
 //! message TradeEnvelope { oneof kind { bytes handshake = 1; bytes sealed = 2; uint32 refused = 3; } }
 //! ```
 
-use std::io;
-use std::marker::PhantomData;
-
-use darkswap_proto::book_sync::{
-    BookSyncRequest, BookSyncResponse, MAX_BOOK_SYNC_REQUEST_BYTES, MAX_BOOK_SYNC_RESPONSE_BYTES,
-};
-use darkswap_proto::trade::{MAX_TRADE_FRAME_BYTES, TRADE_PROTOCOL};
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use libp2p::PeerId;
-use libp2p::StreamProtocol;
+use libp2p_identity::PeerId;
 use prost::Message as _;
 use sha2::{Digest, Sha256};
+
+use crate::trade::{MAX_TRADE_FRAME_BYTES, TRADE_PROTOCOL};
 
 /// Cap on one trade envelope: a sealed trade message (at most [`MAX_TRADE_FRAME_BYTES`]) plus
 /// the frame header (12), the inner kind byte (1), the tag (16) and the protobuf framing; a
@@ -72,6 +66,19 @@ pub enum TradeEnvelope {
     Refused(Refusal),
 }
 
+/// Why bytes are not a trade envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("trade envelope of {0} bytes exceeds {MAX_TRADE_ENVELOPE_BYTES}")]
+    TooLarge(usize),
+    #[error("malformed trade envelope: {0}")]
+    Malformed(#[from] prost::DecodeError),
+    #[error("unknown refusal code {0}")]
+    UnknownRefusal(u32),
+    #[error("empty trade envelope")]
+    Empty,
+}
+
 /// Associated data of a sealed request from `taker` to `maker`.
 pub fn request_aad(taker: &PeerId, maker: &PeerId) -> Vec<u8> {
     let mut aad = TRADE_PROTOCOL.as_bytes().to_vec();
@@ -115,6 +122,7 @@ mod wire {
 }
 
 impl TradeEnvelope {
+    /// The protobuf encoding.
     pub fn encode(&self) -> Vec<u8> {
         let kind = match self {
             TradeEnvelope::Handshake(b) => wire::Kind::Handshake(b.clone()),
@@ -124,124 +132,19 @@ impl TradeEnvelope {
         wire::TradeEnvelope { kind: Some(kind) }.encode_to_vec()
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<TradeEnvelope, String> {
+    /// Decodes an envelope, refusing anything over the cap before parsing.
+    pub fn decode(bytes: &[u8]) -> Result<TradeEnvelope, EnvelopeError> {
         if bytes.len() as u64 > MAX_TRADE_ENVELOPE_BYTES {
-            return Err(format!("trade envelope of {} bytes", bytes.len()));
+            return Err(EnvelopeError::TooLarge(bytes.len()));
         }
-        let w = wire::TradeEnvelope::decode(bytes).map_err(|e| e.to_string())?;
-        match w.kind {
+        match wire::TradeEnvelope::decode(bytes)?.kind {
             Some(wire::Kind::Handshake(b)) => Ok(TradeEnvelope::Handshake(b)),
             Some(wire::Kind::Sealed(b)) => Ok(TradeEnvelope::Sealed(b)),
             Some(wire::Kind::Refused(r)) => Refusal::from_wire(r)
                 .map(TradeEnvelope::Refused)
-                .ok_or_else(|| format!("unknown refusal {r}")),
-            None => Err("empty trade envelope".into()),
+                .ok_or(EnvelopeError::UnknownRefusal(r)),
+            None => Err(EnvelopeError::Empty),
         }
-    }
-}
-
-/// A message that travels as one capped frame.
-pub trait Frame: Sized + Send + 'static {
-    /// Largest encoding accepted; a bigger frame is an error before any decoding.
-    const MAX_BYTES: u64;
-    fn to_bytes(&self) -> Vec<u8>;
-    fn from_bytes(bytes: &[u8]) -> Result<Self, String>;
-}
-
-macro_rules! frame {
-    ($ty:ty, $max:expr) => {
-        impl Frame for $ty {
-            const MAX_BYTES: u64 = $max;
-            fn to_bytes(&self) -> Vec<u8> {
-                self.encode()
-            }
-            fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-                <$ty>::decode(bytes).map_err(|e| e.to_string())
-            }
-        }
-    };
-}
-
-frame!(BookSyncRequest, MAX_BOOK_SYNC_REQUEST_BYTES);
-frame!(BookSyncResponse, MAX_BOOK_SYNC_RESPONSE_BYTES);
-frame!(TradeEnvelope, MAX_TRADE_ENVELOPE_BYTES);
-
-/// The codec for a request type and a response type.
-pub struct FrameCodec<Req, Resp>(PhantomData<fn() -> (Req, Resp)>);
-
-impl<Req, Resp> Default for FrameCodec<Req, Resp> {
-    fn default() -> Self {
-        FrameCodec(PhantomData)
-    }
-}
-
-impl<Req, Resp> Clone for FrameCodec<Req, Resp> {
-    fn clone(&self) -> Self {
-        FrameCodec(PhantomData)
-    }
-}
-
-/// `/darkswap/book-sync/1`.
-pub type BookSyncCodec = FrameCodec<BookSyncRequest, BookSyncResponse>;
-/// `/darkswap/trade/2`: envelopes both ways.
-pub type TradeCodec = FrameCodec<TradeEnvelope, TradeEnvelope>;
-
-async fn read_frame<F: Frame, T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<F> {
-    let mut bytes = Vec::new();
-    io.take(F::MAX_BYTES + 1).read_to_end(&mut bytes).await?;
-    if bytes.len() as u64 > F::MAX_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame exceeds {} bytes", F::MAX_BYTES),
-        ));
-    }
-    F::from_bytes(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
-
-async fn write_frame<F: Frame, T: AsyncWrite + Unpin + Send>(
-    io: &mut T,
-    frame: F,
-) -> io::Result<()> {
-    io.write_all(&frame.to_bytes()).await?;
-    io.close().await
-}
-
-impl<Req: Frame, Resp: Frame> libp2p::request_response::Codec for FrameCodec<Req, Resp> {
-    type Protocol = StreamProtocol;
-    type Request = Req;
-    type Response = Resp;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Req>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_frame(io).await
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Resp>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_frame(io).await
-    }
-
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Req) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_frame(io, req).await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Resp,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_frame(io, res).await
     }
 }
 
@@ -267,11 +170,29 @@ mod tests {
                 let _ = TradeEnvelope::decode(&bad);
             }
         }
-        assert!(TradeEnvelope::decode(&[]).is_err());
-        assert!(TradeEnvelope::decode(&TradeEnvelope::Sealed(vec![0; 2_300]).encode()).is_err());
-        assert!(
-            TradeEnvelope::decode(&[0x18, 9]).is_err(),
-            "unknown refusal"
+        assert_eq!(TradeEnvelope::decode(&[]), Err(EnvelopeError::Empty));
+        assert_eq!(
+            TradeEnvelope::decode(&TradeEnvelope::Sealed(vec![0; 2_300]).encode()),
+            Err(EnvelopeError::TooLarge(2_303))
         );
+        assert_eq!(
+            TradeEnvelope::decode(&[0x18, 9]),
+            Err(EnvelopeError::UnknownRefusal(9))
+        );
+    }
+
+    #[test]
+    fn request_and_answer_associated_data_differ_by_direction_and_request() {
+        let a = libp2p_identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let b = libp2p_identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        assert_ne!(request_aad(&a, &b), request_aad(&b, &a));
+        let d1 = digest(b"one");
+        let d2 = digest(b"two");
+        assert_ne!(response_aad(&a, &b, &d1), response_aad(&a, &b, &d2));
+        assert!(!response_aad(&a, &b, &d1).starts_with(&request_aad(&a, &b)));
     }
 }

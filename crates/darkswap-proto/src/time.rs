@@ -1,4 +1,4 @@
-//! Clocks that work on every target (`std::time` panics on wasm32-unknown-unknown).
+//! A wall clock that works on every target (`std::time` panics on wasm32-unknown-unknown).
 
 /// Milliseconds since the Unix epoch, or 0 when the clock is before it.
 pub fn unix_time_ms() -> u64 {

@@ -1,9 +1,10 @@
 //! Identity keys kept in files (native peers and the relay): created on first use, readable by
-//! the owner only, reused afterwards so the PeerId stays the same.
+//! the owner only, reused afterwards so the PeerId stays the same. The identity key is what a
+//! peer proves itself with (the identity method, and the Noise handshake under it).
 
 use std::path::{Path, PathBuf};
 
-use libp2p::identity::Keypair;
+use libp2p_identity::Keypair;
 
 /// Why a key file could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,1380 @@
+//! Trade negotiation (`/darkswap/trade/2`), both roles, as a sans-IO state machine per trade,
+//! carried sealed in end-to-end sessions.
+//!
+//! [`Negotiation`] does no I/O and reads no clock. Each input (a take, an envelope from a peer,
+//! an answer to one of our requests, a failure, a tick) carries the time and returns a
+//! [`NegotiationOutput`]: envelopes to send ([`NegotiationAction::Send`], each with a
+//! [`RequestToken`] the node hands back with the answer), peers to connect to, and events. The
+//! maker's side works on the trader's [`Orders`] (reserve, release, fill), which the caller passes
+//! in; what that changes comes back in [`NegotiationOutput::orders`].
+//!
+//! The taker asks, the maker answers (see `darkswap_proto::trade` for the protocol). The maker
+//! reserves the amount in its own book before accepting, so two racing takers can never buy the
+//! same unit; every path that does not end in an agreement (rejection, abort, timeout, lost
+//! connection) releases the reservation. An agreed trade is "agreed, awaiting settlement":
+//! settlement is not built yet, and nothing here pretends funds moved.
+//!
+//! # Sealed
+//! No trade message crosses the wire in the clear. Before its first request to a maker, the
+//! taker runs the `darkswap-e2e` handshake (request `Handshake(init)`, answer `Handshake(resp)`:
+//! ephemeral X25519 keys signed by both identities); then every `TradeRequest` and
+//! `TradeResponse` travels as a frame sealed in that session ([`TradeEnvelope`]). The associated
+//! data binds the protocol name, the direction, both PeerIds, and for an answer the SHA-256 of
+//! the request frame it answers, so a relay cannot move an answer to another request, reflect a
+//! frame, or replay one (the session's counters refuse replays). The taker rekeys in-band when
+//! the session's policy says so (no request in flight meanwhile).
+//!
+//! A frame that fails to open is refused (the maker answers `Refused`, the taker aborts the
+//! trade), reported as [`E2eEvent::FrameRejected`] and counted in the client metrics. A maker
+//! without the session (expired, evicted, restarted) answers `Refused(NoSession)`: the taker
+//! handshakes again and resends once. A taker that restarts starts with no session, so a resumed
+//! trade always begins with a fresh handshake.
+
+use std::collections::{HashMap, VecDeque};
+
+use darkswap_e2e::{E2eError, ManagerLimits, Opened, RekeyPolicy, Role, SessionManager};
+use darkswap_orderbook::{OrderId, Pair, Price, Side};
+use darkswap_proto::trade::{Agreement, TradeId, TradeRequest, TradeResponse};
+use darkswap_proto::trade_envelope::{digest, request_aad, response_aad, Refusal, TradeEnvelope};
+use libp2p::identity::Keypair;
+use libp2p::PeerId;
+
+use crate::orders::{Orders, OrdersOutput};
+
+/// Trades remembered (finished ones are dropped oldest first beyond this).
+pub const MAX_TRADES: usize = 1_000;
+/// Trades in negotiation at once, both roles together.
+pub const MAX_OPEN_TRADES: usize = 64;
+/// Requests queued for a counterparty we are still connecting to or securing a session with.
+const MAX_WAITING_PER_PEER: usize = 8;
+/// Counterparties with requests waiting at once.
+const MAX_WAITING_PEERS: usize = MAX_OPEN_TRADES;
+/// How long after an accepted trade's deadline its taker's confirmation may still arrive before
+/// the maker gives up on it (clocks and transit differ a little).
+const DEADLINE_GRACE_MS: u64 = 5_000;
+
+/// What the end-to-end layer of the trade protocol reports (counted in the client metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum E2eEvent {
+    /// A session with `peer` is up: we started it (`initiator`, as a taker) or answered it.
+    SessionEstablished {
+        peer: PeerId,
+        initiator: bool,
+        cipher: &'static str,
+    },
+    /// The session with `peer` moved to fresh keys.
+    Rekeyed { peer: PeerId, epoch: u32 },
+    /// A handshake or sealed frame from `peer` was refused; `reason` is from a closed set.
+    FrameRejected { peer: PeerId, reason: &'static str },
+}
+
+/// Which side of the trade we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TradeRole {
+    Maker,
+    Taker,
+}
+
+/// Where a trade stands. Every state is in this one enum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TradeState {
+    /// Taker: take request sent, waiting for the maker.
+    Requested,
+    /// Maker: amount reserved and agreement signed, waiting for the taker's signature.
+    /// Taker: agreement received and countersigned, waiting for the maker's final answer.
+    Accepted,
+    /// Signed by both: agreed, awaiting settlement.
+    Agreed,
+    /// The maker refused the take.
+    Rejected { reason: String },
+    /// Ended without agreement after being accepted or requested (timeout, abort, lost link).
+    Aborted { reason: String },
+}
+
+impl TradeState {
+    /// Whether the trade is still in negotiation.
+    pub fn is_open(&self) -> bool {
+        matches!(self, TradeState::Requested | TradeState::Accepted)
+    }
+
+    /// A short machine-readable name.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TradeState::Requested => "requested",
+            TradeState::Accepted => "accepted",
+            TradeState::Agreed => "agreed",
+            TradeState::Rejected { .. } => "rejected",
+            TradeState::Aborted { .. } => "aborted",
+        }
+    }
+}
+
+/// One trade, as shown and as persisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trade {
+    pub id: TradeId,
+    pub role: TradeRole,
+    pub counterparty: PeerId,
+    pub pair: Pair,
+    pub order_id: OrderId,
+    /// The maker's side of the order.
+    pub maker_side: Side,
+    pub price: Price,
+    pub amount: u64,
+    pub state: TradeState,
+    /// The signed agreement's encoding, once there is one.
+    pub agreement: Option<Vec<u8>>,
+    pub maker_signature: Option<Vec<u8>>,
+    pub taker_signature: Option<Vec<u8>>,
+    /// When an accepted trade must be confirmed by.
+    pub deadline_ms: Option<u64>,
+    pub updated_at_ms: u64,
+}
+
+impl Trade {
+    /// The trade id in hex.
+    pub fn id_hex(&self) -> String {
+        self.id.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Why a take was refused before anything was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TakeError {
+    #[error("{MAX_OPEN_TRADES} trades are already in negotiation")]
+    TooManyOpen,
+    #[error("that order is no longer in the book")]
+    OrderGone,
+    #[error("that is your own order")]
+    OwnOrder,
+    #[error("amount must be between 1 and {available}")]
+    Amount { available: u64 },
+    #[error("this order's minimum fill is {min}")]
+    BelowMinimum { min: u64 },
+    #[error("too many requests waiting for this trader")]
+    TooManyWaiting,
+}
+
+/// What the negotiation reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NegotiationEvent {
+    /// A trade was created or changed state.
+    Trade(Box<Trade>),
+    /// The end-to-end sessions that carry trades.
+    E2e(E2eEvent),
+    /// A take was refused before anything was sent.
+    TakeFailed(TakeError),
+    /// A trade message from the network was refused (counted in the client's metrics).
+    MessageRejected { reason: &'static str },
+}
+
+/// Identifies one of our requests between [`NegotiationAction::Send`] and its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestToken(u64);
+
+/// What the node must do for the negotiation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NegotiationAction {
+    /// Send `envelope` to `peer` as a `/darkswap/trade/2` request; give its answer to
+    /// [`Negotiation::on_response`], or its failure to [`Negotiation::on_failure`].
+    Send {
+        peer: PeerId,
+        token: RequestToken,
+        envelope: TradeEnvelope,
+    },
+    /// Requests wait for `peer`: connect to it, then call [`Negotiation::peer_connected`] (or
+    /// [`Negotiation::peer_unreachable`] if that fails).
+    Connect(PeerId),
+}
+
+/// What one input produced.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct NegotiationOutput {
+    pub actions: Vec<NegotiationAction>,
+    pub events: Vec<NegotiationEvent>,
+    /// What the maker's side changed in the trader's order book.
+    pub orders: OrdersOutput,
+}
+
+impl NegotiationOutput {
+    fn trade(&mut self, trade: Option<&Trade>) {
+        if let Some(t) = trade {
+            self.events.push(NegotiationEvent::Trade(Box::new(t.clone())));
+        }
+    }
+
+    fn rejected(&mut self, peer: PeerId, reason: &'static str) {
+        self.events
+            .push(NegotiationEvent::E2e(E2eEvent::FrameRejected {
+                peer,
+                reason,
+            }));
+    }
+}
+
+/// A trade request waiting to be sealed and sent.
+struct Queued {
+    id: TradeId,
+    request: TradeRequest,
+    /// Already resent once after the maker had lost our session.
+    retried: bool,
+}
+
+/// What one of our outbound requests was.
+enum Outbound {
+    Trade {
+        id: TradeId,
+        peer: PeerId,
+        request: TradeRequest,
+        frame_digest: [u8; 32],
+        retried: bool,
+    },
+    Handshake {
+        peer: PeerId,
+    },
+    Rekey {
+        peer: PeerId,
+        frame_digest: [u8; 32],
+    },
+}
+
+fn refusal_for(error: &E2eError) -> Refusal {
+    match error {
+        E2eError::NoSession => Refusal::NoSession,
+        E2eError::Session(darkswap_e2e::SessionError::WrongEpoch) => Refusal::StaleEpoch,
+        E2eError::Handshake(_) => Refusal::BadHandshake,
+        _ => Refusal::BadFrame,
+    }
+}
+
+fn abort(trade: &mut Trade, reason: impl Into<String>, now_ms: u64) {
+    trade.state = TradeState::Aborted {
+        reason: reason.into(),
+    };
+    trade.updated_at_ms = now_ms;
+}
+
+/// Every trade of this trader, both roles, and the sessions that carry them (see the module
+/// documentation).
+pub struct Negotiation {
+    keypair: Keypair,
+    me: PeerId,
+    trades: HashMap<TradeId, Trade>,
+    /// Finished trades, oldest first, for pruning.
+    finished: VecDeque<TradeId>,
+    waiting: HashMap<PeerId, VecDeque<Queued>>,
+    outbound: HashMap<RequestToken, Outbound>,
+    next_token: u64,
+    sessions: SessionManager,
+}
+
+impl Negotiation {
+    /// The negotiation of the trader whose identity is `keypair`; its sessions take fresh keys
+    /// as `rekey` says.
+    pub fn new(keypair: Keypair, rekey: RekeyPolicy) -> Self {
+        let limits = ManagerLimits {
+            rekey,
+            ..ManagerLimits::default()
+        };
+        Negotiation {
+            me: keypair.public().to_peer_id(),
+            sessions: SessionManager::new(keypair.clone(), limits),
+            keypair,
+            trades: HashMap::new(),
+            finished: VecDeque::new(),
+            waiting: HashMap::new(),
+            outbound: HashMap::new(),
+            next_token: 0,
+        }
+    }
+
+    /// A trade we know.
+    pub fn trade(&self, id: &TradeId) -> Option<&Trade> {
+        self.trades.get(id)
+    }
+
+    /// Trades in negotiation.
+    pub fn open_trades(&self) -> usize {
+        self.trades.values().filter(|t| t.state.is_open()).count()
+    }
+
+    /// Counterparties with requests waiting for a connection (the node connects to them).
+    pub fn peers_waiting(&self) -> Vec<PeerId> {
+        let mut peers: Vec<PeerId> = self.waiting.keys().copied().collect();
+        peers.sort();
+        peers
+    }
+
+    fn finish(&mut self, id: TradeId) {
+        self.finished.push_back(id);
+        while self.finished.len() > MAX_TRADES {
+            if let Some(old) = self.finished.pop_front() {
+                self.trades.remove(&old);
+            }
+        }
+    }
+
+    fn send(&mut self, peer: PeerId, envelope: TradeEnvelope, what: Outbound) -> NegotiationAction {
+        self.next_token += 1;
+        let token = RequestToken(self.next_token);
+        self.outbound.insert(token, what);
+        NegotiationAction::Send {
+            peer,
+            token,
+            envelope,
+        }
+    }
+
+    /// Brings back trades from storage. A taker that had countersigned resumes: it sends its
+    /// confirmation again (the maker answers `Done` if it had agreed, or refuses if the window
+    /// closed), so both sides end in the same state. Any other trade still in negotiation is
+    /// aborted: what the maker had reserved lived in the previous session's memory, and the
+    /// counterparty's own timeout ends it there too.
+    pub fn restore(&mut self, trades: Vec<Trade>, now_ms: u64) -> NegotiationOutput {
+        let mut out = NegotiationOutput::default();
+        for mut trade in trades.into_iter().take(MAX_TRADES) {
+            if self.trades.contains_key(&trade.id) {
+                continue;
+            }
+            let id = trade.id;
+            let resumable = trade.role == TradeRole::Taker
+                && trade.state == TradeState::Accepted
+                && trade.deadline_ms.is_some_and(|d| d > now_ms);
+            if let (Some(signature), true) = (&trade.taker_signature, resumable) {
+                let confirm = TradeRequest::Confirm {
+                    trade_id: id,
+                    taker_signature: signature.clone(),
+                };
+                if self.enqueue(trade.counterparty, id, confirm).is_ok() {
+                    out.trade(Some(&trade));
+                    self.trades.insert(id, trade);
+                    continue;
+                }
+                abort(
+                    &mut trade,
+                    "could not resume: too many requests waiting",
+                    now_ms,
+                );
+            }
+            if trade.state.is_open() {
+                abort(
+                    &mut trade,
+                    "interrupted: the client restarted during negotiation",
+                    now_ms,
+                );
+            }
+            out.trade(Some(&trade));
+            self.trades.insert(id, trade);
+            self.finish(id);
+        }
+        out
+    }
+
+    /// Starts taking `amount` of someone's order in `orders`. When we are not `connected` to its
+    /// maker, the output asks the node to connect.
+    pub fn take(
+        &mut self,
+        orders: &Orders,
+        pair: &Pair,
+        order_id: OrderId,
+        amount: u64,
+        connected: bool,
+        now_ms: u64,
+    ) -> NegotiationOutput {
+        let mut out = NegotiationOutput::default();
+        if let Err(e) = self.take_into(orders, pair, order_id, amount, connected, now_ms, &mut out)
+        {
+            out.events.push(NegotiationEvent::TakeFailed(e));
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn take_into(
+        &mut self,
+        orders: &Orders,
+        pair: &Pair,
+        order_id: OrderId,
+        amount: u64,
+        connected: bool,
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) -> Result<(), TakeError> {
+        if self.open_trades() >= MAX_OPEN_TRADES {
+            return Err(TakeError::TooManyOpen);
+        }
+        let order = orders.order(pair, &order_id).ok_or(TakeError::OrderGone)?;
+        let maker = order.data.maker;
+        if maker == self.me {
+            return Err(TakeError::OwnOrder);
+        }
+        let available = orders.available(pair, &order_id).unwrap_or(0);
+        if amount == 0 || amount > available {
+            return Err(TakeError::Amount { available });
+        }
+        let min = order.effective_min_fill(available);
+        if amount < min {
+            return Err(TakeError::BelowMinimum { min });
+        }
+        let id: TradeId = rand::random();
+        let request = TradeRequest::Take {
+            trade_id: id,
+            order_id,
+            pair: pair.clone(),
+            amount,
+        };
+        self.enqueue(maker, id, request)?;
+        let trade = Trade {
+            id,
+            role: TradeRole::Taker,
+            counterparty: maker,
+            pair: pair.clone(),
+            order_id,
+            maker_side: order.side,
+            price: order.price,
+            amount,
+            state: TradeState::Requested,
+            agreement: None,
+            maker_signature: None,
+            taker_signature: None,
+            deadline_ms: None,
+            updated_at_ms: now_ms,
+        };
+        out.trade(Some(&trade));
+        self.trades.insert(id, trade);
+        if connected {
+            self.pump(maker, now_ms, out);
+        } else {
+            out.actions.push(NegotiationAction::Connect(maker));
+        }
+        Ok(())
+    }
+
+    /// Queues a request for `peer` (sent by [`Negotiation::pump`]).
+    fn enqueue(
+        &mut self,
+        peer: PeerId,
+        id: TradeId,
+        request: TradeRequest,
+    ) -> Result<(), TakeError> {
+        if !self.waiting.contains_key(&peer) && self.waiting.len() >= MAX_WAITING_PEERS {
+            return Err(TakeError::TooManyWaiting);
+        }
+        let waiting = self.waiting.entry(peer).or_default();
+        if waiting.len() >= MAX_WAITING_PER_PEER {
+            return Err(TakeError::TooManyWaiting);
+        }
+        waiting.push_back(Queued {
+            id,
+            request,
+            retried: false,
+        });
+        Ok(())
+    }
+
+    /// A connection to `peer` is up: send what waited for it (after a handshake if needed).
+    pub fn peer_connected(&mut self, peer: PeerId, now_ms: u64) -> NegotiationOutput {
+        let mut out = NegotiationOutput::default();
+        self.pump(peer, now_ms, &mut out);
+        out
+    }
+
+    /// Moves the requests waiting for `peer` forward, as far as the session allows: starts the
+    /// handshake if there is no session, rekeys if due (once nothing is in flight), else seals
+    /// and sends them. Idempotent while a handshake or rekey is waiting for its answer.
+    fn pump(&mut self, peer: PeerId, now_ms: u64, out: &mut NegotiationOutput) {
+        let aad = request_aad(&self.me, &peer);
+        if self.waiting.get(&peer).is_none_or(|w| w.is_empty()) {
+            self.waiting.remove(&peer);
+            return;
+        }
+        if self.sessions.handshake_pending(&peer) || self.sessions.rekeying(&peer) {
+            return;
+        }
+        if self.sessions.rekey_due(&peer, now_ms) {
+            let in_flight = self
+                .outbound
+                .values()
+                .any(|o| matches!(o, Outbound::Trade { peer: p, .. } if *p == peer));
+            if in_flight {
+                // Rekey once the answers are in (they would be sealed in the old epoch).
+                return;
+            }
+            match self.sessions.start_rekey(peer, &aad, now_ms) {
+                Ok(frame) => {
+                    let frame_digest = digest(&frame);
+                    let action = self.send(
+                        peer,
+                        TradeEnvelope::Sealed(frame),
+                        Outbound::Rekey { peer, frame_digest },
+                    );
+                    out.actions.push(action);
+                    return;
+                }
+                // Session gone meanwhile (idle or too old): start over below.
+                Err(_) => {
+                    self.sessions.remove(&peer, Role::Initiator);
+                }
+            }
+        }
+        let mut queue = self.waiting.remove(&peer).unwrap_or_default();
+        while let Some(queued) = queue.pop_front() {
+            let plaintext = queued.request.encode();
+            match self
+                .sessions
+                .seal(peer, Role::Initiator, &aad, &plaintext, now_ms)
+            {
+                Ok(frame) => {
+                    let frame_digest = digest(&frame);
+                    let action = self.send(
+                        peer,
+                        TradeEnvelope::Sealed(frame),
+                        Outbound::Trade {
+                            id: queued.id,
+                            peer,
+                            request: queued.request,
+                            frame_digest,
+                            retried: queued.retried,
+                        },
+                    );
+                    out.actions.push(action);
+                }
+                Err(E2eError::NoSession) => {
+                    // No session (first contact, or it expired): handshake, then send all.
+                    queue.push_front(queued);
+                    self.waiting.insert(peer, queue);
+                    match self.sessions.start(peer, now_ms) {
+                        Ok(init) => {
+                            let action = self.send(
+                                peer,
+                                TradeEnvelope::Handshake(init),
+                                Outbound::Handshake { peer },
+                            );
+                            out.actions.push(action);
+                        }
+                        Err(e) => self.fail_waiting(
+                            peer,
+                            &format!("cannot secure a session with the maker: {e}"),
+                            now_ms,
+                            out,
+                        ),
+                    }
+                    return;
+                }
+                Err(e) => {
+                    // Nonces used up or the like: this trade cannot go out in this session.
+                    self.sessions.remove(&peer, Role::Initiator);
+                    self.abort_open_taker(
+                        queued.id,
+                        &format!("cannot seal the request: {e}"),
+                        now_ms,
+                        out,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Ends (as the taker) every trade whose request waited for `peer`.
+    fn fail_waiting(
+        &mut self,
+        peer: PeerId,
+        reason: &str,
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) {
+        let queue = self.waiting.remove(&peer).unwrap_or_default();
+        for queued in queue {
+            self.abort_open_taker(queued.id, reason, now_ms, out);
+        }
+    }
+
+    /// Ends one of our open taker trades locally, if it is still open.
+    fn abort_open_taker(
+        &mut self,
+        id: TradeId,
+        reason: &str,
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) {
+        match self.trades.get_mut(&id) {
+            Some(t) if t.state.is_open() && t.role == TradeRole::Taker => {
+                abort(t, reason, now_ms);
+            }
+            _ => return,
+        }
+        self.finish(id);
+        out.trade(self.trades.get(&id));
+    }
+
+    /// We could not reach `peer`: its trades in negotiation end.
+    pub fn peer_unreachable(
+        &mut self,
+        peer: PeerId,
+        reason: &str,
+        now_ms: u64,
+    ) -> NegotiationOutput {
+        let mut out = NegotiationOutput::default();
+        self.waiting.remove(&peer);
+        let mut ids: Vec<TradeId> = self
+            .trades
+            .values()
+            .filter(|t| t.counterparty == peer && t.role == TradeRole::Taker && t.state.is_open())
+            .map(|t| t.id)
+            .collect();
+        ids.sort();
+        for id in ids {
+            self.abort_open_taker(
+                id,
+                &format!("cannot reach the maker: {reason}"),
+                now_ms,
+                &mut out,
+            );
+        }
+        out
+    }
+
+    /// A trade envelope from another trader (we are the maker): a handshake to answer, or a
+    /// sealed request to open, handle, and answer sealed. Whatever does not open is refused.
+    /// Returns the answer for the node to send back on the request's stream.
+    pub fn on_request(
+        &mut self,
+        peer: PeerId,
+        envelope: TradeEnvelope,
+        orders: &mut Orders,
+        now_ms: u64,
+    ) -> (TradeEnvelope, NegotiationOutput) {
+        let mut out = NegotiationOutput::default();
+        let answer = match envelope {
+            TradeEnvelope::Handshake(init) => match self.sessions.respond(peer, &init, now_ms) {
+                Ok((resp, cipher)) => {
+                    out.events
+                        .push(NegotiationEvent::E2e(E2eEvent::SessionEstablished {
+                            peer,
+                            initiator: false,
+                            cipher: cipher.label(),
+                        }));
+                    TradeEnvelope::Handshake(resp)
+                }
+                Err(e) => {
+                    out.rejected(peer, e.label());
+                    TradeEnvelope::Refused(Refusal::BadHandshake)
+                }
+            },
+            TradeEnvelope::Sealed(frame) => {
+                self.on_sealed_request(peer, &frame, orders, now_ms, &mut out)
+            }
+            TradeEnvelope::Refused(_) => {
+                out.rejected(peer, "unexpected_kind");
+                TradeEnvelope::Refused(Refusal::BadFrame)
+            }
+        };
+        (answer, out)
+    }
+
+    fn on_sealed_request(
+        &mut self,
+        peer: PeerId,
+        frame: &[u8],
+        orders: &mut Orders,
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) -> TradeEnvelope {
+        let aad = request_aad(&peer, &self.me);
+        let reply_aad = response_aad(&peer, &self.me, &digest(frame));
+        match self
+            .sessions
+            .open(peer, Role::Responder, &aad, frame, now_ms)
+        {
+            Ok(Opened::Data(plaintext)) => {
+                let response = match TradeRequest::decode(&plaintext) {
+                    Ok(request) => self.handle_request(peer, request, orders, now_ms, out),
+                    Err(_) => {
+                        out.events.push(NegotiationEvent::MessageRejected {
+                            reason: "trade_request_malformed",
+                        });
+                        TradeResponse::Rejected {
+                            reason: "malformed trade request".into(),
+                        }
+                    }
+                };
+                match self.sessions.seal(
+                    peer,
+                    Role::Responder,
+                    &reply_aad,
+                    &response.encode(),
+                    now_ms,
+                ) {
+                    Ok(sealed) => TradeEnvelope::Sealed(sealed),
+                    Err(e) => TradeEnvelope::Refused(refusal_for(&e)),
+                }
+            }
+            Ok(Opened::RekeyRequested(init)) => {
+                match self.sessions.answer_rekey(peer, &init, &reply_aad, now_ms) {
+                    Ok((sealed, epoch)) => {
+                        out.events
+                            .push(NegotiationEvent::E2e(E2eEvent::Rekeyed { peer, epoch }));
+                        TradeEnvelope::Sealed(sealed)
+                    }
+                    Err(e) => {
+                        out.rejected(peer, e.label());
+                        TradeEnvelope::Refused(refusal_for(&e))
+                    }
+                }
+            }
+            Ok(Opened::Rekeyed { .. }) => {
+                out.rejected(peer, "unexpected_kind");
+                TradeEnvelope::Refused(Refusal::BadFrame)
+            }
+            Err(e) => {
+                out.rejected(peer, e.label());
+                TradeEnvelope::Refused(refusal_for(&e))
+            }
+        }
+    }
+
+    /// A trade request that opened (we are the maker): the answer.
+    fn handle_request(
+        &mut self,
+        peer: PeerId,
+        request: TradeRequest,
+        orders: &mut Orders,
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) -> TradeResponse {
+        match request {
+            TradeRequest::Take {
+                trade_id,
+                order_id,
+                pair,
+                amount,
+            } => self.on_take(peer, trade_id, order_id, pair, amount, orders, now_ms, out),
+            TradeRequest::Confirm {
+                trade_id,
+                taker_signature,
+            } => self.on_confirm(peer, trade_id, taker_signature, orders, now_ms, out),
+            TradeRequest::Abort { trade_id, reason } => match self.trades.get(&trade_id) {
+                Some(t)
+                    if t.counterparty == peer
+                        && t.role == TradeRole::Maker
+                        && t.state.is_open() =>
+                {
+                    self.release_maker(
+                        &trade_id,
+                        format!("the taker aborted: {reason}"),
+                        orders,
+                        now_ms,
+                        out,
+                    );
+                    TradeResponse::Aborted { trade_id }
+                }
+                _ => TradeResponse::Rejected {
+                    reason: "no such trade in negotiation".into(),
+                },
+            },
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_take(
+        &mut self,
+        peer: PeerId,
+        trade_id: TradeId,
+        order_id: OrderId,
+        pair: Pair,
+        amount: u64,
+        orders: &mut Orders,
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) -> TradeResponse {
+        let reject = |reason: String| TradeResponse::Rejected { reason };
+        if self.trades.contains_key(&trade_id) {
+            return reject("duplicate trade id".into());
+        }
+        if self.open_trades() >= MAX_OPEN_TRADES {
+            return reject("the maker is busy; try again shortly".into());
+        }
+        let Some(own) = orders.own_order(&order_id).cloned() else {
+            return reject("that order is no longer live".into());
+        };
+        if own.pair != pair {
+            return reject("that order is on another pair".into());
+        }
+        if let Err(e) = orders.reserve(&pair, &order_id, amount, now_ms) {
+            return reject(e.to_string());
+        }
+        let Some(agreement) = Agreement::new(
+            trade_id,
+            pair.clone(),
+            order_id,
+            self.me,
+            peer,
+            own.spec.side,
+            own.spec.price,
+            amount,
+            now_ms,
+        ) else {
+            orders.release(&pair, &order_id, amount);
+            return reject("amount × price is too large".into());
+        };
+        let encoded = agreement.encode();
+        let Ok(signature) = Agreement::sign(&encoded, &self.keypair) else {
+            orders.release(&pair, &order_id, amount);
+            return reject("the maker could not sign".into());
+        };
+        let trade = Trade {
+            id: trade_id,
+            role: TradeRole::Maker,
+            counterparty: peer,
+            pair,
+            order_id,
+            maker_side: own.spec.side,
+            price: own.spec.price,
+            amount,
+            state: TradeState::Accepted,
+            agreement: Some(encoded.clone()),
+            maker_signature: Some(signature.clone()),
+            taker_signature: None,
+            deadline_ms: Some(agreement.expires_at_ms),
+            updated_at_ms: now_ms,
+        };
+        out.trade(Some(&trade));
+        self.trades.insert(trade_id, trade);
+        TradeResponse::Accepted {
+            agreement: encoded,
+            maker_signature: signature,
+        }
+    }
+
+    fn on_confirm(
+        &mut self,
+        peer: PeerId,
+        trade_id: TradeId,
+        taker_signature: Vec<u8>,
+        orders: &mut Orders,
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) -> TradeResponse {
+        let reject = |reason: &str| TradeResponse::Rejected {
+            reason: reason.into(),
+        };
+        let Some(trade) = self.trades.get(&trade_id).cloned() else {
+            return reject("no such trade (it may have expired)");
+        };
+        if trade.counterparty != peer || trade.role != TradeRole::Maker {
+            return reject("no such trade");
+        }
+        if trade.state == TradeState::Agreed {
+            // A repeated confirm (the first answer was lost): same answer.
+            return TradeResponse::Done { trade_id };
+        }
+        if trade.state != TradeState::Accepted {
+            return reject("the trade is no longer in negotiation");
+        }
+        let encoded = trade.agreement.clone().unwrap_or_default();
+        if Agreement::verify(&encoded, &peer, &taker_signature).is_err() {
+            self.release_maker(
+                &trade_id,
+                "the taker's signature did not verify".into(),
+                orders,
+                now_ms,
+                out,
+            );
+            return reject("your signature does not verify");
+        }
+        if trade.deadline_ms.is_some_and(|d| now_ms > d) {
+            self.release_maker(&trade_id, "confirmed too late".into(), orders, now_ms, out);
+            return reject("the agreement expired before your confirmation");
+        }
+        match orders.fill(&trade.pair, &trade.order_id, trade.amount, now_ms) {
+            Ok(filled) => out.orders.extend(filled),
+            Err(e) => {
+                self.release_maker(
+                    &trade_id,
+                    format!("cannot settle: {e}"),
+                    orders,
+                    now_ms,
+                    out,
+                );
+                return reject("the order changed; the trade is off");
+            }
+        }
+        if let Some(t) = self.trades.get_mut(&trade_id) {
+            t.state = TradeState::Agreed;
+            t.taker_signature = Some(taker_signature);
+            t.updated_at_ms = now_ms;
+        }
+        self.finish(trade_id);
+        out.trade(self.trades.get(&trade_id));
+        TradeResponse::Done { trade_id }
+    }
+
+    /// Ends our maker trade, giving back its reservation if it held one.
+    fn release_maker(
+        &mut self,
+        trade_id: &TradeId,
+        reason: String,
+        orders: &mut Orders,
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) {
+        let Some(trade) = self.trades.get_mut(trade_id) else {
+            return;
+        };
+        if trade.role == TradeRole::Maker && trade.state == TradeState::Accepted {
+            orders.release(&trade.pair, &trade.order_id, trade.amount);
+        }
+        abort(trade, reason, now_ms);
+        self.finish(*trade_id);
+        out.trade(self.trades.get(trade_id));
+    }
+
+    /// The maker answered one of our requests (we are the taker): a handshake answer, a rekey
+    /// answer, a sealed trade answer, or a refusal.
+    pub fn on_response(
+        &mut self,
+        token: RequestToken,
+        peer: PeerId,
+        envelope: TradeEnvelope,
+        now_ms: u64,
+    ) -> NegotiationOutput {
+        let mut out = NegotiationOutput::default();
+        let Some(outbound) = self.outbound.remove(&token) else {
+            return out;
+        };
+        match outbound {
+            Outbound::Handshake { peer: p } if p == peer => {
+                self.on_handshake_answer(peer, envelope, now_ms, &mut out)
+            }
+            Outbound::Rekey {
+                peer: p,
+                frame_digest,
+            } if p == peer => self.on_rekey_answer(peer, envelope, frame_digest, now_ms, &mut out),
+            Outbound::Trade {
+                id,
+                peer: p,
+                request,
+                frame_digest,
+                retried,
+            } if p == peer => {
+                let queued = Queued {
+                    id,
+                    request,
+                    retried,
+                };
+                self.on_trade_answer(peer, queued, frame_digest, envelope, now_ms, &mut out)
+            }
+            // An answer from someone other than the peer we asked: ignore it.
+            _ => {}
+        }
+        self.pump(peer, now_ms, &mut out);
+        out
+    }
+
+    fn on_handshake_answer(
+        &mut self,
+        peer: PeerId,
+        envelope: TradeEnvelope,
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) {
+        match envelope {
+            TradeEnvelope::Handshake(resp) => match self.sessions.finish(peer, &resp, now_ms) {
+                Ok(cipher) => {
+                    out.events
+                        .push(NegotiationEvent::E2e(E2eEvent::SessionEstablished {
+                            peer,
+                            initiator: true,
+                            cipher: cipher.label(),
+                        }))
+                }
+                Err(e) => {
+                    out.rejected(peer, e.label());
+                    self.fail_waiting(
+                        peer,
+                        &format!("the maker's end-to-end handshake failed: {e}"),
+                        now_ms,
+                        out,
+                    );
+                }
+            },
+            other => {
+                self.sessions.cancel_handshake(&peer);
+                if !matches!(other, TradeEnvelope::Refused(_)) {
+                    out.rejected(peer, "unexpected_kind");
+                }
+                self.fail_waiting(
+                    peer,
+                    "the maker refused the end-to-end handshake",
+                    now_ms,
+                    out,
+                );
+            }
+        }
+    }
+
+    fn on_rekey_answer(
+        &mut self,
+        peer: PeerId,
+        envelope: TradeEnvelope,
+        frame_digest: [u8; 32],
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) {
+        let opened = match envelope {
+            TradeEnvelope::Sealed(frame) => self
+                .sessions
+                .open(
+                    peer,
+                    Role::Initiator,
+                    &response_aad(&self.me, &peer, &frame_digest),
+                    &frame,
+                    now_ms,
+                )
+                .map_err(|e| Some(e.label())),
+            TradeEnvelope::Refused(_) => Err(None),
+            TradeEnvelope::Handshake(_) => Err(Some("unexpected_kind")),
+        };
+        match opened {
+            Ok(Opened::Rekeyed { epoch }) => out
+                .events
+                .push(NegotiationEvent::E2e(E2eEvent::Rekeyed { peer, epoch })),
+            other => {
+                // Whatever went wrong, the two sides may disagree on the keys: start over with
+                // a full handshake.
+                match other {
+                    Err(None) => {}
+                    Err(Some(reason)) => out.rejected(peer, reason),
+                    Ok(_) => out.rejected(peer, "unexpected_kind"),
+                }
+                self.sessions.remove(&peer, Role::Initiator);
+            }
+        }
+    }
+
+    fn on_trade_answer(
+        &mut self,
+        peer: PeerId,
+        queued: Queued,
+        frame_digest: [u8; 32],
+        envelope: TradeEnvelope,
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) {
+        let id = queued.id;
+        match envelope {
+            TradeEnvelope::Sealed(frame) => {
+                let aad = response_aad(&self.me, &peer, &frame_digest);
+                match self
+                    .sessions
+                    .open(peer, Role::Initiator, &aad, &frame, now_ms)
+                {
+                    Ok(Opened::Data(plaintext)) => match TradeResponse::decode(&plaintext) {
+                        Ok(response) => self.on_plain_response(peer, id, response, now_ms, out),
+                        Err(_) => {
+                            out.events.push(NegotiationEvent::MessageRejected {
+                                reason: "trade_response_malformed",
+                            });
+                            self.abort_if_open(
+                                id,
+                                "malformed answer from the maker".into(),
+                                peer,
+                                now_ms,
+                                out,
+                            );
+                        }
+                    },
+                    Ok(_) => {
+                        out.rejected(peer, "unexpected_kind");
+                        self.abort_if_open(
+                            id,
+                            "unexpected answer from the maker".into(),
+                            peer,
+                            now_ms,
+                            out,
+                        );
+                    }
+                    Err(e) => {
+                        out.rejected(peer, e.label());
+                        self.abort_if_open(
+                            id,
+                            format!("the maker's sealed answer did not open ({e})"),
+                            peer,
+                            now_ms,
+                            out,
+                        );
+                    }
+                }
+            }
+            TradeEnvelope::Refused(refusal)
+                if refusal.retry_with_new_session() && !queued.retried =>
+            {
+                // The maker lost our session (expired, evicted, restarted) and did not read the
+                // request: handshake again and resend it, once.
+                self.sessions.remove(&peer, Role::Initiator);
+                self.waiting.entry(peer).or_default().push_front(Queued {
+                    retried: true,
+                    ..queued
+                });
+            }
+            TradeEnvelope::Refused(refusal) => self.abort_open_taker(
+                id,
+                &format!("the maker could not open our request ({refusal:?})"),
+                now_ms,
+                out,
+            ),
+            TradeEnvelope::Handshake(_) => {
+                out.rejected(peer, "unexpected_kind");
+                self.abort_if_open(
+                    id,
+                    "unexpected answer from the maker".into(),
+                    peer,
+                    now_ms,
+                    out,
+                );
+            }
+        }
+    }
+
+    /// Aborts our open taker trade `id` and tells the maker; nothing if it already ended.
+    fn abort_if_open(
+        &mut self,
+        id: TradeId,
+        reason: String,
+        peer: PeerId,
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) {
+        match self.trades.get(&id) {
+            Some(t) if t.state.is_open() && t.role == TradeRole::Taker => {
+                self.abort_taker(id, reason, peer, now_ms, out)
+            }
+            _ => {}
+        }
+    }
+
+    /// An opened answer from the maker to our request about trade `id`.
+    fn on_plain_response(
+        &mut self,
+        peer: PeerId,
+        id: TradeId,
+        response: TradeResponse,
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) {
+        let Some(trade) = self.trades.get(&id).cloned() else {
+            return;
+        };
+        // Answers about a trade that already ended (e.g. to our abort) change nothing.
+        if trade.role != TradeRole::Taker || trade.counterparty != peer || !trade.state.is_open() {
+            return;
+        }
+        match response {
+            TradeResponse::Accepted {
+                agreement,
+                maker_signature,
+            } if trade.state == TradeState::Requested => {
+                let deadline =
+                    match self.check_agreement(&trade, &agreement, &maker_signature, now_ms) {
+                        Ok(deadline) => deadline,
+                        Err(reason) => return self.abort_taker(id, reason, peer, now_ms, out),
+                    };
+                let signature = match Agreement::sign(&agreement, &self.keypair) {
+                    Ok(s) => s,
+                    Err(e) => return self.abort_taker(id, e.to_string(), peer, now_ms, out),
+                };
+                let confirm = TradeRequest::Confirm {
+                    trade_id: id,
+                    taker_signature: signature.clone(),
+                };
+                if let Err(e) = self.enqueue(peer, id, confirm) {
+                    return self.abort_taker(id, e.to_string(), peer, now_ms, out);
+                }
+                if let Some(t) = self.trades.get_mut(&id) {
+                    t.state = TradeState::Accepted;
+                    t.agreement = Some(agreement);
+                    t.maker_signature = Some(maker_signature);
+                    t.taker_signature = Some(signature);
+                    t.deadline_ms = Some(deadline);
+                    t.updated_at_ms = now_ms;
+                }
+            }
+            TradeResponse::Done { trade_id }
+                if trade_id == id && trade.state == TradeState::Accepted =>
+            {
+                if let Some(t) = self.trades.get_mut(&id) {
+                    t.state = TradeState::Agreed;
+                    t.updated_at_ms = now_ms;
+                }
+                self.finish(id);
+            }
+            TradeResponse::Rejected { reason } => {
+                if let Some(t) = self.trades.get_mut(&id) {
+                    t.state = if t.state == TradeState::Requested {
+                        TradeState::Rejected { reason }
+                    } else {
+                        TradeState::Aborted { reason }
+                    };
+                    t.updated_at_ms = now_ms;
+                }
+                self.finish(id);
+            }
+            TradeResponse::Aborted { .. } => return,
+            other => {
+                return self.abort_taker(
+                    id,
+                    format!("unexpected answer from the maker: {other:?}"),
+                    peer,
+                    now_ms,
+                    out,
+                );
+            }
+        }
+        out.trade(self.trades.get(&id));
+    }
+
+    /// Checks that the maker's agreement is what we asked for and that it signed it; returns its
+    /// deadline.
+    fn check_agreement(
+        &self,
+        trade: &Trade,
+        encoded: &[u8],
+        maker_signature: &[u8],
+        now_ms: u64,
+    ) -> Result<u64, String> {
+        let agreement = Agreement::decode(encoded).map_err(|e| e.to_string())?;
+        let expected = (
+            trade.id,
+            &trade.pair,
+            trade.order_id,
+            trade.counterparty,
+            self.me,
+            trade.maker_side,
+            trade.price,
+            trade.amount,
+        );
+        let got = (
+            agreement.trade_id,
+            &agreement.pair,
+            agreement.order_id,
+            agreement.maker,
+            agreement.taker,
+            agreement.maker_side,
+            agreement.price,
+            agreement.amount,
+        );
+        if expected != got {
+            return Err("the maker's agreement does not match the order and amount taken".into());
+        }
+        Agreement::verify(encoded, &trade.counterparty, maker_signature)
+            .map_err(|_| "the maker's signature does not verify".to_string())?;
+        if agreement.expires_at_ms <= now_ms {
+            return Err("the maker's agreement has already expired".into());
+        }
+        Ok(agreement.expires_at_ms)
+    }
+
+    /// Ends our taker trade and tells the maker so it releases the amount now rather than at
+    /// its deadline (best effort: if it cannot be queued, the maker's deadline does it).
+    fn abort_taker(
+        &mut self,
+        id: TradeId,
+        reason: String,
+        peer: PeerId,
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) {
+        if let Some(t) = self.trades.get_mut(&id) {
+            abort(t, reason.clone(), now_ms);
+        }
+        self.finish(id);
+        out.trade(self.trades.get(&id));
+        let request = TradeRequest::Abort {
+            trade_id: id,
+            reason,
+        };
+        if self.enqueue(peer, id, request).is_ok() {
+            self.pump(peer, now_ms, out);
+        }
+    }
+
+    /// A request of ours failed (timeout, connection lost, refused stream).
+    pub fn on_failure(
+        &mut self,
+        token: RequestToken,
+        error: &str,
+        now_ms: u64,
+    ) -> NegotiationOutput {
+        let mut out = NegotiationOutput::default();
+        let id = match self.outbound.remove(&token) {
+            None => return out,
+            Some(Outbound::Trade { id, .. }) => id,
+            Some(Outbound::Handshake { peer }) => {
+                self.sessions.cancel_handshake(&peer);
+                self.fail_waiting(
+                    peer,
+                    &format!("no answer to the end-to-end handshake: {error}"),
+                    now_ms,
+                    &mut out,
+                );
+                return out;
+            }
+            Some(Outbound::Rekey { peer, .. }) => {
+                // The maker may or may not have switched keys: start over. What waits is sent
+                // after a new handshake (the node retries waiting requests).
+                self.sessions.remove(&peer, Role::Initiator);
+                return out;
+            }
+        };
+        match self.trades.get_mut(&id) {
+            Some(t) if t.state.is_open() => {
+                abort(t, format!("no answer from the maker: {error}"), now_ms);
+            }
+            _ => return out,
+        }
+        self.finish(id);
+        out.trade(self.trades.get(&id));
+        out
+    }
+
+    /// Periodic work. Maker side: accepted trades not confirmed in time release their amount;
+    /// taker side: trades whose maker never answered end. Also prunes idle end-to-end sessions
+    /// and unanswered handshakes.
+    pub fn tick(&mut self, orders: &mut Orders, now_ms: u64) -> NegotiationOutput {
+        let mut out = NegotiationOutput::default();
+        self.sessions.prune(now_ms);
+        let mut late: Vec<(TradeId, TradeRole)> = self
+            .trades
+            .values()
+            .filter(|t| {
+                t.state == TradeState::Accepted
+                    && t.deadline_ms
+                        .is_some_and(|d| now_ms > d + DEADLINE_GRACE_MS)
+            })
+            .map(|t| (t.id, t.role))
+            .collect();
+        late.sort_by_key(|(id, _)| *id);
+        for (id, role) in late {
+            match role {
+                TradeRole::Maker => self.release_maker(
+                    &id,
+                    "the taker did not confirm in time".into(),
+                    orders,
+                    now_ms,
+                    &mut out,
+                ),
+                TradeRole::Taker => {
+                    if let Some(t) = self.trades.get_mut(&id) {
+                        abort(t, "the maker did not answer in time", now_ms);
+                    }
+                    self.finish(id);
+                    out.trade(self.trades.get(&id));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,630 @@
+//! Two traders' real cores, wired to each other in memory: every envelope one sends is handed to
+//! the other as the network would, or held back, delayed, altered or dropped by the test.
+
+use super::*;
+use darkswap_market::MarketLimits;
+use darkswap_orderbook::Price;
+use darkswap_proto::order::OrderSpec;
+use darkswap_proto::trade::CONFIRM_WINDOW_MS;
+
+use crate::orders::{OrdersAction, OrdersEvent};
+
+const T0: u64 = 1_800_000_000_000;
+
+struct Trader {
+    keypair: Keypair,
+    id: PeerId,
+    orders: Orders,
+    negotiation: Negotiation,
+    events: Vec<NegotiationEvent>,
+    order_events: Vec<OrdersEvent>,
+}
+
+impl Trader {
+    fn new() -> Self {
+        Self::with_rekey(RekeyPolicy::default())
+    }
+
+    fn with_rekey(rekey: RekeyPolicy) -> Self {
+        let keypair = Keypair::generate_ed25519();
+        let mut orders = Orders::new(keypair.clone(), MarketLimits::default(), T0);
+        orders.relay_connected(T0);
+        orders.set_publishing(true, T0);
+        Trader {
+            id: keypair.public().to_peer_id(),
+            negotiation: Negotiation::new(keypair.clone(), rekey),
+            keypair,
+            orders,
+            events: Vec::new(),
+            order_events: Vec::new(),
+        }
+    }
+
+    /// Restarts the negotiation (a reload): trades and sessions in memory are gone.
+    fn restart(&mut self) {
+        self.negotiation = Negotiation::new(self.keypair.clone(), RekeyPolicy::default());
+    }
+
+    fn record(&mut self, out: &NegotiationOutput) {
+        self.events.extend(out.events.iter().cloned());
+        self.order_events.extend(out.orders.events.iter().cloned());
+    }
+
+    fn trades(&self) -> Vec<Trade> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                NegotiationEvent::Trade(t) => Some((**t).clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn last_state(&self, id: &TradeId) -> Option<TradeState> {
+        self.negotiation.trade(id).map(|t| t.state.clone())
+    }
+}
+
+fn pair() -> Pair {
+    Pair::parse("RUNE:DOG/BTC").unwrap()
+}
+
+/// The maker places an order of `amount` (minimum fill `min_fill`) and the takers see it by gossip.
+fn market(maker: &mut Trader, takers: &mut [&mut Trader], amount: u64, min_fill: u64) -> OrderId {
+    let spec = OrderSpec {
+        nonce: 1,
+        side: Side::Sell,
+        price: Price::parse_decimal("0.000025").unwrap(),
+        amount,
+        min_fill,
+        expires_at_ms: T0 + 3_600_000,
+    };
+    let out = maker.orders.place(pair(), spec, T0);
+    let publication = out
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            OrdersAction::Publish(p) => Some(p.clone()),
+            _ => None,
+        })
+        .unwrap();
+    for taker in takers.iter_mut() {
+        taker.orders.watch(pair(), T0);
+        taker
+            .orders
+            .on_gossip(&publication.topic, &publication.bytes, T0);
+    }
+    order_id(&maker.id, 1)
+}
+
+fn order_id(maker: &PeerId, nonce: u64) -> OrderId {
+    darkswap_proto::order::order_id(maker, nonce)
+}
+
+type Sent = (RequestToken, TradeEnvelope);
+
+fn sends(out: &NegotiationOutput) -> Vec<Sent> {
+    out.actions
+        .iter()
+        .filter_map(|a| match a {
+            NegotiationAction::Send {
+                token, envelope, ..
+            } => Some((*token, envelope.clone())),
+            NegotiationAction::Connect(_) => None,
+        })
+        .collect()
+}
+
+/// Hands one request to the maker and its answer back to the taker; returns what the taker
+/// does next.
+fn exchange(taker: &mut Trader, maker: &mut Trader, sent: Sent, now: u64) -> NegotiationOutput {
+    let (token, envelope) = sent;
+    let (answer, out) = maker
+        .negotiation
+        .on_request(taker.id, envelope, &mut maker.orders, now);
+    maker.record(&out);
+    let out = taker.negotiation.on_response(token, maker.id, answer, now);
+    taker.record(&out);
+    out
+}
+
+/// Delivers everything until the taker has nothing more to send.
+fn settle(taker: &mut Trader, maker: &mut Trader, out: NegotiationOutput, now: u64) {
+    let mut queue: VecDeque<Sent> = sends(&out).into();
+    while let Some(sent) = queue.pop_front() {
+        let out = exchange(taker, maker, sent, now);
+        queue.extend(sends(&out));
+    }
+}
+
+fn take(taker: &mut Trader, order: OrderId, amount: u64, now: u64) -> NegotiationOutput {
+    let out = taker
+        .negotiation
+        .take(&taker.orders, &pair(), order, amount, true, now);
+    taker.record(&out);
+    out
+}
+
+fn trade_id(out: &NegotiationOutput) -> TradeId {
+    out.events
+        .iter()
+        .find_map(|e| match e {
+            NegotiationEvent::Trade(t) => Some(t.id),
+            _ => None,
+        })
+        .expect("a trade event")
+}
+
+#[test]
+fn a_take_ends_agreed_on_both_sides_with_one_agreement_signed_by_both() {
+    let (mut maker, mut taker) = (Trader::new(), Trader::new());
+    let order = market(&mut maker, &mut [&mut taker], 100_000, 0);
+    let out = take(&mut taker, order, 40_000, T0 + 1);
+    let id = trade_id(&out);
+    assert!(matches!(
+        &sends(&out)[..],
+        [(_, TradeEnvelope::Handshake(_))]
+    ));
+    settle(&mut taker, &mut maker, out, T0 + 2);
+
+    assert_eq!(taker.last_state(&id), Some(TradeState::Agreed));
+    assert_eq!(maker.last_state(&id), Some(TradeState::Agreed));
+    let (t, m) = (
+        taker.negotiation.trade(&id).unwrap(),
+        maker.negotiation.trade(&id).unwrap(),
+    );
+    assert_eq!(t.agreement, m.agreement);
+    let agreement = t.agreement.as_deref().unwrap();
+    Agreement::verify(agreement, &maker.id, t.maker_signature.as_deref().unwrap()).unwrap();
+    Agreement::verify(agreement, &taker.id, m.taker_signature.as_deref().unwrap()).unwrap();
+    let states: Vec<_> = taker.trades().iter().map(|t| t.state.label()).collect();
+    assert_eq!(states, ["requested", "accepted", "agreed"]);
+    // The maker's order shrank by what was traded, and says so.
+    assert!(maker
+        .order_events
+        .iter()
+        .any(|e| matches!(e, OrdersEvent::OrderReduced(o) if o.spec.amount == 60_000)));
+    assert!(taker.events.iter().any(|e| matches!(
+        e,
+        NegotiationEvent::E2e(E2eEvent::SessionEstablished {
+            initiator: true,
+            ..
+        })
+    )));
+}
+
+#[test]
+fn two_takers_racing_for_the_same_units_never_both_get_them() {
+    let (mut maker, mut a, mut b) = (Trader::new(), Trader::new(), Trader::new());
+    let order = market(&mut maker, &mut [&mut a, &mut b], 100, 0);
+    let out_a = take(&mut a, order, 60, T0 + 1);
+    let out_b = take(&mut b, order, 60, T0 + 1);
+    let (id_a, id_b) = (trade_id(&out_a), trade_id(&out_b));
+    // Both handshakes, then both takes reach the maker before either confirms.
+    let [hs_a] = &sends(&out_a)[..] else { panic!() };
+    let [hs_b] = &sends(&out_b)[..] else { panic!() };
+    let take_a = sends(&exchange(&mut a, &mut maker, hs_a.clone(), T0 + 2));
+    let take_b = sends(&exchange(&mut b, &mut maker, hs_b.clone(), T0 + 2));
+    let confirm_a = sends(&exchange(&mut a, &mut maker, take_a[0].clone(), T0 + 3));
+    let after_b = exchange(&mut b, &mut maker, take_b[0].clone(), T0 + 3);
+    assert!(sends(&after_b).is_empty());
+    assert!(matches!(
+        b.last_state(&id_b),
+        Some(TradeState::Rejected { reason }) if reason.contains("40")
+    ));
+    exchange(&mut a, &mut maker, confirm_a[0].clone(), T0 + 4);
+    assert_eq!(a.last_state(&id_a), Some(TradeState::Agreed));
+    assert_eq!(maker.orders.available(&pair(), &order), Some(40));
+}
+
+#[test]
+fn an_unconfirmed_take_times_out_on_both_sides_and_releases_the_reservation() {
+    let (mut maker, mut taker) = (Trader::new(), Trader::new());
+    let order = market(&mut maker, &mut [&mut taker], 100, 0);
+    let out = take(&mut taker, order, 30, T0 + 1);
+    let id = trade_id(&out);
+    let [hs] = &sends(&out)[..] else { panic!() };
+    let take_req = sends(&exchange(&mut taker, &mut maker, hs.clone(), T0 + 1));
+    // The maker accepts; its answer reaches the taker, whose confirmation is lost.
+    let _lost_confirm = sends(&exchange(
+        &mut taker,
+        &mut maker,
+        take_req[0].clone(),
+        T0 + 2,
+    ));
+    assert_eq!(maker.orders.available(&pair(), &order), Some(70));
+    let deadline = T0 + 2 + CONFIRM_WINDOW_MS;
+    // Not before the deadline and its grace.
+    let out = maker
+        .negotiation
+        .tick(&mut maker.orders, deadline + DEADLINE_GRACE_MS);
+    assert!(out.events.is_empty());
+    let out = maker
+        .negotiation
+        .tick(&mut maker.orders, deadline + DEADLINE_GRACE_MS + 1);
+    maker.record(&out);
+    assert!(matches!(
+        maker.last_state(&id),
+        Some(TradeState::Aborted { reason }) if reason.contains("did not confirm")
+    ));
+    assert_eq!(maker.orders.available(&pair(), &order), Some(100));
+    let out = taker
+        .negotiation
+        .tick(&mut taker.orders, deadline + DEADLINE_GRACE_MS + 1);
+    taker.record(&out);
+    assert!(matches!(
+        taker.last_state(&id),
+        Some(TradeState::Aborted { .. })
+    ));
+}
+
+#[test]
+fn a_taker_that_aborts_tells_the_maker_who_releases_the_amount_at_once() {
+    let (mut maker, mut taker) = (Trader::new(), Trader::new());
+    let order = market(&mut maker, &mut [&mut taker], 100, 0);
+    let out = take(&mut taker, order, 30, T0 + 1);
+    let id = trade_id(&out);
+    let [hs] = &sends(&out)[..] else { panic!() };
+    let take_req = sends(&exchange(&mut taker, &mut maker, hs.clone(), T0 + 1));
+    // The maker's acceptance reaches the taker after the agreement expired.
+    let (answer, out) =
+        maker
+            .negotiation
+            .on_request(taker.id, take_req[0].1.clone(), &mut maker.orders, T0 + 2);
+    maker.record(&out);
+    assert_eq!(maker.orders.available(&pair(), &order), Some(70));
+    let late = T0 + 2 + CONFIRM_WINDOW_MS + 1;
+    let out = taker
+        .negotiation
+        .on_response(take_req[0].0, maker.id, answer, late);
+    taker.record(&out);
+    assert!(matches!(
+        taker.last_state(&id),
+        Some(TradeState::Aborted { reason }) if reason.contains("expired")
+    ));
+    let abort = sends(&out);
+    assert_eq!(abort.len(), 1, "the abort goes to the maker");
+    exchange(&mut taker, &mut maker, abort[0].clone(), late);
+    assert!(matches!(
+        maker.last_state(&id),
+        Some(TradeState::Aborted { reason }) if reason.contains("the taker aborted")
+    ));
+    assert_eq!(maker.orders.available(&pair(), &order), Some(100));
+}
+
+#[test]
+fn a_countersigned_take_resumes_after_the_taker_restarts() {
+    let (mut maker, mut taker) = (Trader::new(), Trader::new());
+    let order = market(&mut maker, &mut [&mut taker], 100, 0);
+    let out = take(&mut taker, order, 25, T0 + 1);
+    let id = trade_id(&out);
+    let [hs] = &sends(&out)[..] else { panic!() };
+    let take_req = sends(&exchange(&mut taker, &mut maker, hs.clone(), T0 + 1));
+    let confirm = sends(&exchange(
+        &mut taker,
+        &mut maker,
+        take_req[0].clone(),
+        T0 + 2,
+    ));
+    assert_eq!(confirm.len(), 1);
+    // The page reloads before the confirmation leaves: only the stored trade survives.
+    let stored = taker.negotiation.trade(&id).cloned().unwrap();
+    assert_eq!(stored.state, TradeState::Accepted);
+    taker.restart();
+    let out = taker.negotiation.restore(vec![stored], T0 + 3);
+    taker.record(&out);
+    assert_eq!(taker.negotiation.peers_waiting(), vec![maker.id]);
+    // Connected again: a fresh handshake, then the same confirmation.
+    let out = taker.negotiation.peer_connected(maker.id, T0 + 4);
+    assert!(matches!(
+        &sends(&out)[..],
+        [(_, TradeEnvelope::Handshake(_))]
+    ));
+    settle(&mut taker, &mut maker, out, T0 + 4);
+    assert_eq!(taker.last_state(&id), Some(TradeState::Agreed));
+    assert_eq!(maker.last_state(&id), Some(TradeState::Agreed));
+}
+
+#[test]
+fn a_restart_aborts_trades_in_negotiation_and_keeps_finished_ones() {
+    let mut trader = Trader::new();
+    let counterparty = Trader::new().id;
+    let trade = |state: TradeState, role: TradeRole| Trade {
+        id: rand::random(),
+        role,
+        counterparty,
+        pair: pair(),
+        order_id: OrderId([1; 16]),
+        maker_side: Side::Sell,
+        price: Price(1),
+        amount: 1,
+        state,
+        agreement: None,
+        maker_signature: None,
+        taker_signature: None,
+        deadline_ms: None,
+        updated_at_ms: 0,
+    };
+    let open = trade(TradeState::Accepted, TradeRole::Maker);
+    let done = trade(TradeState::Agreed, TradeRole::Maker);
+    // A countersigned take past its deadline cannot resume either.
+    let mut late = trade(TradeState::Accepted, TradeRole::Taker);
+    late.taker_signature = Some(vec![1; 64]);
+    late.deadline_ms = Some(T0 - 1);
+    let out = trader
+        .negotiation
+        .restore(vec![open.clone(), done.clone(), late.clone()], T0);
+    let states: Vec<_> = out
+        .events
+        .iter()
+        .map(|e| match e {
+            NegotiationEvent::Trade(t) => (t.id, t.state.label()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (open.id, "aborted"),
+            (done.id, "agreed"),
+            (late.id, "aborted")
+        ]
+    );
+    assert!(trader.negotiation.peers_waiting().is_empty());
+    // Restoring twice changes nothing.
+    assert!(trader.negotiation.restore(vec![done], T0).events.is_empty());
+}
+
+#[test]
+fn sessions_rekey_in_band_mid_trade_and_every_trade_still_agrees() {
+    let rekey = RekeyPolicy {
+        after_messages: 2,
+        after_ms: 3_600_000,
+    };
+    let (mut maker, mut taker) = (Trader::with_rekey(rekey), Trader::with_rekey(rekey));
+    let order = market(&mut maker, &mut [&mut taker], 1_000, 0);
+    let mut ids = Vec::new();
+    for n in 0..3u64 {
+        let out = take(&mut taker, order, 10, T0 + 10 * n + 1);
+        ids.push(trade_id(&out));
+        settle(&mut taker, &mut maker, out, T0 + 10 * n + 2);
+    }
+    for id in &ids {
+        assert_eq!(taker.last_state(id), Some(TradeState::Agreed));
+        assert_eq!(maker.last_state(id), Some(TradeState::Agreed));
+    }
+    let epochs: Vec<u32> = taker
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            NegotiationEvent::E2e(E2eEvent::Rekeyed { epoch, .. }) => Some(*epoch),
+            _ => None,
+        })
+        .collect();
+    assert!(epochs.len() >= 2, "{epochs:?}");
+    assert!(epochs.windows(2).all(|w| w[0] < w[1]), "{epochs:?}");
+    let sessions = taker
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                NegotiationEvent::E2e(E2eEvent::SessionEstablished { .. })
+            )
+        })
+        .count();
+    assert_eq!(sessions, 1, "one session, rekeyed in band");
+    assert_eq!(maker.orders.available(&pair(), &order), Some(970));
+}
+
+#[test]
+fn an_altered_frame_is_refused_and_counted_and_the_trade_ends() {
+    let (mut maker, mut taker) = (Trader::new(), Trader::new());
+    let order = market(&mut maker, &mut [&mut taker], 100, 0);
+    let out = take(&mut taker, order, 10, T0 + 1);
+    let id = trade_id(&out);
+    let [hs] = &sends(&out)[..] else { panic!() };
+    let [(token, TradeEnvelope::Sealed(frame))] =
+        &sends(&exchange(&mut taker, &mut maker, hs.clone(), T0 + 1))[..]
+    else {
+        panic!()
+    };
+    let mut altered = frame.clone();
+    altered[20] ^= 0x01;
+    let out = exchange(
+        &mut taker,
+        &mut maker,
+        (*token, TradeEnvelope::Sealed(altered)),
+        T0 + 2,
+    );
+    assert!(maker
+        .events
+        .iter()
+        .any(|e| matches!(e, NegotiationEvent::E2e(E2eEvent::FrameRejected { .. }))));
+    assert!(matches!(
+        taker.last_state(&id),
+        Some(TradeState::Aborted { reason }) if reason.contains("could not open")
+    ));
+    assert!(sends(&out).is_empty());
+    assert_eq!(
+        maker.orders.available(&pair(), &order),
+        Some(100),
+        "nothing reserved"
+    );
+}
+
+#[test]
+fn a_maker_that_lost_the_session_gets_a_new_handshake_and_the_request_once_more() {
+    let (mut maker, mut taker) = (Trader::new(), Trader::new());
+    let order = market(&mut maker, &mut [&mut taker], 100, 0);
+    let out = take(&mut taker, order, 10, T0 + 1);
+    settle(&mut taker, &mut maker, out, T0 + 1);
+    // The maker restarts: its sessions are gone, its order book is not.
+    maker.restart();
+    let out = take(&mut taker, order, 10, T0 + 2);
+    let id = trade_id(&out);
+    let [(_, TradeEnvelope::Sealed(_))] = &sends(&out)[..] else {
+        panic!("sealed in the old session")
+    };
+    settle(&mut taker, &mut maker, out, T0 + 2);
+    assert_eq!(taker.last_state(&id), Some(TradeState::Agreed));
+    assert_eq!(maker.last_state(&id), Some(TradeState::Agreed));
+    let handshakes = taker
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                NegotiationEvent::E2e(E2eEvent::SessionEstablished { .. })
+            )
+        })
+        .count();
+    assert_eq!(handshakes, 2);
+}
+
+#[test]
+fn takes_the_book_cannot_honour_are_refused_before_anything_is_sent() {
+    let (mut maker, mut taker) = (Trader::new(), Trader::new());
+    let order = market(&mut maker, &mut [&mut taker], 100, 30);
+    let failed = |out: NegotiationOutput| -> TakeError {
+        assert!(out.actions.is_empty(), "{out:?}");
+        match &out.events[..] {
+            [NegotiationEvent::TakeFailed(e)] => e.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        failed(take(&mut taker, order, 101, T0)),
+        TakeError::Amount { available: 100 }
+    );
+    assert_eq!(
+        failed(take(&mut taker, order, 0, T0)),
+        TakeError::Amount { available: 100 }
+    );
+    assert_eq!(
+        failed(take(&mut taker, order, 29, T0)),
+        TakeError::BelowMinimum { min: 30 }
+    );
+    assert_eq!(
+        failed(take(&mut taker, OrderId([7; 16]), 10, T0)),
+        TakeError::OrderGone
+    );
+    let own = maker
+        .negotiation
+        .take(&maker.orders, &pair(), order, 40, true, T0);
+    assert_eq!(failed(own), TakeError::OwnOrder);
+    assert_eq!(taker.negotiation.open_trades(), 0);
+}
+
+#[test]
+fn a_maker_out_of_reach_ends_the_take_and_an_unanswered_handshake_too() {
+    let (mut maker, mut taker) = (Trader::new(), Trader::new());
+    let order = market(&mut maker, &mut [&mut taker], 100, 0);
+    let out = taker
+        .negotiation
+        .take(&taker.orders, &pair(), order, 10, false, T0);
+    assert_eq!(out.actions, vec![NegotiationAction::Connect(maker.id)]);
+    let id = trade_id(&out);
+    let out = taker
+        .negotiation
+        .peer_unreachable(maker.id, "no route", T0 + 1);
+    assert!(matches!(
+        &out.events[..],
+        [NegotiationEvent::Trade(t)] if t.id == id && t.state.label() == "aborted"
+    ));
+    assert!(taker.negotiation.peers_waiting().is_empty());
+
+    let out = take(&mut taker, order, 10, T0 + 2);
+    let id = trade_id(&out);
+    let [(token, _)] = &sends(&out)[..] else {
+        panic!()
+    };
+    let out = taker.negotiation.on_failure(*token, "timeout", T0 + 22);
+    assert!(matches!(
+        &out.events[..],
+        [NegotiationEvent::Trade(t)] if t.id == id
+            && matches!(&t.state, TradeState::Aborted { reason } if reason.contains("handshake"))
+    ));
+    // An answer to a request we no longer know changes nothing.
+    let late = taker.negotiation.on_response(
+        *token,
+        maker.id,
+        TradeEnvelope::Refused(Refusal::BadFrame),
+        T0 + 23,
+    );
+    assert_eq!(late, NegotiationOutput::default());
+}
+
+#[test]
+fn a_hostile_maker_cannot_make_the_taker_agree_to_other_terms() {
+    let (mut maker, mut taker) = (Trader::new(), Trader::new());
+    let order = market(&mut maker, &mut [&mut taker], 100, 0);
+    let out = take(&mut taker, order, 10, T0 + 1);
+    let id = trade_id(&out);
+    let [hs] = &sends(&out)[..] else { panic!() };
+    let [(token, TradeEnvelope::Sealed(frame))] =
+        &sends(&exchange(&mut taker, &mut maker, hs.clone(), T0 + 1))[..]
+    else {
+        panic!()
+    };
+    // The maker opens the take with the real session, then answers with an agreement for 90
+    // units instead of 10, signed with its own key and sealed properly.
+    let aad = request_aad(&taker.id, &maker.id);
+    let Ok(Opened::Data(_)) =
+        maker
+            .negotiation
+            .sessions
+            .open(taker.id, Role::Responder, &aad, frame, T0 + 2)
+    else {
+        panic!()
+    };
+    let spec = maker.orders.own_order(&order).unwrap().spec;
+    let agreement = Agreement::new(
+        id,
+        pair(),
+        order,
+        maker.id,
+        taker.id,
+        spec.side,
+        spec.price,
+        90,
+        T0 + 2,
+    )
+    .unwrap()
+    .encode();
+    let signature = Agreement::sign(&agreement, &maker.keypair).unwrap();
+    let response = TradeResponse::Accepted {
+        agreement,
+        maker_signature: signature,
+    };
+    let reply_aad = response_aad(&taker.id, &maker.id, &digest(frame));
+    let sealed = maker
+        .negotiation
+        .sessions
+        .seal(
+            taker.id,
+            Role::Responder,
+            &reply_aad,
+            &response.encode(),
+            T0 + 2,
+        )
+        .unwrap();
+    let out =
+        taker
+            .negotiation
+            .on_response(*token, maker.id, TradeEnvelope::Sealed(sealed), T0 + 2);
+    assert!(matches!(
+        taker.last_state(&id),
+        Some(TradeState::Aborted { reason }) if reason.contains("does not match")
+    ));
+    assert!(
+        taker
+            .negotiation
+            .trade(&id)
+            .unwrap()
+            .taker_signature
+            .is_none(),
+        "nothing signed"
+    );
+    assert_eq!(sends(&out).len(), 1, "the abort");
+}

@@ -1,0 +1,157 @@
+//! One capped frame per stream: the framing of every DarkSwap request-response protocol.
+//!
+//! A [`Frame`] is a message with an encoding and a cap. The reader takes at most the cap plus
+//! one byte from the stream and refuses a longer frame before any decoding; the writer closes the
+//! stream after one frame. With the `libp2p` feature, [`FrameCodec`] is the
+//! `libp2p::request_response::Codec` for a request type and a response type.
+
+use crate::book_sync::{
+    BookSyncError, BookSyncRequest, BookSyncResponse, MAX_BOOK_SYNC_REQUEST_BYTES,
+    MAX_BOOK_SYNC_RESPONSE_BYTES,
+};
+use crate::trade_envelope::{EnvelopeError, TradeEnvelope, MAX_TRADE_ENVELOPE_BYTES};
+
+/// A message that travels as one capped frame.
+pub trait Frame: Sized + Send + 'static {
+    /// Largest encoding accepted; a bigger frame is an error before any decoding.
+    const MAX_BYTES: u64;
+    /// Why bytes are not this message.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// The encoding.
+    fn to_bytes(&self) -> Vec<u8>;
+    /// Decodes one frame (already known to be within [`Frame::MAX_BYTES`]).
+    fn from_bytes(bytes: &[u8]) -> Result<Self, Self::Error>;
+}
+
+impl Frame for BookSyncRequest {
+    const MAX_BYTES: u64 = MAX_BOOK_SYNC_REQUEST_BYTES;
+    type Error = BookSyncError;
+    fn to_bytes(&self) -> Vec<u8> {
+        self.encode()
+    }
+    fn from_bytes(bytes: &[u8]) -> Result<Self, BookSyncError> {
+        BookSyncRequest::decode(bytes)
+    }
+}
+
+impl Frame for BookSyncResponse {
+    const MAX_BYTES: u64 = MAX_BOOK_SYNC_RESPONSE_BYTES;
+    type Error = BookSyncError;
+    fn to_bytes(&self) -> Vec<u8> {
+        self.encode()
+    }
+    fn from_bytes(bytes: &[u8]) -> Result<Self, BookSyncError> {
+        BookSyncResponse::decode(bytes)
+    }
+}
+
+impl Frame for TradeEnvelope {
+    const MAX_BYTES: u64 = MAX_TRADE_ENVELOPE_BYTES;
+    type Error = EnvelopeError;
+    fn to_bytes(&self) -> Vec<u8> {
+        self.encode()
+    }
+    fn from_bytes(bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        TradeEnvelope::decode(bytes)
+    }
+}
+
+#[cfg(feature = "libp2p")]
+pub use codec::{BookSyncCodec, FrameCodec, TradeCodec};
+
+#[cfg(feature = "libp2p")]
+mod codec {
+    use std::io;
+    use std::marker::PhantomData;
+
+    use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    use libp2p::StreamProtocol;
+
+    use super::Frame;
+    use crate::book_sync::{BookSyncRequest, BookSyncResponse};
+    use crate::trade_envelope::TradeEnvelope;
+
+    /// The request-response codec for a request type and a response type.
+    pub struct FrameCodec<Req, Resp>(PhantomData<fn() -> (Req, Resp)>);
+
+    impl<Req, Resp> Default for FrameCodec<Req, Resp> {
+        fn default() -> Self {
+            FrameCodec(PhantomData)
+        }
+    }
+
+    impl<Req, Resp> Clone for FrameCodec<Req, Resp> {
+        fn clone(&self) -> Self {
+            FrameCodec(PhantomData)
+        }
+    }
+
+    /// `/darkswap/book-sync/1`.
+    pub type BookSyncCodec = FrameCodec<BookSyncRequest, BookSyncResponse>;
+    /// `/darkswap/trade/2`: envelopes both ways.
+    pub type TradeCodec = FrameCodec<TradeEnvelope, TradeEnvelope>;
+
+    async fn read_frame<F: Frame, T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<F> {
+        let mut bytes = Vec::new();
+        io.take(F::MAX_BYTES + 1).read_to_end(&mut bytes).await?;
+        if bytes.len() as u64 > F::MAX_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("frame exceeds {} bytes", F::MAX_BYTES),
+            ));
+        }
+        F::from_bytes(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    async fn write_frame<F: Frame, T: AsyncWrite + Unpin + Send>(
+        io: &mut T,
+        frame: F,
+    ) -> io::Result<()> {
+        io.write_all(&frame.to_bytes()).await?;
+        io.close().await
+    }
+
+    impl<Req: Frame, Resp: Frame> libp2p::request_response::Codec for FrameCodec<Req, Resp> {
+        type Protocol = StreamProtocol;
+        type Request = Req;
+        type Response = Resp;
+
+        async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Req>
+        where
+            T: AsyncRead + Unpin + Send,
+        {
+            read_frame(io).await
+        }
+
+        async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Resp>
+        where
+            T: AsyncRead + Unpin + Send,
+        {
+            read_frame(io).await
+        }
+
+        async fn write_request<T>(
+            &mut self,
+            _: &StreamProtocol,
+            io: &mut T,
+            req: Req,
+        ) -> io::Result<()>
+        where
+            T: AsyncWrite + Unpin + Send,
+        {
+            write_frame(io, req).await
+        }
+
+        async fn write_response<T>(
+            &mut self,
+            _: &StreamProtocol,
+            io: &mut T,
+            res: Resp,
+        ) -> io::Result<()>
+        where
+            T: AsyncWrite + Unpin + Send,
+        {
+            write_frame(io, res).await
+        }
+    }
+}
