@@ -103,7 +103,7 @@ fn run_command(
                 min_fill,
                 ttl_secs,
             };
-            let spec = input.parse(unix_time_ms()).map_err(|e| anyhow!(e))?;
+            let spec = input.parse(unix_time_ms())?;
             handle.place_order(pair, spec)?;
         }
         ["take", pair, id, amount] => {

@@ -155,6 +155,19 @@ pub enum TakeError {
     TooManyWaiting,
 }
 
+/// Why a taker refused the maker's agreement.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgreementRefused {
+    #[error("the maker's agreement is malformed: {0}")]
+    Malformed(#[from] darkswap_proto::trade::TradeWireError),
+    #[error("the maker's agreement does not match the order and amount taken")]
+    Mismatch,
+    #[error("the maker's signature does not verify")]
+    Signature,
+    #[error("the maker's agreement has already expired")]
+    Expired,
+}
+
 /// What the negotiation reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NegotiationEvent {
@@ -199,7 +212,8 @@ pub struct NegotiationOutput {
 impl NegotiationOutput {
     fn trade(&mut self, trade: Option<&Trade>) {
         if let Some(t) = trade {
-            self.events.push(NegotiationEvent::Trade(Box::new(t.clone())));
+            self.events
+                .push(NegotiationEvent::Trade(Box::new(t.clone())));
         }
     }
 
@@ -1177,7 +1191,9 @@ impl Negotiation {
                 let deadline =
                     match self.check_agreement(&trade, &agreement, &maker_signature, now_ms) {
                         Ok(deadline) => deadline,
-                        Err(reason) => return self.abort_taker(id, reason, peer, now_ms, out),
+                        Err(reason) => {
+                            return self.abort_taker(id, reason.to_string(), peer, now_ms, out)
+                        }
                     };
                 let signature = match Agreement::sign(&agreement, &self.keypair) {
                     Ok(s) => s,
@@ -1241,8 +1257,8 @@ impl Negotiation {
         encoded: &[u8],
         maker_signature: &[u8],
         now_ms: u64,
-    ) -> Result<u64, String> {
-        let agreement = Agreement::decode(encoded).map_err(|e| e.to_string())?;
+    ) -> Result<u64, AgreementRefused> {
+        let agreement = Agreement::decode(encoded)?;
         let expected = (
             trade.id,
             &trade.pair,
@@ -1264,12 +1280,12 @@ impl Negotiation {
             agreement.amount,
         );
         if expected != got {
-            return Err("the maker's agreement does not match the order and amount taken".into());
+            return Err(AgreementRefused::Mismatch);
         }
         Agreement::verify(encoded, &trade.counterparty, maker_signature)
-            .map_err(|_| "the maker's signature does not verify".to_string())?;
+            .map_err(|_| AgreementRefused::Signature)?;
         if agreement.expires_at_ms <= now_ms {
-            return Err("the maker's agreement has already expired".into());
+            return Err(AgreementRefused::Expired);
         }
         Ok(agreement.expires_at_ms)
     }

@@ -29,7 +29,7 @@
 //! Re-publishing an order with the same nonce and a smaller amount is how a maker announces what
 //! is left after a trade.
 
-use darkswap_orderbook::{quote_amount, OrderId, Pair, Price, Side};
+use darkswap_orderbook::{quote_amount, AmountError, OrderId, Pair, Price, Side};
 use libp2p_identity::{Keypair, PeerId, PublicKey};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
@@ -112,47 +112,69 @@ pub struct OrderInput<'a> {
     pub ttl_secs: &'a str,
 }
 
+/// What is wrong with a typed order, in words a trader understands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderInputError {
+    #[error("side must be buy or sell, not {0:?}")]
+    Side(String),
+    #[error("amount: a whole number of the base asset's smallest unit")]
+    Amount,
+    #[error("amount must be greater than zero")]
+    ZeroAmount,
+    #[error("price: {0}")]
+    Price(#[from] AmountError),
+    #[error("amount × price is too large")]
+    TooLarge,
+    #[error("minimum fill: a whole number")]
+    MinFill,
+    #[error("minimum fill cannot exceed the amount")]
+    MinFillAboveAmount,
+    #[error("expiry: a whole number of seconds")]
+    Expiry,
+    #[error(
+        "expiry must be between {} seconds and {} days",
+        MIN_ORDER_LIFETIME_MS / 1000,
+        MAX_ORDER_LIFETIME_MS / 86_400_000
+    )]
+    ExpiryRange,
+}
+
 impl OrderInput<'_> {
     /// Checks what was typed with the rules every relay applies, and says what is wrong in
     /// words a trader understands. The nonce is left at 0 for the node to choose.
-    pub fn parse(&self, now_ms: u64) -> Result<OrderSpec, String> {
+    pub fn parse(&self, now_ms: u64) -> Result<OrderSpec, OrderInputError> {
         let side = match self.side.trim() {
             "buy" => Side::Buy,
             "sell" => Side::Sell,
-            other => return Err(format!("side must be buy or sell, not {other:?}")),
+            other => return Err(OrderInputError::Side(other.to_string())),
         };
-        let amount: u64 =
-            self.amount.trim().parse().map_err(|_| {
-                "amount: a whole number of the base asset's smallest unit".to_string()
-            })?;
+        let amount: u64 = self
+            .amount
+            .trim()
+            .parse()
+            .map_err(|_| OrderInputError::Amount)?;
         if amount == 0 {
-            return Err("amount must be greater than zero".into());
+            return Err(OrderInputError::ZeroAmount);
         }
-        let price = Price::parse_decimal(self.price).map_err(|e| format!("price: {e}"))?;
+        let price = Price::parse_decimal(self.price)?;
         if quote_amount(amount, price).is_none() {
-            return Err("amount × price is too large".into());
+            return Err(OrderInputError::TooLarge);
         }
         let min_fill: u64 = match self.min_fill.trim() {
             "" => 0,
-            text => text
-                .parse()
-                .map_err(|_| "minimum fill: a whole number".to_string())?,
+            text => text.parse().map_err(|_| OrderInputError::MinFill)?,
         };
         if min_fill > amount {
-            return Err("minimum fill cannot exceed the amount".into());
+            return Err(OrderInputError::MinFillAboveAmount);
         }
         let ttl_ms = self
             .ttl_secs
             .trim()
             .parse::<u64>()
-            .map_err(|_| "expiry: a whole number of seconds".to_string())?
+            .map_err(|_| OrderInputError::Expiry)?
             .saturating_mul(1000);
         if !(MIN_ORDER_LIFETIME_MS..=MAX_ORDER_LIFETIME_MS).contains(&ttl_ms) {
-            return Err(format!(
-                "expiry must be between {} seconds and {} days",
-                MIN_ORDER_LIFETIME_MS / 1000,
-                MAX_ORDER_LIFETIME_MS / 86_400_000
-            ));
+            return Err(OrderInputError::ExpiryRange);
         }
         Ok(OrderSpec {
             nonce: 0,

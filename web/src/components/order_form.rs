@@ -69,7 +69,7 @@ pub fn order_form(props: &OrderFormProps) -> Html {
                     problem.set(None);
                     on_place.emit((pair, spec));
                 }
-                Err(e) => problem.set(Some(e)),
+                Err(e) => problem.set(Some(e.to_string())),
             }
         })
     };

@@ -91,7 +91,10 @@ fn pacing_follows_the_relays_limits_and_a_relay_with_those_limits_refuses_nothin
     for n in 0..20 {
         now += 600;
         let mut out = orders.place(pair(), spec(n, 1_000 + n, now), now);
-        assert!(matches!(out.events.last(), Some(OrdersEvent::OrderPlaced(_))), "{out:?}");
+        assert!(
+            matches!(out.events.last(), Some(OrdersEvent::OrderPlaced(_))),
+            "{out:?}"
+        );
         out.extend(orders.tick(now));
         published.extend(publications(&out).into_iter().map(|p| (now, p)));
     }
@@ -99,8 +102,14 @@ fn pacing_follows_the_relays_limits_and_a_relay_with_those_limits_refuses_nothin
     orders.relay_lost();
     let mut out = orders.relay_connected(now);
     out.extend(orders.set_publishing(true, now));
-    assert!(publications(&out).len() <= 4, "at most 80% of the relay's burst at once");
-    assert!(orders.unpublished.len() >= 16, "the rest waits for the pace");
+    assert!(
+        publications(&out).len() <= 4,
+        "at most 80% of the relay's burst at once"
+    );
+    assert!(
+        orders.unpublished.len() >= 16,
+        "the rest waits for the pace"
+    );
     published.extend(publications(&out).into_iter().map(|p| (now, p)));
     while now < T0 + 120_000 {
         now += 100;

@@ -252,7 +252,7 @@ fn typed_orders_are_checked_with_reasons() {
         (100, Price(50_000_000), 0)
     );
     assert_eq!(spec.expires_at_ms, NOW + 3_600_000);
-    let err = |i: OrderInput| i.parse(NOW).unwrap_err();
+    let err = |i: OrderInput| i.parse(NOW).unwrap_err().to_string();
     assert!(err(input("x", "0.5", "", "60")).contains("amount"));
     assert!(err(input("0", "0.5", "", "60")).contains("zero"));
     assert!(err(input("100", "0.123456789", "", "60")).contains("price"));
