@@ -11,6 +11,7 @@ use darkswap_auth::proof::{verify_identity, Binding};
 use darkswap_auth::token::{self, Claims};
 use darkswap_auth::wire::{AdminAction, AuthRequest, AuthResponse};
 use darkswap_auth::{Level, Method, Operation, RefuseReason, NONCE_BYTES};
+use darkswap_proto::limits::AnnouncedLimits;
 use darkswap_rate::{KeyedLimiter, Rate};
 use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
@@ -65,6 +66,8 @@ pub struct AuthService {
     per_ip: KeyedLimiter<IpAddr>,
     token_ttl_ms: u64,
     shared_key: Option<darkswap_auth::proof::SharedKey>,
+    /// The market limits told to every client it grants a level, so they keep under them.
+    limits: AnnouncedLimits,
 }
 
 fn millis(d: std::time::Duration) -> u64 {
@@ -77,11 +80,13 @@ impl AuthService {
         key: Keypair,
         access: Arc<Mutex<Access>>,
         audit: Arc<Audit>,
+        limits: AnnouncedLimits,
     ) -> Self {
         // A burst of a few requests (a reconnect plus a refresh) or of one second's worth at a
         // high configured rate, then the per-minute rate.
         let burst = |per_minute: u32, least: u32| per_minute.div_ceil(60).clamp(least, 1_000);
         AuthService {
+            limits,
             relay: key.public().to_peer_id(),
             key,
             access,
@@ -157,6 +162,7 @@ impl AuthService {
                             method,
                             token,
                             expires_at_ms,
+                            limits: Some(self.limits),
                         }
                     }
                     Err((method, reason)) => {
@@ -183,6 +189,7 @@ impl AuthService {
                             method: Method::Token,
                             token,
                             expires_at_ms,
+                            limits: Some(self.limits),
                         }
                     }
                     Err(reason) => self.refused(origin, Method::Token.label(), reason, metrics),
@@ -214,6 +221,7 @@ impl AuthService {
             method,
             token: Vec::new(),
             expires_at_ms: u64::MAX,
+            limits: Some(self.limits),
         })
     }
 

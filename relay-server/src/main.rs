@@ -1,28 +1,15 @@
 //! `darkswap-relay`: see the README's "Deploy a relay" section.
 
-mod access;
-mod audit;
-mod auth;
-mod behaviour;
-mod config;
-mod defaults;
-mod directory;
-mod http;
-mod identity;
-mod metrics;
-mod orders;
-mod process_metrics;
-mod server;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use darkswap_relay::{Cli, Config, Server};
 
 /// Default log filter: lifecycle at info; the WebRTC stack's per-handshake chatter off.
 const DEFAULT_LOG: &str = "info,dtls=error,webrtc=error,webrtc_ice=error,webrtc_sctp=error,webrtc_dtls=error,webrtc_data=error,webrtc_mdns=error";
 
 fn main() -> ExitCode {
-    let cli = config::Cli::parse();
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -30,7 +17,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let config = match config::Config::from_cli(cli) {
+    let config = match Config::from_cli(cli) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("darkswap-relay: {e}");
@@ -47,11 +34,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::run(config)) {
+    match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("darkswap-relay: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the relay until SIGINT or SIGTERM.
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot install signal handler: {e}"))?;
+    let server = Server::spawn(config).await?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+    server.shutdown().await;
+    Ok(())
 }

@@ -446,6 +446,20 @@ impl RelayMetrics {
     }
 }
 
+/// The metrics label of a circuit relay v2 status code.
+pub fn relay_status_label(status: libp2p::relay::StatusCode) -> &'static str {
+    match status {
+        libp2p::relay::StatusCode::OK => "ok",
+        libp2p::relay::StatusCode::ReservationRefused => "reservation_refused",
+        libp2p::relay::StatusCode::ResourceLimitExceeded => "resource_limit_exceeded",
+        libp2p::relay::StatusCode::PermissionDenied => "permission_denied",
+        libp2p::relay::StatusCode::ConnectionFailed => "connection_failed",
+        libp2p::relay::StatusCode::NoReservation => "no_reservation",
+        libp2p::relay::StatusCode::MalformedMessage => "malformed_message",
+        libp2p::relay::StatusCode::UnexpectedMessage => "unexpected_message",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

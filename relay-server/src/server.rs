@@ -1,23 +1,22 @@
-//! The relay's main loop: builds the swarm, opens the listeners, serves HTTP, and turns swarm
-//! events into metrics, directory entries and the relay-info document.
+//! The relay as a library: [`Server::spawn`] loads the identity, builds the swarm, opens the
+//! listeners and the HTTP server, and runs the event loop that turns swarm events into metrics,
+//! directory entries and the relay-info document, until [`Server::shutdown`].
 
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use darkswap_proto::addr::TransportKind;
 use darkswap_proto::RelayInfo;
 use futures::StreamExt;
-use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::ListenerId;
 use libp2p::core::ConnectedPoint;
 use libp2p::metrics::Recorder;
-use libp2p::multiaddr::Protocol;
 use libp2p::request_response;
 use libp2p::swarm::{ListenError, SwarmEvent};
-use libp2p::{noise, relay, tcp, yamux, Multiaddr, PeerId, Swarm, Transport as _};
+use libp2p::{relay, Multiaddr, PeerId, Swarm};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use web_time::Instant;
@@ -25,20 +24,22 @@ use web_time::Instant;
 use crate::access::{Access, AccessError};
 use crate::audit::Audit;
 use crate::auth::{AuthService, Effect, Origin};
-use crate::behaviour::{Gate, RelayBehaviour, RelayBehaviourEvent};
+use crate::behaviour::{RelayBehaviour, RelayBehaviourEvent};
 use crate::config::Config;
 use crate::defaults;
 use crate::directory::Directory;
+use crate::gate::Gate;
 use crate::http::{Health, HttpState};
-use crate::identity::{self, Identity, IdentityError};
+use crate::identity::{self, IdentityError};
 use crate::metrics::{ConnectionLabels, Direction, RelayMetrics, Transport, TransportLabels};
 use crate::orders::OrderGossip;
+use crate::swarm::{build_swarm, listen_addrs, with_certhash, BuildError};
 use darkswap_auth::{Level, Operation};
 use libp2p::swarm::ConnectionId;
 
 /// Why the relay could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum ServerError {
+pub enum SpawnError {
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]
@@ -48,73 +49,211 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot listen on {addr}: {message}")]
-    Listen { addr: Multiaddr, message: String },
-    #[error("cannot build the libp2p node: {0}")]
-    Build(String),
-    #[error("cannot install signal handler: {0}")]
-    Signal(std::io::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: Multiaddr,
+        source: libp2p::TransportError<std::io::Error>,
+    },
+    #[error(transparent)]
+    Build(#[from] BuildError),
 }
 
-fn build_error(e: impl std::fmt::Display) -> ServerError {
-    ServerError::Build(e.to_string())
+/// A running relay: its event loop and its HTTP server run on the tokio runtime until
+/// [`Server::shutdown`].
+pub struct Server {
+    peer_id: PeerId,
+    http_addr: SocketAddr,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
 }
 
-async fn build_swarm(
-    identity: Identity,
-    config: &Config,
-    registry: &mut Registry,
-    gate: Gate,
-) -> Result<Swarm<RelayBehaviour>, ServerError> {
-    let Identity {
-        keypair,
-        certificate,
-    } = identity;
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(build_error)?
-        .with_other_transport(|key| {
-            libp2p_webrtc::tokio::Transport::new(key.clone(), certificate)
-                .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))
-        })
-        .map_err(build_error)?
-        .with_dns()
-        .map_err(build_error)?
-        .with_websocket(noise::Config::new, yamux::Config::default)
-        .await
-        .map_err(build_error)?;
-    // The rest of the build, the same with or without per-byte bandwidth accounting.
-    macro_rules! finish {
-        ($builder:expr) => {
-            $builder
-                .with_behaviour(|key| {
-                    RelayBehaviour::new(key, &config.limits, gate)
-                        .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
-                })
-                .map_err(build_error)?
-                .with_swarm_config(|c| {
-                    c.with_idle_connection_timeout(defaults::IDLE_CONNECTION_TIMEOUT)
-                })
-                .build()
-        };
+impl Server {
+    /// The relay's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
     }
-    let swarm = if config.metrics {
-        finish!(swarm.with_bandwidth_metrics(registry))
-    } else {
-        finish!(swarm)
-    };
-    Ok(swarm)
+
+    /// Where the HTTP listener (web app, `/metrics`, `/health`, `/api/relay-info`) is bound.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Stops the relay: the event loop ends, open connections close, the HTTP server finishes
+    /// the requests it is answering.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+        tracing::info!("stopped");
+    }
+
+    /// Loads (or creates) the identity, binds every listener and starts the relay. Every way it
+    /// can fail at start is a [`SpawnError`]; after this returns, the relay runs.
+    pub async fn spawn(config: Config) -> Result<Server, SpawnError> {
+        let identity = identity::load_or_create(&config.data_dir)?;
+        let peer_id = identity.keypair.public().to_peer_id();
+        let certhash = identity.certificate.fingerprint().to_multihash();
+
+        let http_addr = SocketAddr::new(config.listen_ip, config.http_port);
+        let bind_error = |source| SpawnError::BindHttp {
+            addr: http_addr,
+            source,
+        };
+        let http_listener = TcpListener::bind(http_addr).await.map_err(bind_error)?;
+        let http_addr = http_listener.local_addr().map_err(bind_error)?;
+
+        let mut registry = Registry::default();
+        // With metrics off (an operator's choice, and the baseline of the overhead benchmark)
+        // nothing is recorded per event or per byte, and /metrics says it is disabled.
+        let libp2p_metrics = config
+            .metrics
+            .then(|| libp2p::metrics::Metrics::new(&mut registry));
+        let metrics = RelayMetrics::register(&mut registry);
+        if config.metrics {
+            registry.register_collector(Box::new(crate::process_metrics::ProcessCollector::new()));
+        }
+        let peer_relays: HashMap<PeerId, Multiaddr> = config
+            .peers
+            .iter()
+            .filter_map(|a| {
+                Some((
+                    darkswap_proto::addr::relay_peer_id(std::slice::from_ref(a)).ok()?,
+                    a.clone(),
+                ))
+            })
+            .collect();
+        let access = Arc::new(std::sync::Mutex::new(Access::load(
+            config.auth.clone(),
+            peer_relays.keys().copied().collect(),
+            &config.data_dir,
+        )?));
+        let audit = Arc::new(Audit::open(
+            &config.data_dir,
+            metrics.audit_events_dropped.clone(),
+        ));
+        let gate = Gate {
+            access: access.clone(),
+            audit: audit.clone(),
+            denials: metrics.auth_denials.clone(),
+            refused: Arc::default(),
+        };
+        let auth = AuthService::new(
+            &config.auth,
+            identity.keypair.clone(),
+            access.clone(),
+            audit.clone(),
+            config.limits.market.announced(),
+        );
+        let mut swarm = build_swarm(identity, &config, &mut registry, gate.clone()).await?;
+        let banned = access.lock().map(|a| a.banned()).unwrap_or_default();
+        metrics.banned_peers.set(banned.len() as i64);
+        for peer in banned {
+            swarm.behaviour_mut().blocked.block_peer(peer);
+        }
+
+        let mut listeners: HashMap<ListenerId, Vec<Multiaddr>> = HashMap::new();
+        for addr in listen_addrs(&config) {
+            let id = swarm
+                .listen_on(addr.clone())
+                .map_err(|source| SpawnError::Listen { addr, source })?;
+            listeners.insert(id, Vec::new());
+        }
+        for addr in &config.external_addrs {
+            swarm.add_external_address(with_certhash(addr, &certhash));
+        }
+
+        let state = Arc::new(HttpState {
+            metrics_enabled: config.metrics,
+            registry,
+            relay_info: RwLock::new(RelayInfo {
+                peer_id: peer_id.to_base58(),
+                addrs: Vec::new(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                limits: Some(config.limits.market.announced()),
+            }),
+            health: RwLock::new(Health {
+                status: "starting",
+                peer_id: peer_id.to_base58(),
+                uptime_secs: 0,
+                connections: 0,
+                reservations: 0,
+            }),
+        });
+        if !config.web_dir.join("index.html").is_file() {
+            tracing::warn!(web_dir = %config.web_dir.display(), "web app not found; serving an explanation instead (build it with `trunk build --release`)");
+        }
+        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        let router = crate::http::router(state.clone(), &config.web_dir);
+        let mut http_shutdown = shutdown_rx.clone();
+        let http_task = tokio::spawn(async move {
+            let serve = axum::serve(http_listener, router).with_graceful_shutdown(async move {
+                let _ = http_shutdown.changed().await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!("HTTP server failed: {e}");
+            }
+        });
+        let orders = OrderGossip::new(&config.limits);
+        let loop_state = LoopState {
+            peer_id,
+            config,
+            metrics,
+            libp2p_metrics,
+            directory: Directory::default(),
+            open_circuits: HashMap::new(),
+            listeners,
+            http_addr,
+            ready: false,
+            connections: 0,
+            state,
+            orders,
+            peer_relays,
+            resetting: std::collections::HashSet::new(),
+            auth,
+            gate,
+            conn_addrs: HashMap::new(),
+        };
+        let task = tokio::spawn(async move {
+            run_loop(swarm, loop_state, shutdown_rx).await;
+            let _ = http_task.await;
+        });
+        Ok(Server {
+            peer_id,
+            http_addr,
+            shutdown: shutdown_tx,
+            task,
+        })
+    }
 }
 
-fn ip_protocol(ip: IpAddr) -> Protocol<'static> {
-    match ip {
-        IpAddr::V4(v4) => Protocol::Ip4(v4),
-        IpAddr::V6(v6) => Protocol::Ip6(v6),
+/// The event loop, until the shutdown signal.
+async fn run_loop(
+    mut swarm: Swarm<RelayBehaviour>,
+    mut loop_state: LoopState,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let started = Instant::now();
+    let ready_deadline = tokio::time::sleep(defaults::READY_TIMEOUT);
+    tokio::pin!(ready_deadline);
+    let mut health_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut orders_tick = tokio::time::interval(crate::orders::TICK);
+    let mut peer_tick = tokio::time::interval(defaults::PEER_REDIAL_INTERVAL);
+    loop {
+        tokio::select! {
+            event = swarm.select_next_some() => loop_state.on_event(&mut swarm, event),
+            _ = shutdown.changed() => break,
+            _ = &mut ready_deadline, if !loop_state.ready => {
+                tracing::warn!("not every listener reported an address within {:?}", defaults::READY_TIMEOUT);
+                loop_state.announce_ready();
+            }
+            _ = health_tick.tick() => {
+                loop_state.update_health(started);
+                loop_state.update_auth(&swarm);
+            }
+            _ = orders_tick.tick() => {
+                loop_state.orders.tick(&loop_state.metrics, darkswap_proto::unix_time_ms());
+            }
+            _ = peer_tick.tick() => loop_state.dial_peer_relays(&mut swarm),
+        }
     }
 }
 
@@ -141,218 +280,9 @@ fn endpoint_labels(endpoint: &ConnectedPoint) -> ConnectionLabels {
     }
 }
 
-pub(crate) fn status_reason(status: relay::StatusCode) -> &'static str {
-    match status {
-        relay::StatusCode::OK => "ok",
-        relay::StatusCode::ReservationRefused => "reservation_refused",
-        relay::StatusCode::ResourceLimitExceeded => "resource_limit_exceeded",
-        relay::StatusCode::PermissionDenied => "permission_denied",
-        relay::StatusCode::ConnectionFailed => "connection_failed",
-        relay::StatusCode::NoReservation => "no_reservation",
-        relay::StatusCode::MalformedMessage => "malformed_message",
-        relay::StatusCode::UnexpectedMessage => "unexpected_message",
-    }
-}
-
-/// A configured WebRTC-direct address without `/certhash` gets ours: browsers cannot dial it
-/// without the certificate's hash, and operators should not have to compute it.
-fn with_certhash(
-    addr: &Multiaddr,
-    certhash: &libp2p::multiaddr::multihash::Multihash<64>,
-) -> Multiaddr {
-    let webrtc = addr.iter().any(|p| matches!(p, Protocol::WebRTCDirect));
-    let has_hash = addr.iter().any(|p| matches!(p, Protocol::Certhash(_)));
-    if webrtc && !has_hash {
-        addr.clone().with(Protocol::Certhash(*certhash))
-    } else {
-        addr.clone()
-    }
-}
-
-/// Runs the relay until SIGINT or SIGTERM.
-pub async fn run(config: Config) -> Result<(), ServerError> {
-    let identity = identity::load_or_create(&config.data_dir)?;
-    let peer_id = identity.keypair.public().to_peer_id();
-    let certhash = identity.certificate.fingerprint().to_multihash();
-
-    let http_addr = SocketAddr::new(config.listen_ip, config.http_port);
-    let http_listener =
-        TcpListener::bind(http_addr)
-            .await
-            .map_err(|source| ServerError::BindHttp {
-                addr: http_addr,
-                source,
-            })?;
-    let http_addr = http_listener
-        .local_addr()
-        .map_err(|source| ServerError::BindHttp {
-            addr: http_addr,
-            source,
-        })?;
-
-    let mut registry = Registry::default();
-    // With metrics off (an operator's choice, and the baseline of the overhead benchmark) nothing
-    // is recorded per event or per byte, and /metrics says it is disabled.
-    let libp2p_metrics = config
-        .metrics
-        .then(|| libp2p::metrics::Metrics::new(&mut registry));
-    let metrics = RelayMetrics::register(&mut registry);
-    if config.metrics {
-        registry.register_collector(Box::new(crate::process_metrics::ProcessCollector::new()));
-    }
-    let peer_relays: HashMap<PeerId, Multiaddr> = config
-        .peers
-        .iter()
-        .filter_map(|a| {
-            Some((
-                darkswap_proto::addr::relay_peer_id(std::slice::from_ref(a)).ok()?,
-                a.clone(),
-            ))
-        })
-        .collect();
-    let access = Arc::new(std::sync::Mutex::new(Access::load(
-        config.auth.clone(),
-        peer_relays.keys().copied().collect(),
-        &config.data_dir,
-    )?));
-    let audit = Arc::new(Audit::open(
-        &config.data_dir,
-        metrics.audit_events_dropped.clone(),
-    ));
-    let gate = Gate {
-        access: access.clone(),
-        audit: audit.clone(),
-        denials: metrics.auth_denials.clone(),
-        refused: Arc::default(),
-    };
-    let auth = AuthService::new(
-        &config.auth,
-        identity.keypair.clone(),
-        access.clone(),
-        audit.clone(),
-    );
-    let mut swarm = build_swarm(identity, &config, &mut registry, gate.clone()).await?;
-    let banned = access.lock().map(|a| a.banned()).unwrap_or_default();
-    metrics.banned_peers.set(banned.len() as i64);
-    for peer in banned {
-        swarm.behaviour_mut().blocked.block_peer(peer);
-    }
-
-    let ip = ip_protocol(config.listen_ip);
-    let listen_addrs = [
-        Multiaddr::empty()
-            .with(ip.clone())
-            .with(Protocol::Tcp(config.tcp_port)),
-        Multiaddr::empty()
-            .with(ip.clone())
-            .with(Protocol::Tcp(config.ws_port))
-            .with(Protocol::Ws("/".into())),
-        Multiaddr::empty()
-            .with(ip)
-            .with(Protocol::Udp(config.webrtc_port))
-            .with(Protocol::WebRTCDirect),
-    ];
-    let mut listeners: HashMap<ListenerId, Vec<Multiaddr>> = HashMap::new();
-    for addr in listen_addrs {
-        let id = swarm
-            .listen_on(addr.clone())
-            .map_err(|e| ServerError::Listen {
-                addr,
-                message: e.to_string(),
-            })?;
-        listeners.insert(id, Vec::new());
-    }
-    for addr in &config.external_addrs {
-        swarm.add_external_address(with_certhash(addr, &certhash));
-    }
-
-    let started = Instant::now();
-    let state = Arc::new(HttpState {
-        metrics_enabled: config.metrics,
-        registry,
-        relay_info: RwLock::new(RelayInfo {
-            peer_id: peer_id.to_base58(),
-            addrs: Vec::new(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-        }),
-        health: RwLock::new(Health {
-            status: "starting",
-            peer_id: peer_id.to_base58(),
-            uptime_secs: 0,
-            connections: 0,
-            reservations: 0,
-        }),
-    });
-    if !config.web_dir.join("index.html").is_file() {
-        tracing::warn!(web_dir = %config.web_dir.display(), "web app not found; serving an explanation instead (build it with `trunk build --release`)");
-    }
-    let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
-    let router = crate::http::router(state.clone(), &config.web_dir);
-    let http_task = tokio::spawn(async move {
-        let serve = axum::serve(http_listener, router).with_graceful_shutdown(async move {
-            let _ = shutdown_rx.changed().await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!("HTTP server failed: {e}");
-        }
-    });
-
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(ServerError::Signal)?;
-    let mut loop_state = LoopState {
-        peer_id,
-        config: &config,
-        metrics,
-        libp2p_metrics,
-        directory: Directory::default(),
-        open_circuits: HashMap::new(),
-        listeners,
-        http_addr,
-        ready: false,
-        connections: 0,
-        state: state.clone(),
-        orders: OrderGossip::new(&config.limits),
-        peer_relays,
-        resetting: std::collections::HashSet::new(),
-        auth,
-        gate,
-        conn_addrs: HashMap::new(),
-    };
-    let ready_deadline = tokio::time::sleep(defaults::READY_TIMEOUT);
-    tokio::pin!(ready_deadline);
-    let mut health_tick = tokio::time::interval(Duration::from_secs(1));
-    let mut orders_tick = tokio::time::interval(crate::orders::TICK);
-    let mut peer_tick = tokio::time::interval(defaults::PEER_REDIAL_INTERVAL);
-
-    loop {
-        tokio::select! {
-            event = swarm.select_next_some() => loop_state.on_event(&mut swarm, event),
-            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break; }
-            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
-            _ = &mut ready_deadline, if !loop_state.ready => {
-                tracing::warn!("not every listener reported an address within {:?}", defaults::READY_TIMEOUT);
-                loop_state.announce_ready();
-            }
-            _ = health_tick.tick() => {
-                loop_state.update_health(started);
-                loop_state.update_auth(&swarm);
-            }
-            _ = orders_tick.tick() => {
-                loop_state.orders.tick(&loop_state.metrics, darkswap_proto::unix_time_ms());
-            }
-            _ = peer_tick.tick() => loop_state.dial_peer_relays(&mut swarm),
-        }
-    }
-    let _ = shutdown_tx.send(true);
-    let _ = http_task.await;
-    drop(swarm);
-    tracing::info!("stopped");
-    Ok(())
-}
-
-struct LoopState<'a> {
+struct LoopState {
     peer_id: PeerId,
-    config: &'a Config,
+    config: Config,
     metrics: RelayMetrics,
     libp2p_metrics: Option<libp2p::metrics::Metrics>,
     directory: Directory,
@@ -376,7 +306,7 @@ struct LoopState<'a> {
     conn_addrs: HashMap<ConnectionId, Multiaddr>,
 }
 
-impl LoopState<'_> {
+impl LoopState {
     fn on_event(
         &mut self,
         swarm: &mut Swarm<RelayBehaviour>,
@@ -841,21 +771,5 @@ impl LoopState<'_> {
             h.connections = self.connections;
             h.reservations = self.directory.len() as u64;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn configured_webrtc_addresses_get_the_certhash() {
-        let hash = libp2p::multiaddr::multihash::Multihash::<64>::wrap(0x12, &[7; 32]).unwrap();
-        let webrtc: Multiaddr = "/ip4/203.0.113.7/udp/4003/webrtc-direct".parse().unwrap();
-        let done = with_certhash(&webrtc, &hash);
-        assert!(done.iter().any(|p| matches!(p, Protocol::Certhash(_))));
-        assert_eq!(with_certhash(&done, &hash), done, "never twice");
-        let wss: Multiaddr = "/dns4/relay.example.org/tcp/4443/wss".parse().unwrap();
-        assert_eq!(with_certhash(&wss, &hash), wss);
     }
 }

@@ -260,3 +260,70 @@ async fn two_peered_relays_share_one_book() -> anyhow::Result<()> {
     assert!(second.metric("darkswap_relay_order_messages_accepted_total{kind=\"order\"}")? >= 1.0);
     Ok(())
 }
+
+/// A relay configured below the default market limits tells its clients (in the auth grant and
+/// relay-info), and a maker's client keeps under them: its orders and its republication of all
+/// of them after the relay restarts are never refused for pace.
+#[tokio::test]
+async fn clients_keep_under_a_relays_lower_limits() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ports = Ports::fixed();
+    let limits = [
+        "--order-publish-burst",
+        "6",
+        "--order-publish-rate",
+        "2",
+        "--max-orders-per-maker",
+        "20",
+    ];
+    let relay = Relay::start(dir.path(), ports, &limits)?;
+    let (_, info) = relay.get("/api/relay-info")?;
+    let info = darkswap_proto::RelayInfo::parse(info.as_bytes())?;
+    let announced = info.limits.expect("relay-info announces the limits");
+    assert_eq!(
+        (
+            announced.publish_burst,
+            announced.publish_per_second,
+            announced.max_orders_per_maker
+        ),
+        (6, 2, 20)
+    );
+    let mut maker = trader(&relay).await?;
+    let mut taker = trader(&relay).await?;
+    // The grant told the maker's node the relay's limits.
+    let mut ids = Vec::new();
+    for n in 0..12u64 {
+        ids.push(maker.handle.place_order(pair(), sell(100 + n, 200 + n))?);
+        tokio::time::sleep(Duration::from_millis(550)).await;
+    }
+    taker
+        .book_where(T, &pair(), |v| v.total_orders == 12)
+        .await?;
+    let rate_limited = "darkswap_relay_order_messages_rejected_total{reason=\"rate_limited\"}";
+    assert_eq!(relay.metric(rate_limited).unwrap_or(0.0), 0.0);
+
+    // The relay restarts and has forgotten every order: the maker republishes all twelve at
+    // once after it reconnects, paced below the relay's burst of 6.
+    relay.stop()?;
+    maker
+        .wait_for(T, |e| {
+            matches!(
+                e,
+                NodeEvent::Relay(darkswap_net::RelayStatus::Failed { .. })
+            )
+            .then_some(())
+        })
+        .await?;
+    let relay = Relay::start(dir.path(), ports, &limits)?;
+    maker.reserved().await?;
+    let live = "darkswap_relay_live_orders{pair=\"RUNE:DOGGOTOTHEMOON/BTC\"}";
+    relay
+        .metric_eventually(live, Duration::from_secs(30), |v| v == 12.0)
+        .await?;
+    assert_eq!(
+        relay.metric(rate_limited).unwrap_or(0.0),
+        0.0,
+        "no message of the maker was refused for pace"
+    );
+    Ok(())
+}

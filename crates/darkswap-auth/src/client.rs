@@ -36,6 +36,8 @@ pub enum Step {
         method: Method,
         token: Vec<u8>,
         expires_at_ms: u64,
+        /// The relay's market limits, when it announced them.
+        limits: Option<darkswap_proto::limits::AnnouncedLimits>,
     },
     Refused(RefuseReason),
 }
@@ -151,6 +153,7 @@ impl ClientAuth {
                     method,
                     token,
                     expires_at_ms,
+                    limits,
                 },
             ) => {
                 if let Ok(claims) = token::peek(&token) {
@@ -161,6 +164,7 @@ impl ClientAuth {
                     method,
                     token,
                     expires_at_ms,
+                    limits,
                 }
             }
             (Awaiting::Token, AuthResponse::Refused { reason }) if reason.voids_token() => {
@@ -236,6 +240,7 @@ mod tests {
                 method: Method::Identity,
                 token: token.clone(),
                 expires_at_ms: 3_600_000,
+                limits: None,
             },
             &key,
             &relay,
@@ -318,6 +323,7 @@ mod tests {
                 method: Method::Token,
                 token: vec![],
                 expires_at_ms: 1,
+                limits: None,
             },
             &key,
             &relay,

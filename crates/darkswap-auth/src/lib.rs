@@ -15,6 +15,7 @@
 //! - [`client`]: the client's side of the exchange as a small state machine.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+#[cfg(feature = "workloads")]
 pub mod bench;
 pub mod client;
 #[cfg(not(target_arch = "wasm32"))]

@@ -7,8 +7,11 @@
 //!                                     Token token = 3; Admin admin = 4; } }
 //! message AuthResponse { oneof kind { Challenge challenge = 1; Granted granted = 2;
 //!                                     Refused refused = 3; AdminResult admin = 4; } }
+//! message Granted { uint32 level = 1; uint32 method = 2; bytes token = 3; uint64 expires_at_ms = 4;
+//!                   Limits limits = 5; }  // darkswap_proto::limits: the relay's market limits
 //! ```
 
+use darkswap_proto::limits::AnnouncedLimits;
 use libp2p_identity::PeerId;
 use prost::Message as _;
 
@@ -257,6 +260,8 @@ pub enum AuthResponse {
         method: Method,
         token: Vec<u8>,
         expires_at_ms: u64,
+        /// The relay's market limits, which the client keeps under (absent from older relays).
+        limits: Option<AnnouncedLimits>,
     },
     Refused {
         reason: RefuseReason,
@@ -344,6 +349,17 @@ mod pb {
         pub token: Vec<u8>,
         #[prost(uint64, tag = "4")]
         pub expires_at_ms: u64,
+        #[prost(message, optional, tag = "5")]
+        pub limits: Option<Limits>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Limits {
+        #[prost(uint32, tag = "1")]
+        pub max_orders_per_maker: u32,
+        #[prost(uint32, tag = "2")]
+        pub publish_burst: u32,
+        #[prost(uint32, tag = "3")]
+        pub publish_per_second: u32,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct AdminResult {
@@ -488,11 +504,17 @@ impl AuthResponse {
                 method,
                 token,
                 expires_at_ms,
+                limits,
             } => Response::Granted(pb::Granted {
                 level: level.to_wire(),
                 method: method.to_wire(),
                 token: token.clone(),
                 expires_at_ms: *expires_at_ms,
+                limits: limits.map(|l| pb::Limits {
+                    max_orders_per_maker: l.max_orders_per_maker,
+                    publish_burst: l.publish_burst,
+                    publish_per_second: l.publish_per_second,
+                }),
             }),
             AuthResponse::Refused { reason } => Response::Refused(reason.to_wire()),
             AuthResponse::Admin { message, entries } => Response::Admin(pb::AdminResult {
@@ -534,6 +556,18 @@ impl AuthResponse {
                     method: Method::from_wire(g.method).ok_or(WireError::Field("method"))?,
                     token: g.token,
                     expires_at_ms: g.expires_at_ms,
+                    limits: g
+                        .limits
+                        .map(|l| {
+                            AnnouncedLimits {
+                                max_orders_per_maker: l.max_orders_per_maker,
+                                publish_burst: l.publish_burst,
+                                publish_per_second: l.publish_per_second,
+                            }
+                            .validate()
+                            .map_err(|e| WireError::Field(e.0))
+                        })
+                        .transpose()?,
                 })
             }
             Response::Refused(code) => Ok(AuthResponse::Refused {
@@ -644,6 +678,7 @@ mod tests {
                 method: Method::Identity,
                 token: vec![5; 200],
                 expires_at_ms: 99,
+                limits: None,
             },
             AuthResponse::Refused {
                 reason: RefuseReason::ExpiredToken,

@@ -20,6 +20,7 @@
 //! receives (a client never trusts its relay's filtering). Time is always passed in.
 
 use darkswap_orderbook::{BookError, LimitOrder, OrderBook, OrderId, Pair, ReserveError};
+use darkswap_proto::limits::{AnnouncedLimits, MAX_ANNOUNCED_LIMIT};
 use darkswap_proto::order::{
     live_orders_digest, order_id, OrderAction, OrderReject, OrderSpec, VerifiedOrderMessage,
     MAX_CLOCK_SKEW_MS,
@@ -60,6 +61,27 @@ impl MarketLimits {
     /// The per-maker publish rate as a token-bucket rate.
     pub fn publish_rate(&self) -> Rate {
         Rate::per_second(self.publish_per_second, self.publish_burst)
+    }
+
+    /// What a relay tells its clients of these limits.
+    pub fn announced(&self) -> AnnouncedLimits {
+        let clamp = |v: u64| v.clamp(1, u64::from(MAX_ANNOUNCED_LIMIT)) as u32;
+        AnnouncedLimits {
+            max_orders_per_maker: clamp(self.max_orders_per_maker as u64),
+            publish_burst: clamp(u64::from(self.publish_burst)),
+            publish_per_second: clamp(u64::from(self.publish_per_second)),
+        }
+    }
+
+    /// These limits with what a relay announced in place of the per-maker ones (a client keeps
+    /// under its relay's limits, not the defaults).
+    pub fn with_announced(self, announced: AnnouncedLimits) -> MarketLimits {
+        MarketLimits {
+            max_orders_per_maker: announced.max_orders_per_maker as usize,
+            publish_burst: announced.publish_burst,
+            publish_per_second: announced.publish_per_second,
+            ..self
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use darkswap_auth::wire::AdminEntry;
 use darkswap_auth::{Level, Method, RefuseReason};
 use darkswap_orderbook::{OrderId, Pair};
 use darkswap_proto::addr::TransportKind;
+use darkswap_proto::limits::AnnouncedLimits;
 
 use crate::negotiation::{E2eEvent, NegotiationEvent, TakeError, Trade};
 use crate::orders::{BookView, OrdersError, OrdersEvent, OwnOrder};
@@ -109,6 +110,8 @@ pub enum AuthEvent {
         method: Method,
         expires_at_ms: u64,
         token: Vec<u8>,
+        /// The market limits this relay enforces per maker (the node keeps under them).
+        limits: Option<AnnouncedLimits>,
     },
     /// The relay said no; we ask again after `retry_in`. Without a grant the relay lets us read
     /// the order book but not reserve, trade or publish.

@@ -400,6 +400,7 @@ mod tests {
             method: Method::Identity,
             expires_at_ms: 9,
             token: Vec::new(),
+            limits: None,
         }));
         assert_eq!(m.auth_level, Some("trusted"));
         let text = m.to_prometheus_text();

@@ -617,14 +617,22 @@ impl Node {
                         method,
                         token,
                         expires_at_ms,
+                        limits,
                     } => {
                         self.grant_expires_at_ms = Some(expires_at_ms);
+                        if let Some(announced) = limits {
+                            // From now on we keep under what this relay enforces.
+                            let limits =
+                                self.config.market_limits.clone().with_announced(announced);
+                            self.orders.set_limits(limits, unix_time_ms());
+                        }
                         if !self
                             .emit(NodeEvent::Auth(AuthEvent::Granted {
                                 level,
                                 method,
                                 expires_at_ms,
                                 token,
+                                limits,
                             }))
                             .await
                         {

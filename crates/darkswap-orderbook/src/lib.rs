@@ -21,6 +21,7 @@
 mod asset;
 mod book;
 mod order;
+#[cfg(feature = "workloads")]
 pub mod workload;
 
 pub use asset::{Asset, AssetError, Pair, PairError, MAX_ASSET_ID_BYTES};

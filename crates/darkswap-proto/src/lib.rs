@@ -12,6 +12,7 @@ pub mod directory;
 pub mod frame;
 #[cfg(feature = "libp2p")]
 pub mod gossip;
+pub mod limits;
 pub mod message;
 pub mod order;
 pub mod relay_info;

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{AnnouncedLimits, LimitsError};
+
 /// Cap on the relay-info document a client will read.
 pub const MAX_RELAY_INFO_BYTES: usize = 64 * 1024;
 /// Cap on the number of addresses a client takes from one relay-info document.
@@ -17,6 +19,9 @@ pub struct RelayInfo {
     pub addrs: Vec<String>,
     /// The relay's version (`CARGO_PKG_VERSION`).
     pub version: String,
+    /// The market limits it enforces per maker (absent from relays older than this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<AnnouncedLimits>,
 }
 
 /// Why a relay-info document was refused.
@@ -28,6 +33,8 @@ pub enum RelayInfoError {
     Json(#[from] serde_json::Error),
     #[error("relay-info lists no addresses")]
     NoAddresses,
+    #[error("relay-info: {0}")]
+    Limits(#[from] LimitsError),
 }
 
 impl RelayInfo {
@@ -43,6 +50,9 @@ impl RelayInfo {
         info.addrs.truncate(MAX_RELAY_INFO_ADDRS);
         if info.addrs.is_empty() {
             return Err(RelayInfoError::NoAddresses);
+        }
+        if let Some(limits) = info.limits {
+            limits.validate()?;
         }
         Ok(info)
     }
@@ -61,6 +71,7 @@ mod tests {
             peer_id: "12D3KooW".into(),
             addrs,
             version: "0.1.0".into(),
+            limits: None,
         })
         .unwrap();
         let info = RelayInfo::parse(&doc).unwrap();

@@ -406,6 +406,7 @@ fn main() {
                 method: Method::Identity,
                 token: tok.clone(),
                 expires_at_ms: claims.expires_at_ms,
+                limits: None,
             },
         ),
         (

@@ -1,0 +1,30 @@
+//! The DarkSwap relay (`darkswap-relay`) as a library: configuration ([`Config`], from a file,
+//! flags and the environment) and a [`Server`] to spawn and shut down. The binary in `main.rs`
+//! only parses the command line, waits for a signal and reports a one-line error.
+//!
+//! Module map: `swarm` builds the libp2p swarm and its addresses; `behaviour` combines the
+//! protocols; `gate` is the authorization check in front of the permission table; `auth` serves
+//! `/darkswap/auth/1`; `access` holds bans, trusted peers and the allowlist; `orders` validates
+//! order gossip and serves book sync; `directory` lists reserved peers; `http` serves the web
+//! app, `/metrics`, `/health` and `/api/relay-info`; `server` runs the event loop.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod access;
+mod audit;
+mod auth;
+mod behaviour;
+mod config;
+mod defaults;
+mod directory;
+mod gate;
+mod http;
+mod identity;
+mod metrics;
+mod orders;
+mod process_metrics;
+mod server;
+mod swarm;
+
+pub use config::{Cli, Config, ConfigError};
+pub use server::{Server, SpawnError};
+pub use swarm::BuildError;
