@@ -16,14 +16,18 @@
 mod addr;
 mod behaviour;
 mod config;
+mod direct;
 mod event;
+mod handle;
 pub mod metrics;
 pub mod negotiation;
 mod node;
 pub mod orders;
 pub mod persist;
+mod relay_auth;
 #[cfg(target_arch = "wasm32")]
 pub mod relay_info;
+mod relay_link;
 mod transport;
 
 pub use addr::sort_for_dialing;
@@ -32,12 +36,16 @@ pub use darkswap_proto::addr::{
     circuit_addr, relay_peer_id, transport_kind, AddrError, TransportKind,
 };
 pub use darkswap_proto::unix_time_ms;
+pub use direct::QueueError;
 pub use event::{AuthEvent, MessageId, NodeEvent, RelayStatus, TradingError, TradingEvent};
+pub use handle::{Command, NodeError, NodeHandle};
 pub use negotiation::{E2eEvent, Trade, TradeRole, TradeState, MAX_OPEN_TRADES, MAX_TRADES};
-pub use node::{new_node, Command, Node, NodeError, NodeHandle};
+pub use node::{new_node, Node, PeerDialError};
 pub use orders::{
     BookView, OrderView, OwnOrder, BOOK_VIEW_LEVELS, BOOK_VIEW_ORDERS, MAX_WATCHED_PAIRS,
 };
+pub use relay_link::RelayAddrError;
+pub use transport::BuildError;
 
 /// The libp2p version this crate is built on, for consumers that need its types (PeerId,
 /// Multiaddr, Keypair) without depending on it twice.

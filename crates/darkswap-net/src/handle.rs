@@ -1,0 +1,118 @@
+//! The application's side of a node: the commands it sends and the handle it sends them with.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use darkswap_auth::client::Credential;
+use darkswap_auth::wire::AdminAction;
+use darkswap_orderbook::{OrderId, Pair};
+use darkswap_proto::order::OrderSpec;
+use futures::channel::mpsc;
+use libp2p::PeerId;
+
+use crate::event::MessageId;
+use crate::relay_link::RelayAddrError;
+
+/// Why a node could not be created or a command not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    RelayAddr(#[from] RelayAddrError),
+    #[error(transparent)]
+    Build(#[from] crate::transport::BuildError),
+    #[error("the node has stopped")]
+    Stopped,
+    #[error("the node is busy (command queue full); try again")]
+    Busy,
+}
+
+/// What the application asks of a node.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Send a text message to a peer, opening a relayed connection first if needed.
+    Send {
+        id: MessageId,
+        peer: PeerId,
+        text: String,
+    },
+    /// Open a relayed connection to a peer.
+    Connect { peer: PeerId },
+    /// Ask the relay for its directory now.
+    RefreshPeers,
+    /// Follow a pair's order book (gossip topic and a sync from the relay).
+    WatchPair { pair: Pair },
+    /// Publish an order of ours (see [`NodeHandle::place_order`]).
+    PlaceOrder { pair: Pair, spec: OrderSpec },
+    /// Cancel an order of ours everywhere.
+    CancelOrder { id: OrderId },
+    /// After a restart: republish our orders that have not expired, and bring back our trades
+    /// (one that was still in negotiation is aborted: its reservation is gone).
+    Restore {
+        orders: Vec<crate::OwnOrder>,
+        trades: Vec<crate::Trade>,
+    },
+    /// Take `amount` of another trader's order: negotiate a trade with its maker.
+    TakeOrder {
+        pair: Pair,
+        order_id: OrderId,
+        amount: u64,
+    },
+    /// Use another way to prove ourselves to the relay (forgets the cached token) and
+    /// authenticate again now.
+    SetCredential { credential: Credential },
+    /// An admin request to the relay (needs the Admin level there); the answer comes back as
+    /// `AuthEvent::Admin`.
+    Admin { action: AdminAction },
+}
+
+/// The application's side of a node: cheap to clone.
+#[derive(Clone)]
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+    next_id: Arc<AtomicU64>,
+    local_peer_id: PeerId,
+}
+
+impl NodeHandle {
+    /// A handle that sends on `commands` for the node of `local_peer_id`.
+    pub(crate) fn new(commands: mpsc::Sender<Command>, local_peer_id: PeerId) -> Self {
+        NodeHandle {
+            commands,
+            next_id: Arc::new(AtomicU64::new(1)),
+            local_peer_id,
+        }
+    }
+}
+
+impl NodeHandle {
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    /// Queues a message; the returned id appears in the delivery report.
+    pub fn send_message(&self, peer: PeerId, text: String) -> Result<MessageId, NodeError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.command(Command::Send { id, peer, text })?;
+        Ok(id)
+    }
+
+    /// Publishes a limit order; its id comes back in `TradingEvent::OrderPlaced`. The nonce is
+    /// random, so ids never repeat across reloads.
+    pub fn place_order(&self, pair: Pair, mut spec: OrderSpec) -> Result<OrderId, NodeError> {
+        spec.nonce = rand::random();
+        let id = darkswap_proto::order::order_id(&self.local_peer_id, spec.nonce);
+        self.command(Command::PlaceOrder { pair, spec })?;
+        Ok(id)
+    }
+
+    /// Queues a command without waiting; fails when the queue is full or the node stopped.
+    pub fn command(&self, command: Command) -> Result<(), NodeError> {
+        self.commands.clone().try_send(command).map_err(|e| {
+            if e.is_disconnected() {
+                NodeError::Stopped
+            } else {
+                NodeError::Busy
+            }
+        })
+    }
+}
