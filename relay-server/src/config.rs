@@ -18,32 +18,132 @@ use libp2p::PeerId;
 
 /// darkswap-relay: a DarkSwap relay node. Browsers reach each other through it (circuit relay v2
 /// over WebRTC-direct or WebSocket); it also serves the web app, Prometheus metrics and health.
+/// Every config-file key (`[section.]key`) with its default as the README's settings table
+/// prints it, rendered from `defaults.rs` like the flags' help (a test keeps the README equal).
+pub fn documented_defaults() -> Vec<(&'static str, String)> {
+    let s = |v: &dyn std::fmt::Display| v.to_string();
+    vec![
+        ("data_dir", s(&defaults::DATA_DIR)),
+        ("web_dir", s(&defaults::WEB_DIR)),
+        ("listen_ip", s(&defaults::LISTEN_IP)),
+        ("tcp_port", s(&defaults::TCP_PORT)),
+        ("ws_port", s(&defaults::WS_PORT)),
+        ("webrtc_port", s(&defaults::WEBRTC_PORT)),
+        ("http_port", s(&defaults::HTTP_PORT)),
+        ("metrics", s(&defaults::METRICS_ENABLED)),
+        ("limits.max_reservations", s(&defaults::MAX_RESERVATIONS)),
+        (
+            "limits.max_reservations_per_peer",
+            s(&defaults::MAX_RESERVATIONS_PER_PEER),
+        ),
+        (
+            "limits.reservation_duration_secs",
+            s(&defaults::RESERVATION_DURATION.as_secs()),
+        ),
+        ("limits.max_circuits", s(&defaults::MAX_CIRCUITS)),
+        (
+            "limits.max_circuits_per_peer",
+            s(&defaults::MAX_CIRCUITS_PER_PEER),
+        ),
+        (
+            "limits.max_circuit_duration_secs",
+            s(&defaults::MAX_CIRCUIT_DURATION.as_secs()),
+        ),
+        ("limits.max_circuit_bytes", s(&defaults::MAX_CIRCUIT_BYTES)),
+        (
+            "limits.reservation_rate_per_peer",
+            s(&defaults::RESERVATION_RATE_PER_PEER_PER_MINUTE),
+        ),
+        (
+            "limits.reservation_rate_per_ip",
+            s(&defaults::RESERVATION_RATE_PER_IP_PER_MINUTE),
+        ),
+        (
+            "limits.circuit_rate_per_peer",
+            s(&defaults::CIRCUIT_RATE_PER_PEER_PER_MINUTE),
+        ),
+        (
+            "limits.circuit_rate_per_ip",
+            s(&defaults::CIRCUIT_RATE_PER_IP_PER_MINUTE),
+        ),
+        ("limits.max_connections", s(&defaults::MAX_CONNECTIONS)),
+        (
+            "limits.max_connections_per_peer",
+            s(&defaults::MAX_CONNECTIONS_PER_PEER),
+        ),
+        (
+            "limits.max_orders_per_maker",
+            s(&defaults::MAX_ORDERS_PER_MAKER),
+        ),
+        (
+            "limits.order_publish_burst",
+            s(&defaults::ORDER_PUBLISH_BURST),
+        ),
+        (
+            "limits.order_publish_rate",
+            s(&defaults::ORDER_PUBLISH_RATE_PER_SECOND),
+        ),
+        (
+            "limits.max_orders_per_pair",
+            s(&defaults::MAX_ORDERS_PER_PAIR),
+        ),
+        ("limits.max_pairs", s(&defaults::MAX_PAIRS)),
+        (
+            "limits.gossip_rate_per_peer",
+            s(&defaults::GOSSIP_RATE_PER_PEER_PER_SECOND),
+        ),
+        ("auth.open", s(&defaults::AUTH_OPEN)),
+        ("auth.identity", s(&defaults::AUTH_IDENTITY)),
+        ("auth.identity_anyone", s(&defaults::AUTH_IDENTITY_ANYONE)),
+        ("auth.public_key", s(&defaults::AUTH_PUBLIC_KEY)),
+        (
+            "auth.shared_key_level",
+            s(&defaults::AUTH_SHARED_KEY_LEVEL.label()),
+        ),
+        (
+            "auth.token_ttl_secs",
+            s(&defaults::AUTH_TOKEN_TTL.as_secs()),
+        ),
+        (
+            "auth.challenge_ttl_secs",
+            s(&defaults::AUTH_CHALLENGE_TTL.as_secs()),
+        ),
+        (
+            "auth.challenge_rate_per_peer",
+            s(&defaults::AUTH_CHALLENGE_RATE_PER_PEER_PER_MINUTE),
+        ),
+        (
+            "auth.challenge_rate_per_ip",
+            s(&defaults::AUTH_CHALLENGE_RATE_PER_IP_PER_MINUTE),
+        ),
+    ]
+}
+
+/// A flag's help text with its default, rendered from the constant in `defaults.rs` (the one
+/// source of every default: the flags, the config, the example config and the README).
+fn with_default(text: &str, default: impl std::fmt::Display) -> String {
+    format!("{text} [default: {default}]")
+}
+
 #[derive(Debug, Parser, Default)]
 #[command(version, about, long_about = None)]
 pub struct Cli {
     /// TOML config file (see example.config.toml). Flags and environment override it.
     #[arg(long, short = 'c', env = "DARKSWAP_RELAY_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Directory for the identity key and WebRTC certificate [default: relay-data]
-    #[arg(long, env = "DARKSWAP_RELAY_DATA_DIR")]
+    #[arg(long, env = "DARKSWAP_RELAY_DATA_DIR", help = with_default("Directory for the identity key and WebRTC certificate", defaults::DATA_DIR))]
     pub data_dir: Option<PathBuf>,
-    /// Directory of the built web app to serve [default: web/dist]
-    #[arg(long, env = "DARKSWAP_RELAY_WEB_DIR")]
+    #[arg(long, env = "DARKSWAP_RELAY_WEB_DIR", help = with_default("Directory of the built web app to serve", defaults::WEB_DIR))]
     pub web_dir: Option<PathBuf>,
-    /// IP address to listen on [default: 0.0.0.0]
-    #[arg(long, env = "DARKSWAP_RELAY_LISTEN_IP")]
+    #[arg(long, env = "DARKSWAP_RELAY_LISTEN_IP", help = with_default("IP address to listen on", defaults::LISTEN_IP))]
     pub listen_ip: Option<IpAddr>,
-    /// libp2p TCP port, 0 for any [default: 4001]
-    #[arg(long, env = "DARKSWAP_RELAY_TCP_PORT")]
+    #[arg(long, env = "DARKSWAP_RELAY_TCP_PORT", help = with_default("libp2p TCP port, 0 for any", defaults::TCP_PORT))]
     pub tcp_port: Option<u16>,
-    /// libp2p WebSocket port, 0 for any [default: 4002]
-    #[arg(long, env = "DARKSWAP_RELAY_WS_PORT")]
+    #[arg(long, env = "DARKSWAP_RELAY_WS_PORT", help = with_default("libp2p WebSocket port, 0 for any", defaults::WS_PORT))]
     pub ws_port: Option<u16>,
-    /// libp2p WebRTC-direct UDP port, 0 for any [default: 4003]
-    #[arg(long, env = "DARKSWAP_RELAY_WEBRTC_PORT")]
+    #[arg(long, env = "DARKSWAP_RELAY_WEBRTC_PORT", help = with_default("libp2p WebRTC-direct UDP port, 0 for any", defaults::WEBRTC_PORT))]
     pub webrtc_port: Option<u16>,
-    /// HTTP port (web app, /metrics, /health, /api/relay-info), 0 for any [default: 8080]
-    #[arg(long, env = "DARKSWAP_RELAY_HTTP_PORT")]
+    #[arg(long, env = "DARKSWAP_RELAY_HTTP_PORT", help = with_default("HTTP port (web app, /metrics, /health, /api/relay-info), 0 for any", defaults::HTTP_PORT))]
     pub http_port: Option<u16>,
     /// Public address to announce instead of the listen addresses (repeatable), e.g.
     /// /ip4/203.0.113.7/udp/4003/webrtc-direct
@@ -53,8 +153,7 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub external_addrs: Vec<Multiaddr>,
-    /// Export Prometheus metrics on /metrics (true or false) [default: true]
-    #[arg(long, env = "DARKSWAP_RELAY_METRICS")]
+    #[arg(long, env = "DARKSWAP_RELAY_METRICS", help = with_default("Export Prometheus metrics on /metrics (true or false)", defaults::METRICS_ENABLED))]
     pub metrics: Option<bool>,
     /// Another relay to peer with so that one order book spans both (repeatable), with its
     /// PeerId, e.g. /ip4/198.51.100.4/tcp/4001/p2p/12D3KooW...
@@ -71,20 +170,17 @@ pub struct Cli {
 /// `ps`).
 #[derive(Debug, clap::Args, Default, Clone)]
 pub struct AuthArgs {
-    /// Open relay: every connected peer that is not banned counts as authenticated [default: false]
-    #[arg(long = "auth-open", env = "DARKSWAP_RELAY_AUTH_OPEN")]
+    #[arg(long = "auth-open", env = "DARKSWAP_RELAY_AUTH_OPEN", help = with_default("Open relay: every connected peer that is not banned counts as authenticated", defaults::AUTH_OPEN))]
     pub open: Option<bool>,
-    /// Accept challenge-response with the trader's identity key [default: true]
-    #[arg(long = "auth-identity", env = "DARKSWAP_RELAY_AUTH_IDENTITY")]
+    #[arg(long = "auth-identity", env = "DARKSWAP_RELAY_AUTH_IDENTITY", help = with_default("Accept challenge-response with the trader's identity key", defaults::AUTH_IDENTITY))]
     pub identity: Option<bool>,
-    /// With identity challenges, accept any identity (false: only peers in auth.peers) [default: true]
     #[arg(
         long = "auth-identity-anyone",
-        env = "DARKSWAP_RELAY_AUTH_IDENTITY_ANYONE"
+        env = "DARKSWAP_RELAY_AUTH_IDENTITY_ANYONE",
+        help = with_default("With identity challenges, accept any identity (false: only peers in auth.peers)", defaults::AUTH_IDENTITY_ANYONE)
     )]
     pub identity_anyone: Option<bool>,
-    /// Give peers listed in auth.peers their level as soon as they connect [default: true]
-    #[arg(long = "auth-public-key", env = "DARKSWAP_RELAY_AUTH_PUBLIC_KEY")]
+    #[arg(long = "auth-public-key", env = "DARKSWAP_RELAY_AUTH_PUBLIC_KEY", help = with_default("Give peers listed in auth.peers their level as soon as they connect", defaults::AUTH_PUBLIC_KEY))]
     pub public_key: Option<bool>,
     /// File holding the shared key (at least 16 bytes); setting it enables the shared-key method
     #[arg(
@@ -92,10 +188,13 @@ pub struct AuthArgs {
         env = "DARKSWAP_RELAY_AUTH_SHARED_KEY_FILE"
     )]
     pub shared_key_file: Option<PathBuf>,
-    /// Level granted for the shared key: authenticated or trusted [default: authenticated]
     #[arg(
         long = "auth-shared-key-level",
-        env = "DARKSWAP_RELAY_AUTH_SHARED_KEY_LEVEL"
+        env = "DARKSWAP_RELAY_AUTH_SHARED_KEY_LEVEL",
+        help = with_default(
+            "Level granted for the shared key: authenticated or trusted",
+            defaults::AUTH_SHARED_KEY_LEVEL.label()
+        )
     )]
     pub shared_key_level: Option<String>,
     /// A peer and its level, PEERID=LEVEL (banned, authenticated, trusted, admin); repeatable
@@ -106,28 +205,28 @@ pub struct AuthArgs {
         value_delimiter = ','
     )]
     pub peers: Vec<String>,
-    /// Token lifetime in seconds [default: 3600]
     #[arg(
         long = "auth-token-ttl-secs",
-        env = "DARKSWAP_RELAY_AUTH_TOKEN_TTL_SECS"
+        env = "DARKSWAP_RELAY_AUTH_TOKEN_TTL_SECS",
+        help = with_default("Token lifetime in seconds", defaults::AUTH_TOKEN_TTL.as_secs())
     )]
     pub token_ttl_secs: Option<u64>,
-    /// Seconds a challenge may take to be answered [default: 30]
     #[arg(
         long = "auth-challenge-ttl-secs",
-        env = "DARKSWAP_RELAY_AUTH_CHALLENGE_TTL_SECS"
+        env = "DARKSWAP_RELAY_AUTH_CHALLENGE_TTL_SECS",
+        help = with_default("Seconds a challenge may take to be answered", defaults::AUTH_CHALLENGE_TTL.as_secs())
     )]
     pub challenge_ttl_secs: Option<u64>,
-    /// Challenge requests per peer per minute [default: 20]
     #[arg(
         long = "auth-challenge-rate-per-peer",
-        env = "DARKSWAP_RELAY_AUTH_CHALLENGE_RATE_PER_PEER"
+        env = "DARKSWAP_RELAY_AUTH_CHALLENGE_RATE_PER_PEER",
+        help = with_default("Challenge requests per peer per minute", defaults::AUTH_CHALLENGE_RATE_PER_PEER_PER_MINUTE)
     )]
     pub challenge_rate_per_peer: Option<u32>,
-    /// Challenge requests per IP per minute [default: 120]
     #[arg(
         long = "auth-challenge-rate-per-ip",
-        env = "DARKSWAP_RELAY_AUTH_CHALLENGE_RATE_PER_IP"
+        env = "DARKSWAP_RELAY_AUTH_CHALLENGE_RATE_PER_IP",
+        help = with_default("Challenge requests per IP per minute", defaults::AUTH_CHALLENGE_RATE_PER_IP_PER_MINUTE)
     )]
     pub challenge_rate_per_ip: Option<u32>,
 }
@@ -172,62 +271,43 @@ pub struct AuthConfig {
 #[derive(Debug, clap::Args, Default, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsArgs {
-    /// Reservations held at once [default: 4096]
-    #[arg(long, env = "DARKSWAP_RELAY_MAX_RESERVATIONS")]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_RESERVATIONS", help = with_default("Reservations held at once", defaults::MAX_RESERVATIONS))]
     pub max_reservations: Option<usize>,
-    /// Reservations per peer [default: 2]
-    #[arg(long, env = "DARKSWAP_RELAY_MAX_RESERVATIONS_PER_PEER")]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_RESERVATIONS_PER_PEER", help = with_default("Reservations per peer", defaults::MAX_RESERVATIONS_PER_PEER))]
     pub max_reservations_per_peer: Option<usize>,
-    /// Reservation lifetime in seconds [default: 3600]
-    #[arg(long, env = "DARKSWAP_RELAY_RESERVATION_DURATION_SECS")]
+    #[arg(long, env = "DARKSWAP_RELAY_RESERVATION_DURATION_SECS", help = with_default("Reservation lifetime in seconds", defaults::RESERVATION_DURATION.as_secs()))]
     pub reservation_duration_secs: Option<u64>,
-    /// Circuits at once [default: 8192]
-    #[arg(long, env = "DARKSWAP_RELAY_MAX_CIRCUITS")]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_CIRCUITS", help = with_default("Circuits at once", defaults::MAX_CIRCUITS))]
     pub max_circuits: Option<usize>,
-    /// Circuits per peer [default: 64]
-    #[arg(long, env = "DARKSWAP_RELAY_MAX_CIRCUITS_PER_PEER")]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_CIRCUITS_PER_PEER", help = with_default("Circuits per peer", defaults::MAX_CIRCUITS_PER_PEER))]
     pub max_circuits_per_peer: Option<usize>,
-    /// Longest circuit in seconds [default: 86400]
-    #[arg(long, env = "DARKSWAP_RELAY_MAX_CIRCUIT_DURATION_SECS")]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_CIRCUIT_DURATION_SECS", help = with_default("Longest circuit in seconds", defaults::MAX_CIRCUIT_DURATION.as_secs()))]
     pub max_circuit_duration_secs: Option<u64>,
-    /// Bytes one circuit may carry [default: 268435456]
-    #[arg(long, env = "DARKSWAP_RELAY_MAX_CIRCUIT_BYTES")]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_CIRCUIT_BYTES", help = with_default("Bytes one circuit may carry", defaults::MAX_CIRCUIT_BYTES))]
     pub max_circuit_bytes: Option<u64>,
-    /// New reservations per peer per minute [default: 30]
-    #[arg(long, env = "DARKSWAP_RELAY_RESERVATION_RATE_PER_PEER")]
+    #[arg(long, env = "DARKSWAP_RELAY_RESERVATION_RATE_PER_PEER", help = with_default("New reservations per peer per minute", defaults::RESERVATION_RATE_PER_PEER_PER_MINUTE))]
     pub reservation_rate_per_peer: Option<NonZeroU32>,
-    /// New reservations per IP per minute [default: 120]
-    #[arg(long, env = "DARKSWAP_RELAY_RESERVATION_RATE_PER_IP")]
+    #[arg(long, env = "DARKSWAP_RELAY_RESERVATION_RATE_PER_IP", help = with_default("New reservations per IP per minute", defaults::RESERVATION_RATE_PER_IP_PER_MINUTE))]
     pub reservation_rate_per_ip: Option<NonZeroU32>,
-    /// New circuits per peer per minute [default: 120]
-    #[arg(long, env = "DARKSWAP_RELAY_CIRCUIT_RATE_PER_PEER")]
+    #[arg(long, env = "DARKSWAP_RELAY_CIRCUIT_RATE_PER_PEER", help = with_default("New circuits per peer per minute", defaults::CIRCUIT_RATE_PER_PEER_PER_MINUTE))]
     pub circuit_rate_per_peer: Option<NonZeroU32>,
-    /// New circuits per IP per minute [default: 480]
-    #[arg(long, env = "DARKSWAP_RELAY_CIRCUIT_RATE_PER_IP")]
+    #[arg(long, env = "DARKSWAP_RELAY_CIRCUIT_RATE_PER_IP", help = with_default("New circuits per IP per minute", defaults::CIRCUIT_RATE_PER_IP_PER_MINUTE))]
     pub circuit_rate_per_ip: Option<NonZeroU32>,
-    /// Established connections at once [default: 8192]
-    #[arg(long, env = "DARKSWAP_RELAY_MAX_CONNECTIONS")]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_CONNECTIONS", help = with_default("Established connections at once", defaults::MAX_CONNECTIONS))]
     pub max_connections: Option<u32>,
-    /// Connections per peer [default: 4]
-    #[arg(long, env = "DARKSWAP_RELAY_MAX_CONNECTIONS_PER_PEER")]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_CONNECTIONS_PER_PEER", help = with_default("Connections per peer", defaults::MAX_CONNECTIONS_PER_PEER))]
     pub max_connections_per_peer: Option<u32>,
-    /// Live orders per maker, all pairs together [default: 200]
-    #[arg(long, env = "DARKSWAP_RELAY_MAX_ORDERS_PER_MAKER")]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_ORDERS_PER_MAKER", help = with_default("Live orders per maker, all pairs together", defaults::MAX_ORDERS_PER_MAKER))]
     pub max_orders_per_maker: Option<usize>,
-    /// Order messages a maker may send in a burst [default: 50]
-    #[arg(long, env = "DARKSWAP_RELAY_ORDER_PUBLISH_BURST")]
+    #[arg(long, env = "DARKSWAP_RELAY_ORDER_PUBLISH_BURST", help = with_default("Order messages a maker may send in a burst", defaults::ORDER_PUBLISH_BURST))]
     pub order_publish_burst: Option<u32>,
-    /// Order messages per second a maker may sustain [default: 10]
-    #[arg(long, env = "DARKSWAP_RELAY_ORDER_PUBLISH_RATE")]
+    #[arg(long, env = "DARKSWAP_RELAY_ORDER_PUBLISH_RATE", help = with_default("Order messages per second a maker may sustain", defaults::ORDER_PUBLISH_RATE_PER_SECOND))]
     pub order_publish_rate: Option<u32>,
-    /// Orders per pair [default: 100000]
-    #[arg(long, env = "DARKSWAP_RELAY_MAX_ORDERS_PER_PAIR")]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_ORDERS_PER_PAIR", help = with_default("Orders per pair", defaults::MAX_ORDERS_PER_PAIR))]
     pub max_orders_per_pair: Option<usize>,
-    /// Pairs followed [default: 1000]
-    #[arg(long, env = "DARKSWAP_RELAY_MAX_PAIRS")]
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_PAIRS", help = with_default("Pairs followed", defaults::MAX_PAIRS))]
     pub max_pairs: Option<usize>,
-    /// Gossip messages per second from one connected peer [default: 50]
-    #[arg(long, env = "DARKSWAP_RELAY_GOSSIP_RATE_PER_PEER")]
+    #[arg(long, env = "DARKSWAP_RELAY_GOSSIP_RATE_PER_PEER", help = with_default("Gossip messages per second from one connected peer", defaults::GOSSIP_RATE_PER_PEER_PER_SECOND))]
     pub gossip_rate_per_peer: Option<u32>,
 }
 
@@ -572,7 +652,7 @@ fn auth_config(args: &AuthArgs, file: AuthFile) -> Result<AuthConfig, ConfigErro
         .or(file.shared_key_level.as_deref())
     {
         Some(text) => parse_level("auth.shared_key_level", text)?,
-        None => Level::Authenticated,
+        None => defaults::AUTH_SHARED_KEY_LEVEL,
     };
     if !matches!(shared_key_level, Level::Authenticated | Level::Trusted) {
         return Err(invalid(
@@ -811,5 +891,52 @@ mod example_config {
         .unwrap();
         let defaults = Config::from_cli(Cli::default()).unwrap();
         assert_eq!(format!("{from_example:?}"), format!("{defaults:?}"));
+    }
+
+    /// The README's settings table states every key's default as the code has it.
+    #[test]
+    fn readme_settings_table_matches_the_defaults() {
+        let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(readme).unwrap();
+        let rows: std::collections::BTreeMap<String, String> = readme
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let key = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                let value = cells.get(2)?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((key.to_string(), value.to_string()))
+            })
+            .collect();
+        for (key, default) in documented_defaults() {
+            assert_eq!(
+                rows.get(key),
+                Some(&default),
+                "README settings table, key `{key}`"
+            );
+        }
+    }
+
+    /// Each flag's help states the default the code uses.
+    #[test]
+    fn flag_help_states_the_defaults() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for (text, default) in [
+            (
+                "Reservations held at once",
+                defaults::MAX_RESERVATIONS.to_string(),
+            ),
+            (
+                "Order messages a maker may send in a burst",
+                defaults::ORDER_PUBLISH_BURST.to_string(),
+            ),
+            ("libp2p TCP port, 0 for any", defaults::TCP_PORT.to_string()),
+        ] {
+            assert!(
+                help.contains(&format!("{text} [default: {default}]")),
+                "{text}"
+            );
+        }
     }
 }

@@ -60,16 +60,17 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// How long to wait for the listeners' first addresses before reporting readiness anyway.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Live orders one maker may hold across all pairs: a market maker's ladders on a few pairs.
-pub const MAX_ORDERS_PER_MAKER: usize = 200;
-/// Order messages a maker may send at once: enough to republish a ladder after a reconnect.
-pub const ORDER_PUBLISH_BURST: u32 = 50;
-/// Order messages per second a maker may sustain (orders, cancels, keep-alives together).
-pub const ORDER_PUBLISH_RATE_PER_SECOND: u32 = 10;
-/// Orders per pair in this relay's book: far above real depth, bounded memory (~300 B each).
-pub const MAX_ORDERS_PER_PAIR: usize = 100_000;
-/// Pairs (gossip topics) this relay follows.
-pub const MAX_PAIRS: usize = 1_000;
+/// The market limits are the shared ones (`darkswap_market`), which clients also assume until
+/// the relay tells them its own: live orders one maker may hold across all pairs.
+pub const MAX_ORDERS_PER_MAKER: usize = darkswap_market::DEFAULT_MAX_ORDERS_PER_MAKER;
+/// Order messages a maker may send at once (shared default).
+pub const ORDER_PUBLISH_BURST: u32 = darkswap_market::DEFAULT_PUBLISH_BURST;
+/// Order messages per second a maker may sustain (shared default).
+pub const ORDER_PUBLISH_RATE_PER_SECOND: u32 = darkswap_market::DEFAULT_PUBLISH_PER_SECOND;
+/// Orders per pair in this relay's book (shared default).
+pub const MAX_ORDERS_PER_PAIR: usize = darkswap_market::DEFAULT_MAX_ORDERS_PER_BOOK;
+/// Pairs (gossip topics) this relay follows (shared default).
+pub const MAX_PAIRS: usize = darkswap_market::DEFAULT_MAX_PAIRS;
 /// Gossip messages per second accepted from one connected peer (a peer relay is exempt): a
 /// trader's client never needs this many, a flood is cut at the first hop.
 pub const GOSSIP_RATE_PER_PEER_PER_SECOND: u32 = 50;
@@ -86,6 +87,8 @@ pub const AUTH_IDENTITY_ANYONE: bool = true;
 /// Peers listed in `[auth.peers]` get their level as soon as they connect (the connection's
 /// Noise handshake already proved the key).
 pub const AUTH_PUBLIC_KEY: bool = true;
+/// The level the shared-key method grants unless the operator says `trusted`.
+pub const AUTH_SHARED_KEY_LEVEL: darkswap_auth::Level = darkswap_auth::Level::Authenticated;
 /// A token lasts an hour; clients renew it a minute before it ends.
 pub const AUTH_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// A challenge must be answered within this time (one round trip, with generous slack).

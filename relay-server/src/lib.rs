@@ -25,6 +25,6 @@ mod process_metrics;
 mod server;
 mod swarm;
 
-pub use config::{Cli, Config, ConfigError};
+pub use config::{documented_defaults, Cli, Config, ConfigError};
 pub use server::{Server, SpawnError};
 pub use swarm::BuildError;

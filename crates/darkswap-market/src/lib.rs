@@ -39,6 +39,20 @@ pub const MAKER_TIMEOUT_MS: u64 = 3 * KEEP_ALIVE_INTERVAL_MS;
 /// the clock-skew window during which a captured message could be replayed.
 pub const MAKER_MEMORY_MS: u64 = 4 * MAX_CLOCK_SKEW_MS;
 
+/// Live orders one maker may hold across all pairs: a market maker's ladders on a few pairs.
+pub const DEFAULT_MAX_ORDERS_PER_MAKER: usize = 200;
+/// Order messages a maker may send at once: enough to republish a ladder after a reconnect,
+/// not enough to flood.
+pub const DEFAULT_PUBLISH_BURST: u32 = 50;
+/// Order messages per second a maker may sustain (orders, cancels, keep-alives together).
+pub const DEFAULT_PUBLISH_PER_SECOND: u32 = 10;
+/// Orders per pair: far above real depth, bounded memory (~300 B each).
+pub const DEFAULT_MAX_ORDERS_PER_BOOK: usize = 100_000;
+/// Pairs (gossip topics) followed.
+pub const DEFAULT_MAX_PAIRS: usize = 1_000;
+/// Makers tracked at once.
+pub const DEFAULT_MAX_MAKERS: usize = 100_000;
+
 /// Bounds on what one market holds and accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarketLimits {
@@ -88,14 +102,12 @@ impl MarketLimits {
 impl Default for MarketLimits {
     fn default() -> Self {
         MarketLimits {
-            // A market maker quoting ladders on a few pairs stays well under this.
-            max_orders_per_maker: 200,
-            // Enough to republish a full ladder after a reconnect, not enough to flood.
-            publish_burst: 50,
-            publish_per_second: 10,
-            max_orders_per_book: 100_000,
-            max_pairs: 1_000,
-            max_makers: 100_000,
+            max_orders_per_maker: DEFAULT_MAX_ORDERS_PER_MAKER,
+            publish_burst: DEFAULT_PUBLISH_BURST,
+            publish_per_second: DEFAULT_PUBLISH_PER_SECOND,
+            max_orders_per_book: DEFAULT_MAX_ORDERS_PER_BOOK,
+            max_pairs: DEFAULT_MAX_PAIRS,
+            max_makers: DEFAULT_MAX_MAKERS,
             maker_timeout_ms: MAKER_TIMEOUT_MS,
         }
     }
