@@ -1,23 +1,8 @@
-//! The DarkSwap web client: a Yew single-page app compiled to WebAssembly.
-
-#[cfg(target_arch = "wasm32")]
-mod app;
-#[cfg(target_arch = "wasm32")]
-mod components;
-#[cfg(target_arch = "wasm32")]
-mod credentials;
-#[cfg(target_arch = "wasm32")]
-mod identity;
-#[cfg(target_arch = "wasm32")]
-mod network;
-#[cfg(target_arch = "wasm32")]
-mod state;
-#[cfg(target_arch = "wasm32")]
-mod storage;
+//! The DarkSwap web client's entry point (see the library for the app).
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
-    yew::Renderer::<app::App>::new().render();
+    darkswap_web::run();
 }
 
 #[cfg(not(target_arch = "wasm32"))]

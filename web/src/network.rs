@@ -209,7 +209,7 @@ pub async fn start(
         let dispatch = dispatch.clone();
         wasm_bindgen_futures::spawn_local(async move {
             loop {
-                dispatch.dispatch(Action::MetricsTick);
+                dispatch.dispatch(Action::MetricsTick(darkswap_net::unix_time_ms()));
                 futures_timer::Delay::new(Duration::from_millis(
                     darkswap_net::metrics::SAMPLE_INTERVAL_MS,
                 ))

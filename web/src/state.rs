@@ -5,7 +5,6 @@ use std::rc::Rc;
 
 use darkswap_net::{BookView, MessageId, NodeEvent, OwnOrder, RelayStatus, Trade, TradingEvent};
 use darkswap_orderbook::Pair;
-use yew::Reducible;
 
 /// Most entries kept in the message log (oldest dropped first).
 pub const MAX_LOG: usize = 200;
@@ -244,8 +243,8 @@ pub enum Action {
     SelectPair(Pair),
     /// A trading command could not even be queued.
     TradingError(String),
-    /// Time to record a metrics sample (every few seconds).
-    MetricsTick,
+    /// Time to record a metrics sample (every few seconds), at this Unix time in ms.
+    MetricsTick(u64),
     /// The auth method in use changed (or was loaded): "identity" or "shared_key".
     AuthMethod(&'static str),
     AuthError(Option<String>),
@@ -255,10 +254,9 @@ fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-impl Reducible for AppState {
-    type Action = Action;
-
-    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+impl AppState {
+    /// The reducer: the state after `action` (Yew's `Reducible` calls this).
+    pub fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
         let mut s = (*self).clone();
         match action {
             Action::Identity(Ok(id)) => s.peer_id = Some(id),
@@ -278,7 +276,7 @@ impl Reducible for AppState {
             }),
             Action::SelectPair(pair) => s.trading.pair = Some(pair),
             Action::TradingError(reason) => s.trading.error = Some(reason),
-            Action::MetricsTick => s.metrics.sample(darkswap_net::unix_time_ms()),
+            Action::MetricsTick(now_ms) => s.metrics.sample(now_ms),
             Action::AuthMethod(method) => {
                 s.auth_method = method;
                 s.auth_error = None;

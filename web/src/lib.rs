@@ -1,0 +1,27 @@
+//! The DarkSwap web client: a Yew single-page app compiled to WebAssembly.
+//!
+//! [`state`] (the page's state and its reducer) compiles natively too, so its unit tests and the
+//! reducer benchmark run without a browser; everything that touches the DOM, IndexedDB or the
+//! node's task is wasm32 only.
+
+#[cfg(target_arch = "wasm32")]
+mod app;
+#[cfg(target_arch = "wasm32")]
+mod components;
+#[cfg(target_arch = "wasm32")]
+mod credentials;
+#[cfg(target_arch = "wasm32")]
+mod hooks;
+#[cfg(target_arch = "wasm32")]
+mod identity;
+#[cfg(target_arch = "wasm32")]
+mod network;
+pub mod state;
+#[cfg(target_arch = "wasm32")]
+mod storage;
+
+/// Renders the app into the page.
+#[cfg(target_arch = "wasm32")]
+pub fn run() {
+    yew::Renderer::<app::App>::new().render();
+}
