@@ -49,24 +49,25 @@ pub struct PeerLink {
     pub error: Option<String>,
 }
 
-/// The order-book side of the page.
+/// The order-book side of the page. Each part that can be large sits behind its own `Rc`, so
+/// an update copies only the part it changes (a book update copies no trade, order or notice).
 #[derive(Clone, PartialEq, Default)]
 pub struct TradingState {
     /// The pair shown in the book and used by the order form.
     pub pair: Option<Pair>,
-    pub books: BTreeMap<Pair, BookView>,
+    pub books: BTreeMap<Pair, Rc<BookView>>,
     /// Our live orders, by id (hex).
-    pub own: BTreeMap<String, OwnOrder>,
+    pub own: Rc<BTreeMap<String, OwnOrder>>,
     /// The last refusal of one of our commands, shown next to the order form.
     pub error: Option<String>,
     /// What happened to our orders lately (placed, cancelled, withdrawn), newest last.
-    pub notices: VecDeque<String>,
+    pub notices: Rc<VecDeque<String>>,
     /// Last book sync: (pair, orders, milliseconds).
     pub synced: Option<(Pair, usize, f64)>,
     /// Messages from the network refused by our own checks.
     pub rejected: u64,
     /// Our trades, by id (hex).
-    pub trades: BTreeMap<String, Trade>,
+    pub trades: Rc<BTreeMap<String, Trade>>,
 }
 
 /// Most trades kept on the page.
@@ -77,16 +78,17 @@ pub const MAX_NOTICES: usize = 20;
 
 impl TradingState {
     fn notice(&mut self, text: String) {
-        if self.notices.len() == MAX_NOTICES {
-            self.notices.pop_front();
+        let notices = Rc::make_mut(&mut self.notices);
+        if notices.len() == MAX_NOTICES {
+            notices.pop_front();
         }
-        self.notices.push_back(text);
+        notices.push_back(text);
     }
 
     fn apply(&mut self, event: TradingEvent) {
         match event {
             TradingEvent::Book(view) => {
-                self.books.insert(view.pair.clone(), view);
+                self.books.insert(view.pair.clone(), Rc::new(view));
             }
             TradingEvent::OrderPlaced(order) => {
                 self.error = None;
@@ -94,7 +96,7 @@ impl TradingState {
                     "placed {} {} {} @ {}",
                     order.spec.side, order.spec.amount, order.pair, order.spec.price
                 ));
-                self.own.insert(order.id.to_hex(), order);
+                Rc::make_mut(&mut self.own).insert(order.id.to_hex(), order);
             }
             TradingEvent::OrderReduced(order) => {
                 self.notice(format!(
@@ -103,14 +105,14 @@ impl TradingState {
                     order.pair.base,
                     &order.id.to_hex()[..8]
                 ));
-                self.own.insert(order.id.to_hex(), order);
+                Rc::make_mut(&mut self.own).insert(order.id.to_hex(), order);
             }
             TradingEvent::OrderCancelled { id, .. } => {
-                self.own.remove(&id.to_hex());
+                Rc::make_mut(&mut self.own).remove(&id.to_hex());
                 self.notice(format!("cancelled {}", &id.to_hex()[..8]));
             }
             TradingEvent::OrderWithdrawn { id, reason, .. } => {
-                self.own.remove(&id.to_hex());
+                Rc::make_mut(&mut self.own).remove(&id.to_hex());
                 self.notice(format!("order {} withdrawn: {reason}", &id.to_hex()[..8]));
             }
             TradingEvent::OrderFailed(error) => self.error = Some(error.to_string()),
@@ -123,15 +125,15 @@ impl TradingState {
             // Counted in the metrics panel (ClientMetrics).
             TradingEvent::E2e(_) => {}
             TradingEvent::Trade(trade) => {
-                self.trades.insert(trade.id_hex(), trade);
-                while self.trades.len() > MAX_TRADES_SHOWN {
-                    let oldest = self
-                        .trades
+                let trades = Rc::make_mut(&mut self.trades);
+                trades.insert(trade.id_hex(), trade);
+                while trades.len() > MAX_TRADES_SHOWN {
+                    let oldest = trades
                         .iter()
                         .min_by_key(|(_, t)| t.updated_at_ms)
                         .map(|(k, _)| k.clone());
                     match oldest {
-                        Some(k) => self.trades.remove(&k),
+                        Some(k) => trades.remove(&k),
                         None => break,
                     };
                 }
@@ -169,11 +171,11 @@ pub struct AppState {
     pub relay: Relay,
     pub relay_rtt_ms: Option<f64>,
     pub reconnects: u32,
-    pub peers: Vec<String>,
-    pub links: BTreeMap<String, PeerLink>,
-    pub log: VecDeque<Entry>,
-    pub trading: TradingState,
-    pub metrics: darkswap_net::metrics::ClientMetrics,
+    pub peers: Rc<Vec<String>>,
+    pub links: Rc<BTreeMap<String, PeerLink>>,
+    pub log: Rc<VecDeque<Entry>>,
+    pub trading: Rc<TradingState>,
+    pub metrics: Rc<darkswap_net::metrics::ClientMetrics>,
     pub auth: AuthStatus,
     /// The method in use: "identity" or "shared_key".
     pub auth_method: &'static str,
@@ -190,10 +192,10 @@ impl AppState {
             relay: Relay::Starting,
             relay_rtt_ms: None,
             reconnects: 0,
-            peers: Vec::new(),
-            links: BTreeMap::new(),
-            log: VecDeque::new(),
-            trading: TradingState::default(),
+            peers: Rc::default(),
+            links: Rc::default(),
+            log: Rc::default(),
+            trading: Rc::default(),
             metrics: Default::default(),
             auth: AuthStatus::Waiting,
             auth_method: "identity",
@@ -202,14 +204,15 @@ impl AppState {
     }
 
     fn push(&mut self, entry: Entry) {
-        if self.log.len() == MAX_LOG {
-            self.log.pop_front();
+        let log = Rc::make_mut(&mut self.log);
+        if log.len() == MAX_LOG {
+            log.pop_front();
         }
-        self.log.push_back(entry);
+        log.push_back(entry);
     }
 
     fn delivery(&mut self, id: MessageId, delivery: Delivery) {
-        for entry in self.log.iter_mut().rev() {
+        for entry in Rc::make_mut(&mut self.log).iter_mut().rev() {
             if let Entry::Sent {
                 id: got,
                 delivery: d,
@@ -274,16 +277,16 @@ impl AppState {
                 text,
                 delivery: Delivery::Failed { reason },
             }),
-            Action::SelectPair(pair) => s.trading.pair = Some(pair),
-            Action::TradingError(reason) => s.trading.error = Some(reason),
-            Action::MetricsTick(now_ms) => s.metrics.sample(now_ms),
+            Action::SelectPair(pair) => Rc::make_mut(&mut s.trading).pair = Some(pair),
+            Action::TradingError(reason) => Rc::make_mut(&mut s.trading).error = Some(reason),
+            Action::MetricsTick(now_ms) => Rc::make_mut(&mut s.metrics).sample(now_ms),
             Action::AuthMethod(method) => {
                 s.auth_method = method;
                 s.auth_error = None;
             }
             Action::AuthError(e) => s.auth_error = e,
             Action::Node(event) => {
-                s.metrics.observe(&event);
+                Rc::make_mut(&mut s.metrics).observe(&event);
                 s.node_event(*event);
             }
         }
@@ -344,24 +347,32 @@ impl AppState {
                 }
                 NodeEvent::RelayRtt(rtt) => s.relay_rtt_ms = Some(ms(rtt)),
                 NodeEvent::Peers { peers, .. } => {
-                    s.peers = peers.iter().map(|p| p.to_base58()).collect();
+                    s.peers = Rc::new(peers.iter().map(|p| p.to_base58()).collect());
                 }
                 NodeEvent::PeerConnected { peer, transport } => {
-                    let link = s.links.entry(peer.to_base58()).or_default();
+                    let link = Rc::make_mut(&mut s.links)
+                        .entry(peer.to_base58())
+                        .or_default();
                     link.transport = Some(transport.label().to_string());
                     link.error = None;
                 }
                 NodeEvent::PeerDisconnected { peer } => {
-                    if let Some(link) = s.links.get_mut(&peer.to_base58()) {
+                    if let Some(link) = Rc::make_mut(&mut s.links).get_mut(&peer.to_base58()) {
                         link.transport = None;
                         link.rtt_ms = None;
                     }
                 }
                 NodeEvent::PeerConnectFailed { peer, reason } => {
-                    s.links.entry(peer.to_base58()).or_default().error = Some(reason);
+                    Rc::make_mut(&mut s.links)
+                        .entry(peer.to_base58())
+                        .or_default()
+                        .error = Some(reason);
                 }
                 NodeEvent::PeerRtt { peer, rtt } => {
-                    s.links.entry(peer.to_base58()).or_default().rtt_ms = Some(ms(rtt));
+                    Rc::make_mut(&mut s.links)
+                        .entry(peer.to_base58())
+                        .or_default()
+                        .rtt_ms = Some(ms(rtt));
                 }
                 NodeEvent::MessageReceived { from, text, .. } => s.push(Entry::Received {
                     from: from.to_base58(),
@@ -386,9 +397,12 @@ impl AppState {
                 NodeEvent::MessageFailed { id, reason, .. } => {
                     s.delivery(id, Delivery::Failed { reason })
                 }
-                NodeEvent::Trading(event) => s.trading.apply(event),
+                NodeEvent::Trading(event) => Rc::make_mut(&mut s.trading).apply(event),
                 NodeEvent::Auth(event) => s.auth_event(event),
             }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

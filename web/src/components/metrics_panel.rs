@@ -2,11 +2,12 @@
 //! numbers as Prometheus text to paste into a bug report.
 
 use darkswap_net::metrics::{ClientMetrics, Sample, HISTORY_SAMPLES};
+use std::rc::Rc;
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]
 pub struct MetricsPanelProps {
-    pub metrics: ClientMetrics,
+    pub metrics: Rc<ClientMetrics>,
 }
 
 const W: f64 = 240.0;

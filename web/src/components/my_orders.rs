@@ -4,12 +4,13 @@
 use darkswap_net::OwnOrder;
 use darkswap_orderbook::OrderId;
 use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]
 pub struct MyOrdersProps {
-    pub own: BTreeMap<String, OwnOrder>,
-    pub notices: VecDeque<String>,
+    pub own: Rc<BTreeMap<String, OwnOrder>>,
+    pub notices: Rc<VecDeque<String>>,
     pub on_cancel: Callback<OrderId>,
 }
 

@@ -4,6 +4,7 @@
 
 use darkswap_net::{BookView, OrderView};
 use darkswap_orderbook::{LevelView, Side};
+use std::rc::Rc;
 use yew::prelude::*;
 
 use super::short;
@@ -15,7 +16,7 @@ const ORDERS_SHOWN: usize = 25;
 
 #[derive(Properties, PartialEq)]
 pub struct OrderBookProps {
-    pub view: Option<BookView>,
+    pub view: Option<Rc<BookView>>,
     pub synced: Option<(String, usize, f64)>,
     /// Take (order, amount); amount `None` takes everything available.
     pub on_take: Callback<(OrderView, Option<u64>)>,

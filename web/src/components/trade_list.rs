@@ -4,13 +4,14 @@
 use darkswap_net::{Trade, TradeRole, TradeState};
 use darkswap_orderbook::{quote_amount, Side};
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use yew::prelude::*;
 
 use super::short;
 
 #[derive(Properties, PartialEq)]
 pub struct TradeListProps {
-    pub trades: BTreeMap<String, Trade>,
+    pub trades: Rc<BTreeMap<String, Trade>>,
 }
 
 fn describe(t: &Trade) -> String {

@@ -1,0 +1,224 @@
+//! The page's reducer without a browser.
+
+use std::time::Duration;
+
+use darkswap_net::libp2p::{identity::Keypair, Multiaddr, PeerId};
+use darkswap_net::{AuthEvent, TradeRole, TradeState, TransportKind};
+use darkswap_orderbook::{OrderId, Price, Side};
+use darkswap_proto::order::OrderSpec;
+
+use super::*;
+
+fn peer() -> PeerId {
+    Keypair::generate_ed25519().public().to_peer_id()
+}
+
+fn pair() -> Pair {
+    Pair::parse("RUNE:DOG/BTC").unwrap()
+}
+
+fn node(event: NodeEvent) -> Action {
+    Action::Node(Box::new(event))
+}
+
+fn trading(event: TradingEvent) -> Action {
+    node(NodeEvent::Trading(event))
+}
+
+fn start() -> Rc<AppState> {
+    Rc::new(AppState::new("http://relay/api/relay-info".into()))
+}
+
+fn own(n: u64) -> OwnOrder {
+    OwnOrder {
+        id: OrderId::from_u64(n),
+        pair: pair(),
+        spec: OrderSpec {
+            nonce: n,
+            side: Side::Sell,
+            price: Price(25_000),
+            amount: 100,
+            min_fill: 0,
+            expires_at_ms: 2_000_000_000_000,
+        },
+    }
+}
+
+fn trade(n: u8, updated_at_ms: u64) -> Trade {
+    Trade {
+        id: [n; 16],
+        role: TradeRole::Taker,
+        counterparty: peer(),
+        pair: pair(),
+        order_id: OrderId::from_u64(n.into()),
+        maker_side: Side::Sell,
+        price: Price(1),
+        amount: 1,
+        state: TradeState::Requested,
+        agreement: None,
+        maker_signature: None,
+        taker_signature: None,
+        deadline_ms: None,
+        updated_at_ms,
+    }
+}
+
+fn book(total_orders: usize) -> BookView {
+    BookView {
+        pair: pair(),
+        bids: Vec::new(),
+        asks: Vec::new(),
+        orders: Vec::new(),
+        total_orders,
+    }
+}
+
+#[test]
+fn a_book_update_copies_no_other_slice() {
+    let mut s = start();
+    s = s.reduce(trading(TradingEvent::OrderPlaced(own(1))));
+    s = s.reduce(trading(TradingEvent::Trade(trade(1, 1))));
+    s = s.reduce(node(NodeEvent::MessageReceived {
+        from: peer(),
+        text: "hi".into(),
+        sent_at_ms: 1,
+    }));
+    let before = Rc::clone(&s);
+    let after = Rc::clone(&s).reduce(trading(TradingEvent::Book(book(1_000))));
+    assert_eq!(after.trading.books[&pair()].total_orders, 1_000);
+    assert!(Rc::ptr_eq(&before.trading.own, &after.trading.own));
+    assert!(Rc::ptr_eq(&before.trading.trades, &after.trading.trades));
+    assert!(Rc::ptr_eq(&before.trading.notices, &after.trading.notices));
+    assert!(Rc::ptr_eq(&before.log, &after.log));
+    assert!(Rc::ptr_eq(&before.links, &after.links));
+    // The previous state is untouched (Yew may still render from it).
+    assert!(before.trading.books.is_empty());
+    assert_eq!(after.metrics.orders_seen.get("RUNE:DOG/BTC"), Some(&1_000));
+}
+
+#[test]
+fn own_orders_follow_placed_reduced_cancelled_and_withdrawn() {
+    let mut s = start();
+    s = s.reduce(trading(TradingEvent::OrderPlaced(own(1))));
+    s = s.reduce(trading(TradingEvent::OrderPlaced(own(2))));
+    assert_eq!(s.trading.own.len(), 2);
+    let mut reduced = own(1);
+    reduced.spec.amount = 40;
+    s = s.reduce(trading(TradingEvent::OrderReduced(reduced)));
+    assert_eq!(s.trading.own[&own(1).id.to_hex()].spec.amount, 40);
+    s = s.reduce(trading(TradingEvent::OrderCancelled {
+        id: own(1).id,
+        pair: pair(),
+    }));
+    s = s.reduce(trading(TradingEvent::OrderWithdrawn {
+        id: own(2).id,
+        pair: pair(),
+        reason: "expired".into(),
+    }));
+    assert!(s.trading.own.is_empty());
+    assert!(s.trading.notices.back().unwrap().contains("expired"));
+    for n in 0..(MAX_NOTICES as u64 + 5) {
+        s = s.reduce(trading(TradingEvent::OrderPlaced(own(100 + n))));
+    }
+    assert_eq!(s.trading.notices.len(), MAX_NOTICES);
+}
+
+#[test]
+fn trades_are_kept_within_the_cap_oldest_dropped_first() {
+    let mut s = start();
+    for n in 0..250u64 {
+        let mut t = trade(0, n);
+        t.id = [(n % 256) as u8; 16];
+        t.id[1] = (n / 256) as u8;
+        s = s.reduce(trading(TradingEvent::Trade(t)));
+    }
+    assert_eq!(s.trading.trades.len(), MAX_TRADES_SHOWN);
+    let oldest = s.trading.trades.values().map(|t| t.updated_at_ms).min();
+    assert_eq!(oldest, Some(50), "the 50 oldest trades were dropped");
+    // A state change of a known trade replaces it.
+    let mut agreed = s.trading.trades.values().next().unwrap().clone();
+    agreed.state = TradeState::Agreed;
+    agreed.updated_at_ms = 1_000;
+    s = s.reduce(trading(TradingEvent::Trade(agreed.clone())));
+    assert_eq!(s.trading.trades.len(), MAX_TRADES_SHOWN);
+    assert_eq!(s.trading.trades[&agreed.id_hex()].state, TradeState::Agreed);
+}
+
+#[test]
+fn the_message_log_is_bounded_and_reports_deliveries() {
+    let mut s = start();
+    let to = peer();
+    s = s.reduce(Action::Sent {
+        id: 7,
+        to: to.to_base58(),
+        text: "hello".into(),
+    });
+    s = s.reduce(node(NodeEvent::MessageDelivered {
+        id: 7,
+        to,
+        rtt: Duration::from_millis(12),
+        accepted: true,
+        reason: None,
+    }));
+    assert!(matches!(
+        s.log.back(),
+        Some(Entry::Sent { delivery: Delivery::Delivered { rtt_ms }, .. }) if *rtt_ms == 12.0
+    ));
+    for n in 0..(MAX_LOG + 10) {
+        s = s.reduce(node(NodeEvent::MessageReceived {
+            from: to,
+            text: format!("{n}"),
+            sent_at_ms: 0,
+        }));
+    }
+    assert_eq!(s.log.len(), MAX_LOG);
+}
+
+#[test]
+fn relay_status_counts_reconnects_and_a_new_connection_resets_the_grant() {
+    let mut s = start();
+    let circuit_addr: Multiaddr = "/ip4/127.0.0.1/tcp/4001/p2p-circuit".parse().unwrap();
+    s = s.reduce(node(NodeEvent::Auth(AuthEvent::Granted {
+        level: darkswap_auth::Level::Authenticated,
+        method: darkswap_auth::Method::Identity,
+        expires_at_ms: 9,
+        token: Vec::new(),
+        limits: None,
+    })));
+    assert!(matches!(
+        s.auth,
+        AuthStatus::Granted {
+            level: "authenticated",
+            ..
+        }
+    ));
+    s = s.reduce(node(NodeEvent::Relay(RelayStatus::Reserved {
+        transport: TransportKind::WebSocket,
+        circuit_addr,
+    })));
+    s = s.reduce(node(NodeEvent::RelayRtt(Duration::from_millis(3))));
+    assert_eq!(s.relay_rtt_ms, Some(3.0));
+    s = s.reduce(node(NodeEvent::Relay(RelayStatus::Failed {
+        reason: "gone".into(),
+        retry_in: Duration::from_secs(1),
+    })));
+    assert_eq!(s.reconnects, 1);
+    assert_eq!(s.relay_rtt_ms, None);
+    s = s.reduce(node(NodeEvent::Relay(RelayStatus::Connecting {
+        attempt: 1,
+    })));
+    assert!(matches!(s.auth, AuthStatus::Waiting));
+    assert_eq!(s.reconnects, 1, "only a lost reservation counts");
+}
+
+#[test]
+fn the_metrics_tick_records_history_at_the_time_it_carries() {
+    let mut s = start();
+    s = s.reduce(Action::MetricsTick(10_000));
+    s = s.reduce(Action::MetricsTick(11_000));
+    assert_eq!(s.metrics.history.len(), 1, "within one interval");
+    s = s.reduce(Action::MetricsTick(
+        10_000 + darkswap_net::metrics::SAMPLE_INTERVAL_MS,
+    ));
+    assert_eq!(s.metrics.history.len(), 2);
+}
