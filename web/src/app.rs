@@ -1,10 +1,10 @@
-//! The root component: starts the node once and lays out the panels.
-
-use std::rc::Rc;
+//! The root component: starts the node once, provides it to the components, and lays out the
+//! panels.
 
 use darkswap_net::libp2p::PeerId;
-use darkswap_net::NodeHandle;
 use yew::prelude::*;
+
+use crate::hooks::{use_node_start, NodeContext};
 
 use crate::components::{
     AuthPanel, ConnectionPanel, IdentityPanel, MessageLog, MetricsPanel, MyOrders, OrderBook,
@@ -18,31 +18,18 @@ use darkswap_proto::order::OrderSpec;
 #[function_component(App)]
 pub fn app() -> Html {
     let state = use_reducer(|| AppState::new(crate::network::relay_info_url()));
-    let handle = use_state(|| None::<Rc<NodeHandle>>);
-    {
-        let dispatch = state.dispatcher();
-        let relay_url = state.relay_url.clone();
-        let handle = handle.clone();
-        use_effect_with((), move |_| {
-            wasm_bindgen_futures::spawn_local(async move {
-                if let Some(h) = crate::network::start(relay_url, dispatch).await {
-                    handle.set(Some(Rc::new(h)));
-                }
-            });
-        });
-    }
+    let node = use_node_start(&state);
     let on_send = {
-        let handle = handle.clone();
-        let dispatch = state.dispatcher();
+        let node = node.clone();
         Callback::from(move |(peer, text): (String, String)| {
             let refuse = |reason: String| {
-                dispatch.dispatch(Action::SendRefused {
+                node.dispatch(Action::SendRefused {
                     to: peer.clone(),
                     text: text.clone(),
                     reason,
                 })
             };
-            let Some(h) = handle.as_ref() else {
+            let Some(h) = node.handle() else {
                 return refuse("not connected yet".into());
             };
             let target: PeerId = match peer.parse() {
@@ -50,7 +37,7 @@ pub fn app() -> Html {
                 Err(e) => return refuse(format!("invalid PeerId: {e}")),
             };
             match h.send_message(target, text.clone()) {
-                Ok(id) => dispatch.dispatch(Action::Sent {
+                Ok(id) => node.dispatch(Action::Sent {
                     id,
                     to: peer.clone(),
                     text: text.clone(),
@@ -60,86 +47,48 @@ pub fn app() -> Html {
         })
     };
     let on_select = {
-        let handle = handle.clone();
-        let dispatch = state.dispatcher();
+        let node = node.clone();
         Callback::from(move |pair: Pair| {
-            dispatch.dispatch(Action::SelectPair(pair.clone()));
-            match handle.as_ref() {
-                Some(h) => {
-                    if let Err(e) = h.command(Command::WatchPair { pair }) {
-                        dispatch.dispatch(Action::TradingError(e.to_string()));
-                    }
-                }
-                None => dispatch.dispatch(Action::TradingError("not connected yet".into())),
-            }
+            node.dispatch(Action::SelectPair(pair.clone()));
+            node.command(Command::WatchPair { pair });
         })
     };
     let on_place = {
-        let handle = handle.clone();
-        let dispatch = state.dispatcher();
-        Callback::from(
-            move |(pair, spec): (Pair, OrderSpec)| match handle.as_ref() {
-                Some(h) => {
-                    if let Err(e) = h.place_order(pair, spec) {
-                        dispatch.dispatch(Action::TradingError(e.to_string()));
-                    }
-                }
-                None => dispatch.dispatch(Action::TradingError("not connected yet".into())),
-            },
-        )
-    };
-    let on_cancel = {
-        let handle = handle.clone();
-        let dispatch = state.dispatcher();
-        Callback::from(move |id: OrderId| match handle.as_ref() {
-            Some(h) => {
-                if let Err(e) = h.command(Command::CancelOrder { id }) {
-                    dispatch.dispatch(Action::TradingError(e.to_string()));
-                }
-            }
-            None => dispatch.dispatch(Action::TradingError("not connected yet".into())),
+        let node = node.clone();
+        Callback::from(move |(pair, spec): (Pair, OrderSpec)| {
+            // The handle picks the order's random nonce (hence its id).
+            node.run(|h| h.place_order(pair, spec).map(drop));
         })
     };
+    let on_cancel = node.callback(|id: OrderId| Ok(Command::CancelOrder { id }));
     let on_take = {
-        let handle = handle.clone();
-        let dispatch = state.dispatcher();
         let pair = state.trading.pair.clone();
-        Callback::from(move |(order, amount): (OrderView, Option<u64>)| {
-            let (Some(h), Some(pair)) = (handle.as_ref(), pair.clone()) else {
-                return dispatch.dispatch(Action::TradingError("not connected yet".into()));
-            };
-            let command = Command::TakeOrder {
-                pair,
+        node.callback(move |(order, amount): (OrderView, Option<u64>)| {
+            Ok(Command::TakeOrder {
+                pair: pair.clone().ok_or("choose a pair first")?,
                 order_id: order.id,
                 amount: amount.unwrap_or(order.amount),
-            };
-            if let Err(e) = h.command(command) {
-                dispatch.dispatch(Action::TradingError(e.to_string()));
-            }
+            })
         })
     };
     let on_auth = {
-        let handle = handle.clone();
-        let dispatch = state.dispatcher();
+        let node = node.clone();
         Callback::from(move |shared_key: Option<String>| {
-            let Some(h) = handle.as_ref().cloned() else {
-                return dispatch.dispatch(Action::AuthError(Some("not started yet".into())));
+            let Some(h) = node.handle() else {
+                return node.dispatch(Action::AuthError(Some("not started yet".into())));
             };
-            let dispatch = dispatch.clone();
+            let node = node.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 let me = h.local_peer_id();
                 match crate::credentials::save_credential(&me, shared_key.as_deref()).await {
                     Ok(credential) => {
-                        let method = match &credential {
-                            darkswap_auth::client::Credential::Identity => "identity",
-                            darkswap_auth::client::Credential::SharedKey(_) => "shared_key",
-                        };
+                        let method = crate::credentials::method_name(&credential);
                         match h.command(Command::SetCredential { credential }) {
-                            Ok(()) => dispatch.dispatch(Action::AuthMethod(method)),
-                            Err(e) => dispatch.dispatch(Action::AuthError(Some(e.to_string()))),
+                            Ok(()) => node.dispatch(Action::AuthMethod(method)),
+                            Err(e) => node.dispatch(Action::AuthError(Some(e.to_string()))),
                         }
                     }
-                    Err(e) => dispatch.dispatch(Action::AuthError(Some(e))),
+                    Err(e) => node.dispatch(Action::AuthError(Some(e.to_string()))),
                 }
             });
         })
@@ -156,7 +105,7 @@ pub fn app() -> Html {
         .filter(|(p, _, _)| Some(p) == trading.pair.as_ref())
         .map(|(p, n, ms)| (p.to_string(), *n, *ms));
     html! {
-        <>
+        <ContextProvider<NodeContext> context={node}>
             <header>
                 <h1>{ "DarkSwap" }</h1>
                 <span class="muted">{ "peer-to-peer trading client — order book and trade agreements live; settlement (moving funds) is not built yet" }</span>
@@ -176,6 +125,6 @@ pub fn app() -> Html {
                 <MessageLog state={state.clone()} />
                 <MetricsPanel metrics={state.metrics.clone()} />
             </main>
-        </>
+        </ContextProvider<NodeContext>>
     }
 }

@@ -1,8 +1,14 @@
-//! The app's hooks: the reducer wired into Yew.
+//! The app's hooks: the reducer wired into Yew, and the node in a context.
+//!
+//! [`use_node_start`] starts the trader's node once and returns a [`NodeContext`]; the app puts
+//! it in a `ContextProvider`, and any component reaches it with [`use_node`]. Every command goes
+//! through [`NodeContext::command`] (or [`NodeContext::run`]), which reports a node that is not
+//! started yet or a refused command in one place, next to the order form.
 
 use std::rc::Rc;
 
-use yew::Reducible;
+use darkswap_net::{Command, NodeError, NodeHandle};
+use yew::prelude::*;
 
 use crate::state::{Action, AppState};
 
@@ -12,4 +18,93 @@ impl Reducible for AppState {
     fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
         AppState::reduce(self, action)
     }
+}
+
+/// The node as components see it: its handle once started, and where refusals go.
+#[derive(Clone)]
+pub struct NodeContext {
+    handle: Option<Rc<NodeHandle>>,
+    dispatch: UseReducerDispatcher<AppState>,
+}
+
+impl PartialEq for NodeContext {
+    fn eq(&self, other: &Self) -> bool {
+        let same_handle = match (&self.handle, &other.handle) {
+            (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        same_handle && self.dispatch == other.dispatch
+    }
+}
+
+impl NodeContext {
+    /// The node's handle, once it runs.
+    pub fn handle(&self) -> Option<Rc<NodeHandle>> {
+        self.handle.clone()
+    }
+
+    /// The reducer's dispatcher.
+    pub fn dispatch(&self, action: Action) {
+        self.dispatch.dispatch(action);
+    }
+
+    /// Runs `f` with the handle; a node not started yet, or a command it refuses, is reported.
+    pub fn run(&self, f: impl FnOnce(&NodeHandle) -> Result<(), NodeError>) {
+        let refusal = match &self.handle {
+            None => "not connected yet".to_string(),
+            Some(handle) => match f(handle) {
+                Ok(()) => return,
+                Err(e) => e.to_string(),
+            },
+        };
+        self.dispatch.dispatch(Action::TradingError(refusal));
+    }
+
+    /// Sends `command` to the node (see [`NodeContext::run`]).
+    pub fn command(&self, command: Command) {
+        self.run(|h| h.command(command));
+    }
+
+    /// A callback that turns its input into a command and sends it; what cannot become a command
+    /// is reported like a refusal.
+    pub fn callback<T: 'static>(
+        &self,
+        make: impl Fn(T) -> Result<Command, &'static str> + 'static,
+    ) -> Callback<T> {
+        let node = self.clone();
+        Callback::from(move |input| match make(input) {
+            Ok(command) => node.command(command),
+            Err(why) => node.dispatch(Action::TradingError(why.to_string())),
+        })
+    }
+}
+
+/// Starts the node once (identity, relay-info, node task, events into the reducer) and returns
+/// the context to provide.
+#[hook]
+pub fn use_node_start(state: &UseReducerHandle<AppState>) -> NodeContext {
+    let handle = use_state(|| None::<Rc<NodeHandle>>);
+    {
+        let dispatch = state.dispatcher();
+        let relay_url = state.relay_url.clone();
+        let handle = handle.clone();
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Some(h) = crate::network::start(relay_url, dispatch).await {
+                    handle.set(Some(Rc::new(h)));
+                }
+            });
+        });
+    }
+    NodeContext {
+        handle: (*handle).clone(),
+        dispatch: state.dispatcher(),
+    }
+}
+
+/// The node, from the context the app provides.
+#[hook]
+pub fn use_node() -> NodeContext {
+    use_context::<NodeContext>().expect("the app provides the node context")
 }

@@ -1,11 +1,32 @@
-//! A small IndexedDB wrapper: byte values under string keys in named object stores of the
-//! page's one database. The identity and the trading state (own orders, trades) live here.
+//! A small IndexedDB wrapper: values under string keys in named object stores of the page's one
+//! database. Bytes (the identity key, the protobuf records of own orders and trades) are stored as
+//! `Uint8Array`s; structured Rust values cross into JavaScript with serde-wasm-bindgen.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use futures::channel::oneshot;
+use gloo_events::EventListener;
 use js_sys::Uint8Array;
-use wasm_bindgen::closure::Closure;
+use serde::{de::DeserializeOwned, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{IdbDatabase, IdbOpenDbRequest, IdbRequest, IdbTransactionMode};
+
+/// Why IndexedDB could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("no browser window")]
+    NoWindow,
+    #[error("this browser has no IndexedDB (private mode?)")]
+    NoIndexedDb,
+    #[error("IndexedDB: {0}")]
+    Browser(String),
+    #[error("stored value under {key} is unreadable: {source}")]
+    Value {
+        key: String,
+        source: serde_wasm_bindgen::Error,
+    },
+}
 
 const DB_NAME: &str = "darkswap";
 /// Version 2 added the "trading" store (own orders and trades).
@@ -13,46 +34,56 @@ const DB_VERSION: u32 = 2;
 /// Every object store; the upgrade creates whichever is missing.
 const STORES: &[&str] = &["identity", "trading"];
 
-fn describe(e: JsValue) -> String {
-    e.as_string()
-        .or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| e.message().into()))
-        .unwrap_or_else(|| format!("{e:?}"))
+fn describe(e: JsValue) -> StorageError {
+    StorageError::Browser(
+        e.as_string()
+            .or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| e.message().into()))
+            .unwrap_or_else(|| format!("{e:?}")),
+    )
 }
 
-/// Resolves when an IndexedDB request succeeds, with its result.
-async fn completion(request: &IdbRequest) -> Result<JsValue, String> {
-    let promise = js_sys::Promise::new(&mut |resolve, reject| {
-        let done = request.clone();
-        let on_success = Closure::once_into_js(move |_: web_sys::Event| {
-            let _ = resolve.call1(&JsValue::NULL, &done.result().unwrap_or(JsValue::UNDEFINED));
-        });
-        let failed = request.clone();
-        let on_error = Closure::once_into_js(move |_: web_sys::Event| {
-            let message = failed
-                .error()
-                .ok()
-                .flatten()
-                .map(|e| e.message())
-                .unwrap_or_else(|| "unknown IndexedDB error".into());
-            let _ = reject.call1(&JsValue::NULL, &JsValue::from_str(&message));
-        });
-        request.set_onsuccess(Some(on_success.unchecked_ref()));
-        request.set_onerror(Some(on_error.unchecked_ref()));
-    });
-    JsFuture::from(promise).await.map_err(describe)
+/// Resolves when an IndexedDB request succeeds, with its result (its "success" or "error"
+/// event, whichever comes first).
+async fn completion(request: &IdbRequest) -> Result<JsValue, StorageError> {
+    let (tx, rx) = oneshot::channel::<bool>();
+    let tx = Rc::new(RefCell::new(Some(tx)));
+    let settle = |ok: bool| {
+        let tx = tx.clone();
+        move |_: &web_sys::Event| {
+            if let Some(tx) = tx.borrow_mut().take() {
+                let _ = tx.send(ok);
+            }
+        }
+    };
+    let on_success = EventListener::once(request, "success", settle(true));
+    let on_error = EventListener::once(request, "error", settle(false));
+    let succeeded = rx.await.unwrap_or(false);
+    drop((on_success, on_error));
+    if succeeded {
+        return request.result().map_err(describe);
+    }
+    Err(StorageError::Browser(
+        request
+            .error()
+            .ok()
+            .flatten()
+            .map(|e| e.message())
+            .unwrap_or_else(|| "unknown IndexedDB error".into()),
+    ))
 }
 
-pub async fn open() -> Result<IdbDatabase, String> {
+pub async fn open() -> Result<IdbDatabase, StorageError> {
     let factory = web_sys::window()
-        .ok_or("no window")?
+        .ok_or(StorageError::NoWindow)?
         .indexed_db()
         .map_err(describe)?
-        .ok_or("this browser has no IndexedDB (private mode?)")?;
+        .ok_or(StorageError::NoIndexedDb)?;
     let request: IdbOpenDbRequest = factory
         .open_with_u32(DB_NAME, DB_VERSION)
         .map_err(describe)?;
     let upgrading = request.clone();
-    let on_upgrade = Closure::once_into_js(move |_: web_sys::Event| {
+    // Creates whichever store is missing; lives until the open request settles.
+    let _on_upgrade = EventListener::once(&request, "upgradeneeded", move |_| {
         if let Ok(db) = upgrading.result().and_then(|r| r.dyn_into::<IdbDatabase>()) {
             let existing = db.object_store_names();
             for store in STORES {
@@ -62,30 +93,28 @@ pub async fn open() -> Result<IdbDatabase, String> {
             }
         }
     });
-    request.set_onupgradeneeded(Some(on_upgrade.unchecked_ref()));
     completion(&request)
         .await?
         .dyn_into::<IdbDatabase>()
         .map_err(describe)
 }
 
-/// The bytes stored under `key`, if any.
-pub async fn get_bytes(store: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
+/// The value stored under `key`, as JavaScript (undefined when there is none).
+async fn get_js(store: &str, key: &str) -> Result<JsValue, StorageError> {
     let db = open().await?;
     let read = db.transaction_with_str(store).map_err(describe)?;
-    let stored = completion(
+    completion(
         &read
             .object_store(store)
             .map_err(describe)?
             .get(&JsValue::from_str(key))
             .map_err(describe)?,
     )
-    .await?;
-    Ok(stored.dyn_ref::<Uint8Array>().map(|b| b.to_vec()))
+    .await
 }
 
-/// Stores `bytes` under `key`, replacing what was there.
-pub async fn put_bytes(store: &str, key: &str, bytes: &[u8]) -> Result<(), String> {
+/// Stores a JavaScript value under `key`, replacing what was there.
+async fn put_js(store: &str, key: &str, value: &JsValue) -> Result<(), StorageError> {
     let db = open().await?;
     let write = db
         .transaction_with_str_and_mode(store, IdbTransactionMode::Readwrite)
@@ -94,9 +123,53 @@ pub async fn put_bytes(store: &str, key: &str, bytes: &[u8]) -> Result<(), Strin
         &write
             .object_store(store)
             .map_err(describe)?
-            .put_with_key(&Uint8Array::from(bytes), &JsValue::from_str(key))
+            .put_with_key(value, &JsValue::from_str(key))
             .map_err(describe)?,
     )
     .await?;
     Ok(())
+}
+
+/// The bytes stored under `key`, if any.
+pub async fn get_bytes(store: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    Ok(get_js(store, key)
+        .await?
+        .dyn_ref::<Uint8Array>()
+        .map(|b| b.to_vec()))
+}
+
+/// Stores `bytes` under `key`, replacing what was there.
+pub async fn put_bytes(store: &str, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    put_js(store, key, &Uint8Array::from(bytes)).await
+}
+
+/// The value stored under `key`: `Ok(None)` when there is none, or when what is there is bytes
+/// (an older record the caller reads with [`get_bytes`]).
+pub async fn get_value<T: DeserializeOwned>(
+    store: &str,
+    key: &str,
+) -> Result<Option<T>, StorageError> {
+    let value = get_js(store, key).await?;
+    if value.is_undefined() || value.is_null() || value.is_instance_of::<Uint8Array>() {
+        return Ok(None);
+    }
+    serde_wasm_bindgen::from_value(value)
+        .map(Some)
+        .map_err(|source| StorageError::Value {
+            key: key.to_string(),
+            source,
+        })
+}
+
+/// Stores `value` under `key` as a JavaScript object, replacing what was there.
+pub async fn put_value<T: Serialize>(
+    store: &str,
+    key: &str,
+    value: &T,
+) -> Result<(), StorageError> {
+    let js = serde_wasm_bindgen::to_value(value).map_err(|source| StorageError::Value {
+        key: key.to_string(),
+        source,
+    })?;
+    put_js(store, key, &js).await
 }

@@ -1,6 +1,8 @@
-//! The client's address policy: in which order to try a relay's addresses on this target.
+//! The client's address policy: in which order to try a relay's addresses on this target, and,
+//! in a page, which of them to try first given the address the page was served from.
 
 use darkswap_proto::addr::{transport_kind, TransportKind};
+use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 
 /// Orders addresses by preference for this target: in the browser WebRTC-direct first (no TLS
@@ -31,6 +33,55 @@ pub fn sort_for_dialing(addrs: &[Multiaddr]) -> Vec<Multiaddr> {
     usable.into_iter().map(|(_, a)| a).collect()
 }
 
+/// The host part of a URL (`http://host:port/path` → `host`; IPv6 keeps its brackets).
+pub fn url_host(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .map(|hostport| match hostport.rsplit_once(':') {
+            Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h.to_string(),
+            _ => hostport.to_string(),
+        })
+        .unwrap_or_default()
+}
+
+/// A page's order for the relay addresses its relay-info listed, given the URL it reached the
+/// relay at: the addresses on that host first (a relay lists every interface it listens on, and
+/// the one the browser already reached is the likeliest to work). On a loopback host only
+/// WebSocket on loopback is kept: Chromium gathers no ICE candidates for loopback, so a WebRTC
+/// dial there could only time out.
+pub fn order_for_page(mut addrs: Vec<Multiaddr>, page_url: &str) -> Vec<Multiaddr> {
+    let host = url_host(page_url);
+    let bare = host.trim_matches(|c| c == '[' || c == ']');
+    let loopback = host == "localhost"
+        || bare
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false);
+    if loopback {
+        let is_ws = |a: &Multiaddr| {
+            a.iter()
+                .any(|p| matches!(p, Protocol::Ws(_) | Protocol::Wss(_)))
+        };
+        addrs.retain(|a| {
+            is_ws(a)
+                && a.iter()
+                    .any(|p| matches!(p, Protocol::Ip4(ip) if ip.is_loopback()))
+        });
+        return addrs;
+    }
+    let on_host = |a: &Multiaddr| {
+        a.iter().any(|p| match p {
+            Protocol::Ip4(ip) => ip.to_string() == host,
+            Protocol::Ip6(ip) => ip.to_string() == bare,
+            Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h) => h == host,
+            _ => false,
+        })
+    };
+    addrs.sort_by_key(|a| !on_host(a));
+    addrs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +100,37 @@ mod tests {
             sort_for_dialing(&[rtc, ws.clone(), tcp.clone()]),
             vec![tcp, ws]
         );
+    }
+
+    #[test]
+    fn a_page_tries_its_own_host_first_and_only_websocket_on_loopback() {
+        let addr = |s: &str| s.parse::<Multiaddr>().unwrap();
+        let listed = vec![
+            addr("/ip4/10.0.0.5/udp/4003/webrtc-direct"),
+            addr("/ip4/10.77.0.1/udp/4003/webrtc-direct"),
+            addr("/ip4/10.77.0.1/tcp/4002/ws"),
+            addr("/ip4/127.0.0.1/udp/4003/webrtc-direct"),
+            addr("/ip4/127.0.0.1/tcp/4002/ws"),
+        ];
+        let ordered = order_for_page(listed.clone(), "http://10.77.0.1:8080/api/relay-info");
+        assert_eq!(ordered[..2], listed[1..3]);
+        assert_eq!(ordered.len(), listed.len());
+        for url in [
+            "http://127.0.0.1:8080/x",
+            "http://localhost:8080/x",
+            "http://[::1]:8080/x",
+        ] {
+            assert_eq!(
+                order_for_page(listed.clone(), url),
+                vec![listed[4].clone()],
+                "{url}"
+            );
+        }
+        assert_eq!(
+            url_host("https://relay.example.org/api"),
+            "relay.example.org"
+        );
+        assert_eq!(url_host("http://[::1]:8080/"), "[::1]");
+        assert_eq!(url_host("not a url"), "");
     }
 }

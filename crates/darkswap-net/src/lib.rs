@@ -28,9 +28,10 @@ mod relay_auth;
 #[cfg(target_arch = "wasm32")]
 pub mod relay_info;
 mod relay_link;
+pub mod saved;
 mod transport;
 
-pub use addr::sort_for_dialing;
+pub use addr::{order_for_page, sort_for_dialing, url_host};
 pub use config::NodeConfig;
 pub use darkswap_proto::addr::{
     circuit_addr, relay_peer_id, transport_kind, AddrError, TransportKind,

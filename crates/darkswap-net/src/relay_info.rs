@@ -1,43 +1,39 @@
-//! Fetching a relay's `/api/relay-info` from the browser.
+//! Fetching a relay's `/api/relay-info` from the browser (gloo-net's `fetch`).
 
-use darkswap_proto::RelayInfo;
+use darkswap_proto::{RelayInfo, RelayInfoError, MAX_RELAY_INFO_BYTES};
 use libp2p::Multiaddr;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 /// Why the relay's description could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("no browser window")]
-    NoWindow,
-    #[error("cannot reach {url}: {message}")]
-    Network { url: String, message: String },
+    #[error("cannot reach {url}: {source}")]
+    Network {
+        url: String,
+        source: gloo_net::Error,
+    },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
-    #[error("bad relay-info from {url}: {message}")]
-    Invalid { url: String, message: String },
-}
-
-fn js_message(v: wasm_bindgen::JsValue) -> String {
-    v.as_string()
-        .or_else(|| {
-            v.dyn_ref::<js_sys::Error>()
-                .map(|e| String::from(e.message()))
-        })
-        .unwrap_or_else(|| format!("{v:?}"))
+    #[error("relay-info from {url} is {len} bytes, more than the {MAX_RELAY_INFO_BYTES} allowed")]
+    TooLarge { url: String, len: usize },
+    #[error("bad relay-info from {url}: {source}")]
+    Invalid { url: String, source: RelayInfoError },
+    #[error("bad address {addr} in relay-info from {url}: {source}")]
+    Address {
+        url: String,
+        addr: String,
+        source: libp2p::multiaddr::Error,
+    },
 }
 
 /// GETs `url` (e.g. `http://relay:8080/api/relay-info`) and returns the relay's dial addresses.
 pub async fn fetch_relay_info(url: &str) -> Result<(RelayInfo, Vec<Multiaddr>), FetchError> {
-    let window = web_sys::window().ok_or(FetchError::NoWindow)?;
-    let network = |v| FetchError::Network {
+    let network = |source| FetchError::Network {
         url: url.to_string(),
-        message: js_message(v),
+        source,
     };
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+    let response = gloo_net::http::Request::get(url)
+        .send()
         .await
-        .map_err(network)?
-        .dyn_into()
         .map_err(network)?;
     if !response.ok() {
         return Err(FetchError::Status {
@@ -45,24 +41,27 @@ pub async fn fetch_relay_info(url: &str) -> Result<(RelayInfo, Vec<Multiaddr>), 
             status: response.status(),
         });
     }
-    let buffer = JsFuture::from(response.array_buffer().map_err(network)?)
-        .await
-        .map_err(network)?;
-    let bytes = js_sys::Uint8Array::new(&buffer);
-    let invalid = |message: String| FetchError::Invalid {
-        url: url.to_string(),
-        message,
-    };
-    if bytes.length() as usize > darkswap_proto::MAX_RELAY_INFO_BYTES {
-        return Err(invalid(format!("{} bytes is too large", bytes.length())));
+    let bytes = response.binary().await.map_err(network)?;
+    if bytes.len() > MAX_RELAY_INFO_BYTES {
+        return Err(FetchError::TooLarge {
+            url: url.to_string(),
+            len: bytes.len(),
+        });
     }
-    let info = RelayInfo::parse(&bytes.to_vec()).map_err(|e| invalid(e.to_string()))?;
+    let info = RelayInfo::parse(&bytes).map_err(|source| FetchError::Invalid {
+        url: url.to_string(),
+        source,
+    })?;
     let addrs = info
         .addrs
         .iter()
         .map(|a| {
             a.parse::<Multiaddr>()
-                .map_err(|e| invalid(format!("{a}: {e}")))
+                .map_err(|source| FetchError::Address {
+                    url: url.to_string(),
+                    addr: a.clone(),
+                    source,
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((info, addrs))
