@@ -60,17 +60,14 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// How long to wait for the listeners' first addresses before reporting readiness anyway.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The market limits are the shared ones (`darkswap_market`), which clients also assume until
-/// the relay tells them its own: live orders one maker may hold across all pairs.
-pub const MAX_ORDERS_PER_MAKER: usize = darkswap_market::DEFAULT_MAX_ORDERS_PER_MAKER;
-/// Order messages a maker may send at once (shared default).
-pub const ORDER_PUBLISH_BURST: u32 = darkswap_market::DEFAULT_PUBLISH_BURST;
-/// Order messages per second a maker may sustain (shared default).
-pub const ORDER_PUBLISH_RATE_PER_SECOND: u32 = darkswap_market::DEFAULT_PUBLISH_PER_SECOND;
-/// Orders per pair in this relay's book (shared default).
-pub const MAX_ORDERS_PER_PAIR: usize = darkswap_market::DEFAULT_MAX_ORDERS_PER_BOOK;
-/// Pairs (gossip topics) this relay follows (shared default).
-pub const MAX_PAIRS: usize = darkswap_market::DEFAULT_MAX_PAIRS;
+/// The market limits are the shared ones, with their reasons (`MarketLimits::DEFAULT`); clients
+/// assume them too until the relay tells them its own.
+const MARKET: darkswap_market::MarketLimits = darkswap_market::MarketLimits::DEFAULT;
+pub const MAX_ORDERS_PER_MAKER: usize = MARKET.max_orders_per_maker;
+pub const ORDER_PUBLISH_BURST: u32 = MARKET.publish_burst;
+pub const ORDER_PUBLISH_RATE_PER_SECOND: u32 = MARKET.publish_per_second;
+pub const MAX_ORDERS_PER_PAIR: usize = MARKET.max_orders_per_book;
+pub const MAX_PAIRS: usize = MARKET.max_pairs;
 /// Gossip messages per second accepted from one connected peer (a peer relay is exempt): a
 /// trader's client never needs this many, a flood is cut at the first hop.
 pub const GOSSIP_RATE_PER_PEER_PER_SECOND: u32 = 50;

@@ -6,12 +6,9 @@
 // Run: `cargo bench -p darkswap-web --bench reducer`.
 
 // criterion is native-only (the state compiles natively for exactly this and its unit tests).
-#[cfg(target_arch = "wasm32")]
-fn main() {}
-
-#[cfg(not(target_arch = "wasm32"))]
 fn main() {
-    native::main()
+    #[cfg(not(target_arch = "wasm32"))]
+    native::main();
 }
 
 #[cfg(not(target_arch = "wasm32"))]

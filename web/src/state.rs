@@ -127,16 +127,7 @@ impl TradingState {
             TradingEvent::Trade(trade) => {
                 let trades = Rc::make_mut(&mut self.trades);
                 trades.insert(trade.id_hex(), trade);
-                while trades.len() > MAX_TRADES_SHOWN {
-                    let oldest = trades
-                        .iter()
-                        .min_by_key(|(_, t)| t.updated_at_ms)
-                        .map(|(k, _)| k.clone());
-                    match oldest {
-                        Some(k) => trades.remove(&k),
-                        None => break,
-                    };
-                }
+                darkswap_net::negotiation::keep_newest_trades(trades, MAX_TRADES_SHOWN);
             }
         }
     }

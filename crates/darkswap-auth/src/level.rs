@@ -86,6 +86,38 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Every operation, in the order of [`Operation::index`].
+    pub const ALL: [Operation; 10] = [
+        Operation::Connect,
+        Operation::Reserve,
+        Operation::OpenCircuit,
+        Operation::PublishOrder,
+        Operation::ReadDirectory,
+        Operation::SkipRateLimits,
+        Operation::ReadAdminData,
+        Operation::Ban,
+        Operation::Unban,
+        Operation::Trust,
+    ];
+
+    /// Its position in [`Operation::ALL`]. An exhaustive match: a new operation does not compile
+    /// until it has a place there, and a test then wants its row in [`PERMISSIONS`].
+    pub const fn index(self) -> usize {
+        match self {
+            Operation::Connect => 0,
+            Operation::Reserve => 1,
+            Operation::OpenCircuit => 2,
+            Operation::PublishOrder => 3,
+            Operation::ReadDirectory => 4,
+            Operation::SkipRateLimits => 5,
+            Operation::ReadAdminData => 6,
+            Operation::Ban => 7,
+            Operation::Unban => 8,
+            Operation::Trust => 9,
+        }
+    }
+
+    /// Its name in metrics, logs and the README.
     pub fn label(self) -> &'static str {
         match self {
             Operation::Connect => "connect",
@@ -152,6 +184,17 @@ mod tests {
             assert_eq!(Level::parse(level.label()), Some(level));
         }
         assert_eq!(Level::from_wire(5), None);
+    }
+
+    #[test]
+    fn every_operation_has_a_row() {
+        for (i, op) in Operation::ALL.into_iter().enumerate() {
+            assert_eq!(op.index(), i, "{op:?} is out of place in Operation::ALL");
+            assert!(
+                required_level(op).is_some(),
+                "{op:?} has no row in PERMISSIONS"
+            );
+        }
     }
 
     #[test]

@@ -598,27 +598,8 @@ impl AuthResponse {
     }
 }
 
-impl darkswap_proto::frame::Frame for AuthRequest {
-    const MAX_BYTES: u64 = MAX_AUTH_REQUEST_BYTES;
-    type Error = WireError;
-    fn to_bytes(&self) -> Vec<u8> {
-        self.encode()
-    }
-    fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
-        AuthRequest::decode(bytes)
-    }
-}
-
-impl darkswap_proto::frame::Frame for AuthResponse {
-    const MAX_BYTES: u64 = MAX_AUTH_RESPONSE_BYTES;
-    type Error = WireError;
-    fn to_bytes(&self) -> Vec<u8> {
-        self.encode()
-    }
-    fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
-        AuthResponse::decode(bytes)
-    }
-}
+darkswap_proto::impl_frame!(AuthRequest, MAX_AUTH_REQUEST_BYTES, WireError);
+darkswap_proto::impl_frame!(AuthResponse, MAX_AUTH_RESPONSE_BYTES, WireError);
 
 /// `/darkswap/auth/1`: one capped frame each way.
 #[cfg(feature = "libp2p")]

@@ -2,12 +2,9 @@
 //! rekey through the session manager (both sides), natively.
 //! Run: `cargo bench -p darkswap-e2e --bench e2e`.
 
-#[cfg(target_arch = "wasm32")]
-fn main() {}
-
-#[cfg(not(target_arch = "wasm32"))]
 fn main() {
-    native::main()
+    #[cfg(not(target_arch = "wasm32"))]
+    native::main();
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -39,20 +39,6 @@ pub const MAKER_TIMEOUT_MS: u64 = 3 * KEEP_ALIVE_INTERVAL_MS;
 /// the clock-skew window during which a captured message could be replayed.
 pub const MAKER_MEMORY_MS: u64 = 4 * MAX_CLOCK_SKEW_MS;
 
-/// Live orders one maker may hold across all pairs: a market maker's ladders on a few pairs.
-pub const DEFAULT_MAX_ORDERS_PER_MAKER: usize = 200;
-/// Order messages a maker may send at once: enough to republish a ladder after a reconnect,
-/// not enough to flood.
-pub const DEFAULT_PUBLISH_BURST: u32 = 50;
-/// Order messages per second a maker may sustain (orders, cancels, keep-alives together).
-pub const DEFAULT_PUBLISH_PER_SECOND: u32 = 10;
-/// Orders per pair: far above real depth, bounded memory (~300 B each).
-pub const DEFAULT_MAX_ORDERS_PER_BOOK: usize = 100_000;
-/// Pairs (gossip topics) followed.
-pub const DEFAULT_MAX_PAIRS: usize = 1_000;
-/// Makers tracked at once.
-pub const DEFAULT_MAX_MAKERS: usize = 100_000;
-
 /// Bounds on what one market holds and accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarketLimits {
@@ -72,6 +58,22 @@ pub struct MarketLimits {
 }
 
 impl MarketLimits {
+    /// The shared defaults: every relay's unless its operator changes them, and what a client
+    /// assumes until its relay tells it its own.
+    pub const DEFAULT: MarketLimits = MarketLimits {
+        // A market maker quoting ladders on a few pairs stays well under this.
+        max_orders_per_maker: 200,
+        // Enough to republish a full ladder after a reconnect, not enough to flood.
+        publish_burst: 50,
+        // Orders, cancels and keep-alives together.
+        publish_per_second: 10,
+        // Far above real depth, bounded memory (~300 B an order).
+        max_orders_per_book: 100_000,
+        max_pairs: 1_000,
+        max_makers: 100_000,
+        maker_timeout_ms: MAKER_TIMEOUT_MS,
+    };
+
     /// The per-maker publish rate as a token-bucket rate.
     pub fn publish_rate(&self) -> Rate {
         Rate::per_second(self.publish_per_second, self.publish_burst)
@@ -101,15 +103,7 @@ impl MarketLimits {
 
 impl Default for MarketLimits {
     fn default() -> Self {
-        MarketLimits {
-            max_orders_per_maker: DEFAULT_MAX_ORDERS_PER_MAKER,
-            publish_burst: DEFAULT_PUBLISH_BURST,
-            publish_per_second: DEFAULT_PUBLISH_PER_SECOND,
-            max_orders_per_book: DEFAULT_MAX_ORDERS_PER_BOOK,
-            max_pairs: DEFAULT_MAX_PAIRS,
-            max_makers: DEFAULT_MAX_MAKERS,
-            maker_timeout_ms: MAKER_TIMEOUT_MS,
-        }
+        MarketLimits::DEFAULT
     }
 }
 

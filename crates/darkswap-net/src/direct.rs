@@ -161,9 +161,7 @@ mod tests {
     use super::*;
 
     fn peer() -> PeerId {
-        libp2p::identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id()
+        PeerId::random()
     }
 
     #[test]

@@ -30,7 +30,7 @@
 //! handshakes again and resends once. A taker that restarts starts with no session, so a resumed
 //! trade always begins with a fresh handshake.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use darkswap_e2e::{E2eError, ManagerLimits, Opened, RekeyPolicy, Role, SessionManager};
 use darkswap_orderbook::{OrderId, Pair, Price, Side};
@@ -129,6 +129,21 @@ pub struct Trade {
     /// When an accepted trade must be confirmed by.
     pub deadline_ms: Option<u64>,
     pub updated_at_ms: u64,
+}
+
+/// Drops the least recently updated trades until at most `max` are left (a bounded list of
+/// trades, in storage or on a page).
+pub fn keep_newest_trades<K: Ord + Clone>(trades: &mut BTreeMap<K, Trade>, max: usize) {
+    while trades.len() > max {
+        let oldest = trades
+            .iter()
+            .min_by_key(|(_, t)| t.updated_at_ms)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => trades.remove(&k),
+            None => break,
+        };
+    }
 }
 
 impl Trade {
@@ -396,56 +411,33 @@ impl Negotiation {
         now_ms: u64,
     ) -> NegotiationOutput {
         let mut out = NegotiationOutput::default();
-        if let Err(e) = self.take_into(orders, pair, order_id, amount, connected, now_ms, &mut out)
-        {
-            out.events.push(NegotiationEvent::TakeFailed(e));
-        }
-        out
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn take_into(
-        &mut self,
-        orders: &Orders,
-        pair: &Pair,
-        order_id: OrderId,
-        amount: u64,
-        connected: bool,
-        now_ms: u64,
-        out: &mut NegotiationOutput,
-    ) -> Result<(), TakeError> {
-        if self.open_trades() >= MAX_OPEN_TRADES {
-            return Err(TakeError::TooManyOpen);
-        }
-        let order = orders.order(pair, &order_id).ok_or(TakeError::OrderGone)?;
-        let maker = order.data.maker;
-        if maker == self.me {
-            return Err(TakeError::OwnOrder);
-        }
-        let available = orders.available(pair, &order_id).unwrap_or(0);
-        if amount == 0 || amount > available {
-            return Err(TakeError::Amount { available });
-        }
-        let min = order.effective_min_fill(available);
-        if amount < min {
-            return Err(TakeError::BelowMinimum { min });
-        }
         let id: TradeId = rand::random();
-        let request = TradeRequest::Take {
-            trade_id: id,
-            order_id,
-            pair: pair.clone(),
-            amount,
+        let checked = self
+            .check_take(orders, pair, &order_id, amount)
+            .and_then(|order| {
+                let request = TradeRequest::Take {
+                    trade_id: id,
+                    order_id,
+                    pair: pair.clone(),
+                    amount,
+                };
+                self.enqueue(order.0, id, request).map(|()| order)
+            });
+        let (maker, maker_side, price) = match checked {
+            Ok(order) => order,
+            Err(e) => {
+                out.events.push(NegotiationEvent::TakeFailed(e));
+                return out;
+            }
         };
-        self.enqueue(maker, id, request)?;
         let trade = Trade {
             id,
             role: TradeRole::Taker,
             counterparty: maker,
             pair: pair.clone(),
             order_id,
-            maker_side: order.side,
-            price: order.price,
+            maker_side,
+            price,
             amount,
             state: TradeState::Requested,
             agreement: None,
@@ -457,11 +449,37 @@ impl Negotiation {
         out.trade(Some(&trade));
         self.trades.insert(id, trade);
         if connected {
-            self.pump(maker, now_ms, out);
+            self.pump(maker, now_ms, &mut out);
         } else {
             out.actions.push(NegotiationAction::Connect(maker));
         }
-        Ok(())
+        out
+    }
+
+    /// Whether our book lets us take `amount` of the order: its maker, side and price.
+    fn check_take(
+        &self,
+        orders: &Orders,
+        pair: &Pair,
+        order_id: &OrderId,
+        amount: u64,
+    ) -> Result<(PeerId, Side, Price), TakeError> {
+        if self.open_trades() >= MAX_OPEN_TRADES {
+            return Err(TakeError::TooManyOpen);
+        }
+        let order = orders.order(pair, order_id).ok_or(TakeError::OrderGone)?;
+        if order.data.maker == self.me {
+            return Err(TakeError::OwnOrder);
+        }
+        let available = orders.available(pair, order_id).unwrap_or(0);
+        if amount == 0 || amount > available {
+            return Err(TakeError::Amount { available });
+        }
+        let min = order.effective_min_fill(available);
+        if amount < min {
+            return Err(TakeError::BelowMinimum { min });
+        }
+        Ok((order.data.maker, order.side, order.price))
     }
 
     /// Queues a request for `peer` (sent by [`Negotiation::pump`]).
@@ -1089,7 +1107,7 @@ impl Negotiation {
                             out.events.push(NegotiationEvent::MessageRejected {
                                 reason: "trade_response_malformed",
                             });
-                            self.abort_if_open(
+                            self.abort_taker(
                                 id,
                                 "malformed answer from the maker".into(),
                                 peer,
@@ -1098,19 +1116,10 @@ impl Negotiation {
                             );
                         }
                     },
-                    Ok(_) => {
-                        out.rejected(peer, "unexpected_kind");
-                        self.abort_if_open(
-                            id,
-                            "unexpected answer from the maker".into(),
-                            peer,
-                            now_ms,
-                            out,
-                        );
-                    }
+                    Ok(_) => self.unexpected_answer(id, peer, now_ms, out),
                     Err(e) => {
                         out.rejected(peer, e.label());
-                        self.abort_if_open(
+                        self.abort_taker(
                             id,
                             format!("the maker's sealed answer did not open ({e})"),
                             peer,
@@ -1137,34 +1146,22 @@ impl Negotiation {
                 now_ms,
                 out,
             ),
-            TradeEnvelope::Handshake(_) => {
-                out.rejected(peer, "unexpected_kind");
-                self.abort_if_open(
-                    id,
-                    "unexpected answer from the maker".into(),
-                    peer,
-                    now_ms,
-                    out,
-                );
-            }
+            TradeEnvelope::Handshake(_) => self.unexpected_answer(id, peer, now_ms, out),
         }
     }
 
-    /// Aborts our open taker trade `id` and tells the maker; nothing if it already ended.
-    fn abort_if_open(
+    /// The maker answered our request with something else than an answer to it: refused,
+    /// counted, and the trade ends.
+    fn unexpected_answer(
         &mut self,
         id: TradeId,
-        reason: String,
         peer: PeerId,
         now_ms: u64,
         out: &mut NegotiationOutput,
     ) {
-        match self.trades.get(&id) {
-            Some(t) if t.state.is_open() && t.role == TradeRole::Taker => {
-                self.abort_taker(id, reason, peer, now_ms, out)
-            }
-            _ => {}
-        }
+        out.rejected(peer, "unexpected_kind");
+        let reason = "unexpected answer from the maker".to_string();
+        self.abort_taker(id, reason, peer, now_ms, out);
     }
 
     /// An opened answer from the maker to our request about trade `id`.
@@ -1290,8 +1287,9 @@ impl Negotiation {
         Ok(agreement.expires_at_ms)
     }
 
-    /// Ends our taker trade and tells the maker so it releases the amount now rather than at
-    /// its deadline (best effort: if it cannot be queued, the maker's deadline does it).
+    /// Ends our open taker trade `id` (nothing if it already ended) and tells the maker so it
+    /// releases the amount now rather than at its deadline (best effort: if the abort cannot be
+    /// queued, the maker's deadline does it).
     fn abort_taker(
         &mut self,
         id: TradeId,
@@ -1300,8 +1298,11 @@ impl Negotiation {
         now_ms: u64,
         out: &mut NegotiationOutput,
     ) {
-        if let Some(t) = self.trades.get_mut(&id) {
-            abort(t, reason.clone(), now_ms);
+        match self.trades.get_mut(&id) {
+            Some(t) if t.state.is_open() && t.role == TradeRole::Taker => {
+                abort(t, reason.clone(), now_ms)
+            }
+            _ => return,
         }
         self.finish(id);
         out.trade(self.trades.get(&id));

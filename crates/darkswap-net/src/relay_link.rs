@@ -247,27 +247,26 @@ impl RelayLink {
 mod tests {
     use super::*;
 
-    fn relay_addr() -> (PeerId, Multiaddr) {
-        let relay = libp2p::identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id();
-        let addr = format!("/ip4/127.0.0.1/tcp/4001/p2p/{relay}")
+    /// A relay at one address, and a link to it first dialed at `now`.
+    fn relay_link(now: Instant) -> (PeerId, Multiaddr, RelayLink) {
+        let relay = PeerId::random();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/4001/p2p/{relay}")
             .parse()
             .unwrap();
-        (relay, addr)
-    }
-
-    #[test]
-    fn backoff_doubles_to_its_cap_and_a_connection_resets_it() {
-        let (relay, addr) = relay_addr();
-        let now = Instant::now();
-        let mut link = RelayLink::new(
+        let link = RelayLink::new(
             std::slice::from_ref(&addr),
             Duration::from_millis(500),
             Duration::from_secs(8),
             now,
         )
         .unwrap();
+        (relay, addr, link)
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_a_connection_resets_it() {
+        let now = Instant::now();
+        let (relay, addr, mut link) = relay_link(now);
         assert_eq!(link.relay(), relay);
         assert!(link.dial_due(now));
         let mut waits = Vec::new();
@@ -304,18 +303,9 @@ mod tests {
 
     #[test]
     fn a_reservation_waits_for_the_grant_and_is_asked_again_after_it_closes() {
-        let (relay, addr) = relay_addr();
-        let me = libp2p::identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id();
+        let me = PeerId::random();
         let now = Instant::now();
-        let mut link = RelayLink::new(
-            std::slice::from_ref(&addr),
-            Duration::from_millis(500),
-            Duration::from_secs(8),
-            now,
-        )
-        .unwrap();
+        let (relay, addr, mut link) = relay_link(now);
         link.established(
             ConnectionId::new_unchecked(1),
             &addr,

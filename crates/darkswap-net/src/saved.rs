@@ -10,7 +10,7 @@ use darkswap_proto::trade::TradeId;
 use libp2p::PeerId;
 
 use crate::event::TradingEvent;
-use crate::negotiation::{Trade, MAX_TRADES};
+use crate::negotiation::{keep_newest_trades, Trade, MAX_TRADES};
 use crate::orders::OwnOrder;
 use crate::persist;
 
@@ -41,8 +41,8 @@ impl SavedTrading {
     pub fn new(me: PeerId) -> Self {
         SavedTrading {
             me,
-            orders: BTreeMap::new(),
-            trades: BTreeMap::new(),
+            orders: Default::default(),
+            trades: Default::default(),
         }
     }
 
@@ -84,17 +84,7 @@ impl SavedTrading {
             }
             TradingEvent::Trade(t) => {
                 self.trades.insert(t.id, t.clone());
-                while self.trades.len() > MAX_TRADES {
-                    let oldest = self
-                        .trades
-                        .values()
-                        .min_by_key(|t| t.updated_at_ms)
-                        .map(|t| t.id);
-                    match oldest {
-                        Some(id) => self.trades.remove(&id),
-                        None => break,
-                    };
-                }
+                keep_newest_trades(&mut self.trades, MAX_TRADES);
                 Record::Trades
             }
             _ => return None,

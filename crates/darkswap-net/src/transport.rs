@@ -15,6 +15,23 @@ fn build_error(e: impl std::error::Error + Send + Sync + 'static) -> BuildError 
     BuildError(Box::new(e))
 }
 
+/// The part of the build both targets share once their transports are in: the circuit-relay
+/// client, the behaviour, and the swarm's configuration.
+macro_rules! finish {
+    ($builder:expr, $config:expr) => {
+        Ok($builder
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(build_error)?
+            .with_behaviour(|key, relay_client| {
+                ClientBehaviour::new(key, relay_client, $config)
+                    .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+            })
+            .map_err(build_error)?
+            .with_swarm_config(|c| swarm_config(c, $config))
+            .build())
+    };
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) async fn build_swarm(
     keypair: Keypair,
@@ -33,17 +50,8 @@ pub(crate) async fn build_swarm(
         .map_err(build_error)?
         .with_websocket(noise::Config::new, yamux::Config::default)
         .await
-        .map_err(build_error)?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(build_error)?
-        .with_behaviour(|key, relay_client| {
-            ClientBehaviour::new(key, relay_client, config)
-                .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
-        })
-        .map_err(build_error)?
-        .with_swarm_config(|c| swarm_config(c, config))
-        .build();
-    Ok(swarm)
+        .map_err(build_error)?;
+    finish!(swarm, config)
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -78,17 +86,8 @@ pub(crate) async fn build_swarm(
                 },
             ))
         })
-        .map_err(build_error)?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(build_error)?
-        .with_behaviour(|key, relay_client| {
-            ClientBehaviour::new(key, relay_client, config)
-                .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
-        })
-        .map_err(build_error)?
-        .with_swarm_config(|c| swarm_config(c, config))
-        .build();
-    Ok(swarm)
+        .map_err(build_error)?;
+    finish!(swarm, config)
 }
 
 fn swarm_config(c: libp2p::swarm::Config, config: &NodeConfig) -> libp2p::swarm::Config {

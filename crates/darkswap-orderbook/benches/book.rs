@@ -5,12 +5,9 @@
 //! Run: `cargo bench -p darkswap-orderbook --bench book` (or `scripts/bench-orderbook`).
 
 // criterion and orderbook-rs are native-only; the wasm workload is tests/wasm_bench.rs.
-#[cfg(target_arch = "wasm32")]
-fn main() {}
-
-#[cfg(not(target_arch = "wasm32"))]
 fn main() {
-    native::main()
+    #[cfg(not(target_arch = "wasm32"))]
+    native::main();
 }
 
 #[cfg(not(target_arch = "wasm32"))]

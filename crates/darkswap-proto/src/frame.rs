@@ -23,38 +23,31 @@ pub trait Frame: Sized + Send + 'static {
     fn from_bytes(bytes: &[u8]) -> Result<Self, Self::Error>;
 }
 
-impl Frame for BookSyncRequest {
-    const MAX_BYTES: u64 = MAX_BOOK_SYNC_REQUEST_BYTES;
-    type Error = BookSyncError;
-    fn to_bytes(&self) -> Vec<u8> {
-        self.encode()
-    }
-    fn from_bytes(bytes: &[u8]) -> Result<Self, BookSyncError> {
-        BookSyncRequest::decode(bytes)
-    }
+/// Implements [`Frame`] for a message type with `encode(&self) -> Vec<u8>` and
+/// `decode(&[u8]) -> Result<Self, E>`, its cap and its error type.
+#[macro_export]
+macro_rules! impl_frame {
+    ($ty:ty, $max:expr, $err:ty) => {
+        impl $crate::frame::Frame for $ty {
+            const MAX_BYTES: u64 = $max;
+            type Error = $err;
+            fn to_bytes(&self) -> Vec<u8> {
+                self.encode()
+            }
+            fn from_bytes(bytes: &[u8]) -> Result<Self, $err> {
+                <$ty>::decode(bytes)
+            }
+        }
+    };
 }
 
-impl Frame for BookSyncResponse {
-    const MAX_BYTES: u64 = MAX_BOOK_SYNC_RESPONSE_BYTES;
-    type Error = BookSyncError;
-    fn to_bytes(&self) -> Vec<u8> {
-        self.encode()
-    }
-    fn from_bytes(bytes: &[u8]) -> Result<Self, BookSyncError> {
-        BookSyncResponse::decode(bytes)
-    }
-}
-
-impl Frame for TradeEnvelope {
-    const MAX_BYTES: u64 = MAX_TRADE_ENVELOPE_BYTES;
-    type Error = EnvelopeError;
-    fn to_bytes(&self) -> Vec<u8> {
-        self.encode()
-    }
-    fn from_bytes(bytes: &[u8]) -> Result<Self, EnvelopeError> {
-        TradeEnvelope::decode(bytes)
-    }
-}
+impl_frame!(BookSyncRequest, MAX_BOOK_SYNC_REQUEST_BYTES, BookSyncError);
+impl_frame!(
+    BookSyncResponse,
+    MAX_BOOK_SYNC_RESPONSE_BYTES,
+    BookSyncError
+);
+impl_frame!(TradeEnvelope, MAX_TRADE_ENVELOPE_BYTES, EnvelopeError);
 
 #[cfg(feature = "libp2p")]
 pub use codec::{BookSyncCodec, FrameCodec, TradeCodec};

@@ -60,6 +60,18 @@ impl Trader {
             .collect()
     }
 
+    fn sessions_established(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    NegotiationEvent::E2e(E2eEvent::SessionEstablished { .. })
+                )
+            })
+            .count()
+    }
+
     fn last_state(&self, id: &TradeId) -> Option<TradeState> {
         self.negotiation.trade(id).map(|t| t.state.clone())
     }
@@ -79,15 +91,14 @@ fn market(maker: &mut Trader, takers: &mut [&mut Trader], amount: u64, min_fill:
         min_fill,
         expires_at_ms: T0 + 3_600_000,
     };
-    let out = maker.orders.place(pair(), spec, T0);
-    let publication = out
+    let placed = maker.orders.place(pair(), spec, T0);
+    let Some(OrdersAction::Publish(publication)) = placed
         .actions
-        .iter()
-        .find_map(|a| match a {
-            OrdersAction::Publish(p) => Some(p.clone()),
-            _ => None,
-        })
-        .unwrap();
+        .into_iter()
+        .find(|a| matches!(a, OrdersAction::Publish(_)))
+    else {
+        panic!("the order goes out at once")
+    };
     for taker in takers.iter_mut() {
         taker.orders.watch(pair(), T0);
         taker
@@ -155,6 +166,35 @@ fn trade_id(out: &NegotiationOutput) -> TradeId {
         .expect("a trade event")
 }
 
+/// A maker with an order of 100 and a taker that took `amount` of it at `now`: the handshake is
+/// done, the sealed take not delivered yet.
+fn taken(amount: u64, now: u64) -> (Trader, Trader, OrderId, TradeId, Sent) {
+    let (mut maker, mut taker) = (Trader::new(), Trader::new());
+    let order = market(&mut maker, &mut [&mut taker], 100, 0);
+    let (id, sealed) = sealed_take(&mut taker, &mut maker, order, amount, now);
+    (maker, taker, order, id, sealed)
+}
+
+/// Takes `amount` of `order` and runs the handshake: the trade's id and the sealed take request,
+/// not delivered yet.
+fn sealed_take(
+    taker: &mut Trader,
+    maker: &mut Trader,
+    order: OrderId,
+    amount: u64,
+    now: u64,
+) -> (TradeId, Sent) {
+    let out = take(taker, order, amount, now);
+    let id = trade_id(&out);
+    let [hs] = &sends(&out)[..] else {
+        panic!("a handshake first: {out:?}")
+    };
+    let [sealed] = &sends(&exchange(taker, maker, hs.clone(), now))[..] else {
+        panic!("then the sealed take")
+    };
+    (id, sealed.clone())
+}
+
 #[test]
 fn a_take_ends_agreed_on_both_sides_with_one_agreement_signed_by_both() {
     let (mut maker, mut taker) = (Trader::new(), Trader::new());
@@ -219,19 +259,9 @@ fn two_takers_racing_for_the_same_units_never_both_get_them() {
 
 #[test]
 fn an_unconfirmed_take_times_out_on_both_sides_and_releases_the_reservation() {
-    let (mut maker, mut taker) = (Trader::new(), Trader::new());
-    let order = market(&mut maker, &mut [&mut taker], 100, 0);
-    let out = take(&mut taker, order, 30, T0 + 1);
-    let id = trade_id(&out);
-    let [hs] = &sends(&out)[..] else { panic!() };
-    let take_req = sends(&exchange(&mut taker, &mut maker, hs.clone(), T0 + 1));
+    let (mut maker, mut taker, order, id, sealed) = taken(30, T0 + 1);
     // The maker accepts; its answer reaches the taker, whose confirmation is lost.
-    let _lost_confirm = sends(&exchange(
-        &mut taker,
-        &mut maker,
-        take_req[0].clone(),
-        T0 + 2,
-    ));
+    let _lost_confirm = sends(&exchange(&mut taker, &mut maker, sealed.clone(), T0 + 2));
     assert_eq!(maker.orders.available(&pair(), &order), Some(70));
     let deadline = T0 + 2 + CONFIRM_WINDOW_MS;
     // Not before the deadline and its grace.
@@ -260,23 +290,18 @@ fn an_unconfirmed_take_times_out_on_both_sides_and_releases_the_reservation() {
 
 #[test]
 fn a_taker_that_aborts_tells_the_maker_who_releases_the_amount_at_once() {
-    let (mut maker, mut taker) = (Trader::new(), Trader::new());
-    let order = market(&mut maker, &mut [&mut taker], 100, 0);
-    let out = take(&mut taker, order, 30, T0 + 1);
-    let id = trade_id(&out);
-    let [hs] = &sends(&out)[..] else { panic!() };
-    let take_req = sends(&exchange(&mut taker, &mut maker, hs.clone(), T0 + 1));
+    let (mut maker, mut taker, order, id, sealed) = taken(30, T0 + 1);
     // The maker's acceptance reaches the taker after the agreement expired.
     let (answer, out) =
         maker
             .negotiation
-            .on_request(taker.id, take_req[0].1.clone(), &mut maker.orders, T0 + 2);
+            .on_request(taker.id, sealed.1.clone(), &mut maker.orders, T0 + 2);
     maker.record(&out);
     assert_eq!(maker.orders.available(&pair(), &order), Some(70));
     let late = T0 + 2 + CONFIRM_WINDOW_MS + 1;
     let out = taker
         .negotiation
-        .on_response(take_req[0].0, maker.id, answer, late);
+        .on_response(sealed.0, maker.id, answer, late);
     taker.record(&out);
     assert!(matches!(
         taker.last_state(&id),
@@ -294,18 +319,8 @@ fn a_taker_that_aborts_tells_the_maker_who_releases_the_amount_at_once() {
 
 #[test]
 fn a_countersigned_take_resumes_after_the_taker_restarts() {
-    let (mut maker, mut taker) = (Trader::new(), Trader::new());
-    let order = market(&mut maker, &mut [&mut taker], 100, 0);
-    let out = take(&mut taker, order, 25, T0 + 1);
-    let id = trade_id(&out);
-    let [hs] = &sends(&out)[..] else { panic!() };
-    let take_req = sends(&exchange(&mut taker, &mut maker, hs.clone(), T0 + 1));
-    let confirm = sends(&exchange(
-        &mut taker,
-        &mut maker,
-        take_req[0].clone(),
-        T0 + 2,
-    ));
+    let (mut maker, mut taker, _, id, sealed) = taken(25, T0 + 1);
+    let confirm = sends(&exchange(&mut taker, &mut maker, sealed.clone(), T0 + 2));
     assert_eq!(confirm.len(), 1);
     // The page reloads before the confirmation leaves: only the stored trade survives.
     let stored = taker.negotiation.trade(&id).cloned().unwrap();
@@ -403,32 +418,18 @@ fn sessions_rekey_in_band_mid_trade_and_every_trade_still_agrees() {
         .collect();
     assert!(epochs.len() >= 2, "{epochs:?}");
     assert!(epochs.windows(2).all(|w| w[0] < w[1]), "{epochs:?}");
-    let sessions = taker
-        .events
-        .iter()
-        .filter(|e| {
-            matches!(
-                e,
-                NegotiationEvent::E2e(E2eEvent::SessionEstablished { .. })
-            )
-        })
-        .count();
+    let sessions = taker.sessions_established();
     assert_eq!(sessions, 1, "one session, rekeyed in band");
     assert_eq!(maker.orders.available(&pair(), &order), Some(970));
 }
 
 #[test]
 fn an_altered_frame_is_refused_and_counted_and_the_trade_ends() {
-    let (mut maker, mut taker) = (Trader::new(), Trader::new());
-    let order = market(&mut maker, &mut [&mut taker], 100, 0);
-    let out = take(&mut taker, order, 10, T0 + 1);
-    let id = trade_id(&out);
-    let [hs] = &sends(&out)[..] else { panic!() };
-    let [(token, TradeEnvelope::Sealed(frame))] =
-        &sends(&exchange(&mut taker, &mut maker, hs.clone(), T0 + 1))[..]
-    else {
-        panic!()
+    let (mut maker, mut taker, order, id, (token, sealed)) = taken(10, T0 + 1);
+    let TradeEnvelope::Sealed(frame) = &sealed else {
+        panic!("{sealed:?}")
     };
+    let token = &token;
     let mut altered = frame.clone();
     altered[20] ^= 0x01;
     let out = exchange(
@@ -469,16 +470,7 @@ fn a_maker_that_lost_the_session_gets_a_new_handshake_and_the_request_once_more(
     settle(&mut taker, &mut maker, out, T0 + 2);
     assert_eq!(taker.last_state(&id), Some(TradeState::Agreed));
     assert_eq!(maker.last_state(&id), Some(TradeState::Agreed));
-    let handshakes = taker
-        .events
-        .iter()
-        .filter(|e| {
-            matches!(
-                e,
-                NegotiationEvent::E2e(E2eEvent::SessionEstablished { .. })
-            )
-        })
-        .count();
+    let handshakes = taker.sessions_established();
     assert_eq!(handshakes, 2);
 }
 
@@ -557,16 +549,11 @@ fn a_maker_out_of_reach_ends_the_take_and_an_unanswered_handshake_too() {
 
 #[test]
 fn a_hostile_maker_cannot_make_the_taker_agree_to_other_terms() {
-    let (mut maker, mut taker) = (Trader::new(), Trader::new());
-    let order = market(&mut maker, &mut [&mut taker], 100, 0);
-    let out = take(&mut taker, order, 10, T0 + 1);
-    let id = trade_id(&out);
-    let [hs] = &sends(&out)[..] else { panic!() };
-    let [(token, TradeEnvelope::Sealed(frame))] =
-        &sends(&exchange(&mut taker, &mut maker, hs.clone(), T0 + 1))[..]
-    else {
-        panic!()
+    let (mut maker, mut taker, order, id, (token, sealed)) = taken(10, T0 + 1);
+    let TradeEnvelope::Sealed(frame) = &sealed else {
+        panic!("{sealed:?}")
     };
+    let token = &token;
     // The maker opens the take with the real session, then answers with an agreement for 90
     // units instead of 10, signed with its own key and sealed properly.
     let aad = request_aad(&taker.id, &maker.id);
