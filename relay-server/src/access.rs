@@ -57,6 +57,30 @@ pub struct Access {
     grants: HashMap<PeerId, Grant>,
 }
 
+/// Why an admin change to the access lists was refused (nothing changed then).
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("an admin listed in the config file cannot be banned at run time")]
+    ConfigAdmin,
+    #[error("banned in the config file; remove it there")]
+    ConfigBan,
+    #[error("not banned")]
+    NotBanned,
+    #[error("banned; unban first")]
+    Banned,
+    #[error("not trusted at run time (a config entry stays)")]
+    NotTrusted,
+    #[error("the access list is full")]
+    Full,
+    #[error("cannot encode the access list: {0}")]
+    Encode(serde_json::Error),
+    #[error("cannot write {path}: {source}")]
+    Save {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// Why the access file cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("access list {path}: {message}")]
@@ -116,7 +140,7 @@ impl Access {
         Ok(access)
     }
 
-    fn save(&self) -> Result<(), String> {
+    fn save(&self) -> Result<(), ChangeError> {
         let runtime = Runtime {
             bans: self
                 .bans
@@ -134,7 +158,7 @@ impl Access {
                 .map(|(p, t)| (p.to_base58(), *t))
                 .collect(),
         };
-        let json = serde_json::to_vec_pretty(&runtime).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec_pretty(&runtime).map_err(ChangeError::Encode)?;
         let tmp = self.path.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
             use std::io::Write as _;
@@ -143,7 +167,10 @@ impl Access {
             file.sync_all()?;
             std::fs::rename(&tmp, &self.path)
         };
-        write().map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+        write().map_err(|source| ChangeError::Save {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     fn listed(&self, peer: &PeerId) -> Option<Level> {
@@ -311,7 +338,7 @@ impl Access {
 
     /// Applies a change and persists it; if it cannot be persisted, the change is undone, so
     /// memory and disk never disagree.
-    fn change(&mut self, apply: impl FnOnce(&mut Self)) -> Result<(), String> {
+    fn change(&mut self, apply: impl FnOnce(&mut Self)) -> Result<(), ChangeError> {
         let saved = (
             self.bans.clone(),
             self.trusted.clone(),
@@ -325,14 +352,14 @@ impl Access {
         Ok(())
     }
 
-    pub fn ban(&mut self, peer: PeerId, reason: String, now_ms: u64) -> Result<(), String> {
+    pub fn ban(&mut self, peer: PeerId, reason: String, now_ms: u64) -> Result<(), ChangeError> {
         if self.listed(&peer) == Some(Level::Admin) {
-            return Err("an admin listed in the config file cannot be banned at run time".into());
+            return Err(ChangeError::ConfigAdmin);
         }
         if !self.bans.contains_key(&peer)
             && self.runtime_entries() + 1 > defaults::AUTH_MAX_RUNTIME_ENTRIES
         {
-            return Err("the access list is full".into());
+            return Err(ChangeError::Full);
         }
         self.change(|a| {
             a.prune_revocations(now_ms);
@@ -351,35 +378,35 @@ impl Access {
         Ok(())
     }
 
-    pub fn unban(&mut self, peer: &PeerId) -> Result<(), String> {
+    pub fn unban(&mut self, peer: &PeerId) -> Result<(), ChangeError> {
         if self.listed(peer) == Some(Level::Banned) {
-            return Err("banned in the config file; remove it there".into());
+            return Err(ChangeError::ConfigBan);
         }
         if !self.bans.contains_key(peer) {
-            return Err("not banned".into());
+            return Err(ChangeError::NotBanned);
         }
         self.change(|a| {
             a.bans.remove(peer);
         })
     }
 
-    pub fn trust(&mut self, peer: PeerId, now_ms: u64) -> Result<(), String> {
+    pub fn trust(&mut self, peer: PeerId, now_ms: u64) -> Result<(), ChangeError> {
         if self.is_banned(&peer) {
-            return Err("banned; unban first".into());
+            return Err(ChangeError::Banned);
         }
         if !self.trusted.contains_key(&peer)
             && self.runtime_entries() + 1 > defaults::AUTH_MAX_RUNTIME_ENTRIES
         {
-            return Err("the access list is full".into());
+            return Err(ChangeError::Full);
         }
         self.change(|a| {
             a.trusted.insert(peer, now_ms);
         })
     }
 
-    pub fn untrust(&mut self, peer: &PeerId) -> Result<(), String> {
+    pub fn untrust(&mut self, peer: &PeerId) -> Result<(), ChangeError> {
         if !self.trusted.contains_key(peer) {
-            return Err("not trusted at run time (a config entry stays)".into());
+            return Err(ChangeError::NotTrusted);
         }
         self.change(|a| {
             a.trusted.remove(peer);
