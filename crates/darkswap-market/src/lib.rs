@@ -19,6 +19,8 @@
 //! The relay runs this before forwarding anything, and every client runs it again on what it
 //! receives (a client never trusts its relay's filtering). Time is always passed in.
 
+#![warn(missing_docs)]
+
 use darkswap_orderbook::{BookError, LimitOrder, OrderBook, OrderId, Pair, ReserveError};
 use darkswap_proto::limits::{AnnouncedLimits, MAX_ANNOUNCED_LIMIT};
 use darkswap_proto::order::{
@@ -54,6 +56,7 @@ pub struct MarketLimits {
     pub max_pairs: usize,
     /// Makers tracked.
     pub max_makers: usize,
+    /// A maker silent this long is gone (see [`MAKER_TIMEOUT_MS`]).
     pub maker_timeout_ms: u64,
 }
 
@@ -110,8 +113,11 @@ impl Default for MarketLimits {
 /// What the market stores with each order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderInfo {
+    /// Who signed the order.
     pub maker: PeerId,
+    /// The pair it rests on.
     pub pair: Pair,
+    /// What it offers, as last accepted (the amount shrinks after trades).
     pub spec: OrderSpec,
     /// The latest accepted signed message for this order, served unchanged in snapshots.
     pub raw: Arc<[u8]>,
@@ -120,19 +126,24 @@ pub struct OrderInfo {
 /// What applying a message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
+    /// A new order entered the book.
     Added(OrderId),
     /// The maker republished an order with a smaller amount (after a trade).
     Reduced(OrderId),
     /// Same order, same amount: nothing changed (a maker re-announcing).
     Unchanged(OrderId),
+    /// The maker cancelled the order; it left the book.
     Cancelled(OrderId),
     /// A cancel for an order this book never had: nothing to remove; the sequence number still
     /// blocks the order if it arrives late.
     CancelledUnknown(OrderId),
+    /// A keep-alive whose digest matches our copy of the maker's orders.
     KeepAlive,
     /// The maker's digest disagrees with ours: pull its orders on this pair.
     KeepAliveMismatch {
+        /// The maker whose orders to pull.
         maker: PeerId,
+        /// The pair to pull them on.
         pair: Pair,
     },
 }
@@ -140,7 +151,9 @@ pub enum Applied {
 /// Why an order left the book in [`Market::expire`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Removal {
+    /// The order reached its own expiry.
     Expired,
+    /// Its maker sent nothing for [`MarketLimits::maker_timeout_ms`].
     MakerGone,
 }
 
@@ -162,6 +175,7 @@ pub struct Market {
 }
 
 impl Market {
+    /// An empty market that applies `limits`.
     pub fn new(limits: MarketLimits) -> Self {
         Market {
             limits,
@@ -177,14 +191,17 @@ impl Market {
         self.limits = limits;
     }
 
+    /// The limits in force.
     pub fn limits(&self) -> &MarketLimits {
         &self.limits
     }
 
+    /// The book of one pair, if any order ever rested on it.
     pub fn book(&self, pair: &Pair) -> Option<&OrderBook<OrderInfo>> {
         self.books.get(pair)
     }
 
+    /// The pairs with a book.
     pub fn pairs(&self) -> impl Iterator<Item = &Pair> {
         self.books.keys()
     }
@@ -194,14 +211,17 @@ impl Market {
         self.books.iter().map(|(p, b)| (p, b.len()))
     }
 
+    /// An order resting in a pair's book.
     pub fn order(&self, pair: &Pair, id: &OrderId) -> Option<&LimitOrder<OrderInfo>> {
         self.books.get(pair)?.get(id)
     }
 
+    /// Makers tracked (with live orders or a recent message).
     pub fn makers(&self) -> usize {
         self.makers.len()
     }
 
+    /// Cancelled order ids remembered until their orders' expiry.
     pub fn tombstones(&self) -> usize {
         self.tombstones.len()
     }
