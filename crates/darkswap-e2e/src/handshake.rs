@@ -27,26 +27,41 @@ use x25519_dalek::{EphemeralSecret, PublicKey};
 use crate::aead::{Cipher, Key};
 use crate::session::Session;
 
+/// First byte of every handshake message; any other value is refused with
+/// [`HandshakeError::BadVersion`].
 pub const HANDSHAKE_VERSION: u8 = 1;
 /// Cap on a handshake message (a signature is 64 bytes for ed25519).
 pub const MAX_HANDSHAKE_BYTES: usize = 512;
 /// Most ciphers an `init` may offer.
 pub const MAX_CIPHERS_OFFERED: usize = 8;
 
+/// Why a handshake message cannot be made or is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
+    /// The message is truncated, has bytes left over, is over [`MAX_HANDSHAKE_BYTES`], or
+    /// offers more than [`MAX_CIPHERS_OFFERED`] ciphers.
     #[error("handshake message malformed or too large")]
     Malformed,
+    /// The message does not start with [`HANDSHAKE_VERSION`].
     #[error("unsupported handshake version")]
     BadVersion,
+    /// No usable cipher: an offer that is empty, too long or has no cipher we know, or a
+    /// responder's choice that we did not offer.
     #[error("no cipher in common")]
     NoCommonCipher,
+    /// The peer's signature does not verify under the key in its PeerId (a wrong signer, a
+    /// swapped ephemeral key, or a message meant for another pair of peers).
     #[error("the peer's signature does not verify")]
     BadSignature,
+    /// The peer's PeerId is a hash, not an inlined public key, so its signature cannot be
+    /// checked.
     #[error("the peer's PeerId does not carry its public key")]
     UnknownKey,
+    /// The peer's ephemeral key is a low-order point: the X25519 shared secret would not
+    /// depend on our secret.
     #[error("the key exchange produced a degenerate secret")]
     WeakKey,
+    /// Our identity keypair failed to sign.
     #[error("cannot sign with our identity key")]
     Signing,
 }

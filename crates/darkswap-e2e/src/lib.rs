@@ -43,6 +43,7 @@
 //! signatures, offered ciphers), frame headers (epoch, counter) and whatever the protocol sends
 //! unsealed (refusals); it can drop or delay frames.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![warn(missing_docs)]
 
 pub mod aead;
 pub mod handshake;

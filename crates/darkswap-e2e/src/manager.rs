@@ -67,10 +67,20 @@ pub enum Role {
 /// The manager's bounds and timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ManagerLimits {
+    /// Most sessions held at once, both roles together ([`MAX_SESSIONS`] by default). A new
+    /// session that needs room first prunes stale ones, then evicts the least recently used.
     pub max_sessions: usize,
+    /// Most handshakes we started that wait for an answer ([`MAX_PENDING_HANDSHAKES`] by
+    /// default); [`SessionManager::start`] refuses more with [`E2eError::TooManyHandshakes`].
     pub max_pending: usize,
+    /// Milliseconds a session may go without sealing or opening a frame before it is dropped
+    /// ([`SESSION_IDLE_TTL_MS`] by default).
     pub idle_ttl_ms: u64,
+    /// Milliseconds a handshake or in-band rekey may wait for its answer ([`HANDSHAKE_TTL_MS`]
+    /// by default). A handshake past it is given up; a session whose rekey is past it is dropped.
     pub handshake_ttl_ms: u64,
+    /// When an initiator session is due a rekey. Twice its `after_ms` is also the most a key
+    /// may age, whichever side we are ([`ManagerLimits::max_key_age_ms`]).
     pub rekey: RekeyPolicy,
 }
 
@@ -94,20 +104,33 @@ impl ManagerLimits {
     }
 }
 
+/// Why the session manager refuses a call or a frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum E2eError {
+    /// No live session with this peer in this role: never made, removed, evicted, or dropped
+    /// as idle, over-age or with an unanswered rekey.
     #[error("no session with this peer")]
     NoSession,
+    /// No handshake we started with this peer waits for an answer: none was started, it was
+    /// cancelled or already finished, or it is older than
+    /// [`ManagerLimits::handshake_ttl_ms`].
     #[error("no handshake with this peer is waiting for an answer")]
     NoHandshake,
+    /// [`ManagerLimits::max_pending`] handshakes with other peers already wait for answers.
     #[error("too many handshakes in progress")]
     TooManyHandshakes,
+    /// Our rekey with this peer waits for its answer: until it arrives nothing is sealed and no
+    /// other rekey starts.
     #[error("a rekey with this peer is in progress")]
     Rekeying,
+    /// An opened frame's kind byte is missing, unknown, or wrong for our role (a rekey `init`
+    /// to the initiator, a rekey `resp` to the responder or one we did not ask for).
     #[error("unexpected inner frame kind")]
     UnexpectedKind,
+    /// A handshake or rekey message was refused, or ours could not be made.
     #[error("handshake: {0}")]
     Handshake(#[from] HandshakeError),
+    /// The session refused to seal, open or rekey.
     #[error("frame: {0}")]
     Session(#[from] SessionError),
 }
@@ -140,7 +163,10 @@ pub enum Opened {
     /// (Responder) the initiator asks for a rekey: answer with [`SessionManager::answer_rekey`].
     RekeyRequested(Vec<u8>),
     /// (Initiator) our rekey was answered: the session now uses the keys of `epoch`.
-    Rekeyed { epoch: u32 },
+    Rekeyed {
+        /// The new key epoch.
+        epoch: u32,
+    },
 }
 
 struct Entry {
@@ -166,6 +192,8 @@ fn inner(kind: u8, body: &[u8]) -> Vec<u8> {
 }
 
 impl SessionManager {
+    /// A manager with no sessions that signs its handshakes with `identity` and keeps to
+    /// `limits`.
     pub fn new(identity: Keypair, limits: ManagerLimits) -> Self {
         SessionManager {
             identity,
@@ -175,6 +203,7 @@ impl SessionManager {
         }
     }
 
+    /// The bounds and timers in force.
     pub fn limits(&self) -> ManagerLimits {
         self.limits
     }
@@ -184,6 +213,7 @@ impl SessionManager {
         self.sessions.len()
     }
 
+    /// Whether no sessions are held (pending handshakes are not counted).
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
     }
@@ -193,10 +223,15 @@ impl SessionManager {
         self.pending.len()
     }
 
+    /// Whether we hold a session of `role` with `peer`. A stale one counts until a call that
+    /// uses it, or [`prune`](Self::prune), drops it.
     pub fn has_session(&self, peer: &PeerId, role: Role) -> bool {
         self.sessions.contains_key(&(*peer, role))
     }
 
+    /// Whether a handshake we started with `peer` waits for its answer. One past
+    /// [`ManagerLimits::handshake_ttl_ms`] still counts until it is pruned
+    /// ([`start`](Self::start) and [`prune`](Self::prune) do that) or finished.
     pub fn handshake_pending(&self, peer: &PeerId) -> bool {
         self.pending.contains_key(peer)
     }

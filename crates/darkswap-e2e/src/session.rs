@@ -29,7 +29,10 @@ pub const REKEY_AFTER_MS: u64 = 10 * 60_000;
 /// `after_ms` since that key was made, whichever comes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RekeyPolicy {
+    /// Frames sent under one key before a rekey is due ([`REKEY_AFTER_MESSAGES`] by default).
     pub after_messages: u64,
+    /// Milliseconds after a key was made before a rekey is due ([`REKEY_AFTER_MS`] by
+    /// default).
     pub after_ms: u64,
 }
 
@@ -46,22 +49,39 @@ pub const HEADER_BYTES: usize = 12;
 /// Largest frame opened (trade messages are a few hundred bytes).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
+/// Why a frame cannot be sealed or opened, or a rekey is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
+    /// The frame is shorter than [`HEADER_BYTES`] or longer than [`MAX_FRAME_BYTES`]; or a
+    /// rekey brought keys for another peer.
     #[error("frame malformed or too large")]
     Malformed,
+    /// The frame's epoch is not the session's current one (a late frame from before a rekey,
+    /// or one from a future epoch).
     #[error("frame from another key epoch")]
     WrongEpoch,
+    /// A frame with this counter was already opened.
     #[error("frame already received (replay)")]
     Replay,
+    /// The counter is [`REPLAY_WINDOW`] or more behind the newest frame opened, so the
+    /// window can no longer tell whether it was seen.
     #[error("frame too old for the replay window")]
     TooOld,
+    /// The AEAD tag does not verify: the header, associated data or ciphertext was altered,
+    /// or the frame was sealed under another key.
     #[error("frame failed authentication")]
     Forged,
+    /// The send counter reached `u64::MAX` or the epoch `u32::MAX`: the session can seal or
+    /// rekey no more.
     #[error("the session has used up its nonces or epochs; start a new one")]
     Exhausted,
 }
 
+/// An established session with one peer: the cipher, one key per direction, the key epoch,
+/// the send counter and the replay window. Made by
+/// [`Initiator::finish`](crate::handshake::Initiator::finish) or
+/// [`Responder::respond`](crate::handshake::Responder::respond); its keys are zeroized when it
+/// is dropped.
 pub struct Session {
     cipher: Cipher,
     send_key: Key,
@@ -96,14 +116,18 @@ impl Session {
         }
     }
 
+    /// The AEAD the current keys are used with.
     pub fn cipher(&self) -> Cipher {
         self.cipher
     }
 
+    /// The peer at the other end.
     pub fn remote(&self) -> PeerId {
         self.remote
     }
 
+    /// The current key epoch: 0 after the handshake, one more after each rekey. Every frame
+    /// carries it in its header and nonce.
     pub fn epoch(&self) -> u32 {
         self.epoch
     }

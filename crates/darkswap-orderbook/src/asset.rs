@@ -17,6 +17,8 @@ use std::str::FromStr;
 
 /// Longest canonical asset id (`RUNE:` plus the longest rune name).
 pub const MAX_ASSET_ID_BYTES: usize = 5 + MAX_RUNE_NAME_LETTERS;
+/// Longest input read as an asset id: room for a spacer (up to 3 bytes, `•`) after every letter.
+const MAX_ASSET_INPUT_BYTES: usize = MAX_ASSET_ID_BYTES * 4;
 const MAX_RUNE_NAME_LETTERS: usize = 28;
 const MIN_TICKER: usize = 2;
 const MAX_TICKER: usize = 16;
@@ -25,6 +27,7 @@ const MAX_TICKER: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Asset {
+    /// Bitcoin, written `BTC`.
     Btc,
     /// A rune, by its name without spacers.
     Rune(String),
@@ -35,12 +38,19 @@ pub enum Asset {
 /// Why a string is not an asset id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AssetError {
+    /// The input is empty or only whitespace.
     #[error("asset id is empty")]
     Empty,
-    #[error("asset id is longer than {MAX_ASSET_ID_BYTES} bytes")]
+    /// The trimmed input is over 4 × [`MAX_ASSET_ID_BYTES`] bytes (room for spacers); refused
+    /// before any per-character work. Overlong names and tickers get their own errors.
+    #[error("asset id is longer than {} bytes", MAX_ASSET_INPUT_BYTES)]
     TooLong,
+    /// A `RUNE:` id whose name is not 1 to 28 letters `A`–`Z` (any case), or has a spacer at
+    /// either end or two spacers in a row.
     #[error("rune name must be 1 to {MAX_RUNE_NAME_LETTERS} letters A-Z, with optional spacers (• or .) between letters")]
     BadRuneName,
+    /// Neither `BTC` nor `RUNE:…`, and not a ticker: 2 to 16 letters or digits, starting with a
+    /// letter and not with `RUNE`.
     #[error("asset ticker must be {MIN_TICKER} to {MAX_TICKER} letters or digits starting with a letter (or BTC, or RUNE:<NAME>)")]
     BadTicker,
 }
@@ -54,7 +64,7 @@ impl Asset {
         }
         // Spacers make a rune name longer than its canonical form; allow them, but cap the input
         // before any per-character work.
-        if input.len() > MAX_ASSET_ID_BYTES * 4 {
+        if input.len() > MAX_ASSET_INPUT_BYTES {
             return Err(AssetError::TooLong);
         }
         let upper = input.to_ascii_uppercase();
@@ -131,24 +141,33 @@ impl From<Asset> for String {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Pair {
+    /// The asset bought and sold: order amounts count its smallest units.
     pub base: Asset,
+    /// The asset paid: prices count its smallest units per [`PRICE_SCALE`](crate::PRICE_SCALE)
+    /// base units. Differs from `base` in a pair made by [`Pair::new`] or [`Pair::parse`].
     pub quote: Asset,
 }
 
 /// Why a string is not a pair.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PairError {
+    /// No `/` separates base and quote.
     #[error("a pair is written BASE/QUOTE, e.g. RUNE:DOGGOTOTHEMOON/BTC")]
     Format,
+    /// The base asset id is invalid.
     #[error("base asset: {0}")]
     Base(AssetError),
+    /// The quote asset id is invalid.
     #[error("quote asset: {0}")]
     Quote(AssetError),
+    /// Base and quote are the same asset, compared in canonical form (so `RUNE:A•B/RUNE:AB` is
+    /// refused).
     #[error("base and quote are the same asset")]
     SameAsset,
 }
 
 impl Pair {
+    /// The pair trading `base` for `quote`; [`PairError::SameAsset`] if they are equal.
     pub fn new(base: Asset, quote: Asset) -> Result<Self, PairError> {
         if base == quote {
             return Err(PairError::SameAsset);

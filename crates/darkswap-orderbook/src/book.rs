@@ -19,20 +19,38 @@ const NIL: u32 = u32::MAX;
 /// Why an order cannot enter the book.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BookError {
+    /// The order's amount is zero.
     #[error("order amount is zero")]
     ZeroAmount,
+    /// The order's price is zero.
     #[error("order price is zero")]
     ZeroPrice,
+    /// The order's expiry is at or before `now_ms`.
     #[error("order has expired")]
     Expired,
+    /// An order with this id already rests in the book.
     #[error("an order with this id is already in the book")]
     Duplicate,
+    /// The book already holds [`OrderBook::max_orders`] orders. Only [`OrderBook::insert`]
+    /// returns this; [`OrderBook::place`] reports what it cannot rest as unplaced instead.
     #[error("the book is full ({max} orders)")]
-    Full { max: usize },
+    Full {
+        /// The book's cap on orders.
+        max: usize,
+    },
+    /// No order with this id is in the book.
     #[error("no such order")]
     NotFound,
+    /// The amount conflicts with the order's reservations: [`OrderBook::reduce`] to less than
+    /// is reserved, or [`OrderBook::settle`] of more than is reserved.
     #[error("the new amount {amount} is below the {reserved} reserved for takers")]
-    BelowReserved { amount: u64, reserved: u64 },
+    BelowReserved {
+        /// The amount asked for, in base units.
+        amount: u64,
+        /// What takers hold reserved on the order, in base units.
+        reserved: u64,
+    },
+    /// [`OrderBook::reduce`] was asked for more than the order's current amount.
     #[error("an order's amount can only go down")]
     AmountIncrease,
 }
@@ -40,14 +58,26 @@ pub enum BookError {
 /// Why a reservation (a taker's claim on part of an order) is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReserveError {
+    /// The order is not (or no longer) in the book.
     #[error("the order is no longer in the book")]
     NotFound,
+    /// The order's expiry is at or before `now_ms`.
     #[error("the order has expired")]
     Expired,
+    /// More was asked than is free of other reservations.
     #[error("only {available} is still available")]
-    Insufficient { available: u64 },
+    Insufficient {
+        /// What could still be reserved, in base units.
+        available: u64,
+    },
+    /// The amount is below the order's minimum fill for what is available now
+    /// ([`LimitOrder::effective_min_fill`]).
     #[error("the order's minimum fill is {min_fill}")]
-    BelowMinFill { min_fill: u64 },
+    BelowMinFill {
+        /// The smallest amount that could be reserved now, in base units.
+        min_fill: u64,
+    },
+    /// The amount asked for is zero.
     #[error("amount is zero")]
     ZeroAmount,
 }
@@ -55,9 +85,11 @@ pub enum ReserveError {
 /// One execution against a resting (maker) order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fill {
+    /// The resting order taken from.
     pub maker_order: OrderId,
     /// The maker's price: a taker always trades at the resting order's price.
     pub price: Price,
+    /// Base units taken; the quote paid is [`quote_amount`](crate::quote_amount)`(amount, price)`.
     pub amount: u64,
     /// What remains of the maker's order after this fill (0 = gone from the book).
     pub maker_remaining: u64,
@@ -66,6 +98,8 @@ pub struct Fill {
 /// The outcome of [`OrderBook::place`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Placed {
+    /// Executions against resting orders, in the order they happened (best price, then
+    /// earliest order first).
     pub fills: Vec<Fill>,
     /// Amount that now rests in the book under the order's id (0 = nothing rests).
     pub rested: u64,
@@ -78,9 +112,11 @@ pub struct Placed {
 /// One price level as shown in a depth view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LevelView {
+    /// Price of every order at this level.
     pub price: Price,
     /// Sum of what can still be taken at this price (reservations excluded).
     pub amount: u64,
+    /// Orders resting at this price, fully reserved ones included (so `amount` may be 0).
     pub orders: u32,
 }
 
@@ -124,10 +160,14 @@ impl<T> Default for OrderBook<T> {
 }
 
 impl<T> OrderBook<T> {
+    /// An empty book that holds at most [`DEFAULT_MAX_ORDERS`] orders.
     pub fn new() -> Self {
         Self::with_max_orders(DEFAULT_MAX_ORDERS)
     }
 
+    /// An empty book that holds at most `max_orders` orders: beyond that
+    /// [`insert`](Self::insert) fails with [`BookError::Full`] and [`place`](Self::place)
+    /// leaves the remainder unplaced.
     pub fn with_max_orders(max_orders: usize) -> Self {
         OrderBook {
             bids: BTreeMap::new(),
@@ -140,22 +180,27 @@ impl<T> OrderBook<T> {
         }
     }
 
+    /// Orders in the book, both sides, reserved or not (expired ones count until removed).
     pub fn len(&self) -> usize {
         self.index.len()
     }
 
+    /// Whether the book holds no orders.
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
     }
 
+    /// The most orders this book holds.
     pub fn max_orders(&self) -> usize {
         self.max_orders
     }
 
+    /// Whether an order with this id is in the book (an expired one is until it is removed).
     pub fn contains(&self, id: &OrderId) -> bool {
         self.index.contains_key(id)
     }
 
+    /// An order as it rests now: its `amount` is what is still unfilled, reservations included.
     pub fn get(&self, id: &OrderId) -> Option<&LimitOrder<T>> {
         self.node(id).map(|n| &n.order)
     }
@@ -174,6 +219,8 @@ impl<T> OrderBook<T> {
         self.node(id).map(Node::available)
     }
 
+    /// How much of an order takers hold reserved, in base units; `None` if it is not in the
+    /// book.
     pub fn reserved(&self, id: &OrderId) -> Option<u64> {
         self.node(id).map(|n| n.reserved)
     }

@@ -17,6 +17,7 @@
 //! Each order can carry a minimum fill, an expiry, and reservations (amounts promised to a taker
 //! while a trade is negotiated, which no one else can take).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![warn(missing_docs)]
 
 mod asset;
 mod book;

@@ -17,6 +17,7 @@ pub enum Side {
 }
 
 impl Side {
+    /// The other side: the one an order of this side trades against.
     pub fn opposite(self) -> Side {
         match self {
             Side::Buy => Side::Sell,
@@ -94,12 +95,16 @@ impl Price {
 /// Why an amount or a price is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AmountError {
+    /// Not a plain decimal: empty, signed, an exponent, or anything but digits and one `.`.
     #[error("not a number")]
     NotANumber,
+    /// The value is zero.
     #[error("must be greater than zero")]
     Zero,
+    /// More than 8 decimal places: the value cannot be represented exactly, and is not rounded.
     #[error("more than 8 decimal places")]
     TooPrecise,
+    /// The value, counted in units of 10⁻⁸, does not fit in a `u64`.
     #[error("too large")]
     Overflow,
 }
@@ -125,10 +130,13 @@ impl OrderId {
         OrderId(bytes)
     }
 
+    /// The id as 32 lower-case hex digits (also its `Display` and `Debug` form).
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// Parses the form [`to_hex`](Self::to_hex) writes, in either case; `None` unless `s` is 32
+    /// ASCII characters that read as 16 hex bytes.
     pub fn from_hex(s: &str) -> Option<Self> {
         if s.len() != 32 || !s.is_ascii() {
             return None;
@@ -157,8 +165,12 @@ impl fmt::Display for OrderId {
 /// order and its maker, in a network node; nothing in benchmarks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitOrder<T = ()> {
+    /// The order's identity; a book holds at most one order per id.
     pub id: OrderId,
+    /// Whether the order buys or sells the base asset.
     pub side: Side,
+    /// Limit price: a buy takes asks at or below it, a sell takes bids at or above it, and a
+    /// resting order trades at exactly this price. Never zero in a book.
     pub price: Price,
     /// Unfilled amount, in base units, including any part reserved for a taker.
     pub amount: u64,
@@ -167,6 +179,8 @@ pub struct LimitOrder<T = ()> {
     pub min_fill: u64,
     /// Milliseconds since the Unix epoch after which the order is dead; `u64::MAX` for none.
     pub expires_at_ms: u64,
+    /// The caller's attachment, handed back when the order leaves the book (see
+    /// [`OrderBook::data_mut`](crate::OrderBook::data_mut)).
     pub data: T,
 }
 
@@ -176,6 +190,8 @@ impl<T> LimitOrder<T> {
         self.min_fill.clamp(1, available.max(1))
     }
 
+    /// Whether the order is dead at `now_ms` (milliseconds since the Unix epoch): true from
+    /// `expires_at_ms` on.
     pub fn is_expired(&self, now_ms: u64) -> bool {
         now_ms >= self.expires_at_ms
     }

@@ -20,10 +20,12 @@ pub const AGGRESSIVE_REACH_TICKS: u64 = 100;
 pub struct SplitMix64(u64);
 
 impl SplitMix64 {
+    /// A generator starting from `seed`; equal seeds give equal sequences.
     pub fn new(seed: u64) -> Self {
         SplitMix64(seed)
     }
 
+    /// The next value of the sequence, uniform over all of `u64`.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -43,18 +45,32 @@ impl SplitMix64 {
 pub enum Op {
     /// A limit order that rests (it never crosses the passive side of the mid price).
     Place {
+        /// Order id, a fresh one; books use [`OrderId::from_u64`] of it.
         id: u64,
+        /// Buy or sell, with equal odds.
         side: Side,
+        /// Limit price, the inner value of a [`Price`]: 1 to [`PASSIVE_SPREAD_TICKS`] ticks
+        /// below [`MID_PRICE`] for a buy, above it for a sell.
         price: u64,
+        /// Base units, 1 to 1 000.
         amount: u64,
     },
     /// Cancel an earlier order, which may already be gone.
-    Cancel { id: u64 },
+    Cancel {
+        /// Id of an earlier [`Op::Place`] (which may have been filled since); no id is cancelled
+        /// twice.
+        id: u64,
+    },
     /// Immediate-or-cancel: fill what is available up to `price`, drop the rest.
     Aggressive {
+        /// A fresh id; the order never rests, so [`run`] does not use it.
         id: u64,
+        /// The taking side: a buy sweeps asks, a sell sweeps bids.
         side: Side,
+        /// Limit price, the inner value of a [`Price`]: [`AGGRESSIVE_REACH_TICKS`] ticks through
+        /// [`MID_PRICE`] (above it for a buy, below it for a sell).
         price: u64,
+        /// Base units wanted, 1 to 3 000.
         amount: u64,
     },
 }
@@ -112,9 +128,13 @@ pub fn mixed(seed: u64, count: usize) -> Vec<Op> {
 /// What a run did; two correct books given the same operations agree on all of it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
+    /// Passive orders the book accepted.
     pub placed: u64,
+    /// Cancels that found their order still in the book.
     pub cancelled: u64,
+    /// Fills made by the aggressive orders.
     pub fills: u64,
+    /// Base units those fills took in total.
     pub filled_amount: u64,
 }
 
