@@ -14,11 +14,11 @@ use std::sync::OnceLock;
 
 use darkswap_auth::proof::{verify_identity, Binding, SharedKey};
 use darkswap_auth::token;
-use darkswap_auth::wire::{
+use darkswap_fuzz::{identity, Input, SEED_NOW_MS};
+use darkswap_proto::auth::{
     AdminAction, AuthRequest, AuthResponse, MAX_ADMIN_ENTRIES, MAX_AUTH_REQUEST_BYTES,
     MAX_PROOF_BYTES, MAX_TEXT_BYTES, MAX_TOKEN_BYTES,
 };
-use darkswap_fuzz::{identity, Input, SEED_NOW_MS};
 use libfuzzer_sys::fuzz_target;
 use libp2p_identity::Keypair;
 
@@ -76,9 +76,9 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok(response) = AuthResponse::decode(data) {
         match &response {
-            AuthResponse::Granted { token, .. } => {
-                assert!(token.len() <= MAX_TOKEN_BYTES);
-                check_token(token);
+            AuthResponse::Granted(grant) => {
+                assert!(grant.token.len() <= MAX_TOKEN_BYTES);
+                check_token(&grant.token);
             }
             AuthResponse::Admin { message, entries } => {
                 assert!(entries.len() <= MAX_ADMIN_ENTRIES);

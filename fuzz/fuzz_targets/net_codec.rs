@@ -1,10 +1,10 @@
-//! darkswap-proto's `FrameCodec` (book-sync and trade protocols): reading one capped frame from a
+//! darkswap-proto's `FrameCodec` (every request-response protocol): reading one capped frame from a
 //! stream, driven by `futures::executor::block_on` over a reader that hands out the input in
 //! pieces of a fuzzed size (and says "not ready" between them).
 //!
 //! Input: `selector u8 | piece size u8 | stream bytes`. The selector picks the codec
-//! (`BookSyncCodec` or `TradeCodec`, whatever messages they carry) and whether a request or a
-//! response is read.
+//! (book sync, trade, auth, directory or direct messages) and whether a request or a response is
+//! read.
 //!
 //! Asserts: a stream longer than the frame cap is refused; a frame read is exactly what the
 //! message decoder gives for the whole stream (however it arrives); and writing it with the same
@@ -16,9 +16,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use darkswap_fuzz::Input;
-use darkswap_proto::frame::{BookSyncCodec, Frame, TradeCodec};
 use darkswap_net::libp2p::request_response::Codec;
 use darkswap_net::libp2p::StreamProtocol;
+use darkswap_proto::frame::{
+    AuthCodec, BookSyncCodec, DirectoryCodec, Frame, MessageCodec, TradeCodec,
+};
 use futures::executor::block_on;
 use futures::io::{AsyncRead, Cursor};
 use libfuzzer_sys::fuzz_target;
@@ -108,9 +110,11 @@ fuzz_target!(|data: &[u8]| {
     let piece = usize::from(input.u8()).max(1);
     let stream = input.rest();
     let response = selector & 1 != 0;
-    if selector & 2 == 0 {
-        check::<BookSyncCodec>(response, piece, stream);
-    } else {
-        check::<TradeCodec>(response, piece, stream);
+    match (selector >> 1) % 5 {
+        0 => check::<BookSyncCodec>(response, piece, stream),
+        1 => check::<TradeCodec>(response, piece, stream),
+        2 => check::<AuthCodec>(response, piece, stream),
+        3 => check::<DirectoryCodec>(response, piece, stream),
+        _ => check::<MessageCodec>(response, piece, stream),
     }
 });

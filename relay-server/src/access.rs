@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use darkswap_auth::level::permits;
 use darkswap_auth::token::Claims;
-use darkswap_auth::wire::AdminEntry;
 use darkswap_auth::{Level, Method, Operation, RefuseReason};
+use darkswap_proto::auth::AdminEntry;
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
@@ -441,7 +441,7 @@ impl Access {
             note: "admin API".into(),
             since_ms: *since,
         }));
-        out.truncate(darkswap_auth::wire::MAX_ADMIN_ENTRIES);
+        out.truncate(darkswap_proto::auth::MAX_ADMIN_ENTRIES);
         out
     }
 }

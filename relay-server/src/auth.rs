@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use darkswap_auth::pending::PendingChallenges;
 use darkswap_auth::proof::{verify_identity, Binding};
 use darkswap_auth::token::{self, Claims};
-use darkswap_auth::wire::{AdminAction, AuthRequest, AuthResponse};
 use darkswap_auth::{Level, Method, Operation, RefuseReason, NONCE_BYTES};
+use darkswap_proto::auth::{AdminAction, AuthRequest, AuthResponse, Grant};
 use darkswap_proto::limits::AnnouncedLimits;
 use darkswap_rate::{KeyedLimiter, Rate};
 use libp2p::identity::Keypair;
@@ -157,13 +157,13 @@ impl AuthService {
                 let response = match self.answer(origin, &nonce, &proof, now_ms) {
                     Ok((method, level, token, expires_at_ms)) => {
                         self.granted(origin, method, level, metrics);
-                        AuthResponse::Granted {
+                        AuthResponse::Granted(Grant {
                             level,
                             method,
                             token,
                             expires_at_ms,
                             limits: Some(self.limits),
-                        }
+                        })
                     }
                     Err((method, reason)) => {
                         // Failed answers spend the peer's request budget, so guessing (and
@@ -184,13 +184,13 @@ impl AuthService {
                     Ok(claims_level) => {
                         let (level, expires_at_ms) = claims_level;
                         self.granted(origin, Method::Token, level, metrics);
-                        AuthResponse::Granted {
+                        AuthResponse::Granted(Grant {
                             level,
                             method: Method::Token,
                             token,
                             expires_at_ms,
                             limits: Some(self.limits),
-                        }
+                        })
                     }
                     Err(reason) => self.refused(origin, Method::Token.label(), reason, metrics),
                 };
@@ -216,13 +216,13 @@ impl AuthService {
     fn standing_grant(&self, origin: &Origin<'_>, metrics: &RelayMetrics) -> Option<AuthResponse> {
         let (level, method) = self.access.lock().ok()?.standing(&origin.peer)?;
         self.granted(origin, method, level, metrics);
-        Some(AuthResponse::Granted {
+        Some(AuthResponse::Granted(Grant {
             level,
             method,
             token: Vec::new(),
             expires_at_ms: u64::MAX,
             limits: Some(self.limits),
-        })
+        }))
     }
 
     fn rate_limited(

@@ -3,7 +3,6 @@
 //! reservations and circuits first pass the authorization gate, `gate.rs`), identify, ping, the
 //! directory, order gossip, book sync and authentication.
 
-use darkswap_auth::wire::AuthCodec;
 use darkswap_auth::{Operation, AUTH_PROTOCOL};
 use libp2p::allow_block_list::{self, BlockedPeers};
 use libp2p::{Multiaddr, PeerId};
@@ -11,22 +10,17 @@ use libp2p::{Multiaddr, PeerId};
 use crate::gate::Gate;
 
 use darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL;
-use darkswap_proto::frame::BookSyncCodec;
+use darkswap_proto::frame::{AuthCodec, BookSyncCodec, DirectoryCodec};
 use darkswap_proto::gossip::{gossipsub_behaviour, GossipRole};
-use darkswap_proto::{
-    DirectoryRequest, DirectoryResponse, DIRECTORY_PROTOCOL, IDENTIFY_PROTOCOL_VERSION,
-    MAX_DIRECTORY_REQUEST_BYTES, MAX_DIRECTORY_RESPONSE_BYTES,
-};
+use darkswap_proto::{DIRECTORY_PROTOCOL, IDENTIFY_PROTOCOL_VERSION};
 use libp2p::connection_limits::{self, ConnectionLimits};
-use libp2p::request_response::{self, json, ProtocolSupport};
+use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{gossipsub, identify, identity, ping, relay, StreamProtocol};
 use std::time::Duration;
 
 use crate::config::Limits;
 use crate::defaults;
-
-pub type DirectoryCodec = json::codec::Codec<DirectoryRequest, DirectoryResponse>;
 
 #[derive(NetworkBehaviour)]
 pub struct RelayBehaviour {
@@ -92,9 +86,7 @@ impl RelayBehaviour {
             )),
             ping: ping::Behaviour::new(ping::Config::new().with_interval(defaults::PING_INTERVAL)),
             directory: request_response::Behaviour::with_codec(
-                DirectoryCodec::default()
-                    .set_request_size_maximum(MAX_DIRECTORY_REQUEST_BYTES)
-                    .set_response_size_maximum(MAX_DIRECTORY_RESPONSE_BYTES),
+                DirectoryCodec::default(),
                 [(
                     StreamProtocol::new(DIRECTORY_PROTOCOL),
                     ProtocolSupport::Inbound,

@@ -1,5 +1,5 @@
 //! Which peers hold a reservation here, most recent first: the answer to
-//! `/darkswap/directory/1`. Bounded by the relay's reservation limit, since only peers with an
+//! `/darkswap/directory/2`. Bounded by the relay's reservation limit, since only peers with an
 //! accepted reservation are entered.
 
 use std::collections::HashMap;
@@ -31,10 +31,7 @@ impl Directory {
     pub fn response(&self) -> DirectoryResponse {
         let mut peers: Vec<(&PeerId, &u64)> = self.reserved.iter().collect();
         peers.sort_by(|a, b| b.1.cmp(a.1));
-        DirectoryResponse::from_most_recent(
-            peers.into_iter().map(|(p, _)| p.to_base58()),
-            self.reserved.len(),
-        )
+        DirectoryResponse::from_most_recent(peers.into_iter().map(|(p, _)| *p), self.reserved.len())
     }
 }
 
@@ -48,9 +45,9 @@ mod tests {
         let (a, b) = (PeerId::random(), PeerId::random());
         d.reserved(a);
         d.reserved(b);
-        assert_eq!(d.response().peers, vec![b.to_base58(), a.to_base58()]);
+        assert_eq!(d.response().peers, vec![b, a]);
         d.reserved(a);
-        assert_eq!(d.response().peers[0], a.to_base58());
+        assert_eq!(d.response().peers[0], a);
         assert!(d.remove(&a));
         assert!(!d.remove(&a));
         assert_eq!(d.len(), 1);

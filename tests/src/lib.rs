@@ -403,7 +403,7 @@ pub fn sell(amount: u64, price: u64) -> darkswap_proto::order::OrderSpec {
 #[behaviour(prelude = "darkswap_net::libp2p::swarm::derive_prelude")]
 pub struct RawBehaviour {
     gossip: gossipsub::Behaviour,
-    auth: darkswap_net::libp2p::request_response::Behaviour<darkswap_auth::wire::AuthCodec>,
+    auth: darkswap_net::libp2p::request_response::Behaviour<darkswap_proto::frame::AuthCodec>,
 }
 
 /// A bare gossipsub peer that publishes whatever bytes it is given, as a hostile client would.
@@ -441,7 +441,7 @@ impl RawPublisher {
                     gossip: gossipsub_behaviour(GossipRole::Trader)
                         .map_err(Box::<dyn std::error::Error + Send + Sync>::from)?,
                     auth: request_response::Behaviour::with_codec(
-                        darkswap_auth::wire::AuthCodec::default(),
+                        darkswap_proto::frame::AuthCodec::default(),
                         [(
                             darkswap_net::libp2p::StreamProtocol::new(darkswap_auth::AUTH_PROTOCOL),
                             ProtocolSupport::Outbound,
@@ -514,7 +514,7 @@ impl RawPublisher {
             .await?;
             match client.on_response(response, &key, &relay) {
                 Step::Send(next) => request = next,
-                Step::Granted { .. } => return Ok(()),
+                Step::Granted(_) => return Ok(()),
                 Step::Refused(reason) => bail!("relay refused: {}", reason.explain()),
             }
         }

@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use darkswap_auth::proof::{identity_answer, Binding, SharedKey};
-use darkswap_auth::wire::AuthCodec;
-use darkswap_auth::wire::{AuthRequest, AuthResponse};
 use darkswap_auth::{Method, AUTH_PROTOCOL, NONCE_BYTES};
 use darkswap_net::libp2p::multiaddr::Protocol;
 use darkswap_net::libp2p::request_response::{self, ProtocolSupport};
@@ -15,6 +13,8 @@ use darkswap_net::libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use darkswap_net::libp2p::{
     identity::Keypair, noise, relay, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
 };
+use darkswap_proto::auth::{AuthRequest, AuthResponse};
+use darkswap_proto::frame::AuthCodec;
 use futures::StreamExt;
 
 use crate::Relay;

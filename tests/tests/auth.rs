@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use darkswap_auth::client::Credential;
 use darkswap_auth::proof::SharedKey;
-use darkswap_auth::wire::{AdminAction, AuthRequest, AuthResponse};
 use darkswap_auth::{Level, Method, RefuseReason};
 use darkswap_net::libp2p::identity::Keypair;
 use darkswap_net::{unix_time_ms, AuthEvent, NodeConfig, NodeEvent, RelayStatus};
 use darkswap_orderbook::{Pair, Price, Side};
+use darkswap_proto::auth::{AdminAction, AuthRequest, AuthResponse, Grant};
 use darkswap_proto::order::{sign_order_message, OrderAction, OrderBody, OrderSpec};
 use darkswap_tests::probe::{Probe, Reservation};
 use darkswap_tests::{Peer, Ports, RawPublisher, Relay};
@@ -28,7 +28,7 @@ fn refused(response: &AuthResponse) -> Option<RefuseReason> {
 
 fn granted(response: &AuthResponse) -> Option<(Level, Method)> {
     match response {
-        AuthResponse::Granted { level, method, .. } => Some((*level, *method)),
+        AuthResponse::Granted(Grant { level, method, .. }) => Some((*level, *method)),
         _ => None,
     }
 }
@@ -299,11 +299,11 @@ async fn tokens_are_bound_signed_and_expire() -> anyhow::Result<()> {
     )?;
     let key = Keypair::generate_ed25519();
     let mut probe = Probe::connect(&relay, key.clone()).await?;
-    let AuthResponse::Granted {
+    let AuthResponse::Granted(Grant {
         token,
         expires_at_ms,
         ..
-    } = probe.authenticate().await?
+    }) = probe.authenticate().await?
     else {
         anyhow::bail!("not granted");
     };
@@ -372,11 +372,11 @@ async fn a_client_reuses_its_token_and_refreshes_it() -> anyhow::Result<()> {
     let mut first = Peer::start_keyed(key.clone(), NodeConfig::new(vec![relay.tcp_addr()])).await?;
     let token = first
         .wait_for(T, |e| match e {
-            NodeEvent::Auth(AuthEvent::Granted {
+            NodeEvent::Auth(AuthEvent::Granted(Grant {
                 method: Method::Identity,
                 token,
                 ..
-            }) => Some(token.clone()),
+            })) => Some(token.clone()),
             _ => None,
         })
         .await?;
@@ -385,10 +385,10 @@ async fn a_client_reuses_its_token_and_refreshes_it() -> anyhow::Result<()> {
         .wait_for(T, |e| {
             matches!(
                 e,
-                NodeEvent::Auth(AuthEvent::Granted {
+                NodeEvent::Auth(AuthEvent::Granted(Grant {
                     method: Method::Identity,
                     ..
-                })
+                }))
             )
             .then_some(())
         })
@@ -402,7 +402,7 @@ async fn a_client_reuses_its_token_and_refreshes_it() -> anyhow::Result<()> {
         let mut again = Peer::start_keyed(key, config).await?;
         let event = again
             .wait_for(T, |e| match e {
-                NodeEvent::Auth(AuthEvent::Granted { method, .. }) => Some(*method),
+                NodeEvent::Auth(AuthEvent::Granted(Grant { method, .. })) => Some(*method),
                 _ => None,
             })
             .await?;
@@ -619,7 +619,9 @@ async fn an_open_relay_is_a_deliberate_choice() -> anyhow::Result<()> {
     let mut trader = Peer::start(vec![relay.tcp_addr()]).await?;
     let (level, method) = trader
         .wait_for(T, |e| match e {
-            NodeEvent::Auth(AuthEvent::Granted { level, method, .. }) => Some((*level, *method)),
+            NodeEvent::Auth(AuthEvent::Granted(Grant { level, method, .. })) => {
+                Some((*level, *method))
+            }
             _ => None,
         })
         .await?;

@@ -117,8 +117,8 @@ pub async fn start(
     }
     wasm_bindgen_futures::spawn_local(async move {
         while let Some(event) = events.next().await {
-            if let NodeEvent::Auth(darkswap_net::AuthEvent::Granted { token, .. }) = &event {
-                if let Err(e) = crate::credentials::save_token(&me, token).await {
+            if let NodeEvent::Auth(darkswap_net::AuthEvent::Granted(grant)) = &event {
+                if let Err(e) = crate::credentials::save_token(&me, &grant.token).await {
                     dispatch.dispatch(Action::TradingError(format!(
                         "cannot keep the relay's token: {e}"
                     )));

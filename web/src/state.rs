@@ -294,16 +294,11 @@ impl AppState {
                     method: method.label(),
                 }
             }
-            AuthEvent::Granted {
-                level,
-                method,
-                expires_at_ms,
-                ..
-            } => {
+            AuthEvent::Granted(grant) => {
                 self.auth = AuthStatus::Granted {
-                    level: level.label(),
-                    method: method.label(),
-                    expires_at_ms,
+                    level: grant.level.label(),
+                    method: grant.method.label(),
+                    expires_at_ms: grant.expires_at_ms,
                 }
             }
             AuthEvent::Refused { reason, retry_in } => {

@@ -4,10 +4,9 @@
 
 use libp2p_identity::{Keypair, PeerId};
 
-use crate::level::Level;
 use crate::proof::{identity_answer, Binding, SharedKey};
 use crate::token::{self, Claims};
-use crate::wire::{AuthRequest, AuthResponse, Method, RefuseReason};
+use darkswap_proto::auth::{AuthRequest, AuthResponse, Grant, Method, RefuseReason};
 
 /// How the client proves itself.
 #[derive(Debug, Clone)]
@@ -31,14 +30,7 @@ impl Credential {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Send(AuthRequest),
-    Granted {
-        level: Level,
-        method: Method,
-        token: Vec<u8>,
-        expires_at_ms: u64,
-        /// The relay's market limits, when it announced them.
-        limits: Option<darkswap_proto::limits::AnnouncedLimits>,
-    },
+    Granted(Grant),
     Refused(RefuseReason),
 }
 
@@ -148,24 +140,12 @@ impl ClientAuth {
             // our key on its allowlist) says so straight away, without a token.
             (
                 Awaiting::Challenge | Awaiting::Token | Awaiting::Answer,
-                AuthResponse::Granted {
-                    level,
-                    method,
-                    token,
-                    expires_at_ms,
-                    limits,
-                },
+                AuthResponse::Granted(grant),
             ) => {
-                if let Ok(claims) = token::peek(&token) {
-                    self.token = Some((token.clone(), claims));
+                if let Ok(claims) = token::peek(&grant.token) {
+                    self.token = Some((grant.token.clone(), claims));
                 }
-                Step::Granted {
-                    level,
-                    method,
-                    token,
-                    expires_at_ms,
-                    limits,
-                }
+                Step::Granted(grant)
             }
             (Awaiting::Token, AuthResponse::Refused { reason }) if reason.voids_token() => {
                 // The cached token is no good here (expired, revoked, another relay's): forget
@@ -190,6 +170,7 @@ mod tests {
     use super::*;
     use crate::proof::verify_identity;
     use crate::token::issue;
+    use crate::Level;
 
     #[test]
     fn identity_flow_answers_the_challenge_and_keeps_the_token() {
@@ -235,17 +216,17 @@ mod tests {
         };
         let token = issue(&relay_key, &claims).unwrap();
         let step = c.on_response(
-            AuthResponse::Granted {
+            AuthResponse::Granted(Grant {
                 level: Level::Authenticated,
                 method: Method::Identity,
                 token: token.clone(),
                 expires_at_ms: 3_600_000,
                 limits: None,
-            },
+            }),
             &key,
             &relay,
         );
-        assert!(matches!(step, Step::Granted { .. }));
+        assert!(matches!(step, Step::Granted(_)));
         // Next connection: the token, until a minute before expiry.
         assert_eq!(
             c.start(&relay, &local, 1_000),
@@ -318,13 +299,13 @@ mod tests {
         assert!(c.token().is_none(), "garbage cache is dropped");
         // A grant nobody asked for.
         let step = c.on_response(
-            AuthResponse::Granted {
+            AuthResponse::Granted(Grant {
                 level: Level::Admin,
                 method: Method::Token,
                 token: vec![],
                 expires_at_ms: 1,
                 limits: None,
-            },
+            }),
             &key,
             &relay,
         );

@@ -1,66 +1,6 @@
 //! Authorization levels and the one table mapping relay operations to the level they need.
 
-use serde::{Deserialize, Serialize};
-
-/// How far a peer is trusted by a relay; ordered, so `level >= needed` is the whole check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// Refused everything, connections included.
-    Banned,
-    /// Connected but has proven nothing the relay asked for.
-    Anonymous,
-    /// Passed one of the relay's enabled methods.
-    Authenticated,
-    /// Named by the operator as trusted (config or admin API): not rate-limited as one peer.
-    Trusted,
-    /// Named by the operator as an administrator (config only).
-    Admin,
-}
-
-impl Level {
-    pub const ALL: [Level; 5] = [
-        Level::Banned,
-        Level::Anonymous,
-        Level::Authenticated,
-        Level::Trusted,
-        Level::Admin,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Level::Banned => "banned",
-            Level::Anonymous => "anonymous",
-            Level::Authenticated => "authenticated",
-            Level::Trusted => "trusted",
-            Level::Admin => "admin",
-        }
-    }
-
-    pub fn to_wire(self) -> u32 {
-        match self {
-            Level::Banned => 0,
-            Level::Anonymous => 1,
-            Level::Authenticated => 2,
-            Level::Trusted => 3,
-            Level::Admin => 4,
-        }
-    }
-
-    pub fn from_wire(value: u32) -> Option<Level> {
-        Level::ALL.into_iter().find(|l| l.to_wire() == value)
-    }
-
-    pub fn parse(text: &str) -> Option<Level> {
-        Level::ALL.into_iter().find(|l| l.label() == text)
-    }
-}
-
-impl std::fmt::Display for Level {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
-    }
-}
+pub use darkswap_proto::auth::Level;
 
 /// Everything a relay lets a peer do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

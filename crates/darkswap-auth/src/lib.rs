@@ -8,7 +8,8 @@
 //!   PeerId, the client's PeerId and the challenge's expiry.
 //! - [`token`]: relay-signed tokens bound to one client PeerId and one relay, carrying a level and
 //!   an expiry, verified without server state.
-//! - [`wire`]: the `/darkswap/auth/1` messages, capped and validated while decoding.
+//! - The `/darkswap/auth/1` messages themselves live with every other wire format in
+//!   `darkswap_proto::auth` (the level, method and refusal types are re-exported here).
 //! - [`pending`]: the bounded table of outstanding challenges (a full table refuses: it never
 //!   grows and never lets a request through undecided); request rates are limited with
 //!   `darkswap_rate::KeyedLimiter`, which behaves the same way.
@@ -24,12 +25,6 @@ pub mod level;
 pub mod pending;
 pub mod proof;
 pub mod token;
-pub mod wire;
 
+pub use darkswap_proto::auth::{Method, RefuseReason, AUTH_PROTOCOL, NONCE_BYTES};
 pub use level::{required_level, Level, Operation, PERMISSIONS};
-pub use wire::{Method, RefuseReason};
-
-/// The auth protocol's name.
-pub const AUTH_PROTOCOL: &str = "/darkswap/auth/1";
-/// Nonces are this long (random, from the relay).
-pub const NONCE_BYTES: usize = 32;

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use libp2p_identity::PeerId;
 
-use crate::wire::{Method, RefuseReason};
 use crate::NONCE_BYTES;
+use darkswap_proto::auth::{Method, RefuseReason};
 
 /// One challenge the relay issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

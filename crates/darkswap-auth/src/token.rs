@@ -8,7 +8,7 @@ use libp2p_identity::{Keypair, PeerId, PublicKey};
 use prost::Message as _;
 
 use crate::level::Level;
-use crate::wire::{Method, RefuseReason, MAX_TOKEN_BYTES};
+use darkswap_proto::auth::{Method, RefuseReason, MAX_TOKEN_BYTES};
 
 const TOKEN_DOMAIN: &[u8] = b"darkswap/auth/v1/token\0";
 const TOKEN_VERSION: u32 = 1;

@@ -6,8 +6,8 @@
 use darkswap_auth::client::{ClientAuth, Credential, Step};
 use darkswap_auth::proof::{identity_answer, verify_identity, Binding, SharedKey};
 use darkswap_auth::token::{self, Claims};
-use darkswap_auth::wire::{AuthRequest, AuthResponse};
 use darkswap_auth::{Level, Method, RefuseReason};
+use darkswap_proto::auth::{AuthRequest, AuthResponse};
 use libp2p_identity::Keypair;
 use wasm_bindgen_test::*;
 

@@ -17,9 +17,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use darkswap_auth::client::Credential;
-use darkswap_auth::wire::AdminAction;
 use darkswap_net::libp2p::{identity::Keypair, Multiaddr, PeerId};
 use darkswap_net::{new_node, AuthEvent, NodeConfig, NodeEvent, RelayStatus};
+use darkswap_proto::auth::{AdminAction, Grant};
 use futures::channel::mpsc;
 use futures::StreamExt;
 
@@ -214,7 +214,7 @@ async fn admin(
     let wait = async {
         while let Some(event) = events.next().await {
             match event {
-                NodeEvent::Auth(AuthEvent::Granted { level, .. }) => {
+                NodeEvent::Auth(AuthEvent::Granted(Grant { level, .. })) => {
                     println!("authenticated: level {level}");
                     if let Some(action) = action.take() {
                         handle.command(darkswap_net::Command::Admin { action })?;

@@ -1,24 +1,16 @@
 //! The trader's network behaviour: relay client, identify, ping, direct messages and the relay
 //! directory, combined.
 
-use darkswap_proto::{
-    DirectAck, DirectMessage, DirectoryRequest, DirectoryResponse, DIRECTORY_PROTOCOL,
-    IDENTIFY_PROTOCOL_VERSION, MAX_ACK_FRAME_BYTES, MAX_DIRECTORY_REQUEST_BYTES,
-    MAX_DIRECTORY_RESPONSE_BYTES, MAX_MESSAGE_FRAME_BYTES,
-};
-use libp2p::request_response::{self, json, ProtocolSupport};
+use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{gossipsub, identify, identity, ping, relay, StreamProtocol};
 
-use darkswap_auth::wire::AuthCodec;
 use darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL;
-use darkswap_proto::frame::{BookSyncCodec, TradeCodec};
+use darkswap_proto::frame::{AuthCodec, BookSyncCodec, DirectoryCodec, MessageCodec, TradeCodec};
 use darkswap_proto::gossip::{gossipsub_behaviour, GossipConfigError, GossipRole};
+use darkswap_proto::{DIRECTORY_PROTOCOL, IDENTIFY_PROTOCOL_VERSION, MESSAGE_PROTOCOL};
 
 use crate::NodeConfig;
-
-pub(crate) type MessageCodec = json::codec::Codec<DirectMessage, DirectAck>;
-pub(crate) type DirectoryCodec = json::codec::Codec<DirectoryRequest, DirectoryResponse>;
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct ClientBehaviour {
@@ -54,19 +46,12 @@ impl ClientBehaviour {
                     .with_timeout(config.ping_timeout),
             ),
             messages: request_response::Behaviour::with_codec(
-                MessageCodec::default()
-                    .set_request_size_maximum(MAX_MESSAGE_FRAME_BYTES)
-                    .set_response_size_maximum(MAX_ACK_FRAME_BYTES),
-                [(
-                    StreamProtocol::new(darkswap_proto::MESSAGE_PROTOCOL),
-                    ProtocolSupport::Full,
-                )],
+                MessageCodec::default(),
+                [(StreamProtocol::new(MESSAGE_PROTOCOL), ProtocolSupport::Full)],
                 rr_config.clone(),
             ),
             directory: request_response::Behaviour::with_codec(
-                DirectoryCodec::default()
-                    .set_request_size_maximum(MAX_DIRECTORY_REQUEST_BYTES)
-                    .set_response_size_maximum(MAX_DIRECTORY_RESPONSE_BYTES),
+                DirectoryCodec::default(),
                 [(
                     StreamProtocol::new(DIRECTORY_PROTOCOL),
                     ProtocolSupport::Outbound,

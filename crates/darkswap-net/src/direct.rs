@@ -1,5 +1,5 @@
-//! Direct messages to other traders (`/darkswap/msg/1`, through the relay's circuit) and the
-//! relay's directory of reachable traders (`/darkswap/directory/1`): what waits for a
+//! Direct messages to other traders (`/darkswap/msg/2`, through the relay's circuit) and the
+//! relay's directory of reachable traders (`/darkswap/directory/2`): what waits for a
 //! connection, what is in flight, and who is reachable. The node sends; this remembers.
 
 use std::collections::{HashMap, VecDeque};
@@ -133,12 +133,7 @@ impl Direct {
     /// The relay's directory: the report when the list of reachable traders changed.
     pub fn directory(&mut self, response: &DirectoryResponse, me: &PeerId) -> Option<NodeEvent> {
         self.directory_inflight = false;
-        let mut peers: Vec<PeerId> = response
-            .peers
-            .iter()
-            .filter_map(|p| p.parse().ok())
-            .filter(|p| p != me)
-            .collect();
+        let mut peers: Vec<PeerId> = response.peers.iter().copied().filter(|p| p != me).collect();
         peers.sort();
         if peers == self.peers {
             return None;
@@ -190,7 +185,7 @@ mod tests {
         d.directory_requested(now);
         assert!(!d.directory_due(true, now));
         let response = DirectoryResponse {
-            peers: vec![me.to_base58(), a.to_base58(), "garbage".into()],
+            peers: vec![me, a],
             total: 3,
         };
         assert_eq!(

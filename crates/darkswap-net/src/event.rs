@@ -4,11 +4,10 @@ use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 
-use darkswap_auth::wire::AdminEntry;
-use darkswap_auth::{Level, Method, RefuseReason};
+use darkswap_auth::{Method, RefuseReason};
 use darkswap_orderbook::{OrderId, Pair};
 use darkswap_proto::addr::TransportKind;
-use darkswap_proto::limits::AnnouncedLimits;
+use darkswap_proto::auth::{AdminEntry, Grant};
 
 use crate::negotiation::{E2eEvent, NegotiationEvent, TakeError, Trade};
 use crate::orders::{BookView, OrdersError, OrdersEvent, OwnOrder};
@@ -103,16 +102,9 @@ pub enum NodeEvent {
 pub enum AuthEvent {
     /// Proving ourselves (a challenge or a cached token is on its way).
     Authenticating { method: Method },
-    /// The relay granted `level` until `expires_at_ms`; `token` is worth caching for the next
-    /// connection.
-    Granted {
-        level: Level,
-        method: Method,
-        expires_at_ms: u64,
-        token: Vec<u8>,
-        /// The market limits this relay enforces per maker (the node keeps under them).
-        limits: Option<AnnouncedLimits>,
-    },
+    /// The relay granted a level until the grant's expiry; its token is worth caching for the
+    /// next connection, and the node keeps under its market limits.
+    Granted(Grant),
     /// The relay said no; we ask again after `retry_in`. Without a grant the relay lets us read
     /// the order book but not reserve, trade or publish.
     Refused {

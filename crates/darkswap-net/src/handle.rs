@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use darkswap_auth::client::Credential;
-use darkswap_auth::wire::AdminAction;
 use darkswap_orderbook::{OrderId, Pair};
+use darkswap_proto::auth::AdminAction;
 use darkswap_proto::order::OrderSpec;
 use futures::channel::mpsc;
 use libp2p::PeerId;

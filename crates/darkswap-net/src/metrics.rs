@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use crate::event::TradingEvent;
 use crate::event::{AuthEvent, NodeEvent, RelayStatus};
 use crate::negotiation::{E2eEvent, TradeState};
+use darkswap_proto::auth::Grant;
 
 /// Samples kept for charts.
 pub const HISTORY_SAMPLES: usize = 120;
@@ -88,11 +89,11 @@ impl ClientMetrics {
                 }
             }
             NodeEvent::RelayRtt(rtt) => self.relay_rtt_ms = Some(rtt.as_secs_f64() * 1e3),
-            NodeEvent::Auth(AuthEvent::Granted {
+            NodeEvent::Auth(AuthEvent::Granted(Grant {
                 level,
                 expires_at_ms,
                 ..
-            }) => {
+            })) => {
                 self.auth_level = Some(level.label());
                 self.auth_expires_at_ms = Some(*expires_at_ms);
             }
@@ -395,13 +396,13 @@ mod tests {
     fn the_auth_level_follows_grants_refusals_and_lost_links() {
         use darkswap_auth::{Level, Method, RefuseReason};
         let mut m = ClientMetrics::default();
-        m.observe(&NodeEvent::Auth(AuthEvent::Granted {
+        m.observe(&NodeEvent::Auth(AuthEvent::Granted(Grant {
             level: Level::Trusted,
             method: Method::Identity,
             expires_at_ms: 9,
             token: Vec::new(),
             limits: None,
-        }));
+        })));
         assert_eq!(m.auth_level, Some("trusted"));
         let text = m.to_prometheus_text();
         assert!(text.contains("darkswap_client_auth_level{level=\"trusted\"} 1"));

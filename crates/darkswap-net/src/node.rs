@@ -6,9 +6,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use darkswap_auth::wire::{AuthRequest, AuthResponse};
 use darkswap_auth::RefuseReason;
 use darkswap_proto::addr::{circuit_addr, transport_kind, TransportKind};
+use darkswap_proto::auth::{AuthRequest, AuthResponse};
 use darkswap_proto::book_sync::{BookSyncRequest, BookSyncResponse};
 use darkswap_proto::order::order_topic;
 use darkswap_proto::trade_envelope::TradeEnvelope;

@@ -2,14 +2,14 @@
 //! machine ([`ClientAuth`]). It remembers which request is ours, whether the relay granted us a
 //! level on the current connection and until when, when to ask again after a refusal or a
 //! failure, and which admin requests are in flight; it tells the node what to send and what to
-//! report. The codec is `darkswap_auth::wire::AuthCodec`.
+//! report. The codec is `darkswap_proto::frame::AuthCodec`.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use darkswap_auth::client::{ClientAuth, Credential, Step};
-use darkswap_auth::wire::{AuthRequest, AuthResponse};
 use darkswap_auth::{Method, RefuseReason};
+use darkswap_proto::auth::{AuthRequest, AuthResponse};
 use darkswap_proto::limits::AnnouncedLimits;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{OutboundFailure, OutboundRequestId};
@@ -203,22 +203,11 @@ impl RelayAuth {
         self.request = None;
         match self.client.on_response(response, key, relay) {
             Step::Send(request) => AuthOutcome::Send(request),
-            Step::Granted {
-                level,
-                method,
-                token,
-                expires_at_ms,
-                limits,
-            } => {
-                self.grant_expires_at_ms = Some(expires_at_ms);
+            Step::Granted(grant) => {
+                self.grant_expires_at_ms = Some(grant.expires_at_ms);
+                let limits = grant.limits;
                 AuthOutcome::Granted {
-                    event: AuthEvent::Granted {
-                        level,
-                        method,
-                        expires_at_ms,
-                        token,
-                        limits,
-                    },
+                    event: AuthEvent::Granted(grant),
                     first: self.granted(),
                     limits,
                 }

@@ -1,6 +1,7 @@
-//! The `/darkswap/auth/1` messages: one request and one response per stream, protobuf, capped.
-//! Decoding validates every field's length and value, so the rest of the code only sees
-//! well-formed messages.
+//! `/darkswap/auth/1`: the messages of relay authentication and administration, one request and
+//! one response per stream, protobuf, capped. Decoding validates every field's length and value,
+//! so the rest of the code only sees well-formed messages. What the proofs and tokens inside mean
+//! (and the permission table) is `darkswap-auth`'s job.
 //!
 //! ```text
 //! message AuthRequest  { oneof kind { ChallengeRequest challenge = 1; Answer answer = 2;
@@ -11,12 +12,16 @@
 //!                   Limits limits = 5; }  // darkswap_proto::limits: the relay's market limits
 //! ```
 
-use darkswap_proto::limits::AnnouncedLimits;
 use libp2p_identity::PeerId;
 use prost::Message as _;
+use serde::{Deserialize, Serialize};
 
-use crate::level::Level;
-use crate::NONCE_BYTES;
+use crate::limits::AnnouncedLimits;
+
+/// The auth protocol's name.
+pub const AUTH_PROTOCOL: &str = "/darkswap/auth/1";
+/// Nonces are this long (random, from the relay).
+pub const NONCE_BYTES: usize = 32;
 
 /// Largest request accepted (before decoding).
 pub const MAX_AUTH_REQUEST_BYTES: u64 = 2 * 1024;
@@ -31,6 +36,72 @@ pub const MAX_PROOF_BYTES: usize = 64;
 pub const MAX_TEXT_BYTES: usize = 256;
 /// Most entries in one admin listing.
 pub const MAX_ADMIN_ENTRIES: usize = 500;
+
+/// How far a peer is trusted by a relay; ordered, so `level >= needed` is the whole check (the
+/// table of what each level may do is `darkswap_auth::PERMISSIONS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Refused everything, connections included.
+    Banned,
+    /// Connected but has proven nothing the relay asked for.
+    Anonymous,
+    /// Passed one of the relay's enabled methods.
+    Authenticated,
+    /// Named by the operator as trusted (config or admin API): not rate-limited as one peer.
+    Trusted,
+    /// Named by the operator as an administrator (config only).
+    Admin,
+}
+
+impl Level {
+    /// Every level, lowest first.
+    pub const ALL: [Level; 5] = [
+        Level::Banned,
+        Level::Anonymous,
+        Level::Authenticated,
+        Level::Trusted,
+        Level::Admin,
+    ];
+
+    /// Its name in metrics, logs, the access file and the README.
+    pub fn label(self) -> &'static str {
+        match self {
+            Level::Banned => "banned",
+            Level::Anonymous => "anonymous",
+            Level::Authenticated => "authenticated",
+            Level::Trusted => "trusted",
+            Level::Admin => "admin",
+        }
+    }
+
+    /// Its code on the wire.
+    pub fn to_wire(self) -> u32 {
+        match self {
+            Level::Banned => 0,
+            Level::Anonymous => 1,
+            Level::Authenticated => 2,
+            Level::Trusted => 3,
+            Level::Admin => 4,
+        }
+    }
+
+    /// The level with this wire code, if any.
+    pub fn from_wire(value: u32) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.to_wire() == value)
+    }
+
+    /// The level with this label, if any.
+    pub fn parse(text: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.label() == text)
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
 
 /// How a client proves itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,6 +119,7 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method.
     pub const ALL: [Method; 5] = [
         Method::SharedKey,
         Method::Identity,
@@ -56,6 +128,7 @@ impl Method {
         Method::Open,
     ];
 
+    /// Its name in metrics, logs and the README.
     pub fn label(self) -> &'static str {
         match self {
             Method::SharedKey => "shared_key",
@@ -66,6 +139,7 @@ impl Method {
         }
     }
 
+    /// Its code on the wire.
     pub fn to_wire(self) -> u32 {
         match self {
             Method::SharedKey => 1,
@@ -76,6 +150,7 @@ impl Method {
         }
     }
 
+    /// The method with this wire code, if any.
     pub fn from_wire(value: u32) -> Option<Method> {
         Method::ALL.into_iter().find(|m| m.to_wire() == value)
     }
@@ -89,23 +164,31 @@ impl Method {
 /// Why the relay said no. Each has a metrics label and a sentence for the trader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefuseReason {
+    /// The request did not decode.
     Malformed,
+    /// The relay does not accept the method asked for.
     MethodDisabled,
     /// The nonce was never issued to this peer, or was already used (a replay).
     UnknownChallenge,
+    /// The challenge's deadline passed before the answer came.
     ExpiredChallenge,
     /// Wrong shared key or a signature that does not verify.
     WrongProof,
     /// The identity is not on the relay's allowlist.
     NotAllowed,
+    /// The peer is banned.
     Banned,
     /// The token is malformed or its signature does not verify.
     BadToken,
+    /// The token names another PeerId.
     TokenForAnotherPeer,
+    /// The token was signed by another relay.
     TokenForAnotherRelay,
+    /// The token's expiry has passed.
     ExpiredToken,
     /// Issued before the peer was banned.
     RevokedToken,
+    /// Too many requests from this peer or its address.
     RateLimited,
     /// Too many challenges outstanding.
     Busy,
@@ -116,6 +199,7 @@ pub enum RefuseReason {
 }
 
 impl RefuseReason {
+    /// Every reason, in wire-code order (code = position + 1).
     pub const ALL: [RefuseReason; 16] = [
         RefuseReason::Malformed,
         RefuseReason::MethodDisabled,
@@ -135,6 +219,7 @@ impl RefuseReason {
         RefuseReason::Rejected,
     ];
 
+    /// Its name in metrics and logs.
     pub fn label(self) -> &'static str {
         match self {
             RefuseReason::Malformed => "malformed",
@@ -194,6 +279,7 @@ impl RefuseReason {
         )
     }
 
+    /// Its code on the wire (never 0).
     pub fn to_wire(self) -> u32 {
         RefuseReason::ALL
             .iter()
@@ -213,61 +299,110 @@ impl RefuseReason {
 /// What an administrator asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminAction {
-    Ban { peer: PeerId, reason: String },
-    Unban { peer: PeerId },
-    Trust { peer: PeerId },
-    Untrust { peer: PeerId },
+    /// Ban `peer` (its connections are closed and refused), noting `reason`.
+    Ban {
+        /// Who.
+        peer: PeerId,
+        /// Why, at most [`MAX_TEXT_BYTES`], no control characters.
+        reason: String,
+    },
+    /// Lift a ban made at run time.
+    Unban {
+        /// Who.
+        peer: PeerId,
+    },
+    /// Mark `peer` trusted.
+    Trust {
+        /// Who.
+        peer: PeerId,
+    },
+    /// Take trust back.
+    Untrust {
+        /// Who.
+        peer: PeerId,
+    },
+    /// List the access lists.
     List,
 }
 
 /// One line of an admin listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminEntry {
+    /// Who.
     pub peer: PeerId,
+    /// The level the lists give it.
     pub level: Level,
     /// Where the entry comes from and why ("config", a ban's reason).
     pub note: String,
+    /// Since when, milliseconds since the Unix epoch.
     pub since_ms: u64,
 }
 
+/// What a relay grants: a level, how it was earned, a token for the next connection and the
+/// market limits the client keeps under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The level granted.
+    pub level: Level,
+    /// How the client earned it.
+    pub method: Method,
+    /// A relay-signed token to present next time (empty when the relay issues none, as for an
+    /// open relay), at most [`MAX_TOKEN_BYTES`].
+    pub token: Vec<u8>,
+    /// When the grant (and the token) runs out, milliseconds since the Unix epoch.
+    pub expires_at_ms: u64,
+    /// The relay's market limits, which the client keeps under (absent from older relays).
+    pub limits: Option<AnnouncedLimits>,
+}
+
+/// What a client asks a relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthRequest {
     /// Ask for a challenge for `method` (shared key or identity).
     Challenge {
+        /// A challenge method ([`Method::is_challenge`]).
         method: Method,
     },
     /// Answer an outstanding challenge.
     Answer {
+        /// The challenge's nonce.
         nonce: [u8; NONCE_BYTES],
+        /// The signature or MAC over the challenge, 1 to [`MAX_PROOF_BYTES`] bytes.
         proof: Vec<u8>,
     },
     /// Present a token from an earlier success.
     Token {
+        /// The token, 1 to [`MAX_TOKEN_BYTES`] bytes.
         token: Vec<u8>,
     },
+    /// An administrator's request.
     Admin(AdminAction),
 }
 
+/// What a relay answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthResponse {
+    /// Prove yourself: sign or MAC this nonce before `expires_at_ms`.
     Challenge {
+        /// The method the challenge is for.
         method: Method,
+        /// Single-use, random.
         nonce: [u8; NONCE_BYTES],
+        /// Deadline for the answer, milliseconds since the Unix epoch.
         expires_at_ms: u64,
     },
-    Granted {
-        level: Level,
-        method: Method,
-        token: Vec<u8>,
-        expires_at_ms: u64,
-        /// The relay's market limits, which the client keeps under (absent from older relays).
-        limits: Option<AnnouncedLimits>,
-    },
+    /// Granted.
+    Granted(Grant),
+    /// Refused, and why.
     Refused {
+        /// Why.
         reason: RefuseReason,
     },
+    /// The answer to an admin request.
     Admin {
+        /// What was done, for the operator.
         message: String,
+        /// The listing, for [`AdminAction::List`] (at most [`MAX_ADMIN_ENTRIES`]).
         entries: Vec<AdminEntry>,
     },
 }
@@ -275,8 +410,18 @@ pub enum AuthResponse {
 /// Why bytes are not a valid auth message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
-    #[error("not a valid auth message: {0}")]
-    Decode(String),
+    /// Longer than the message's cap.
+    #[error("auth message of {len} bytes exceeds the {max}-byte cap")]
+    TooLong {
+        /// Its length.
+        len: usize,
+        /// The cap.
+        max: u64,
+    },
+    /// Not protobuf of the expected shape.
+    #[error("not a valid auth message")]
+    Decode(#[source] prost::DecodeError),
+    /// A field is missing or out of range.
     #[error("auth message field {0} is missing or invalid")]
     Field(&'static str),
 }
@@ -403,6 +548,7 @@ fn nonce(bytes: &[u8]) -> Result<[u8; NONCE_BYTES], WireError> {
 }
 
 impl AuthRequest {
+    /// Its protobuf encoding.
     pub fn encode(&self) -> Vec<u8> {
         use pb::Request;
         let kind = match self {
@@ -434,12 +580,16 @@ impl AuthRequest {
         pb::AuthRequest { kind: Some(kind) }.encode_to_vec()
     }
 
+    /// Decodes and validates a request of at most [`MAX_AUTH_REQUEST_BYTES`].
     pub fn decode(bytes: &[u8]) -> Result<AuthRequest, WireError> {
         use pb::Request;
         if bytes.len() as u64 > MAX_AUTH_REQUEST_BYTES {
-            return Err(WireError::Decode("too long".into()));
+            return Err(WireError::TooLong {
+                len: bytes.len(),
+                max: MAX_AUTH_REQUEST_BYTES,
+            });
         }
-        let msg = pb::AuthRequest::decode(bytes).map_err(|e| WireError::Decode(e.to_string()))?;
+        let msg = pb::AuthRequest::decode(bytes).map_err(WireError::Decode)?;
         match msg.kind.ok_or(WireError::Field("kind"))? {
             Request::Challenge(m) => {
                 let method = Method::from_wire(m)
@@ -487,6 +637,7 @@ impl AuthRequest {
 }
 
 impl AuthResponse {
+    /// Its protobuf encoding.
     pub fn encode(&self) -> Vec<u8> {
         use pb::Response;
         let kind = match self {
@@ -499,13 +650,13 @@ impl AuthResponse {
                 nonce: nonce.to_vec(),
                 expires_at_ms: *expires_at_ms,
             }),
-            AuthResponse::Granted {
+            AuthResponse::Granted(Grant {
                 level,
                 method,
                 token,
                 expires_at_ms,
                 limits,
-            } => Response::Granted(pb::Granted {
+            }) => Response::Granted(pb::Granted {
                 level: level.to_wire(),
                 method: method.to_wire(),
                 token: token.clone(),
@@ -533,12 +684,16 @@ impl AuthResponse {
         pb::AuthResponse { kind: Some(kind) }.encode_to_vec()
     }
 
+    /// Decodes and validates a response of at most [`MAX_AUTH_RESPONSE_BYTES`].
     pub fn decode(bytes: &[u8]) -> Result<AuthResponse, WireError> {
         use pb::Response;
         if bytes.len() as u64 > MAX_AUTH_RESPONSE_BYTES {
-            return Err(WireError::Decode("too long".into()));
+            return Err(WireError::TooLong {
+                len: bytes.len(),
+                max: MAX_AUTH_RESPONSE_BYTES,
+            });
         }
-        let msg = pb::AuthResponse::decode(bytes).map_err(|e| WireError::Decode(e.to_string()))?;
+        let msg = pb::AuthResponse::decode(bytes).map_err(WireError::Decode)?;
         match msg.kind.ok_or(WireError::Field("kind"))? {
             Response::Challenge(c) => Ok(AuthResponse::Challenge {
                 method: Method::from_wire(c.method)
@@ -551,7 +706,7 @@ impl AuthResponse {
                 if g.token.len() > MAX_TOKEN_BYTES {
                     return Err(WireError::Field("token"));
                 }
-                Ok(AuthResponse::Granted {
+                Ok(AuthResponse::Granted(Grant {
                     level: Level::from_wire(g.level).ok_or(WireError::Field("level"))?,
                     method: Method::from_wire(g.method).ok_or(WireError::Field("method"))?,
                     token: g.token,
@@ -568,7 +723,7 @@ impl AuthResponse {
                             .map_err(|e| WireError::Field(e.0))
                         })
                         .transpose()?,
-                })
+                }))
             }
             Response::Refused(code) => Ok(AuthResponse::Refused {
                 reason: RefuseReason::from_wire(code),
@@ -598,12 +753,8 @@ impl AuthResponse {
     }
 }
 
-darkswap_proto::impl_frame!(AuthRequest, MAX_AUTH_REQUEST_BYTES, WireError);
-darkswap_proto::impl_frame!(AuthResponse, MAX_AUTH_RESPONSE_BYTES, WireError);
-
-/// `/darkswap/auth/1`: one capped frame each way.
-#[cfg(feature = "libp2p")]
-pub type AuthCodec = darkswap_proto::frame::FrameCodec<AuthRequest, AuthResponse>;
+crate::impl_frame!(AuthRequest, MAX_AUTH_REQUEST_BYTES, WireError);
+crate::impl_frame!(AuthResponse, MAX_AUTH_RESPONSE_BYTES, WireError);
 
 #[cfg(test)]
 mod tests {
@@ -654,13 +805,13 @@ mod tests {
                 nonce: [3; 32],
                 expires_at_ms: 42,
             },
-            AuthResponse::Granted {
+            AuthResponse::Granted(Grant {
                 level: Level::Trusted,
                 method: Method::Identity,
                 token: vec![5; 200],
                 expires_at_ms: 99,
                 limits: None,
-            },
+            }),
             AuthResponse::Refused {
                 reason: RefuseReason::ExpiredToken,
             },

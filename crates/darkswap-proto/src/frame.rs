@@ -50,7 +50,7 @@ impl_frame!(
 impl_frame!(TradeEnvelope, MAX_TRADE_ENVELOPE_BYTES, EnvelopeError);
 
 #[cfg(feature = "libp2p")]
-pub use codec::{BookSyncCodec, FrameCodec, TradeCodec};
+pub use codec::{AuthCodec, BookSyncCodec, DirectoryCodec, FrameCodec, MessageCodec, TradeCodec};
 
 #[cfg(feature = "libp2p")]
 mod codec {
@@ -61,7 +61,10 @@ mod codec {
     use libp2p::StreamProtocol;
 
     use super::Frame;
+    use crate::auth::{AuthRequest, AuthResponse};
     use crate::book_sync::{BookSyncRequest, BookSyncResponse};
+    use crate::directory::{DirectoryRequest, DirectoryResponse};
+    use crate::message::{DirectAck, DirectMessage};
     use crate::trade_envelope::TradeEnvelope;
 
     /// The request-response codec for a request type and a response type.
@@ -83,6 +86,12 @@ mod codec {
     pub type BookSyncCodec = FrameCodec<BookSyncRequest, BookSyncResponse>;
     /// `/darkswap/trade/2`: envelopes both ways.
     pub type TradeCodec = FrameCodec<TradeEnvelope, TradeEnvelope>;
+    /// `/darkswap/auth/1`.
+    pub type AuthCodec = FrameCodec<AuthRequest, AuthResponse>;
+    /// `/darkswap/directory/2`.
+    pub type DirectoryCodec = FrameCodec<DirectoryRequest, DirectoryResponse>;
+    /// `/darkswap/msg/2`.
+    pub type MessageCodec = FrameCodec<DirectMessage, DirectAck>;
 
     async fn read_frame<F: Frame, T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<F> {
         let mut bytes = Vec::new();

@@ -9,13 +9,13 @@ use std::fs;
 use std::path::Path;
 
 use darkswap_auth::token::{self, Claims};
-use darkswap_auth::wire::{AdminAction, AdminEntry, AuthRequest, AuthResponse};
 use darkswap_auth::{Level, Method, RefuseReason};
 use darkswap_e2e::handshake::{Initiator, Responder};
 use darkswap_fuzz::{identity, order_body_of, SEED_NOW_MS};
 use darkswap_net::persist::{encode_orders, encode_trades};
 use darkswap_net::{OwnOrder, Trade, TradeRole, TradeState};
 use darkswap_orderbook::{OrderId, Pair, Price, Side};
+use darkswap_proto::auth::{AdminAction, AdminEntry, AuthRequest, AuthResponse, Grant};
 use darkswap_proto::book_sync::{BookSyncRequest, BookSyncResponse};
 use darkswap_proto::order::{
     live_orders_digest, order_id, sign_order_message, OrderAction, OrderBody, OrderSpec,
@@ -401,13 +401,13 @@ fn main() {
         ),
         (
             "granted",
-            AuthResponse::Granted {
+            AuthResponse::Granted(Grant {
                 level: Level::Authenticated,
                 method: Method::Identity,
                 token: tok.clone(),
                 expires_at_ms: claims.expires_at_ms,
                 limits: None,
-            },
+            }),
         ),
         (
             "refused",

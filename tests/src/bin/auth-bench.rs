@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use darkswap_auth::wire::AuthResponse;
 use darkswap_net::libp2p::identity::Keypair;
+use darkswap_proto::auth::{AuthResponse, Grant};
 use darkswap_tests::probe::Probe;
 use darkswap_tests::{Ports, Relay};
 
@@ -49,7 +49,7 @@ async fn main() -> Result<()> {
     // Warm up the stream machinery.
     let mut token = Vec::new();
     for _ in 0..20 {
-        if let AuthResponse::Granted { token: t, .. } = probe.authenticate().await? {
+        if let AuthResponse::Granted(Grant { token: t, .. }) = probe.authenticate().await? {
             token = t;
         }
     }
@@ -61,7 +61,7 @@ async fn main() -> Result<()> {
         let t0 = Instant::now();
         let answer = probe.authenticate().await?;
         full.push(t0.elapsed());
-        if !matches!(answer, AuthResponse::Granted { .. }) {
+        if !matches!(answer, AuthResponse::Granted(_)) {
             bail!("refused: {answer:?}");
         }
     }
@@ -69,12 +69,12 @@ async fn main() -> Result<()> {
     for _ in 0..runs {
         let t0 = Instant::now();
         let answer = probe
-            .request(darkswap_auth::wire::AuthRequest::Token {
+            .request(darkswap_proto::auth::AuthRequest::Token {
                 token: token.clone(),
             })
             .await?;
         presented.push(t0.elapsed());
-        if !matches!(answer, AuthResponse::Granted { .. }) {
+        if !matches!(answer, AuthResponse::Granted(_)) {
             bail!("token refused: {answer:?}");
         }
     }

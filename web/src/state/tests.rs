@@ -5,6 +5,7 @@ use std::time::Duration;
 use darkswap_net::libp2p::{identity::Keypair, Multiaddr, PeerId};
 use darkswap_net::{AuthEvent, TradeRole, TradeState, TransportKind};
 use darkswap_orderbook::{OrderId, Price, Side};
+use darkswap_proto::auth::Grant;
 use darkswap_proto::order::OrderSpec;
 
 use super::*;
@@ -178,13 +179,13 @@ fn the_message_log_is_bounded_and_reports_deliveries() {
 fn relay_status_counts_reconnects_and_a_new_connection_resets_the_grant() {
     let mut s = start();
     let circuit_addr: Multiaddr = "/ip4/127.0.0.1/tcp/4001/p2p-circuit".parse().unwrap();
-    s = s.reduce(node(NodeEvent::Auth(AuthEvent::Granted {
+    s = s.reduce(node(NodeEvent::Auth(AuthEvent::Granted(Grant {
         level: darkswap_auth::Level::Authenticated,
         method: darkswap_auth::Method::Identity,
         expires_at_ms: 9,
         token: Vec::new(),
         limits: None,
-    })));
+    }))));
     assert!(matches!(
         s.auth,
         AuthStatus::Granted {
