@@ -221,6 +221,44 @@ async fn challenge_requests_are_rate_limited() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Traders behind one address (all probes come from 127.0.0.1) who connect together all get a
+/// challenge at once, up to the per-IP budget; the next is refused for the address, and counted.
+#[tokio::test]
+async fn traders_sharing_an_address_connect_together_up_to_its_budget() -> anyhow::Result<()> {
+    const BUDGET: usize = 30;
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &["--auth-challenge-rate-per-ip", &BUDGET.to_string()],
+    )?;
+    let mut probes = Vec::new();
+    for _ in 0..=BUDGET {
+        probes.push(Probe::connect(&relay, Keypair::generate_ed25519()).await?);
+    }
+    let mut answers = Vec::new();
+    for probe in probes.iter_mut() {
+        answers.push(
+            probe
+                .request(AuthRequest::Challenge {
+                    method: Method::Identity,
+                })
+                .await?,
+        );
+    }
+    let challenged = answers
+        .iter()
+        .filter(|r| matches!(r, AuthResponse::Challenge { .. }))
+        .count();
+    assert_eq!(challenged, BUDGET, "{answers:?}");
+    assert_eq!(refused(&answers[BUDGET]), Some(RefuseReason::RateLimited));
+    assert_eq!(
+        relay.metric("darkswap_relay_auth_rate_limited_total{scope=\"ip\"}")?,
+        1.0
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn shared_key_method() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -324,7 +362,11 @@ async fn tokens_are_bound_signed_and_expire() -> anyhow::Result<()> {
     assert!(
         matches!(
             refused(&r),
-            Some(RefuseReason::BadToken | RefuseReason::TokenForAnotherPeer)
+            Some(
+                RefuseReason::BadToken
+                    | RefuseReason::TokenForAnotherPeer
+                    | RefuseReason::TokenForAnotherRelay
+            )
         ),
         "{r:?}"
     );

@@ -9,18 +9,28 @@ use crate::{Level, Method};
 
 /// Keys, a challenge and a token, made once.
 pub struct Fixture {
+    /// The client's identity key (ed25519).
     pub client: Keypair,
+    /// The client's PeerId.
     pub client_id: PeerId,
+    /// The relay's identity key (ed25519), which signs the token.
     pub relay: Keypair,
+    /// The relay's PeerId.
     pub relay_id: PeerId,
+    /// The challenge's nonce (fixed; the challenge never expires).
     pub nonce: [u8; 32],
+    /// The client's identity answer to the challenge.
     pub signature: Vec<u8>,
+    /// The shared key of the shared-key method.
     pub shared: SharedKey,
+    /// The client's shared-key answer to the challenge (HMAC-SHA256).
     pub mac: Vec<u8>,
+    /// A relay-signed token for the client: authenticated, by identity, never expiring.
     pub token: Vec<u8>,
 }
 
 impl Fixture {
+    /// Fresh ed25519 keys for both sides, with the answers and the token made for them.
     pub fn new() -> Fixture {
         let client = Keypair::generate_ed25519();
         let relay = Keypair::generate_ed25519();

@@ -18,6 +18,7 @@ pub enum Credential {
 }
 
 impl Credential {
+    /// The challenge method it answers: [`Method::Identity`] or [`Method::SharedKey`].
     pub fn method(&self) -> Method {
         match self {
             Credential::Identity => Method::Identity,
@@ -29,8 +30,13 @@ impl Credential {
 /// What to do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// Send this request to the relay and pass its answer to [`ClientAuth::on_response`].
     Send(AuthRequest),
+    /// The relay let us in; a token in the grant that decodes is kept for the next connection.
     Granted(Grant),
+    /// The exchange ended without a grant: the relay refused, its answer did not fit what was
+    /// asked ([`RefuseReason::Malformed`]), or the identity key could not sign
+    /// ([`RefuseReason::WrongProof`]).
     Refused(RefuseReason),
 }
 
@@ -64,6 +70,7 @@ impl ClientAuth {
         }
     }
 
+    /// How this client proves itself.
     pub fn credential(&self) -> &Credential {
         &self.credential
     }

@@ -9,18 +9,32 @@ use libp2p_identity::Keypair;
 /// Why a key file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
+    /// The file exists but could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The key file.
         path: PathBuf,
+        /// What the read failed with.
         source: std::io::Error,
     },
+    /// A new file could not be created, written or synced to disk (an existing file is never
+    /// overwritten: creating one that exists fails).
     #[error("cannot write {path}: {source}")]
     Write {
+        /// The key file.
         path: PathBuf,
+        /// What the write failed with.
         source: std::io::Error,
     },
+    /// The file's bytes are not a protobuf-encoded libp2p keypair (or a new key could not be
+    /// encoded).
     #[error("{path} is not a valid key: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The key file.
+        path: PathBuf,
+        /// libp2p's reason.
+        message: String,
+    },
 }
 
 /// Reads a file if it exists.

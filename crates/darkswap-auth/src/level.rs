@@ -19,7 +19,9 @@ pub enum Operation {
     SkipRateLimits,
     /// Read the relay's access lists (bans, trusted peers).
     ReadAdminData,
+    /// Ban a peer: its connections are closed and refused, and its tokens revoked.
     Ban,
+    /// Lift a ban made at run time.
     Unban,
     /// Mark a peer trusted or take that back.
     Trust,

@@ -15,6 +15,7 @@
 //!   `darkswap_rate::KeyedLimiter`, which behaves the same way.
 //! - [`client`]: the client's side of the exchange as a small state machine.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![warn(missing_docs)]
 
 #[cfg(feature = "workloads")]
 pub mod bench;

@@ -10,8 +10,11 @@ use darkswap_proto::auth::{Method, RefuseReason};
 /// One challenge the relay issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pending {
+    /// The peer it was issued to, the only one that may answer it.
     pub peer: PeerId,
+    /// The method the answer must use.
     pub method: Method,
+    /// Milliseconds since the Unix epoch; an answer at or after this is refused.
     pub expires_at_ms: u64,
 }
 
@@ -26,6 +29,8 @@ pub struct PendingChallenges {
 }
 
 impl PendingChallenges {
+    /// An empty table holding at most `capacity` challenges in all and `per_peer_capacity` per
+    /// peer, each valid for `ttl_ms` milliseconds from its issue.
     pub fn new(capacity: usize, per_peer_capacity: usize, ttl_ms: u64) -> Self {
         PendingChallenges {
             by_nonce: HashMap::new(),
@@ -36,10 +41,12 @@ impl PendingChallenges {
         }
     }
 
+    /// Challenges held, including expired ones not yet dropped.
     pub fn len(&self) -> usize {
         self.by_nonce.len()
     }
 
+    /// Whether no challenge is held.
     pub fn is_empty(&self) -> bool {
         self.by_nonce.is_empty()
     }

@@ -22,9 +22,13 @@ pub const MIN_SHARED_KEY_BYTES: usize = 16;
 /// What one challenge binds.
 #[derive(Debug, Clone, Copy)]
 pub struct Binding<'a> {
+    /// The challenge's single-use random nonce, from the relay.
     pub nonce: &'a [u8; NONCE_BYTES],
+    /// The relay that issued the challenge.
     pub relay: &'a PeerId,
+    /// The client answering it.
     pub client: &'a PeerId,
+    /// The challenge's expiry as the relay sent it, milliseconds since the Unix epoch.
     pub expires_at_ms: u64,
 }
 

@@ -16,11 +16,17 @@ const TOKEN_VERSION: u32 = 1;
 /// What a token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
+    /// The relay that issued the token, the only one that accepts it.
     pub relay: PeerId,
+    /// The client it was issued to, the only peer that may present it.
     pub peer: PeerId,
+    /// The level granted when it was issued.
     pub level: Level,
+    /// How the client earned it (the challenge method it answered).
     pub method: Method,
+    /// When the relay issued it, milliseconds since the Unix epoch; a ban after this revokes it.
     pub issued_at_ms: u64,
+    /// When it runs out, milliseconds since the Unix epoch; [`verify`] refuses it from then on.
     pub expires_at_ms: u64,
 }
 
@@ -107,11 +113,13 @@ pub fn verify(
     now_ms: u64,
 ) -> Result<Claims, RefuseReason> {
     let (claims, body, signature) = decode(token)?;
-    if !relay_key.verify(&signed_bytes(&body), &signature) {
-        return Err(RefuseReason::BadToken);
-    }
+    // A token that names another relay is refused as such before its signature is checked
+    // (which would fail too, since another key signed it): the trader learns why.
     if claims.relay != relay_key.to_peer_id() {
         return Err(RefuseReason::TokenForAnotherRelay);
+    }
+    if !relay_key.verify(&signed_bytes(&body), &signature) {
+        return Err(RefuseReason::BadToken);
     }
     if claims.peer != *peer {
         return Err(RefuseReason::TokenForAnotherPeer);
@@ -151,8 +159,10 @@ mod tests {
             verify(&token, &relay.public(), &other_peer, 1_500),
             Err(RefuseReason::TokenForAnotherPeer)
         );
+        // Claims naming this relay, signed by another key.
+        let forged = issue(&other_relay, &claims(&relay, peer)).unwrap();
         assert_eq!(
-            verify(&token, &other_relay.public(), &peer, 1_500),
+            verify(&forged, &relay.public(), &peer, 1_500),
             Err(RefuseReason::BadToken)
         );
         assert_eq!(
@@ -163,6 +173,11 @@ mod tests {
         let foreign = issue(&other_relay, &claims(&relay, peer)).unwrap();
         assert_eq!(
             verify(&foreign, &other_relay.public(), &peer, 1_500),
+            Err(RefuseReason::TokenForAnotherRelay)
+        );
+        // A genuine token of this relay, presented to another one.
+        assert_eq!(
+            verify(&token, &other_relay.public(), &peer, 1_500),
             Err(RefuseReason::TokenForAnotherRelay)
         );
     }

@@ -428,8 +428,8 @@ impl Market {
         removed
     }
 
-    /// The signed messages of every live order on a pair, in book order (bids then asks),
-    /// starting after `after` (exclusive) and at most `limit` of them, plus whether more follow.
+    /// The signed messages of every live order on a pair, in order-id order (stable for paging
+    /// while the book changes), starting after `after` (exclusive) and at most `limit` of them, plus whether more follow.
     /// This is what a joiner's `/darkswap/book-sync/1` request is answered with.
     pub fn snapshot(
         &self,

@@ -53,6 +53,13 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
+    /// A configuration for the relay at `relay_addrs` (all naming the same relay), every other
+    /// field at its default: redial after 500 ms doubling up to 8 s, directory every 2 s, ping
+    /// every 5 s with a 5 s timeout, idle connections closed after 300 s, WebRTC dials given up
+    /// after 8 s, requests timed out after 20 s, 256 events and 64 commands buffered, 16
+    /// messages for each of at most 64 peers waiting for a connection,
+    /// [`MarketLimits::default`], the identity credential, no cached token, auth retried 30 s
+    /// after a refusal, and the default rekey policy.
     pub fn new(relay_addrs: Vec<Multiaddr>) -> Self {
         Self {
             relay_addrs,

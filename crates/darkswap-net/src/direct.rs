@@ -15,8 +15,12 @@ use crate::event::{MessageId, NodeEvent};
 /// Why a message could not be queued for a peer we are still connecting to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
+    /// [`NodeConfig::max_pending_peers`](crate::NodeConfig::max_pending_peers) other peers
+    /// already have messages waiting for a connection.
     #[error("too many peers with messages waiting for a connection")]
     TooManyPeers,
+    /// [`NodeConfig::max_pending_per_peer`](crate::NodeConfig::max_pending_per_peer) messages
+    /// already wait for this peer.
     #[error("too many messages waiting for this peer")]
     TooManyMessages,
 }

@@ -16,12 +16,18 @@ use crate::relay_link::RelayAddrError;
 /// Why a node could not be created or a command not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    /// [`new_node`](crate::new_node): the configured relay addresses cannot be used.
     #[error(transparent)]
     RelayAddr(#[from] RelayAddrError),
+    /// [`new_node`](crate::new_node): the libp2p swarm could not be built.
     #[error(transparent)]
     Build(#[from] crate::transport::BuildError),
+    /// The node is not running: [`Node::run`](crate::Node::run) returned, or the node was
+    /// dropped.
     #[error("the node has stopped")]
     Stopped,
+    /// The command queue ([`NodeConfig::command_buffer`](crate::NodeConfig::command_buffer)
+    /// commands) is full.
     #[error("the node is busy (command queue full); try again")]
     Busy,
 }
@@ -31,38 +37,71 @@ pub enum NodeError {
 pub enum Command {
     /// Send a text message to a peer, opening a relayed connection first if needed.
     Send {
+        /// Names the message in its delivery report
+        /// ([`NodeHandle::send_message`] picks a fresh one).
         id: MessageId,
+        /// The recipient.
         peer: PeerId,
+        /// At most
+        /// [`MAX_MESSAGE_TEXT_BYTES`](darkswap_proto::message::MAX_MESSAGE_TEXT_BYTES) bytes,
+        /// no control characters but newline.
         text: String,
     },
     /// Open a relayed connection to a peer.
-    Connect { peer: PeerId },
+    Connect {
+        /// The trader (not the relay, not ourselves).
+        peer: PeerId,
+    },
     /// Ask the relay for its directory now.
     RefreshPeers,
     /// Follow a pair's order book (gossip topic and a sync from the relay).
-    WatchPair { pair: Pair },
+    WatchPair {
+        /// The pair (at most [`MAX_WATCHED_PAIRS`](crate::MAX_WATCHED_PAIRS) are followed).
+        pair: Pair,
+    },
     /// Publish an order of ours (see [`NodeHandle::place_order`]).
-    PlaceOrder { pair: Pair, spec: OrderSpec },
+    PlaceOrder {
+        /// The pair to publish on (followed from then on).
+        pair: Pair,
+        /// The order; its nonce and our PeerId make its id.
+        spec: OrderSpec,
+    },
     /// Cancel an order of ours everywhere.
-    CancelOrder { id: OrderId },
+    CancelOrder {
+        /// One of our live orders.
+        id: OrderId,
+    },
     /// After a restart: republish our orders that have not expired, and bring back our trades
     /// (one that was still in negotiation is aborted: its reservation is gone).
     Restore {
+        /// Our stored orders (see [`SavedTrading::restore`](crate::saved::SavedTrading::restore));
+        /// those expired or about to, already live, or not ours are skipped.
         orders: Vec<crate::OwnOrder>,
+        /// Our stored trades, at most [`MAX_TRADES`](crate::MAX_TRADES) of them taken.
         trades: Vec<crate::Trade>,
     },
     /// Take `amount` of another trader's order: negotiate a trade with its maker.
     TakeOrder {
+        /// The order's pair (followed, so that the order is in our book).
         pair: Pair,
+        /// The maker's order.
         order_id: OrderId,
+        /// Base units to take: at least the order's minimum fill (or all that is left when
+        /// less remains), at most what is free of it in our book.
         amount: u64,
     },
     /// Use another way to prove ourselves to the relay (forgets the cached token) and
     /// authenticate again now.
-    SetCredential { credential: Credential },
+    SetCredential {
+        /// The new way to prove ourselves.
+        credential: Credential,
+    },
     /// An admin request to the relay (needs the Admin level there); the answer comes back as
     /// `AuthEvent::Admin`.
-    Admin { action: AdminAction },
+    Admin {
+        /// What to ask.
+        action: AdminAction,
+    },
 }
 
 /// The application's side of a node: cheap to clone.
@@ -85,6 +124,7 @@ impl NodeHandle {
 }
 
 impl NodeHandle {
+    /// Our PeerId, the node's identity.
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
     }

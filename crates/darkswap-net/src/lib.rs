@@ -12,6 +12,7 @@
 //! actions for the node to carry out on the network and the events for the application; their
 //! unit tests need no network.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![warn(missing_docs)]
 
 mod addr;
 mod behaviour;

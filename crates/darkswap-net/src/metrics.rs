@@ -19,6 +19,7 @@ pub const SAMPLE_INTERVAL_MS: u64 = 5_000;
 /// One point of the history.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Sample {
+    /// When it was taken, Unix milliseconds.
     pub at_ms: u64,
     /// Last relay round trip, if one is known.
     pub relay_rtt_ms: Option<f64>,
@@ -33,21 +34,32 @@ pub struct Sample {
 pub struct ClientMetrics {
     /// Current relay state name (connecting, connected, reserved, error).
     pub relay_state: Option<&'static str>,
+    /// The relay connection's transport label while connected or reserved.
     pub relay_transport: Option<&'static str>,
+    /// Last relay round trip in milliseconds; cleared by every relay state but reserved.
     pub relay_rtt_ms: Option<f64>,
+    /// Times the relay status turned to failed while we held a reservation.
     pub reconnects: u64,
     /// Orders per followed pair, from the latest book views.
     pub orders_seen: BTreeMap<String, u64>,
+    /// Our live orders: placed minus cancelled and withdrawn.
     pub own_orders: u64,
+    /// Orders we placed, restored ones included.
     pub orders_placed: u64,
+    /// Orders we cancelled.
     pub orders_cancelled: u64,
+    /// Full book syncs from the relay completed.
     pub book_syncs: u64,
     /// Trades that reached each end state, and trades in negotiation now.
     pub trades_ended: BTreeMap<&'static str, u64>,
+    /// Ids of the trades in negotiation now (a set, capped at twice
+    /// [`MAX_OPEN_TRADES`](crate::MAX_OPEN_TRADES)).
     pub trades_open: BTreeMap<[u8; 16], ()>,
+    /// Messages from the network refused by our checks, by reason.
     pub messages_rejected: BTreeMap<&'static str, u64>,
     /// End-to-end sessions established, by our role ("initiator" as a taker, "responder").
     pub e2e_sessions: BTreeMap<&'static str, u64>,
+    /// End-to-end sessions moved to fresh keys, both roles.
     pub e2e_rekeys: u64,
     /// Handshakes and sealed trade frames refused, by reason (a closed set from darkswap-e2e).
     pub e2e_frames_rejected: BTreeMap<&'static str, u64>,
@@ -57,6 +69,7 @@ pub struct ClientMetrics {
     pub auth_expires_at_ms: Option<u64>,
     /// Refusals by the relay, by reason (a closed set from darkswap-auth).
     pub auth_refusals: BTreeMap<&'static str, u64>,
+    /// The last [`HISTORY_SAMPLES`] samples, oldest first (see [`ClientMetrics::sample`]).
     pub history: VecDeque<Sample>,
     was_reserved: bool,
 }

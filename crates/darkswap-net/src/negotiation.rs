@@ -58,20 +58,36 @@ const DEADLINE_GRACE_MS: u64 = 5_000;
 pub enum E2eEvent {
     /// A session with `peer` is up: we started it (`initiator`, as a taker) or answered it.
     SessionEstablished {
+        /// The counterparty.
         peer: PeerId,
+        /// Whether we sent the handshake (as the taker).
         initiator: bool,
+        /// The AEAD the two sides chose (`aes-256-gcm`, `chacha20-poly1305`).
         cipher: &'static str,
     },
     /// The session with `peer` moved to fresh keys.
-    Rekeyed { peer: PeerId, epoch: u32 },
+    Rekeyed {
+        /// The counterparty.
+        peer: PeerId,
+        /// The session's key epoch from now on.
+        epoch: u32,
+    },
     /// A handshake or sealed frame from `peer` was refused; `reason` is from a closed set.
-    FrameRejected { peer: PeerId, reason: &'static str },
+    FrameRejected {
+        /// Who sent it.
+        peer: PeerId,
+        /// A `darkswap_e2e::E2eError` label (`replay`, `forged`, `no_session`, …), or
+        /// `unexpected_kind` for an envelope of the wrong kind.
+        reason: &'static str,
+    },
 }
 
 /// Which side of the trade we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TradeRole {
+    /// The order is ours; we answer the taker.
     Maker,
+    /// We take someone else's order; we ask its maker.
     Taker,
 }
 
@@ -86,9 +102,15 @@ pub enum TradeState {
     /// Signed by both: agreed, awaiting settlement.
     Agreed,
     /// The maker refused the take.
-    Rejected { reason: String },
+    Rejected {
+        /// The maker's reason, as it gave it.
+        reason: String,
+    },
     /// Ended without agreement after being accepted or requested (timeout, abort, lost link).
-    Aborted { reason: String },
+    Aborted {
+        /// Why, in words (ours, or the counterparty's).
+        reason: String,
+    },
 }
 
 impl TradeState {
@@ -112,22 +134,34 @@ impl TradeState {
 /// One trade, as shown and as persisted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trade {
+    /// Chosen at random by the taker; the same on both sides.
     pub id: TradeId,
+    /// Our side.
     pub role: TradeRole,
+    /// The other trader: the maker when we take, the taker when we make.
     pub counterparty: PeerId,
+    /// The order's pair.
     pub pair: Pair,
+    /// The maker's order being taken.
     pub order_id: OrderId,
     /// The maker's side of the order.
     pub maker_side: Side,
+    /// The order's price, at which the trade is made.
     pub price: Price,
+    /// Base units traded.
     pub amount: u64,
+    /// Where the trade stands.
     pub state: TradeState,
     /// The signed agreement's encoding, once there is one.
     pub agreement: Option<Vec<u8>>,
+    /// The maker's signature over `agreement`, once the maker accepted.
     pub maker_signature: Option<Vec<u8>>,
+    /// The taker's signature over `agreement`: on the taker's side from when it countersigns,
+    /// on the maker's once the taker's confirmation verified.
     pub taker_signature: Option<Vec<u8>>,
     /// When an accepted trade must be confirmed by.
     pub deadline_ms: Option<u64>,
+    /// When the trade last changed, Unix milliseconds.
     pub updated_at_ms: u64,
 }
 
@@ -156,16 +190,31 @@ impl Trade {
 /// Why a take was refused before anything was sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TakeError {
+    /// [`MAX_OPEN_TRADES`] trades, both roles, are already in negotiation.
     #[error("{MAX_OPEN_TRADES} trades are already in negotiation")]
     TooManyOpen,
+    /// The order is not in our book of that pair (cancelled, expired, filled, or the pair is
+    /// not followed).
     #[error("that order is no longer in the book")]
     OrderGone,
+    /// We are the order's maker.
     #[error("that is your own order")]
     OwnOrder,
+    /// The amount is 0 or more than the order has free in our book.
     #[error("amount must be between 1 and {available}")]
-    Amount { available: u64 },
+    Amount {
+        /// Base units of the order free to take (may be 0).
+        available: u64,
+    },
+    /// The amount is below the order's minimum fill.
     #[error("this order's minimum fill is {min}")]
-    BelowMinimum { min: u64 },
+    BelowMinimum {
+        /// The smallest amount accepted now: the order's minimum fill, or all that is
+        /// available when less remains.
+        min: u64,
+    },
+    /// Requests already wait for this maker's connection or session (8 at most), or for too
+    /// many makers (64 at most).
     #[error("too many requests waiting for this trader")]
     TooManyWaiting,
 }
@@ -173,12 +222,16 @@ pub enum TakeError {
 /// Why a taker refused the maker's agreement.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AgreementRefused {
+    /// The agreement does not decode.
     #[error("the maker's agreement is malformed: {0}")]
     Malformed(#[from] darkswap_proto::trade::TradeWireError),
+    /// Its trade id, pair, order, maker, taker, side, price or amount differs from our take.
     #[error("the maker's agreement does not match the order and amount taken")]
     Mismatch,
+    /// The signature is not the maker's over the agreement.
     #[error("the maker's signature does not verify")]
     Signature,
+    /// Its deadline has passed.
     #[error("the maker's agreement has already expired")]
     Expired,
 }
@@ -193,7 +246,10 @@ pub enum NegotiationEvent {
     /// A take was refused before anything was sent.
     TakeFailed(TakeError),
     /// A trade message from the network was refused (counted in the client's metrics).
-    MessageRejected { reason: &'static str },
+    MessageRejected {
+        /// `trade_request_malformed` or `trade_response_malformed`.
+        reason: &'static str,
+    },
 }
 
 /// Identifies one of our requests between [`NegotiationAction::Send`] and its answer.
@@ -206,8 +262,11 @@ pub enum NegotiationAction {
     /// Send `envelope` to `peer` as a `/darkswap/trade/2` request; give its answer to
     /// [`Negotiation::on_response`], or its failure to [`Negotiation::on_failure`].
     Send {
+        /// The counterparty.
         peer: PeerId,
+        /// Hand back with the answer or the failure.
         token: RequestToken,
+        /// The request: a handshake, or a sealed frame.
         envelope: TradeEnvelope,
     },
     /// Requests wait for `peer`: connect to it, then call [`Negotiation::peer_connected`] (or
@@ -218,7 +277,9 @@ pub enum NegotiationAction {
 /// What one input produced.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct NegotiationOutput {
+    /// For the node to carry out, in order.
     pub actions: Vec<NegotiationAction>,
+    /// For the application, in order.
     pub events: Vec<NegotiationEvent>,
     /// What the maker's side changed in the trader's order book.
     pub orders: OrdersOutput,

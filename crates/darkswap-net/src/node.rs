@@ -39,10 +39,13 @@ const TICK: Duration = Duration::from_millis(200);
 /// Why another trader cannot be dialed.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerDialError {
+    /// The PeerId is the relay's or our own.
     #[error("not a trader's PeerId")]
     NotATrader,
+    /// We have no connection to the relay to open a circuit through.
     #[error("not connected to a relay")]
     NoRelay,
+    /// The swarm refused the dial (a dial already in progress is not an error).
     #[error(transparent)]
     Dial(#[from] DialError),
 }

@@ -55,27 +55,39 @@ pub const PUBLISH_PACE_PERCENT: u32 = 80;
 /// An order of ours: what the application may persist to restore after a reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnOrder {
+    /// Made from our PeerId and `spec.nonce` ([`order_id`]).
     pub id: OrderId,
+    /// The pair it rests on.
     pub pair: Pair,
+    /// As we last signed it: `amount` is what is left after our fills.
     pub spec: OrderSpec,
 }
 
 /// One order as shown in a book.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderView {
+    /// The order's id.
     pub id: OrderId,
+    /// Who signed it.
     pub maker: PeerId,
+    /// Whether it buys or sells the base asset.
     pub side: Side,
+    /// Its limit price.
     pub price: Price,
+    /// Unfilled base units, including any part reserved for a taker.
     pub amount: u64,
+    /// Smallest amount one fill may take (0 or 1 = any).
     pub min_fill: u64,
+    /// Unix milliseconds after which the order is dead.
     pub expires_at_ms: u64,
+    /// Whether we are its maker.
     pub mine: bool,
 }
 
 /// The top of one pair's book.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookView {
+    /// The pair.
     pub pair: Pair,
     /// Best first.
     pub bids: Vec<LevelView>,
@@ -83,20 +95,34 @@ pub struct BookView {
     pub asks: Vec<LevelView>,
     /// Best first on each side, bids then asks.
     pub orders: Vec<OrderView>,
+    /// Orders in the whole book, both sides (`orders` holds at most [`BOOK_VIEW_ORDERS`] a
+    /// side).
     pub total_orders: usize,
 }
 
 /// Why a watch, place or cancel was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OrdersError {
+    /// We already follow [`MAX_WATCHED_PAIRS`] pairs.
     #[error("already following {MAX_WATCHED_PAIRS} pairs")]
     TooManyPairs,
+    /// Gossip refused our subscription to the pair's topic; we no longer follow it.
     #[error("cannot follow {pair}: {reason}")]
-    Subscribe { pair: Pair, reason: String },
+    Subscribe {
+        /// The pair.
+        pair: Pair,
+        /// Gossip's error.
+        reason: String,
+    },
+    /// We already have as many live orders as the market limits allow
+    /// (`max_orders_per_maker`, the relay's once it told us); carries how many.
     #[error("you already have {0} live orders, the most your relay accepts")]
     TooManyOrders(usize),
+    /// A cancel of an id that is not one of our live orders (gone already, or not ours).
     #[error("order {0} is not one of your live orders")]
     NotYourOrder(OrderId),
+    /// Our order or cancel could not be signed (its body fails the checks every relay makes,
+    /// e.g. an expiry out of range), or our own book refused the order.
     #[error("{0}")]
     Order(#[from] OrderReject),
 }
@@ -104,31 +130,43 @@ pub enum OrdersError {
 /// What the order book reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrdersEvent {
+    /// A followed pair's book as it is now (see [`Orders::book_views`]).
     Book(BookView),
     /// Our order is in our book and on its way to the relay.
     OrderPlaced(OwnOrder),
     /// Part of our order was traded; what is left was republished.
     OrderReduced(OwnOrder),
+    /// We cancelled our order: it left our book and the cancel is on its way to the relay.
     OrderCancelled {
+        /// The order.
         id: OrderId,
+        /// Its pair.
         pair: Pair,
     },
     /// Our order left the book by itself (expired, filled), or could not be published.
     OrderWithdrawn {
+        /// The order.
         id: OrderId,
+        /// Its pair.
         pair: Pair,
+        /// Why, in words: `expired`, `filled`, our book saw no keep-alive for it in time, or
+        /// gossip still refused the new order 30 s after it was placed.
         reason: String,
     },
     /// A watch, place or cancel was refused.
     Failed(OrdersError),
     /// A book sync from the relay finished.
     BookSynced {
+        /// The pair synced.
         pair: Pair,
+        /// Verified orders the relay sent, over all pages (ours included).
         orders: usize,
+        /// From the first request to the last page.
         elapsed: Duration,
     },
     /// A message from the network was refused (counted in the client's metrics).
     MessageRejected {
+        /// The [`OrderReject`] label of the check that refused it.
         reason: &'static str,
     },
 }
@@ -141,7 +179,9 @@ pub struct SyncToken(u64);
 /// if gossip does not take it, the node hands it back through [`Orders::publish_failed`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publication {
+    /// The pair's order topic ([`order_topic`]).
     pub topic: String,
+    /// The signed order message (an order, a cancel or a keep-alive).
     pub bytes: Vec<u8>,
     pair: Pair,
     order: Option<OrderId>,
@@ -161,7 +201,9 @@ pub enum OrdersAction {
     /// Send this book-sync request to the relay; answer with [`Orders::on_sync_page`] or
     /// [`Orders::on_sync_failed`].
     Sync {
+        /// Hand back with the answer or the failure.
         token: SyncToken,
+        /// The page to ask for (the first, or the one after the last order received).
         request: BookSyncRequest,
     },
 }
@@ -169,7 +211,9 @@ pub enum OrdersAction {
 /// What one input produced.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct OrdersOutput {
+    /// For the node to carry out, in order.
     pub actions: Vec<OrdersAction>,
+    /// For the application, in order.
     pub events: Vec<OrdersEvent>,
 }
 

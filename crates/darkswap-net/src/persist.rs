@@ -96,6 +96,8 @@ fn opt(bytes: &[u8]) -> Option<Vec<u8>> {
     (!bytes.is_empty()).then(|| bytes.to_vec())
 }
 
+/// Encodes our orders for storage: pair, nonce, side, price, amount, minimum fill and expiry of
+/// each (the id is not stored: [`decode_orders`] recomputes it).
 pub fn encode_orders<'a>(orders: impl IntoIterator<Item = &'a OwnOrder>) -> Vec<u8> {
     StoredOrders {
         orders: orders
@@ -142,6 +144,7 @@ pub fn decode_orders(bytes: &[u8], me: &PeerId) -> Vec<OwnOrder> {
         .collect()
 }
 
+/// Encodes trades for storage, every field (a missing agreement or signature as empty bytes).
 pub fn encode_trades<'a>(trades: impl IntoIterator<Item = &'a Trade>) -> Vec<u8> {
     StoredTrades {
         trades: trades
@@ -180,6 +183,9 @@ pub fn encode_trades<'a>(trades: impl IntoIterator<Item = &'a Trade>) -> Vec<u8>
     .encode_to_vec()
 }
 
+/// Decodes stored trades. Bytes over [`MAX_STORED_BYTES`] or that do not decode give none; a
+/// trade with an unknown role, state or side, or a malformed id, PeerId, pair or order id is
+/// skipped.
 pub fn decode_trades(bytes: &[u8]) -> Vec<Trade> {
     if bytes.len() > MAX_STORED_BYTES {
         return Vec::new();

@@ -6,21 +6,46 @@ use libp2p::Multiaddr;
 /// Why the relay's description could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
+    /// The request could not be made or its body not read (network down, refused, CORS).
     #[error("cannot reach {url}: {source}")]
     Network {
+        /// The URL asked.
         url: String,
+        /// gloo-net's error.
         source: gloo_net::Error,
     },
+    /// The answer's status is not 2xx.
     #[error("{url} answered HTTP {status}")]
-    Status { url: String, status: u16 },
+    Status {
+        /// The URL asked.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The body is longer than [`MAX_RELAY_INFO_BYTES`].
     #[error("relay-info from {url} is {len} bytes, more than the {MAX_RELAY_INFO_BYTES} allowed")]
-    TooLarge { url: String, len: usize },
+    TooLarge {
+        /// The URL asked.
+        url: String,
+        /// The body's length in bytes.
+        len: usize,
+    },
+    /// The body is not a valid relay description.
     #[error("bad relay-info from {url}: {source}")]
-    Invalid { url: String, source: RelayInfoError },
+    Invalid {
+        /// The URL asked.
+        url: String,
+        /// Why [`RelayInfo::parse`] refused it.
+        source: RelayInfoError,
+    },
+    /// One of the listed addresses is not a multiaddr.
     #[error("bad address {addr} in relay-info from {url}: {source}")]
     Address {
+        /// The URL asked.
         url: String,
+        /// The address as listed.
         addr: String,
+        /// Why it does not parse.
         source: libp2p::multiaddr::Error,
     },
 }

@@ -20,8 +20,12 @@ use darkswap_proto::addr::{circuit_addr, relay_peer_id, with_peer, AddrError, Tr
 /// Why a relay address list cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RelayAddrError {
+    /// The list is empty, an address does not end in `/p2p/<relay>`, or the addresses name two
+    /// different relays.
     #[error("invalid relay address: {0}")]
     Addr(#[from] AddrError),
+    /// No address has a transport this target dials (natively TCP or WebSocket; in the browser
+    /// WebRTC-direct or WebSocket).
     #[error("none of the relay's addresses can be dialed from this platform")]
     NoDialableAddress,
 }

@@ -26,7 +26,9 @@ pub enum Record {
 /// A write to make: `bytes` under `key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
+    /// `orders/<PeerId>` or `trades/<PeerId>` (see [`SavedTrading::key`]).
     pub key: String,
+    /// The whole record, replacing what was stored there.
     pub bytes: Vec<u8>,
 }
 
@@ -38,6 +40,9 @@ pub struct SavedTrading {
 }
 
 impl SavedTrading {
+    /// Nothing recorded yet for the identity `me`. After a restart, what
+    /// [`SavedTrading::restore`] decoded comes back as the node's events for the `Restore`
+    /// command, and [`SavedTrading::apply`] records it again.
     pub fn new(me: PeerId) -> Self {
         SavedTrading {
             me,

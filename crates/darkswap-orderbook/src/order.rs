@@ -116,8 +116,8 @@ pub fn quote_amount(amount: u64, price: Price) -> Option<u64> {
     u64::try_from(q).ok()
 }
 
-/// An order's identity. On the network it is derived from the maker's key and sequence number
-/// (see darkswap-proto); the book treats it as opaque.
+/// An order's identity. On the network it is derived from the maker's PeerId and a nonce
+/// (`darkswap_proto::order::order_id`); the book treats it as opaque.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct OrderId(pub [u8; 16]);

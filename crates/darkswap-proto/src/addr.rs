@@ -7,11 +7,15 @@ use libp2p::{Multiaddr, PeerId};
 /// How a connection is carried, as shown to the trader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TransportKind {
+    /// WebRTC-direct (`/webrtc-direct`).
     WebRtcDirect,
+    /// WebSocket (`/ws` or `/wss`).
     WebSocket,
+    /// Plain TCP: `/tcp` with neither WebSocket nor WebRTC-direct on top.
     Tcp,
     /// Through another peer's circuit relay.
     Relayed,
+    /// Anything else (QUIC, for one).
     Other,
 }
 
@@ -52,10 +56,13 @@ pub fn transport_kind(addr: &Multiaddr) -> TransportKind {
 /// Why a relay address list is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddrError {
+    /// The list is empty.
     #[error("no relay address given")]
     Empty,
+    /// This address (as text) does not end in `/p2p/<relay PeerId>`.
     #[error("relay address {0} does not end in /p2p/<peer id>")]
     MissingPeerId(String),
+    /// Two addresses end in different PeerIds: the one seen first, then the other.
     #[error("relay addresses name two different relays ({0} and {1})")]
     MixedPeers(String, String),
 }

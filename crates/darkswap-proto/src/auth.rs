@@ -182,7 +182,7 @@ pub enum RefuseReason {
     BadToken,
     /// The token names another PeerId.
     TokenForAnotherPeer,
-    /// The token was signed by another relay.
+    /// The token names another relay (it was issued there).
     TokenForAnotherRelay,
     /// The token's expiry has passed.
     ExpiredToken,

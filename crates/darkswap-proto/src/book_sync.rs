@@ -23,40 +23,66 @@ use prost::Message as _;
 
 use crate::order::MAX_ORDER_MESSAGE_BYTES;
 
+/// The book-sync protocol's name.
 pub const BOOK_SYNC_PROTOCOL: &str = "/darkswap/book-sync/1";
 /// Orders per page: 1,000 orders of ~250 bytes keep a page near 256 KiB.
 pub const MAX_BOOK_SYNC_PAGE: u32 = 1_000;
+/// Largest request accepted, in bytes, checked before decoding.
 pub const MAX_BOOK_SYNC_REQUEST_BYTES: u64 = 256;
+/// Largest response accepted, in bytes, checked before decoding: a full page of orders at
+/// their cap ([`MAX_ORDER_MESSAGE_BYTES`]) with 8 bytes of framing each, plus 1 KiB for the rest
+/// (about 1 MiB in all).
 pub const MAX_BOOK_SYNC_RESPONSE_BYTES: u64 =
     MAX_BOOK_SYNC_PAGE as u64 * (MAX_ORDER_MESSAGE_BYTES as u64 + 8) + 1024;
 
 /// A validated request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookSyncRequest {
+    /// The pair whose orders are wanted.
     pub pair: Pair,
+    /// Only this maker's orders; `None` for every maker's.
     pub maker: Option<PeerId>,
+    /// Start after this order id (the last one of the previous page); `None` for the first page.
     pub after: Option<OrderId>,
+    /// Most orders wanted in this page; decoding clamps it to 1..=[`MAX_BOOK_SYNC_PAGE`].
     pub limit: u32,
 }
 
 /// A response: the signed messages are verified by the receiver, one by one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BookSyncResponse {
+    /// The makers' signed order messages, exactly as gossiped, sorted by order id: at most
+    /// [`MAX_BOOK_SYNC_PAGE`] of them, each at most [`MAX_ORDER_MESSAGE_BYTES`].
     pub orders: Vec<Vec<u8>>,
+    /// More orders follow: ask again with `after` set to the last order's id.
     pub more: bool,
+    /// Why the relay refused the request; `None` when it answered.
     pub error: Option<String>,
 }
 
+/// Why a book-sync frame was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BookSyncError {
+    /// The frame is over [`MAX_BOOK_SYNC_REQUEST_BYTES`] (a request) or
+    /// [`MAX_BOOK_SYNC_RESPONSE_BYTES`] (a response); checked before parsing.
     #[error("frame of {len} bytes exceeds the {max} allowed")]
-    TooLarge { len: usize, max: u64 },
+    TooLarge {
+        /// The frame's length, in bytes.
+        len: usize,
+        /// The cap it exceeds, in bytes.
+        max: u64,
+    },
+    /// Not a protobuf message of the expected kind, or a response with more than
+    /// [`MAX_BOOK_SYNC_PAGE`] orders or an order over [`MAX_ORDER_MESSAGE_BYTES`].
     #[error("malformed book-sync frame")]
     Malformed,
+    /// The request's pair does not parse as a pair.
     #[error("invalid pair")]
     BadPair,
+    /// The request's maker is set but is not a valid PeerId.
     #[error("invalid maker id")]
     BadMaker,
+    /// The request's `after` is set but is not 16 bytes long.
     #[error("invalid order id")]
     BadOrderId,
 }
@@ -84,6 +110,7 @@ struct ResponseWire {
 }
 
 impl BookSyncRequest {
+    /// The protobuf encoding (`None` fields are sent empty).
     pub fn encode(&self) -> Vec<u8> {
         RequestWire {
             pair: self.pair.to_string(),
@@ -129,6 +156,8 @@ impl BookSyncRequest {
 }
 
 impl BookSyncResponse {
+    /// The protobuf encoding. Not capped here: the sender keeps to the caps that
+    /// [`BookSyncResponse::decode`] checks.
     pub fn encode(&self) -> Vec<u8> {
         ResponseWire {
             orders: self.orders.clone(),

@@ -29,8 +29,10 @@ pub enum GossipRole {
 /// Why the gossip behaviour could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum GossipConfigError {
+    /// libp2p refused the configuration built for the role.
     #[error("invalid gossipsub configuration: {0}")]
     Config(#[from] gossipsub::ConfigBuilderError),
+    /// libp2p could not build the behaviour from the configuration (its message).
     #[error("cannot build gossipsub: {0}")]
     Behaviour(&'static str),
 }

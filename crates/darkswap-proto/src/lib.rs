@@ -4,6 +4,7 @@
 //! browser, the CLI and the relay cannot disagree. Every message has a size cap that a decoder
 //! applies *before* it parses, and every protocol name carries a version.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![warn(missing_docs)]
 
 #[cfg(feature = "libp2p")]
 pub mod addr;

@@ -88,12 +88,22 @@ pub fn live_orders_digest(orders: &mut [(OrderId, u64)]) -> [u8; 32] {
 /// The order a maker publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderSpec {
+    /// Chosen by the maker; with the maker's PeerId it makes the order id ([`order_id`]).
+    /// Re-publishing with the same nonce updates that order.
     pub nonce: u64,
+    /// Whether the maker buys or sells the base asset.
     pub side: Side,
+    /// Quote units per [`PRICE_SCALE`](darkswap_orderbook::PRICE_SCALE) base units; never zero in
+    /// a valid order.
     pub price: Price,
     /// What is left to trade, in base units.
     pub amount: u64,
+    /// Smallest amount one fill may take, in base units (0 for any); never above `amount` in a
+    /// valid order.
     pub min_fill: u64,
+    /// Milliseconds since the Unix epoch after which the order is dead: at least
+    /// [`MIN_ORDER_LIFETIME_MS`] ahead when published, at most [`MAX_ORDER_LIFETIME_MS`] after the
+    /// message's `sent_at_ms`.
     pub expires_at_ms: u64,
 }
 
@@ -115,22 +125,32 @@ pub struct OrderInput<'a> {
 /// What is wrong with a typed order, in words a trader understands.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OrderInputError {
+    /// The side is neither `buy` nor `sell` (the text as typed, trimmed).
     #[error("side must be buy or sell, not {0:?}")]
     Side(String),
+    /// The amount is not a whole number that fits in 64 bits.
     #[error("amount: a whole number of the base asset's smallest unit")]
     Amount,
+    /// The amount is zero.
     #[error("amount must be greater than zero")]
     ZeroAmount,
+    /// The price is not a positive decimal of at most 8 decimals that fits.
     #[error("price: {0}")]
     Price(#[from] AmountError),
+    /// The quote amount (amount × price) does not fit in 64 bits.
     #[error("amount × price is too large")]
     TooLarge,
+    /// The minimum fill is neither empty nor a whole number that fits in 64 bits.
     #[error("minimum fill: a whole number")]
     MinFill,
+    /// The minimum fill is above the amount.
     #[error("minimum fill cannot exceed the amount")]
     MinFillAboveAmount,
+    /// The lifetime is not a whole number of seconds.
     #[error("expiry: a whole number of seconds")]
     Expiry,
+    /// The lifetime is shorter than [`MIN_ORDER_LIFETIME_MS`] or longer than
+    /// [`MAX_ORDER_LIFETIME_MS`].
     #[error(
         "expiry must be between {} seconds and {} days",
         MIN_ORDER_LIFETIME_MS / 1000,
@@ -190,9 +210,22 @@ impl OrderInput<'_> {
 /// What a message says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderAction {
+    /// Publishes an order, or re-publishes it (same nonce and terms) with the smaller amount
+    /// left after a fill.
     Order(OrderSpec),
-    Cancel { order_id: OrderId },
-    KeepAlive { digest: [u8; 32], live_orders: u32 },
+    /// Withdraws one of the maker's own orders.
+    Cancel {
+        /// The order withdrawn; relays refuse a cancel of another maker's order.
+        order_id: OrderId,
+    },
+    /// Says the maker is still there and what it has live on the pair, so that a peer whose
+    /// copy differs can fetch the maker's orders again.
+    KeepAlive {
+        /// [`live_orders_digest`] of the maker's live orders on the pair.
+        digest: [u8; 32],
+        /// How many orders the maker has live on the pair.
+        live_orders: u32,
+    },
 }
 
 impl OrderAction {
@@ -209,16 +242,24 @@ impl OrderAction {
 /// A message body, before signing or after verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderBody {
+    /// The pair, in canonical spelling; it must match the topic the message arrives on.
     pub pair: Pair,
+    /// Strictly increasing per maker and pair: a receiver ignores a message whose `seq` is not
+    /// above the last one it took from that maker on that pair.
     pub seq: u64,
+    /// The maker's clock when signing, milliseconds since the Unix epoch; checked against
+    /// [`MAX_CLOCK_SKEW_MS`].
     pub sent_at_ms: u64,
+    /// What the message says.
     pub action: OrderAction,
 }
 
 /// A message whose signature, schema and time bounds have been checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedOrderMessage {
+    /// The signer: the PeerId of the public key carried in the message.
     pub maker: PeerId,
+    /// The verified body.
     pub body: OrderBody,
     /// The signed bytes as received, to forward or serve in a snapshot unchanged.
     pub raw: Vec<u8>,
@@ -238,45 +279,73 @@ impl VerifiedOrderMessage {
 /// Why an order message is refused. `as_str` is the metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum OrderReject {
+    /// The message is over [`MAX_ORDER_MESSAGE_BYTES`] (checked before parsing, and after
+    /// signing).
     #[error("message larger than {MAX_ORDER_MESSAGE_BYTES} bytes")]
     TooLarge,
+    /// Not a signed order message: bad protobuf, no action, a side other than 1 (buy) or 2
+    /// (sell), or an order id or digest of the wrong length. Also a cancel or keep-alive served
+    /// as a stored order.
     #[error("message is not a valid signed order message")]
     Malformed,
+    /// The body's version is not [`ORDER_WIRE_VERSION`].
     #[error("unsupported order wire version")]
     BadVersion,
+    /// The public key does not decode (ed25519 is the only key type built in); when signing,
+    /// the keypair could not sign.
     #[error("the public key is not a valid ed25519 key")]
     BadKey,
+    /// The signature does not verify under the message's key over [`ORDER_SIGNING_DOMAIN`]
+    /// followed by the body.
     #[error("the signature does not match the maker's key")]
     BadSignature,
+    /// The pair does not parse, is not in canonical spelling, or is not the topic's pair.
     #[error("the pair is invalid or does not match the topic")]
     BadPair,
+    /// An order with a zero amount or price, a minimum fill above its amount, or an
+    /// amount × price that does not fit in 64 bits.
     #[error(
         "the order is invalid (zero amount or price, minimum fill above amount, or quote overflow)"
     )]
     BadOrder,
+    /// An order that expires less than [`MIN_ORDER_LIFETIME_MS`] from now ([`Freshness::Live`])
+    /// or has already expired ([`Freshness::Stored`]).
     #[error("the order has expired or lives shorter than the minimum")]
     Expired,
+    /// An order that expires more than [`MAX_ORDER_LIFETIME_MS`] after its `sent_at_ms`.
     #[error("the order lives longer than the maximum")]
     LifetimeTooLong,
+    /// `sent_at_ms` is more than [`MAX_CLOCK_SKEW_MS`] from the receiver's clock
+    /// ([`Freshness::Live`]), or that far ahead of it ([`Freshness::Stored`]).
     #[error("the sender's clock is too far from ours")]
     ClockSkew,
+    /// The message's `seq` is not above the last one taken from this maker on this pair.
     #[error("not newer than a message already seen from this maker")]
     Replay,
+    /// The order's id was cancelled (cancelled ids are remembered until the order's expiry).
     #[error("the order was cancelled")]
     Cancelled,
+    /// A new order from a maker that already has as many live orders as the relay allows.
     #[error("the maker has too many live orders")]
     OverCap,
+    /// The maker, or the peer that passed the message on, sends order messages faster than
+    /// allowed.
     #[error("the maker publishes too fast")]
     RateLimited,
+    /// A cancel of another maker's order, or a re-publish that changes an order's terms (side,
+    /// price, minimum fill, expiry) or raises its amount.
     #[error("a different order already has this id")]
     Conflict,
+    /// A cap on what is held was reached: makers tracked, pairs, or orders in one book.
     #[error("the book is full")]
     BookFull,
+    /// The peer the message came from is below the level that publishing orders needs.
     #[error("the peer is not allowed to publish")]
     Unauthorized,
 }
 
 impl OrderReject {
+    /// Every reason, in declaration order (to list every metric label up front).
     pub const ALL: [OrderReject; 17] = [
         OrderReject::TooLarge,
         OrderReject::Malformed,
@@ -297,6 +366,7 @@ impl OrderReject {
         OrderReject::Unauthorized,
     ];
 
+    /// Its metric label, in snake case (`too_large`, `bad_signature`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             OrderReject::TooLarge => "too_large",

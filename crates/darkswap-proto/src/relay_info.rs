@@ -27,12 +27,22 @@ pub struct RelayInfo {
 /// Why a relay-info document was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayInfoError {
+    /// The document is over [`MAX_RELAY_INFO_BYTES`]; checked before parsing.
     #[error("relay-info is {len} bytes, more than the {max} allowed")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// The document's length, in bytes.
+        len: usize,
+        /// The cap it exceeds, in bytes.
+        max: usize,
+    },
+    /// The document is not JSON of the [`RelayInfo`] shape.
     #[error("relay-info is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The document lists no addresses.
     #[error("relay-info lists no addresses")]
     NoAddresses,
+    /// An announced limit is zero or above
+    /// [`MAX_ANNOUNCED_LIMIT`](crate::limits::MAX_ANNOUNCED_LIMIT).
     #[error("relay-info: {0}")]
     Limits(#[from] LimitsError),
 }

@@ -29,7 +29,10 @@ use darkswap_orderbook::{quote_amount, OrderId, Pair, Price, Side};
 use libp2p_identity::{Keypair, PeerId, PublicKey};
 use prost::Message as _;
 
+/// The trade protocol's name.
 pub const TRADE_PROTOCOL: &str = "/darkswap/trade/2";
+/// Version of the [`Agreement`] encoding, carried in every agreement (not the protocol's
+/// version, which is in [`TRADE_PROTOCOL`]).
 pub const TRADE_WIRE_VERSION: u32 = 1;
 /// Cap on one trade frame: an agreement is ~200 bytes, signatures 64.
 pub const MAX_TRADE_FRAME_BYTES: u64 = 2048;
@@ -46,71 +49,114 @@ pub type TradeId = [u8; 16];
 /// What both sides sign.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agreement {
+    /// The taker's random id for the trade.
     pub trade_id: TradeId,
+    /// The pair traded.
     pub pair: Pair,
+    /// The maker's order taken.
     pub order_id: OrderId,
+    /// The maker, whose signature is checked under the key inside this PeerId.
     pub maker: PeerId,
+    /// The taker, whose signature is checked under the key inside this PeerId.
     pub taker: PeerId,
     /// The maker's side: `Sell` means the maker sells the base asset to the taker.
     pub maker_side: Side,
+    /// The order's price: quote units per [`PRICE_SCALE`](darkswap_orderbook::PRICE_SCALE) base
+    /// units.
     pub price: Price,
     /// Base units traded.
     pub amount: u64,
     /// Quote units paid for them (`quote_amount(amount, price)`, rounded down).
     pub quote_amount: u64,
+    /// When the maker built it, milliseconds since the Unix epoch (maker's clock).
     pub created_at_ms: u64,
     /// The taker must confirm before this.
     pub expires_at_ms: u64,
 }
 
+/// What a taker asks a maker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TradeRequest {
+    /// Take part of an order: the maker reserves `amount` and answers `Accepted`, or `Rejected`.
     Take {
+        /// A fresh random id for the trade.
         trade_id: TradeId,
+        /// The order taken.
         order_id: OrderId,
+        /// The order's pair; the maker refuses a take naming another.
         pair: Pair,
+        /// Base units wanted; the maker reserves them only if they are free and meet the order's
+        /// minimum fill.
         amount: u64,
     },
+    /// Sign the accepted agreement: the maker checks the signature and the agreement's expiry,
+    /// turns the reservation into a fill and answers `Done`.
     Confirm {
+        /// The trade confirmed.
         trade_id: TradeId,
+        /// The taker's signature over the encoded agreement ([`Agreement::sign`]).
         taker_signature: Vec<u8>,
     },
+    /// Give up before `Done`: the maker releases the reservation and answers `Aborted`.
     Abort {
+        /// The trade given up.
         trade_id: TradeId,
+        /// Why, for the maker; cut to [`MAX_REASON_BYTES`] when encoded and decoded.
         reason: String,
     },
 }
 
+/// What a maker answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TradeResponse {
     /// The agreement's encoding (exactly what is signed) and the maker's signature.
     Accepted {
+        /// [`Agreement::encode`]'s bytes, still to be decoded and checked by the taker.
         agreement: Vec<u8>,
+        /// The maker's signature over `agreement` ([`Agreement::sign`]).
         maker_signature: Vec<u8>,
     },
+    /// The request was refused.
     Rejected {
+        /// Why, in words for the trader; cut to [`MAX_REASON_BYTES`] when encoded and decoded.
         reason: String,
     },
+    /// The confirm was taken: the amount is filled and both sides hold the agreement signed by
+    /// both. A repeated confirm gets the same answer.
     Done {
+        /// The trade agreed.
         trade_id: TradeId,
     },
+    /// The abort was taken and the reservation released.
     Aborted {
+        /// The trade aborted.
         trade_id: TradeId,
     },
 }
 
+/// Why a trade message or agreement was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TradeWireError {
+    /// The frame (its length in bytes) is over [`MAX_TRADE_FRAME_BYTES`]; checked before
+    /// parsing.
     #[error("trade frame of {0} bytes exceeds the cap")]
     TooLarge(usize),
+    /// Not protobuf of the expected message, no kind set, an id that is not 16 bytes, a PeerId
+    /// that does not parse, or a side other than 1 (buy) or 2 (sell).
     #[error("malformed trade frame")]
     Malformed,
+    /// The agreement's version is not [`TRADE_WIRE_VERSION`].
     #[error("unsupported trade wire version")]
     BadVersion,
+    /// The pair does not parse or is not in canonical spelling.
     #[error("invalid pair in trade frame")]
     BadPair,
+    /// An agreement with a zero amount or price, or a quote amount other than
+    /// `quote_amount(amount, price)`.
     #[error("the agreement's amounts are inconsistent")]
     BadAmounts,
+    /// The signature does not verify, or the signer's PeerId does not carry its key; when
+    /// signing, the keypair could not sign.
     #[error("signature does not verify")]
     BadSignature,
 }
@@ -168,6 +214,7 @@ impl Agreement {
         })
     }
 
+    /// The protobuf encoding: exactly the bytes both sides sign.
     pub fn encode(&self) -> Vec<u8> {
         wire::Agreement {
             version: TRADE_WIRE_VERSION,
@@ -189,6 +236,9 @@ impl Agreement {
         .encode_to_vec()
     }
 
+    /// Decodes an agreement, refusing anything over [`MAX_TRADE_FRAME_BYTES`] before parsing,
+    /// then checking the version, the amounts, the ids, the PeerIds, the side and the pair's
+    /// spelling. Neither the signatures nor the expiry are checked here.
     pub fn decode(bytes: &[u8]) -> Result<Agreement, TradeWireError> {
         if bytes.len() as u64 > MAX_TRADE_FRAME_BYTES {
             return Err(TradeWireError::TooLarge(bytes.len()));
@@ -255,6 +305,7 @@ pub fn public_key_of(peer: &PeerId) -> Option<PublicKey> {
 }
 
 impl TradeRequest {
+    /// The protobuf encoding; an abort's reason is cut to [`MAX_REASON_BYTES`].
     pub fn encode(&self) -> Vec<u8> {
         use wire::request::Kind;
         let kind = match self {
@@ -284,6 +335,7 @@ impl TradeRequest {
         wire::Request { kind: Some(kind) }.encode_to_vec()
     }
 
+    /// Decodes a request, refusing anything over [`MAX_TRADE_FRAME_BYTES`] before parsing.
     pub fn decode(bytes: &[u8]) -> Result<Self, TradeWireError> {
         use wire::request::Kind;
         if bytes.len() as u64 > MAX_TRADE_FRAME_BYTES {
@@ -310,6 +362,7 @@ impl TradeRequest {
 }
 
 impl TradeResponse {
+    /// The protobuf encoding; a rejection's reason is cut to [`MAX_REASON_BYTES`].
     pub fn encode(&self) -> Vec<u8> {
         use wire::response::Kind;
         let kind = match self {
@@ -327,6 +380,8 @@ impl TradeResponse {
         wire::Response { kind: Some(kind) }.encode_to_vec()
     }
 
+    /// Decodes a response, refusing anything over [`MAX_TRADE_FRAME_BYTES`] before parsing. An
+    /// accepted agreement is left encoded, for [`Agreement::decode`] and [`Agreement::verify`].
     pub fn decode(bytes: &[u8]) -> Result<Self, TradeWireError> {
         use wire::response::Kind;
         if bytes.len() as u64 > MAX_TRADE_FRAME_BYTES {

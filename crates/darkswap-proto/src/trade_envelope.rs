@@ -69,12 +69,17 @@ pub enum TradeEnvelope {
 /// Why bytes are not a trade envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
+    /// The envelope (its length in bytes) is over [`MAX_TRADE_ENVELOPE_BYTES`]; checked before
+    /// parsing.
     #[error("trade envelope of {0} bytes exceeds {MAX_TRADE_ENVELOPE_BYTES}")]
     TooLarge(usize),
+    /// The bytes are not a protobuf envelope.
     #[error("malformed trade envelope: {0}")]
     Malformed(#[from] prost::DecodeError),
+    /// A refusal code that is not one of [`Refusal`]'s.
     #[error("unknown refusal code {0}")]
     UnknownRefusal(u32),
+    /// No kind is set (the empty message, for one).
     #[error("empty trade envelope")]
     Empty,
 }
