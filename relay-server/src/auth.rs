@@ -82,8 +82,10 @@ impl AuthService {
         audit: Arc<Audit>,
         limits: AnnouncedLimits,
     ) -> Self {
-        // A burst of a few requests (a reconnect plus a refresh) or of one second's worth at a
-        // high configured rate, then the per-minute rate.
+        // Per peer: a burst of a few requests (a reconnect plus a refresh) or of one second's
+        // worth at a high configured rate, then the per-minute rate. Per IP: the whole minute's
+        // budget at once (capped at 10,000), so the traders behind one address who reconnect
+        // together after a relay restart or a network blip are not turned away.
         let burst = |per_minute: u32, least: u32| per_minute.div_ceil(60).clamp(least, 1_000);
         AuthService {
             limits,
@@ -106,7 +108,7 @@ impl AuthService {
             per_ip: KeyedLimiter::new(
                 Rate::per_minute(
                     config.challenge_rate_per_ip,
-                    burst(config.challenge_rate_per_ip, 20).min(config.challenge_rate_per_ip),
+                    config.challenge_rate_per_ip.min(10_000),
                 ),
                 defaults::AUTH_RATE_TABLE_CAPACITY,
             ),

@@ -40,8 +40,9 @@ pub const MAX_CIRCUIT_DURATION: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_CIRCUIT_BYTES: u64 = 256 * 1024 * 1024;
 /// New reservations per peer per minute: a reconnecting browser needs a few, a flood needs more.
 pub const RESERVATION_RATE_PER_PEER_PER_MINUTE: u32 = 30;
-/// New reservations per IP per minute: several traders may share one NAT.
-pub const RESERVATION_RATE_PER_IP_PER_MINUTE: u32 = 120;
+/// New reservations per IP per minute (libp2p's limiter allows them all at once): sized, like
+/// the auth rate per IP, for several hundred traders behind one address reconnecting together.
+pub const RESERVATION_RATE_PER_IP_PER_MINUTE: u32 = 600;
 /// New circuits a peer may open per minute.
 pub const CIRCUIT_RATE_PER_PEER_PER_MINUTE: u32 = 120;
 /// New circuits per source IP per minute.
@@ -92,8 +93,11 @@ pub const AUTH_TOKEN_TTL: Duration = Duration::from_secs(3600);
 pub const AUTH_CHALLENGE_TTL: Duration = Duration::from_secs(30);
 /// Challenge requests per peer per minute (a reconnecting client needs one or two).
 pub const AUTH_CHALLENGE_RATE_PER_PEER_PER_MINUTE: u32 = 20;
-/// Challenge requests per IP per minute (several traders may share a NAT).
-pub const AUTH_CHALLENGE_RATE_PER_IP_PER_MINUTE: u32 = 120;
+/// Auth requests per IP per minute, all of them allowed at once. Sized for traders who share one
+/// address (carrier-grade NAT, an office): each needs one request per connection (a token, or a
+/// challenge), so 600 of them can reconnect at the same moment and 10 more every second after;
+/// an answer costs the relay one signature check.
+pub const AUTH_CHALLENGE_RATE_PER_IP_PER_MINUTE: u32 = 600;
 /// Challenges outstanding at once, all peers together (~100 B each).
 pub const AUTH_MAX_PENDING_CHALLENGES: usize = 10_000;
 /// Challenges outstanding per peer.

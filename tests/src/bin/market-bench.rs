@@ -56,6 +56,8 @@ async fn propagation(peers: usize, orders: usize) -> Result<()> {
         &[
             "--reservation-rate-per-ip",
             &limit,
+            "--auth-challenge-rate-per-ip",
+            &limit,
             "--max-connections",
             &limit,
         ],

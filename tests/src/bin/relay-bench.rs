@@ -1,7 +1,11 @@
 //! Relay benchmark: RSS idle and with N native clients holding reservations, time for all of
 //! them to reserve, message throughput through one circuit, and the same throughput through a
 //! relay with metrics off (the metrics overhead on the forwarding path). Prints figures; pass/fail is not
-//! its business. Run through `scripts/bench-relay` (release build, raised fd limit).
+//! its business. Run through `scripts/bench-relay` (release build, raised fd limit); its
+//! `--quick` form (a few clients, short runs, debug build) runs in `scripts/test-all`.
+//!
+//! Arguments: `--clients N` (default 1000), `--messages N` per throughput run (default 4096),
+//! `--runs N` alternating metrics-on/off throughput runs (default 5).
 
 use std::time::{Duration, Instant};
 
@@ -10,12 +14,11 @@ use darkswap_net::{NodeConfig, NodeEvent};
 use darkswap_tests::{Peer, Ports, Relay};
 use futures::StreamExt;
 
-const MESSAGES: usize = 4096;
 const WINDOW: usize = 32;
 
-/// Messages of 4 KiB from one native peer to another through `relay`, `WINDOW` in flight:
-/// returns MiB/s and messages/s.
-async fn circuit_throughput(relay: &Relay) -> Result<(f64, f64)> {
+/// `messages` messages of 4 KiB from one native peer to another through `relay`, `WINDOW` in
+/// flight: returns MiB/s and messages/s.
+async fn circuit_throughput(relay: &Relay, messages: usize) -> Result<(f64, f64)> {
     let mut a = Peer::start(vec![relay.tcp_addr()]).await?;
     let mut b = Peer::start(vec![relay.tcp_addr()]).await?;
     a.reserved().await?;
@@ -32,8 +35,8 @@ async fn circuit_throughput(relay: &Relay) -> Result<(f64, f64)> {
     .await?;
     let start = Instant::now();
     let (mut sent, mut done) = (0usize, 0usize);
-    while done < MESSAGES {
-        while sent < MESSAGES && sent - done < WINDOW {
+    while done < messages {
+        while sent < messages && sent - done < WINDOW {
             a.handle.send_message(b_id, chunk.clone())?;
             sent += 1;
         }
@@ -48,8 +51,8 @@ async fn circuit_throughput(relay: &Relay) -> Result<(f64, f64)> {
     let secs = start.elapsed().as_secs_f64();
     drop(a);
     drain.abort();
-    let bytes = (MESSAGES * chunk.len()) as f64;
-    Ok((bytes / secs / (1024.0 * 1024.0), MESSAGES as f64 / secs))
+    let bytes = (messages * chunk.len()) as f64;
+    Ok((bytes / secs / (1024.0 * 1024.0), messages as f64 / secs))
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -58,13 +61,19 @@ fn mib(bytes: u64) -> f64 {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let mut clients = 1000usize;
+    let (mut clients, mut messages, mut runs) = (1000usize, 4096usize, 5usize);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let value = args.next().unwrap_or_default();
         match arg.as_str() {
-            "--clients" => clients = args.next().unwrap_or_default().parse()?,
-            other => bail!("unknown argument {other} (expected --clients N)"),
+            "--clients" => clients = value.parse()?,
+            "--messages" => messages = value.parse()?,
+            "--runs" => runs = value.parse()?,
+            other => bail!("unknown argument {other} (--clients N, --messages N, --runs N)"),
         }
+    }
+    if runs == 0 || messages == 0 {
+        bail!("--runs and --messages must be at least 1");
     }
     let dir = tempfile::tempdir()?;
     let n = clients.to_string();
@@ -82,6 +91,8 @@ async fn main() -> Result<()> {
             &limit,
             "--reservation-rate-per-peer",
             "10",
+            "--auth-challenge-rate-per-ip",
+            &limit,
         ],
     )?;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -89,18 +100,18 @@ async fn main() -> Result<()> {
     println!("relay RSS idle: {:.1} MiB", mib(idle));
 
     // Throughput through one circuit, before the load.
-    let (mib_s, msg_s) = circuit_throughput(&relay).await?;
+    let (mib_s, msg_s) = circuit_throughput(&relay, messages).await?;
     println!(
-        "circuit throughput (native → relay → native, {MESSAGES} × 4 KiB messages, {WINDOW} in flight): {mib_s:.1} MiB/s, {msg_s:.0} msg/s"
+        "circuit throughput (native → relay → native, {messages} × 4 KiB messages, {WINDOW} in flight): {mib_s:.1} MiB/s, {msg_s:.0} msg/s"
     );
 
     // The same with a relay that records no metrics, alternating, in the same run.
     let off_dir = tempfile::tempdir()?;
     let relay_off = Relay::start(off_dir.path(), Ports::default(), &["--metrics", "false"])?;
     let (mut on, mut off) = (Vec::new(), Vec::new());
-    for _ in 0..5 {
-        on.push(circuit_throughput(&relay).await?.0);
-        off.push(circuit_throughput(&relay_off).await?.0);
+    for _ in 0..runs {
+        on.push(circuit_throughput(&relay, messages).await?.0);
+        off.push(circuit_throughput(&relay_off, messages).await?.0);
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -108,7 +119,7 @@ async fn main() -> Result<()> {
     };
     let (on, off) = (median(&mut on), median(&mut off));
     println!(
-        "metrics overhead on the forwarding path: {on:.1} MiB/s with metrics, {off:.1} MiB/s without ({:+.1} %), median of 5 alternating runs",
+        "metrics overhead on the forwarding path: {on:.1} MiB/s with metrics, {off:.1} MiB/s without ({:+.1} %), median of {runs} alternating runs",
         (off - on) / off * 100.0
     );
     drop(relay_off);
