@@ -493,9 +493,11 @@ fn upsert(
         .or_insert_with(|| OrderBook::with_max_orders(limits.max_orders_per_book));
     let spec = info.spec;
     if let Some(existing) = book.get(&id) {
+        // The minimum fill of what is left is the order's own, or all of it when less remains
+        // (a message's minimum fill is never above its amount).
         let same_terms = existing.side == spec.side
             && existing.price == spec.price
-            && existing.min_fill == spec.min_fill
+            && existing.min_fill.min(spec.amount) == spec.min_fill
             && existing.expires_at_ms == spec.expires_at_ms;
         if !same_terms || spec.amount > existing.amount {
             // An order's terms never change and it never grows: a new order needs a new nonce.

@@ -171,6 +171,41 @@ fn a_maker_republishes_what_is_left_but_cannot_grow_or_reprice() {
 }
 
 #[test]
+fn what_is_left_below_the_minimum_fill_is_republished_with_that_minimum() {
+    let mut market = Market::new(MarketLimits::default());
+    let mut maker = Maker::new();
+    let id = order_id(&maker.peer(), 1);
+    let with_min = |amount, min_fill| OrderSpec {
+        min_fill,
+        ..spec(1, amount)
+    };
+    let first = maker.message(OrderAction::Order(with_min(150, 100)), T0);
+    market.apply(&first, T0).unwrap();
+    // 100 taken: 50 left, below the minimum of 100, so 50 is the minimum now.
+    let left = maker.message(OrderAction::Order(with_min(50, 50)), T0 + 1);
+    assert_eq!(market.apply(&left, T0 + 1), Ok(Applied::Reduced(id)));
+    assert_eq!(market.order(&pair(), &id).unwrap().amount, 50);
+    // Any other minimum is a change of terms.
+    let lower = maker.message(OrderAction::Order(with_min(40, 30)), T0 + 2);
+    assert_eq!(market.apply(&lower, T0 + 2), Err(OrderReject::Conflict));
+    let same = maker.message(OrderAction::Order(with_min(50, 50)), T0 + 3);
+    assert_eq!(market.apply(&same, T0 + 3), Ok(Applied::Unchanged(id)));
+    // Above the original minimum the original stays.
+    let mut other = Maker::new();
+    let other_id = order_id(&other.peer(), 1);
+    market
+        .apply(
+            &other.message(OrderAction::Order(with_min(150, 100)), T0),
+            T0,
+        )
+        .unwrap();
+    let lowered = other.message(OrderAction::Order(with_min(120, 50)), T0 + 1);
+    assert_eq!(market.apply(&lowered, T0 + 1), Err(OrderReject::Conflict));
+    let kept = other.message(OrderAction::Order(with_min(120, 100)), T0 + 2);
+    assert_eq!(market.apply(&kept, T0 + 2), Ok(Applied::Reduced(other_id)));
+}
+
+#[test]
 fn per_maker_cap_and_rate_are_enforced() {
     let limits = MarketLimits {
         max_orders_per_maker: 2,

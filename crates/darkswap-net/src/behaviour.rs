@@ -1,5 +1,5 @@
-//! The trader's network behaviour: relay client, identify, ping, direct messages and the relay
-//! directory, combined.
+//! The trader's network behaviour: relay client, identify, ping, direct messages, the relay
+//! directory, order gossip, book sync, trade negotiation and relay authentication, combined.
 
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;

@@ -27,7 +27,8 @@ pub struct NodeConfig {
     pub idle_connection_timeout: Duration,
     /// A WebRTC-direct dial that has not completed by then falls back to the next address.
     pub webrtc_dial_timeout: Duration,
-    /// How long to wait for a peer's answer to a message.
+    /// How long to wait for the answer to any request (direct messages, the directory, book
+    /// sync, trade negotiation, authentication).
     pub request_timeout: Duration,
     /// Capacity of the event channel to the application (the node waits when it is full).
     pub event_buffer: usize,
@@ -46,7 +47,8 @@ pub struct NodeConfig {
     /// A token from an earlier session with this relay, presented instead of a challenge while
     /// it is good (the browser keeps it in IndexedDB).
     pub auth_token: Option<Vec<u8>>,
-    /// After the relay refused us, ask again after this long.
+    /// After the relay refused us, ask again after about this long (±50 % at random, so that
+    /// clients refused together do not come back together).
     pub auth_retry: Duration,
     /// When end-to-end trade sessions take fresh keys (frames sent, or age).
     pub e2e_rekey: darkswap_e2e::RekeyPolicy,

@@ -72,7 +72,8 @@ pub enum Command {
         id: OrderId,
     },
     /// After a restart: republish our orders that have not expired, and bring back our trades
-    /// (one that was still in negotiation is aborted: its reservation is gone).
+    /// (a taker that had countersigned resumes and sends its confirmation again; any other
+    /// trade still in negotiation is aborted: its reservation is gone).
     Restore {
         /// Our stored orders (see [`SavedTrading::restore`](crate::saved::SavedTrading::restore));
         /// those expired or about to, already live, or not ours are skipped.

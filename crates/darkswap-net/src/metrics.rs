@@ -50,7 +50,7 @@ pub struct ClientMetrics {
     pub orders_cancelled: u64,
     /// Full book syncs from the relay completed.
     pub book_syncs: u64,
-    /// Trades that reached each end state, and trades in negotiation now.
+    /// Trades that reached each end state.
     pub trades_ended: BTreeMap<&'static str, u64>,
     /// Ids of the trades in negotiation now (a set, capped at twice
     /// [`MAX_OPEN_TRADES`](crate::MAX_OPEN_TRADES)).

@@ -201,7 +201,7 @@ pub enum TakeError {
     #[error("that is your own order")]
     OwnOrder,
     /// The amount is 0 or more than the order has free in our book.
-    #[error("amount must be between 1 and {available}")]
+    #[error("{}", amount_refusal(.available))]
     Amount {
         /// Base units of the order free to take (may be 0).
         available: u64,
@@ -215,8 +215,15 @@ pub enum TakeError {
     },
     /// Requests already wait for this maker's connection or session (8 at most), or for too
     /// many makers (64 at most).
-    #[error("too many requests waiting for this trader")]
+    #[error("too many take requests are waiting to be sent (for this trader, or for 64 traders)")]
     TooManyWaiting,
+}
+
+fn amount_refusal(available: &u64) -> String {
+    match available {
+        0 => "nothing of that order is free to take now (others are taking it)".into(),
+        n => format!("amount must be between 1 and {n}"),
+    }
 }
 
 /// Why a taker refused the maker's agreement.
@@ -1416,8 +1423,9 @@ impl Negotiation {
     }
 
     /// Periodic work. Maker side: accepted trades not confirmed in time release their amount;
-    /// taker side: trades whose maker never answered end. Also prunes idle end-to-end sessions
-    /// and unanswered handshakes.
+    /// taker side: accepted trades the maker did not finish by their deadline (plus a grace)
+    /// end. A take request that gets no answer at all ends through [`Negotiation::on_failure`]
+    /// (the request timeout). Also prunes idle end-to-end sessions and unanswered handshakes.
     pub fn tick(&mut self, orders: &mut Orders, now_ms: u64) -> NegotiationOutput {
         let mut out = NegotiationOutput::default();
         self.sessions.prune(now_ms);

@@ -548,13 +548,22 @@ impl Orders {
 
     /// Cancels an order of ours, everywhere.
     pub fn cancel(&mut self, id: OrderId, now_ms: u64) -> OrdersOutput {
+        match self.take_back(id, now_ms) {
+            Ok((pair, mut out)) => {
+                out.events.push(OrdersEvent::OrderCancelled { id, pair });
+                out
+            }
+            Err(e) => OrdersOutput::event(OrdersEvent::Failed(e)),
+        }
+    }
+
+    /// Takes one of our orders off every book: signs and queues its cancel, applies it to our
+    /// own book and drops any unsent copy of the order. Returns its pair.
+    fn take_back(&mut self, id: OrderId, now_ms: u64) -> Result<(Pair, OrdersOutput), OrdersError> {
         let Some(order) = self.own.get(&id).cloned() else {
-            return OrdersOutput::event(OrdersEvent::Failed(OrdersError::NotYourOrder(id)));
+            return Err(OrdersError::NotYourOrder(id));
         };
-        let bytes = match self.sign(&order.pair, OrderAction::Cancel { order_id: id }, now_ms) {
-            Ok(bytes) => bytes,
-            Err(e) => return OrdersOutput::event(OrdersEvent::Failed(e.into())),
-        };
+        let bytes = self.sign(&order.pair, OrderAction::Cancel { order_id: id }, now_ms)?;
         // Our own cancel of our own order: it applies (a failure would only mean the order had
         // already left our book).
         let _ = self.apply_own(&bytes, now_ms);
@@ -562,12 +571,7 @@ impl Orders {
         // A cancel must go out even if the order never did: drop any unsent copy of it.
         self.unpublished.retain(|u| u.order != Some(id));
         self.queue(order.pair.clone(), bytes, None, None, now_ms);
-        let mut out = self.flush(now_ms);
-        out.events.push(OrdersEvent::OrderCancelled {
-            id,
-            pair: order.pair,
-        });
-        out
+        Ok((order.pair, self.flush(now_ms)))
     }
 
     fn apply_own(&mut self, bytes: &[u8], now_ms: u64) -> Result<Applied, OrderReject> {
@@ -848,11 +852,27 @@ impl Orders {
             });
         } else {
             own.spec.amount = remaining;
-            if let Ok(bytes) = self.sign(&own.pair, OrderAction::Order(own.spec), now_ms) {
-                self.queue(own.pair.clone(), bytes, Some(*id), None, now_ms);
+            // What is left below the minimum fill can be taken whole (the market's rule).
+            own.spec.min_fill = own.spec.min_fill.min(remaining);
+            match self.sign(&own.pair, OrderAction::Order(own.spec), now_ms) {
+                Ok(bytes) => {
+                    self.queue(own.pair.clone(), bytes, Some(*id), None, now_ms);
+                    self.own.insert(*id, own.clone());
+                    out.events.push(OrdersEvent::OrderReduced(own));
+                }
+                Err(e) => {
+                    // Too close to its expiry to announce again (or otherwise unsignable):
+                    // withdraw the rest rather than leave other books showing the old amount.
+                    if let Ok((_, taken_back)) = self.take_back(*id, now_ms) {
+                        out.extend(taken_back);
+                    }
+                    out.events.push(OrdersEvent::OrderWithdrawn {
+                        id: *id,
+                        pair: own.pair,
+                        reason: format!("the {remaining} left cannot be announced again: {e}"),
+                    });
+                }
             }
-            self.own.insert(*id, own.clone());
-            out.events.push(OrdersEvent::OrderReduced(own));
         }
         out.extend(self.flush(now_ms));
         Ok(out)

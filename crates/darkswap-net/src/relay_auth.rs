@@ -17,6 +17,7 @@ use libp2p::PeerId;
 use web_time::Instant;
 
 use crate::event::{AuthEvent, RelayStatus};
+use crate::relay_link::jittered;
 
 /// Admin requests in flight at once (more are refused at once; the CLI sends one at a time).
 const MAX_ADMIN_REQUESTS: usize = 16;
@@ -213,7 +214,9 @@ impl RelayAuth {
                 }
             }
             Step::Refused(reason) => {
-                let retry_in = self.retry_after_refusal;
+                // Spread ±50 %: the traders behind one address refused together for its rate
+                // come back over a minute, not all at once.
+                let retry_in = jittered(self.retry_after_refusal, 0.5);
                 self.next_at = Some(now + retry_in);
                 // A refused refresh: what we were granted runs out at its expiry.
                 let status = (!self.authed).then(|| RelayStatus::Failed {

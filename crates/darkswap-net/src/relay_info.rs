@@ -66,6 +66,18 @@ pub async fn fetch_relay_info(url: &str) -> Result<(RelayInfo, Vec<Multiaddr>), 
             status: response.status(),
         });
     }
+    // A declared length over the cap is refused before the body is read. (The browser's fetch
+    // has no way to stop a body of undeclared length part way: that one is read, then checked.)
+    let declared = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if let Some(len) = declared.filter(|len| *len > MAX_RELAY_INFO_BYTES) {
+        return Err(FetchError::TooLarge {
+            url: url.to_string(),
+            len,
+        });
+    }
     let bytes = response.binary().await.map_err(network)?;
     if bytes.len() > MAX_RELAY_INFO_BYTES {
         return Err(FetchError::TooLarge {

@@ -14,6 +14,12 @@ use libp2p::{Multiaddr, PeerId};
 use web_time::Instant;
 
 use crate::addr::sort_for_dialing;
+
+/// `base` stretched or shrunk at random by up to `spread` (0.2: ±20 %), so that many clients
+/// told to wait the same time do not come back in lockstep.
+pub(crate) fn jittered(base: Duration, spread: f64) -> Duration {
+    base.mul_f64(1.0 - spread + rand::random::<f64>() * 2.0 * spread)
+}
 use crate::event::RelayStatus;
 use darkswap_proto::addr::{circuit_addr, relay_peer_id, with_peer, AddrError, TransportKind};
 
@@ -178,8 +184,7 @@ impl RelayLink {
             .backoff_initial
             .saturating_mul(1u32 << exp)
             .min(self.backoff_max);
-        let jitter = 0.8 + rand::random::<f64>() * 0.4;
-        base.mul_f64(jitter)
+        jittered(base, 0.2)
     }
 
     /// Whether to ask for a reservation now: connected, allowed (`authed`), none held or

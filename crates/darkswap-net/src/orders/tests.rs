@@ -418,6 +418,60 @@ fn a_fill_republishes_what_is_left_and_a_full_fill_withdraws_the_order() {
     assert_eq!(orders.available(&pair(), &order.id), Some(10));
 }
 
+/// What is left below the minimum fill goes out with that minimum, and a relay's market (the
+/// same rules) takes it; what is left too close to expiry to announce again is withdrawn.
+#[test]
+fn what_is_left_below_the_minimum_fill_goes_out_and_is_accepted() {
+    let mut orders = online(MarketLimits::default());
+    let mut relay = darkswap_market::Market::new(MarketLimits::default());
+    let placed = orders.place(
+        pair(),
+        OrderSpec {
+            min_fill: 100,
+            ..spec(1, 150, T0)
+        },
+        T0,
+    );
+    let [OrdersEvent::OrderPlaced(order)] = &placed.events[..] else {
+        panic!("{placed:?}")
+    };
+    let id = order.id;
+    for p in publications(&placed) {
+        let v = verify_order_message(&p.bytes, None, Freshness::Live, T0).unwrap();
+        relay.apply(&v, T0).unwrap();
+    }
+    orders.reserve(&pair(), &id, 100, T0).unwrap();
+    let out = orders.fill(&pair(), &id, 100, T0 + 1).unwrap();
+    assert!(
+        matches!(&out.events[..], [OrdersEvent::OrderReduced(o)] if o.spec.amount == 50 && o.spec.min_fill == 50),
+        "{out:?}"
+    );
+    let sent = publications(&out);
+    assert_eq!(sent.len(), 1);
+    let v = verify_order_message(&sent[0].bytes, None, Freshness::Live, T0 + 1).unwrap();
+    assert_eq!(
+        relay.apply(&v, T0 + 1),
+        Ok(darkswap_market::Applied::Reduced(id))
+    );
+    assert_eq!(relay.order(&pair(), &id).unwrap().amount, 50);
+
+    // Seconds before its expiry what is left cannot be announced again: it is withdrawn.
+    let placed = orders.place(pair(), spec(2, 100, T0), T0);
+    let [OrdersEvent::OrderPlaced(order)] = &placed.events[..] else {
+        panic!("{placed:?}")
+    };
+    let (late_id, expires) = (order.id, order.spec.expires_at_ms);
+    let late = expires - 5_000;
+    orders.reserve(&pair(), &late_id, 30, late).unwrap();
+    let out = orders.fill(&pair(), &late_id, 30, late).unwrap();
+    assert!(
+        matches!(&out.events[..], [OrdersEvent::OrderWithdrawn { id, reason, .. }] if *id == late_id && reason.contains("70 left")),
+        "{out:?}"
+    );
+    assert!(orders.own_orders().all(|o| o.id != late_id));
+    assert_eq!(orders.available(&pair(), &late_id), None);
+}
+
 #[test]
 fn book_views_are_batched_per_pair() {
     let mut orders = online(MarketLimits::default());
