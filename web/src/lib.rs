@@ -19,9 +19,12 @@ mod network;
 pub mod state;
 #[cfg(target_arch = "wasm32")]
 mod storage;
+#[cfg(target_arch = "wasm32")]
+mod timing;
 
 /// Renders the app into the page.
 #[cfg(target_arch = "wasm32")]
 pub fn run() {
+    timing::reached(timing::Milestone::Started);
     yew::Renderer::<app::App>::new().render();
 }

@@ -12,6 +12,7 @@ use yew::UseReducerDispatcher;
 
 use crate::state::{Action, AppState};
 use crate::storage::{get_bytes, put_bytes};
+use crate::timing::{reached, Milestone};
 
 /// The IndexedDB store of own orders and trades (keys from [`SavedTrading`]).
 const TRADING_STORE: &str = "trading";
@@ -44,6 +45,7 @@ pub async fn start(
 ) -> Option<NodeHandle> {
     let keypair = match crate::identity::load_or_create().await {
         Ok(k) => {
+            reached(Milestone::Identity);
             dispatch.dispatch(Action::Identity(Ok(k.public().to_peer_id().to_base58())));
             k
         }
@@ -54,7 +56,10 @@ pub async fn start(
     };
     let addrs = loop {
         match fetch_relay_info(&relay_url).await {
-            Ok((_, addrs)) => break addrs,
+            Ok((_, addrs)) => {
+                reached(Milestone::RelayInfo);
+                break addrs;
+            }
             Err(e) => {
                 dispatch.dispatch(Action::RelayUnreachable(format!(
                     "{e}; retrying in {} s",
@@ -88,6 +93,7 @@ pub async fn start(
         }
     };
     wasm_bindgen_futures::spawn_local(node.run());
+    reached(Milestone::NodeRunning);
     {
         let dispatch = dispatch.clone();
         wasm_bindgen_futures::spawn_local(async move {
@@ -117,12 +123,20 @@ pub async fn start(
     }
     wasm_bindgen_futures::spawn_local(async move {
         while let Some(event) = events.next().await {
+            if let Some(milestone) = Milestone::of(&event) {
+                reached(milestone);
+            }
             if let NodeEvent::Auth(darkswap_net::AuthEvent::Granted(grant)) = &event {
-                if let Err(e) = crate::credentials::save_token(&me, &grant.token).await {
-                    dispatch.dispatch(Action::TradingError(format!(
-                        "cannot keep the relay's token: {e}"
-                    )));
-                }
+                // Kept for the next visit, beside the events (which need not wait for it:
+                // grants come an hour apart).
+                let (token, dispatch) = (grant.token.clone(), dispatch.clone());
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Err(e) = crate::credentials::save_token(&me, &token).await {
+                        dispatch.dispatch(Action::TradingError(format!(
+                            "cannot keep the relay's token: {e}"
+                        )));
+                    }
+                });
             }
             if let NodeEvent::Trading(trading) = &event {
                 if let Some(write) = saved.apply(trading) {

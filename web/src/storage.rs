@@ -72,7 +72,40 @@ async fn completion(request: &IdbRequest) -> Result<JsValue, StorageError> {
     ))
 }
 
-pub async fn open() -> Result<IdbDatabase, StorageError> {
+thread_local! {
+    /// The page's one connection to its database, opened on first use (each open costs a few
+    /// tens of milliseconds, and the start-up reads and writes several values).
+    /// With it, the listener that closes it when another tab upgrades the database.
+    static DB: RefCell<Option<(IdbDatabase, EventListener)>> = const { RefCell::new(None) };
+}
+
+/// A transaction on `store`, on the page's open connection (opened if there is none, and once
+/// more if the browser closed it, as it does when another tab upgrades the database).
+async fn transaction(
+    store: &str,
+    mode: IdbTransactionMode,
+) -> Result<web_sys::IdbTransaction, StorageError> {
+    let cached = DB.with(|d| d.borrow().as_ref().map(|(db, _)| db.clone()));
+    if let Some(db) = cached {
+        if let Ok(t) = db.transaction_with_str_and_mode(store, mode) {
+            return Ok(t);
+        }
+        // Closed under us: open again.
+        DB.with(|d| d.borrow_mut().take());
+    }
+    let db = open().await?;
+    let t = db
+        .transaction_with_str_and_mode(store, mode)
+        .map_err(describe)?;
+    // Another tab asking for a newer version waits until this connection closes: close it,
+    // and the next use opens again.
+    let closing = db.clone();
+    let on_version_change = EventListener::new(&db, "versionchange", move |_| closing.close());
+    DB.with(|d| *d.borrow_mut() = Some((db, on_version_change)));
+    Ok(t)
+}
+
+async fn open() -> Result<IdbDatabase, StorageError> {
     let factory = web_sys::window()
         .ok_or(StorageError::NoWindow)?
         .indexed_db()
@@ -101,8 +134,7 @@ pub async fn open() -> Result<IdbDatabase, StorageError> {
 
 /// The value stored under `key`, as JavaScript (undefined when there is none).
 async fn get_js(store: &str, key: &str) -> Result<JsValue, StorageError> {
-    let db = open().await?;
-    let read = db.transaction_with_str(store).map_err(describe)?;
+    let read = transaction(store, IdbTransactionMode::Readonly).await?;
     completion(
         &read
             .object_store(store)
@@ -115,10 +147,7 @@ async fn get_js(store: &str, key: &str) -> Result<JsValue, StorageError> {
 
 /// Stores a JavaScript value under `key`, replacing what was there.
 async fn put_js(store: &str, key: &str, value: &JsValue) -> Result<(), StorageError> {
-    let db = open().await?;
-    let write = db
-        .transaction_with_str_and_mode(store, IdbTransactionMode::Readwrite)
-        .map_err(describe)?;
+    let write = transaction(store, IdbTransactionMode::Readwrite).await?;
     completion(
         &write
             .object_store(store)

@@ -16,6 +16,8 @@
 
 mod addr;
 mod behaviour;
+#[cfg(target_arch = "wasm32")]
+mod browser_ws;
 mod config;
 mod direct;
 mod event;
