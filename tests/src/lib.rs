@@ -197,14 +197,31 @@ impl Relay {
 
     /// The relay process's resident memory in bytes (from /proc).
     pub fn rss_bytes(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| anyhow!("no VmRSS"))?;
-        Ok(kb * 1024)
+        rss_of(self.child.id())
+    }
+
+    /// The relay's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU time the relay process has used so far, user and system, in seconds (from /proc).
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the parenthesised command name; utime and stime are the 14th and 15th
+        // of the whole line, in clock ticks (100 a second on Linux).
+        let rest = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r)
+            .ok_or_else(|| anyhow!("unreadable /proc stat"))?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| -> Result<f64> {
+            Ok(fields
+                .get(i)
+                .ok_or_else(|| anyhow!("short /proc stat"))?
+                .parse::<f64>()?)
+        };
+        Ok((ticks(11)? + ticks(12)?) / 100.0)
     }
 
     pub fn stop(mut self) -> Result<std::process::ExitStatus> {
@@ -223,6 +240,18 @@ impl Relay {
         self.child.kill()?;
         bail!("relay did not stop within 5 s of SIGTERM")
     }
+}
+
+/// A process's resident memory in bytes (from /proc).
+pub fn rss_of(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow!("no VmRSS"))?;
+    Ok(kb * 1024)
 }
 
 impl Drop for Relay {
