@@ -2,7 +2,8 @@
 //! - propagation: one maker and `--peers` traders (default 20) follow a pair; the maker places
 //!   `--orders` orders (default 100) one at a time; each trader notes when the order shows in its
 //!   book. Prints p50 / p99 / max of place → visible;
-//! - joiner sync: `--book` orders (default 10,000) from 100 makers are published to the relay,
+//! - joiner sync: `--book` orders (default 10,000) from 100 makers (more when the per-maker cap
+//!   needs it) are published to the relay,
 //!   then a new trader follows the pair; prints the time until its book holds them all.
 //!
 //! Run through `scripts/bench-market` (release build). Prints figures; no pass/fail.
@@ -140,7 +141,10 @@ async fn propagation(peers: usize, orders: usize) -> Result<()> {
 async fn joiner_sync(book: usize) -> Result<()> {
     let pair = Pair::parse("RUNE:SYNC/BTC")?;
     let dir = tempfile::tempdir()?;
-    let makers = 100usize;
+    // At least 100 makers, and enough that none holds more than a relay's per-maker cap.
+    let makers = book
+        .div_ceil(darkswap_market::MarketLimits::DEFAULT.max_orders_per_maker)
+        .max(100);
     let per_maker = book.div_ceil(makers);
     let relay = Relay::start(
         dir.path(),
