@@ -220,7 +220,7 @@ mod native {
         println!("  ratio darkswap/orderbook-rs: {:.2}x", a / b);
         if our_tally != their_tally {
             println!(
-                "  the two books report different fills (tallies above); the cause is not established"
+                "  the two books report different fills (tallies above): darkswap-orderbook's equal a plain price-time model's, fill by fill (workload::tests::the_mixed_workload_fills_as_a_plain_price_time_book_does); where orderbook-rs departs from it is not established"
             );
         }
     }

@@ -217,4 +217,134 @@ mod tests {
         assert!(book.best_ask().unwrap().0 .0 > MID_PRICE);
         assert!(book.len() as u64 <= tally.placed - tally.cancelled);
     }
+
+    /// An obviously correct book: per side, orders keyed by (price priority, arrival), so the
+    /// first entry is the one to take from.
+    #[derive(Default)]
+    struct Model {
+        bids: std::collections::BTreeMap<(std::cmp::Reverse<u64>, u64), (u64, u64)>,
+        asks: std::collections::BTreeMap<(u64, u64), (u64, u64)>,
+        where_is: std::collections::HashMap<u64, (Side, u64, u64)>,
+        arrivals: u64,
+    }
+
+    impl Model {
+        /// Applies `op`; returns the fills of an aggressive order as (maker id, amount).
+        fn apply(&mut self, op: Op) -> Vec<(u64, u64)> {
+            let mut fills = Vec::new();
+            match op {
+                Op::Place {
+                    id,
+                    side,
+                    price,
+                    amount,
+                } => {
+                    self.arrivals += 1;
+                    match side {
+                        Side::Buy => {
+                            self.bids
+                                .insert((std::cmp::Reverse(price), self.arrivals), (id, amount));
+                        }
+                        Side::Sell => {
+                            self.asks.insert((price, self.arrivals), (id, amount));
+                        }
+                    }
+                    self.where_is.insert(id, (side, price, self.arrivals));
+                }
+                Op::Cancel { id } => {
+                    if let Some((side, price, at)) = self.where_is.remove(&id) {
+                        match side {
+                            Side::Buy => self.bids.remove(&(std::cmp::Reverse(price), at)),
+                            Side::Sell => self.asks.remove(&(price, at)),
+                        };
+                    }
+                }
+                Op::Aggressive {
+                    side,
+                    price,
+                    mut amount,
+                    ..
+                } => {
+                    while amount > 0 {
+                        let best = match side {
+                            Side::Buy => {
+                                self.asks.first_entry().filter(|e| e.key().0 <= price).map(
+                                    |mut e| {
+                                        let take = amount.min(e.get().1);
+                                        e.get_mut().1 -= take;
+                                        let (id, left) = *e.get();
+                                        if left == 0 {
+                                            e.remove();
+                                        }
+                                        (id, take, left)
+                                    },
+                                )
+                            }
+                            Side::Sell => self
+                                .bids
+                                .first_entry()
+                                .filter(|e| e.key().0 .0 >= price)
+                                .map(|mut e| {
+                                    let take = amount.min(e.get().1);
+                                    e.get_mut().1 -= take;
+                                    let (id, left) = *e.get();
+                                    if left == 0 {
+                                        e.remove();
+                                    }
+                                    (id, take, left)
+                                }),
+                        };
+                        let Some((id, take, left)) = best else {
+                            break;
+                        };
+                        if left == 0 {
+                            self.where_is.remove(&id);
+                        }
+                        amount -= take;
+                        fills.push((id, take));
+                    }
+                }
+            }
+            fills
+        }
+    }
+
+    /// The book against the model, operation by operation, on the benchmark's own workload: the
+    /// same fills (maker and amount, in order) and the same cancels.
+    #[test]
+    fn the_mixed_workload_fills_as_a_plain_price_time_book_does() {
+        let mut book = OrderBook::new();
+        let mut model = Model::default();
+        for (n, op) in mixed(42, 100_000).into_iter().enumerate() {
+            let expected = model.apply(op);
+            let mut got = Vec::new();
+            match op {
+                Op::Place {
+                    id,
+                    side,
+                    price,
+                    amount,
+                } => book.insert(order(id, side, price, amount), 0).unwrap(),
+                Op::Cancel { id } => {
+                    book.cancel(&OrderId::from_u64(id));
+                }
+                Op::Aggressive {
+                    side,
+                    price,
+                    amount,
+                    ..
+                } => {
+                    book.sweep(side, Price(price), amount, 0, |f| {
+                        got.push((f.maker_order, f.amount))
+                    });
+                }
+            }
+            let expected: Vec<(OrderId, u64)> = expected
+                .into_iter()
+                .map(|(id, a)| (OrderId::from_u64(id), a))
+                .collect();
+            assert_eq!(got, expected, "operation {n}: {op:?}");
+        }
+        assert_eq!(book.len(), model.bids.len() + model.asks.len());
+    }
 }
