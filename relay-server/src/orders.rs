@@ -71,7 +71,8 @@ impl OrderGossip {
                 message,
             } => {
                 // Below the level publishing needs (a peer that skipped auth): refused before
-                // any work is spent on the message, and gossipsub scores the sender down.
+                // any work is spent on the message, and not forwarded. (Gossipsub peer scoring
+                // is not configured, so a rejection does not score the sender down.)
                 let access = access(&propagation_source);
                 if access == SourceAccess::Refused {
                     metrics
