@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use crate::config::Limits;
 use crate::defaults;
+use crate::metrics::RelayMetrics;
 
 #[derive(NetworkBehaviour)]
 pub struct RelayBehaviour {
@@ -42,6 +43,7 @@ impl RelayBehaviour {
         key: &identity::Keypair,
         limits: &Limits,
         gate: Gate,
+        metrics: &RelayMetrics,
     ) -> Result<Self, darkswap_proto::gossip::GossipConfigError> {
         let peer_id = key.public().to_peer_id();
         let reserve_gate = gate.clone();
@@ -86,7 +88,7 @@ impl RelayBehaviour {
             )),
             ping: ping::Behaviour::new(ping::Config::new().with_interval(defaults::PING_INTERVAL)),
             directory: request_response::Behaviour::with_codec(
-                DirectoryCodec::default(),
+                DirectoryCodec::counting(metrics.unreadable_counter("directory")),
                 [(
                     StreamProtocol::new(DIRECTORY_PROTOCOL),
                     ProtocolSupport::Inbound,
@@ -95,7 +97,7 @@ impl RelayBehaviour {
             ),
             gossip: gossipsub_behaviour(GossipRole::Relay)?,
             book_sync: request_response::Behaviour::with_codec(
-                BookSyncCodec::default(),
+                BookSyncCodec::counting(metrics.unreadable_counter("book_sync")),
                 [(
                     StreamProtocol::new(BOOK_SYNC_PROTOCOL),
                     ProtocolSupport::Inbound,
@@ -103,7 +105,7 @@ impl RelayBehaviour {
                 request_response::Config::default().with_max_concurrent_streams(256),
             ),
             auth: request_response::Behaviour::with_codec(
-                AuthCodec::default(),
+                AuthCodec::counting(metrics.unreadable_counter("auth")),
                 [(StreamProtocol::new(AUTH_PROTOCOL), ProtocolSupport::Inbound)],
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(10))

@@ -101,6 +101,27 @@ pub struct ActionLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UnreadableLabels {
+    pub protocol: String,
+    pub reason: String,
+}
+
+impl RelayMetrics {
+    /// A codec hook that counts what it refuses under `protocol`.
+    pub fn unreadable_counter(&self, protocol: &'static str) -> darkswap_proto::frame::OnRefusal {
+        let family = self.requests_unreadable.clone();
+        std::sync::Arc::new(move |why: darkswap_proto::frame::Refusal| {
+            family
+                .get_or_create(&UnreadableLabels {
+                    protocol: protocol.into(),
+                    reason: why.label().into(),
+                })
+                .inc();
+        })
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: String,
 }
@@ -122,6 +143,9 @@ pub struct RelayMetrics {
     pub circuits_active: Gauge,
     pub circuit_duration: Histogram,
     pub directory_requests: Counter,
+    /// Requests refused unread (over their cap, or not the protocol's message), counted by the
+    /// codec since libp2p does not report them.
+    pub requests_unreadable: Family<UnreadableLabels, Counter>,
     pub order_messages_accepted: Family<KindLabels, Counter>,
     pub order_messages_rejected: Family<ReasonLabels, Counter>,
     pub orders_removed: Family<ReasonLabels, Counter>,
@@ -160,6 +184,7 @@ impl RelayMetrics {
             // 1 s to ~18 h in ×4 steps: a hello, a negotiation, a whole trading session.
             circuit_duration: Histogram::new(exponential_buckets(1.0, 4.0, 9)),
             directory_requests: Counter::default(),
+            requests_unreadable: Family::default(),
             order_messages_accepted: Family::default(),
             order_messages_rejected: Family::default(),
             orders_removed: Family::default(),
@@ -251,6 +276,11 @@ impl RelayMetrics {
             "directory_requests",
             "Directory (who is reachable here) requests answered",
             m.directory_requests.clone(),
+        );
+        r.register(
+            "requests_unreadable",
+            "Requests refused unread, by protocol (auth, book_sync, directory) and reason (too_large, malformed)",
+            m.requests_unreadable.clone(),
         );
         r.register(
             "order_messages_accepted",

@@ -143,7 +143,8 @@ impl Server {
             audit.clone(),
             config.limits.market.announced(),
         );
-        let mut swarm = build_swarm(identity, &config, &mut registry, gate.clone()).await?;
+        let mut swarm =
+            build_swarm(identity, &config, &mut registry, gate.clone(), &metrics).await?;
         let banned = access.lock().map(|a| a.banned()).unwrap_or_default();
         metrics.banned_peers.set(banned.len() as i64);
         for peer in banned {
@@ -524,15 +525,6 @@ impl LoopState {
                     }
                     Effect::None => {}
                 }
-            }
-            RelayBehaviourEvent::Auth(request_response::Event::InboundFailure { .. }) => {
-                self.metrics
-                    .auth_attempts
-                    .get_or_create(&crate::metrics::AuthLabels {
-                        method: "unknown".into(),
-                        reason: darkswap_auth::RefuseReason::Malformed.label().into(),
-                    })
-                    .inc();
             }
             RelayBehaviourEvent::BookSync(request_response::Event::Message {
                 message:

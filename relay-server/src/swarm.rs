@@ -29,6 +29,7 @@ pub async fn build_swarm(
     config: &Config,
     registry: &mut Registry,
     gate: Gate,
+    metrics: &crate::metrics::RelayMetrics,
 ) -> Result<Swarm<RelayBehaviour>, BuildError> {
     let Identity {
         keypair,
@@ -57,7 +58,7 @@ pub async fn build_swarm(
         ($builder:expr) => {
             $builder
                 .with_behaviour(|key| {
-                    RelayBehaviour::new(key, &config.limits, gate)
+                    RelayBehaviour::new(key, &config.limits, gate, metrics)
                         .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
                 })
                 .map_err(build_error)?

@@ -24,7 +24,74 @@ use crate::Relay;
 pub struct ProbeBehaviour {
     auth: request_response::Behaviour<AuthCodec>,
     relay: relay::client::Behaviour,
+    raw: request_response::Behaviour<RawCodec>,
 }
+
+/// Requests as whatever bytes the caller chooses, on any of the relay's request-response
+/// protocols: what a careless or hostile peer can put on the wire, caps ignored.
+#[derive(Clone, Default)]
+pub struct RawCodec;
+
+impl request_response::Codec for RawCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        read_all(io).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        read_all(io).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        bytes: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        use futures::AsyncWriteExt;
+        io.write_all(&bytes).await?;
+        io.close().await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        bytes: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        self.write_request(&StreamProtocol::new("/unused"), io, bytes)
+            .await
+    }
+}
+
+async fn read_all<T: futures::AsyncRead + Unpin + Send>(io: &mut T) -> std::io::Result<Vec<u8>> {
+    use futures::AsyncReadExt;
+    let mut bytes = Vec::new();
+    io.take(1 << 20).read_to_end(&mut bytes).await?;
+    Ok(bytes)
+}
+
+/// The relay's request-response protocols, for [`Probe::connect_raw`].
+pub const RELAY_PROTOCOLS: [&str; 3] = [
+    AUTH_PROTOCOL,
+    darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL,
+    darkswap_proto::DIRECTORY_PROTOCOL,
+];
 
 pub struct Probe {
     pub key: Keypair,
@@ -43,6 +110,16 @@ pub enum Reservation {
 impl Probe {
     /// Connects to `relay` over TCP with `key` and does nothing else.
     pub async fn connect(relay: &Relay, key: Keypair) -> Result<Self> {
+        Self::connect_raw(relay, key, AUTH_PROTOCOL).await
+    }
+
+    /// As [`Probe::connect`], with [`Probe::raw`] speaking `raw_protocol` (one of
+    /// [`RELAY_PROTOCOLS`]).
+    pub async fn connect_raw(
+        relay: &Relay,
+        key: Keypair,
+        raw_protocol: &'static str,
+    ) -> Result<Self> {
         let mut swarm = darkswap_net::libp2p::SwarmBuilder::with_existing_identity(key.clone())
             .with_tokio()
             .with_tcp(
@@ -62,6 +139,12 @@ impl Probe {
                         .with_request_timeout(Duration::from_secs(10)),
                 ),
                 relay: relay_client,
+                raw: request_response::Behaviour::with_codec(
+                    RawCodec,
+                    [(StreamProtocol::new(raw_protocol), ProtocolSupport::Outbound)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(10)),
+                ),
             })?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
@@ -130,6 +213,39 @@ impl Probe {
         })
         .await
         .map_err(|_| anyhow!("no auth answer within 10 s"))?
+    }
+
+    /// Sends `bytes` as one request on the protocol chosen at [`Probe::connect_raw`]: the
+    /// answer's bytes (empty when the relay closed the stream without one), or `None` when the
+    /// stream failed.
+    pub async fn raw(&mut self, bytes: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .raw
+            .send_request(&self.relay_id, bytes);
+        tokio::time::timeout(Duration::from_secs(15), async {
+            loop {
+                match self.swarm.select_next_some().await {
+                    SwarmEvent::Behaviour(ProbeBehaviourEvent::Raw(
+                        request_response::Event::Message {
+                            message:
+                                request_response::Message::Response {
+                                    request_id,
+                                    response,
+                                },
+                            ..
+                        },
+                    )) if request_id == id => return Ok(Some(response)),
+                    SwarmEvent::Behaviour(ProbeBehaviourEvent::Raw(
+                        request_response::Event::OutboundFailure { request_id, .. },
+                    )) if request_id == id => return Ok(None),
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .map_err(|_| anyhow!("no outcome within 15 s"))?
     }
 
     /// Asks for a challenge for `method`.

@@ -248,3 +248,55 @@ async fn a_relay_with_metrics_off_relays_and_says_metrics_are_off() -> anyhow::R
     assert_eq!(relay.get("/health")?.0, 200);
     Ok(())
 }
+
+/// A request over its protocol's cap, or bytes that are not the protocol's message, gets no
+/// answer on any of the relay's request-response protocols, is counted, and leaves the
+/// connection working (an honest request on it is answered after).
+#[tokio::test]
+async fn oversized_and_garbage_requests_are_refused_and_counted_on_every_protocol(
+) -> anyhow::Result<()> {
+    use darkswap_net::libp2p::identity::Keypair;
+    use darkswap_proto::auth::{AuthRequest, MAX_AUTH_REQUEST_BYTES};
+    use darkswap_proto::book_sync::MAX_BOOK_SYNC_REQUEST_BYTES;
+    use darkswap_proto::MAX_DIRECTORY_REQUEST_BYTES;
+    use darkswap_tests::probe::Probe;
+
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), any_ports(), &[])?;
+    let cases = [
+        (darkswap_auth::AUTH_PROTOCOL, MAX_AUTH_REQUEST_BYTES),
+        (
+            darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL,
+            MAX_BOOK_SYNC_REQUEST_BYTES,
+        ),
+        (
+            darkswap_proto::DIRECTORY_PROTOCOL,
+            MAX_DIRECTORY_REQUEST_BYTES,
+        ),
+    ];
+    for (protocol, cap) in cases {
+        let mut probe = Probe::connect_raw(&relay, Keypair::generate_ed25519(), protocol).await?;
+        let oversized = vec![0x0a; cap as usize + 1];
+        // No answer: the stream fails, or closes with nothing on it.
+        let none = |r: Option<Vec<u8>>| r.is_none_or(|b| b.is_empty());
+        assert!(none(probe.raw(oversized).await?), "{protocol}: oversized");
+        // Not protobuf: a field header naming a length far past the end.
+        let garbage = vec![0x0a, 0xff, 0xff, 0x03];
+        assert!(none(probe.raw(garbage).await?), "{protocol}: garbage");
+        // The connection still serves: an honest auth request is answered.
+        probe
+            .request(AuthRequest::Challenge {
+                method: darkswap_auth::Method::Identity,
+            })
+            .await?;
+    }
+    for protocol in ["auth", "book_sync", "directory"] {
+        for reason in ["too_large", "malformed"] {
+            let series = format!(
+                "darkswap_relay_requests_unreadable_total{{protocol=\"{protocol}\",reason=\"{reason}\"}}"
+            );
+            assert_eq!(relay.metric(&series)?, 1.0, "{series}");
+        }
+    }
+    Ok(())
+}

@@ -3,7 +3,10 @@
 //! A [`Frame`] is a message with an encoding and a cap. The reader takes at most the cap plus
 //! one byte from the stream and refuses a longer frame before any decoding; the writer closes the
 //! stream after one frame. With the `libp2p` feature, [`FrameCodec`] is the
-//! `libp2p::request_response::Codec` for a request type and a response type.
+//! `libp2p::request_response::Codec` for a request type and a response type; made with
+//! [`FrameCodec::counting`], it tells its owner of every frame it refuses (libp2p's
+//! request-response does not report a request that failed to read, so this is the only place a
+//! relay can count them).
 
 use crate::book_sync::{
     BookSyncError, BookSyncRequest, BookSyncResponse, MAX_BOOK_SYNC_REQUEST_BYTES,
@@ -49,6 +52,28 @@ impl_frame!(
 );
 impl_frame!(TradeEnvelope, MAX_TRADE_ENVELOPE_BYTES, EnvelopeError);
 
+/// Why a frame read from the network was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// Longer than the message's cap (refused before decoding).
+    TooLarge,
+    /// Not the protocol's message.
+    Malformed,
+}
+
+impl Refusal {
+    /// Its metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::TooLarge => "too_large",
+            Refusal::Malformed => "malformed",
+        }
+    }
+}
+
+/// Told of each frame a [`FrameCodec`] refuses.
+pub type OnRefusal = std::sync::Arc<dyn Fn(Refusal) + Send + Sync>;
+
 #[cfg(feature = "libp2p")]
 pub use codec::{AuthCodec, BookSyncCodec, DirectoryCodec, FrameCodec, MessageCodec, TradeCodec};
 
@@ -60,7 +85,7 @@ mod codec {
     use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
     use libp2p::StreamProtocol;
 
-    use super::Frame;
+    use super::{Frame, OnRefusal, Refusal};
     use crate::auth::{AuthRequest, AuthResponse};
     use crate::book_sync::{BookSyncRequest, BookSyncResponse};
     use crate::directory::{DirectoryRequest, DirectoryResponse};
@@ -68,17 +93,42 @@ mod codec {
     use crate::trade_envelope::TradeEnvelope;
 
     /// The request-response codec for a request type and a response type.
-    pub struct FrameCodec<Req, Resp>(PhantomData<fn() -> (Req, Resp)>);
+    pub struct FrameCodec<Req, Resp> {
+        on_refusal: Option<OnRefusal>,
+        types: PhantomData<fn() -> (Req, Resp)>,
+    }
+
+    impl<Req, Resp> FrameCodec<Req, Resp> {
+        /// A codec that calls `on_refusal` for every frame it refuses, requests and responses.
+        pub fn counting(on_refusal: OnRefusal) -> Self {
+            FrameCodec {
+                on_refusal: Some(on_refusal),
+                types: PhantomData,
+            }
+        }
+
+        fn refused(&self, why: Refusal) {
+            if let Some(f) = &self.on_refusal {
+                f(why);
+            }
+        }
+    }
 
     impl<Req, Resp> Default for FrameCodec<Req, Resp> {
         fn default() -> Self {
-            FrameCodec(PhantomData)
+            FrameCodec {
+                on_refusal: None,
+                types: PhantomData,
+            }
         }
     }
 
     impl<Req, Resp> Clone for FrameCodec<Req, Resp> {
         fn clone(&self) -> Self {
-            FrameCodec(PhantomData)
+            FrameCodec {
+                on_refusal: self.on_refusal.clone(),
+                types: PhantomData,
+            }
         }
     }
 
@@ -93,16 +143,23 @@ mod codec {
     /// `/darkswap/msg/2`.
     pub type MessageCodec = FrameCodec<DirectMessage, DirectAck>;
 
-    async fn read_frame<F: Frame, T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<F> {
+    async fn read_frame<F: Frame, T: AsyncRead + Unpin + Send>(
+        io: &mut T,
+        refused: impl Fn(Refusal),
+    ) -> io::Result<F> {
         let mut bytes = Vec::new();
         io.take(F::MAX_BYTES + 1).read_to_end(&mut bytes).await?;
         if bytes.len() as u64 > F::MAX_BYTES {
+            refused(Refusal::TooLarge);
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("frame exceeds {} bytes", F::MAX_BYTES),
             ));
         }
-        F::from_bytes(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        F::from_bytes(&bytes).map_err(|e| {
+            refused(Refusal::Malformed);
+            io::Error::new(io::ErrorKind::InvalidData, e)
+        })
     }
 
     async fn write_frame<F: Frame, T: AsyncWrite + Unpin + Send>(
@@ -122,14 +179,14 @@ mod codec {
         where
             T: AsyncRead + Unpin + Send,
         {
-            read_frame(io).await
+            read_frame(io, |why| self.refused(why)).await
         }
 
         async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Resp>
         where
             T: AsyncRead + Unpin + Send,
         {
-            read_frame(io).await
+            read_frame(io, |why| self.refused(why)).await
         }
 
         async fn write_request<T>(
