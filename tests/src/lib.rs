@@ -371,6 +371,13 @@ impl Peer {
             .map_err(|_| anyhow!("event not seen within {timeout:?}"))?
     }
 
+    /// A peer of `relay` (over TCP) that holds a reservation on it.
+    pub async fn reserved_on(relay: &Relay) -> Result<Self> {
+        let mut peer = Self::start(vec![relay.tcp_addr()]).await?;
+        peer.reserved().await?;
+        Ok(peer)
+    }
+
     pub async fn reserved(&mut self) -> Result<()> {
         self.wait_for(Duration::from_secs(15), |e| {
             matches!(e, NodeEvent::Relay(RelayStatus::Reserved { .. })).then_some(())

@@ -14,7 +14,7 @@ use darkswap_net::libp2p::{
     identity::Keypair, noise, relay, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
 };
 use darkswap_proto::auth::{AuthRequest, AuthResponse};
-use darkswap_proto::frame::AuthCodec;
+use darkswap_proto::frame::{AuthCodec, Frame, FrameCodec};
 use futures::StreamExt;
 
 use crate::Relay;
@@ -27,63 +27,44 @@ pub struct ProbeBehaviour {
     raw: request_response::Behaviour<RawCodec>,
 }
 
-/// Requests as whatever bytes the caller chooses, on any of the relay's request-response
-/// protocols: what a careless or hostile peer can put on the wire, caps ignored.
-#[derive(Clone, Default)]
-pub struct RawCodec;
+/// Whatever bytes the caller chooses, as one frame, on any of the relay's request-response
+/// protocols: what a careless or hostile peer can put on the wire, the protocols' caps ignored.
+#[derive(Debug, Clone)]
+pub struct RawFrame(pub Vec<u8>);
 
-impl request_response::Codec for RawCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
-    where
-        T: futures::AsyncRead + Unpin + Send,
-    {
-        read_all(io).await
+impl Frame for RawFrame {
+    const MAX_BYTES: u64 = 1 << 20;
+    type Error = std::convert::Infallible;
+    fn to_bytes(&self) -> Vec<u8> {
+        self.0.clone()
     }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
-    where
-        T: futures::AsyncRead + Unpin + Send,
-    {
-        read_all(io).await
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        bytes: Vec<u8>,
-    ) -> std::io::Result<()>
-    where
-        T: futures::AsyncWrite + Unpin + Send,
-    {
-        use futures::AsyncWriteExt;
-        io.write_all(&bytes).await?;
-        io.close().await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        bytes: Vec<u8>,
-    ) -> std::io::Result<()>
-    where
-        T: futures::AsyncWrite + Unpin + Send,
-    {
-        self.write_request(&StreamProtocol::new("/unused"), io, bytes)
-            .await
+    fn from_bytes(bytes: &[u8]) -> Result<Self, Self::Error> {
+        Ok(RawFrame(bytes.to_vec()))
     }
 }
 
-async fn read_all<T: futures::AsyncRead + Unpin + Send>(io: &mut T) -> std::io::Result<Vec<u8>> {
-    use futures::AsyncReadExt;
-    let mut bytes = Vec::new();
-    io.take(1 << 20).read_to_end(&mut bytes).await?;
-    Ok(bytes)
+/// The codec of [`RawFrame`]s both ways.
+pub type RawCodec = FrameCodec<RawFrame, RawFrame>;
+
+/// The outcome of request `id`, if `event` is it: the answer, or why there is none.
+pub fn answer_to<Req, Resp>(
+    id: request_response::OutboundRequestId,
+    event: request_response::Event<Req, Resp>,
+) -> Option<Result<std::result::Result<Resp, request_response::OutboundFailure>>> {
+    match event {
+        request_response::Event::Message {
+            message:
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                },
+            ..
+        } if request_id == id => Some(Ok(Ok(response))),
+        request_response::Event::OutboundFailure {
+            request_id, error, ..
+        } if request_id == id => Some(Ok(Err(error))),
+        _ => None,
+    }
 }
 
 /// The relay's request-response protocols, for [`Probe::connect_raw`].
@@ -140,7 +121,7 @@ impl Probe {
                 ),
                 relay: relay_client,
                 raw: request_response::Behaviour::with_codec(
-                    RawCodec,
+                    RawCodec::default(),
                     [(StreamProtocol::new(raw_protocol), ProtocolSupport::Outbound)],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(10)),
@@ -182,6 +163,25 @@ impl Probe {
         self.relay_id
     }
 
+    /// Runs the swarm until `pick` maps an event to an outcome, for at most `timeout`.
+    async fn until<T>(
+        &mut self,
+        timeout: Duration,
+        mut pick: impl FnMut(ProbeBehaviourEvent) -> Option<Result<T>>,
+    ) -> Result<T> {
+        tokio::time::timeout(timeout, async {
+            loop {
+                if let SwarmEvent::Behaviour(event) = self.swarm.select_next_some().await {
+                    if let Some(outcome) = pick(event) {
+                        return outcome;
+                    }
+                }
+            }
+        })
+        .await
+        .map_err(|_| anyhow!("no outcome within {timeout:?}"))?
+    }
+
     /// Sends one auth request and returns the relay's answer.
     pub async fn request(&mut self, request: AuthRequest) -> Result<AuthResponse> {
         let id = self
@@ -189,30 +189,12 @@ impl Probe {
             .behaviour_mut()
             .auth
             .send_request(&self.relay_id, request);
-        tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                match self.swarm.select_next_some().await {
-                    SwarmEvent::Behaviour(ProbeBehaviourEvent::Auth(
-                        request_response::Event::Message {
-                            message:
-                                request_response::Message::Response {
-                                    request_id,
-                                    response,
-                                },
-                            ..
-                        },
-                    )) if request_id == id => return Ok(response),
-                    SwarmEvent::Behaviour(ProbeBehaviourEvent::Auth(
-                        request_response::Event::OutboundFailure {
-                            request_id, error, ..
-                        },
-                    )) if request_id == id => bail!("auth request failed: {error}"),
-                    _ => {}
-                }
-            }
+        self.until(Duration::from_secs(10), |event| match event {
+            ProbeBehaviourEvent::Auth(e) => answer_to(id, e),
+            _ => None,
         })
-        .await
-        .map_err(|_| anyhow!("no auth answer within 10 s"))?
+        .await?
+        .map_err(|error| anyhow!("auth request failed: {error}"))
     }
 
     /// Sends `bytes` as one request on the protocol chosen at [`Probe::connect_raw`]: the
@@ -223,29 +205,14 @@ impl Probe {
             .swarm
             .behaviour_mut()
             .raw
-            .send_request(&self.relay_id, bytes);
-        tokio::time::timeout(Duration::from_secs(15), async {
-            loop {
-                match self.swarm.select_next_some().await {
-                    SwarmEvent::Behaviour(ProbeBehaviourEvent::Raw(
-                        request_response::Event::Message {
-                            message:
-                                request_response::Message::Response {
-                                    request_id,
-                                    response,
-                                },
-                            ..
-                        },
-                    )) if request_id == id => return Ok(Some(response)),
-                    SwarmEvent::Behaviour(ProbeBehaviourEvent::Raw(
-                        request_response::Event::OutboundFailure { request_id, .. },
-                    )) if request_id == id => return Ok(None),
-                    _ => {}
-                }
-            }
-        })
-        .await
-        .map_err(|_| anyhow!("no outcome within 15 s"))?
+            .send_request(&self.relay_id, RawFrame(bytes));
+        let outcome = self
+            .until(Duration::from_secs(15), |event| match event {
+                ProbeBehaviourEvent::Raw(e) => answer_to(id, e),
+                _ => None,
+            })
+            .await?;
+        Ok(outcome.ok().map(|frame| frame.0))
     }
 
     /// Asks for a challenge for `method`.

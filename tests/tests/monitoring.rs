@@ -250,10 +250,8 @@ async fn dashboards_and_rules_match_what_a_real_relay_exports() -> Result<()> {
 
     // Traffic: two traders reserve and talk through a circuit; a third is refused a
     // reservation; one leaves, closing its circuit.
-    let mut a = Peer::start(vec![relay.tcp_addr()]).await?;
-    let mut b = Peer::start(vec![relay.tcp_addr()]).await?;
-    a.reserved().await?;
-    b.reserved().await?;
+    let mut a = Peer::reserved_on(&relay).await?;
+    let mut b = Peer::reserved_on(&relay).await?;
     let id = a.handle.send_message(b.id(), "hello".into())?;
     a.wait_for(Duration::from_secs(20), |e| match e {
         NodeEvent::MessageDelivered { id: got, .. } if *got == id => Some(()),

@@ -54,8 +54,7 @@ async fn orders_propagate_cancel_everywhere_and_joiners_sync() -> anyhow::Result
         .book_where(T, &pair(), |v| v.orders.iter().any(|o| o.id == second))
         .await?;
     // Not `trader()`: its wait for a first book view could swallow the sync report.
-    let mut joiner = Peer::start(vec![relay.tcp_addr()]).await?;
-    joiner.reserved().await?;
+    let mut joiner = Peer::reserved_on(&relay).await?;
     joiner.handle.command(Command::WatchPair { pair: pair() })?;
     let synced = joiner
         .wait_for(T, |e| match e {

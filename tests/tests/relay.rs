@@ -16,10 +16,8 @@ fn any_ports() -> Ports {
 async fn peers_reserve_find_each_other_and_message_through_a_circuit() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let relay = Relay::start(dir.path(), any_ports(), &[])?;
-    let mut a = Peer::start(vec![relay.tcp_addr()]).await?;
-    let mut b = Peer::start(vec![relay.tcp_addr()]).await?;
-    a.reserved().await?;
-    b.reserved().await?;
+    let mut a = Peer::reserved_on(&relay).await?;
+    let mut b = Peer::reserved_on(&relay).await?;
     let b_id = b.id();
     a.wait_for(T, |e| match e {
         NodeEvent::Peers { peers, .. } if peers.contains(&b_id) => Some(()),
@@ -58,10 +56,8 @@ async fn peers_reserve_find_each_other_and_message_through_a_circuit() -> anyhow
 async fn more_than_one_mib_crosses_one_circuit() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let relay = Relay::start(dir.path(), any_ports(), &[])?;
-    let mut a = Peer::start(vec![relay.tcp_addr()]).await?;
-    let mut b = Peer::start(vec![relay.tcp_addr()]).await?;
-    a.reserved().await?;
-    b.reserved().await?;
+    let mut a = Peer::reserved_on(&relay).await?;
+    let mut b = Peer::reserved_on(&relay).await?;
     let chunk = "x".repeat(darkswap_proto::MAX_MESSAGE_TEXT_BYTES);
     let count = (1024 * 1024 / chunk.len()) + 16; // > 1 MiB of text, plus framing
     let expected = count * chunk.len();
@@ -123,8 +119,7 @@ fn restart_keeps_peer_id_and_certhash() -> anyhow::Result<()> {
 async fn over_limit_reservation_is_denied_and_counted() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let relay = Relay::start(dir.path(), any_ports(), &["--max-reservations", "1"])?;
-    let mut a = Peer::start(vec![relay.tcp_addr()]).await?;
-    a.reserved().await?;
+    let _a = Peer::reserved_on(&relay).await?;
     let mut b = Peer::start(vec![relay.tcp_addr()]).await?;
     let reason = b
         .wait_for(T, |e| match e {
@@ -151,8 +146,7 @@ async fn peers_reconnect_and_reserve_again_after_a_relay_restart() -> anyhow::Re
     let dir = tempfile::tempdir()?;
     let ports = Ports::fixed();
     let relay = Relay::start(dir.path(), ports, &[])?;
-    let mut a = Peer::start(vec![relay.tcp_addr()]).await?;
-    a.reserved().await?;
+    let mut a = Peer::reserved_on(&relay).await?;
     relay.stop()?;
     a.wait_for(T, |e| {
         matches!(e, NodeEvent::Relay(RelayStatus::Failed { .. })).then_some(())
@@ -240,8 +234,7 @@ fn bad_config_busy_port_and_bad_key_are_clear_errors() -> anyhow::Result<()> {
 async fn a_relay_with_metrics_off_relays_and_says_metrics_are_off() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let relay = Relay::start(dir.path(), any_ports(), &["--metrics", "false"])?;
-    let mut a = Peer::start(vec![relay.tcp_addr()]).await?;
-    a.reserved().await?;
+    let _a = Peer::reserved_on(&relay).await?;
     let (status, body) = relay.get("/metrics")?;
     assert_eq!(status, 404);
     assert!(body.contains("metrics are disabled"), "{body}");

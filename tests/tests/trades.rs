@@ -296,18 +296,9 @@ impl WireTaker {
                 if let SwarmEvent::Behaviour(WireBehaviourEvent::Trades(event)) =
                     self.swarm.select_next_some().await
                 {
-                    match event {
-                        request_response::Event::Message {
-                            message:
-                                request_response::Message::Response {
-                                    request_id,
-                                    response,
-                                },
-                            ..
-                        } if request_id == id => return Ok(response),
-                        request_response::Event::OutboundFailure {
-                            request_id, error, ..
-                        } if request_id == id => bail!("request failed: {error}"),
+                    match darkswap_tests::probe::answer_to(id, event) {
+                        Some(Ok(Ok(response))) => return Ok(response),
+                        Some(Ok(Err(error))) => bail!("request failed: {error}"),
                         _ => {}
                     }
                 }

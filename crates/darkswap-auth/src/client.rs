@@ -179,6 +179,19 @@ mod tests {
     use crate::token::issue;
     use crate::Level;
 
+    /// A token `relay_key` signs for `peer`: authenticated by identity, for an hour from 0.
+    fn identity_token(relay_key: &Keypair, peer: PeerId) -> Vec<u8> {
+        let claims = Claims {
+            relay: relay_key.public().to_peer_id(),
+            peer,
+            level: Level::Authenticated,
+            method: Method::Identity,
+            issued_at_ms: 0,
+            expires_at_ms: 3_600_000,
+        };
+        issue(relay_key, &claims).unwrap()
+    }
+
     #[test]
     fn identity_flow_answers_the_challenge_and_keeps_the_token() {
         let key = Keypair::generate_ed25519();
@@ -213,15 +226,7 @@ mod tests {
             },
             &proof
         ));
-        let claims = Claims {
-            relay,
-            peer: local,
-            level: Level::Authenticated,
-            method: Method::Identity,
-            issued_at_ms: 0,
-            expires_at_ms: 3_600_000,
-        };
-        let token = issue(&relay_key, &claims).unwrap();
+        let token = identity_token(&relay_key, local);
         let step = c.on_response(
             AuthResponse::Granted(Grant {
                 level: Level::Authenticated,
@@ -273,15 +278,7 @@ mod tests {
         let relay_key = Keypair::generate_ed25519();
         let relay = relay_key.public().to_peer_id();
         let local = key.public().to_peer_id();
-        let claims = Claims {
-            relay,
-            peer: local,
-            level: Level::Authenticated,
-            method: Method::Identity,
-            issued_at_ms: 0,
-            expires_at_ms: 3_600_000,
-        };
-        let token = issue(&relay_key, &claims).unwrap();
+        let token = identity_token(&relay_key, local);
         let mut c = ClientAuth::new(Credential::Identity, Some(token));
         c.start(&relay, &local, 1_000);
         let step = c.on_response(

@@ -313,35 +313,28 @@ impl<T> OrderBook<T> {
                     .as_mut()
                     .expect("linked node is live");
                 let next = node.next;
-                if node.order.is_expired(now_ms) {
-                    if node.reserved == 0 {
-                        unlink(
-                            &mut self.nodes,
-                            &mut self.free,
-                            &mut self.index,
-                            level,
-                            cursor,
-                        );
+                // An expired order goes unless reserved; a live one gives what it can.
+                let gone = if node.order.is_expired(now_ms) {
+                    node.reserved == 0
+                } else {
+                    let available = node.available();
+                    let take = remaining.min(available);
+                    if take == 0 || take < node.order.effective_min_fill(available) {
+                        false
+                    } else {
+                        node.order.amount -= take;
+                        level.available -= take;
+                        remaining -= take;
+                        on_fill(Fill {
+                            maker_order: node.order.id,
+                            price,
+                            amount: take,
+                            maker_remaining: node.order.amount,
+                        });
+                        node.order.amount == 0
                     }
-                    cursor = next;
-                    continue;
-                }
-                let available = node.available();
-                let take = remaining.min(available);
-                if take == 0 || take < node.order.effective_min_fill(available) {
-                    cursor = next;
-                    continue;
-                }
-                node.order.amount -= take;
-                level.available -= take;
-                remaining -= take;
-                on_fill(Fill {
-                    maker_order: node.order.id,
-                    price,
-                    amount: take,
-                    maker_remaining: node.order.amount,
-                });
-                if node.order.amount == 0 {
+                };
+                if gone {
                     unlink(
                         &mut self.nodes,
                         &mut self.free,

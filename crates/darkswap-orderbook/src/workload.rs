@@ -5,7 +5,7 @@
 //! earlier orders (some already filled, as in real flow) and 10% aggressive immediate-or-cancel
 //! orders that sweep into the opposite side.
 
-use crate::book::OrderBook;
+use crate::book::{Fill, OrderBook};
 use crate::order::{LimitOrder, OrderId, Price, Side};
 
 /// Mid price of the generated flow (quote units per 10⁸ base units).
@@ -142,39 +142,44 @@ pub struct Tally {
 pub fn run(book: &mut OrderBook, ops: &[Op]) -> Tally {
     let mut tally = Tally::default();
     for op in ops {
-        match *op {
-            Op::Place {
-                id,
-                side,
-                price,
-                amount,
-            } => {
-                if book.insert(order(id, side, price, amount), 0).is_ok() {
-                    tally.placed += 1;
-                }
-            }
-            Op::Cancel { id } => {
-                if book.cancel(&OrderId::from_u64(id)).is_some() {
-                    tally.cancelled += 1;
-                }
-            }
-            Op::Aggressive {
-                id: _,
-                side,
-                price,
-                amount,
-            } => {
-                book.sweep(side, Price(price), amount, 0, |fill| {
-                    tally.fills += 1;
-                    tally.filled_amount += fill.amount;
-                });
-            }
+        let took_effect = apply(book, *op, |fill| {
+            tally.fills += 1;
+            tally.filled_amount += fill.amount;
+        });
+        match (op, took_effect) {
+            (Op::Place { .. }, true) => tally.placed += 1,
+            (Op::Cancel { .. }, true) => tally.cancelled += 1,
+            _ => {}
         }
     }
     tally
 }
 
-fn order(id: u64, side: Side, price: u64, amount: u64) -> LimitOrder {
+/// Applies one operation, reporting each fill of an aggressive one to `on_fill`; returns
+/// whether a placement was accepted or a cancel found its order.
+pub fn apply(book: &mut OrderBook, op: Op, on_fill: impl FnMut(Fill)) -> bool {
+    match op {
+        Op::Place {
+            id,
+            side,
+            price,
+            amount,
+        } => book.insert(order(id, side, price, amount), 0).is_ok(),
+        Op::Cancel { id } => book.cancel(&OrderId::from_u64(id)).is_some(),
+        Op::Aggressive {
+            id: _,
+            side,
+            price,
+            amount,
+        } => {
+            book.sweep(side, Price(price), amount, 0, on_fill);
+            false
+        }
+    }
+}
+
+/// A plain resting order: no minimum fill, no expiry.
+pub(crate) fn order(id: u64, side: Side, price: u64, amount: u64) -> LimitOrder {
     LimitOrder {
         id: OrderId::from_u64(id),
         side,
@@ -229,28 +234,34 @@ mod tests {
     }
 
     impl Model {
+        fn place(&mut self, op: Op) {
+            let Op::Place {
+                id,
+                side,
+                price,
+                amount,
+            } = op
+            else {
+                return;
+            };
+            self.arrivals += 1;
+            match side {
+                Side::Buy => {
+                    self.bids
+                        .insert((std::cmp::Reverse(price), self.arrivals), (id, amount));
+                }
+                Side::Sell => {
+                    self.asks.insert((price, self.arrivals), (id, amount));
+                }
+            }
+            self.where_is.insert(id, (side, price, self.arrivals));
+        }
+
         /// Applies `op`; returns the fills of an aggressive order as (maker id, amount).
         fn apply(&mut self, op: Op) -> Vec<(u64, u64)> {
             let mut fills = Vec::new();
             match op {
-                Op::Place {
-                    id,
-                    side,
-                    price,
-                    amount,
-                } => {
-                    self.arrivals += 1;
-                    match side {
-                        Side::Buy => {
-                            self.bids
-                                .insert((std::cmp::Reverse(price), self.arrivals), (id, amount));
-                        }
-                        Side::Sell => {
-                            self.asks.insert((price, self.arrivals), (id, amount));
-                        }
-                    }
-                    self.where_is.insert(id, (side, price, self.arrivals));
-                }
+                Op::Place { .. } => self.place(op),
                 Op::Cancel { id } => {
                     if let Some((side, price, at)) = self.where_is.remove(&id) {
                         match side {
@@ -267,32 +278,8 @@ mod tests {
                 } => {
                     while amount > 0 {
                         let best = match side {
-                            Side::Buy => {
-                                self.asks.first_entry().filter(|e| e.key().0 <= price).map(
-                                    |mut e| {
-                                        let take = amount.min(e.get().1);
-                                        e.get_mut().1 -= take;
-                                        let (id, left) = *e.get();
-                                        if left == 0 {
-                                            e.remove();
-                                        }
-                                        (id, take, left)
-                                    },
-                                )
-                            }
-                            Side::Sell => self
-                                .bids
-                                .first_entry()
-                                .filter(|e| e.key().0 .0 >= price)
-                                .map(|mut e| {
-                                    let take = amount.min(e.get().1);
-                                    e.get_mut().1 -= take;
-                                    let (id, left) = *e.get();
-                                    if left == 0 {
-                                        e.remove();
-                                    }
-                                    (id, take, left)
-                                }),
+                            Side::Buy => take_first(&mut self.asks, |k| k.0 <= price, amount),
+                            Side::Sell => take_first(&mut self.bids, |k| k.0 .0 >= price, amount),
                         };
                         let Some((id, take, left)) = best else {
                             break;
@@ -309,6 +296,23 @@ mod tests {
         }
     }
 
+    /// Takes up to `amount` from the first order of `side` if `reachable` says its key is:
+    /// (its id, what was taken, what is left of it).
+    fn take_first<K: Ord>(
+        side: &mut std::collections::BTreeMap<K, (u64, u64)>,
+        reachable: impl Fn(&K) -> bool,
+        amount: u64,
+    ) -> Option<(u64, u64, u64)> {
+        let mut first = side.first_entry().filter(|e| reachable(e.key()))?;
+        let take = amount.min(first.get().1);
+        first.get_mut().1 -= take;
+        let (id, left) = *first.get();
+        if left == 0 {
+            first.remove();
+        }
+        Some((id, take, left))
+    }
+
     /// The book against the model, operation by operation, on the benchmark's own workload: the
     /// same fills (maker and amount, in order) and the same cancels.
     #[test]
@@ -318,27 +322,7 @@ mod tests {
         for (n, op) in mixed(42, 100_000).into_iter().enumerate() {
             let expected = model.apply(op);
             let mut got = Vec::new();
-            match op {
-                Op::Place {
-                    id,
-                    side,
-                    price,
-                    amount,
-                } => book.insert(order(id, side, price, amount), 0).unwrap(),
-                Op::Cancel { id } => {
-                    book.cancel(&OrderId::from_u64(id));
-                }
-                Op::Aggressive {
-                    side,
-                    price,
-                    amount,
-                    ..
-                } => {
-                    book.sweep(side, Price(price), amount, 0, |f| {
-                        got.push((f.maker_order, f.amount))
-                    });
-                }
-            }
+            apply(&mut book, op, |f| got.push((f.maker_order, f.amount)));
             let expected: Vec<(OrderId, u64)> = expected
                 .into_iter()
                 .map(|(id, a)| (OrderId::from_u64(id), a))

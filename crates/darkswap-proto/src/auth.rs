@@ -411,13 +411,8 @@ pub enum AuthResponse {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     /// Longer than the message's cap.
-    #[error("auth message of {len} bytes exceeds the {max}-byte cap")]
-    TooLong {
-        /// Its length.
-        len: usize,
-        /// The cap.
-        max: u64,
-    },
+    #[error(transparent)]
+    TooLong(#[from] crate::frame::TooLong),
     /// Not protobuf of the expected shape.
     #[error("not a valid auth message")]
     Decode(#[source] prost::DecodeError),
@@ -583,12 +578,7 @@ impl AuthRequest {
     /// Decodes and validates a request of at most [`MAX_AUTH_REQUEST_BYTES`].
     pub fn decode(bytes: &[u8]) -> Result<AuthRequest, WireError> {
         use pb::Request;
-        if bytes.len() as u64 > MAX_AUTH_REQUEST_BYTES {
-            return Err(WireError::TooLong {
-                len: bytes.len(),
-                max: MAX_AUTH_REQUEST_BYTES,
-            });
-        }
+        crate::frame::within(bytes, MAX_AUTH_REQUEST_BYTES)?;
         let msg = pb::AuthRequest::decode(bytes).map_err(WireError::Decode)?;
         match msg.kind.ok_or(WireError::Field("kind"))? {
             Request::Challenge(m) => {
@@ -687,12 +677,7 @@ impl AuthResponse {
     /// Decodes and validates a response of at most [`MAX_AUTH_RESPONSE_BYTES`].
     pub fn decode(bytes: &[u8]) -> Result<AuthResponse, WireError> {
         use pb::Response;
-        if bytes.len() as u64 > MAX_AUTH_RESPONSE_BYTES {
-            return Err(WireError::TooLong {
-                len: bytes.len(),
-                max: MAX_AUTH_RESPONSE_BYTES,
-            });
-        }
+        crate::frame::within(bytes, MAX_AUTH_RESPONSE_BYTES)?;
         let msg = pb::AuthResponse::decode(bytes).map_err(WireError::Decode)?;
         match msg.kind.ok_or(WireError::Field("kind"))? {
             Response::Challenge(c) => Ok(AuthResponse::Challenge {

@@ -37,13 +37,8 @@ pub struct DirectoryResponse {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DirectoryError {
     /// Longer than the message's cap.
-    #[error("directory message of {len} bytes exceeds the {max}-byte cap")]
-    TooLong {
-        /// Its length.
-        len: usize,
-        /// The cap.
-        max: u64,
-    },
+    #[error(transparent)]
+    TooLong(#[from] crate::frame::TooLong),
     /// Not protobuf of the expected shape.
     #[error("not a valid directory message")]
     Decode(#[source] prost::DecodeError),
@@ -75,16 +70,6 @@ mod pb {
     }
 }
 
-fn check_len(bytes: &[u8], max: u64) -> Result<(), DirectoryError> {
-    if bytes.len() as u64 > max {
-        return Err(DirectoryError::TooLong {
-            len: bytes.len(),
-            max,
-        });
-    }
-    Ok(())
-}
-
 impl DirectoryRequest {
     /// Its protobuf encoding (empty).
     pub fn encode(&self) -> Vec<u8> {
@@ -93,7 +78,7 @@ impl DirectoryRequest {
 
     /// Decodes a request of at most [`MAX_DIRECTORY_REQUEST_BYTES`].
     pub fn decode(bytes: &[u8]) -> Result<Self, DirectoryError> {
-        check_len(bytes, MAX_DIRECTORY_REQUEST_BYTES)?;
+        crate::frame::within(bytes, MAX_DIRECTORY_REQUEST_BYTES)?;
         pb::DirectoryRequest::decode(bytes).map_err(DirectoryError::Decode)?;
         Ok(DirectoryRequest {})
     }
@@ -125,7 +110,7 @@ impl DirectoryResponse {
     /// Decodes and checks a response of at most [`MAX_DIRECTORY_RESPONSE_BYTES`]: every entry a
     /// PeerId, no more than [`MAX_DIRECTORY_PEERS`], a total no smaller than the list.
     pub fn decode(bytes: &[u8]) -> Result<Self, DirectoryError> {
-        check_len(bytes, MAX_DIRECTORY_RESPONSE_BYTES)?;
+        crate::frame::within(bytes, MAX_DIRECTORY_RESPONSE_BYTES)?;
         let msg = pb::DirectoryResponse::decode(bytes).map_err(DirectoryError::Decode)?;
         if msg.peers.len() > MAX_DIRECTORY_PEERS {
             return Err(DirectoryError::TooManyPeers(msg.peers.len()));
@@ -219,7 +204,7 @@ mod tests {
         );
         assert!(matches!(
             DirectoryResponse::decode(&vec![0; MAX_DIRECTORY_RESPONSE_BYTES as usize + 1]),
-            Err(DirectoryError::TooLong { .. })
+            Err(DirectoryError::TooLong(_))
         ));
         assert!(matches!(
             DirectoryResponse::decode(&[0xff, 0xff]),

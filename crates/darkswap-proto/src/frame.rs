@@ -52,6 +52,27 @@ impl_frame!(
 );
 impl_frame!(TradeEnvelope, MAX_TRADE_ENVELOPE_BYTES, EnvelopeError);
 
+/// A frame longer than its message's cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("frame of {len} bytes exceeds the {max}-byte cap")]
+pub struct TooLong {
+    /// Its length.
+    pub len: usize,
+    /// The cap.
+    pub max: u64,
+}
+
+/// Checks `bytes` against the cap `max`, before any decoding.
+pub fn within(bytes: &[u8], max: u64) -> Result<(), TooLong> {
+    if bytes.len() as u64 > max {
+        return Err(TooLong {
+            len: bytes.len(),
+            max,
+        });
+    }
+    Ok(())
+}
+
 /// Why a frame read from the network was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Refusal {

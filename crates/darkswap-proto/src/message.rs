@@ -42,13 +42,8 @@ pub struct DirectAck {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageWireError {
     /// Longer than the message's cap.
-    #[error("direct message frame of {len} bytes exceeds the {max}-byte cap")]
-    TooLong {
-        /// Its length.
-        len: usize,
-        /// The cap.
-        max: u64,
-    },
+    #[error(transparent)]
+    TooLong(#[from] crate::frame::TooLong),
     /// Not protobuf of the expected shape (or text that is not UTF-8).
     #[error("not a valid direct message frame")]
     Decode(#[source] prost::DecodeError),
@@ -72,16 +67,6 @@ mod pb {
         #[prost(string, tag = "2")]
         pub reason: String,
     }
-}
-
-fn check_len(bytes: &[u8], max: u64) -> Result<(), MessageWireError> {
-    if bytes.len() as u64 > max {
-        return Err(MessageWireError::TooLong {
-            len: bytes.len(),
-            max,
-        });
-    }
-    Ok(())
 }
 
 /// Why a message is not acceptable.
@@ -146,7 +131,7 @@ impl DirectMessage {
     /// Decodes a message of at most [`MAX_MESSAGE_FRAME_BYTES`]. The text is not judged here:
     /// the receiver answers an unacceptable one with a refusal that says why.
     pub fn decode(bytes: &[u8]) -> Result<Self, MessageWireError> {
-        check_len(bytes, MAX_MESSAGE_FRAME_BYTES)?;
+        crate::frame::within(bytes, MAX_MESSAGE_FRAME_BYTES)?;
         let m = pb::DirectMessage::decode(bytes).map_err(MessageWireError::Decode)?;
         Ok(Self {
             text: m.text,
@@ -182,7 +167,7 @@ impl DirectAck {
     /// Decodes an acknowledgement of at most [`MAX_ACK_FRAME_BYTES`] with a reason of at most
     /// [`MAX_ACK_REASON_BYTES`] and no control characters.
     pub fn decode(bytes: &[u8]) -> Result<Self, MessageWireError> {
-        check_len(bytes, MAX_ACK_FRAME_BYTES)?;
+        crate::frame::within(bytes, MAX_ACK_FRAME_BYTES)?;
         let a = pb::DirectAck::decode(bytes).map_err(MessageWireError::Decode)?;
         if a.reason.len() > MAX_ACK_REASON_BYTES || a.reason.chars().any(char::is_control) {
             return Err(MessageWireError::BadReason);
@@ -271,7 +256,7 @@ mod tests {
         ));
         assert!(matches!(
             DirectMessage::decode(&vec![0; MAX_MESSAGE_FRAME_BYTES as usize + 1]),
-            Err(MessageWireError::TooLong { .. })
+            Err(MessageWireError::TooLong(_))
         ));
     }
 

@@ -63,16 +63,14 @@ async fn propagation(peers: usize, orders: usize) -> Result<()> {
             &limit,
         ],
     )?;
-    let mut maker = Peer::start(vec![relay.tcp_addr()]).await?;
-    maker.reserved().await?;
+    let mut maker = Peer::reserved_on(&relay).await?;
     maker
         .handle
         .command(Command::WatchPair { pair: pair.clone() })?;
     let (seen_tx, mut seen_rx) = mpsc::channel::<(usize, OrderId, Instant)>(100_000);
     let mut handles = Vec::new();
     for n in 0..peers {
-        let mut peer = Peer::start(vec![relay.tcp_addr()]).await?;
-        peer.reserved().await?;
+        let mut peer = Peer::reserved_on(&relay).await?;
         peer.handle
             .command(Command::WatchPair { pair: pair.clone() })?;
         peer.book_where(Duration::from_secs(10), &pair, |_| true)
@@ -199,8 +197,7 @@ async fn joiner_sync(book: usize) -> Result<()> {
             bail!("the relay holds {live} of {book} orders after 60 s");
         }
     }
-    let mut joiner = Peer::start(vec![relay.tcp_addr()]).await?;
-    joiner.reserved().await?;
+    let mut joiner = Peer::reserved_on(&relay).await?;
     let started = Instant::now();
     joiner
         .handle

@@ -1,16 +1,6 @@
 use super::*;
 
-fn order(id: u64, side: Side, price: u64, amount: u64) -> LimitOrder {
-    LimitOrder {
-        id: OrderId::from_u64(id),
-        side,
-        price: Price(price),
-        amount,
-        min_fill: 0,
-        expires_at_ms: u64::MAX,
-        data: (),
-    }
-}
+use crate::workload::order;
 
 fn id(n: u64) -> OrderId {
     OrderId::from_u64(n)
