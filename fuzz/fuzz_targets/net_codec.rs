@@ -18,9 +18,8 @@ use std::task::{Context, Poll};
 use darkswap_fuzz::Input;
 use darkswap_net::libp2p::request_response::Codec;
 use darkswap_net::libp2p::StreamProtocol;
-use darkswap_proto::frame::{
-    AuthCodec, BookSyncCodec, DirectoryCodec, Frame, MessageCodec, TradeCodec,
-};
+use darkswap_proto::codecs::{AuthCodec, BookSyncCodec, DirectoryCodec, MessageCodec, TradeCodec};
+use darkswap_proto::frame::Frame;
 use futures::executor::block_on;
 use futures::io::{AsyncRead, Cursor};
 use libfuzzer_sys::fuzz_target;

@@ -10,7 +10,7 @@ use libp2p::{Multiaddr, PeerId};
 use crate::gate::Gate;
 
 use darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL;
-use darkswap_proto::frame::{AuthCodec, BookSyncCodec, DirectoryCodec};
+use darkswap_proto::codecs::{AuthCodec, BookSyncCodec, DirectoryCodec};
 use darkswap_proto::gossip::{gossipsub_behaviour, GossipRole};
 use darkswap_proto::{DIRECTORY_PROTOCOL, IDENTIFY_PROTOCOL_VERSION};
 use libp2p::connection_limits::{self, ConnectionLimits};

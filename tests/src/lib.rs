@@ -439,7 +439,7 @@ pub fn sell(amount: u64, price: u64) -> darkswap_proto::order::OrderSpec {
 #[behaviour(prelude = "darkswap_net::libp2p::swarm::derive_prelude")]
 pub struct RawBehaviour {
     gossip: gossipsub::Behaviour,
-    auth: darkswap_net::libp2p::request_response::Behaviour<darkswap_proto::frame::AuthCodec>,
+    auth: darkswap_net::libp2p::request_response::Behaviour<darkswap_proto::codecs::AuthCodec>,
 }
 
 /// A bare gossipsub peer that publishes whatever bytes it is given, as a hostile client would.
@@ -477,7 +477,7 @@ impl RawPublisher {
                     gossip: gossipsub_behaviour(GossipRole::Trader)
                         .map_err(Box::<dyn std::error::Error + Send + Sync>::from)?,
                     auth: request_response::Behaviour::with_codec(
-                        darkswap_proto::frame::AuthCodec::default(),
+                        darkswap_proto::codecs::AuthCodec::default(),
                         [(
                             darkswap_net::libp2p::StreamProtocol::new(darkswap_auth::AUTH_PROTOCOL),
                             ProtocolSupport::Outbound,

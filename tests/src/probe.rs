@@ -14,7 +14,8 @@ use darkswap_net::libp2p::{
     identity::Keypair, noise, relay, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
 };
 use darkswap_proto::auth::{AuthRequest, AuthResponse};
-use darkswap_proto::frame::{AuthCodec, Frame, FrameCodec};
+use darkswap_proto::codecs::AuthCodec;
+use darkswap_proto::frame::{Frame, FrameCodec};
 use futures::StreamExt;
 
 use crate::Relay;

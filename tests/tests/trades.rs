@@ -15,7 +15,7 @@ use darkswap_net::libp2p::{noise, relay, tcp, yamux, PeerId, StreamProtocol, Swa
 use darkswap_net::metrics::ClientMetrics;
 use darkswap_net::{unix_time_ms, Command, NodeEvent, Trade, TradeRole, TradeState, TradingEvent};
 use darkswap_orderbook::{OrderId, Pair};
-use darkswap_proto::frame::TradeCodec;
+use darkswap_proto::codecs::TradeCodec;
 use darkswap_proto::trade::{Agreement, TradeRequest, TradeResponse, TRADE_PROTOCOL};
 use darkswap_proto::trade_envelope::{digest, request_aad, response_aad, Refusal, TradeEnvelope};
 use darkswap_tests::{sell, Peer, Ports, Relay};

@@ -6,7 +6,7 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{gossipsub, identify, identity, ping, relay, StreamProtocol};
 
 use darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL;
-use darkswap_proto::frame::{AuthCodec, BookSyncCodec, DirectoryCodec, MessageCodec, TradeCodec};
+use darkswap_proto::codecs::{AuthCodec, BookSyncCodec, DirectoryCodec, MessageCodec, TradeCodec};
 use darkswap_proto::gossip::{gossipsub_behaviour, GossipConfigError, GossipRole};
 use darkswap_proto::{DIRECTORY_PROTOCOL, IDENTIFY_PROTOCOL_VERSION, MESSAGE_PROTOCOL};
 

@@ -2,7 +2,7 @@
 //! machine ([`ClientAuth`]). It remembers which request is ours, whether the relay granted us a
 //! level on the current connection and until when, when to ask again after a refusal or a
 //! failure, and which admin requests are in flight; it tells the node what to send and what to
-//! report. The codec is `darkswap_proto::frame::AuthCodec`.
+//! report. The codec is `darkswap_proto::codecs::AuthCodec`.
 
 use std::collections::HashSet;
 use std::time::Duration;

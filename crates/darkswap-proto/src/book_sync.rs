@@ -192,6 +192,13 @@ impl BookSyncResponse {
     }
 }
 
+crate::impl_frame!(BookSyncRequest, MAX_BOOK_SYNC_REQUEST_BYTES, BookSyncError);
+crate::impl_frame!(
+    BookSyncResponse,
+    MAX_BOOK_SYNC_RESPONSE_BYTES,
+    BookSyncError
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

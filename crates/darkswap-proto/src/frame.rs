@@ -8,12 +8,6 @@
 //! request-response does not report a request that failed to read, so this is the only place a
 //! relay can count them).
 
-use crate::book_sync::{
-    BookSyncError, BookSyncRequest, BookSyncResponse, MAX_BOOK_SYNC_REQUEST_BYTES,
-    MAX_BOOK_SYNC_RESPONSE_BYTES,
-};
-use crate::trade_envelope::{EnvelopeError, TradeEnvelope, MAX_TRADE_ENVELOPE_BYTES};
-
 /// A message that travels as one capped frame.
 pub trait Frame: Sized + Send + 'static {
     /// Largest encoding accepted; a bigger frame is an error before any decoding.
@@ -43,14 +37,6 @@ macro_rules! impl_frame {
         }
     };
 }
-
-impl_frame!(BookSyncRequest, MAX_BOOK_SYNC_REQUEST_BYTES, BookSyncError);
-impl_frame!(
-    BookSyncResponse,
-    MAX_BOOK_SYNC_RESPONSE_BYTES,
-    BookSyncError
-);
-impl_frame!(TradeEnvelope, MAX_TRADE_ENVELOPE_BYTES, EnvelopeError);
 
 /// A frame longer than its message's cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -96,7 +82,7 @@ impl Refusal {
 pub type OnRefusal = std::sync::Arc<dyn Fn(Refusal) + Send + Sync>;
 
 #[cfg(feature = "libp2p")]
-pub use codec::{AuthCodec, BookSyncCodec, DirectoryCodec, FrameCodec, MessageCodec, TradeCodec};
+pub use codec::FrameCodec;
 
 #[cfg(feature = "libp2p")]
 mod codec {
@@ -107,11 +93,6 @@ mod codec {
     use libp2p::StreamProtocol;
 
     use super::{Frame, OnRefusal, Refusal};
-    use crate::auth::{AuthRequest, AuthResponse};
-    use crate::book_sync::{BookSyncRequest, BookSyncResponse};
-    use crate::directory::{DirectoryRequest, DirectoryResponse};
-    use crate::message::{DirectAck, DirectMessage};
-    use crate::trade_envelope::TradeEnvelope;
 
     /// The request-response codec for a request type and a response type.
     pub struct FrameCodec<Req, Resp> {
@@ -152,17 +133,6 @@ mod codec {
             }
         }
     }
-
-    /// `/darkswap/book-sync/1`.
-    pub type BookSyncCodec = FrameCodec<BookSyncRequest, BookSyncResponse>;
-    /// `/darkswap/trade/2`: envelopes both ways.
-    pub type TradeCodec = FrameCodec<TradeEnvelope, TradeEnvelope>;
-    /// `/darkswap/auth/1`.
-    pub type AuthCodec = FrameCodec<AuthRequest, AuthResponse>;
-    /// `/darkswap/directory/2`.
-    pub type DirectoryCodec = FrameCodec<DirectoryRequest, DirectoryResponse>;
-    /// `/darkswap/msg/2`.
-    pub type MessageCodec = FrameCodec<DirectMessage, DirectAck>;
 
     async fn read_frame<F: Frame, T: AsyncRead + Unpin + Send>(
         io: &mut T,

@@ -10,6 +10,8 @@
 pub mod addr;
 pub mod auth;
 pub mod book_sync;
+#[cfg(feature = "libp2p")]
+pub mod codecs;
 pub mod directory;
 pub mod frame;
 #[cfg(feature = "libp2p")]

@@ -153,6 +153,8 @@ impl TradeEnvelope {
     }
 }
 
+crate::impl_frame!(TradeEnvelope, MAX_TRADE_ENVELOPE_BYTES, EnvelopeError);
+
 #[cfg(test)]
 mod tests {
     use super::*;
