@@ -439,17 +439,14 @@ impl Node {
                 true
             }
             AuthOutcome::Admin(event) => self.emit(NodeEvent::Auth(event)).await,
-            AuthOutcome::Granted {
-                event,
-                first,
-                limits,
-            } => {
-                if let Some(announced) = limits {
+            AuthOutcome::Granted { grant, first } => {
+                if let Some(announced) = grant.limits {
                     // From now on we keep under what this relay enforces.
                     let limits = self.config.market_limits.clone().with_announced(announced);
                     self.orders.set_limits(limits, unix_time_ms());
                 }
-                self.emit(NodeEvent::Auth(event)).await && self.auth_granted(first).await
+                self.emit(NodeEvent::Auth(AuthEvent::Granted(grant))).await
+                    && self.auth_granted(first).await
             }
             AuthOutcome::Unsupported { first } => {
                 // An older relay without auth: it alone decides what we may do.

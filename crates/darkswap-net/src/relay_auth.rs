@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use darkswap_auth::client::{ClientAuth, Credential, Step};
 use darkswap_auth::{Method, RefuseReason};
-use darkswap_proto::auth::{AuthRequest, AuthResponse};
-use darkswap_proto::limits::AnnouncedLimits;
+use darkswap_proto::auth::{AuthRequest, AuthResponse, Grant};
 use libp2p::identity::Keypair;
 use libp2p::request_response::{OutboundFailure, OutboundRequestId};
 use libp2p::PeerId;
@@ -29,13 +28,9 @@ pub(crate) enum AuthOutcome {
     Nothing,
     /// Send this request to the relay (the next step of the exchange).
     Send(AuthRequest),
-    /// The relay granted a level: report `event`; publishing may start; on the `first` grant
-    /// of a connection, reserve; keep under `limits`.
-    Granted {
-        event: AuthEvent,
-        first: bool,
-        limits: Option<AnnouncedLimits>,
-    },
+    /// The relay granted a level: report it; publishing may start; on the `first` grant of a
+    /// connection, reserve; keep under the grant's limits.
+    Granted { grant: Grant, first: bool },
     /// The relay refused: report `event`, and `status` when we had no grant to fall back on.
     Refused {
         event: AuthEvent,
@@ -206,11 +201,9 @@ impl RelayAuth {
             Step::Send(request) => AuthOutcome::Send(request),
             Step::Granted(grant) => {
                 self.grant_expires_at_ms = Some(grant.expires_at_ms);
-                let limits = grant.limits;
                 AuthOutcome::Granted {
-                    event: AuthEvent::Granted(grant),
+                    grant,
                     first: self.granted(),
-                    limits,
                 }
             }
             Step::Refused(reason) => {
