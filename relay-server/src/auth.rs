@@ -42,17 +42,9 @@ impl Origin<'_> {
     /// prefix). Peers whose address names no IP share one key, so they are limited together
     /// rather than not at all.
     fn ip_key(&self) -> IpAddr {
-        let ip = self.addr.and_then(|a| {
-            a.iter().find_map(|p| match p {
-                libp2p::multiaddr::Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-                libp2p::multiaddr::Protocol::Ip6(ip) => {
-                    let prefix = u128::from(ip) & !((1u128 << 64) - 1);
-                    Some(IpAddr::V6(prefix.into()))
-                }
-                _ => None,
-            })
-        });
-        ip.unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+        self.addr
+            .and_then(darkswap_proto::addr::subscriber_of)
+            .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
     }
 }
 

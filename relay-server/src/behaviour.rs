@@ -1,4 +1,4 @@
-//! The relay's network behaviour: the ban list and connection limits first (so a banned or
+//! The relay's network behaviour: the ban list, the per-address caps and connection limits first (so a banned or
 //! over-limit connection is refused before any protocol runs), then circuit relay v2 (whose
 //! reservations and circuits first pass the authorization gate, `gate.rs`), identify, ping, the
 //! directory, order gossip, book sync and authentication.
@@ -20,12 +20,14 @@ use libp2p::{gossipsub, identify, identity, ping, relay, StreamProtocol};
 use std::time::Duration;
 
 use crate::config::Limits;
+use crate::conn_caps::{CapsConfig, ConnCaps};
 use crate::defaults;
 use crate::metrics::RelayMetrics;
 
 #[derive(NetworkBehaviour)]
 pub struct RelayBehaviour {
     pub blocked: allow_block_list::Behaviour<BlockedPeers>,
+    pub caps: ConnCaps,
     pub limits: connection_limits::Behaviour,
     pub relay: relay::Behaviour,
     pub identify: identify::Behaviour,
@@ -80,6 +82,16 @@ impl RelayBehaviour {
             .with_max_pending_incoming(Some(defaults::MAX_PENDING_INCOMING));
         Ok(Self {
             blocked: allow_block_list::Behaviour::default(),
+            caps: ConnCaps::new(
+                CapsConfig {
+                    pending_per_ip: limits.max_pending_per_ip,
+                    pending_total: defaults::MAX_PENDING_INCOMING,
+                    pending_webrtc: defaults::MAX_PENDING_WEBRTC,
+                    established_per_ip: limits.max_connections_per_ip,
+                    established_total: limits.max_connections,
+                },
+                metrics.handshakes_pending.clone(),
+            ),
             limits: connection_limits::Behaviour::new(connection_limits),
             relay: relay::Behaviour::new(peer_id, relay_config),
             identify: identify::Behaviour::new(identify::Config::new(

@@ -72,6 +72,30 @@ pub fn documented_defaults() -> Vec<(&'static str, String)> {
             s(&defaults::MAX_CONNECTIONS_PER_PEER),
         ),
         (
+            "limits.max_connections_per_ip",
+            s(&defaults::MAX_CONNECTIONS_PER_IP),
+        ),
+        (
+            "limits.max_pending_per_ip",
+            s(&defaults::MAX_PENDING_PER_IP),
+        ),
+        (
+            "limits.http_max_connections",
+            s(&defaults::HTTP_MAX_CONNECTIONS),
+        ),
+        (
+            "limits.http_max_connections_per_ip",
+            s(&defaults::HTTP_MAX_CONNECTIONS_PER_IP),
+        ),
+        (
+            "limits.http_header_timeout_secs",
+            s(&defaults::HTTP_HEADER_TIMEOUT.as_secs()),
+        ),
+        (
+            "limits.http_write_stall_secs",
+            s(&defaults::HTTP_WRITE_STALL_TIMEOUT.as_secs()),
+        ),
+        (
             "limits.max_orders_per_maker",
             s(&defaults::MAX_ORDERS_PER_MAKER),
         ),
@@ -297,6 +321,18 @@ pub struct LimitsArgs {
     pub max_connections: Option<u32>,
     #[arg(long, env = "DARKSWAP_RELAY_MAX_CONNECTIONS_PER_PEER", help = with_default("Connections per peer", defaults::MAX_CONNECTIONS_PER_PEER))]
     pub max_connections_per_peer: Option<u32>,
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_CONNECTIONS_PER_IP", help = with_default("Connections per IP address (IPv6: per /64)", defaults::MAX_CONNECTIONS_PER_IP))]
+    pub max_connections_per_ip: Option<u32>,
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_PENDING_PER_IP", help = with_default("Handshakes in progress per IP address", defaults::MAX_PENDING_PER_IP))]
+    pub max_pending_per_ip: Option<u32>,
+    #[arg(long, env = "DARKSWAP_RELAY_HTTP_MAX_CONNECTIONS", help = with_default("HTTP connections at once", defaults::HTTP_MAX_CONNECTIONS))]
+    pub http_max_connections: Option<u32>,
+    #[arg(long, env = "DARKSWAP_RELAY_HTTP_MAX_CONNECTIONS_PER_IP", help = with_default("HTTP connections per IP address", defaults::HTTP_MAX_CONNECTIONS_PER_IP))]
+    pub http_max_connections_per_ip: Option<u32>,
+    #[arg(long, env = "DARKSWAP_RELAY_HTTP_HEADER_TIMEOUT_SECS", help = with_default("Seconds an HTTP client has to send its request headers", defaults::HTTP_HEADER_TIMEOUT.as_secs()))]
+    pub http_header_timeout_secs: Option<u64>,
+    #[arg(long, env = "DARKSWAP_RELAY_HTTP_WRITE_STALL_SECS", help = with_default("Seconds an HTTP response may wait unread before it is abandoned", defaults::HTTP_WRITE_STALL_TIMEOUT.as_secs()))]
+    pub http_write_stall_secs: Option<u64>,
     #[arg(long, env = "DARKSWAP_RELAY_MAX_ORDERS_PER_MAKER", help = with_default("Live orders per maker, all pairs together", defaults::MAX_ORDERS_PER_MAKER))]
     pub max_orders_per_maker: Option<usize>,
     #[arg(long, env = "DARKSWAP_RELAY_ORDER_PUBLISH_BURST", help = with_default("Order messages a maker may send in a burst", defaults::ORDER_PUBLISH_BURST))]
@@ -349,6 +385,12 @@ pub struct Limits {
     pub circuit_rate_per_ip: NonZeroU32,
     pub max_connections: u32,
     pub max_connections_per_peer: u32,
+    pub max_connections_per_ip: u32,
+    pub max_pending_per_ip: u32,
+    pub http_max_connections: u32,
+    pub http_max_connections_per_ip: u32,
+    pub http_header_timeout: Duration,
+    pub http_write_stall: Duration,
     pub market: MarketLimits,
     pub gossip_rate_per_peer: u32,
 }
@@ -452,6 +494,32 @@ impl Config {
                 .max_connections_per_peer
                 .or(f.max_connections_per_peer)
                 .unwrap_or(defaults::MAX_CONNECTIONS_PER_PEER),
+            max_connections_per_ip: l
+                .max_connections_per_ip
+                .or(f.max_connections_per_ip)
+                .unwrap_or(defaults::MAX_CONNECTIONS_PER_IP),
+            max_pending_per_ip: l
+                .max_pending_per_ip
+                .or(f.max_pending_per_ip)
+                .unwrap_or(defaults::MAX_PENDING_PER_IP),
+            http_max_connections: l
+                .http_max_connections
+                .or(f.http_max_connections)
+                .unwrap_or(defaults::HTTP_MAX_CONNECTIONS),
+            http_max_connections_per_ip: l
+                .http_max_connections_per_ip
+                .or(f.http_max_connections_per_ip)
+                .unwrap_or(defaults::HTTP_MAX_CONNECTIONS_PER_IP),
+            http_header_timeout: l
+                .http_header_timeout_secs
+                .or(f.http_header_timeout_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults::HTTP_HEADER_TIMEOUT),
+            http_write_stall: l
+                .http_write_stall_secs
+                .or(f.http_write_stall_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults::HTTP_WRITE_STALL_TIMEOUT),
             market: MarketLimits {
                 max_orders_per_maker: l
                     .max_orders_per_maker
@@ -526,7 +594,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
-        let positive: [(&'static str, u64); 14] = [
+        let positive: [(&'static str, u64); 20] = [
             ("max_reservations", l.max_reservations as u64),
             (
                 "max_reservations_per_peer",
@@ -544,6 +612,15 @@ impl Config {
             ),
             ("max_circuit_bytes", l.max_circuit_bytes),
             ("max_connections", l.max_connections as u64),
+            ("max_connections_per_ip", l.max_connections_per_ip as u64),
+            ("max_pending_per_ip", l.max_pending_per_ip as u64),
+            ("http_max_connections", l.http_max_connections as u64),
+            (
+                "http_max_connections_per_ip",
+                l.http_max_connections_per_ip as u64,
+            ),
+            ("http_header_timeout_secs", l.http_header_timeout.as_secs()),
+            ("http_write_stall_secs", l.http_write_stall.as_secs()),
             ("max_orders_per_maker", l.market.max_orders_per_maker as u64),
             ("order_publish_burst", l.market.publish_burst as u64),
             ("order_publish_rate", l.market.publish_per_second as u64),

@@ -54,6 +54,23 @@ pub const MAX_CONNECTIONS: u32 = 8192;
 pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
 /// Handshakes in progress at once; bounds the memory an unauthenticated flood can take.
 pub const MAX_PENDING_INCOMING: u32 = 512;
+/// Established connections from one IP address (an IPv6 /64): an office or a carrier-grade NAT
+/// holds one per trader, one laptop cannot take every slot.
+pub const MAX_CONNECTIONS_PER_IP: u32 = 256;
+/// Handshakes in progress from one IP address (half-open WebSocket upgrades, STUN floods).
+pub const MAX_PENDING_PER_IP: u32 = 32;
+/// WebRTC-direct handshakes in progress at once: half the pending slots, so that a UDP flood,
+/// whose source addresses are not proven, never takes the slots TCP and WebSocket need.
+pub const MAX_PENDING_WEBRTC: u32 = MAX_PENDING_INCOMING / 2;
+/// HTTP connections open at once (web app, metrics, health).
+pub const HTTP_MAX_CONNECTIONS: u32 = 1024;
+/// HTTP connections open at once from one IP address (a browser opens about six).
+pub const HTTP_MAX_CONNECTIONS_PER_IP: u32 = 64;
+/// Seconds an HTTP client has to send a request's headers (and an idle keep-alive connection
+/// to send its next request) before the connection is closed.
+pub const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// An HTTP response that the client has not read for this long is abandoned.
+pub const HTTP_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections without any protocol activity close after this.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often to ping peers; drives the RTT histogram.

@@ -5,8 +5,10 @@
 //! Module map: `swarm` builds the libp2p swarm and its addresses; `behaviour` combines the
 //! protocols; `gate` is the authorization check in front of the permission table; `auth` serves
 //! `/darkswap/auth/1`; `access` holds bans, trusted peers and the allowlist; `orders` validates
-//! order gossip and serves book sync; `directory` lists reserved peers; `http` serves the web
-//! app, `/metrics`, `/health` and `/api/relay-info`; `server` runs the event loop.
+//! order gossip and serves book sync; `directory` lists reserved peers; `conn_caps` caps
+//! connections and handshakes per address; `http` serves the web app, `/metrics`, `/health` and
+//! `/api/relay-info`, and `http_listener` accepts its connections under caps and deadlines;
+//! `server` runs the event loop.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod access;
@@ -14,10 +16,12 @@ mod audit;
 mod auth;
 mod behaviour;
 mod config;
+mod conn_caps;
 mod defaults;
 mod directory;
 mod gate;
 mod http;
+mod http_listener;
 mod identity;
 mod metrics;
 mod orders;

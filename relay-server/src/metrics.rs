@@ -48,7 +48,15 @@ pub const CONNECTION_DENIAL_REASONS: &[&str] = &[
     "wrong_peer_id",
     "handshake_failed",
     "banned",
+    "ip_pending_limit",
+    "webrtc_pending_limit",
+    "ip_connection_limit",
+    "no_ip",
 ];
+/// Why an HTTP connection was refused on accept.
+pub const HTTP_REFUSAL_REASONS: &[&str] = &["ip_limit", "total_limit", "accept_failed"];
+/// Why an open HTTP connection was closed by the relay.
+pub const HTTP_DROP_REASONS: &[&str] = &["header_timeout", "write_stall"];
 /// Why a reservation or circuit was refused: circuit relay v2 status codes, and failures to
 /// answer.
 pub const RELAY_DENIAL_REASONS: &[&str] = &[
@@ -131,6 +139,10 @@ pub struct RelayMetrics {
     pub connections_opened: Family<ConnectionLabels, Counter>,
     pub connections_closed: Family<TransportLabels, Counter>,
     pub connections_active: Family<TransportLabels, Gauge>,
+    pub handshakes_pending: Gauge,
+    pub http_connections_open: Gauge,
+    pub http_connections_refused: Family<ReasonLabels, Counter>,
+    pub http_connections_dropped: Family<ReasonLabels, Counter>,
     pub connections_denied: Family<ReasonLabels, Counter>,
     pub reservations_accepted: Counter,
     pub reservations_renewed: Counter,
@@ -171,6 +183,10 @@ impl RelayMetrics {
             connections_opened: Family::default(),
             connections_closed: Family::default(),
             connections_active: Family::default(),
+            handshakes_pending: Gauge::default(),
+            http_connections_open: Gauge::default(),
+            http_connections_refused: Family::default(),
+            http_connections_dropped: Family::default(),
             connections_denied: Family::default(),
             reservations_accepted: Counter::default(),
             reservations_renewed: Counter::default(),
@@ -216,6 +232,26 @@ impl RelayMetrics {
             "connections_active",
             "Connections open now, by transport",
             m.connections_active.clone(),
+        );
+        r.register(
+            "handshakes_pending",
+            "Incoming connections still in their handshake now",
+            m.handshakes_pending.clone(),
+        );
+        r.register(
+            "http_connections_open",
+            "HTTP connections open now",
+            m.http_connections_open.clone(),
+        );
+        r.register(
+            "http_connections_refused",
+            "HTTP connections closed on accept, by reason (per-address or total cap)",
+            m.http_connections_refused.clone(),
+        );
+        r.register(
+            "http_connections_dropped",
+            "HTTP connections the relay closed, by reason (headers too slow, response unread)",
+            m.http_connections_dropped.clone(),
         );
         r.register(
             "connections_denied",
@@ -388,6 +424,16 @@ impl RelayMetrics {
             let _ = self
                 .connections_active
                 .get_or_create(&TransportLabels { transport });
+        }
+        for reason in HTTP_REFUSAL_REASONS {
+            let _ = self
+                .http_connections_refused
+                .get_or_create(&Self::reason(*reason));
+        }
+        for reason in HTTP_DROP_REASONS {
+            let _ = self
+                .http_connections_dropped
+                .get_or_create(&Self::reason(*reason));
         }
         for reason in CONNECTION_DENIAL_REASONS {
             let _ = self

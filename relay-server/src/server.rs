@@ -30,6 +30,7 @@ use crate::defaults;
 use crate::directory::Directory;
 use crate::gate::Gate;
 use crate::http::{Health, HttpState};
+use crate::http_listener::{HttpCounters, HttpLimits};
 use crate::identity::{self, IdentityError};
 use crate::metrics::{ConnectionLabels, Direction, RelayMetrics, Transport, TransportLabels};
 use crate::orders::OrderGossip;
@@ -184,15 +185,19 @@ impl Server {
         }
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let router = crate::http::router(state.clone(), &config.web_dir);
-        let mut http_shutdown = shutdown_rx.clone();
-        let http_task = tokio::spawn(async move {
-            let serve = axum::serve(http_listener, router).with_graceful_shutdown(async move {
-                let _ = http_shutdown.changed().await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!("HTTP server failed: {e}");
-            }
-        });
+        let http_limits = HttpLimits {
+            per_ip: config.limits.http_max_connections_per_ip,
+            total: config.limits.http_max_connections,
+            header_timeout: config.limits.http_header_timeout,
+            write_stall: config.limits.http_write_stall,
+        };
+        let http_task = tokio::spawn(crate::http_listener::serve(
+            http_listener,
+            router,
+            http_limits,
+            HttpCounters::of(&metrics),
+            shutdown_rx.clone(),
+        ));
         let orders = OrderGossip::new(&config.limits);
         let loop_state = LoopState {
             peer_id,
@@ -420,7 +425,9 @@ impl LoopState {
                     {
                         "banned"
                     }
-                    ListenError::Denied { .. } => "connection_limit",
+                    ListenError::Denied { cause } => cause
+                        .downcast_ref::<crate::conn_caps::Refused>()
+                        .map_or("connection_limit", |r| r.label()),
                     ListenError::Aborted => "aborted",
                     ListenError::WrongPeerId { .. } | ListenError::LocalPeerId { .. } => {
                         "wrong_peer_id"

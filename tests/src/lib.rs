@@ -97,6 +97,11 @@ pub struct Relay {
 impl Relay {
     /// Starts the relay with `data_dir`, `ports` and extra flags, and waits for "ready".
     pub fn start(data_dir: &Path, ports: Ports, extra: &[&str]) -> Result<Self> {
+        Self::serving(data_dir, Path::new("/nonexistent"), ports, extra)
+    }
+
+    /// [`Relay::start`], serving the files in `web_dir` over HTTP.
+    pub fn serving(data_dir: &Path, web_dir: &Path, ports: Ports, extra: &[&str]) -> Result<Self> {
         let mut cmd = Command::new(relay_bin());
         cmd.arg("--data-dir")
             .arg(data_dir)
@@ -105,7 +110,8 @@ impl Relay {
             .args(["--ws-port", &ports.ws.to_string()])
             .args(["--webrtc-port", &ports.webrtc.to_string()])
             .args(["--http-port", &ports.http.to_string()])
-            .args(["--web-dir", "/nonexistent"])
+            .arg("--web-dir")
+            .arg(web_dir)
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -143,6 +149,11 @@ impl Relay {
     /// The relay's TCP address on loopback.
     pub fn tcp_addr(&self) -> Multiaddr {
         self.addr_with("/tcp/", false)
+    }
+
+    /// The relay's WebSocket address on loopback.
+    pub fn ws_addr(&self) -> Multiaddr {
+        self.addr_with("/ws", true)
     }
 
     /// The relay's WebRTC-direct address on loopback.

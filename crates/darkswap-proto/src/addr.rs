@@ -53,6 +53,27 @@ pub fn transport_kind(addr: &Multiaddr) -> TransportKind {
     kind
 }
 
+/// The key under which per-address limits count a remote IP: an IPv4 address itself, or an
+/// IPv6 address's /64 (what one subscriber is given, so an attacker cannot spread over it).
+pub fn subscriber(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V4(_) => ip,
+        std::net::IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            std::net::IpAddr::V6(prefix.into())
+        }
+    }
+}
+
+/// [`subscriber`] of the first IP an address names; `None` when it names none.
+pub fn subscriber_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(subscriber(ip.into())),
+        Protocol::Ip6(ip) => Some(subscriber(ip.into())),
+        _ => None,
+    })
+}
+
 /// Why a relay address list is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddrError {
@@ -108,6 +129,26 @@ mod tests {
 
     fn peer() -> PeerId {
         PeerId::random()
+    }
+
+    #[test]
+    fn limits_count_an_ipv6_subscriber_by_its_64() {
+        let a: Multiaddr = "/ip6/2001:db8:1:2:aaaa::1/tcp/1".parse().unwrap();
+        let b: Multiaddr = "/ip6/2001:db8:1:2:bbbb::9/udp/2/webrtc-direct"
+            .parse()
+            .unwrap();
+        let c: Multiaddr = "/ip6/2001:db8:1:3::1/tcp/1".parse().unwrap();
+        assert_eq!(subscriber_of(&a), subscriber_of(&b));
+        assert_ne!(subscriber_of(&a), subscriber_of(&c));
+        let v4: Multiaddr = "/ip4/198.51.100.7/tcp/1/ws".parse().unwrap();
+        assert_eq!(
+            subscriber_of(&v4),
+            Some("198.51.100.7".parse::<std::net::IpAddr>().unwrap())
+        );
+        assert_eq!(
+            subscriber_of(&"/dns4/example.org/tcp/1".parse().unwrap()),
+            None
+        );
     }
 
     #[test]

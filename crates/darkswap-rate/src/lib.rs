@@ -1,6 +1,8 @@
 //! Token buckets: one implementation of "so many at once, so many a second" for every place in
 //! DarkSwap that limits a rate (the market's per-maker publish rate, the relay's per-peer gossip
-//! rate, the auth limiter's per-IP and per-peer tables, and the clients' own publish pacing).
+//! rate, the auth limiter's per-IP and per-peer tables, and the clients' own publish pacing);
+//! and [`Slots`], "so many held at once" per key and in total (the relay's connections and
+//! handshakes per IP address).
 //!
 //! Time is always passed in (Unix or monotonic milliseconds; only differences matter), so the
 //! same code runs natively, in the browser, and in tests with a clock of their own. A clock that
@@ -9,8 +11,10 @@
 #![warn(missing_docs)]
 
 mod keyed;
+mod slots;
 
 pub use keyed::KeyedLimiter;
+pub use slots::{Full, Slots};
 
 /// A rate: `burst` events at once, then `per_second` sustained.
 #[derive(Debug, Clone, Copy, PartialEq)]

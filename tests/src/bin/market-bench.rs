@@ -61,6 +61,10 @@ async fn propagation(peers: usize, orders: usize) -> Result<()> {
             &limit,
             "--max-connections",
             &limit,
+            "--max-connections-per-ip",
+            &limit,
+            "--max-pending-per-ip",
+            "512",
         ],
     )?;
     let mut maker = Peer::reserved_on(&relay).await?;

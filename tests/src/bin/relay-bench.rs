@@ -91,8 +91,8 @@ async fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let n = clients.to_string();
     let limit = (clients * 2 + 16).to_string();
-    // Every client comes from 127.0.0.1: lift the per-IP rate limits for this measurement only
-    // (it stands for clients at as many addresses).
+    // Every client comes from 127.0.0.1: lift the per-IP rate limits and caps for this
+    // measurement only (it stands for clients at as many addresses).
     let flags = [
         "--max-reservations",
         limit.as_str(),
@@ -104,6 +104,10 @@ async fn main() -> Result<()> {
         "10",
         "--auth-challenge-rate-per-ip",
         limit.as_str(),
+        "--max-connections-per-ip",
+        limit.as_str(),
+        "--max-pending-per-ip",
+        "512",
     ];
     let ports = Ports::fixed();
     let relay = Relay::start(dir.path(), ports, &flags)?;

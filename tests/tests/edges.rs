@@ -1,0 +1,240 @@
+//! Abuse at the relay's edges, against the real binary: slow HTTP clients, half-open WebSocket
+//! upgrades and STUN floods on the WebRTC-direct port. Each attacker comes from 127.0.0.2 (or
+//! several 127.0.0.x), the honest trader from 127.0.0.1; every attack must be bounded, counted,
+//! and leave the honest trader served.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use darkswap_net::libp2p::multiaddr::Protocol;
+use darkswap_net::libp2p::Multiaddr;
+use darkswap_tests::{Peer, Ports, Relay};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+
+const T: Duration = Duration::from_secs(20);
+
+fn socket_of(addr: &Multiaddr) -> SocketAddr {
+    let (mut ip, mut port) = (None, None);
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(v4) => ip = Some(IpAddr::V4(v4)),
+            Protocol::Tcp(n) | Protocol::Udp(n) => port = Some(n),
+            _ => {}
+        }
+    }
+    SocketAddr::new(ip.expect("an IP"), port.expect("a port"))
+}
+
+fn http_socket(relay: &Relay) -> SocketAddr {
+    relay
+        .http
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the relay's HTTP address")
+}
+
+/// A TCP connection to `to` from the loopback address `from`.
+async fn connect_from(from: &str, to: SocketAddr) -> anyhow::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from.parse()?, 0))?;
+    Ok(socket.connect(to).await?)
+}
+
+/// Whether the other side closed `stream` within `within` (reading drains whatever it sent).
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// A trader over `addr` that holds a reservation; returns how long that took.
+async fn honest_reservation(addr: Multiaddr) -> anyhow::Result<(Peer, Duration)> {
+    let started = Instant::now();
+    let mut peer = Peer::start(vec![addr]).await?;
+    peer.reserved().await?;
+    Ok((peer, started.elapsed()))
+}
+
+#[tokio::test]
+async fn slow_http_clients_are_capped_per_address_and_cut_off_while_others_are_served(
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &[
+            "--http-max-connections-per-ip",
+            "8",
+            "--http-header-timeout-secs",
+            "2",
+        ],
+    )?;
+    let to = http_socket(&relay);
+    // Twelve connections that never finish their headers (slowloris), from one address.
+    let mut slow = Vec::new();
+    for _ in 0..12 {
+        let mut s = connect_from("127.0.0.2", to).await?;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: relay\r\n").await?;
+        slow.push(s);
+    }
+    relay
+        .metric_eventually(
+            r#"darkswap_relay_http_connections_refused_total{reason="ip_limit"}"#,
+            T,
+            |v| v >= 4.0,
+        )
+        .await?;
+    // Another address is served while the slow ones hold their share.
+    let (status, body) = relay.get("/health")?;
+    assert_eq!(status, 200, "{body}");
+    // The held ones are cut off once their headers are late; the refused ones were closed.
+    let started = Instant::now();
+    for s in slow.iter_mut() {
+        assert!(
+            closed_within(s, Duration::from_secs(10)).await,
+            "a slow client kept its connection"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    relay
+        .metric_eventually(
+            r#"darkswap_relay_http_connections_dropped_total{reason="header_timeout"}"#,
+            T,
+            |v| v >= 8.0,
+        )
+        .await?;
+    // Only the scrape itself is open now.
+    relay
+        .metric_eventually("darkswap_relay_http_connections_open", T, |v| v <= 1.0)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_response_is_cut_off() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let web = tempfile::tempdir()?;
+    std::fs::write(
+        web.path().join("index.html"),
+        "<!doctype html><title>t</title>",
+    )?;
+    std::fs::write(web.path().join("big.bin"), vec![7u8; 32 << 20])?;
+    let relay = Relay::serving(
+        dir.path(),
+        web.path(),
+        Ports::default(),
+        &["--http-write-stall-secs", "2"],
+    )?;
+    let socket = TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(4096)?;
+    let mut s = socket.connect(http_socket(&relay)).await?;
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: relay\r\n\r\n")
+        .await?;
+    // Never read: the relay's writes stall once the socket buffers are full.
+    relay
+        .metric_eventually(
+            r#"darkswap_relay_http_connections_dropped_total{reason="write_stall"}"#,
+            T,
+            |v| v >= 1.0,
+        )
+        .await?;
+    relay
+        .metric_eventually("darkswap_relay_http_connections_open", T, |v| v <= 1.0)
+        .await?;
+    drop(s);
+    Ok(())
+}
+
+#[tokio::test]
+async fn half_open_websocket_upgrades_from_one_address_do_not_lock_traders_out(
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), Ports::default(), &[])?;
+    let ws = socket_of(&relay.ws_addr());
+    // More half-open upgrades than the relay has handshake slots in all (512), from one address.
+    let mut half_open = Vec::new();
+    for _ in 0..600 {
+        let mut s = connect_from("127.0.0.2", ws).await?;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: relay\r\n").await?;
+        half_open.push(s);
+    }
+    relay
+        .metric_eventually(
+            r#"darkswap_relay_connections_denied_total{reason="ip_pending_limit"}"#,
+            T,
+            |v| v >= 500.0,
+        )
+        .await?;
+    let pending = relay.metric("darkswap_relay_handshakes_pending")?;
+    assert!(pending <= 32.0, "{pending} handshakes held by one address");
+    // A trader at another address reserves over WebSocket meanwhile.
+    let (_trader, took) = honest_reservation(relay.ws_addr()).await?;
+    eprintln!("reserved over WebSocket during the flood in {took:?}");
+    drop(half_open);
+    Ok(())
+}
+
+/// A STUN binding request naming `ufrag` (RFC 5389: header, then USERNAME), as the first
+/// packet of a WebRTC-direct handshake is.
+fn stun_binding_request(ufrag: &str, transaction: [u8; 12]) -> Vec<u8> {
+    let username = format!("{ufrag}:{ufrag}");
+    let padded = username.len().div_ceil(4) * 4;
+    let mut m = Vec::with_capacity(20 + 4 + padded);
+    m.extend_from_slice(&0x0001u16.to_be_bytes());
+    m.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
+    m.extend_from_slice(&0x2112_A442u32.to_be_bytes());
+    m.extend_from_slice(&transaction);
+    m.extend_from_slice(&0x0006u16.to_be_bytes());
+    m.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    m.extend_from_slice(username.as_bytes());
+    m.resize(20 + 4 + padded, 0);
+    m
+}
+
+#[tokio::test]
+async fn a_stun_flood_fills_only_the_webrtc_share_of_handshake_slots() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), Ports::default(), &[])?;
+    let webrtc = socket_of(&relay.webrtc_addr());
+    // 40 addresses × 20 ports, each a new handshake: more than every slot the relay has (512),
+    // and within each address's own cap, as a flood from many sources would be.
+    let mut sockets = Vec::new();
+    for host in 2..42u8 {
+        for _ in 0..20 {
+            let s = UdpSocket::bind(SocketAddr::new([127, 0, 0, host].into(), 0)).await?;
+            sockets.push(s);
+        }
+    }
+    for (n, s) in sockets.iter().enumerate() {
+        let ufrag = format!("libp2p+webrtc+v1/flood{n:08}");
+        let mut transaction = [0u8; 12];
+        transaction[..8].copy_from_slice(&(n as u64).to_be_bytes());
+        s.send_to(&stun_binding_request(&ufrag, transaction), webrtc)
+            .await?;
+        // Paced so that the relay's socket buffer does not drop them: every packet counts.
+        if n % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    relay
+        .metric_eventually(
+            r#"darkswap_relay_connections_denied_total{reason="webrtc_pending_limit"}"#,
+            T,
+            |v| v >= 400.0,
+        )
+        .await?;
+    let pending = relay.metric("darkswap_relay_handshakes_pending")?;
+    assert!(pending <= 256.0, "{pending} WebRTC handshakes pending");
+    // TCP and WebSocket traders still get handshake slots.
+    let (_a, over_tcp) = honest_reservation(relay.tcp_addr()).await?;
+    let (_b, over_ws) = honest_reservation(relay.ws_addr()).await?;
+    eprintln!("reserved during the STUN flood: TCP {over_tcp:?}, WebSocket {over_ws:?}");
+    Ok(())
+}
