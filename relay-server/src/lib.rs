@@ -7,7 +7,8 @@
 //! `/darkswap/auth/1`; `access` holds bans, trusted peers and the allowlist; `orders` validates
 //! order gossip and serves book sync; `directory` lists reserved peers; `conn_caps` caps
 //! connections and handshakes per address; `http` serves the web app, `/metrics`, `/health` and
-//! `/api/relay-info`, and `http_listener` accepts its connections under caps and deadlines;
+//! `/api/relay-info`, and `http_listener` accepts its connections under caps and deadlines; `mdns_guard` keeps
+//! libp2p-webrtc from leaking a socket per failed handshake;
 //! `server` runs the event loop.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -23,6 +24,7 @@ mod gate;
 mod http;
 mod http_listener;
 mod identity;
+mod mdns_guard;
 mod metrics;
 mod orders;
 mod process_metrics;

@@ -140,6 +140,7 @@ pub struct RelayMetrics {
     pub connections_closed: Family<TransportLabels, Counter>,
     pub connections_active: Family<TransportLabels, Gauge>,
     pub handshakes_pending: Gauge,
+    pub webrtc_mdns_blocked: Gauge,
     pub http_connections_open: Gauge,
     pub http_connections_refused: Family<ReasonLabels, Counter>,
     pub http_connections_dropped: Family<ReasonLabels, Counter>,
@@ -184,6 +185,7 @@ impl RelayMetrics {
             connections_closed: Family::default(),
             connections_active: Family::default(),
             handshakes_pending: Gauge::default(),
+            webrtc_mdns_blocked: Gauge::default(),
             http_connections_open: Gauge::default(),
             http_connections_refused: Family::default(),
             http_connections_dropped: Family::default(),
@@ -237,6 +239,11 @@ impl RelayMetrics {
             "handshakes_pending",
             "Incoming connections still in their handshake now",
             m.handshakes_pending.clone(),
+        );
+        r.register(
+            "webrtc_mdns_blocked",
+            "1 when WebRTC-direct handshakes cannot open (and leak) mDNS sockets, 0 when they can",
+            m.webrtc_mdns_blocked.clone(),
         );
         r.register(
             "http_connections_open",

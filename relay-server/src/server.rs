@@ -144,6 +144,11 @@ impl Server {
             audit.clone(),
             config.limits.market.announced(),
         );
+        let mdns = crate::mdns_guard::MdnsGuard::hold();
+        if !mdns.blocks() {
+            tracing::warn!("another program holds 224.0.0.251:5353 with address reuse (an mDNS daemon?): every failed WebRTC-direct handshake will leave a socket open (libp2p-webrtc); stop that program or watch the relay's file descriptors");
+        }
+        metrics.webrtc_mdns_blocked.set(i64::from(mdns.blocks()));
         let mut swarm =
             build_swarm(identity, &config, &mut registry, gate.clone(), &metrics).await?;
         let banned = access.lock().map(|a| a.banned()).unwrap_or_default();
@@ -219,6 +224,8 @@ impl Server {
             conn_addrs: HashMap::new(),
         };
         let task = tokio::spawn(async move {
+            // Held for as long as the relay runs.
+            let _mdns = mdns;
             run_loop(swarm, loop_state, shutdown_rx).await;
             let _ = http_task.await;
         });

@@ -238,3 +238,48 @@ async fn a_stun_flood_fills_only_the_webrtc_share_of_handshake_slots() -> anyhow
     eprintln!("reserved during the STUN flood: TCP {over_tcp:?}, WebSocket {over_ws:?}");
     Ok(())
 }
+
+/// Open file descriptors of a process.
+fn open_fds(pid: u32) -> anyhow::Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+}
+
+/// libp2p-webrtc lets each incoming handshake open an mDNS socket and never closes it when the
+/// handshake fails; the relay keeps those sockets from opening (`mdns_guard`). Handshakes that
+/// never finish must leave no descriptor behind.
+#[tokio::test]
+async fn failed_webrtc_handshakes_leave_no_socket_behind() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), Ports::default(), &[])?;
+    assert_eq!(
+        relay.metric("darkswap_relay_webrtc_mdns_blocked")?,
+        1.0,
+        "another program holds 224.0.0.251:5353 with address reuse (an mDNS daemon?)"
+    );
+    let webrtc = socket_of(&relay.webrtc_addr());
+    let before = open_fds(relay.pid())?;
+    // 100 handshakes that stop after their first packet, from 5 addresses (within each cap).
+    for n in 0..100u8 {
+        let s = UdpSocket::bind(SocketAddr::new([127, 0, 0, 2 + n % 5].into(), 0)).await?;
+        let ufrag = format!("libp2p+webrtc+v1/abandoned{n:04}");
+        s.send_to(&stun_binding_request(&ufrag, [n; 12]), webrtc)
+            .await?;
+    }
+    relay
+        .metric_eventually("darkswap_relay_handshakes_pending", T, |v| v >= 90.0)
+        .await?;
+    // They time out after 10 s.
+    relay
+        .metric_eventually(
+            r#"darkswap_relay_connections_denied_total{reason="handshake_failed"}"#,
+            Duration::from_secs(30),
+            |v| v >= 90.0,
+        )
+        .await?;
+    let after = open_fds(relay.pid())?;
+    assert!(
+        after <= before + 5,
+        "{before} descriptors before 100 abandoned handshakes, {after} after"
+    );
+    Ok(())
+}
