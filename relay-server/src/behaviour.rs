@@ -85,7 +85,8 @@ impl RelayBehaviour {
             caps: ConnCaps::new(
                 CapsConfig {
                     pending_per_ip: limits.max_pending_per_ip,
-                    pending_total: defaults::MAX_PENDING_INCOMING,
+                    pending_stream: defaults::MAX_PENDING_STREAM,
+                    pending_stream_light: defaults::MAX_PENDING_STREAM_LIGHT,
                     pending_webrtc: defaults::MAX_PENDING_WEBRTC,
                     established_per_ip: limits.max_connections_per_ip,
                     established_total: limits.max_connections,

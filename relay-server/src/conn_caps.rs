@@ -5,7 +5,11 @@
 //!
 //! WebRTC-direct handshakes start from a single UDP packet whose source address is not proven,
 //! so they get a share of the pending slots of their own: a flood of them (spoofed or not)
-//! never takes the slots that TCP and WebSocket traders need.
+//! never takes the slots that TCP and WebSocket traders need. Of the TCP and WebSocket share,
+//! most is kept for each address's first few handshakes: an attacker holding its whole
+//! per-address allowance from several addresses fills only the rest, and honest traders (who
+//! hold one handshake for a moment) still find a slot until the attacker brings dozens of
+//! addresses.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -13,7 +17,7 @@ use std::net::IpAddr;
 use std::task::{Context, Poll};
 
 use darkswap_proto::addr::{subscriber_of, transport_kind, TransportKind};
-use darkswap_rate::{Full, Slots};
+use darkswap_rate::Slots;
 use libp2p::core::transport::PortUse;
 use libp2p::core::Endpoint;
 use libp2p::swarm::{
@@ -23,13 +27,19 @@ use libp2p::swarm::{
 use libp2p::{Multiaddr, PeerId};
 use prometheus_client::metrics::gauge::Gauge;
 
+/// An address's first handshakes in progress that come from the kept part of the TCP and
+/// WebSocket share.
+pub const LIGHT_PER_IP: u32 = 4;
+
 /// The caps in force.
 #[derive(Debug, Clone, Copy)]
 pub struct CapsConfig {
     /// Handshakes in progress per address.
     pub pending_per_ip: u32,
-    /// Handshakes in progress in all (the transports' share of libp2p's pending limit).
-    pub pending_total: u32,
+    /// TCP and WebSocket handshakes in progress in all.
+    pub pending_stream: u32,
+    /// Of those, the part kept for each address's first [`LIGHT_PER_IP`].
+    pub pending_stream_light: u32,
     /// WebRTC-direct handshakes in progress in all.
     pub pending_webrtc: u32,
     /// Established inbound connections per address.
@@ -47,6 +57,9 @@ pub enum Refused {
     /// Every WebRTC-direct handshake slot is taken.
     #[error("too many WebRTC-direct handshakes in progress")]
     PendingWebrtc,
+    /// Every TCP and WebSocket handshake slot this address could use is taken.
+    #[error("too many TCP and WebSocket handshakes in progress")]
+    PendingStream,
     /// The address holds as many connections as it may.
     #[error("too many connections from this address")]
     PerIp,
@@ -61,15 +74,24 @@ impl Refused {
         match self {
             Refused::PendingPerIp => "ip_pending_limit",
             Refused::PendingWebrtc => "webrtc_pending_limit",
+            Refused::PendingStream => "stream_pending_limit",
             Refused::PerIp => "ip_connection_limit",
             Refused::NoIp => "no_ip",
         }
     }
 }
 
+/// Which share a handshake in progress holds a slot of.
+#[derive(Debug, Clone, Copy)]
+enum Share {
+    Webrtc,
+    Light,
+    Heavy,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Stage {
-    Pending { webrtc: bool },
+    Pending(Share),
     Established,
 }
 
@@ -78,6 +100,8 @@ enum Stage {
 pub struct Caps {
     pending: Slots<IpAddr>,
     webrtc: Slots<()>,
+    light: Slots<IpAddr>,
+    heavy: Slots<()>,
     established: Slots<IpAddr>,
     held: HashMap<ConnectionId, (IpAddr, Stage)>,
 }
@@ -86,8 +110,15 @@ impl Caps {
     /// Empty caps.
     pub fn new(config: CapsConfig) -> Self {
         Caps {
-            pending: Slots::new(config.pending_per_ip, config.pending_total),
+            pending: Slots::new(config.pending_per_ip, u32::MAX),
             webrtc: Slots::new(config.pending_webrtc, config.pending_webrtc),
+            light: Slots::new(LIGHT_PER_IP, config.pending_stream_light),
+            heavy: {
+                let rest = config
+                    .pending_stream
+                    .saturating_sub(config.pending_stream_light);
+                Slots::new(rest, rest)
+            },
             established: Slots::new(config.established_per_ip, config.established_total),
             held: HashMap::new(),
         }
@@ -101,24 +132,31 @@ impl Caps {
         remote: &Multiaddr,
     ) -> Result<(), Refused> {
         let ip = subscriber_of(remote).ok_or(Refused::NoIp)?;
-        let webrtc = transport_kind(local) == TransportKind::WebRtcDirect;
-        if webrtc {
+        self.pending
+            .try_take(&ip)
+            .map_err(|_| Refused::PendingPerIp)?;
+        let share = if transport_kind(local) == TransportKind::WebRtcDirect {
             self.webrtc
                 .try_take(&())
-                .map_err(|_| Refused::PendingWebrtc)?;
-        }
-        if let Err(full) = self.pending.try_take(&ip) {
-            if webrtc {
-                self.webrtc.give_back(&());
+                .map(|()| Share::Webrtc)
+                .map_err(|_| Refused::PendingWebrtc)
+        } else {
+            self.light
+                .try_take(&ip)
+                .map(|()| Share::Light)
+                .or_else(|_| self.heavy.try_take(&()).map(|()| Share::Heavy))
+                .map_err(|_| Refused::PendingStream)
+        };
+        match share {
+            Ok(share) => {
+                self.held.insert(id, (ip, Stage::Pending(share)));
+                Ok(())
             }
-            // Over the total, libp2p's own pending limit (the same number) refuses too; the
-            // per-address reason is the one worth telling apart.
-            return Err(match full {
-                Full::Key | Full::Total => Refused::PendingPerIp,
-            });
+            Err(refused) => {
+                self.pending.give_back(&ip);
+                Err(refused)
+            }
         }
-        self.held.insert(id, (ip, Stage::Pending { webrtc }));
-        Ok(())
     }
 
     /// The handshake finished: the connection now holds a connection slot of its address.
@@ -133,10 +171,12 @@ impl Caps {
     /// The connection failed, was refused or closed: whatever it held is given back.
     pub fn ended(&mut self, id: ConnectionId) {
         match self.held.remove(&id) {
-            Some((ip, Stage::Pending { webrtc })) => {
+            Some((ip, Stage::Pending(share))) => {
                 self.pending.give_back(&ip);
-                if webrtc {
-                    self.webrtc.give_back(&());
+                match share {
+                    Share::Webrtc => self.webrtc.give_back(&()),
+                    Share::Light => self.light.give_back(&ip),
+                    Share::Heavy => self.heavy.give_back(&()),
                 }
             }
             Some((ip, Stage::Established)) => self.established.give_back(&ip),
@@ -240,7 +280,8 @@ mod tests {
 
     const CONFIG: CapsConfig = CapsConfig {
         pending_per_ip: 2,
-        pending_total: 5,
+        pending_stream: 5,
+        pending_stream_light: 3,
         pending_webrtc: 3,
         established_per_ip: 2,
         established_total: 10,
@@ -279,6 +320,36 @@ mod tests {
             Ok(()),
             "a failed handshake gives its slot back"
         );
+    }
+
+    #[test]
+    fn addresses_at_their_allowance_leave_the_kept_share_to_newcomers() {
+        let config = CapsConfig {
+            pending_per_ip: 8,
+            pending_stream: 16,
+            pending_stream_light: 12,
+            ..CONFIG
+        };
+        let mut caps = Caps::new(config);
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            ConnectionId::new_unchecked(n)
+        };
+        // The first attacker takes its 4 kept slots and the 4 others there are.
+        for _ in 0..8 {
+            assert_eq!(caps.pending(next(), &ws(), &from("192.0.2.1")), Ok(()));
+        }
+        // The second gets its 4 kept slots and nothing more.
+        for _ in 0..4 {
+            assert_eq!(caps.pending(next(), &ws(), &from("192.0.2.2")), Ok(()));
+        }
+        assert_eq!(
+            caps.pending(next(), &ws(), &from("192.0.2.2")),
+            Err(Refused::PendingStream)
+        );
+        // An honest newcomer still finds a kept slot.
+        assert_eq!(caps.pending(next(), &ws(), &from("198.51.100.7")), Ok(()));
     }
 
     #[test]
@@ -337,6 +408,7 @@ mod tests {
         for r in [
             Refused::PendingPerIp,
             Refused::PendingWebrtc,
+            Refused::PendingStream,
             Refused::PerIp,
             Refused::NoIp,
         ] {

@@ -62,6 +62,11 @@ pub const MAX_PENDING_PER_IP: u32 = 32;
 /// WebRTC-direct handshakes in progress at once: half the pending slots, so that a UDP flood,
 /// whose source addresses are not proven, never takes the slots TCP and WebSocket need.
 pub const MAX_PENDING_WEBRTC: u32 = MAX_PENDING_INCOMING / 2;
+/// TCP and WebSocket handshakes in progress at once: the other half.
+pub const MAX_PENDING_STREAM: u32 = MAX_PENDING_INCOMING - MAX_PENDING_WEBRTC;
+/// Of those, the slots kept for each address's first four handshakes: addresses that hold
+/// their whole allowance share only the remaining 64.
+pub const MAX_PENDING_STREAM_LIGHT: u32 = 192;
 /// HTTP connections open at once (web app, metrics, health).
 pub const HTTP_MAX_CONNECTIONS: u32 = 1024;
 /// HTTP connections open at once from one IP address (a browser opens about six).

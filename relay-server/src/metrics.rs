@@ -50,6 +50,7 @@ pub const CONNECTION_DENIAL_REASONS: &[&str] = &[
     "banned",
     "ip_pending_limit",
     "webrtc_pending_limit",
+    "stream_pending_limit",
     "ip_connection_limit",
     "no_ip",
 ];

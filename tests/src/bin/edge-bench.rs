@@ -227,6 +227,7 @@ fn honest_fetches(url: &str, n: usize) -> (Vec<Duration>, usize) {
 const REFUSALS: &[&str] = &[
     r#"darkswap_relay_connections_denied_total{reason="ip_pending_limit"}"#,
     r#"darkswap_relay_connections_denied_total{reason="webrtc_pending_limit"}"#,
+    r#"darkswap_relay_connections_denied_total{reason="stream_pending_limit"}"#,
     r#"darkswap_relay_connections_denied_total{reason="connection_limit"}"#,
     r#"darkswap_relay_http_connections_refused_total{reason="ip_limit"}"#,
     r#"darkswap_relay_http_connections_dropped_total{reason="header_timeout"}"#,
