@@ -31,6 +31,7 @@ pub fn documented_defaults() -> Vec<(&'static str, String)> {
         ("webrtc_port", s(&defaults::WEBRTC_PORT)),
         ("http_port", s(&defaults::HTTP_PORT)),
         ("metrics", s(&defaults::METRICS_ENABLED)),
+        ("webrtc_block_mdns", s(&defaults::WEBRTC_BLOCK_MDNS)),
         ("limits.max_reservations", s(&defaults::MAX_RESERVATIONS)),
         (
             "limits.max_reservations_per_peer",
@@ -179,6 +180,8 @@ pub struct Cli {
     pub external_addrs: Vec<Multiaddr>,
     #[arg(long, env = "DARKSWAP_RELAY_METRICS", help = with_default("Export Prometheus metrics on /metrics (true or false)", defaults::METRICS_ENABLED))]
     pub metrics: Option<bool>,
+    #[arg(long, env = "DARKSWAP_RELAY_WEBRTC_BLOCK_MDNS", help = with_default("Hold 224.0.0.251:5353 so that failed WebRTC-direct handshakes cannot leak mDNS sockets; blocks mDNS for every program on the host (true or false)", defaults::WEBRTC_BLOCK_MDNS))]
+    pub webrtc_block_mdns: Option<bool>,
     /// Another relay to peer with so that one order book spans both (repeatable), with its
     /// PeerId, e.g. /ip4/198.51.100.4/tcp/4001/p2p/12D3KooW...
     #[arg(long = "peer", env = "DARKSWAP_RELAY_PEERS", value_delimiter = ',')]
@@ -363,6 +366,7 @@ struct FileConfig {
     #[serde(default)]
     peers: Vec<Multiaddr>,
     metrics: Option<bool>,
+    webrtc_block_mdns: Option<bool>,
     #[serde(default)]
     limits: LimitsArgs,
     #[serde(default)]
@@ -408,6 +412,7 @@ pub struct Config {
     pub external_addrs: Vec<Multiaddr>,
     pub peers: Vec<Multiaddr>,
     pub metrics: bool,
+    pub webrtc_block_mdns: bool,
     pub limits: Limits,
     pub auth: AuthConfig,
 }
@@ -585,6 +590,10 @@ impl Config {
                 .metrics
                 .or(file.metrics)
                 .unwrap_or(defaults::METRICS_ENABLED),
+            webrtc_block_mdns: cli
+                .webrtc_block_mdns
+                .or(file.webrtc_block_mdns)
+                .unwrap_or(defaults::WEBRTC_BLOCK_MDNS),
             limits,
             auth: auth_config(&cli.auth, file.auth)?,
         };

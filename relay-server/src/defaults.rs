@@ -21,6 +21,9 @@ pub const HTTP_PORT: u16 = 8080;
 /// Metrics on: an operator needs them, and their cost on the forwarding path is measured by
 /// `scripts/bench-relay` (circuit throughput with metrics on and off).
 pub const METRICS_ENABLED: bool = true;
+/// Off: holding the mDNS address blocks mDNS for every program on the host (a browser on the same
+/// machine, avahi), so it is for dedicated relay hosts (see `mdns_guard.rs`).
+pub const WEBRTC_BLOCK_MDNS: bool = false;
 
 /// Reservations held at once. A reservation is one trader reachable through this relay; the
 /// relay is sized for ~1,000 traders on a small VPS, with headroom.

@@ -6,8 +6,11 @@
 //! UDP socket and about 70 KiB behind for good, so a STUN flood (one packet per handshake) ran a
 //! relay out of file descriptors within minutes. WebRTC-direct never needs mDNS: the relay is
 //! ICE-lite and learns the browser's address from its first STUN packet; and webrtc-rs goes on
-//! without mDNS when its socket cannot be opened. So the relay binds that address itself,
-//! without address reuse, and every later bind of it fails.
+//! without mDNS when its socket cannot be opened. So the relay can bind that address itself,
+//! without address reuse, and every later bind of it fails: in the whole host, not only in the
+//! relay (no socket option or filter limits it to one process), so a browser on the same host
+//! loses its mDNS, and with it WebRTC (the test namespace showed it). Hence an operator's choice,
+//! `webrtc_block_mdns`, off by default.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 

@@ -144,11 +144,14 @@ impl Server {
             audit.clone(),
             config.limits.market.announced(),
         );
-        let mdns = crate::mdns_guard::MdnsGuard::hold();
-        if !mdns.blocks() {
-            tracing::warn!("another program holds 224.0.0.251:5353 with address reuse (an mDNS daemon?): every failed WebRTC-direct handshake will leave a socket open (libp2p-webrtc); stop that program or watch the relay's file descriptors");
+        let mdns = config
+            .webrtc_block_mdns
+            .then(crate::mdns_guard::MdnsGuard::hold);
+        let blocked = mdns.as_ref().is_some_and(|m| m.blocks());
+        if config.webrtc_block_mdns && !blocked {
+            tracing::warn!("webrtc_block_mdns is on, but another program holds 224.0.0.251:5353 with address reuse (an mDNS daemon?): every failed WebRTC-direct handshake will leave a socket open (libp2p-webrtc); stop that program or watch the relay's file descriptors");
         }
-        metrics.webrtc_mdns_blocked.set(i64::from(mdns.blocks()));
+        metrics.webrtc_mdns_blocked.set(i64::from(blocked));
         let mut swarm =
             build_swarm(identity, &config, &mut registry, gate.clone(), &metrics).await?;
         let banned = access.lock().map(|a| a.banned()).unwrap_or_default();

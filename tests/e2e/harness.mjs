@@ -1,7 +1,5 @@
 // Shared e2e helpers: start the real relay binary and real Chromium (Debian's, via playwright-core).
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,31 +12,29 @@ export const WEB_DIR = process.env.DARKSWAP_WEB_DIR ?? join(root, 'web', 'dist')
 export const HOST = process.env.DARKSWAP_E2E_HOST ?? '127.0.0.1';
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 
-export function freeTcpPort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => ok(port)); });
-  });
-}
-
-export function freeUdpPort() {
-  return new Promise((ok, fail) => {
-    const s = createSocket('udp4');
-    s.once('error', fail);
-    s.bind(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => ok(port)); });
-  });
-}
-
+// Any ports: the relay binds port 0 and startRelay reads which it got. (Picking free ports here
+// and passing them raced with every connection the machine opened meanwhile: an ephemeral port
+// could take one before the relay bound it, and the relay then could not listen.)
 export async function relayPorts() {
-  return { tcp: await freeTcpPort(), ws: await freeTcpPort(), webrtc: await freeUdpPort(), http: await freeTcpPort() };
+  return { tcp: 0, ws: 0, webrtc: 0, http: 0 };
+}
+
+// The ports a started relay listens on, from the addresses and the URL it prints.
+function boundPorts(output) {
+  const port = (re) => Number(output.match(re)?.[1] ?? NaN);
+  return {
+    tcp: port(/^address: \/ip4\/[^/]+\/tcp\/(\d+)\/p2p\//m),
+    ws: port(/^address: \/ip4\/[^/]+\/tcp\/(\d+)\/ws\//m),
+    webrtc: port(/^address: \/ip4\/[^/]+\/udp\/(\d+)\/webrtc-direct\//m),
+    http: port(/^web app: http:\/\/[^/]*:(\d+)\//m),
+  };
 }
 
 export function tempDir(prefix = 'darkswap-e2e-') {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-// Starts the relay and resolves once it prints "ready".
+// Starts the relay and resolves once it prints "ready", with the ports it listens on.
 export function startRelay(dataDir, ports, extra = []) {
   const args = [
     '--data-dir', dataDir, '--web-dir', WEB_DIR, '--listen-ip', '0.0.0.0',
@@ -55,7 +51,12 @@ export function startRelay(dataDir, ports, extra = []) {
       if (/^ready$/m.test(out)) {
         clearTimeout(timer);
         child.removeAllListeners('exit');
-        ok({ child, url: `http://${HOST}:${ports.http}/`, output: out });
+        const bound = boundPorts(out);
+        if (Object.values(bound).some(Number.isNaN)) {
+          fail(new Error(`cannot read the relay's ports from:\n${out}`));
+          return;
+        }
+        ok({ child, url: `http://${HOST}:${bound.http}/`, output: out, ports: bound });
       }
     });
   });

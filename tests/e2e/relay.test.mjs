@@ -71,7 +71,7 @@ test('two pages reserve, message each other through the relay, and survive a rel
     pageA.waitForSelector('[data-testid=relay-state][data-state=error]', { timeout: 30000 }),
     pageB.waitForSelector('[data-testid=relay-state][data-state=error]', { timeout: 30000 }),
   ]);
-  relay = await startRelay(dataDir, ports);
+  relay = await startRelay(dataDir, relay.ports);
   relays.push(relay);
   await Promise.all([pageA.waitForSelector(reserved, { timeout: 30000 }), pageB.waitForSelector(reserved, { timeout: 30000 })]);
   // And messaging works again after the reconnect.

@@ -262,12 +262,16 @@ fn open_fds(pid: u32) -> anyhow::Result<usize> {
 }
 
 /// libp2p-webrtc lets each incoming handshake open an mDNS socket and never closes it when the
-/// handshake fails; the relay keeps those sockets from opening (`mdns_guard`). Handshakes that
-/// never finish must leave no descriptor behind.
+/// handshake fails; with `webrtc_block_mdns` the relay keeps those sockets from opening
+/// (`mdns_guard`). Handshakes that never finish must then leave no descriptor behind.
 #[tokio::test]
 async fn failed_webrtc_handshakes_leave_no_socket_behind() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let relay = Relay::start(dir.path(), Ports::default(), &[])?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &["--webrtc-block-mdns", "true"],
+    )?;
     assert_eq!(
         relay.metric("darkswap_relay_webrtc_mdns_blocked")?,
         1.0,
