@@ -17,6 +17,7 @@ use darkswap_proto::order::order_topic;
 use futures::channel::mpsc;
 use futures::StreamExt;
 
+pub mod hostile;
 pub mod probe;
 
 /// The `darkswap` CLI next to the relay binary (`cargo build --workspace` builds both).

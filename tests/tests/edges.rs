@@ -3,28 +3,16 @@
 //! several 127.0.0.x), the honest trader from 127.0.0.1; every attack must be bounded, counted,
 //! and leave the honest trader served.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use darkswap_net::libp2p::multiaddr::Protocol;
 use darkswap_net::libp2p::Multiaddr;
+use darkswap_tests::hostile::{attacker, socket_of, stun_binding_request, unfinished_requests};
 use darkswap_tests::{Peer, Ports, Relay};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
 const T: Duration = Duration::from_secs(20);
-
-fn socket_of(addr: &Multiaddr) -> SocketAddr {
-    let (mut ip, mut port) = (None, None);
-    for p in addr.iter() {
-        match p {
-            Protocol::Ip4(v4) => ip = Some(IpAddr::V4(v4)),
-            Protocol::Tcp(n) | Protocol::Udp(n) => port = Some(n),
-            _ => {}
-        }
-    }
-    SocketAddr::new(ip.expect("an IP"), port.expect("a port"))
-}
 
 fn http_socket(relay: &Relay) -> SocketAddr {
     relay
@@ -32,13 +20,6 @@ fn http_socket(relay: &Relay) -> SocketAddr {
         .trim_start_matches("http://")
         .parse()
         .expect("the relay's HTTP address")
-}
-
-/// A TCP connection to `to` from the loopback address `from`.
-async fn connect_from(from: &str, to: SocketAddr) -> anyhow::Result<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(from.parse()?, 0))?;
-    Ok(socket.connect(to).await?)
 }
 
 /// Whether the other side closed `stream` within `within` (reading drains whatever it sent).
@@ -78,12 +59,7 @@ async fn slow_http_clients_are_capped_per_address_and_cut_off_while_others_are_s
     )?;
     let to = http_socket(&relay);
     // Twelve connections that never finish their headers (slowloris), from one address.
-    let mut slow = Vec::new();
-    for _ in 0..12 {
-        let mut s = connect_from("127.0.0.2", to).await?;
-        s.write_all(b"GET / HTTP/1.1\r\nHost: relay\r\n").await?;
-        slow.push(s);
-    }
+    let mut slow = unfinished_requests(attacker(0), to, 12).await?;
     relay
         .metric_eventually(
             r#"darkswap_relay_http_connections_refused_total{reason="ip_limit"}"#,
@@ -156,14 +132,9 @@ async fn a_client_that_stops_reading_its_response_is_cut_off() -> anyhow::Result
 async fn half_open_websocket_upgrades_do_not_lock_traders_out() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let relay = Relay::start(dir.path(), Ports::default(), &[])?;
-    let ws = socket_of(&relay.ws_addr());
-    let mut half_open = Vec::new();
+    let ws = socket_of(&relay.ws_addr())?;
     // One address opening 100 upgrades and never finishing them holds its 32.
-    for _ in 0..100 {
-        let mut s = connect_from("127.0.0.2", ws).await?;
-        s.write_all(b"GET / HTTP/1.1\r\nHost: relay\r\n").await?;
-        half_open.push(s);
-    }
+    let mut half_open = unfinished_requests(attacker(0), ws, 100).await?;
     relay
         .metric_eventually(
             r#"darkswap_relay_connections_denied_total{reason="ip_pending_limit"}"#,
@@ -172,12 +143,8 @@ async fn half_open_websocket_upgrades_do_not_lock_traders_out() -> anyhow::Resul
         )
         .await?;
     // Twenty more addresses, 30 each: more than every handshake slot the relay has (512).
-    for host in 3..23u8 {
-        for _ in 0..30 {
-            let mut s = connect_from(&format!("127.0.0.{host}"), ws).await?;
-            s.write_all(b"GET / HTTP/1.1\r\nHost: relay\r\n").await?;
-            half_open.push(s);
-        }
+    for n in 1..=20 {
+        half_open.extend(unfinished_requests(attacker(n), ws, 30).await?);
     }
     relay
         .metric_eventually(
@@ -198,42 +165,22 @@ async fn half_open_websocket_upgrades_do_not_lock_traders_out() -> anyhow::Resul
     Ok(())
 }
 
-/// A STUN binding request naming `ufrag` (RFC 5389: header, then USERNAME), as the first
-/// packet of a WebRTC-direct handshake is.
-fn stun_binding_request(ufrag: &str, transaction: [u8; 12]) -> Vec<u8> {
-    let username = format!("{ufrag}:{ufrag}");
-    let padded = username.len().div_ceil(4) * 4;
-    let mut m = Vec::with_capacity(20 + 4 + padded);
-    m.extend_from_slice(&0x0001u16.to_be_bytes());
-    m.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
-    m.extend_from_slice(&0x2112_A442u32.to_be_bytes());
-    m.extend_from_slice(&transaction);
-    m.extend_from_slice(&0x0006u16.to_be_bytes());
-    m.extend_from_slice(&(username.len() as u16).to_be_bytes());
-    m.extend_from_slice(username.as_bytes());
-    m.resize(20 + 4 + padded, 0);
-    m
-}
-
 #[tokio::test]
 async fn a_stun_flood_fills_only_the_webrtc_share_of_handshake_slots() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let relay = Relay::start(dir.path(), Ports::default(), &[])?;
-    let webrtc = socket_of(&relay.webrtc_addr());
+    let webrtc = socket_of(&relay.webrtc_addr())?;
     // 40 addresses × 20 ports, each a new handshake: more than every slot the relay has (512),
     // and within each address's own cap, as a flood from many sources would be.
     let mut sockets = Vec::new();
-    for host in 2..42u8 {
+    for n in 0..40 {
         for _ in 0..20 {
-            let s = UdpSocket::bind(SocketAddr::new([127, 0, 0, host].into(), 0)).await?;
-            sockets.push(s);
+            sockets.push(UdpSocket::bind(SocketAddr::new(attacker(n), 0)).await?);
         }
     }
     for (n, s) in sockets.iter().enumerate() {
         let ufrag = format!("libp2p+webrtc+v1/flood{n:08}");
-        let mut transaction = [0u8; 12];
-        transaction[..8].copy_from_slice(&(n as u64).to_be_bytes());
-        s.send_to(&stun_binding_request(&ufrag, transaction), webrtc)
+        s.send_to(&stun_binding_request(&ufrag, n as u64), webrtc)
             .await?;
         // Paced so that the relay's socket buffer does not drop them: every packet counts.
         if n % 50 == 49 {
@@ -277,13 +224,13 @@ async fn failed_webrtc_handshakes_leave_no_socket_behind() -> anyhow::Result<()>
         1.0,
         "another program holds 224.0.0.251:5353 with address reuse (an mDNS daemon?)"
     );
-    let webrtc = socket_of(&relay.webrtc_addr());
+    let webrtc = socket_of(&relay.webrtc_addr())?;
     let before = open_fds(relay.pid())?;
     // 100 handshakes that stop after their first packet, from 5 addresses (within each cap).
     for n in 0..100u8 {
-        let s = UdpSocket::bind(SocketAddr::new([127, 0, 0, 2 + n % 5].into(), 0)).await?;
+        let s = UdpSocket::bind(SocketAddr::new(attacker(n % 5), 0)).await?;
         let ufrag = format!("libp2p+webrtc+v1/abandoned{n:04}");
-        s.send_to(&stun_binding_request(&ufrag, [n; 12]), webrtc)
+        s.send_to(&stun_binding_request(&ufrag, u64::from(n)), webrtc)
             .await?;
     }
     relay

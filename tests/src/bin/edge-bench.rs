@@ -16,18 +16,20 @@
 //! business. Run through `scripts/bench-edges`; `--quick` (fewer traders, short floods) runs in
 //! `scripts/test-all`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use darkswap_net::libp2p::multiaddr::Protocol;
 use darkswap_net::libp2p::Multiaddr;
 use darkswap_net::{NodeConfig, NodeEvent, RelayStatus};
+use darkswap_tests::hostile::{
+    attacker, connect_from, socket_of, stun_binding_request, UNFINISHED_REQUEST,
+};
 use darkswap_tests::{http_get, Peer, Ports, Relay};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpSocket, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -55,22 +57,6 @@ impl Attack {
     }
 }
 
-fn socket_of(addr: &Multiaddr) -> SocketAddr {
-    let (mut ip, mut port) = (IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
-    for p in addr.iter() {
-        match p {
-            Protocol::Ip4(v4) => ip = IpAddr::V4(v4),
-            Protocol::Tcp(n) | Protocol::Udp(n) => port = n,
-            _ => {}
-        }
-    }
-    SocketAddr::new(ip, port)
-}
-
-fn attacker(host: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, host))
-}
-
 /// Keeps `per_address` TCP connections from each of `hosts` open to `to`, each sending `opening`
 /// and never finishing it; re-opens what the relay closes, until `stop`.
 fn hold_half_open(
@@ -86,13 +72,7 @@ fn hold_half_open(
             let stop = stop.clone();
             tasks.spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let Ok(socket) = TcpSocket::new_v4() else {
-                        return;
-                    };
-                    if socket.bind(SocketAddr::new(attacker(host), 0)).is_err() {
-                        return;
-                    }
-                    let Ok(mut s) = socket.connect(to).await else {
+                    let Ok(mut s) = connect_from(attacker(host), to).await else {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     };
@@ -117,24 +97,6 @@ fn hold_half_open(
     }
 }
 
-/// A STUN binding request naming `ufrag` (RFC 5389 header and USERNAME), the first packet of a
-/// WebRTC-direct handshake.
-fn stun_binding_request(ufrag: &str, transaction: u64) -> Vec<u8> {
-    let username = format!("{ufrag}:{ufrag}");
-    let padded = username.len().div_ceil(4) * 4;
-    let mut m = Vec::with_capacity(24 + padded);
-    m.extend_from_slice(&0x0001u16.to_be_bytes());
-    m.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
-    m.extend_from_slice(&0x2112_A442u32.to_be_bytes());
-    m.extend_from_slice(&transaction.to_be_bytes());
-    m.extend_from_slice(&[0; 4]);
-    m.extend_from_slice(&0x0006u16.to_be_bytes());
-    m.extend_from_slice(&(username.len() as u16).to_be_bytes());
-    m.extend_from_slice(username.as_bytes());
-    m.resize(24 + padded, 0);
-    m
-}
-
 /// Sends STUN binding requests from fresh sockets on 40 addresses at about `per_second`, until
 /// `stop`; counts what it sent in `sent`.
 fn stun_flood(
@@ -151,7 +113,7 @@ fn stun_flood(
         while !stop.load(Ordering::Relaxed) {
             tick.tick().await;
             for _ in 0..batch {
-                let host = 2 + (n % 40) as u8;
+                let host = (n % 40) as u8;
                 let Ok(s) = UdpSocket::bind(SocketAddr::new(attacker(host), 0)).await else {
                     continue;
                 };
@@ -241,23 +203,23 @@ async fn phase(attack: Attack, traders: usize, warm_up: Duration) -> Result<()> 
     let stun_sent = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
     if attack.includes(Attack::HalfOpen) {
-        let ws = socket_of(&relay.ws_addr());
+        let ws = socket_of(&relay.ws_addr())?;
         let opening = b"GET / HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\n";
-        hold_half_open(&mut tasks, 2..10, 100, ws, opening, stop.clone());
+        hold_half_open(&mut tasks, 0..8, 100, ws, opening, stop.clone());
     }
     if attack.includes(Attack::SlowHttp) {
         let http: SocketAddr = relay.http.trim_start_matches("http://").parse()?;
         hold_half_open(
             &mut tasks,
-            10..18,
+            8..16,
             100,
             http,
-            b"GET / HTTP/1.1\r\nHost: relay\r\n",
+            UNFINISHED_REQUEST,
             stop.clone(),
         );
     }
     if attack.includes(Attack::Stun) {
-        let webrtc = socket_of(&relay.webrtc_addr());
+        let webrtc = socket_of(&relay.webrtc_addr())?;
         stun_flood(&mut tasks, webrtc, 2_000, stop.clone(), stun_sent.clone());
     }
     tokio::time::sleep(warm_up).await;
