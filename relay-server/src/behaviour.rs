@@ -86,7 +86,7 @@ impl RelayBehaviour {
                 CapsConfig {
                     pending_per_ip: limits.max_pending_per_ip,
                     pending_stream: defaults::MAX_PENDING_STREAM,
-                    pending_stream_light: defaults::MAX_PENDING_STREAM_LIGHT,
+                    pending_stream_light: limits.pending_kept_for_new_addresses,
                     pending_webrtc: defaults::MAX_PENDING_WEBRTC,
                     established_per_ip: limits.max_connections_per_ip,
                     established_total: limits.max_connections,

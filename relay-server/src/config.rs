@@ -81,6 +81,10 @@ pub fn documented_defaults() -> Vec<(&'static str, String)> {
             s(&defaults::MAX_PENDING_PER_IP),
         ),
         (
+            "limits.pending_kept_for_new_addresses",
+            s(&defaults::PENDING_KEPT_FOR_NEW_ADDRESSES),
+        ),
+        (
             "limits.http_max_connections",
             s(&defaults::HTTP_MAX_CONNECTIONS),
         ),
@@ -328,6 +332,8 @@ pub struct LimitsArgs {
     pub max_connections_per_ip: Option<u32>,
     #[arg(long, env = "DARKSWAP_RELAY_MAX_PENDING_PER_IP", help = with_default("Handshakes in progress per IP address", defaults::MAX_PENDING_PER_IP))]
     pub max_pending_per_ip: Option<u32>,
+    #[arg(long, env = "DARKSWAP_RELAY_PENDING_KEPT_FOR_NEW_ADDRESSES", help = with_default("Of the 256 TCP and WebSocket handshake slots, those kept for each address's first four", defaults::PENDING_KEPT_FOR_NEW_ADDRESSES))]
+    pub pending_kept_for_new_addresses: Option<u32>,
     #[arg(long, env = "DARKSWAP_RELAY_HTTP_MAX_CONNECTIONS", help = with_default("HTTP connections at once", defaults::HTTP_MAX_CONNECTIONS))]
     pub http_max_connections: Option<u32>,
     #[arg(long, env = "DARKSWAP_RELAY_HTTP_MAX_CONNECTIONS_PER_IP", help = with_default("HTTP connections per IP address", defaults::HTTP_MAX_CONNECTIONS_PER_IP))]
@@ -391,6 +397,7 @@ pub struct Limits {
     pub max_connections_per_peer: u32,
     pub max_connections_per_ip: u32,
     pub max_pending_per_ip: u32,
+    pub pending_kept_for_new_addresses: u32,
     pub http_max_connections: u32,
     pub http_max_connections_per_ip: u32,
     pub http_header_timeout: Duration,
@@ -507,6 +514,10 @@ impl Config {
                 .max_pending_per_ip
                 .or(f.max_pending_per_ip)
                 .unwrap_or(defaults::MAX_PENDING_PER_IP),
+            pending_kept_for_new_addresses: l
+                .pending_kept_for_new_addresses
+                .or(f.pending_kept_for_new_addresses)
+                .unwrap_or(defaults::PENDING_KEPT_FOR_NEW_ADDRESSES),
             http_max_connections: l
                 .http_max_connections
                 .or(f.http_max_connections)
@@ -644,6 +655,15 @@ impl Config {
                     message: "must be greater than 0".into(),
                 });
             }
+        }
+        if l.pending_kept_for_new_addresses > defaults::MAX_PENDING_STREAM {
+            return Err(ConfigError::Invalid {
+                name: "pending_kept_for_new_addresses",
+                message: format!(
+                    "at most {} (the TCP and WebSocket handshake slots)",
+                    defaults::MAX_PENDING_STREAM
+                ),
+            });
         }
         if l.max_connections_per_peer == 0 {
             return Err(ConfigError::Invalid {

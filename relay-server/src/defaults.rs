@@ -69,7 +69,7 @@ pub const MAX_PENDING_WEBRTC: u32 = MAX_PENDING_INCOMING / 2;
 pub const MAX_PENDING_STREAM: u32 = MAX_PENDING_INCOMING - MAX_PENDING_WEBRTC;
 /// Of those, the slots kept for each address's first four handshakes: addresses that hold
 /// their whole allowance share only the remaining 64.
-pub const MAX_PENDING_STREAM_LIGHT: u32 = 192;
+pub const PENDING_KEPT_FOR_NEW_ADDRESSES: u32 = 192;
 /// HTTP connections open at once (web app, metrics, health).
 pub const HTTP_MAX_CONNECTIONS: u32 = 1024;
 /// HTTP connections open at once from one IP address (a browser opens about six).

@@ -65,6 +65,8 @@ async fn propagation(peers: usize, orders: usize) -> Result<()> {
             &limit,
             "--max-pending-per-ip",
             "512",
+            "--pending-kept-for-new-addresses",
+            "0",
         ],
     )?;
     let mut maker = Peer::reserved_on(&relay).await?;

@@ -108,6 +108,8 @@ async fn main() -> Result<()> {
         limit.as_str(),
         "--max-pending-per-ip",
         "512",
+        "--pending-kept-for-new-addresses",
+        "0",
     ];
     let ports = Ports::fixed();
     let relay = Relay::start(dir.path(), ports, &flags)?;
