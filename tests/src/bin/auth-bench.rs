@@ -9,12 +9,8 @@ use anyhow::{bail, Result};
 use darkswap_net::libp2p::identity::Keypair;
 use darkswap_proto::auth::{AuthResponse, Grant};
 use darkswap_tests::probe::Probe;
+use darkswap_tests::stats::percentile;
 use darkswap_tests::{Ports, Relay};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 fn report(name: &str, mut samples: Vec<Duration>) {
     samples.sort();

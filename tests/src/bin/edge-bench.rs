@@ -27,6 +27,7 @@ use darkswap_net::{NodeConfig, NodeEvent, RelayStatus};
 use darkswap_tests::hostile::{
     attacker, connect_from, socket_of, stun_binding_request, UNFINISHED_REQUEST,
 };
+use darkswap_tests::stats::percentile;
 use darkswap_tests::{http_get, Peer, Ports, Relay};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
@@ -128,14 +129,6 @@ fn stun_flood(
             }
         }
     });
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn summary(mut times: Vec<Duration>) -> String {

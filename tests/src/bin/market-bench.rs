@@ -16,14 +16,10 @@ use darkswap_net::libp2p::identity::Keypair;
 use darkswap_net::{unix_time_ms, Command, NodeEvent, TradingEvent};
 use darkswap_orderbook::{OrderId, Pair, Price, Side};
 use darkswap_proto::order::{sign_order_message, OrderAction, OrderBody, OrderSpec};
+use darkswap_tests::stats::percentile;
 use darkswap_tests::{sell, Peer, Ports, RawPublisher, Relay};
 use futures::StreamExt;
 use tokio::sync::mpsc;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
