@@ -441,19 +441,38 @@ impl Market {
         let Some(book) = self.books.get(pair) else {
             return (Vec::new(), false);
         };
-        // Ids sort the snapshot, so paging is stable while the book changes.
-        let mut orders: Vec<&LimitOrder<OrderInfo>> = book
-            .iter()
-            .filter(|o| maker.is_none_or(|m| o.data.maker == *m))
-            .filter(|o| after.is_none_or(|a| o.id > *a))
-            .collect();
-        orders.sort_unstable_by_key(|o| o.id);
-        let more = orders.len() > limit;
-        let page = orders
-            .into_iter()
-            .take(limit)
-            .map(|o| o.data.raw.clone())
-            .collect();
+        // Ids order the snapshot, so paging is stable while the book changes. Neither form
+        // walks the whole pair: the book keeps its orders by id, and a maker has at most
+        // `max_orders_per_maker` of them.
+        let mut page: Vec<Arc<[u8]>> = match maker {
+            None => book
+                .by_id_after(after)
+                .take(limit.saturating_add(1))
+                .map(|o| o.data.raw.clone())
+                .collect(),
+            Some(maker) => {
+                let mut ids: Vec<&OrderId> = self
+                    .makers
+                    .get(maker)
+                    .map(|state| {
+                        state
+                            .orders
+                            .iter()
+                            .filter(|(id, p)| *p == pair && after.is_none_or(|a| *id > a))
+                            .map(|(id, _)| id)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                ids.sort_unstable();
+                ids.into_iter()
+                    .filter_map(|id| book.get(id))
+                    .take(limit.saturating_add(1))
+                    .map(|o| o.data.raw.clone())
+                    .collect()
+            }
+        };
+        let more = page.len() > limit;
+        page.truncate(limit);
         (page, more)
     }
 }

@@ -299,23 +299,19 @@ fn keep_alive_mismatch_leads_to_reconciliation() {
     assert_eq!(market.apply(&ka, T0 + 30), Ok(Applied::KeepAlive));
 }
 
-#[test]
-fn snapshots_page_through_a_large_book() {
-    let limits = MarketLimits {
-        max_orders_per_maker: 1_000,
-        publish_burst: 1_000,
-        ..MarketLimits::default()
-    };
-    let mut market = Market::new(limits);
-    let mut maker = Maker::new();
-    for n in 0..25 {
-        market.apply(&maker.order(n, 10, T0), T0).unwrap();
-    }
+/// Pages through a snapshot of `pair` (optionally one maker's), `size` orders at a time, calling
+/// `between` after each page; returns the ids in the order they came.
+fn page_through(
+    market: &mut Market,
+    maker: Option<&PeerId>,
+    size: usize,
+    mut between: impl FnMut(&mut Market, usize),
+) -> Vec<OrderId> {
     let mut seen = Vec::new();
     let mut after: Option<OrderId> = None;
-    loop {
-        let (page, more) = market.snapshot(&pair(), None, after.as_ref(), 10);
-        assert!(page.len() <= 10);
+    for n in 0.. {
+        let (page, more) = market.snapshot(&pair(), maker, after.as_ref(), size);
+        assert!(page.len() <= size);
         for raw in &page {
             let m = verify_order_message(raw, None, Freshness::Stored, T0).unwrap();
             after = m.order_id();
@@ -324,9 +320,54 @@ fn snapshots_page_through_a_large_book() {
         if !more {
             break;
         }
+        between(market, n);
     }
-    seen.dedup();
-    assert_eq!(seen.len(), 25);
+    seen
+}
+
+#[test]
+fn snapshots_page_through_a_large_book() {
+    let limits = MarketLimits {
+        max_orders_per_maker: 1_000,
+        publish_burst: 1_000,
+        ..MarketLimits::default()
+    };
+    let mut market = Market::new(limits);
+    let (mut a, mut b) = (Maker::new(), Maker::new());
+    for n in 0..25 {
+        market.apply(&a.order(n, 10, T0), T0).unwrap();
+        market.apply(&b.order(n, 10, T0), T0).unwrap();
+    }
+    let all = page_through(&mut market, None, 10, |_, _| {});
+    assert_eq!(all.len(), 50);
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "by id, each once");
+
+    let only_a = page_through(&mut market, Some(&a.peer()), 7, |_, _| {});
+    let mut expected: Vec<OrderId> = (0..25).map(|n| order_id(&a.peer(), n)).collect();
+    expected.sort();
+    assert_eq!(only_a, expected, "one maker's orders, by id");
+
+    // The book changes while a joiner pages: nothing is listed twice, what stays is listed,
+    // and what is cancelled before its page comes is not.
+    let (a_last, b_first) = (a.cancel(24, T0 + 1), b.order(100, 10, T0 + 1));
+    let mut changes = Some((a_last, b_first));
+    let seen = page_through(&mut market, None, 10, |market, _| {
+        if let Some((cancel, order)) = changes.take() {
+            market.apply(&cancel, T0 + 1).unwrap();
+            market.apply(&order, T0 + 1).unwrap();
+        }
+    });
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "by id, each once");
+    let cancelled = order_id(&a.peer(), 24);
+    let first_page: Vec<_> = all.iter().take(10).collect();
+    assert_eq!(
+        seen.contains(&cancelled),
+        first_page.contains(&&cancelled),
+        "a cancelled order shows only if its page came before the cancel"
+    );
+    for id in all.iter().filter(|id| **id != cancelled) {
+        assert!(seen.contains(id), "an order that stayed is listed");
+    }
 }
 
 #[test]

@@ -29,6 +29,7 @@ use darkswap_proto::order::{
     verify_order_message, Freshness, OrderAction, OrderBody, OrderReject, OrderSpec,
     VerifiedOrderMessage, MIN_ORDER_LIFETIME_MS,
 };
+use darkswap_proto::order_batch::verify_order_messages;
 use libp2p::identity::Keypair;
 use libp2p::PeerId;
 
@@ -687,8 +688,11 @@ impl Orders {
             return out;
         };
         let mut last = None;
-        for raw in &response.orders {
-            match verify_order_message(raw, Some(&job.pair), Freshness::Stored, now_ms) {
+        // A page is checked as a batch: the same verdict per order, a fraction of the cost.
+        let verdicts =
+            verify_order_messages(&response.orders, Some(&job.pair), Freshness::Stored, now_ms);
+        for verdict in verdicts {
+            match verdict {
                 Ok(verified) => {
                     last = verified.order_id();
                     job.received += 1;

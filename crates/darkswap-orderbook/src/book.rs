@@ -8,7 +8,8 @@
 
 use crate::order::{LimitOrder, OrderId, Price, Side};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
+use std::ops::Bound;
 
 /// Orders one book holds unless told otherwise: far above any real pair's depth, low enough that
 /// a flood of orders cannot exhaust a browser tab's memory (a node is ~100 bytes plus `T`).
@@ -147,7 +148,8 @@ pub struct OrderBook<T = ()> {
     asks: BTreeMap<Price, Level>,
     nodes: Vec<Option<Node<T>>>,
     free: Vec<u32>,
-    index: HashMap<OrderId, u32>,
+    /// Slots by order id; ordered, so orders can be listed by id and paged stably.
+    index: BTreeMap<OrderId, u32>,
     /// Min-heap of (expiry, id) for orders that expire; stale entries are skipped when popped.
     expiries: BinaryHeap<Reverse<(u64, OrderId)>>,
     max_orders: usize,
@@ -174,7 +176,7 @@ impl<T> OrderBook<T> {
             asks: BTreeMap::new(),
             nodes: Vec::new(),
             free: Vec::new(),
-            index: HashMap::new(),
+            index: BTreeMap::new(),
             expiries: BinaryHeap::new(),
             max_orders,
         }
@@ -618,6 +620,19 @@ impl<T> OrderBook<T> {
     pub fn iter(&self) -> impl Iterator<Item = &LimitOrder<T>> + '_ {
         self.orders(Side::Buy).chain(self.orders(Side::Sell))
     }
+
+    /// Every order in id order, starting after `after` (exclusive) when given: a listing that
+    /// pages stably while the book changes, at the cost of one lookup to start.
+    pub fn by_id_after(
+        &self,
+        after: Option<&OrderId>,
+    ) -> impl Iterator<Item = &LimitOrder<T>> + '_ {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.index
+            .range((start, Bound::Unbounded))
+            .filter_map(|(_, slot)| self.nodes.get(*slot as usize)?.as_ref())
+            .map(|node| &node.order)
+    }
 }
 
 struct LevelIter<'a, T> {
@@ -649,7 +664,7 @@ fn side_mut<'a>(
 fn unlink<T>(
     nodes: &mut [Option<Node<T>>],
     free: &mut Vec<u32>,
-    index: &mut HashMap<OrderId, u32>,
+    index: &mut BTreeMap<OrderId, u32>,
     level: &mut Level,
     slot: u32,
 ) -> Node<T> {

@@ -19,6 +19,7 @@ pub mod gossip;
 pub mod limits;
 pub mod message;
 pub mod order;
+pub mod order_batch;
 pub mod relay_info;
 mod time;
 pub mod trade;

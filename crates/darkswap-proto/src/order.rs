@@ -399,10 +399,9 @@ pub fn sign_order_message(
 ) -> Result<Vec<u8>, OrderReject> {
     check_body(body, Freshness::Live, now_ms)?;
     let body_bytes = wire::Body::from_domain(body).encode_to_vec();
-    let mut signed = Vec::with_capacity(ORDER_SIGNING_DOMAIN.len() + body_bytes.len());
-    signed.extend_from_slice(ORDER_SIGNING_DOMAIN);
-    signed.extend_from_slice(&body_bytes);
-    let signature = keypair.sign(&signed).map_err(|_| OrderReject::BadKey)?;
+    let signature = keypair
+        .sign(&signing_input(&body_bytes))
+        .map_err(|_| OrderReject::BadKey)?;
     let message = wire::Signed {
         public_key: keypair.public().encode_protobuf(),
         body: body_bytes,
@@ -434,19 +433,49 @@ pub fn verify_order_message(
     freshness: Freshness,
     now_ms: u64,
 ) -> Result<VerifiedOrderMessage, OrderReject> {
+    let signed = decode_signed(bytes)?;
+    let public_key =
+        PublicKey::try_decode_protobuf(&signed.public_key).map_err(|_| OrderReject::BadKey)?;
+    if !public_key.verify(&signing_input(&signed.body), &signed.signature) {
+        return Err(OrderReject::BadSignature);
+    }
+    check_signed_body(
+        &signed.body,
+        public_key.to_peer_id(),
+        bytes,
+        expected_pair,
+        freshness,
+        now_ms,
+    )
+}
+
+/// The first step of verifying: the size cap, then the envelope's schema.
+pub(crate) fn decode_signed(bytes: &[u8]) -> Result<wire::Signed, OrderReject> {
     if bytes.len() > MAX_ORDER_MESSAGE_BYTES {
         return Err(OrderReject::TooLarge);
     }
-    let signed = wire::Signed::decode(bytes).map_err(|_| OrderReject::Malformed)?;
-    let public_key =
-        PublicKey::try_decode_protobuf(&signed.public_key).map_err(|_| OrderReject::BadKey)?;
-    let mut message = Vec::with_capacity(ORDER_SIGNING_DOMAIN.len() + signed.body.len());
+    wire::Signed::decode(bytes).map_err(|_| OrderReject::Malformed)
+}
+
+/// What a maker signs: the domain, then the body's bytes.
+pub(crate) fn signing_input(body: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(ORDER_SIGNING_DOMAIN.len() + body.len());
     message.extend_from_slice(ORDER_SIGNING_DOMAIN);
-    message.extend_from_slice(&signed.body);
-    if !public_key.verify(&message, &signed.signature) {
-        return Err(OrderReject::BadSignature);
-    }
-    let body = wire::Body::decode(signed.body.as_slice())
+    message.extend_from_slice(body);
+    message
+}
+
+/// The last step, once `maker`'s signature over `body` has been checked: the body's schema
+/// and the stateless rules.
+pub(crate) fn check_signed_body(
+    body: &[u8],
+    maker: PeerId,
+    raw: &[u8],
+    expected_pair: Option<&Pair>,
+    freshness: Freshness,
+    now_ms: u64,
+) -> Result<VerifiedOrderMessage, OrderReject> {
+    let body = wire::Body::decode(body)
         .map_err(|_| OrderReject::Malformed)?
         .into_domain()?;
     if expected_pair.is_some_and(|p| *p != body.pair) {
@@ -454,9 +483,9 @@ pub fn verify_order_message(
     }
     check_body(&body, freshness, now_ms)?;
     Ok(VerifiedOrderMessage {
-        maker: public_key.to_peer_id(),
+        maker,
         body,
-        raw: bytes.to_vec(),
+        raw: raw.to_vec(),
     })
 }
 
@@ -491,7 +520,7 @@ fn check_body(body: &OrderBody, freshness: Freshness, now_ms: u64) -> Result<(),
 }
 
 /// The protobuf structs, kept private: the rest of the code sees only validated domain types.
-mod wire {
+pub(crate) mod wire {
     use super::*;
 
     #[derive(Clone, PartialEq, prost::Message)]

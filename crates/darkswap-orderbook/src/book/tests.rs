@@ -205,3 +205,22 @@ fn depth_lists_best_levels_first() {
         }
     );
 }
+
+#[test]
+fn lists_by_id_from_any_point() {
+    let mut book = OrderBook::new();
+    for n in [7, 3, 9, 1, 5] {
+        book.insert(order(n, Side::Sell, 100 + n, 5), 0).unwrap();
+    }
+    book.insert(order(4, Side::Buy, 50, 5), 0).unwrap();
+    book.cancel(&id(9));
+    let ids = |after: Option<u64>| -> Vec<OrderId> {
+        book.by_id_after(after.map(id).as_ref())
+            .map(|o| o.id)
+            .collect()
+    };
+    assert_eq!(ids(None), [1, 3, 4, 5, 7].map(id));
+    assert_eq!(ids(Some(4)), [5, 7].map(id), "after is exclusive");
+    assert_eq!(ids(Some(6)), [7].map(id), "after need not be in the book");
+    assert_eq!(ids(Some(7)), []);
+}
