@@ -569,6 +569,11 @@ impl RawPublisher {
         }
     }
 
+    /// The identity key it authenticated with (a maker signs its orders with it).
+    pub fn key(&self) -> &Keypair {
+        &self.key
+    }
+
     /// Publishes one message and lets the swarm send it.
     pub async fn publish(&mut self, bytes: Vec<u8>) -> Result<()> {
         self.publish_now(bytes)?;
@@ -584,6 +589,42 @@ impl RawPublisher {
             .publish(self.topic.clone(), bytes)
             .map_err(|e| anyhow!("publish: {e}"))?;
         Ok(())
+    }
+
+    /// From now on a watcher: follows the pair until `arrivals` closes, sending each gossiped
+    /// message's id and arrival time without forwarding it (a trader's page, minus its checks).
+    /// Returns how many arrivals the full channel refused.
+    pub async fn watch(
+        mut self,
+        arrivals: tokio::sync::mpsc::Sender<(gossipsub::MessageId, std::time::Instant)>,
+    ) -> u64 {
+        let mut refused = 0;
+        loop {
+            let event = tokio::select! {
+                event = self.swarm.select_next_some() => event,
+                _ = arrivals.closed() => return refused,
+            };
+            if let SwarmEvent::Behaviour(RawBehaviourEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                ..
+            })) = event
+            {
+                let at = std::time::Instant::now();
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossip
+                    .report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        gossipsub::MessageAcceptance::Ignore,
+                    );
+                if arrivals.try_send((message_id, at)).is_err() {
+                    refused += 1;
+                }
+            }
+        }
     }
 
     /// Drives the swarm for `d`.

@@ -4,7 +4,13 @@
 //!   book. Prints p50 / p99 / max of place → visible;
 //! - joiner sync: `--book` orders (default 10,000) from 100 makers (more when the per-maker cap
 //!   needs it) are published to the relay,
-//!   then a new trader follows the pair; prints the time until its book holds them all.
+//!   then a new trader follows the pair; prints the time until its book holds them all;
+//! - load: `--load-traders` watchers (default 1,000) follow a pair while `--load-makers` makers
+//!   (default 20) publish `--load-rate` orders a second in all (default 100) for
+//!   `--load-seconds` (default 20). Prints p50 / p99 / max of publish → arrival over every
+//!   delivery, the share delivered, and the relay's CPU per accepted order. The watchers are bare
+//!   gossipsub subscribers that timestamp arrivals and skip the signature checks a page makes, so
+//!   the figures are the relay's, not those of 1,000 verifiers sharing its two cores.
 //!
 //! Run through `scripts/bench-market` (release build). Prints figures; no pass/fail.
 
@@ -12,6 +18,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use darkswap_net::libp2p::gossipsub::MessageId;
 use darkswap_net::libp2p::identity::Keypair;
 use darkswap_net::{unix_time_ms, Command, NodeEvent, TradingEvent};
 use darkswap_orderbook::{OrderId, Pair, Price, Side};
@@ -19,6 +26,7 @@ use darkswap_proto::order::{sign_order_message, OrderAction, OrderBody, OrderSpe
 use darkswap_tests::stats::percentile;
 use darkswap_tests::{sell, Peer, Ports, RawPublisher, Relay};
 use futures::StreamExt;
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 fn ms(d: Duration) -> f64 {
@@ -28,6 +36,12 @@ fn ms(d: Duration) -> f64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let (mut peers, mut orders, mut book) = (20usize, 100usize, 10_000usize);
+    let mut load = Load {
+        traders: 1_000,
+        makers: 20,
+        rate: 100,
+        seconds: 20,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().unwrap_or_default();
@@ -35,11 +49,18 @@ async fn main() -> Result<()> {
             "--peers" => peers = value.parse()?,
             "--orders" => orders = value.parse()?,
             "--book" => book = value.parse()?,
-            other => bail!("unknown argument {other} (--peers N, --orders N, --book N)"),
+            "--load-traders" => load.traders = value.parse()?,
+            "--load-makers" => load.makers = value.parse()?,
+            "--load-rate" => load.rate = value.parse()?,
+            "--load-seconds" => load.seconds = value.parse()?,
+            other => bail!(
+                "unknown argument {other} (--peers N, --orders N, --book N, --load-traders N, --load-makers N, --load-rate N, --load-seconds N)"
+            ),
         }
     }
     propagation(peers, orders).await?;
     joiner_sync(book).await?;
+    market_load(&load).await?;
     Ok(())
 }
 
@@ -221,6 +242,168 @@ async fn joiner_sync(book: usize) -> Result<()> {
         ms(started.elapsed()),
         ms(reported),
         view.total_orders
+    );
+    Ok(())
+}
+
+/// The sustained-load phase's shape.
+struct Load {
+    traders: usize,
+    makers: usize,
+    rate: usize,
+    seconds: u64,
+}
+
+async fn market_load(load: &Load) -> Result<()> {
+    if load.makers == 0 || load.rate == 0 {
+        bail!("--load-makers and --load-rate must be at least 1");
+    }
+    let pair = Pair::parse("RUNE:LOAD/BTC")?;
+    let dir = tempfile::tempdir()?;
+    let connections = (load.traders + load.makers + 16).to_string();
+    // Each maker sends its share of the rate; its bucket must hold that, with room.
+    let per_maker_rate = load.rate.div_ceil(load.makers);
+    let per_maker_orders = per_maker_rate * load.seconds as usize + 10;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &[
+            "--reservation-rate-per-ip",
+            &connections,
+            "--auth-challenge-rate-per-ip",
+            &connections,
+            "--max-connections",
+            &connections,
+            "--max-connections-per-ip",
+            &connections,
+            "--max-pending-per-ip",
+            "512",
+            "--pending-kept-for-new-addresses",
+            "0",
+            "--order-publish-rate",
+            &(per_maker_rate * 2).to_string(),
+            "--order-publish-burst",
+            &(per_maker_rate * 2 + 10).to_string(),
+            "--max-orders-per-maker",
+            &per_maker_orders.to_string(),
+            "--gossip-rate-per-peer",
+            "1000000",
+        ],
+    )?;
+    let connect_start = Instant::now();
+    let (arrivals_tx, mut arrivals_rx) = tokio::sync::mpsc::channel(1_000_000);
+    let mut watchers = tokio::task::JoinSet::new();
+    for _ in 0..load.traders {
+        let watcher = RawPublisher::connect(&relay, &pair).await?;
+        watchers.spawn(watcher.watch(arrivals_tx.clone()));
+    }
+    drop(arrivals_tx);
+    let mut makers = Vec::new();
+    for _ in 0..load.makers {
+        makers.push(RawPublisher::connect(&relay, &pair).await?);
+    }
+    println!(
+        "market load: {} watchers and {} makers connected and following {pair} in {:.1} s",
+        load.traders,
+        load.makers,
+        connect_start.elapsed().as_secs_f64()
+    );
+    // Let the relay graft everyone into its mesh (its heartbeat is one second).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let accepted_series = "darkswap_relay_order_messages_accepted_total{kind=\"order\"}";
+    let accepted_before = relay.metric(accepted_series).unwrap_or(0.0);
+    let cpu_before = relay.cpu_seconds()?;
+    let started = Instant::now();
+    let period = Duration::from_secs_f64(load.makers as f64 / load.rate as f64);
+    let per_maker = (load.rate * load.seconds as usize).div_ceil(load.makers);
+    let mut publishers = tokio::task::JoinSet::new();
+    for (m, mut maker) in makers.into_iter().enumerate() {
+        let key = maker.key().clone();
+        let pair = pair.clone();
+        // Spread the makers over one period so the rate is even.
+        let offset = period.mul_f64(m as f64 / load.makers as f64);
+        publishers.spawn(async move {
+            let mut sent: Vec<(MessageId, Instant)> = Vec::with_capacity(per_maker);
+            let start = tokio::time::Instant::now() + offset;
+            for n in 0..per_maker {
+                let slot = start + period.mul_f64(n as f64);
+                maker
+                    .run_for(slot.saturating_duration_since(tokio::time::Instant::now()))
+                    .await;
+                let now = unix_time_ms();
+                let body = OrderBody {
+                    pair: pair.clone(),
+                    seq: n as u64 + 1,
+                    sent_at_ms: now,
+                    action: OrderAction::Order(OrderSpec {
+                        nonce: n as u64,
+                        side: if n.is_multiple_of(2) {
+                            Side::Buy
+                        } else {
+                            Side::Sell
+                        },
+                        price: Price(if n.is_multiple_of(2) { 900 } else { 1_100 }),
+                        amount: 1 + n as u64,
+                        min_fill: 0,
+                        expires_at_ms: now + 600_000,
+                    }),
+                };
+                let bytes = sign_order_message(&key, &body, now)?;
+                let id = MessageId::from(Sha256::digest(&bytes).to_vec());
+                sent.push((id, Instant::now()));
+                maker.publish_now(bytes)?;
+            }
+            // Keep the last messages flowing out.
+            maker.run_for(Duration::from_secs(2)).await;
+            anyhow::Ok(sent)
+        });
+    }
+    let mut sent: HashMap<MessageId, Instant> = HashMap::new();
+    while let Some(result) = publishers.join_next().await {
+        sent.extend(result??);
+    }
+    // The publishing window: first slot to last publish, plus the last one's period.
+    let publish_secs = sent
+        .values()
+        .max()
+        .map_or(0.0, |last| last.duration_since(started).as_secs_f64())
+        + period.as_secs_f64();
+    // Arrivals still in flight get a few seconds more.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu = relay.cpu_seconds()? - cpu_before;
+    let cpu_window = started.elapsed().as_secs_f64();
+    let accepted = relay.metric(accepted_series).unwrap_or(0.0) - accepted_before;
+    watchers.abort_all();
+    let mut latencies = Vec::new();
+    while let Ok((id, at)) = arrivals_rx.try_recv() {
+        if let Some(start) = sent.get(&id) {
+            latencies.push(at.duration_since(*start));
+        }
+    }
+    let mut refused = 0;
+    while let Some(result) = watchers.join_next().await {
+        refused += result.unwrap_or(0);
+    }
+    latencies.sort();
+    let expected = sent.len() * load.traders;
+    println!(
+        "market load: {} orders in {publish_secs:.1} s ({:.0}/s) to {} watchers: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} of {expected} deliveries ({:.1} %){}",
+        sent.len(),
+        sent.len() as f64 / publish_secs,
+        load.traders,
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
+        ms(*latencies.last().unwrap_or(&Duration::ZERO)),
+        latencies.len(),
+        100.0 * latencies.len() as f64 / expected.max(1) as f64,
+        if refused > 0 { format!(", {refused} arrivals lost by the bench's own full channel") } else { String::new() }
+    );
+    println!(
+        "market load: relay accepted {accepted:.0} orders using {cpu:.1} s of CPU ({:.2} ms per accepted order, {:.0} % of one core); RSS {:.0} MiB",
+        if accepted > 0.0 { cpu * 1e3 / accepted } else { 0.0 },
+        100.0 * cpu / cpu_window,
+        relay.rss_bytes()? as f64 / (1024.0 * 1024.0)
     );
     Ok(())
 }
