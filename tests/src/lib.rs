@@ -591,6 +591,35 @@ impl RawPublisher {
         Ok(())
     }
 
+    /// The next message gossiped to us, as the bytes that travelled (not forwarded further).
+    pub async fn next_message(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+        tokio::time::timeout(timeout, async {
+            loop {
+                if let SwarmEvent::Behaviour(RawBehaviourEvent::Gossip(
+                    gossipsub::Event::Message {
+                        propagation_source,
+                        message_id,
+                        message,
+                    },
+                )) = self.swarm.select_next_some().await
+                {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .gossip
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            gossipsub::MessageAcceptance::Ignore,
+                        );
+                    return message.data;
+                }
+            }
+        })
+        .await
+        .map_err(|_| anyhow!("no gossip message within {timeout:?}"))
+    }
+
     /// From now on a watcher: follows the pair until `arrivals` closes, sending each gossiped
     /// message's id and arrival time without forwarding it (a trader's page, minus its checks).
     /// Returns how many arrivals the full channel refused.

@@ -221,6 +221,58 @@ async fn hostile_order_messages_are_refused_and_counted() -> anyhow::Result<()> 
 }
 
 #[tokio::test]
+async fn re_encoded_copies_of_a_makers_message_cannot_silence_it() -> anyhow::Result<()> {
+    // The signature covers the body, not the envelope, and gossip tells duplicates apart by
+    // their bytes: an attacker who re-encodes a maker's order (an unknown field appended) gets
+    // copies that used to verify, pass as new, and spend the maker's rate tokens until the
+    // maker's own cancel was refused. The relay now refuses them as non-canonical, and replays
+    // never spend a maker's tokens.
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &["--order-publish-burst", "5", "--order-publish-rate", "1"],
+    )?;
+    let maker = trader(&relay).await?;
+    let mut watcher = trader(&relay).await?;
+    let mut attacker = RawPublisher::connect(&relay, &pair()).await?;
+    let id = maker.handle.place_order(pair(), sell(1_000, 250))?;
+    let captured = attacker.next_message(T).await?;
+    watcher
+        .book_where(T, &pair(), |v| v.orders.iter().any(|o| o.id == id))
+        .await?;
+    // 30 copies, each with other bytes, at 30 a second (under the relay's 50 a second per peer).
+    for k in 1..=30u8 {
+        let mut copy = captured.clone();
+        copy.extend_from_slice(&[0x78, k]);
+        attacker.publish_now(copy)?;
+        attacker.run_for(Duration::from_millis(33)).await;
+    }
+    maker.handle.command(Command::CancelOrder { id })?;
+    watcher
+        .book_where(T, &pair(), |v| v.orders.iter().all(|o| o.id != id))
+        .await?;
+    let rejected = |reason: &str| {
+        relay.metric(&format!(
+            "darkswap_relay_order_messages_rejected_total{{reason=\"{reason}\"}}"
+        ))
+    };
+    relay
+        .metric_eventually(
+            "darkswap_relay_order_messages_rejected_total{reason=\"non_canonical\"}",
+            T,
+            |v| v == 30.0,
+        )
+        .await?;
+    assert_eq!(rejected("rate_limited")?, 0.0, "the maker kept its tokens");
+    assert_eq!(
+        relay.metric("darkswap_relay_order_messages_accepted_total{kind=\"cancel\"}")?,
+        1.0
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn two_peered_relays_share_one_book() -> anyhow::Result<()> {
     let dir1 = tempfile::tempdir()?;
     let dir2 = tempfile::tempdir()?;

@@ -236,16 +236,18 @@ impl Market {
         let pair = &message.body.pair;
         let limits = self.limits.clone();
         let state = maker_state(&mut self.makers, &limits, maker, now_ms)?;
-        // Rate first: a flood costs the flooder, not our books.
-        if !state.bucket.try_take(&limits.publish_rate(), now_ms) {
-            return Err(OrderReject::RateLimited);
-        }
+        // Replays first: anyone can send a maker's old messages again, and they must not spend
+        // the maker's tokens (that would let a stranger silence the maker). Then the rate, before
+        // any book work: a flood costs the flooder, not our books.
         if state
             .last_seq
             .get(pair)
             .is_some_and(|last| message.body.seq <= *last)
         {
             return Err(OrderReject::Replay);
+        }
+        if !state.bucket.try_take(&limits.publish_rate(), now_ms) {
+            return Err(OrderReject::RateLimited);
         }
         let outcome = match &message.body.action {
             OrderAction::Order(spec) => {

@@ -87,6 +87,35 @@ fn orders_enter_and_replays_are_refused() {
 }
 
 #[test]
+fn replays_do_not_spend_the_makers_tokens() {
+    // Anyone can resend a maker's last message; if that cost the maker's rate tokens, a stranger
+    // replaying it could get the maker's own cancels refused.
+    let limits = MarketLimits {
+        publish_burst: 3,
+        publish_per_second: 1,
+        ..MarketLimits::default()
+    };
+    let mut market = Market::new(limits);
+    let mut maker = Maker::new();
+    let first = maker.order(1, 100, T0);
+    market.apply(&first, T0).unwrap();
+    for _ in 0..100 {
+        assert_eq!(market.apply(&first, T0), Err(OrderReject::Replay));
+    }
+    let cancel = maker.cancel(1, T0);
+    assert!(matches!(
+        market.apply(&cancel, T0),
+        Ok(Applied::Cancelled(_))
+    ));
+    // The maker's own messages still spend its tokens.
+    market.apply(&maker.order(2, 100, T0), T0).unwrap();
+    assert_eq!(
+        market.apply(&maker.order(3, 100, T0), T0),
+        Err(OrderReject::RateLimited)
+    );
+}
+
+#[test]
 fn out_of_order_delivery_is_harmless() {
     let mut market = Market::new(MarketLimits::default());
     let mut maker = Maker::new();

@@ -22,6 +22,11 @@
 //! message KeepAlive { bytes digest = 1; uint32 live_orders = 2; }
 //! ```
 //!
+//! Every message is in its one canonical encoding (prost's: fields in tag order, each once, empty
+//! fields left out, no unknown fields; the same for the key inside it). The signature covers the
+//! body only, so a re-encoded envelope would otherwise verify yet look new to gossip's duplicate
+//! detection, which hashes the bytes; receivers refuse it as [`OrderReject::NonCanonical`].
+//!
 //! Why it is safe to gossip: the signature covers the exact body bytes (no canonicalisation
 //! question), the order id is derived from the maker's PeerId and a nonce (so no one can squat or
 //! cancel another maker's id), and the sequence number makes replays and reordering harmless:
@@ -342,11 +347,15 @@ pub enum OrderReject {
     /// The peer the message came from is below the level that publishing orders needs.
     #[error("the peer is not allowed to publish")]
     Unauthorized,
+    /// The envelope or the key in it is not in its one canonical encoding: a copy of a
+    /// message re-encoded to get past duplicate detection (the signature covers the body only).
+    #[error("the message is not canonically encoded")]
+    NonCanonical,
 }
 
 impl OrderReject {
     /// Every reason, in declaration order (to list every metric label up front).
-    pub const ALL: [OrderReject; 17] = [
+    pub const ALL: [OrderReject; 18] = [
         OrderReject::TooLarge,
         OrderReject::Malformed,
         OrderReject::BadVersion,
@@ -364,6 +373,7 @@ impl OrderReject {
         OrderReject::Conflict,
         OrderReject::BookFull,
         OrderReject::Unauthorized,
+        OrderReject::NonCanonical,
     ];
 
     /// Its metric label, in snake case (`too_large`, `bad_signature`, ...).
@@ -386,6 +396,7 @@ impl OrderReject {
             OrderReject::Conflict => "conflict",
             OrderReject::BookFull => "book_full",
             OrderReject::Unauthorized => "unauthorized",
+            OrderReject::NonCanonical => "non_canonical",
         }
     }
 }
@@ -436,6 +447,9 @@ pub fn verify_order_message(
     let signed = decode_signed(bytes)?;
     let public_key =
         PublicKey::try_decode_protobuf(&signed.public_key).map_err(|_| OrderReject::BadKey)?;
+    if public_key.encode_protobuf() != signed.public_key {
+        return Err(OrderReject::NonCanonical);
+    }
     if !public_key.verify(&signing_input(&signed.body), &signed.signature) {
         return Err(OrderReject::BadSignature);
     }
@@ -449,12 +463,19 @@ pub fn verify_order_message(
     )
 }
 
-/// The first step of verifying: the size cap, then the envelope's schema.
+/// The first step of verifying: the size cap, then the envelope's schema and its canonical
+/// encoding. The signature covers the body, not the envelope, so without this check anyone could
+/// re-encode a maker's message (an unknown field added, fields reordered or repeated) into bytes
+/// that still verify but that gossip's duplicate detection, which hashes the bytes, takes for new.
 pub(crate) fn decode_signed(bytes: &[u8]) -> Result<wire::Signed, OrderReject> {
     if bytes.len() > MAX_ORDER_MESSAGE_BYTES {
         return Err(OrderReject::TooLarge);
     }
-    wire::Signed::decode(bytes).map_err(|_| OrderReject::Malformed)
+    let signed = wire::Signed::decode(bytes).map_err(|_| OrderReject::Malformed)?;
+    if signed.encoded_len() != bytes.len() || signed.encode_to_vec() != bytes {
+        return Err(OrderReject::NonCanonical);
+    }
+    Ok(signed)
 }
 
 /// What a maker signs: the domain, then the body's bytes.

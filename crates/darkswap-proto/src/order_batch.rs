@@ -113,6 +113,9 @@ fn prepare(
 /// other kind of key is refused, as [`PublicKey::verify`] would refuse its signatures here.
 fn decode_key(bytes: &[u8]) -> Result<(PeerId, VerifyingKey), OrderReject> {
     let public = PublicKey::try_decode_protobuf(bytes).map_err(|_| OrderReject::BadKey)?;
+    if public.encode_protobuf() != bytes {
+        return Err(OrderReject::NonCanonical);
+    }
     let ed25519 = public
         .clone()
         .try_into_ed25519()

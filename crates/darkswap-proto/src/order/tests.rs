@@ -88,6 +88,65 @@ fn every_single_byte_change_is_refused() {
     }
 }
 
+/// Re-encodings of one signed message: each still decodes to the same key, body and signature,
+/// but has other bytes (so another gossip message id).
+fn re_encodings(bytes: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    let signed = wire::Signed::decode(bytes).unwrap();
+    let field = |tag: u8, value: &[u8]| -> Vec<u8> {
+        let mut out = vec![(tag << 3) | 2, value.len() as u8];
+        out.extend_from_slice(value);
+        out
+    };
+    let mut unknown_field = bytes.to_vec();
+    unknown_field.extend_from_slice(&[0x78, 0x01]);
+    let reordered = [
+        field(3, &signed.signature),
+        field(2, &signed.body),
+        field(1, &signed.public_key),
+    ]
+    .concat();
+    let repeated = [field(1, &[0; 4]), bytes.to_vec()].concat();
+    // The key itself, with an unknown field appended inside its own encoding.
+    let mut key = signed.public_key.clone();
+    key.extend_from_slice(&[0x78, 0x01]);
+    let key_re_encoded = wire::Signed {
+        public_key: key,
+        ..signed
+    }
+    .encode_to_vec();
+    vec![
+        ("an unknown field appended", unknown_field),
+        ("the fields in reverse order", reordered),
+        ("a field repeated (the last one wins)", repeated),
+        ("the key with an unknown field", key_re_encoded),
+    ]
+}
+
+#[test]
+fn re_encoded_copies_are_refused() {
+    let keypair = Keypair::generate_ed25519();
+    let bytes = sign_order_message(&keypair, &order_body(1), NOW).unwrap();
+    assert!(verify_order_message(&bytes, Some(&pair()), Freshness::Live, NOW).is_ok());
+    for (how, copy) in re_encodings(&bytes) {
+        assert_ne!(copy, bytes);
+        assert_eq!(
+            verify_order_message(&copy, Some(&pair()), Freshness::Live, NOW),
+            Err(OrderReject::NonCanonical),
+            "{how}"
+        );
+        assert_eq!(
+            crate::order_batch::verify_order_messages(
+                &[&copy],
+                Some(&pair()),
+                Freshness::Live,
+                NOW
+            ),
+            vec![Err(OrderReject::NonCanonical)],
+            "{how}, in a batch"
+        );
+    }
+}
+
 #[test]
 fn stateless_rules_are_enforced() {
     let keypair = Keypair::generate_ed25519();
