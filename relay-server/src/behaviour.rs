@@ -115,7 +115,8 @@ impl RelayBehaviour {
                     StreamProtocol::new(BOOK_SYNC_PROTOCOL),
                     ProtocolSupport::Inbound,
                 )],
-                request_response::Config::default().with_max_concurrent_streams(256),
+                request_response::Config::default()
+                    .with_max_concurrent_streams(defaults::BOOK_SYNC_STREAMS_PER_CONNECTION),
             ),
             auth: request_response::Behaviour::with_codec(
                 AuthCodec::counting(metrics.unreadable_counter("auth")),

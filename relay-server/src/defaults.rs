@@ -129,6 +129,20 @@ pub const AUTH_MAX_PENDING_CHALLENGES: usize = 10_000;
 pub const AUTH_MAX_PENDING_PER_PEER: usize = 4;
 /// Peers and IPs tracked by the challenge rate limits (a full table refuses newcomers).
 pub const AUTH_RATE_TABLE_CAPACITY: usize = 50_000;
+/// Book-sync pages one peer may ask for per second, with a burst of [`BOOK_SYNC_BURST_PER_PEER`]:
+/// a joiner reads a full pair (100,000 orders, 100 pages) at once, a reloading page again soon.
+pub const BOOK_SYNC_PAGES_PER_PEER_PER_SECOND: u32 = 10;
+/// See [`BOOK_SYNC_PAGES_PER_PEER_PER_SECOND`].
+pub const BOOK_SYNC_BURST_PER_PEER: u32 = 250;
+/// Book-sync pages per second from one IP address (IPv6: one /64), all its peers together, with
+/// a burst of [`BOOK_SYNC_BURST_PER_IP`]: fresh identities from one address share it.
+pub const BOOK_SYNC_PAGES_PER_IP_PER_SECOND: u32 = 40;
+/// See [`BOOK_SYNC_PAGES_PER_IP_PER_SECOND`].
+pub const BOOK_SYNC_BURST_PER_IP: u32 = 1_000;
+/// Book-sync requests one connection may have open at once.
+pub const BOOK_SYNC_STREAMS_PER_CONNECTION: usize = 16;
+/// Peers and IPs tracked by the book-sync limits (a full table refuses newcomers).
+pub const BOOK_SYNC_RATE_TABLE_CAPACITY: usize = 50_000;
 /// Bans and trusted peers changed at run time (the access file stays small).
 pub const AUTH_MAX_RUNTIME_ENTRIES: usize = 10_000;
 /// Security audit events written per second at most (the rest are counted).

@@ -168,6 +168,10 @@ pub struct RelayMetrics {
     pub book_sync_requests: Family<OutcomeLabels, Counter>,
     pub peer_relays_connected: Gauge,
     pub duplicate_connections_reset: Counter,
+    /// Keep-alives not forwarded: their digest disagrees with the relay's book and the relay
+    /// holds no order of their maker on the pair, so every page that got one would ask the relay
+    /// for that maker's orders and get nothing.
+    pub keep_alives_not_forwarded: Counter,
     pub auth_attempts: Family<AuthLabels, Counter>,
     pub auth_denials: Family<DenialLabels, Counter>,
     pub auth_rate_limited: Family<ScopeLabels, Counter>,
@@ -212,6 +216,7 @@ impl RelayMetrics {
             book_sync_requests: Family::default(),
             peer_relays_connected: Gauge::default(),
             duplicate_connections_reset: Counter::default(),
+            keep_alives_not_forwarded: Counter::default(),
             auth_attempts: Family::default(),
             auth_denials: Family::default(),
             auth_rate_limited: Family::default(),
@@ -367,6 +372,11 @@ impl RelayMetrics {
             m.duplicate_connections_reset.clone(),
         );
         r.register(
+            "keep_alives_not_forwarded",
+            "Keep-alives whose digest disagrees with this relay's book from makers with no order on the pair here, dropped so that they cannot make every page ask for a full repair",
+            m.keep_alives_not_forwarded.clone(),
+        );
+        r.register(
             "auth_attempts",
             "Authentication attempts by method and outcome (reason ok, or why refused)",
             m.auth_attempts.clone(),
@@ -516,7 +526,7 @@ impl RelayMetrics {
                 action: action.into(),
             });
         }
-        for outcome in ["ok", "refused"] {
+        for outcome in ["ok", "refused", "rate_limited"] {
             let _ = self.book_sync_requests.get_or_create(&OutcomeLabels {
                 outcome: outcome.to_string(),
             });

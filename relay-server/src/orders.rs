@@ -4,9 +4,10 @@
 //! so that one book spans all of them.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::time::Duration;
 
-use darkswap_market::{Market, Removal};
+use darkswap_market::{Applied, Market, Removal};
 use darkswap_orderbook::Pair;
 use darkswap_proto::book_sync::{BookSyncRequest, BookSyncResponse};
 use darkswap_proto::order::{
@@ -16,8 +17,9 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::PeerId;
 
 use crate::config::Limits;
+use crate::defaults;
 use crate::metrics::{KindLabels, PairLabels, RelayMetrics};
-use darkswap_rate::{Rate, TokenBucket};
+use darkswap_rate::{KeyedLimiter, Rate, TokenBucket};
 
 /// What the relay's access check says about the peer a gossip message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +32,14 @@ pub enum SourceAccess {
     Unlimited,
 }
 
+/// What became of a valid message.
+struct Verdict {
+    /// Its kind, for the metrics.
+    kind: &'static str,
+    /// Whether gossip passes it on.
+    forward: bool,
+}
+
 pub struct OrderGossip {
     market: Market,
     /// Per connected peer; entries leave when the peer disconnects.
@@ -37,6 +47,10 @@ pub struct OrderGossip {
     /// Gossip messages per second from one peer, with a burst of four seconds' worth.
     rate_per_peer: Rate,
     subscribed: HashSet<Pair>,
+    /// Book-sync pages per peer and per address: a page is up to 1,000 orders (~256 KiB) for a
+    /// request of a few bytes.
+    sync_per_peer: KeyedLimiter<PeerId>,
+    sync_per_ip: KeyedLimiter<IpAddr>,
     /// Pairs with a live-orders series, so that a pair that empties is reset to zero once.
     reported_pairs: HashSet<Pair>,
 }
@@ -51,6 +65,20 @@ impl OrderGossip {
                 limits.gossip_rate_per_peer.saturating_mul(4),
             ),
             subscribed: HashSet::new(),
+            sync_per_peer: KeyedLimiter::new(
+                Rate::per_second(
+                    defaults::BOOK_SYNC_PAGES_PER_PEER_PER_SECOND,
+                    defaults::BOOK_SYNC_BURST_PER_PEER,
+                ),
+                defaults::BOOK_SYNC_RATE_TABLE_CAPACITY,
+            ),
+            sync_per_ip: KeyedLimiter::new(
+                Rate::per_second(
+                    defaults::BOOK_SYNC_PAGES_PER_IP_PER_SECOND,
+                    defaults::BOOK_SYNC_BURST_PER_IP,
+                ),
+                defaults::BOOK_SYNC_RATE_TABLE_CAPACITY,
+            ),
             reported_pairs: HashSet::new(),
         }
     }
@@ -93,14 +121,19 @@ impl OrderGossip {
                     access == SourceAccess::Unlimited,
                 );
                 let acceptance = match &outcome {
-                    Ok(kind) => {
+                    Ok(verdict) => {
                         metrics
                             .order_messages_accepted
                             .get_or_create(&KindLabels {
-                                kind: (*kind).to_string(),
+                                kind: verdict.kind.to_string(),
                             })
                             .inc();
-                        MessageAcceptance::Accept
+                        if verdict.forward {
+                            MessageAcceptance::Accept
+                        } else {
+                            metrics.keep_alives_not_forwarded.inc();
+                            MessageAcceptance::Ignore
+                        }
                     }
                     Err(reason) => {
                         metrics
@@ -153,7 +186,7 @@ impl OrderGossip {
         message: &gossipsub::Message,
         now_ms: u64,
         unlimited: bool,
-    ) -> Result<&'static str, OrderReject> {
+    ) -> Result<Verdict, OrderReject> {
         if !unlimited && !self.take_token(*source, now_ms) {
             return Err(OrderReject::RateLimited);
         }
@@ -161,9 +194,16 @@ impl OrderGossip {
         let verified = verify_order_message(&message.data, Some(&pair), Freshness::Live, now_ms)?;
         let kind = verified.body.action.kind();
         // A keep-alive whose digest differs from our copy of the maker's orders is still valid
-        // and goes on; traders that see the mismatch pull the maker's orders.
-        self.market.apply(&verified, now_ms)?;
-        Ok(kind)
+        // and goes on, so traders that see the mismatch pull the maker's orders from us; unless
+        // we hold none of them: then every trader would ask and get nothing (a maker with no
+        // orders and a wrong digest would make every watching page sync, for free).
+        let forward = match self.market.apply(&verified, now_ms)? {
+            Applied::KeepAliveMismatch { maker, pair } => {
+                self.market.live_orders_of(&maker, &pair) > 0
+            }
+            _ => true,
+        };
+        Ok(Verdict { kind, forward })
     }
 
     fn take_token(&mut self, source: PeerId, now_ms: u64) -> bool {
@@ -178,20 +218,41 @@ impl OrderGossip {
         self.sources.remove(peer);
     }
 
-    /// Answers a book-sync request from the relay's book.
-    pub fn book_sync(&self, request: &BookSyncRequest, metrics: &RelayMetrics) -> BookSyncResponse {
+    /// Answers a book-sync request from the relay's book, within the per-peer and per-address
+    /// page rates (`ip` is `None` for an address with no IP: those share one budget).
+    pub fn book_sync(
+        &mut self,
+        peer: PeerId,
+        ip: Option<IpAddr>,
+        request: &BookSyncRequest,
+        metrics: &RelayMetrics,
+        now_ms: u64,
+    ) -> BookSyncResponse {
+        let ip = ip.unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+        // A page within the peer's budget is charged to its address's too, so an address's many
+        // identities cannot each spend a full budget of their own.
+        let allowed =
+            self.sync_per_peer.allow(&peer, now_ms) && self.sync_per_ip.allow(&ip, now_ms);
+        let outcome = if allowed { "ok" } else { "rate_limited" };
+        metrics
+            .book_sync_requests
+            .get_or_create(&crate::metrics::OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+        if !allowed {
+            return BookSyncResponse {
+                orders: Vec::new(),
+                more: false,
+                error: Some("rate limited: too many book-sync pages; ask again later".into()),
+            };
+        }
         let (orders, more) = self.market.snapshot(
             &request.pair,
             request.maker.as_ref(),
             request.after.as_ref(),
             request.limit as usize,
         );
-        metrics
-            .book_sync_requests
-            .get_or_create(&crate::metrics::OutcomeLabels {
-                outcome: "ok".into(),
-            })
-            .inc();
         BookSyncResponse {
             orders: orders.iter().map(|o| o.to_vec()).collect(),
             more,
@@ -201,6 +262,8 @@ impl OrderGossip {
 
     /// Removes expired orders and silent makers' orders; refreshes the book gauges.
     pub fn tick(&mut self, metrics: &RelayMetrics, now_ms: u64) {
+        self.sync_per_peer.prune(now_ms);
+        self.sync_per_ip.prune(now_ms);
         for (_, why) in self.market.expire(now_ms) {
             let reason = match why {
                 Removal::Expired => "expired",

@@ -544,13 +544,24 @@ impl LoopState {
                 }
             }
             RelayBehaviourEvent::BookSync(request_response::Event::Message {
+                peer,
+                connection_id,
                 message:
                     request_response::Message::Request {
                         request, channel, ..
                     },
-                ..
             }) => {
-                let response = self.orders.book_sync(&request, &self.metrics);
+                let ip = self
+                    .conn_addrs
+                    .get(&connection_id)
+                    .and_then(darkswap_proto::addr::subscriber_of);
+                let response = self.orders.book_sync(
+                    peer,
+                    ip,
+                    &request,
+                    &self.metrics,
+                    darkswap_proto::unix_time_ms(),
+                );
                 let _ = swarm
                     .behaviour_mut()
                     .book_sync

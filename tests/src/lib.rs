@@ -447,12 +447,15 @@ pub fn sell(amount: u64, price: u64) -> darkswap_proto::order::OrderSpec {
     }
 }
 
-/// The raw publisher's behaviour: gossipsub, and auth so that it can authenticate first.
+/// The raw publisher's behaviour: gossipsub, auth so that it can authenticate first, and book
+/// sync to ask for pages at will.
 #[derive(darkswap_net::libp2p::swarm::NetworkBehaviour)]
 #[behaviour(prelude = "darkswap_net::libp2p::swarm::derive_prelude")]
 pub struct RawBehaviour {
     gossip: gossipsub::Behaviour,
     auth: darkswap_net::libp2p::request_response::Behaviour<darkswap_proto::codecs::AuthCodec>,
+    book_sync:
+        darkswap_net::libp2p::request_response::Behaviour<darkswap_proto::codecs::BookSyncCodec>,
 }
 
 /// A bare gossipsub peer that publishes whatever bytes it is given, as a hostile client would.
@@ -493,6 +496,16 @@ impl RawPublisher {
                         darkswap_proto::codecs::AuthCodec::default(),
                         [(
                             darkswap_net::libp2p::StreamProtocol::new(darkswap_auth::AUTH_PROTOCOL),
+                            ProtocolSupport::Outbound,
+                        )],
+                        request_response::Config::default(),
+                    ),
+                    book_sync: request_response::Behaviour::with_codec(
+                        darkswap_proto::codecs::BookSyncCodec::default(),
+                        [(
+                            darkswap_net::libp2p::StreamProtocol::new(
+                                darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL,
+                            ),
                             ProtocolSupport::Outbound,
                         )],
                         request_response::Config::default(),
@@ -567,6 +580,59 @@ impl RawPublisher {
                 Step::Refused(reason) => bail!("relay refused: {}", reason.explain()),
             }
         }
+    }
+
+    /// Asks the relay for the first page of `pair`'s book `n` times, one after another, and
+    /// returns how many were answered and how many refused with an error.
+    pub async fn book_sync_pages(
+        &mut self,
+        relay: PeerId,
+        pair: &darkswap_orderbook::Pair,
+        n: usize,
+    ) -> Result<(usize, usize)> {
+        use darkswap_net::libp2p::request_response;
+        use darkswap_proto::book_sync::{BookSyncRequest, MAX_BOOK_SYNC_PAGE};
+        let (mut answered, mut refused) = (0, 0);
+        for _ in 0..n {
+            let id = self.swarm.behaviour_mut().book_sync.send_request(
+                &relay,
+                BookSyncRequest {
+                    pair: pair.clone(),
+                    maker: None,
+                    after: None,
+                    limit: MAX_BOOK_SYNC_PAGE,
+                },
+            );
+            let response = tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    match self.swarm.select_next_some().await {
+                        SwarmEvent::Behaviour(RawBehaviourEvent::BookSync(
+                            request_response::Event::Message {
+                                message:
+                                    request_response::Message::Response {
+                                        request_id,
+                                        response,
+                                    },
+                                ..
+                            },
+                        )) if request_id == id => return Ok(response),
+                        SwarmEvent::Behaviour(RawBehaviourEvent::BookSync(
+                            request_response::Event::OutboundFailure {
+                                request_id, error, ..
+                            },
+                        )) if request_id == id => return Err(anyhow!("book sync: {error}")),
+                        _ => {}
+                    }
+                }
+            })
+            .await??;
+            if response.error.is_some() {
+                refused += 1;
+            } else {
+                answered += 1;
+            }
+        }
+        Ok((answered, refused))
     }
 
     /// The identity key it authenticated with (a maker signs its orders with it).

@@ -273,6 +273,69 @@ async fn re_encoded_copies_of_a_makers_message_cannot_silence_it() -> anyhow::Re
 }
 
 #[tokio::test]
+async fn book_sync_pages_are_rationed_per_peer() -> anyhow::Result<()> {
+    // A page is up to 1,000 orders for a request of a few bytes: one peer asking without end
+    // gets its burst (250 pages, a 100,000-order pair twice and a half), then refusals it can
+    // see, counted; another peer at the same address is still served.
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), Ports::default(), &[])?;
+    let maker = trader(&relay).await?;
+    let id = maker.handle.place_order(pair(), sell(1_000, 250))?;
+    let mut greedy = RawPublisher::connect_unauthenticated(&relay, &pair()).await?;
+    let (answered, refused) = greedy.book_sync_pages(relay.peer_id, &pair(), 400).await?;
+    println!("one peer asked 400 times: {answered} pages answered, {refused} refused");
+    assert!((250..=260).contains(&answered), "{answered} answered");
+    assert_eq!(answered + refused, 400);
+    assert_eq!(
+        relay.metric("darkswap_relay_book_sync_requests_total{outcome=\"rate_limited\"}")?,
+        refused as f64
+    );
+    let mut joiner = trader(&relay).await?;
+    joiner
+        .book_where(T, &pair(), |v| v.orders.iter().any(|o| o.id == id))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_keep_alive_with_a_wrong_digest_from_a_maker_with_no_orders_goes_nowhere(
+) -> anyhow::Result<()> {
+    // Every page that sees a keep-alive disagreeing with its book asks the relay for that
+    // maker's orders. From a maker with no order on the pair, forwarding it would make every
+    // watching page ask, for one cheap message, and learn nothing.
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), Ports::default(), &[])?;
+    let mut watchers = Vec::new();
+    for _ in 0..3 {
+        watchers.push(trader(&relay).await?);
+    }
+    let mut junk = RawPublisher::connect(&relay, &pair()).await?;
+    let syncs = "darkswap_relay_book_sync_requests_total{outcome=\"ok\"}";
+    let before = relay.metric(syncs)?;
+    let now = unix_time_ms();
+    let body = OrderBody {
+        pair: pair(),
+        seq: 1,
+        sent_at_ms: now,
+        action: OrderAction::KeepAlive {
+            digest: [7; 32],
+            live_orders: 100,
+        },
+    };
+    let key = junk.key().clone();
+    junk.publish(sign_order_message(&key, &body, now)?).await?;
+    relay
+        .metric_eventually("darkswap_relay_keep_alives_not_forwarded_total", T, |v| {
+            v == 1.0
+        })
+        .await?;
+    // Time for the watchers to have asked, had they got it.
+    junk.run_for(Duration::from_secs(2)).await;
+    assert_eq!(relay.metric(syncs)?, before, "no page asked for a repair");
+    Ok(())
+}
+
+#[tokio::test]
 async fn two_peered_relays_share_one_book() -> anyhow::Result<()> {
     let dir1 = tempfile::tempdir()?;
     let dir2 = tempfile::tempdir()?;

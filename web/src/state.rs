@@ -121,6 +121,14 @@ impl TradingState {
                 orders,
                 elapsed,
             } => self.synced = Some((pair, orders, ms(elapsed))),
+            TradingEvent::SyncDeferred {
+                pair,
+                reason,
+                retry_in,
+            } => self.notice(format!(
+                "the relay deferred the {pair} book ({reason}); asking again in {} s",
+                retry_in.as_secs()
+            )),
             TradingEvent::MessageRejected { .. } => self.rejected += 1,
             // Counted in the metrics panel (ClientMetrics).
             TradingEvent::E2e(_) => {}

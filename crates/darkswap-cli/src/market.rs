@@ -205,6 +205,14 @@ fn print_trading(
             "synced {pair} {orders} orders in {:.0} ms",
             elapsed.as_secs_f64() * 1e3
         ),
+        TradingEvent::SyncDeferred {
+            pair,
+            reason,
+            retry_in,
+        } => println!(
+            "sync deferred {pair} {reason}; again in {} s",
+            retry_in.as_secs()
+        ),
         TradingEvent::MessageRejected { reason } => println!("rejected {reason}"),
         TradingEvent::E2e(darkswap_net::E2eEvent::SessionEstablished {
             peer,

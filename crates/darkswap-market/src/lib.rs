@@ -221,6 +221,13 @@ impl Market {
         self.makers.len()
     }
 
+    /// Live orders one maker has on one pair in this book.
+    pub fn live_orders_of(&self, maker: &PeerId, pair: &Pair) -> usize {
+        self.makers.get(maker).map_or(0, |state| {
+            state.orders.values().filter(|p| *p == pair).count()
+        })
+    }
+
     /// Cancelled order ids remembered until their orders' expiry.
     pub fn tombstones(&self) -> usize {
         self.tombstones.len()

@@ -235,6 +235,16 @@ pub enum TradingEvent {
         /// From the first request to the last page.
         elapsed: Duration,
     },
+    /// The relay refused a book-sync page (over its rate); it is asked for again after
+    /// `retry_in`.
+    SyncDeferred {
+        /// The pair being synced.
+        pair: Pair,
+        /// The relay's words.
+        reason: String,
+        /// When the page is asked for again.
+        retry_in: Duration,
+    },
     /// A message from the network was refused (counted in the client's metrics).
     MessageRejected {
         /// Which check refused it, from a closed set (an
@@ -265,6 +275,15 @@ impl From<OrdersEvent> for TradingEvent {
                 pair,
                 orders,
                 elapsed,
+            },
+            OrdersEvent::SyncDeferred {
+                pair,
+                reason,
+                retry_in,
+            } => TradingEvent::SyncDeferred {
+                pair,
+                reason,
+                retry_in,
             },
             OrdersEvent::MessageRejected { reason } => TradingEvent::MessageRejected { reason },
         }

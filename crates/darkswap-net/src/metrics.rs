@@ -50,6 +50,8 @@ pub struct ClientMetrics {
     pub orders_cancelled: u64,
     /// Full book syncs from the relay completed.
     pub book_syncs: u64,
+    /// Book-sync pages the relay refused (over its rate) and that were asked for again later.
+    pub book_syncs_deferred: u64,
     /// Trades that reached each end state.
     pub trades_ended: BTreeMap<&'static str, u64>,
     /// Ids of the trades in negotiation now (a set, capped at twice
@@ -137,6 +139,7 @@ impl ClientMetrics {
                 self.own_orders = self.own_orders.saturating_sub(1)
             }
             TradingEvent::BookSynced { .. } => self.book_syncs += 1,
+            TradingEvent::SyncDeferred { .. } => self.book_syncs_deferred += 1,
             TradingEvent::MessageRejected { reason } => {
                 *self.messages_rejected.entry(reason).or_default() += 1
             }
@@ -282,6 +285,12 @@ impl ClientMetrics {
             "counter",
             "Book syncs from the relay completed",
             &[(String::new(), self.book_syncs as f64)],
+        );
+        family(
+            "book_sync_pages_deferred_total",
+            "counter",
+            "Book-sync pages the relay refused (over its rate), asked for again later",
+            &[(String::new(), self.book_syncs_deferred as f64)],
         );
         let mut trades: Vec<(String, f64)> = ["agreed", "rejected", "aborted"]
             .iter()

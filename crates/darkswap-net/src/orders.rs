@@ -47,6 +47,16 @@ const MAX_UNPUBLISHED: usize = 256;
 const PUBLISH_DEADLINE_MS: u64 = 30_000;
 /// Book syncs in flight at once (joins plus keep-alive repairs).
 const MAX_SYNCS: usize = 64;
+/// A maker's orders on a pair are pulled again (after a keep-alive mismatch) at most this often:
+/// one forged keep-alive must not make every page ask the relay over and over.
+const REPAIR_INTERVAL_MS: u64 = KEEP_ALIVE_INTERVAL_MS;
+/// Makers whose last repair is remembered (a full table repairs no newcomer until it clears).
+const MAX_RECENT_REPAIRS: usize = 4_096;
+/// A page the relay refused (over its rate) is asked for again after this, doubling up to
+/// [`SYNC_RETRY_MAX_MS`].
+const SYNC_RETRY_FIRST_MS: u64 = 1_000;
+/// See [`SYNC_RETRY_FIRST_MS`].
+const SYNC_RETRY_MAX_MS: u64 = 30_000;
 /// Minimum time between two book views of one pair: bursts of gossip become one update.
 const BOOK_VIEW_INTERVAL_MS: u64 = 100;
 /// We publish at this share of the relay's per-maker rate and burst, so that our republish
@@ -165,6 +175,15 @@ pub enum OrdersEvent {
         /// From the first request to the last page.
         elapsed: Duration,
     },
+    /// The relay refused a book-sync page (it was over its rate): asked again after `retry_in`.
+    SyncDeferred {
+        /// The pair being synced.
+        pair: Pair,
+        /// The relay's words.
+        reason: String,
+        /// When the page is asked for again.
+        retry_in: Duration,
+    },
     /// A message from the network was refused (counted in the client's metrics).
     MessageRejected {
         /// The [`OrderReject`] label of the check that refused it.
@@ -240,6 +259,12 @@ struct SyncJob {
     received: usize,
     /// For a maker repair: the maker's orders, reconciled when the last page arrives.
     collected: Vec<VerifiedOrderMessage>,
+    /// The last order id received: the next page starts after it.
+    after: Option<OrderId>,
+    /// Pages the relay refused in a row (it was over its rate).
+    refusals: u32,
+    /// A refused page's request and when to send it again.
+    retry: Option<(u64, BookSyncRequest)>,
 }
 
 /// The trader's order books and own orders (see the module documentation).
@@ -258,6 +283,8 @@ pub struct Orders {
     dirty: HashSet<Pair>,
     last_view_ms: HashMap<Pair, u64>,
     syncs: HashMap<SyncToken, SyncJob>,
+    /// When each (maker, pair) was last repaired, for [`REPAIR_INTERVAL_MS`].
+    recent_repairs: HashMap<(PeerId, Pair), u64>,
     next_sync: u64,
     next_keep_alive_ms: u64,
     /// Paces our publishing below the relay's per-maker rate.
@@ -283,6 +310,7 @@ impl Orders {
             dirty: HashSet::new(),
             last_view_ms: HashMap::new(),
             syncs: HashMap::new(),
+            recent_repairs: HashMap::new(),
             next_sync: 0,
             next_keep_alive_ms: now_ms,
             pace,
@@ -416,6 +444,9 @@ impl Orders {
                 started_ms: now_ms,
                 received: 0,
                 collected: Vec::new(),
+                after: None,
+                refusals: 0,
+                retry: None,
             },
         );
         out.actions.push(OrdersAction::Sync { token, request });
@@ -664,7 +695,9 @@ impl Orders {
             });
         match outcome {
             Ok(Applied::KeepAliveMismatch { maker, pair }) => {
-                self.start_sync(pair, Some(maker), now_ms, &mut out)
+                if self.repair_due(maker, &pair, now_ms) {
+                    self.start_sync(pair, Some(maker), now_ms, &mut out)
+                }
             }
             Ok(_) | Err(OrderReject::Replay) => {}
             Err(reason) => out.events.push(OrdersEvent::MessageRejected {
@@ -687,6 +720,28 @@ impl Orders {
         let Some(mut job) = self.syncs.remove(&token) else {
             return out;
         };
+        if let Some(reason) = &response.error {
+            // Refused (the relay is over its page rate): the same page again, later.
+            job.refusals = job.refusals.saturating_add(1);
+            let delay = SYNC_RETRY_FIRST_MS
+                .saturating_mul(1 << job.refusals.min(16).saturating_sub(1))
+                .min(SYNC_RETRY_MAX_MS);
+            let request = BookSyncRequest {
+                pair: job.pair.clone(),
+                maker: job.maker,
+                after: job.after,
+                limit: MAX_BOOK_SYNC_PAGE,
+            };
+            out.events.push(OrdersEvent::SyncDeferred {
+                pair: job.pair.clone(),
+                reason: reason.clone(),
+                retry_in: Duration::from_millis(delay),
+            });
+            job.retry = Some((now_ms.saturating_add(delay), request));
+            self.syncs.insert(token, job);
+            return out;
+        }
+        job.refusals = 0;
         let mut last = None;
         // A page is checked as a batch: the same verdict per order, a fraction of the cost.
         let verdicts =
@@ -713,6 +768,17 @@ impl Orders {
             }
         }
         self.dirty.insert(job.pair.clone());
+        if last.is_some() {
+            job.after = last;
+        }
+        if job.maker.is_some() && job.collected.len() > self.market.limits().max_orders_per_maker {
+            // More orders for one maker than a maker may have: a relay that pages on without
+            // end. The repair stops here; what we hold of the maker stays as it was.
+            out.events.push(OrdersEvent::MessageRejected {
+                reason: OrderReject::OverCap.as_str(),
+            });
+            return out;
+        }
         if response.more && last.is_some() && self.relay_up {
             let request = BookSyncRequest {
                 pair: job.pair.clone(),
@@ -747,6 +813,26 @@ impl Orders {
         out
     }
 
+    /// Whether a maker's orders on `pair` may be pulled again now (see [`REPAIR_INTERVAL_MS`]);
+    /// notes the repair when so.
+    fn repair_due(&mut self, maker: PeerId, pair: &Pair, now_ms: u64) -> bool {
+        let key = (maker, pair.clone());
+        if self
+            .recent_repairs
+            .get(&key)
+            .is_some_and(|at| now_ms.saturating_sub(*at) < REPAIR_INTERVAL_MS)
+        {
+            return false;
+        }
+        if !self.recent_repairs.contains_key(&key)
+            && self.recent_repairs.len() >= MAX_RECENT_REPAIRS
+        {
+            return false;
+        }
+        self.recent_repairs.insert(key, now_ms);
+        true
+    }
+
     /// A book-sync request failed (the relay went away mid-sync: [`Orders::relay_connected`]
     /// starts it again).
     pub fn on_sync_failed(&mut self, token: SyncToken) {
@@ -759,6 +845,20 @@ impl Orders {
         if now_ms >= self.next_keep_alive_ms {
             self.next_keep_alive_ms = now_ms + KEEP_ALIVE_INTERVAL_MS;
             self.send_keep_alives(now_ms);
+        }
+        self.recent_repairs
+            .retain(|_, at| now_ms.saturating_sub(*at) < REPAIR_INTERVAL_MS);
+        if self.relay_up {
+            for (token, job) in &mut self.syncs {
+                if job.retry.as_ref().is_some_and(|(at, _)| *at <= now_ms) {
+                    if let Some((_, request)) = job.retry.take() {
+                        out.actions.push(OrdersAction::Sync {
+                            token: *token,
+                            request,
+                        });
+                    }
+                }
+            }
         }
         for (order, why) in self.market.expire(now_ms) {
             self.dirty.insert(order.data.pair.clone());

@@ -485,3 +485,128 @@ fn book_views_are_batched_per_pair() {
     assert_eq!(orders.book_views(T0 + 100).len(), 1);
     assert!(orders.book_views(T0 + 300).is_empty(), "nothing changed");
 }
+
+#[test]
+fn a_page_the_relay_refuses_is_asked_for_again_later_with_backoff() {
+    let mut joiner = online(MarketLimits::default());
+    let out = joiner.watch(pair(), T0);
+    let [(token, first)] = &syncs(&out)[..] else {
+        panic!("{out:?}")
+    };
+    let refused = || BookSyncResponse {
+        orders: Vec::new(),
+        more: false,
+        error: Some("rate limited".into()),
+    };
+    let out = joiner.on_sync_page(*token, refused(), T0 + 10);
+    assert!(syncs(&out).is_empty());
+    assert!(
+        !out.events
+            .iter()
+            .any(|e| matches!(e, OrdersEvent::BookSynced { .. })),
+        "a refusal is not a finished sync"
+    );
+    assert!(out.events.contains(&OrdersEvent::SyncDeferred {
+        pair: pair(),
+        reason: "rate limited".into(),
+        retry_in: Duration::from_secs(1),
+    }));
+    assert!(syncs(&joiner.tick(T0 + 500)).is_empty());
+    let out = joiner.tick(T0 + 1_010);
+    let [(again, request)] = &syncs(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!((again, request), (token, first), "the same page again");
+    // A second refusal in a row waits twice as long.
+    let out = joiner.on_sync_page(*again, refused(), T0 + 1_020);
+    assert!(out.events.contains(&OrdersEvent::SyncDeferred {
+        pair: pair(),
+        reason: "rate limited".into(),
+        retry_in: Duration::from_secs(2),
+    }));
+    assert!(syncs(&joiner.tick(T0 + 2_500)).is_empty());
+    let [(again, _)] = &syncs(&joiner.tick(T0 + 3_020))[..] else {
+        panic!("no retry")
+    };
+    let out = joiner.on_sync_page(*again, BookSyncResponse::default(), T0 + 3_030);
+    assert!(out
+        .events
+        .iter()
+        .any(|e| matches!(e, OrdersEvent::BookSynced { orders: 0, .. })));
+}
+
+/// A maker whose every message stays with it (none reached `watcher`), and the watcher.
+fn maker_unseen_by(limits: MarketLimits) -> (Orders, Orders) {
+    let mut maker = online(MarketLimits::default());
+    let mut watcher = online(limits);
+    watcher.watch(pair(), T0);
+    maker.place(pair(), spec(1, 100, T0), T0);
+    (maker, watcher)
+}
+
+/// The maker's keep-alive from its tick at `at`.
+fn keep_alive(maker: &mut Orders, at: u64) -> Publication {
+    let mut published = publications(&maker.tick(at));
+    assert_eq!(published.len(), 1, "one keep-alive");
+    published.remove(0)
+}
+
+#[test]
+fn a_makers_orders_are_repaired_at_most_once_per_keep_alive_interval() {
+    let (mut maker, mut watcher) = maker_unseen_by(MarketLimits::default());
+    let repairs = |out: &OrdersOutput| {
+        syncs(out)
+            .into_iter()
+            .filter(|(_, r)| r.maker.is_some())
+            .collect::<Vec<_>>()
+    };
+    let first = keep_alive(&mut maker, T0 + 10_000);
+    let out = watcher.on_gossip(&first.topic, &first.bytes, T0 + 10_000);
+    let [(token, request)] = &repairs(&out)[..] else {
+        panic!("a mismatch starts a repair: {out:?}")
+    };
+    assert_eq!(request.maker, Some(maker.me));
+    // The relay answers with nothing (it has nothing of the maker either): the mismatch stays.
+    watcher.on_sync_page(*token, BookSyncResponse::default(), T0 + 10_010);
+    let second = keep_alive(&mut maker, T0 + 20_000);
+    let out = watcher.on_gossip(&second.topic, &second.bytes, T0 + 15_000);
+    assert!(repairs(&out).is_empty(), "not again within the interval");
+    let third = keep_alive(&mut maker, T0 + 30_000);
+    let out = watcher.on_gossip(&third.topic, &third.bytes, T0 + 20_001);
+    assert_eq!(repairs(&out).len(), 1, "again once the interval is over");
+}
+
+#[test]
+fn a_repair_that_pages_on_past_a_makers_cap_stops() {
+    let limits = MarketLimits {
+        max_orders_per_maker: 2,
+        ..MarketLimits::default()
+    };
+    let (mut maker, mut watcher) = maker_unseen_by(limits);
+    let mut page = Vec::new();
+    for n in 2..5 {
+        page.push(
+            publications(&maker.place(pair(), spec(n, 10, T0), T0))
+                .remove(0)
+                .bytes,
+        );
+    }
+    let ka = keep_alive(&mut maker, T0 + 10_000);
+    let out = watcher.on_gossip(&ka.topic, &ka.bytes, T0 + 10_000);
+    let [(token, _)] = &syncs(&out)[..] else {
+        panic!("{out:?}")
+    };
+    let out = watcher.on_sync_page(
+        *token,
+        BookSyncResponse {
+            orders: page,
+            more: true,
+            error: None,
+        },
+        T0 + 10_010,
+    );
+    assert!(syncs(&out).is_empty(), "no next page: {out:?}");
+    assert!(out.events.contains(&OrdersEvent::MessageRejected {
+        reason: OrderReject::OverCap.as_str()
+    }));
+}
