@@ -58,7 +58,7 @@ pub struct OrderGossip {
 impl OrderGossip {
     pub fn new(limits: &Limits) -> Self {
         OrderGossip {
-            market: Market::new(limits.market.clone()),
+            market: Market::new(limits.market.clone()).serving_snapshots(),
             sources: HashMap::new(),
             rate_per_peer: Rate::per_second(
                 limits.gossip_rate_per_peer,

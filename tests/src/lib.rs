@@ -686,18 +686,18 @@ impl RawPublisher {
         .map_err(|_| anyhow!("no gossip message within {timeout:?}"))
     }
 
-    /// From now on a watcher: follows the pair until `arrivals` closes, sending each gossiped
-    /// message's id and arrival time without forwarding it (a trader's page, minus its checks).
-    /// Returns how many arrivals the full channel refused.
+    /// From now on a watcher: follows the pair until `arrivals` closes (or the task is
+    /// stopped), sending each gossiped message's id and arrival time without forwarding it (a
+    /// trader's page, minus its checks). Arrivals the full channel refused are added to `lost`.
     pub async fn watch(
         mut self,
         arrivals: tokio::sync::mpsc::Sender<(gossipsub::MessageId, std::time::Instant)>,
-    ) -> u64 {
-        let mut refused = 0;
+        lost: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) {
         loop {
             let event = tokio::select! {
                 event = self.swarm.select_next_some() => event,
-                _ = arrivals.closed() => return refused,
+                _ = arrivals.closed() => return,
             };
             if let SwarmEvent::Behaviour(RawBehaviourEvent::Gossip(gossipsub::Event::Message {
                 propagation_source,
@@ -716,7 +716,7 @@ impl RawPublisher {
                         gossipsub::MessageAcceptance::Ignore,
                     );
                 if arrivals.try_send((message_id, at)).is_err() {
-                    refused += 1;
+                    lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }

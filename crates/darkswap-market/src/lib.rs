@@ -172,6 +172,9 @@ pub struct Market {
     makers: HashMap<PeerId, MakerState>,
     /// Cancelled order ids and the time until which they are remembered.
     tombstones: HashMap<OrderId, u64>,
+    /// Books keep their ids in order, for [`Market::snapshot`] (see
+    /// [`Market::serving_snapshots`]).
+    id_order: bool,
 }
 
 impl Market {
@@ -182,7 +185,16 @@ impl Market {
             books: HashMap::new(),
             makers: HashMap::new(),
             tombstones: HashMap::new(),
+            id_order: false,
         }
+    }
+
+    /// This market, with books that keep their order ids in order so that
+    /// [`snapshot`](Self::snapshot) pages a large pair without sorting it (what a relay that
+    /// serves book syncs wants; a client's books skip the cost).
+    pub fn serving_snapshots(mut self) -> Self {
+        self.id_order = true;
+        self
     }
 
     /// Changes the limits from now on (a client learned its relay's). Makers' rate buckets keep
@@ -271,7 +283,15 @@ impl Market {
                 if !state.last_seq.contains_key(pair) && state.last_seq.len() >= limits.max_pairs {
                     return Err(OrderReject::BookFull);
                 }
-                upsert(&mut self.books, state, &limits, id, info, now_ms)?
+                upsert(
+                    &mut self.books,
+                    self.id_order,
+                    state,
+                    &limits,
+                    id,
+                    info,
+                    now_ms,
+                )?
             }
             OrderAction::Cancel { order_id } => {
                 let book = self.books.get_mut(pair);
@@ -331,7 +351,15 @@ impl Market {
             spec: *spec,
             raw: message.raw.as_slice().into(),
         };
-        upsert(&mut self.books, state, &limits, id, info, now_ms)
+        upsert(
+            &mut self.books,
+            self.id_order,
+            state,
+            &limits,
+            id,
+            info,
+            now_ms,
+        )
     }
 
     /// Replaces what this book holds of one maker on one pair with a fresh snapshot of it
@@ -451,8 +479,8 @@ impl Market {
             return (Vec::new(), false);
         };
         // Ids order the snapshot, so paging is stable while the book changes. Neither form
-        // walks the whole pair: the book keeps its orders by id, and a maker has at most
-        // `max_orders_per_maker` of them.
+        // walks the whole pair when serving snapshots: the book keeps its ids in order, and a
+        // maker has at most `max_orders_per_maker` orders.
         let mut page: Vec<Arc<[u8]>> = match maker {
             None => book
                 .by_id_after(after)
@@ -506,6 +534,7 @@ fn maker_state<'a>(
 
 fn upsert(
     books: &mut HashMap<Pair, OrderBook<OrderInfo>>,
+    id_order: bool,
     state: &mut MakerState,
     limits: &MarketLimits,
     id: OrderId,
@@ -516,9 +545,14 @@ fn upsert(
     if !books.contains_key(&info.pair) && books.len() >= limits.max_pairs {
         return Err(OrderReject::BookFull);
     }
-    let book = books
-        .entry(info.pair.clone())
-        .or_insert_with(|| OrderBook::with_max_orders(limits.max_orders_per_book));
+    let book = books.entry(info.pair.clone()).or_insert_with(|| {
+        let book = OrderBook::with_max_orders(limits.max_orders_per_book);
+        if id_order {
+            book.with_id_order()
+        } else {
+            book
+        }
+    });
     let spec = info.spec;
     if let Some(existing) = book.get(&id) {
         // The minimum fill of what is left is the order's own, or all of it when less remains

@@ -356,12 +356,23 @@ fn page_through(
 
 #[test]
 fn snapshots_page_through_a_large_book() {
-    let limits = MarketLimits {
+    snapshots_page_through(Market::new(big_limits()));
+}
+
+#[test]
+fn snapshots_page_through_a_large_book_that_keeps_its_ids_in_order() {
+    snapshots_page_through(Market::new(big_limits()).serving_snapshots());
+}
+
+fn big_limits() -> MarketLimits {
+    MarketLimits {
         max_orders_per_maker: 1_000,
         publish_burst: 1_000,
         ..MarketLimits::default()
-    };
-    let mut market = Market::new(limits);
+    }
+}
+
+fn snapshots_page_through(mut market: Market) {
     let (mut a, mut b) = (Maker::new(), Maker::new());
     for n in 0..25 {
         market.apply(&a.order(n, 10, T0), T0).unwrap();

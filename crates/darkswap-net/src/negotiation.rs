@@ -41,10 +41,14 @@ use libp2p::PeerId;
 
 use crate::orders::{Orders, OrdersOutput};
 
-/// Trades remembered (finished ones are dropped oldest first beyond this).
+/// Ended trades remembered without agreement (rejected, aborted): dropped oldest first beyond
+/// this. Agreed trades are never dropped (the only records both sides signed).
 pub const MAX_TRADES: usize = 1_000;
-/// Trades in negotiation at once, both roles together.
+/// Trades in negotiation at once in each role: takes of our orders by others, and our takes.
+/// The budgets are separate, so takes that others leave hanging never stop us from taking.
 pub const MAX_OPEN_TRADES: usize = 64;
+/// Takes of our orders one counterparty may have in negotiation at once.
+pub const MAX_OPEN_PER_COUNTERPARTY: usize = 4;
 /// Requests queued for a counterparty we are still connecting to or securing a session with.
 const MAX_WAITING_PER_PEER: usize = 8;
 /// Counterparties with requests waiting at once.
@@ -166,7 +170,7 @@ pub struct Trade {
 }
 
 /// Drops the least recently updated trades until at most `max` are left (a bounded list of
-/// trades, in storage or on a page).
+/// trades on a page).
 pub fn keep_newest_trades<K: Ord + Clone>(trades: &mut BTreeMap<K, Trade>, max: usize) {
     while trades.len() > max {
         let oldest = trades
@@ -180,6 +184,28 @@ pub fn keep_newest_trades<K: Ord + Clone>(trades: &mut BTreeMap<K, Trade>, max: 
     }
 }
 
+/// What storage keeps: every agreed trade and every trade in negotiation, and of the trades
+/// that ended without agreement the `max_ended` most recently updated.
+pub fn keep_trades_worth_storing<K: Ord + Clone>(
+    trades: &mut BTreeMap<K, Trade>,
+    max_ended: usize,
+) {
+    let ended = |t: &Trade| !t.state.is_open() && t.state != TradeState::Agreed;
+    let mut count = trades.values().filter(|t| ended(t)).count();
+    while count > max_ended {
+        let oldest = trades
+            .iter()
+            .filter(|(_, t)| ended(t))
+            .min_by_key(|(_, t)| t.updated_at_ms)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => trades.remove(&k),
+            None => break,
+        };
+        count -= 1;
+    }
+}
+
 impl Trade {
     /// The trade id in hex.
     pub fn id_hex(&self) -> String {
@@ -190,8 +216,8 @@ impl Trade {
 /// Why a take was refused before anything was sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TakeError {
-    /// [`MAX_OPEN_TRADES`] trades, both roles, are already in negotiation.
-    #[error("{MAX_OPEN_TRADES} trades are already in negotiation")]
+    /// [`MAX_OPEN_TRADES`] of our takes are already in negotiation.
+    #[error("{MAX_OPEN_TRADES} of our takes are already in negotiation")]
     TooManyOpen,
     /// The order is not in our book of that pair (cancelled, expired, filled, or the pair is
     /// not followed).
@@ -395,6 +421,15 @@ impl Negotiation {
         self.trades.values().filter(|t| t.state.is_open()).count()
     }
 
+    /// Trades in negotiation in one role, and of those, with `counterparty` when given.
+    fn open_as(&self, role: TradeRole, counterparty: Option<&PeerId>) -> usize {
+        self.trades
+            .values()
+            .filter(|t| t.state.is_open() && t.role == role)
+            .filter(|t| counterparty.is_none_or(|c| t.counterparty == *c))
+            .count()
+    }
+
     /// Counterparties with requests waiting for a connection (the node connects to them).
     pub fn peers_waiting(&self) -> Vec<PeerId> {
         let mut peers: Vec<PeerId> = self.waiting.keys().copied().collect();
@@ -403,6 +438,15 @@ impl Negotiation {
     }
 
     fn finish(&mut self, id: TradeId) {
+        // An agreed trade is kept for good: a counterparty that takes and aborts over and over
+        // must not push out the records both sides signed.
+        if self
+            .trades
+            .get(&id)
+            .is_some_and(|t| t.state == TradeState::Agreed)
+        {
+            return;
+        }
         self.finished.push_back(id);
         while self.finished.len() > MAX_TRADES {
             if let Some(old) = self.finished.pop_front() {
@@ -429,7 +473,9 @@ impl Negotiation {
     /// counterparty's own timeout ends it there too.
     pub fn restore(&mut self, trades: Vec<Trade>, now_ms: u64) -> NegotiationOutput {
         let mut out = NegotiationOutput::default();
-        for mut trade in trades.into_iter().take(MAX_TRADES) {
+        // Storage holds what `keep_trades_worth_storing` kept: every agreed trade, and ended
+        // ones within their cap (`finish` applies it again here).
+        for mut trade in trades {
             if self.trades.contains_key(&trade.id) {
                 continue;
             }
@@ -532,7 +578,7 @@ impl Negotiation {
         order_id: &OrderId,
         amount: u64,
     ) -> Result<(PeerId, Side, Price), TakeError> {
-        if self.open_trades() >= MAX_OPEN_TRADES {
+        if self.open_as(TradeRole::Taker, None) >= MAX_OPEN_TRADES {
             return Err(TakeError::TooManyOpen);
         }
         let order = orders.order(pair, order_id).ok_or(TakeError::OrderGone)?;
@@ -891,7 +937,12 @@ impl Negotiation {
         if self.trades.contains_key(&trade_id) {
             return reject("duplicate trade id".into());
         }
-        if self.open_trades() >= MAX_OPEN_TRADES {
+        if self.open_as(TradeRole::Maker, Some(&peer)) >= MAX_OPEN_PER_COUNTERPARTY {
+            return reject(format!(
+                "you already have {MAX_OPEN_PER_COUNTERPARTY} takes in negotiation with this maker"
+            ));
+        }
+        if self.open_as(TradeRole::Maker, None) >= MAX_OPEN_TRADES {
             return reject("the maker is busy; try again shortly".into());
         }
         let Some(own) = orders.own_order(&order_id).cloned() else {

@@ -10,7 +10,7 @@ use darkswap_proto::trade::TradeId;
 use libp2p::PeerId;
 
 use crate::event::TradingEvent;
-use crate::negotiation::{keep_newest_trades, Trade, MAX_TRADES};
+use crate::negotiation::{keep_trades_worth_storing, Trade, MAX_TRADES};
 use crate::orders::OwnOrder;
 use crate::persist;
 
@@ -89,7 +89,7 @@ impl SavedTrading {
             }
             TradingEvent::Trade(t) => {
                 self.trades.insert(t.id, t.clone());
-                keep_newest_trades(&mut self.trades, MAX_TRADES);
+                keep_trades_worth_storing(&mut self.trades, MAX_TRADES);
                 Record::Trades
             }
             _ => return None,

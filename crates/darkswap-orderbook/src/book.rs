@@ -8,7 +8,7 @@
 
 use crate::order::{LimitOrder, OrderId, Price, Side};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::ops::Bound;
 
 /// Orders one book holds unless told otherwise: far above any real pair's depth, low enough that
@@ -148,8 +148,8 @@ pub struct OrderBook<T = ()> {
     asks: BTreeMap<Price, Level>,
     nodes: Vec<Option<Node<T>>>,
     free: Vec<u32>,
-    /// Slots by order id; ordered, so orders can be listed by id and paged stably.
-    index: BTreeMap<OrderId, u32>,
+    /// Slots by order id (and, when asked for, the ids in order).
+    index: Index,
     /// Min-heap of (expiry, id) for orders that expire; stale entries are skipped when popped.
     expiries: BinaryHeap<Reverse<(u64, OrderId)>>,
     max_orders: usize,
@@ -167,6 +167,16 @@ impl<T> OrderBook<T> {
         Self::with_max_orders(DEFAULT_MAX_ORDERS)
     }
 
+    /// This book, also keeping its order ids in order, so that [`by_id_after`](Self::by_id_after)
+    /// pages without sorting (a relay serving snapshots of large books). Costs a little on every
+    /// insert and removal, so the matching engine's own books leave it off.
+    pub fn with_id_order(mut self) -> Self {
+        let mut ids = BTreeSet::new();
+        ids.extend(self.index.slots.keys().copied());
+        self.index.by_id = Some(ids);
+        self
+    }
+
     /// An empty book that holds at most `max_orders` orders: beyond that
     /// [`insert`](Self::insert) fails with [`BookError::Full`] and [`place`](Self::place)
     /// leaves the remainder unplaced.
@@ -176,7 +186,7 @@ impl<T> OrderBook<T> {
             asks: BTreeMap::new(),
             nodes: Vec::new(),
             free: Vec::new(),
-            index: BTreeMap::new(),
+            index: Index::default(),
             expiries: BinaryHeap::new(),
             max_orders,
         }
@@ -622,16 +632,68 @@ impl<T> OrderBook<T> {
     }
 
     /// Every order in id order, starting after `after` (exclusive) when given: a listing that
-    /// pages stably while the book changes, at the cost of one lookup to start.
+    /// pages stably while the book changes. With [`with_id_order`](Self::with_id_order) it
+    /// starts with one lookup; otherwise it sorts the book's ids first.
     pub fn by_id_after(
         &self,
         after: Option<&OrderId>,
-    ) -> impl Iterator<Item = &LimitOrder<T>> + '_ {
+    ) -> Box<dyn Iterator<Item = &LimitOrder<T>> + '_> {
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        self.index
-            .range((start, Bound::Unbounded))
-            .filter_map(|(_, slot)| self.nodes.get(*slot as usize)?.as_ref())
-            .map(|node| &node.order)
+        match &self.index.by_id {
+            Some(ids) => Box::new(
+                ids.range((start, Bound::Unbounded))
+                    .filter_map(|id| self.get(id)),
+            ),
+            None => {
+                let mut ids: Vec<&OrderId> = self
+                    .index
+                    .slots
+                    .keys()
+                    .filter(|id| after.is_none_or(|a| *id > a))
+                    .collect();
+                ids.sort_unstable();
+                Box::new(ids.into_iter().filter_map(|id| self.get(id)))
+            }
+        }
+    }
+}
+
+/// Slots by order id, and the ids in order when the book keeps them.
+#[derive(Default)]
+struct Index {
+    slots: HashMap<OrderId, u32>,
+    by_id: Option<BTreeSet<OrderId>>,
+}
+
+impl Index {
+    fn get(&self, id: &OrderId) -> Option<&u32> {
+        self.slots.get(id)
+    }
+
+    fn contains_key(&self, id: &OrderId) -> bool {
+        self.slots.contains_key(id)
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    fn insert(&mut self, id: OrderId, slot: u32) {
+        self.slots.insert(id, slot);
+        if let Some(ids) = &mut self.by_id {
+            ids.insert(id);
+        }
+    }
+
+    fn remove(&mut self, id: &OrderId) {
+        self.slots.remove(id);
+        if let Some(ids) = &mut self.by_id {
+            ids.remove(id);
+        }
     }
 }
 
@@ -664,7 +726,7 @@ fn side_mut<'a>(
 fn unlink<T>(
     nodes: &mut [Option<Node<T>>],
     free: &mut Vec<u32>,
-    index: &mut BTreeMap<OrderId, u32>,
+    index: &mut Index,
     level: &mut Level,
     slot: u32,
 ) -> Node<T> {

@@ -15,6 +15,8 @@
 //! Run through `scripts/bench-market` (release build). Prints figures; no pass/fail.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -291,11 +293,20 @@ async fn market_load(load: &Load) -> Result<()> {
         ],
     )?;
     let connect_start = Instant::now();
-    let (arrivals_tx, mut arrivals_rx) = tokio::sync::mpsc::channel(1_000_000);
+    // Arrivals are collected as they come, so the channel stays short.
+    let (arrivals_tx, mut arrivals_rx) = tokio::sync::mpsc::channel(100_000);
+    let collector = tokio::spawn(async move {
+        let mut arrivals = Vec::new();
+        while let Some(arrival) = arrivals_rx.recv().await {
+            arrivals.push(arrival);
+        }
+        arrivals
+    });
+    let refused = Arc::new(AtomicU64::new(0));
     let mut watchers = tokio::task::JoinSet::new();
     for _ in 0..load.traders {
         let watcher = RawPublisher::connect(&relay, &pair).await?;
-        watchers.spawn(watcher.watch(arrivals_tx.clone()));
+        watchers.spawn(watcher.watch(arrivals_tx.clone(), refused.clone()));
     }
     drop(arrivals_tx);
     let mut makers = Vec::new();
@@ -374,17 +385,15 @@ async fn market_load(load: &Load) -> Result<()> {
     let cpu = relay.cpu_seconds()? - cpu_before;
     let cpu_window = started.elapsed().as_secs_f64();
     let accepted = relay.metric(accepted_series).unwrap_or(0.0) - accepted_before;
+    // Stopping the watchers drops the last senders, which ends the collector.
     watchers.abort_all();
-    let mut latencies = Vec::new();
-    while let Ok((id, at)) = arrivals_rx.try_recv() {
-        if let Some(start) = sent.get(&id) {
-            latencies.push(at.duration_since(*start));
-        }
-    }
-    let mut refused = 0;
-    while let Some(result) = watchers.join_next().await {
-        refused += result.unwrap_or(0);
-    }
+    while watchers.join_next().await.is_some() {}
+    let mut latencies: Vec<Duration> = collector
+        .await?
+        .into_iter()
+        .filter_map(|(id, at)| sent.get(&id).map(|start| at.duration_since(*start)))
+        .collect();
+    let refused = refused.load(Ordering::Relaxed);
     latencies.sort();
     let expected = sent.len() * load.traders;
     println!(

@@ -615,3 +615,131 @@ fn a_hostile_maker_cannot_make_the_taker_agree_to_other_terms() {
     );
     assert_eq!(sends(&out).len(), 1, "the abort");
 }
+
+/// A trade record in `state`, for the storage and restore tests.
+fn record(state: TradeState, updated_at_ms: u64) -> Trade {
+    Trade {
+        id: rand::random(),
+        role: TradeRole::Maker,
+        counterparty: Trader::new().id,
+        pair: pair(),
+        order_id: OrderId([1; 16]),
+        maker_side: Side::Sell,
+        price: Price(1),
+        amount: 1,
+        state,
+        agreement: None,
+        maker_signature: None,
+        taker_signature: None,
+        deadline_ms: None,
+        updated_at_ms,
+    }
+}
+
+fn aborted() -> TradeState {
+    TradeState::Aborted {
+        reason: "the taker went away".into(),
+    }
+}
+
+#[test]
+fn take_and_abort_never_pushes_out_an_agreed_trade() {
+    // The oldest trade is the one both sides signed; a counterparty then takes and aborts more
+    // times than the cap on ended trades.
+    let agreed = record(TradeState::Agreed, T0);
+    let mut all = vec![agreed.clone()];
+    all.extend((0..MAX_TRADES as u64 + 5).map(|n| record(aborted(), T0 + 1 + n)));
+    // In memory, after a restore that goes through the same eviction as live trades.
+    let mut trader = Trader::new();
+    trader.negotiation.restore(all.clone(), T0);
+    assert!(trader.negotiation.trade(&agreed.id).is_some());
+    // In storage.
+    let mut stored: BTreeMap<TradeId, Trade> = all.into_iter().map(|t| (t.id, t)).collect();
+    keep_trades_worth_storing(&mut stored, MAX_TRADES);
+    assert!(stored.contains_key(&agreed.id), "the agreed trade stays");
+    assert_eq!(stored.len(), MAX_TRADES + 1, "ended ones down to their cap");
+    assert!(
+        stored
+            .values()
+            .all(|t| t.updated_at_ms > T0 + 5 || t.id == agreed.id),
+        "the oldest ended ones went first"
+    );
+}
+
+/// Another take of `order` by a taker that already has a session with the maker; the maker's
+/// answer goes back to the taker, whose confirmation (if any) is never delivered.
+fn take_and_leave_hanging(taker: &mut Trader, maker: &mut Trader, order: OrderId) -> TradeId {
+    let out = take(taker, order, 1, T0);
+    let id = trade_id(&out);
+    let [sent] = &sends(&out)[..] else {
+        panic!("with a session, the sealed take at once: {out:?}")
+    };
+    exchange(taker, maker, sent.clone(), T0);
+    id
+}
+
+#[test]
+fn one_counterparty_holds_at_most_four_takes_and_others_still_trade() {
+    let (mut maker, mut hostile, mut honest) = (Trader::new(), Trader::new(), Trader::new());
+    let order = market(&mut maker, &mut [&mut hostile, &mut honest], 100, 0);
+    // Takes of one unit, accepted by the maker (which reserves) and never confirmed.
+    let (first, sealed) = sealed_take(&mut hostile, &mut maker, order, 1, T0);
+    exchange(&mut hostile, &mut maker, sealed, T0);
+    let mut ids = vec![first];
+    for _ in 1..=MAX_OPEN_PER_COUNTERPARTY {
+        ids.push(take_and_leave_hanging(&mut hostile, &mut maker, order));
+    }
+    for id in &ids[..MAX_OPEN_PER_COUNTERPARTY] {
+        assert_eq!(hostile.last_state(id), Some(TradeState::Accepted));
+    }
+    let Some(TradeState::Rejected { reason }) = hostile.last_state(&ids[MAX_OPEN_PER_COUNTERPARTY])
+    else {
+        panic!("the fifth take is refused")
+    };
+    assert!(
+        reason.contains("takes in negotiation with this maker"),
+        "{reason}"
+    );
+    assert_eq!(maker.negotiation.open_trades(), MAX_OPEN_PER_COUNTERPARTY);
+    // Another taker is not affected.
+    let out = take(&mut honest, order, 10, T0);
+    let id = trade_id(&out);
+    settle(&mut honest, &mut maker, out, T0);
+    assert_eq!(honest.last_state(&id), Some(TradeState::Agreed));
+}
+
+#[test]
+fn takes_left_hanging_on_our_orders_never_stop_us_from_taking() {
+    // Sixteen counterparties hold four takes each of our order: every maker slot is taken.
+    let mut maker = Trader::new();
+    let mut hostiles: Vec<Trader> = (0..MAX_OPEN_TRADES / MAX_OPEN_PER_COUNTERPARTY)
+        .map(|_| Trader::new())
+        .collect();
+    let mut late = Trader::new();
+    let order = {
+        let mut takers: Vec<&mut Trader> = hostiles.iter_mut().collect();
+        takers.push(&mut late);
+        market(&mut maker, &mut takers, 1_000, 0)
+    };
+    for hostile in &mut hostiles {
+        let (_, sealed) = sealed_take(hostile, &mut maker, order, 1, T0);
+        exchange(hostile, &mut maker, sealed, T0);
+        for _ in 1..MAX_OPEN_PER_COUNTERPARTY {
+            take_and_leave_hanging(hostile, &mut maker, order);
+        }
+    }
+    assert_eq!(maker.negotiation.open_trades(), MAX_OPEN_TRADES);
+    let (busy, sealed) = sealed_take(&mut late, &mut maker, order, 1, T0);
+    exchange(&mut late, &mut maker, sealed, T0);
+    assert!(matches!(
+        late.last_state(&busy),
+        Some(TradeState::Rejected { reason }) if reason.contains("busy")
+    ));
+    // The maker still takes someone else's order, from its own budget.
+    let mut seller = Trader::new();
+    let theirs = market(&mut seller, &mut [&mut maker], 100, 0);
+    let out = take(&mut maker, theirs, 10, T0);
+    let id = trade_id(&out);
+    settle(&mut maker, &mut seller, out, T0);
+    assert_eq!(maker.last_state(&id), Some(TradeState::Agreed));
+}

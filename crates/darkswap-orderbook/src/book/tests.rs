@@ -208,19 +208,29 @@ fn depth_lists_best_levels_first() {
 
 #[test]
 fn lists_by_id_from_any_point() {
-    let mut book = OrderBook::new();
-    for n in [7, 3, 9, 1, 5] {
-        book.insert(order(n, Side::Sell, 100 + n, 5), 0).unwrap();
+    // The same listing whether the book keeps its ids in order or sorts them when asked; and
+    // keeping them can be turned on for a book that already has orders.
+    for keep_order in [false, true] {
+        let mut book = OrderBook::new();
+        book.insert(order(7, Side::Sell, 107, 5), 0).unwrap();
+        if keep_order {
+            book = book.with_id_order();
+        }
+        for n in [3, 9, 1, 5] {
+            book.insert(order(n, Side::Sell, 100 + n, 5), 0).unwrap();
+        }
+        book.insert(order(4, Side::Buy, 50, 5), 0).unwrap();
+        book.cancel(&id(9));
+        // A fill that empties an order takes it out of the listing too.
+        book.place(order(10, Side::Buy, 101, 5), 0).unwrap();
+        let ids = |after: Option<u64>| -> Vec<OrderId> {
+            book.by_id_after(after.map(id).as_ref())
+                .map(|o| o.id)
+                .collect()
+        };
+        assert_eq!(ids(None), [3, 4, 5, 7].map(id), "keep_order {keep_order}");
+        assert_eq!(ids(Some(4)), [5, 7].map(id), "after is exclusive");
+        assert_eq!(ids(Some(6)), [7].map(id), "after need not be in the book");
+        assert_eq!(ids(Some(7)), []);
     }
-    book.insert(order(4, Side::Buy, 50, 5), 0).unwrap();
-    book.cancel(&id(9));
-    let ids = |after: Option<u64>| -> Vec<OrderId> {
-        book.by_id_after(after.map(id).as_ref())
-            .map(|o| o.id)
-            .collect()
-    };
-    assert_eq!(ids(None), [1, 3, 4, 5, 7].map(id));
-    assert_eq!(ids(Some(4)), [5, 7].map(id), "after is exclusive");
-    assert_eq!(ids(Some(6)), [7].map(id), "after need not be in the book");
-    assert_eq!(ids(Some(7)), []);
 }
