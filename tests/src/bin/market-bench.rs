@@ -263,7 +263,8 @@ async fn market_load(load: &Load) -> Result<()> {
     let pair = Pair::parse("RUNE:LOAD/BTC")?;
     let dir = tempfile::tempdir()?;
     let connections = (load.traders + load.makers + 16).to_string();
-    // Each maker sends its share of the rate; its bucket must hold that, with room.
+    // Each maker sends its share of the rate; its bucket must hold that, with room for the
+    // bursts of a publisher that fell behind on a busy machine and catches up.
     let per_maker_rate = load.rate.div_ceil(load.makers);
     let per_maker_orders = per_maker_rate * load.seconds as usize + 10;
     let relay = Relay::start(
@@ -285,7 +286,7 @@ async fn market_load(load: &Load) -> Result<()> {
             "--order-publish-rate",
             &(per_maker_rate * 2).to_string(),
             "--order-publish-burst",
-            &(per_maker_rate * 2 + 10).to_string(),
+            &(per_maker_rate * 10 + 10).to_string(),
             "--max-orders-per-maker",
             &per_maker_orders.to_string(),
             "--gossip-rate-per-peer",
