@@ -659,31 +659,10 @@ impl RawPublisher {
 
     /// The next message gossiped to us, as the bytes that travelled (not forwarded further).
     pub async fn next_message(&mut self, timeout: Duration) -> Result<Vec<u8>> {
-        tokio::time::timeout(timeout, async {
-            loop {
-                if let SwarmEvent::Behaviour(RawBehaviourEvent::Gossip(
-                    gossipsub::Event::Message {
-                        propagation_source,
-                        message_id,
-                        message,
-                    },
-                )) = self.swarm.select_next_some().await
-                {
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .gossip
-                        .report_message_validation_result(
-                            &message_id,
-                            &propagation_source,
-                            gossipsub::MessageAcceptance::Ignore,
-                        );
-                    return message.data;
-                }
-            }
-        })
-        .await
-        .map_err(|_| anyhow!("no gossip message within {timeout:?}"))
+        tokio::time::timeout(timeout, self.next_gossip())
+            .await
+            .map(|(_, message)| message.data)
+            .map_err(|_| anyhow!("no gossip message within {timeout:?}"))
     }
 
     /// From now on a watcher: follows the pair until `arrivals` closes (or the task is
@@ -695,17 +674,25 @@ impl RawPublisher {
         lost: std::sync::Arc<std::sync::atomic::AtomicU64>,
     ) {
         loop {
-            let event = tokio::select! {
-                event = self.swarm.select_next_some() => event,
+            let (id, _) = tokio::select! {
+                gossip = self.next_gossip() => gossip,
                 _ = arrivals.closed() => return,
             };
+            if arrivals.try_send((id, std::time::Instant::now())).is_err() {
+                lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Drives the swarm until a message is gossiped to us; it goes no further.
+    async fn next_gossip(&mut self) -> (gossipsub::MessageId, gossipsub::Message) {
+        loop {
             if let SwarmEvent::Behaviour(RawBehaviourEvent::Gossip(gossipsub::Event::Message {
                 propagation_source,
                 message_id,
-                ..
-            })) = event
+                message,
+            })) = self.swarm.select_next_some().await
             {
-                let at = std::time::Instant::now();
                 let _ = self
                     .swarm
                     .behaviour_mut()
@@ -715,9 +702,7 @@ impl RawPublisher {
                         &propagation_source,
                         gossipsub::MessageAcceptance::Ignore,
                     );
-                if arrivals.try_send((message_id, at)).is_err() {
-                    lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
+                return (message_id, message);
             }
         }
     }

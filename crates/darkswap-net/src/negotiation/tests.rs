@@ -345,20 +345,10 @@ fn a_restart_aborts_trades_in_negotiation_and_keeps_finished_ones() {
     let mut trader = Trader::new();
     let counterparty = Trader::new().id;
     let trade = |state: TradeState, role: TradeRole| Trade {
-        id: rand::random(),
         role,
         counterparty,
-        pair: pair(),
-        order_id: OrderId([1; 16]),
-        maker_side: Side::Sell,
-        price: Price(1),
-        amount: 1,
-        state,
-        agreement: None,
-        maker_signature: None,
-        taker_signature: None,
-        deadline_ms: None,
         updated_at_ms: 0,
+        ..record(state, 0)
     };
     let open = trade(TradeState::Accepted, TradeRole::Maker);
     let done = trade(TradeState::Agreed, TradeRole::Maker);
