@@ -42,9 +42,7 @@ impl Origin<'_> {
     /// prefix). Peers whose address names no IP share one key, so they are limited together
     /// rather than not at all.
     fn ip_key(&self) -> IpAddr {
-        self.addr
-            .and_then(darkswap_proto::addr::subscriber_of)
-            .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+        darkswap_proto::addr::limit_key(self.addr)
     }
 }
 

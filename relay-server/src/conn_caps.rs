@@ -212,6 +212,7 @@ impl ConnCaps {
 }
 
 impl NetworkBehaviour for ConnCaps {
+    // libp2p's handler for a behaviour that speaks no protocol: this one only counts and refuses.
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = Infallible;
 

@@ -219,16 +219,15 @@ impl OrderGossip {
     }
 
     /// Answers a book-sync request from the relay's book, within the per-peer and per-address
-    /// page rates (`ip` is `None` for an address with no IP: those share one budget).
+    /// page rates (`ip`: the peer's `darkswap_proto::addr::limit_key`).
     pub fn book_sync(
         &mut self,
         peer: PeerId,
-        ip: Option<IpAddr>,
+        ip: IpAddr,
         request: &BookSyncRequest,
         metrics: &RelayMetrics,
         now_ms: u64,
     ) -> BookSyncResponse {
-        let ip = ip.unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
         // A page within the peer's budget is charged to its address's too, so an address's many
         // identities cannot each spend a full budget of their own.
         let allowed =

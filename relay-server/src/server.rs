@@ -551,10 +551,7 @@ impl LoopState {
                         request, channel, ..
                     },
             }) => {
-                let ip = self
-                    .conn_addrs
-                    .get(&connection_id)
-                    .and_then(darkswap_proto::addr::subscriber_of);
+                let ip = darkswap_proto::addr::limit_key(self.conn_addrs.get(&connection_id));
                 let response = self.orders.book_sync(
                     peer,
                     ip,

@@ -74,6 +74,14 @@ pub fn subscriber_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
     })
 }
 
+/// The key of a per-address limit: [`subscriber_of`] the address, or one shared key (the
+/// unspecified IPv6 address) for a peer whose address is unknown or names no IP, so that such
+/// peers are limited together rather than not at all.
+pub fn limit_key(addr: Option<&Multiaddr>) -> std::net::IpAddr {
+    addr.and_then(subscriber_of)
+        .unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+}
+
 /// Why a relay address list is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddrError {

@@ -188,23 +188,14 @@ async fn joiner_sync(book: usize) -> Result<()> {
             if published == book {
                 break;
             }
-            let body = OrderBody {
-                pair: pair.clone(),
-                seq: n as u64 + 1,
-                sent_at_ms: now,
-                action: OrderAction::Order(OrderSpec {
-                    nonce: n as u64,
-                    side: if n % 2 == 0 { Side::Buy } else { Side::Sell },
-                    price: Price(if n % 2 == 0 {
-                        900 - (n as u64 % 100)
-                    } else {
-                        1_100 + (n as u64 % 100)
-                    }),
-                    amount: 1 + (m * n) as u64 % 1_000,
-                    min_fill: 0,
-                    expires_at_ms: now + 3_600_000,
-                }),
-            };
+            let body = bench_order(
+                &pair,
+                n,
+                n as u64 % 100,
+                1 + (m * n) as u64 % 1_000,
+                now,
+                3_600_000,
+            );
             raw.publish_now(sign_order_message(&key, &body, now)?)?;
             published += 1;
         }
@@ -344,23 +335,7 @@ async fn market_load(load: &Load) -> Result<()> {
                     .run_for(slot.saturating_duration_since(tokio::time::Instant::now()))
                     .await;
                 let now = unix_time_ms();
-                let body = OrderBody {
-                    pair: pair.clone(),
-                    seq: n as u64 + 1,
-                    sent_at_ms: now,
-                    action: OrderAction::Order(OrderSpec {
-                        nonce: n as u64,
-                        side: if n.is_multiple_of(2) {
-                            Side::Buy
-                        } else {
-                            Side::Sell
-                        },
-                        price: Price(if n.is_multiple_of(2) { 900 } else { 1_100 }),
-                        amount: 1 + n as u64,
-                        min_fill: 0,
-                        expires_at_ms: now + 600_000,
-                    }),
-                };
+                let body = bench_order(&pair, n, 0, 1 + n as u64, now, 600_000);
                 let bytes = sign_order_message(&key, &body, now)?;
                 let id = MessageId::from(Sha256::digest(&bytes).to_vec());
                 sent.push((id, Instant::now()));
@@ -416,4 +391,30 @@ async fn market_load(load: &Load) -> Result<()> {
         relay.rss_bytes()? as f64 / (1024.0 * 1024.0)
     );
     Ok(())
+}
+
+/// Order `n` of a bench maker, sent at `now`: a buy at 900 − `spread` for even `n`, a sell at
+/// 1,100 + `spread` for odd, living `lifetime_ms`.
+fn bench_order(
+    pair: &Pair,
+    n: usize,
+    spread: u64,
+    amount: u64,
+    now: u64,
+    lifetime_ms: u64,
+) -> OrderBody {
+    let buy = n.is_multiple_of(2);
+    OrderBody {
+        pair: pair.clone(),
+        seq: n as u64 + 1,
+        sent_at_ms: now,
+        action: OrderAction::Order(OrderSpec {
+            nonce: n as u64,
+            side: if buy { Side::Buy } else { Side::Sell },
+            price: Price(if buy { 900 - spread } else { 1_100 + spread }),
+            amount,
+            min_fill: 0,
+            expires_at_ms: now + lifetime_ms,
+        }),
+    }
 }
