@@ -40,6 +40,12 @@ test('make in A, see in B, B takes part, both agree, A\'s remainder updates in B
   browser = await launchBrowser();
   const [pageA, pageB] = await twoReservedPages(browser, relay.url);
   pages = [pageA, pageB];
+  // A pair the rules refuse gets a reason, and what was typed stays to be corrected (the page
+  // re-renders to show the reason; a field that Yew owns would come back empty).
+  await pageA.fill('[data-testid=pair-input]', 'RUNE:ETOETEST');
+  await pageA.click('[data-testid=pair-follow]');
+  await pageA.waitForSelector('[data-testid=pair-error]');
+  assert.equal(await pageA.inputValue('[data-testid=pair-input]'), 'RUNE:ETOETEST');
   await follow(pageA, PAIR);
   await follow(pageB, PAIR);
 
@@ -47,8 +53,13 @@ test('make in A, see in B, B takes part, both agree, A\'s remainder updates in B
   await pageA.selectOption('[data-testid=order-side]', 'sell');
   await pageA.fill('[data-testid=order-amount]', '1000');
   await pageA.fill('[data-testid=order-price]', '0.123456789');
+  assert.equal(await pageA.inputValue('[data-testid=order-ttl]'), '60');
+  await pageA.fill('[data-testid=order-ttl]', '30');
   await pageA.click('[data-testid=order-place]');
   assert.match(await pageA.textContent('[data-testid=order-error]'), /price/);
+  // Showing the reason kept every field as typed, the expiry too.
+  assert.equal(await pageA.inputValue('[data-testid=order-ttl]'), '30');
+  assert.equal(await pageA.inputValue('[data-testid=order-price]'), '0.123456789');
   await pageA.fill('[data-testid=order-price]', '0.5');
   await pageA.click('[data-testid=order-place]');
   const mine = pageA.locator('[data-testid=my-order]');

@@ -108,3 +108,19 @@ pub fn use_node_start(state: &UseReducerHandle<AppState>) -> NodeContext {
 pub fn use_node() -> NodeContext {
     use_context::<NodeContext>().expect("the app provides the node context")
 }
+
+/// Writes `text` into the input behind `field` when the input first appears and whenever `text`
+/// changes, and otherwise leaves the field to the trader.
+///
+/// An input rendered with `value={..}` is not that: Yew writes the value back on every render
+/// in which the field differs from it, so whatever the trader typed was wiped by the next
+/// unrelated update (a metrics tick, a book update, the form's own error).
+#[hook]
+pub fn use_field_text(field: &NodeRef, text: String) {
+    let field = field.clone();
+    use_effect_with(text, move |text| {
+        if let Some(input) = field.cast::<web_sys::HtmlInputElement>() {
+            input.set_value(text);
+        }
+    });
+}

@@ -7,6 +7,11 @@ use darkswap_proto::order::{OrderInput, OrderSpec};
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
+use crate::hooks::use_field_text;
+
+/// The expiry the form offers.
+const DEFAULT_TTL_MINUTES: u64 = 60;
+
 #[derive(Properties, PartialEq)]
 pub struct OrderFormProps {
     pub pair: Option<Pair>,
@@ -23,6 +28,7 @@ pub fn order_form(props: &OrderFormProps) -> Html {
     let min_fill = use_node_ref();
     let ttl = use_node_ref();
     let problem = use_state(|| None::<String>);
+    use_field_text(&ttl, DEFAULT_TTL_MINUTES.to_string());
     let onsubmit = {
         let (side, amount, price, min_fill, ttl) = (
             side.clone(),
@@ -85,7 +91,7 @@ pub fn order_form(props: &OrderFormProps) -> Html {
                 <label>{ "amount " }<input type="text" inputmode="numeric" ref={amount} placeholder="base units" data-testid="order-amount" /></label>
                 <label>{ "price " }<input type="text" inputmode="decimal" ref={price} placeholder="quote per base" data-testid="order-price" /></label>
                 <label>{ "min fill " }<input type="text" inputmode="numeric" ref={min_fill} placeholder="any" data-testid="order-min-fill" /></label>
-                <label>{ "expires in (min) " }<input type="text" inputmode="numeric" ref={ttl} value="60" data-testid="order-ttl" /></label>
+                <label>{ "expires in (min) " }<input type="text" inputmode="numeric" ref={ttl} data-testid="order-ttl" /></label>
                 <button type="submit" data-testid="order-place" disabled={props.pair.is_none()}>{ "Place order" }</button>
             </form>
             if let Some(e) = shown_error { <div class="error" data-testid="order-error">{ e }</div> }

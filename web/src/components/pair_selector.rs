@@ -5,6 +5,8 @@ use darkswap_orderbook::Pair;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use crate::hooks::use_field_text;
+
 /// Suggestions only; any valid pair can be typed.
 const SUGGESTED: &[&str] = &[
     "RUNE:DOGGOTOTHEMOON/BTC",
@@ -22,6 +24,15 @@ pub struct PairSelectorProps {
 pub fn pair_selector(props: &PairSelectorProps) -> Html {
     let input = use_node_ref();
     let error = use_state(|| None::<String>);
+    // The field shows the pair in use when it changes; in between, it holds what is typed.
+    use_field_text(
+        &input,
+        props
+            .current
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+    );
     let onsubmit = {
         let input = input.clone();
         let error = error.clone();
@@ -45,7 +56,6 @@ pub fn pair_selector(props: &PairSelectorProps) -> Html {
         <form class="pair" {onsubmit}>
             <label>{ "Pair " }
                 <input type="text" ref={input} list="pairs" placeholder="BASE/QUOTE, e.g. RUNE:DOGGOTOTHEMOON/BTC"
-                    value={props.current.as_ref().map(|p| p.to_string()).unwrap_or_default()}
                     data-testid="pair-input" />
             </label>
             <datalist id="pairs">
