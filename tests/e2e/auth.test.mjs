@@ -5,7 +5,9 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { launchBrowser, relayPorts, reserved, startRelay, stopRelay, tempDir } from './harness.mjs';
+import {
+  launchBrowser, openPanel, relayPorts, reserved, startRelay, stopRelay, tempDir,
+} from './harness.mjs';
 
 let browser;
 let relay;
@@ -29,6 +31,9 @@ test('a shared-key relay: refused, wrong key refused, right key granted, token r
   await page.goto(relay.url);
 
   const auth = '[data-testid=auth-state]';
+  // The status bar says access was refused; its panel says why and takes the fix.
+  await page.waitForSelector('[data-testid=panel-toggle][data-panel=access][data-state=refused]', { timeout: 30000 });
+  await openPanel(page, 'access');
   await page.waitForSelector(`${auth}[data-state=refused]`, { timeout: 30000 });
   assert.match(await page.textContent(auth), /does not accept this authentication method/);
   // Refused: connected, but not reserved.
@@ -47,6 +52,8 @@ test('a shared-key relay: refused, wrong key refused, right key granted, token r
 
   // The choice and the token are kept: a reload gets straight back in with the token.
   await page.reload();
+  await page.waitForSelector('[data-testid=panel-toggle][data-panel=access][data-state=granted]', { timeout: 30000 });
+  await openPanel(page, 'access');
   await page.waitForSelector(`${auth}[data-state=granted][data-method=token]`, { timeout: 30000 });
   await page.waitForSelector(reserved, { timeout: 15000 });
 

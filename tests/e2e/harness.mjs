@@ -10,6 +10,9 @@ export const RELAY_BIN = process.env.DARKSWAP_RELAY_BIN ?? join(root, 'target', 
 export const WEB_DIR = process.env.DARKSWAP_WEB_DIR ?? join(root, 'web', 'dist');
 // The address pages use to reach the relay: loopback, or the test namespace's own address.
 export const HOST = process.env.DARKSWAP_E2E_HOST ?? '127.0.0.1';
+// The transport pages must use to reach the relay: WebSocket on loopback, WebRTC-direct in the
+// test namespace (set by whoever runs the tests there).
+export const EXPECT_TRANSPORT = process.env.DARKSWAP_E2E_TRANSPORT ?? 'websocket';
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 
 // Any ports: the relay binds port 0 and startRelay reads which it got. (Picking free ports here
@@ -105,4 +108,12 @@ export async function twoReservedPages(browser, url) {
   await Promise.all(pages.map((p) => p.goto(url)));
   await Promise.all(pages.map((p) => p.waitForSelector(reserved, { timeout: 30000 })));
   return pages;
+}
+
+// Opens one of the page's detail panels (relay, access, identity, peers, metrics) from the status
+// bar, unless it is open already.
+export async function openPanel(page, name) {
+  const toggle = page.locator(`[data-testid=panel-toggle][data-panel=${name}]`);
+  if ((await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
+  await page.locator(`[data-testid=panel][data-panel=${name}]`).waitFor();
 }

@@ -5,11 +5,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  launchBrowser, relayPorts, reserved, startRelay, stopRelay, tempDir, twoReservedPages,
+  EXPECT_TRANSPORT, launchBrowser, openPanel, relayPorts, reserved, startRelay, stopRelay, tempDir, twoReservedPages,
 } from './harness.mjs';
 
-// In the test network namespace the pages must reach the relay over WebRTC-direct.
-const EXPECT_TRANSPORT = process.env.DARKSWAP_E2E_TRANSPORT ?? 'websocket';
 const OUT = join(import.meta.dirname, 'output');
 mkdirSync(OUT, { recursive: true });
 
@@ -52,7 +50,9 @@ test('two pages reserve, message each other through the relay, and survive a rel
   assert.equal((await pageA.textContent('[data-testid=peer-id]')).trim(), idA);
   assert.equal(await pageA.getAttribute('[data-testid=auth-state]', 'data-method'), 'token');
 
-  // Each page lists the other; A messages B through the relay.
+  // Each page lists the other (in its peers panel); A messages B through the relay.
+  await openPanel(pageA, 'peers');
+  await openPanel(pageB, 'peers');
   await pageA.waitForSelector(`[data-testid=peer][data-peer="${idB}"]`, { timeout: 15000 });
   await pageB.waitForSelector(`[data-testid=peer][data-peer="${idA}"]`, { timeout: 15000 });
   const row = pageA.locator(`[data-testid=peer][data-peer="${idB}"]`);

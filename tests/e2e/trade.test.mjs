@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  launchBrowser, relayPorts, reserved, startRelay, stopRelay, tempDir, twoReservedPages,
+  EXPECT_TRANSPORT, launchBrowser, openPanel, relayPorts, reserved, startRelay, stopRelay, tempDir, twoReservedPages,
 } from './harness.mjs';
 
 const OUT = join(import.meta.dirname, 'output');
@@ -40,6 +40,9 @@ test('make in A, see in B, B takes part, both agree, A\'s remainder updates in B
   browser = await launchBrowser();
   const [pageA, pageB] = await twoReservedPages(browser, relay.url);
   pages = [pageA, pageB];
+  for (const p of pages) {
+    assert.equal(await p.getAttribute('[data-testid=relay-state]', 'data-transport'), EXPECT_TRANSPORT);
+  }
   // A pair the rules refuse gets a reason, and what was typed stays to be corrected (the page
   // re-renders to show the reason; a field that Yew owns would come back empty).
   await pageA.fill('[data-testid=pair-input]', 'RUNE:ETOETEST');
@@ -90,6 +93,7 @@ test('make in A, see in B, B takes part, both agree, A\'s remainder updates in B
   await pageB.screenshot({ path: join(OUT, 'trade-taker.png'), fullPage: true });
 
   // B's own metrics count the trade, and export as Prometheus text.
+  await openPanel(pageB, 'metrics');
   await pageB.click('[data-testid=metrics-toggle]');
   const text = await pageB.textContent('[data-testid=metrics-text]');
   assert.match(text, /darkswap_client_trades\{state="agreed"\} 1/);

@@ -7,8 +7,8 @@ use yew::prelude::*;
 use crate::hooks::{use_node_start, NodeContext};
 
 use crate::components::{
-    AuthPanel, ConnectionPanel, IdentityPanel, MessageLog, MetricsPanel, MyOrders, OrderBook,
-    OrderForm, PairSelector, PeerList, TradeList,
+    AlertPanel, AlertToasts, AuthPanel, ConnectionPanel, IdentityPanel, MessageLog, MetricsPanel,
+    MyOrders, OrderBook, OrderForm, PairSelector, Panel, PeerList, StatusBar, TradeList,
 };
 use crate::state::{Action, AppState};
 use darkswap_net::{Command, OrderView};
@@ -104,27 +104,82 @@ pub fn app() -> Html {
         .as_ref()
         .filter(|(p, _, _)| Some(p) == trading.pair.as_ref())
         .map(|(p, n, ms)| (p.to_string(), *n, *ms));
+    let alert_settings = use_state(crate::alert_settings::load);
+    let on_alert_settings = {
+        let alert_settings = alert_settings.clone();
+        let node = node.clone();
+        Callback::from(move |settings| {
+            if let Err(e) = crate::alert_settings::save(settings) {
+                node.dispatch(Action::TradingError(e));
+            }
+            alert_settings.set(settings);
+        })
+    };
+    let on_dismiss = {
+        let node = node.clone();
+        Callback::from(move |seq| node.dispatch(Action::DismissAlert(seq)))
+    };
+    let on_visible = {
+        let node = node.clone();
+        Callback::from(move |visible| {
+            node.dispatch(Action::PageVisible {
+                visible,
+                at_ms: darkswap_net::unix_time_ms(),
+            })
+        })
+    };
+    let open = use_state(|| None::<Panel>);
+    let on_toggle = {
+        let open = open.clone();
+        Callback::from(move |panel: Panel| {
+            open.set(if *open == Some(panel) {
+                None
+            } else {
+                Some(panel)
+            })
+        })
+    };
+    // The detail panels stay mounted while closed (what was typed in them stays).
+    let panel = |which: Panel, content: Html| {
+        html! {
+            <div class="panel" id={format!("panel-{}", which.name())} data-testid="panel"
+                data-panel={which.name()} hidden={*open != Some(which)}>
+                { content }
+            </div>
+        }
+    };
     html! {
         <ContextProvider<NodeContext> context={node}>
-            <header>
+            <header class="top">
                 <h1>{ "DarkSwap" }</h1>
-                <span class="muted">{ "peer-to-peer trading client — order book and trade agreements live; settlement (moving funds) is not built yet" }</span>
+                <StatusBar state={state.clone()} open={*open} on_toggle={on_toggle} />
             </header>
-            <main>
-                <IdentityPanel state={state.clone()} />
-                <ConnectionPanel state={state.clone()} />
-                <AuthPanel state={state.clone()} on_apply={on_auth} />
-                <section id="market">
-                    <PairSelector current={trading.pair.clone()} on_select={on_select} />
-                    <OrderBook view={view} synced={synced} on_take={on_take} />
+            <div class="drawer">
+                { panel(Panel::Relay, html! { <ConnectionPanel state={state.clone()} /> }) }
+                { panel(Panel::Access, html! { <AuthPanel state={state.clone()} on_apply={on_auth} /> }) }
+                { panel(Panel::Identity, html! { <IdentityPanel state={state.clone()} /> }) }
+                { panel(Panel::Peers, html! {
+                    <>
+                        <PeerList state={state.clone()} on_send={on_send} />
+                        <MessageLog state={state.clone()} />
+                    </>
+                }) }
+                { panel(Panel::Metrics, html! { <MetricsPanel metrics={state.metrics.clone()} /> }) }
+                { panel(Panel::Alerts, html! { <AlertPanel settings={*alert_settings} on_change={on_alert_settings} /> }) }
+            </div>
+            <AlertToasts alerts={state.alerts.clone()} settings={*alert_settings} on_dismiss={on_dismiss} on_visible={on_visible} />
+            <main id="market">
+                <PairSelector current={trading.pair.clone()} on_select={on_select} />
+                <OrderBook view={view} synced={synced} on_take={on_take} />
+                <div class="side">
                     <OrderForm pair={trading.pair.clone()} error={trading.error.clone()} on_place={on_place} />
                     <MyOrders own={trading.own.clone()} notices={trading.notices.clone()} on_cancel={on_cancel} />
                     <TradeList trades={trading.trades.clone()} />
-                </section>
-                <PeerList state={state.clone()} on_send={on_send} />
-                <MessageLog state={state.clone()} />
-                <MetricsPanel metrics={state.metrics.clone()} />
+                </div>
             </main>
+            <footer class="muted">
+                { "Peer-to-peer trading client: the order book and trade agreements are live; settlement (moving funds) is not built yet." }
+            </footer>
         </ContextProvider<NodeContext>>
     }
 }

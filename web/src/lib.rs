@@ -1,9 +1,12 @@
 //! The DarkSwap web client: a Yew single-page app compiled to WebAssembly.
 //!
-//! [`state`] (the page's state and its reducer) compiles natively too, so its unit tests and the
+//! [`state`] (the page's state and its reducer), [`alerts`] and [`words`] compile natively too, so its unit tests and the
 //! reducer benchmark run without a browser; everything that touches the DOM, IndexedDB or the
 //! node's task is wasm32 only.
 
+#[cfg(target_arch = "wasm32")]
+mod alert_settings;
+pub mod alerts;
 #[cfg(target_arch = "wasm32")]
 mod app;
 #[cfg(target_arch = "wasm32")]
@@ -21,6 +24,7 @@ pub mod state;
 mod storage;
 #[cfg(target_arch = "wasm32")]
 mod timing;
+pub mod words;
 
 /// Renders the app into the page.
 #[cfg(target_arch = "wasm32")]

@@ -6,6 +6,8 @@ use std::rc::Rc;
 use darkswap_net::{BookView, MessageId, NodeEvent, OwnOrder, RelayStatus, Trade, TradingEvent};
 use darkswap_orderbook::Pair;
 
+use crate::alerts::{self, Alerts};
+
 /// Most entries kept in the message log (oldest dropped first).
 pub const MAX_LOG: usize = 200;
 
@@ -180,6 +182,10 @@ pub struct AppState {
     pub auth_method: &'static str,
     /// A problem saving the auth settings.
     pub auth_error: Option<String>,
+    /// What deserves the trader's attention (see [`crate::alerts`]).
+    pub alerts: Rc<Alerts>,
+    /// When the page started, Unix ms: trade updates from before raise no alert.
+    pub started_ms: u64,
 }
 
 impl AppState {
@@ -199,6 +205,8 @@ impl AppState {
             auth: AuthStatus::Waiting,
             auth_method: "identity",
             auth_error: None,
+            alerts: Rc::default(),
+            started_ms: darkswap_net::unix_time_ms(),
         }
     }
 
@@ -245,11 +253,19 @@ pub enum Action {
     SelectPair(Pair),
     /// A trading command could not even be queued.
     TradingError(String),
-    /// Time to record a metrics sample (every few seconds), at this Unix time in ms.
+    /// Time to record a metrics sample and to let alerts that were shown long enough go (every
+    /// few seconds), at this Unix time in ms.
     MetricsTick(u64),
     /// The auth method in use changed (or was loaded): "identity" or "shared_key".
     AuthMethod(&'static str),
     AuthError(Option<String>),
+    /// The trader closed the alert with this `seq`.
+    DismissAlert(u64),
+    /// The page came in front of the trader (`visible`) or went to the background.
+    PageVisible {
+        visible: bool,
+        at_ms: u64,
+    },
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -278,12 +294,21 @@ impl AppState {
             }),
             Action::SelectPair(pair) => Rc::make_mut(&mut s.trading).pair = Some(pair),
             Action::TradingError(reason) => Rc::make_mut(&mut s.trading).error = Some(reason),
-            Action::MetricsTick(now_ms) => Rc::make_mut(&mut s.metrics).sample(now_ms),
+            Action::MetricsTick(now_ms) => {
+                Rc::make_mut(&mut s.metrics).sample(now_ms);
+                if !s.alerts.shown.is_empty() {
+                    Rc::make_mut(&mut s.alerts).expire(now_ms);
+                }
+            }
             Action::AuthMethod(method) => {
                 s.auth_method = method;
                 s.auth_error = None;
             }
             Action::AuthError(e) => s.auth_error = e,
+            Action::DismissAlert(seq) => Rc::make_mut(&mut s.alerts).dismiss(seq),
+            Action::PageVisible { visible, at_ms } => {
+                Rc::make_mut(&mut s.alerts).set_visible(visible, at_ms)
+            }
             Action::Node(event) => {
                 Rc::make_mut(&mut s.metrics).observe(&event);
                 s.node_event(*event);
@@ -391,7 +416,16 @@ impl AppState {
                 NodeEvent::MessageFailed { id, reason, .. } => {
                     s.delivery(id, Delivery::Failed { reason })
                 }
-                NodeEvent::Trading(event) => Rc::make_mut(&mut s.trading).apply(event),
+                NodeEvent::Trading(event) => {
+                    if let TradingEvent::Trade(trade) = &event {
+                        let known = s.trading.trades.get(&trade.id_hex());
+                        if let Some((title, body)) = alerts::for_trade(known, trade, s.started_ms) {
+                            let at = trade.updated_at_ms;
+                            Rc::make_mut(&mut s.alerts).raise(title, body, trade.id_hex(), at);
+                        }
+                    }
+                    Rc::make_mut(&mut s.trading).apply(event)
+                }
                 NodeEvent::Auth(event) => s.auth_event(event),
             }
         }

@@ -85,7 +85,8 @@ pub struct OrderView {
     pub side: Side,
     /// Its limit price.
     pub price: Price,
-    /// Unfilled base units, including any part reserved for a taker.
+    /// Base units takers can still have: unfilled, less what is reserved for a taker (the
+    /// maker's own book reserves while a take is negotiated), as the price levels count it.
     pub amount: u64,
     /// Smallest amount one fill may take (0 or 1 = any).
     pub min_fill: u64,
@@ -1023,7 +1024,8 @@ impl Orders {
             maker: o.data.maker,
             side: o.side,
             price: o.price,
-            amount: o.amount,
+            // What takers can still have, as the price levels count it.
+            amount: o.amount - book.reserved(&o.id).unwrap_or(0),
             min_fill: o.min_fill,
             expires_at_ms: o.expires_at_ms,
             mine: o.data.maker == self.me,

@@ -103,7 +103,7 @@ pub fn auth_panel(props: &AuthPanelProps) -> Html {
                     { " a shared key from the relay's operator" }
                 </label>
                 if *use_shared {
-                    <input type="password" ref={key_input} data-testid="auth-key"
+                    <input type="password" ref={key_input} data-testid="auth-key" aria-label="shared key"
                         autocomplete="off" minlength="16" placeholder="shared key (16+ characters)" />
                 }
                 <button type="submit" data-testid="auth-apply">{ "Use this method" }</button>

@@ -37,10 +37,10 @@ pub fn connection_panel(props: &StateProps) -> Html {
         <section id="connection">
             <h2>{ "Relay" }</h2>
             <p class="mono muted">{ &s.relay_url }</p>
-            <p class="state" data-testid="relay-state" data-state={name} data-transport={transport}>{ detail }</p>
+            <p class="state" data-testid="relay-detail" data-state={name} data-transport={transport}>{ detail }</p>
             <p>
                 { "RTT: " }
-                <span data-testid="relay-rtt">{ s.relay_rtt_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_else(|| "—".into()) }</span>
+                { s.relay_rtt_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_else(|| "—".into()) }
                 { format!(" · reconnects: {}", s.reconnects) }
             </p>
             if let Some(addr) = circuit {

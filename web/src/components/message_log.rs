@@ -7,7 +7,7 @@ use crate::state::{Delivery, Entry};
 pub fn message_log(props: &StateProps) -> Html {
     let s = &props.state;
     html! {
-        <section id="messages" class="span-2">
+        <section id="messages">
             <h2>{ "Messages" }</h2>
             if s.log.is_empty() {
                 <p class="muted">{ "No messages yet. Messages travel through the relay, peer to peer." }</p>

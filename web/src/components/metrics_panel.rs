@@ -1,7 +1,7 @@
 //! The trader's own metrics: current values, small charts of the last ten minutes, and the same
 //! numbers as Prometheus text to paste into a bug report.
 
-use darkswap_net::metrics::{ClientMetrics, Sample, HISTORY_SAMPLES};
+use darkswap_net::metrics::{ClientMetrics, Sample, HISTORY_SAMPLES, SAMPLE_INTERVAL_MS};
 use std::rc::Rc;
 use yew::prelude::*;
 
@@ -13,8 +13,9 @@ pub struct MetricsPanelProps {
 const W: f64 = 240.0;
 const H: f64 = 40.0;
 
-/// An SVG polyline of `values` (gaps where a value is missing), scaled to its own maximum.
-fn sparkline(title: &str, values: &[Option<f64>], unit: &str) -> Html {
+/// An SVG polyline of `values` (gaps where a value is missing), scaled to its own maximum,
+/// with the last value and the maximum written with `decimals` decimals.
+fn sparkline(title: &str, values: &[Option<f64>], unit: &str, decimals: usize) -> Html {
     let max = values.iter().flatten().fold(0.0f64, |a, b| a.max(*b));
     let last = values.iter().rev().flatten().next().copied();
     let step = W / (HISTORY_SAMPLES.max(2) - 1) as f64;
@@ -47,10 +48,16 @@ fn sparkline(title: &str, values: &[Option<f64>], unit: &str) -> Html {
         <figure class="spark">
             <figcaption>
                 { title }{ ": " }
-                <strong>{ last.map(|v| format!("{v:.1} {unit}")).unwrap_or_else(|| "—".into()) }</strong>
-                <span class="muted">{ format!(" (max {max:.1})") }</span>
+                if let Some(v) = last {
+                    <strong>{ format!("{v:.decimals$} {unit}") }</strong>
+                    <span class="muted">{ format!(" (max {max:.decimals$})") }</span>
+                } else if values.is_empty() {
+                    <span class="muted">{ format!("no sample yet (one every {} s)", SAMPLE_INTERVAL_MS / 1000) }</span>
+                } else {
+                    <strong>{ "—" }</strong>
+                }
             </figcaption>
-            <svg viewBox={format!("0 0 {W} {H}")} width={W.to_string()} height={H.to_string()}>
+            <svg aria-hidden="true" viewBox={format!("0 0 {W} {H}")} width={W.to_string()} height={H.to_string()}>
                 { for segments.into_iter().map(|points| html! {
                     <polyline points={points} fill="none" stroke="currentColor" stroke-width="1.5" />
                 }) }
@@ -82,7 +89,7 @@ pub fn metrics_panel(props: &MetricsPanelProps) -> Html {
     };
     let agreed = m.trades_ended.get("agreed").copied().unwrap_or(0);
     html! {
-        <section id="metrics" class="span-2">
+        <section id="metrics">
             <h2>{ "My metrics" }</h2>
             <p data-testid="metrics-summary">
                 { format!(
@@ -98,9 +105,9 @@ pub fn metrics_panel(props: &MetricsPanelProps) -> Html {
                 ) }
             </p>
             <div class="sparks">
-                { sparkline("relay RTT", &rtt, "ms") }
-                { sparkline("orders seen", &orders, "") }
-                { sparkline("messages refused", &rejected_per_min, "/min") }
+                { sparkline("relay RTT", &rtt, "ms", 1) }
+                { sparkline("orders seen", &orders, "", 0) }
+                { sparkline("messages refused", &rejected_per_min, "/min", 1) }
             </div>
             <button data-testid="metrics-toggle" onclick={toggle}>
                 { if *show_text { "Hide Prometheus text" } else { "Show as Prometheus text (for a bug report)" } }

@@ -1,5 +1,7 @@
 //! One file per component.
 
+mod alert_panel;
+mod alert_toasts;
 mod auth_panel;
 mod connection_panel;
 mod identity_panel;
@@ -11,8 +13,11 @@ mod order_form;
 mod pair_selector;
 mod peer_list;
 mod peer_row;
+mod status_bar;
 mod trade_list;
 
+pub use alert_panel::AlertPanel;
+pub use alert_toasts::AlertToasts;
 pub use auth_panel::AuthPanel;
 pub use connection_panel::ConnectionPanel;
 pub use identity_panel::IdentityPanel;
@@ -24,6 +29,7 @@ pub use order_form::OrderForm;
 pub use pair_selector::PairSelector;
 pub use peer_list::PeerList;
 pub use peer_row::PeerRow;
+pub use status_bar::{Panel, StatusBar};
 pub use trade_list::TradeList;
 
 use yew::UseReducerHandle;

@@ -32,6 +32,7 @@ fn level_rows(levels: &[LevelView], side: Side, max: u64) -> Html {
             let width = l.amount.saturating_mul(100).checked_div(max).unwrap_or(0);
             html! {
                 <tr class={class} data-testid="level" data-side={side.to_string()}>
+                    <td class="side">{ class }</td>
                     <td class="mono">{ l.price.to_string() }</td>
                     <td class="mono num">{ l.amount }</td>
                     <td class="num">{ l.orders }</td>
@@ -61,7 +62,12 @@ fn order_row(
             <td class="mono num">{ o.amount }</td>
             <td class="mono num">{ if o.min_fill > 1 { o.min_fill.to_string() } else { "any".into() } }</td>
             <td class="mono" title={o.maker.to_base58()}>{ if o.mine { "you".to_string() } else { short(&o.maker.to_base58()) } }</td>
-            <td>if !o.mine { <button data-testid="take" onclick={take}>{ if o.side == Side::Sell { "Buy" } else { "Sell" } }</button> }</td>
+            <td>if !o.mine {
+                <button data-testid="take" onclick={take}
+                    aria-label={format!("{} from this order: {} {} at {}", if o.side == Side::Sell { "Buy" } else { "Sell" }, o.side, o.amount, o.price)}>
+                    { if o.side == Side::Sell { "Buy" } else { "Sell" } }
+                </button>
+            }</td>
         </tr>
     }
 }
@@ -120,10 +126,10 @@ pub fn order_book(props: &OrderBookProps) -> Html {
                 <p class="muted" data-testid="synced">{ format!("synced {n} orders of {pair} from the relay in {ms:.0} ms") }</p>
             }
             <table class="levels">
-                <thead><tr><th>{ "price" }</th><th>{ "amount" }</th><th>{ "orders" }</th><th>{ "depth" }</th></tr></thead>
+                <thead><tr><th>{ "side" }</th><th>{ "price" }</th><th>{ "amount" }</th><th>{ "orders" }</th><th class="depth">{ "depth" }</th></tr></thead>
                 <tbody>
                     { level_rows(&asks, Side::Sell, max) }
-                    <tr class="spread"><td colspan="4" class="muted">{ spread }</td></tr>
+                    <tr class="spread"><td colspan="5" class="muted">{ spread }</td></tr>
                     { level_rows(&bids, Side::Buy, max) }
                 </tbody>
             </table>

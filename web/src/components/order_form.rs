@@ -84,7 +84,7 @@ pub fn order_form(props: &OrderFormProps) -> Html {
         <section id="order-form">
             <h2>{ match &props.pair { Some(p) => format!("New order on {p}"), None => "New order".into() } }</h2>
             <form class="order" {onsubmit}>
-                <select ref={side} data-testid="order-side">
+                <select ref={side} data-testid="order-side" aria-label="side: sell or buy the base asset">
                     <option value="sell">{ "sell" }</option>
                     <option value="buy">{ "buy" }</option>
                 </select>

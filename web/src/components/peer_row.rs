@@ -44,7 +44,7 @@ pub fn peer_row(props: &PeerRowProps) -> Html {
             { " " }<span class="muted" data-testid="peer-status">{ status }</span>
             if let Some(e) = &props.link.error { <div class="error">{ e }</div> }
             <form {onsubmit}>
-                <input type="text" ref={input} placeholder="message (empty sends hello)" maxlength="4096" data-testid="message-input" />
+                <input type="text" ref={input} placeholder="message (empty sends hello)" aria-label="message to this peer" maxlength="4096" data-testid="message-input" />
                 <button type="submit" data-testid="send">{ "Send" }</button>
             </form>
         </li>

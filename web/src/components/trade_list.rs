@@ -1,41 +1,17 @@
 //! The trader's trades: state, role, counterparty, amounts. An agreed trade is shown as agreed
 //! and awaiting settlement — settlement is not built yet, and no funds have moved.
 
-use darkswap_net::{Trade, TradeRole, TradeState};
-use darkswap_orderbook::{quote_amount, Side};
+use darkswap_net::{Trade, TradeState};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use yew::prelude::*;
 
 use super::short;
+use crate::words::{describe, state_text};
 
 #[derive(Properties, PartialEq)]
 pub struct TradeListProps {
     pub trades: Rc<BTreeMap<String, Trade>>,
-}
-
-fn describe(t: &Trade) -> String {
-    // What *we* do in the trade.
-    let we_buy = (t.role == TradeRole::Taker) == (t.maker_side == Side::Sell);
-    let quote = quote_amount(t.amount, t.price).unwrap_or(0);
-    format!(
-        "{} {} {} for {} {}",
-        if we_buy { "buy" } else { "sell" },
-        t.amount,
-        t.pair.base,
-        quote,
-        t.pair.quote
-    )
-}
-
-fn state_text(state: &TradeState) -> String {
-    match state {
-        TradeState::Requested => "requested — waiting for the maker".into(),
-        TradeState::Accepted => "accepted — signing".into(),
-        TradeState::Agreed => "agreed — awaiting settlement".into(),
-        TradeState::Rejected { reason } => format!("rejected: {reason}"),
-        TradeState::Aborted { reason } => format!("aborted: {reason}"),
-    }
 }
 
 #[function_component(TradeList)]

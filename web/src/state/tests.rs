@@ -9,6 +9,7 @@ use darkswap_proto::auth::Grant;
 use darkswap_proto::order::OrderSpec;
 
 use super::*;
+use crate::alerts::ALERT_SHOWN_MS;
 
 fn peer() -> PeerId {
     Keypair::generate_ed25519().public().to_peer_id()
@@ -222,4 +223,78 @@ fn the_metrics_tick_records_history_at_the_time_it_carries() {
         10_000 + darkswap_net::metrics::SAMPLE_INTERVAL_MS,
     ));
     assert_eq!(s.metrics.history.len(), 2);
+}
+
+#[test]
+fn a_taken_order_raises_one_alert_and_the_title_counts_it_until_seen() {
+    let mut s = start();
+    let now = s.started_ms;
+    s = s.reduce(Action::PageVisible {
+        visible: false,
+        at_ms: now,
+    });
+    let mut t = trade(1, now + 1);
+    t.role = TradeRole::Maker;
+    s = s.reduce(trading(TradingEvent::Trade(t.clone())));
+    assert!(s.alerts.shown.is_empty(), "a request is not yet a trade");
+    t.state = TradeState::Agreed;
+    t.updated_at_ms = now + 2;
+    s = s.reduce(trading(TradingEvent::Trade(t.clone())));
+    assert_eq!(s.alerts.shown.len(), 1);
+    let alert = s.alerts.shown[0].clone();
+    assert_eq!(alert.title, "Your order was taken");
+    assert_eq!(alert.trade, t.id_hex());
+    assert!(alert.body.contains("sell 1 RUNE:DOG for"), "{}", alert.body);
+    assert_eq!(crate::alerts::title(s.alerts.unseen), "(1) DarkSwap");
+    // The same state again (a repeated report) raises nothing new.
+    s = s.reduce(trading(TradingEvent::Trade(t.clone())));
+    assert_eq!((s.alerts.shown.len(), s.alerts.unseen), (1, 1));
+    // Hidden, the alert stays however long it waits.
+    s = s.reduce(Action::MetricsTick(now + 60_000));
+    assert_eq!(s.alerts.shown.len(), 1);
+    s = s.reduce(Action::PageVisible {
+        visible: true,
+        at_ms: now + 60_000,
+    });
+    assert_eq!(crate::alerts::title(s.alerts.unseen), "DarkSwap");
+    assert_eq!(s.alerts.shown.len(), 1, "seen is not dismissed");
+    // Raised while the trader looks at the page: shown, not counted.
+    let mut other = trade(2, now + 3);
+    other.state = TradeState::Agreed;
+    s = s.reduce(trading(TradingEvent::Trade(other)));
+    assert_eq!((s.alerts.shown.len(), s.alerts.unseen), (2, 0));
+    assert_eq!(s.alerts.shown[1].title, "Your trade is agreed");
+    s = s.reduce(Action::DismissAlert(alert.seq));
+    assert_eq!(s.alerts.shown.len(), 1);
+    assert_ne!(s.alerts.shown[0].seq, alert.seq);
+    // Once in front of the trader for ALERT_SHOWN_MS, an alert goes by itself.
+    s = s.reduce(Action::MetricsTick(now + 60_000 + ALERT_SHOWN_MS - 1));
+    assert_eq!(s.alerts.shown.len(), 1);
+    s = s.reduce(Action::MetricsTick(now + 60_000 + ALERT_SHOWN_MS));
+    assert!(s.alerts.shown.is_empty());
+}
+
+#[test]
+fn restored_trades_raise_no_alert_and_alerts_are_bounded() {
+    let mut s = start().reduce(Action::PageVisible {
+        visible: false,
+        at_ms: 0,
+    });
+    let now = s.started_ms;
+    // A trade agreed before this page started (restored from storage on load).
+    let mut old = trade(1, now.saturating_sub(60_000));
+    old.state = TradeState::Agreed;
+    s = s.reduce(trading(TradingEvent::Trade(old)));
+    assert!(s.alerts.shown.is_empty());
+    for n in 0..(crate::alerts::MAX_ALERTS as u8 + 3) {
+        let mut t = trade(10 + n, now + 1);
+        t.state = TradeState::Rejected {
+            reason: "order gone".into(),
+        };
+        s = s.reduce(trading(TradingEvent::Trade(t)));
+    }
+    assert_eq!(s.alerts.shown.len(), crate::alerts::MAX_ALERTS);
+    assert_eq!(s.alerts.unseen, crate::alerts::MAX_ALERTS as u32 + 3);
+    assert_eq!(s.alerts.shown[0].title, "The maker turned your take down");
+    assert!(s.alerts.shown[0].body.ends_with(": order gone"));
 }

@@ -394,12 +394,19 @@ fn a_fill_republishes_what_is_left_and_a_full_fill_withdraws_the_order() {
     let id = order.id;
     orders.reserve(&pair(), &id, 60, T0).unwrap();
     assert_eq!(orders.available(&pair(), &id), Some(40));
+    // The view shows what can still be taken, in the level and in the order alike.
+    let shown = |orders: &Orders| {
+        let view = orders.view(&pair());
+        (view.asks[0].amount, view.orders[0].amount)
+    };
+    assert_eq!(shown(&orders), (40, 40));
     assert!(
         orders.reserve(&pair(), &id, 41, T0).is_err(),
         "never oversold"
     );
     let out = orders.fill(&pair(), &id, 60, T0 + 1).unwrap();
     assert!(matches!(&out.events[..], [OrdersEvent::OrderReduced(o)] if o.spec.amount == 40));
+    assert_eq!(shown(&orders), (40, 40));
     assert_eq!(publications(&out).len(), 1);
     orders.reserve(&pair(), &id, 40, T0 + 2).unwrap();
     let out = orders.fill(&pair(), &id, 40, T0 + 3).unwrap();
