@@ -117,3 +117,10 @@ export async function openPanel(page, name) {
   if ((await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
   await page.locator(`[data-testid=panel][data-panel=${name}]`).waitFor();
 }
+
+// Follows `pair` in the page (types it, presses Show) and waits for its book.
+export async function follow(page, pair) {
+  await page.fill('[data-testid=pair-input]', pair);
+  await page.click('[data-testid=pair-follow]');
+  await page.waitForSelector(`[data-testid=book][data-pair="${pair}"]`, { timeout: 15000 });
+}

@@ -2,6 +2,7 @@
 // - at a phone's, a laptop's and a wide screen's size the first screen holds the order book and
 //   the order form, nothing scrolls sideways, and axe-core finds no serious or critical
 //   accessibility violation, with every detail panel closed and with each one open;
+// - the order form says what an order does as it is typed, and the book draws its depth;
 // - a maker whose tab is in the background hears that their order was taken: an alert on the
 //   page, the count in the tab's title, and a browser notification; coming back clears the count.
 import { test, after } from 'node:test';
@@ -9,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  launchBrowser, openPanel, relayPorts, reserved, startRelay, stopRelay, tempDir,
+  follow, launchBrowser, openPanel, relayPorts, reserved, startRelay, stopRelay, tempDir,
 } from './harness.mjs';
 
 const OUT = join(import.meta.dirname, 'output');
@@ -45,12 +46,6 @@ async function openPage(options = {}, prepare = async () => {}) {
   await page.goto(relay.url);
   await page.waitForSelector(reserved, { timeout: 30000 });
   return page;
-}
-
-async function follow(page, pair) {
-  await page.fill('[data-testid=pair-input]', pair);
-  await page.click('[data-testid=pair-follow]');
-  await page.waitForSelector(`[data-testid=book][data-pair="${pair}"]`, { timeout: 15000 });
 }
 
 // axe-core's serious and critical findings, each as "rule: what, where".
@@ -141,9 +136,15 @@ test('a maker in a background tab hears that their order was taken', async () =>
   await maker.selectOption('[data-testid=order-side]', 'sell');
   await maker.fill('[data-testid=order-amount]', '1000');
   await maker.fill('[data-testid=order-price]', '0.5');
+  // The form says what the order does before anything is sent.
+  assert.equal(await maker.textContent('[data-testid=order-total]'), 'You sell 1000 RUNE:PAGETEST and receive 500 sat (0.000005 BTC)');
+  await maker.selectOption('[data-testid=order-side]', 'buy');
+  assert.equal(await maker.textContent('[data-testid=order-total]'), 'You buy 1000 RUNE:PAGETEST and pay 500 sat (0.000005 BTC)');
+  await maker.selectOption('[data-testid=order-side]', 'sell');
   await maker.click('[data-testid=order-place]');
   const orderId = await maker.locator('[data-testid=my-order]').getAttribute('data-order', { timeout: 15000 });
   await taker.waitForSelector(`[data-testid=book-order][data-order="${orderId}"]`, { timeout: 15000 });
+  assert.match(await taker.getAttribute('[data-testid=depth-chart]', 'aria-label'), /0 bid levels holding 0, 1 ask levels holding 1000/);
 
   // The maker looks away; the taker takes 400.
   await setHidden(maker, true);
@@ -153,7 +154,7 @@ test('a maker in a background tab hears that their order was taken', async () =>
   const toast = maker.locator('[data-testid=toast]');
   await toast.waitFor({ timeout: 20000 });
   assert.match(await toast.textContent(), /Your order was taken/);
-  assert.match(await toast.textContent(), /sell 400 RUNE:PAGETEST for 200 BTC @ 0\.5: agreed, awaiting settlement/);
+  assert.match(await toast.textContent(), /sell 400 RUNE:PAGETEST for 200 sat \(0\.000002 BTC\) @ 0\.5: agreed, awaiting settlement/);
   assert.equal(await maker.title(), '(1) DarkSwap');
   assert.match(await maker.textContent('[data-testid=panel-toggle][data-panel=alerts]'), /1 new/);
   const shown = await maker.evaluate(() => window.shown);

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  EXPECT_TRANSPORT, launchBrowser, openPanel, relayPorts, reserved, startRelay, stopRelay, tempDir, twoReservedPages,
+  EXPECT_TRANSPORT, follow, launchBrowser, openPanel, relayPorts, reserved, startRelay, stopRelay,
+  tempDir, twoReservedPages,
 } from './harness.mjs';
 
 const OUT = join(import.meta.dirname, 'output');
@@ -28,12 +29,6 @@ after(async () => {
   await browser?.close();
   if (relay) await stopRelay(relay);
 });
-
-async function follow(page, pair) {
-  await page.fill('[data-testid=pair-input]', pair);
-  await page.click('[data-testid=pair-follow]');
-  await page.waitForSelector(`[data-testid=book][data-pair="${pair}"]`, { timeout: 15000 });
-}
 
 test('make in A, see in B, B takes part, both agree, A\'s remainder updates in B', async () => {
   relay = await startRelay(tempDir(), await relayPorts());
@@ -85,7 +80,7 @@ test('make in A, see in B, B takes part, both agree, A\'s remainder updates in B
   assert.equal(await agreedA.getAttribute('data-role'), 'maker');
   assert.equal(await agreedB.getAttribute('data-amount'), '400');
   assert.match(await agreedB.textContent(), /agreed — awaiting settlement/);
-  assert.match(await agreedB.textContent(), /buy 400 RUNE:ETOETEST for 200 BTC/);
+  assert.match(await agreedB.textContent(), /buy 400 RUNE:ETOETEST for 200 sat \(0\.000002 BTC\)/);
 
   // A republished what is left; B's book shows 600.
   await pageB.waitForSelector(`[data-testid=book-order][data-order="${orderId}"][data-amount="600"]`, { timeout: 15000 });

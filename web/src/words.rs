@@ -2,19 +2,39 @@
 //! list and by the alerts, so both say the same thing.
 
 use darkswap_net::{Trade, TradeRole, TradeState};
-use darkswap_orderbook::{quote_amount, Side};
+use darkswap_orderbook::{quote_amount, Asset, Pair, Price, Side, PRICE_SCALE};
 
-/// "buy 400 RUNE:X for 200 BTC": what *we* do in the trade.
+/// An amount of `asset` given in its smallest unit, as on the wire: satoshis for BTC, written
+/// with their value in BTC too ("200 sat (0.000002 BTC)"); any other asset by its smallest unit
+/// ("400 RUNE:X"), since the page does not know a rune's divisibility yet.
+pub fn in_units(asset: &Asset, smallest: u64) -> String {
+    match asset {
+        Asset::Btc => format!("{smallest} sat ({} BTC)", btc(smallest)),
+        other => format!("{smallest} {other}"),
+    }
+}
+
+/// Satoshis as an exact decimal number of BTC.
+fn btc(sats: u64) -> String {
+    const SATS_PER_BTC: u64 = 100_000_000;
+    let (whole, frac) = (sats / SATS_PER_BTC, sats % SATS_PER_BTC);
+    if frac == 0 {
+        whole.to_string()
+    } else {
+        let digits = format!("{frac:08}");
+        format!("{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
+/// "buy 400 RUNE:X for 200 sat (0.000002 BTC)": what *we* do in the trade.
 pub fn describe(t: &Trade) -> String {
     let we_buy = (t.role == TradeRole::Taker) == (t.maker_side == Side::Sell);
     let quote = quote_amount(t.amount, t.price).unwrap_or(0);
     format!(
-        "{} {} {} for {} {}",
+        "{} {} for {}",
         if we_buy { "buy" } else { "sell" },
-        t.amount,
-        t.pair.base,
-        quote,
-        t.pair.quote
+        in_units(&t.pair.base, t.amount),
+        in_units(&t.pair.quote, quote)
     )
 }
 
@@ -26,5 +46,109 @@ pub fn state_text(state: &TradeState) -> String {
         TradeState::Agreed => "agreed — awaiting settlement".into(),
         TradeState::Rejected { reason } => format!("rejected: {reason}"),
         TradeState::Aborted { reason } => format!("aborted: {reason}"),
+    }
+}
+
+/// What an order would do, in words, as the trader types it: "You sell 1000 RUNE:X and receive
+/// 500 sat (0.000005 BTC)". `None` until amount and price both read as positive numbers.
+/// Amounts are typed in each asset's smallest unit (satoshis for BTC), as on the wire.
+pub fn order_total(pair: &Pair, side: Side, amount: &str, price: &str) -> Option<String> {
+    let base: u64 = amount.trim().parse().ok().filter(|a| *a > 0)?;
+    let price = Price::parse_decimal(price).ok().filter(|p| p.0 > 0)?;
+    let Some(total) = quote_amount(base, price) else {
+        return Some(format!("the total is too large to trade in {}", pair.quote));
+    };
+    if total == 0 {
+        return Some(format!(
+            "{} at {price} comes to less than one unit of {}: raise the amount or the price",
+            in_units(&pair.base, base),
+            pair.quote
+        ));
+    }
+    let (base, quote) = (in_units(&pair.base, base), in_units(&pair.quote, total));
+    Some(match side {
+        Side::Sell => format!("You sell {base} and receive {quote}"),
+        Side::Buy => format!("You buy {base} and pay {quote}"),
+    })
+}
+
+/// The middle of the best bid and the best ask, exactly (it can need one decimal more than a
+/// price has).
+pub fn mid_price(bid: Price, ask: Price) -> String {
+    // In units of 10^-9 quote per base: (bid + ask) / 2 * 10.
+    let tenths = (u128::from(bid.0) + u128::from(ask.0)) * 5;
+    let scale = u128::from(PRICE_SCALE) * 10;
+    let (whole, frac) = (tenths / scale, tenths % scale);
+    if frac == 0 {
+        whole.to_string()
+    } else {
+        let digits = format!("{frac:09}");
+        format!("{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> Pair {
+        Pair::parse("RUNE:DOG/BTC").unwrap()
+    }
+
+    #[test]
+    fn the_order_total_reads_as_the_trade() {
+        assert_eq!(
+            order_total(&pair(), Side::Sell, "1000", "0.5").as_deref(),
+            Some("You sell 1000 RUNE:DOG and receive 500 sat (0.000005 BTC)")
+        );
+        assert_eq!(
+            order_total(&pair(), Side::Buy, " 40000 ", "0.000025").as_deref(),
+            Some("You buy 40000 RUNE:DOG and pay 1 sat (0.00000001 BTC)")
+        );
+        assert!(order_total(&pair(), Side::Buy, "3", "0.1")
+            .unwrap()
+            .contains("less than one unit of BTC"));
+        assert!(
+            order_total(&pair(), Side::Buy, u64::MAX.to_string().as_str(), "100")
+                .unwrap()
+                .contains("too large")
+        );
+        for (amount, price) in [
+            ("", "1"),
+            ("0", "1"),
+            ("1", ""),
+            ("1", "0"),
+            ("x", "1"),
+            ("1", "1e3"),
+        ] {
+            assert_eq!(
+                order_total(&pair(), Side::Sell, amount, price),
+                None,
+                "{amount} @ {price}"
+            );
+        }
+    }
+
+    #[test]
+    fn btc_amounts_say_satoshis_and_their_value_in_btc() {
+        assert_eq!(in_units(&Asset::Btc, 1), "1 sat (0.00000001 BTC)");
+        assert_eq!(
+            in_units(&Asset::Btc, 150_000_000),
+            "150000000 sat (1.5 BTC)"
+        );
+        assert_eq!(in_units(&Asset::Btc, 0), "0 sat (0 BTC)");
+        let rune = Asset::parse("RUNE:DOG").unwrap();
+        assert_eq!(in_units(&rune, 7), "7 RUNE:DOG");
+    }
+
+    #[test]
+    fn the_mid_price_is_exact() {
+        assert_eq!(mid_price(Price(50_000_000), Price(60_000_000)), "0.55");
+        assert_eq!(mid_price(Price(1), Price(2)), "0.000000015");
+        assert_eq!(mid_price(Price(100_000_000), Price(300_000_000)), "2");
+        assert_eq!(
+            mid_price(Price(u64::MAX), Price(u64::MAX)),
+            Price(u64::MAX).to_string()
+        );
     }
 }

@@ -7,7 +7,8 @@ use darkswap_orderbook::{LevelView, Side};
 use std::rc::Rc;
 use yew::prelude::*;
 
-use super::short;
+use super::{short, DepthChart};
+use crate::words::mid_price;
 
 /// Levels drawn per side.
 const LEVELS_SHOWN: usize = 12;
@@ -100,8 +101,9 @@ pub fn order_book(props: &OrderBookProps) -> Html {
     let spread = match (view.bids.first(), view.asks.first()) {
         (Some(b), Some(a)) if a.price > b.price => {
             format!(
-                "spread {}",
-                darkswap_orderbook::Price(a.price.0 - b.price.0)
+                "spread {} · mid {}",
+                darkswap_orderbook::Price(a.price.0 - b.price.0),
+                mid_price(b.price, a.price)
             )
         }
         (Some(_), Some(_)) => "crossed: a bid meets an ask (takers decide)".to_string(),
@@ -133,6 +135,7 @@ pub fn order_book(props: &OrderBookProps) -> Html {
                     { level_rows(&bids, Side::Buy, max) }
                 </tbody>
             </table>
+            <DepthChart bids={view.bids.clone()} asks={view.asks.clone()} />
             <h3>{ "Best orders" }</h3>
             <label class="muted">{ "amount to take (empty: all available) " }
                 <input type="text" inputmode="numeric" value={(*take_amount).clone()} oninput={on_amount} data-testid="take-amount" />

@@ -2,12 +2,13 @@
 //! the relays apply, and the reason is shown next to the form.
 
 use darkswap_net::unix_time_ms;
-use darkswap_orderbook::Pair;
+use darkswap_orderbook::{Pair, Side};
 use darkswap_proto::order::{OrderInput, OrderSpec};
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use crate::hooks::use_field_text;
+use crate::words::order_total;
 
 /// The expiry the form offers.
 const DEFAULT_TTL_MINUTES: u64 = 60;
@@ -28,6 +29,29 @@ pub fn order_form(props: &OrderFormProps) -> Html {
     let min_fill = use_node_ref();
     let ttl = use_node_ref();
     let problem = use_state(|| None::<String>);
+    // What the order would do, as it is typed.
+    let total = use_state(|| None::<String>);
+    let on_edit = {
+        let (side, amount, price) = (side.clone(), amount.clone(), price.clone());
+        let total = total.clone();
+        let pair = props.pair.clone();
+        Callback::from(move |_: Event| {
+            let text = |r: &NodeRef| {
+                r.cast::<HtmlInputElement>()
+                    .map(|i| i.value())
+                    .unwrap_or_default()
+            };
+            let side = match side.cast::<HtmlSelectElement>().map(|s| s.value()) {
+                Some(s) if s == "buy" => Side::Buy,
+                _ => Side::Sell,
+            };
+            total.set(
+                pair.as_ref()
+                    .and_then(|p| order_total(p, side, &text(&amount), &text(&price))),
+            );
+        })
+    };
+    let on_input = on_edit.reform(|e: InputEvent| e.into());
     use_field_text(&ttl, DEFAULT_TTL_MINUTES.to_string());
     let onsubmit = {
         let (side, amount, price, min_fill, ttl) = (
@@ -80,20 +104,33 @@ pub fn order_form(props: &OrderFormProps) -> Html {
         })
     };
     let shown_error = (*problem).clone().or_else(|| props.error.clone());
+    // Amounts are typed in smallest units, as on the wire (satoshis for BTC).
+    let unit = |a: &darkswap_orderbook::Asset| match a {
+        darkswap_orderbook::Asset::Btc => "sat".to_string(),
+        other => format!("{other} unit"),
+    };
+    let (amount_hint, price_hint) = match &props.pair {
+        Some(p) => (
+            format!("{}s", unit(&p.base)),
+            format!("{} per {}", unit(&p.quote), unit(&p.base)),
+        ),
+        None => ("base units".into(), "quote per base".into()),
+    };
     html! {
         <section id="order-form">
             <h2>{ match &props.pair { Some(p) => format!("New order on {p}"), None => "New order".into() } }</h2>
-            <form class="order" {onsubmit}>
+            <form class="order" {onsubmit} oninput={on_input} onchange={on_edit}>
                 <select ref={side} data-testid="order-side" aria-label="side: sell or buy the base asset">
                     <option value="sell">{ "sell" }</option>
                     <option value="buy">{ "buy" }</option>
                 </select>
-                <label>{ "amount " }<input type="text" inputmode="numeric" ref={amount} placeholder="base units" data-testid="order-amount" /></label>
-                <label>{ "price " }<input type="text" inputmode="decimal" ref={price} placeholder="quote per base" data-testid="order-price" /></label>
+                <label>{ "amount " }<input type="text" inputmode="numeric" ref={amount} placeholder={amount_hint} data-testid="order-amount" /></label>
+                <label>{ "price " }<input type="text" inputmode="decimal" ref={price} placeholder={price_hint} data-testid="order-price" /></label>
                 <label>{ "min fill " }<input type="text" inputmode="numeric" ref={min_fill} placeholder="any" data-testid="order-min-fill" /></label>
                 <label>{ "expires in (min) " }<input type="text" inputmode="numeric" ref={ttl} data-testid="order-ttl" /></label>
                 <button type="submit" data-testid="order-place" disabled={props.pair.is_none()}>{ "Place order" }</button>
             </form>
+            if let Some(t) = &*total { <p class="total" data-testid="order-total" aria-live="polite">{ t }</p> }
             if let Some(e) = shown_error { <div class="error" data-testid="order-error">{ e }</div> }
         </section>
     }
