@@ -30,6 +30,7 @@ mod orders;
 mod process_metrics;
 mod server;
 mod swarm;
+mod webrtc_hold;
 
 pub use config::{documented_defaults, Cli, Config, ConfigError};
 pub use server::{Server, SpawnError};

@@ -73,6 +73,12 @@ pub const RELAY_DENIAL_REASONS: &[&str] = &[
 ];
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReleasedByLabels {
+    /// `inbound` (the peer opened a stream) or `deadline`.
+    pub released_by: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: String,
 }
@@ -168,6 +174,9 @@ pub struct RelayMetrics {
     pub book_sync_requests: Family<OutcomeLabels, Counter>,
     pub peer_relays_connected: Gauge,
     pub duplicate_connections_reset: Counter,
+    /// WebRTC-direct connections whose outbound streams waited for the peer's first stream, by
+    /// what ended the wait (see `webrtc_hold`).
+    pub webrtc_outbound_holds: Family<ReleasedByLabels, Counter>,
     /// Keep-alives not forwarded: their digest disagrees with the relay's book and the relay
     /// holds no order of their maker on the pair, so every page that got one would ask the relay
     /// for that maker's orders and get nothing.
@@ -216,6 +225,7 @@ impl RelayMetrics {
             book_sync_requests: Family::default(),
             peer_relays_connected: Gauge::default(),
             duplicate_connections_reset: Counter::default(),
+            webrtc_outbound_holds: Family::default(),
             keep_alives_not_forwarded: Counter::default(),
             auth_attempts: Family::default(),
             auth_denials: Family::default(),
@@ -370,6 +380,11 @@ impl RelayMetrics {
             "duplicate_connections_reset",
             "Traders that connected again while an older connection was open (a reloaded page), reset so that they reconnect cleanly",
             m.duplicate_connections_reset.clone(),
+        );
+        r.register(
+            "webrtc_outbound_holds",
+            "WebRTC-direct connections whose first outbound streams waited for the browser's first stream (a browser hears the relay's data channels only from then), by what ended the wait: inbound or deadline",
+            m.webrtc_outbound_holds.clone(),
         );
         r.register(
             "keep_alives_not_forwarded",

@@ -12,6 +12,8 @@ use crate::config::Config;
 use crate::defaults;
 use crate::gate::Gate;
 use crate::identity::Identity;
+use crate::metrics::ReleasedByLabels;
+use crate::webrtc_hold::{HoldCounters, HoldOutbound};
 
 /// Why the swarm could not be built: a transport or the behaviour refused its configuration.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,20 @@ pub async fn build_swarm(
         keypair,
         certificate,
     } = identity;
+    // One statement per counter: the family's guard lives to the end of its statement, and a
+    // second `get_or_create` in the same one would wait on it for ever.
+    let counter = |released_by| {
+        metrics
+            .webrtc_outbound_holds
+            .get_or_create(&ReleasedByLabels { released_by })
+            .clone()
+    };
+    let by_inbound = counter("inbound");
+    let by_deadline = counter("deadline");
+    let holds = HoldCounters {
+        by_inbound,
+        by_deadline,
+    };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -44,8 +60,12 @@ pub async fn build_swarm(
         )
         .map_err(build_error)?
         .with_other_transport(|key| {
-            libp2p_webrtc::tokio::Transport::new(key.clone(), certificate)
-                .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))
+            libp2p_webrtc::tokio::Transport::new(key.clone(), certificate).map(
+                move |(peer, conn), _| {
+                    let conn = HoldOutbound::new(conn, holds.clone());
+                    (peer, StreamMuxerBox::new(conn))
+                },
+            )
         })
         .map_err(build_error)?
         .with_dns()
