@@ -3,7 +3,9 @@
 // time: new identity, cold IndexedDB, cold connection), and where the time goes: each step's
 // median, from the page's own User Timing marks (web/src/timing.rs) and the browser's resource
 // timing. Prints figures; not a pass/fail test.
-import { launchBrowser, relayPorts, startRelay, stopRelay, tempDir, timeToReserved, HOST } from './harness.mjs';
+import {
+  launchBrowser, median, relayPorts, startRelay, stopRelay, tempDir, timeToReserved, HOST,
+} from './harness.mjs';
 
 const runs = Number(process.env.RUNS ?? 10);
 // Each step ends at the named point; its time is from the end of the step before.
@@ -33,10 +35,6 @@ function stepEnds() {
     performance.getEntriesByName('dom:reserved', 'mark')[0]?.startTime ?? null];
 }
 
-const median = (v) => {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 const relay = await startRelay(tempDir(), await relayPorts());
 const browser = await launchBrowser();

@@ -124,3 +124,10 @@ export async function follow(page, pair) {
   await page.click('[data-testid=pair-follow]');
   await page.waitForSelector(`[data-testid=book][data-pair="${pair}"]`, { timeout: 15000 });
 }
+
+// The median of the finite numbers in `values` (NaN when there are none).
+export function median(values) {
+  const s = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
