@@ -19,6 +19,7 @@ use futures::StreamExt;
 
 pub mod hostile;
 pub mod probe;
+pub mod regtest;
 pub mod stats;
 
 /// The `darkswap` CLI next to the relay binary (`cargo build --workspace` builds both).

@@ -21,6 +21,7 @@ use darkswap_proto::order::{
     live_orders_digest, order_id, sign_order_message, OrderAction, OrderBody, OrderSpec,
 };
 use darkswap_proto::trade::{Agreement, TradeRequest, TradeResponse};
+use darkswap_wallet::runestone::{encode_varint, Edict, RuneId, Runestone};
 
 struct Corpus {
     target: &'static str,
@@ -438,6 +439,34 @@ fn main() {
     ] {
         c.add(&root, name, &response.encode());
     }
+
+    // wallet_chain: byte 0 = extra outputs, then what follows OP_RETURN OP_13 (data pushes).
+    let mut c = Corpus::new(&root, "wallet_chain");
+    let rune = RuneId { block: 840_000, tx: 3 };
+    let transfer = Runestone {
+        edicts: vec![
+            Edict { id: rune, amount: 1_200, output: 0 },
+            Edict { id: RuneId { block: 840_001, tx: 0 }, amount: 0, output: 2 },
+        ],
+        pointer: Some(1),
+        ..Runestone::default()
+    };
+    let after_prefix = |stone: &Runestone| stone.encipher().as_bytes()[2..].to_vec();
+    c.add(&root, "transfer", &cat(&[&[3], &after_prefix(&transfer)]));
+    let mint = Runestone { mint: Some(rune), ..Runestone::default() };
+    c.add(&root, "mint", &cat(&[&[1], &after_prefix(&mint)]));
+    // A cenotaph: an edict to output 9 of 3.
+    let bad = Runestone {
+        edicts: vec![Edict { id: rune, amount: 5, output: 9 }],
+        ..Runestone::default()
+    };
+    c.add(&root, "cenotaph", &cat(&[&[2], &after_prefix(&bad)]));
+    // An etching with terms (flags, rune, divisibility, premine, amount, cap) as raw integers.
+    let mut payload = Vec::new();
+    for v in [2u128, 3, 4, 99_999, 1, 2, 6, 1_000, 10, 5, 8, 10] {
+        encode_varint(v, &mut payload);
+    }
+    c.add(&root, "etching", &cat(&[&[1, payload.len() as u8], &payload]));
 
     println!("seeds written under {}", root.display());
 }

@@ -1,0 +1,52 @@
+//! The trader's Bitcoin wallet, shared by the page (wasm32) and the CLI: keys, the mnemonic
+//! sealed at rest, runestones, UTXOs and what they carry, and building and signing sends. No
+//! I/O: chain data comes in as [`utxo::Utxo`] values, transactions go out as bytes, and the
+//! caller (page or CLI) talks to the chain.
+//!
+//! - [`mnemonic`]: BIP39 (English), generated from the OS's randomness or imported; entropy,
+//!   words and seed only in zeroizing buffers.
+//! - [`keys`]: BIP32/BIP86 taproot keys in two accounts, **payment** (`m/86'/coin'/0'`) and
+//!   **runes** (`m/86'/coin'/1'`), so rune outputs never mix with fee money (the module says why
+//!   account 1).
+//! - [`keystore`]: the entropy sealed with Argon2id and XChaCha20-Poly1305, header as associated
+//!   data, parameters capped when read; an unlock throttle and an idle lock (sans-IO).
+//! - [`runestone`]: encode transfers, decipher any runestone, every cenotaph rule.
+//! - [`effect`]: where each rune unit of a transaction goes, per ord's allocation rules.
+//! - [`utxo`]: outputs with their runes and inscriptions (unknown counts as "may carry
+//!   something"), trade locks, balances by state.
+//! - [`send`]: BTC and rune sends with exact fees, funded only from plain bitcoin, each checked
+//!   (runestone, rune effect) before it is returned.
+//! - [`sign`]: BIP86 key-path signatures (`SIGHASH_DEFAULT`), each input's script checked
+//!   against the key of the path it claims.
+//!
+//! # Rules the wallet keeps
+//! - It never spends an output that carries runes or inscriptions, or whose contents the indexer
+//!   has not reported, as fee money; a send that would need to is refused with what was held
+//!   back.
+//! - It never returns a transaction whose runestone is a cenotaph or whose rune effect differs
+//!   from the one asked for; nothing else is signed.
+//! - Addresses are checked against the wallet's network.
+//!
+//! # Not here yet
+//! Chain access (an Esplora-compatible HTTP API and ord's JSON API), persistence in IndexedDB and
+//! the Wallet panel are the next steps of issue 13; the CLI and the page do not use this crate yet.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![warn(missing_docs)]
+
+pub mod effect;
+pub mod keys;
+pub mod keystore;
+pub mod mnemonic;
+pub mod network;
+pub mod runestone;
+pub mod send;
+pub mod sign;
+pub mod utxo;
+
+pub use keys::{Account, Chain, Derived, KeyPath, Keychain};
+pub use mnemonic::{Mnemonic, WordCount};
+pub use network::Network;
+pub use runestone::{Edict, RuneId, Runestone};
+pub use send::{send_btc, send_runes, FeeRate, Unsigned};
+pub use sign::sign;
+pub use utxo::{Assets, Locks, Utxo};
