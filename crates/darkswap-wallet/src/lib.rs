@@ -18,6 +18,9 @@
 //!   (runestone, rune effect) before it is returned.
 //! - [`sign`]: BIP86 key-path signatures (`SIGHASH_DEFAULT`), each input's script checked
 //!   against the key of the path it claims.
+//! - [`esplora`] and [`ord_api`]: what to ask an Esplora-compatible API and `ord`'s JSON API, and
+//!   the answers read without trusting the server (caps, txids recomputed, outputs checked
+//!   against their transactions, ord's view checked against the transaction's).
 //!
 //! # Rules the wallet keeps
 //! - It never spends an output that carries runes or inscriptions, or whose contents the indexer
@@ -28,16 +31,18 @@
 //! - Addresses are checked against the wallet's network.
 //!
 //! # Not here yet
-//! Chain access (an Esplora-compatible HTTP API and ord's JSON API), persistence in IndexedDB and
-//! the Wallet panel are the next steps of issue 13; the CLI and the page do not use this crate yet.
+//! The HTTP itself (the page's `fetch`, the CLI's client), persistence in IndexedDB and the
+//! Wallet panel are the next steps of issue 13.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
 pub mod effect;
+pub mod esplora;
 pub mod keys;
 pub mod keystore;
 pub mod mnemonic;
 pub mod network;
+pub mod ord_api;
 pub mod runestone;
 pub mod send;
 pub mod sign;
