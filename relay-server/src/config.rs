@@ -145,6 +145,8 @@ pub fn documented_defaults() -> Vec<(&'static str, String)> {
             "auth.challenge_rate_per_ip",
             s(&defaults::AUTH_CHALLENGE_RATE_PER_IP_PER_MINUTE),
         ),
+        ("chain.network", s(&defaults::CHAIN_NETWORK)),
+        ("chain.mainnet", s(&defaults::CHAIN_MAINNET)),
     ]
 }
 
@@ -194,6 +196,172 @@ pub struct Cli {
     pub limits: LimitsArgs,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub chain: ChainArgs,
+}
+
+/// The Bitcoin network the relay's traders use and where their wallets read the chain (flags).
+/// The bitcoind RPC password is read from a file or from DARKSWAP_RELAY_BITCOIND_RPC_PASSWORD,
+/// never from a flag.
+#[derive(Debug, clap::Args, Default, Clone)]
+pub struct ChainArgs {
+    #[arg(long = "chain-network", env = "DARKSWAP_RELAY_CHAIN_NETWORK", help = with_default("Bitcoin network of this relay's traders: regtest, signet, testnet, mainnet, or none (pages offer no wallet)", defaults::CHAIN_NETWORK))]
+    pub network: Option<String>,
+    #[arg(long = "chain-mainnet", env = "DARKSWAP_RELAY_CHAIN_MAINNET", help = with_default("Allow chain.network = mainnet (real money)", defaults::CHAIN_MAINNET))]
+    pub mainnet: Option<bool>,
+    /// Esplora-compatible API the pages use (default with a bitcoind gateway: this relay's /esplora)
+    #[arg(long = "chain-esplora-url", env = "DARKSWAP_RELAY_CHAIN_ESPLORA_URL")]
+    pub esplora_url: Option<String>,
+    /// ord server JSON API the pages use for runes on outputs (its answers are CORS-open)
+    #[arg(long = "chain-ord-url", env = "DARKSWAP_RELAY_CHAIN_ORD_URL")]
+    pub ord_url: Option<String>,
+    /// bitcoind RPC (http://host:port): serve an Esplora-compatible gateway over it at /esplora
+    #[arg(long = "bitcoind-rpc-url", env = "DARKSWAP_RELAY_BITCOIND_RPC_URL")]
+    pub bitcoind_rpc_url: Option<String>,
+    /// bitcoind RPC user
+    #[arg(long = "bitcoind-rpc-user", env = "DARKSWAP_RELAY_BITCOIND_RPC_USER")]
+    pub bitcoind_rpc_user: Option<String>,
+    /// File holding the bitcoind RPC password (or set DARKSWAP_RELAY_BITCOIND_RPC_PASSWORD)
+    #[arg(
+        long = "bitcoind-rpc-password-file",
+        env = "DARKSWAP_RELAY_BITCOIND_RPC_PASSWORD_FILE"
+    )]
+    pub bitcoind_rpc_password_file: Option<PathBuf>,
+    /// Serve a regtest faucet at POST /api/faucet that mines blocks to an address (regtest with a bitcoind gateway only)
+    #[arg(long = "chain-faucet", env = "DARKSWAP_RELAY_CHAIN_FAUCET")]
+    pub faucet: Option<bool>,
+}
+
+/// The `[chain]` table of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChainFile {
+    network: Option<String>,
+    mainnet: Option<bool>,
+    esplora_url: Option<String>,
+    ord_url: Option<String>,
+    bitcoind_rpc_url: Option<String>,
+    bitcoind_rpc_user: Option<String>,
+    bitcoind_rpc_password_file: Option<PathBuf>,
+    faucet: Option<bool>,
+}
+
+/// The chain settings in force.
+#[derive(Clone, Default)]
+pub struct ChainConfig {
+    /// `None`: the relay names no chain.
+    pub network: Option<darkswap_wallet::Network>,
+    pub esplora_url: Option<String>,
+    pub ord_url: Option<String>,
+    /// URL, user and password of the bitcoind behind the gateway.
+    pub bitcoind: Option<(String, String, String)>,
+    pub faucet: bool,
+}
+
+impl std::fmt::Debug for ChainConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainConfig")
+            .field("network", &self.network)
+            .field("esplora_url", &self.esplora_url)
+            .field("ord_url", &self.ord_url)
+            .field(
+                "bitcoind",
+                &self
+                    .bitcoind
+                    .as_ref()
+                    .map(|(url, user, _)| (url, user, "<hidden>")),
+            )
+            .field("faucet", &self.faucet)
+            .finish()
+    }
+}
+
+fn chain_config(args: &ChainArgs, file: ChainFile) -> Result<ChainConfig, ConfigError> {
+    let name = args
+        .network
+        .clone()
+        .or(file.network)
+        .unwrap_or_else(|| defaults::CHAIN_NETWORK.to_string());
+    let network = match name.as_str() {
+        "none" => None,
+        other => Some(
+            other
+                .parse::<darkswap_wallet::Network>()
+                .map_err(|e| invalid("chain.network", e.to_string()))?,
+        ),
+    };
+    let mainnet = args
+        .mainnet
+        .or(file.mainnet)
+        .unwrap_or(defaults::CHAIN_MAINNET);
+    if network == Some(darkswap_wallet::Network::Mainnet) && !mainnet {
+        return Err(invalid(
+            "chain.network",
+            "mainnet moves real money: set chain.mainnet = true as well to allow it",
+        ));
+    }
+    let url = args.bitcoind_rpc_url.clone().or(file.bitcoind_rpc_url);
+    let bitcoind = match url {
+        None => None,
+        Some(url) => {
+            if network.is_none() {
+                return Err(invalid("chain.bitcoind_rpc_url", "needs chain.network"));
+            }
+            crate::bitcoind_rpc::Rpc::new(&url, "", "")
+                .map_err(|e| invalid("chain.bitcoind_rpc_url", e.to_string()))?;
+            let user = args
+                .bitcoind_rpc_user
+                .clone()
+                .or(file.bitcoind_rpc_user)
+                .unwrap_or_default();
+            let password = match args
+                .bitcoind_rpc_password_file
+                .as_ref()
+                .or(file.bitcoind_rpc_password_file.as_ref())
+            {
+                Some(path) => std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        invalid(
+                            "chain.bitcoind_rpc_password_file",
+                            format!("{}: {e}", path.display()),
+                        )
+                    })?
+                    .trim()
+                    .to_string(),
+                None => std::env::var("DARKSWAP_RELAY_BITCOIND_RPC_PASSWORD").unwrap_or_default(),
+            };
+            Some((url, user, password))
+        }
+    };
+    let faucet = args.faucet.or(file.faucet).unwrap_or(false);
+    if faucet && (network != Some(darkswap_wallet::Network::Regtest) || bitcoind.is_none()) {
+        return Err(invalid(
+            "chain.faucet",
+            "a faucet needs chain.network = regtest and chain.bitcoind_rpc_url",
+        ));
+    }
+    let esplora_url = args
+        .esplora_url
+        .clone()
+        .or(file.esplora_url)
+        .or_else(|| bitcoind.as_ref().map(|_| "/esplora".to_string()));
+    for (name, v) in [
+        ("chain.esplora_url", &esplora_url),
+        ("chain.ord_url", &args.ord_url),
+    ] {
+        if v.as_ref()
+            .is_some_and(|u| u.len() > darkswap_proto::relay_info::MAX_CHAIN_FIELD)
+        {
+            return Err(invalid(name, "too long"));
+        }
+    }
+    Ok(ChainConfig {
+        network,
+        esplora_url,
+        ord_url: args.ord_url.clone().or(file.ord_url),
+        bitcoind,
+        faucet,
+    })
 }
 
 /// Authentication and authorization (flags). The shared key itself is read from a file or from
@@ -377,6 +545,8 @@ struct FileConfig {
     limits: LimitsArgs,
     #[serde(default)]
     auth: AuthFile,
+    #[serde(default)]
+    chain: ChainFile,
 }
 
 /// Limits in force.
@@ -422,6 +592,7 @@ pub struct Config {
     pub webrtc_block_mdns: bool,
     pub limits: Limits,
     pub auth: AuthConfig,
+    pub chain: ChainConfig,
 }
 
 /// Why the configuration is unusable.
@@ -607,6 +778,7 @@ impl Config {
                 .unwrap_or(defaults::WEBRTC_BLOCK_MDNS),
             limits,
             auth: auth_config(&cli.auth, file.auth)?,
+            chain: chain_config(&cli.chain, file.chain)?,
         };
         config.validate()?;
         Ok(config)

@@ -149,3 +149,27 @@ pub const AUTH_MAX_RUNTIME_ENTRIES: usize = 10_000;
 pub const AUDIT_EVENTS_PER_SECOND: u32 = 50;
 /// The audit log is rotated (one old file kept) when it reaches this size.
 pub const AUDIT_LOG_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// No chain is named unless the operator names one: a relay that says nothing about a chain
+/// offers its pages no wallet, rather than one on a network the operator did not choose.
+pub const CHAIN_NETWORK: &str = "none";
+/// Mainnet stays off unless the operator turns it on: pages refuse real money by default.
+pub const CHAIN_MAINNET: bool = false;
+/// A bitcoind RPC call that takes longer than this is abandoned (a UTXO-set scan on regtest
+/// takes milliseconds; on mainnet minutes, which is why the gateway is meant for regtest and
+/// small chains).
+pub const BITCOIND_RPC_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest bitcoind answer read (a 4 MB transaction in hex and JSON around it).
+pub const BITCOIND_RPC_MAX_ANSWER: usize = 16 * 1024 * 1024;
+/// Mempool transactions the gateway inspects to add unconfirmed outputs to an address's list;
+/// above this it answers 503 (Esplora's own servers index the mempool instead).
+pub const GATEWAY_MAX_MEMPOOL: usize = 2_000;
+/// The largest transaction a page may broadcast through the gateway, hex (a standard
+/// transaction is at most 400,000 weight units, 100 kB).
+pub const GATEWAY_MAX_TX_HEX: usize = 400_000;
+/// Faucet calls per minute, all callers together: each mines blocks, which costs the regtest
+/// chain its subsidy (it halves every 150 blocks).
+pub const FAUCET_PER_MINUTE: u32 = 12;
+/// Blocks a faucet call mines to the caller's address: 1 whose coinbase pays the caller, and
+/// 100 more so that it is spendable at once (coinbase maturity).
+pub const FAUCET_BLOCKS: u32 = 101;

@@ -16,6 +16,8 @@ mod access;
 mod audit;
 mod auth;
 mod behaviour;
+mod bitcoind_rpc;
+mod chain_gateway;
 mod config;
 mod conn_caps;
 mod defaults;

@@ -136,6 +136,13 @@ impl RelayMetrics {
     }
 }
 
+/// A chain gateway request: which endpoint, and how it ended.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GatewayLabels {
+    pub endpoint: &'static str,
+    pub outcome: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: String,
@@ -189,6 +196,8 @@ pub struct RelayMetrics {
     pub bans: Family<ActionLabels, Counter>,
     pub banned_peers: Gauge,
     pub audit_events_dropped: Counter,
+    /// Chain gateway requests (only with `chain.bitcoind_rpc_url`), by endpoint and outcome.
+    pub chain_gateway_requests: Family<GatewayLabels, Counter>,
 }
 
 impl RelayMetrics {
@@ -235,7 +244,13 @@ impl RelayMetrics {
             bans: Family::default(),
             banned_peers: Gauge::default(),
             audit_events_dropped: Counter::default(),
+            chain_gateway_requests: Family::default(),
         };
+        r.register(
+            "chain_gateway_requests",
+            "Chain gateway (Esplora over bitcoind, faucet) requests, by endpoint and outcome (ok, bad_request, upstream_error, not_found, mempool_too_large, rate_limited)",
+            m.chain_gateway_requests.clone(),
+        );
         r.register(
             "connections_opened",
             "Connections established, by transport and direction",

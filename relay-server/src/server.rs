@@ -57,6 +57,8 @@ pub enum SpawnError {
     },
     #[error(transparent)]
     Build(#[from] BuildError),
+    #[error("chain gateway: {0}")]
+    Chain(#[source] crate::bitcoind_rpc::RpcError),
 }
 
 /// A running relay: its event loop and its HTTP server run on the tokio runtime until
@@ -179,6 +181,15 @@ impl Server {
                 addrs: Vec::new(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 limits: Some(config.limits.market.announced()),
+                chain: config
+                    .chain
+                    .network
+                    .map(|network| darkswap_proto::ChainInfo {
+                        network: network.as_str().to_string(),
+                        esplora: config.chain.esplora_url.clone(),
+                        ord: config.chain.ord_url.clone(),
+                        faucet: config.chain.faucet,
+                    }),
             }),
             health: RwLock::new(Health {
                 status: "starting",
@@ -192,7 +203,21 @@ impl Server {
             tracing::warn!(web_dir = %config.web_dir.display(), "web app not found; serving an explanation instead (build it with `trunk build --release`)");
         }
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-        let router = crate::http::router(state.clone(), &config.web_dir);
+        let mut router = crate::http::router(state.clone(), &config.web_dir);
+        if let (Some((url, user, password)), Some(network)) =
+            (&config.chain.bitcoind, config.chain.network)
+        {
+            let rpc =
+                crate::bitcoind_rpc::Rpc::new(url, user, password).map_err(SpawnError::Chain)?;
+            let gateway = crate::chain_gateway::Gateway::new(
+                rpc,
+                network,
+                config.chain.faucet,
+                metrics.chain_gateway_requests.clone(),
+            );
+            // The gateway's routes first: the web app's fallback serves every other path.
+            router = crate::chain_gateway::router(std::sync::Arc::new(gateway)).merge(router);
+        }
         let http_limits = HttpLimits {
             per_ip: config.limits.http_max_connections_per_ip,
             total: config.limits.http_max_connections,

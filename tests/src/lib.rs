@@ -286,6 +286,16 @@ pub fn metric_value(body: &str, series: &str) -> Option<f64> {
 
 /// A minimal HTTP/1.1 GET against loopback (no client library needed for tests).
 pub fn http_get(url: &str) -> Result<(u16, String)> {
+    http_request("GET", url, &[], b"")
+}
+
+/// A minimal HTTP/1.1 request against loopback, with extra header lines and a body.
+pub fn http_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, String)> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| anyhow!("not an http URL: {url}"))?;
@@ -295,10 +305,16 @@ pub fn http_get(url: &str) -> Result<(u16, String)> {
     };
     let mut stream = TcpStream::connect(host)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method != "GET" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let text = String::from_utf8_lossy(&response).to_string();

@@ -31,29 +31,46 @@ pub struct Bitcoind {
     bin: PathBuf,
     datadir: tempfile::TempDir,
     rpc_port: u16,
+    password: String,
 }
 
+/// The RPC user of every test node (the password is random per node).
+pub const RPC_USER: &str = "darkswap";
+
 impl Bitcoind {
-    /// Starts a node (no wallet) and waits until its RPC answers.
+    /// Starts a node without Core's wallet and waits until its RPC answers.
     pub fn start() -> Result<Bitcoind> {
+        Self::start_inner(false)
+    }
+
+    /// Starts a node with Core's wallet (which `ord wallet` needs).
+    pub fn start_with_wallet() -> Result<Bitcoind> {
+        Self::start_inner(true)
+    }
+
+    fn start_inner(wallet: bool) -> Result<Bitcoind> {
         let bin = bitcoin_bin_dir();
         // A port chosen free can be taken before bitcoind binds it: try a few.
         let mut last = None;
         for _ in 0..3 {
             let datadir = tempfile::tempdir()?;
             let rpc_port = crate::free_tcp_port();
+            let password = format!("{:016x}{:016x}", rand_u64(), rand_u64());
             let child = Command::new(bin.join("bitcoind"))
                 .arg("-regtest")
                 .arg(format!("-datadir={}", datadir.path().display()))
                 .arg(format!("-rpcport={rpc_port}"))
+                .arg(format!("-rpcuser={RPC_USER}"))
+                .arg(format!("-rpcpassword={password}"))
+                .arg(format!("-disablewallet={}", u8::from(!wallet)))
                 .args([
                     "-rpcbind=127.0.0.1",
                     "-rpcallowip=127.0.0.1",
                     "-listen=0",
                     "-dnsseed=0",
                     "-fixedseeds=0",
-                    "-disablewallet=1",
                     "-txindex=1",
+                    "-fallbackfee=0.0001",
                     "-printtoconsole=0",
                 ])
                 .stdout(Stdio::null())
@@ -65,6 +82,7 @@ impl Bitcoind {
                 bin: bin.clone(),
                 datadir,
                 rpc_port,
+                password,
             };
             match node.wait_ready(Duration::from_secs(60)) {
                 Ok(()) => return Ok(node),
@@ -96,6 +114,8 @@ impl Bitcoind {
             .arg("-regtest")
             .arg(format!("-datadir={}", self.datadir.path().display()))
             .arg(format!("-rpcport={}", self.rpc_port))
+            .arg(format!("-rpcuser={RPC_USER}"))
+            .arg(format!("-rpcpassword={}", self.password))
             .arg("-rpcconnect=127.0.0.1")
             .args(args)
             .output()
@@ -109,6 +129,16 @@ impl Bitcoind {
         }
         let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
         Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// The RPC endpoint.
+    pub fn rpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rpc_port)
+    }
+
+    /// The RPC password.
+    pub fn rpc_password(&self) -> &str {
+        &self.password
     }
 
     /// Mines `n` blocks paying `address`; returns the block hashes.
@@ -151,6 +181,13 @@ impl Bitcoind {
     }
 }
 
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish()
+}
+
 /// An output found by [`Bitcoind::scan`].
 #[derive(Debug, Clone)]
 pub struct ScannedOutput {
@@ -189,6 +226,153 @@ impl Drop for Bitcoind {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `ord` binary: `$DARKSWAP_ORD_BIN`, or `ord` on the PATH (`scripts/install-toolchain`
+/// installs 0.29.1 with cargo).
+pub fn ord_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("DARKSWAP_ORD_BIN") {
+        return p.into();
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("ord"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("ord not found: run scripts/install-toolchain (or set DARKSWAP_ORD_BIN)")
+    })
+}
+
+/// A running `ord server` indexing runes from a [`Bitcoind`], on 127.0.0.1; stopped when dropped.
+pub struct Ord {
+    child: Child,
+    bin: PathBuf,
+    data_dir: tempfile::TempDir,
+    port: u16,
+    rpc_url: String,
+    rpc_password: String,
+}
+
+impl Ord {
+    /// Starts `ord server` against `node` and waits until it answers.
+    pub fn start(node: &Bitcoind) -> Result<Ord> {
+        let bin = ord_bin();
+        let data_dir = tempfile::tempdir()?;
+        let port = crate::free_tcp_port();
+        let mut ord = Ord {
+            child: Command::new(&bin)
+                .args(Self::global(
+                    &data_dir,
+                    &node.rpc_url(),
+                    node.rpc_password(),
+                ))
+                .args(["server", "--address", "127.0.0.1", "--http-port"])
+                .arg(port.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("start ord server")?,
+            bin,
+            data_dir,
+            port,
+            rpc_url: node.rpc_url(),
+            rpc_password: node.rpc_password().to_string(),
+        };
+        let start = Instant::now();
+        while ord.get("/blockheight").is_err() {
+            if let Some(status) = ord.child.try_wait()? {
+                bail!("ord server exited: {status}");
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                bail!("ord server did not answer within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(ord)
+    }
+
+    fn global(data_dir: &tempfile::TempDir, rpc_url: &str, password: &str) -> Vec<String> {
+        vec![
+            "--regtest".into(),
+            format!("--bitcoin-rpc-url={rpc_url}"),
+            format!("--bitcoin-rpc-username={RPC_USER}"),
+            format!("--bitcoin-rpc-password={password}"),
+            format!("--data-dir={}", data_dir.path().display()),
+            "--index-runes".into(),
+        ]
+    }
+
+    /// Its HTTP root.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `GET path` with `Accept: application/json`; the body when the status is 200.
+    pub fn get(&self, path: &str) -> Result<String> {
+        let (status, body) = crate::http_request(
+            "GET",
+            &format!("{}{path}", self.url()),
+            &[("Accept", "application/json")],
+            b"",
+        )?;
+        if status != 200 {
+            bail!("ord {path}: HTTP {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// Waits until ord has indexed up to `height`.
+    pub fn synced_to(&self, height: u64) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            if let Ok(h) = self.get("/blockheight") {
+                if h.trim().parse::<u64>().unwrap_or(0) >= height {
+                    return Ok(());
+                }
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                bail!("ord did not index block {height} within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// An `ord wallet` command against this server; its JSON answer.
+    pub fn wallet(&self, args: &[&str]) -> Result<Value> {
+        let out = self
+            .wallet_command(args)
+            .output()
+            .context("run ord wallet")?;
+        if !out.status.success() {
+            bail!(
+                "ord wallet {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    /// The command line of an `ord wallet` command (for one that runs while blocks are mined).
+    pub fn wallet_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(Self::global(
+            &self.data_dir,
+            &self.rpc_url,
+            &self.rpc_password,
+        ))
+        .args(["wallet", "--server-url", &self.url()])
+        .args(args);
+        c
+    }
+}
+
+impl Drop for Ord {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -10,6 +10,7 @@
 //! ```
 
 mod market;
+mod wallet;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,7 +29,8 @@ use futures::StreamExt;
 struct Cli {
     /// The relay's multiaddr, ending in /p2p/<relay peer id> (repeat for several addresses of
     /// the same relay).
-    #[arg(long, required = true, env = "DARKSWAP_RELAY")]
+    /// (Every command but `wallet` needs it.)
+    #[arg(long, env = "DARKSWAP_RELAY")]
     relay: Vec<Multiaddr>,
     /// Identity key file (created if missing). Without it the identity is new on every run.
     #[arg(long, env = "DARKSWAP_IDENTITY")]
@@ -64,6 +66,9 @@ enum Command {
         /// A pair to follow from the start, e.g. RUNE:DOG/BTC
         pair: Option<darkswap_orderbook::Pair>,
     },
+    /// The Bitcoin wallet (BTC and runes): create, import, address, balance, send, send-runes,
+    /// faucet; reads the chain through an Esplora API and an ord server.
+    Wallet(wallet::WalletArgs),
     /// The relay's admin API (needs the Admin level there: list your identity's PeerId as
     /// admin in the relay's [auth.peers] and pass --identity).
     Admin {
@@ -122,6 +127,13 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    if let Command::Wallet(args) = cli.command {
+        // Blocking HTTP, off the runtime's workers.
+        return tokio::task::spawn_blocking(move || wallet::run(args)).await?;
+    }
+    if cli.relay.is_empty() {
+        bail!("--relay (or DARKSWAP_RELAY) is required for this command");
+    }
     let keypair = match &cli.identity {
         Some(path) => darkswap_auth::keyfile::load_or_create_keypair(path)?,
         None => Keypair::generate_ed25519(),
@@ -193,7 +205,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Market { pair } => market::session(handle, events, pair).await,
         // Answered before the reservation wait, above.
-        Command::Admin { .. } => Ok(()),
+        Command::Admin { .. } | Command::Wallet(_) => Ok(()),
         Command::Send { peer, text } => {
             let id = handle.send_message(peer, text)?;
             let rtt = wait_delivery(&mut events, id, cli.timeout).await?;

@@ -33,7 +33,7 @@ pub use message::{
     DirectAck, DirectMessage, MessageError, MAX_ACK_FRAME_BYTES, MAX_MESSAGE_FRAME_BYTES,
     MAX_MESSAGE_TEXT_BYTES, MESSAGE_PROTOCOL,
 };
-pub use relay_info::{RelayInfo, RelayInfoError, MAX_RELAY_INFO_BYTES};
+pub use relay_info::{ChainInfo, RelayInfo, RelayInfoError, MAX_RELAY_INFO_BYTES};
 pub use time::unix_time_ms;
 
 /// Sent in identify so peers can tell a DarkSwap node from any other libp2p node.

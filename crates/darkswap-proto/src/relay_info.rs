@@ -22,7 +22,30 @@ pub struct RelayInfo {
     /// The market limits it enforces per maker (absent from relays older than this field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<AnnouncedLimits>,
+    /// The Bitcoin network its traders settle on and where their wallets read the chain (absent:
+    /// the relay names no chain, and a page offers no wallet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainInfo>,
 }
+
+/// Where a relay's traders read the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainInfo {
+    /// `regtest`, `signet`, `testnet` or `mainnet`.
+    pub network: String,
+    /// An Esplora-compatible API (absolute, or a path on this relay such as `/esplora`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub esplora: Option<String>,
+    /// An `ord` server's JSON API, for runes and inscriptions on outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ord: Option<String>,
+    /// A regtest faucet on this relay (`POST /api/faucet`), which mines blocks to an address.
+    #[serde(default)]
+    pub faucet: bool,
+}
+
+/// The longest URL or network name a client takes from [`ChainInfo`].
+pub const MAX_CHAIN_FIELD: usize = 512;
 
 /// Why a relay-info document was refused.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +68,9 @@ pub enum RelayInfoError {
     /// [`MAX_ANNOUNCED_LIMIT`](crate::limits::MAX_ANNOUNCED_LIMIT).
     #[error("relay-info: {0}")]
     Limits(#[from] LimitsError),
+    /// A chain field is longer than [`MAX_CHAIN_FIELD`].
+    #[error("relay-info: a chain field is longer than {MAX_CHAIN_FIELD} bytes")]
+    ChainField,
 }
 
 impl RelayInfo {
@@ -64,6 +90,12 @@ impl RelayInfo {
         if let Some(limits) = info.limits {
             limits.validate()?;
         }
+        if let Some(chain) = &info.chain {
+            let long = |s: &Option<String>| s.as_ref().is_some_and(|s| s.len() > MAX_CHAIN_FIELD);
+            if chain.network.len() > MAX_CHAIN_FIELD || long(&chain.esplora) || long(&chain.ord) {
+                return Err(RelayInfoError::ChainField);
+            }
+        }
         Ok(info)
     }
 }
@@ -82,10 +114,40 @@ mod tests {
             addrs,
             version: "0.1.0".into(),
             limits: None,
+            chain: None,
         })
         .unwrap();
         let info = RelayInfo::parse(&doc).unwrap();
         assert_eq!(info.addrs.len(), MAX_RELAY_INFO_ADDRS);
+    }
+
+    #[test]
+    fn chain_info_round_trips_and_is_capped() {
+        let mut info = RelayInfo {
+            peer_id: "12D3KooW".into(),
+            addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
+            version: "0.1.0".into(),
+            limits: None,
+            chain: Some(ChainInfo {
+                network: "regtest".into(),
+                esplora: Some("/esplora".into()),
+                ord: Some("http://127.0.0.1:8081".into()),
+                faucet: true,
+            }),
+        };
+        let doc = serde_json::to_vec(&info).unwrap();
+        assert_eq!(RelayInfo::parse(&doc).unwrap(), info);
+        if let Some(c) = info.chain.as_mut() {
+            c.ord = Some("x".repeat(MAX_CHAIN_FIELD + 1));
+        }
+        let doc = serde_json::to_vec(&info).unwrap();
+        assert!(matches!(
+            RelayInfo::parse(&doc),
+            Err(RelayInfoError::ChainField)
+        ));
+        // Older relays send no chain.
+        let old = br#"{"peer_id":"x","addrs":["/ip4/127.0.0.1/tcp/1"],"version":"1"}"#;
+        assert_eq!(RelayInfo::parse(old).unwrap().chain, None);
     }
 
     #[test]

@@ -21,6 +21,8 @@
 //! - [`esplora`] and [`ord_api`]: what to ask an Esplora-compatible API and `ord`'s JSON API, and
 //!   the answers read without trusting the server (caps, txids recomputed, outputs checked
 //!   against their transactions, ord's view checked against the transaction's).
+//! - [`sync`]: a scan of the wallet's addresses (gap limit 20) as a sans-IO state machine that
+//!   names each request and takes its answer, driven by the page's `fetch` and the CLI's client.
 //!
 //! # Rules the wallet keeps
 //! - It never spends an output that carries runes or inscriptions, or whose contents the indexer
@@ -46,6 +48,7 @@ pub mod ord_api;
 pub mod runestone;
 pub mod send;
 pub mod sign;
+pub mod sync;
 pub mod utxo;
 
 pub use keys::{Account, Chain, Derived, KeyPath, Keychain};

@@ -1,0 +1,411 @@
+//! An optional Esplora-compatible gateway over the operator's own `bitcoind`, for chains where
+//! no public Esplora server exists (regtest, a private signet). Off unless the operator gives
+//! `chain.bitcoind_rpc_url`; it never holds keys and has no wallet. On regtest it can also serve
+//! a faucet that mines blocks to a caller's address.
+//!
+//! Paths (under `/esplora`, the subset of Esplora's API the page and the CLI use, same JSON):
+//! `GET /blocks/tip/height`, `GET /blocks/tip/hash`, `GET /address/{addr}/utxo` (confirmed
+//! outputs from `scantxoutset`, with the mempool's spends removed and its new outputs added;
+//! `status` carries `confirmed` and `block_height`, not `block_hash`/`block_time`),
+//! `GET /tx/{txid}/hex`, `POST /tx` (hex body; answer: the txid), `GET /fee-estimates` (Core's
+//! `estimatesmartfee` for the usual targets; targets Core has no estimate for are left out, as
+//! on regtest). Faucet: `POST /api/faucet` with `{"address": "bcrt1…"}`.
+//!
+//! What a client reads from here it checks as it checks any Esplora server
+//! (`darkswap_wallet::esplora`): a gateway is not trusted more than mempool.space.
+
+use std::collections::{BTreeMap, HashSet};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use darkswap_rate::{Rate, TokenBucket};
+use darkswap_wallet::Network;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use serde_json::{json, Value};
+
+use crate::bitcoind_rpc::{Rpc, RpcError};
+use crate::defaults;
+use crate::metrics::GatewayLabels;
+
+/// Targets (blocks) of `/fee-estimates`, as Esplora lists them.
+const FEE_TARGETS: [u16; 9] = [1, 2, 3, 6, 12, 24, 144, 504, 1008];
+
+/// The gateway's state.
+pub struct Gateway {
+    rpc: Rpc,
+    network: Network,
+    /// Core runs one UTXO-set scan at a time; callers queue here instead of failing.
+    scan: tokio::sync::Mutex<()>,
+    faucet: Option<Mutex<TokenBucket>>,
+    faucet_rate: Rate,
+    requests: Family<GatewayLabels, Counter>,
+}
+
+impl Gateway {
+    /// A gateway to `rpc` for `network`; the faucet only on regtest and when asked for.
+    pub fn new(
+        rpc: Rpc,
+        network: Network,
+        faucet: bool,
+        requests: Family<GatewayLabels, Counter>,
+    ) -> Gateway {
+        let faucet_rate =
+            Rate::per_minute(defaults::FAUCET_PER_MINUTE, defaults::FAUCET_PER_MINUTE);
+        Gateway {
+            rpc,
+            network,
+            scan: tokio::sync::Mutex::new(()),
+            faucet: (faucet && network == Network::Regtest)
+                .then(|| Mutex::new(TokenBucket::full(&faucet_rate, now_ms()))),
+            faucet_rate,
+            requests,
+        }
+    }
+
+    /// Whether the faucet is served.
+    pub fn has_faucet(&self) -> bool {
+        self.faucet.is_some()
+    }
+
+    fn count(&self, endpoint: &'static str, outcome: &'static str) {
+        self.requests
+            .get_or_create(&GatewayLabels { endpoint, outcome })
+            .inc();
+    }
+}
+
+fn now_ms() -> u64 {
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The routes: `/esplora/…` and, with the faucet, `/api/faucet`.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    let esplora = Router::new()
+        .route("/blocks/tip/height", get(tip_height))
+        .route("/blocks/tip/hash", get(tip_hash))
+        .route("/address/{address}/utxo", get(address_utxo))
+        .route("/tx/{txid}/hex", get(tx_hex))
+        .route("/tx", post(broadcast))
+        .route("/fee-estimates", get(fee_estimates))
+        .layer(DefaultBodyLimit::max(defaults::GATEWAY_MAX_TX_HEX + 2));
+    let mut router = Router::new().nest("/esplora", esplora);
+    if gateway.has_faucet() {
+        router = router.route(
+            "/api/faucet",
+            post(faucet).layer(DefaultBodyLimit::max(1024)),
+        );
+    }
+    router.with_state(gateway)
+}
+
+/// An answer with Esplora's CORS header (pages on other origins read public Esplora servers).
+fn answer(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<axum::body::Body>,
+) -> Response {
+    let mut r = (status, body.into()).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    r
+}
+
+fn text(body: String) -> Response {
+    answer(StatusCode::OK, "text/plain", body)
+}
+
+fn json_answer(v: &Value) -> Response {
+    answer(StatusCode::OK, "application/json", v.to_string())
+}
+
+fn bad_request(gw: &Gateway, endpoint: &'static str, why: String) -> Response {
+    gw.count(endpoint, "bad_request");
+    answer(StatusCode::BAD_REQUEST, "text/plain", why)
+}
+
+fn upstream(gw: &Gateway, endpoint: &'static str, e: RpcError) -> Response {
+    gw.count(endpoint, "upstream_error");
+    tracing::debug!(endpoint, error = %e, "chain gateway: bitcoind call failed");
+    let status = match e {
+        RpcError::Rpc { .. } => StatusCode::BAD_REQUEST,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    answer(status, "text/plain", e.to_string())
+}
+
+async fn tip_height(State(gw): State<Arc<Gateway>>) -> Response {
+    match gw.rpc.call("getblockcount", json!([])).await {
+        Ok(v) if v.is_u64() => {
+            gw.count("tip", "ok");
+            text(v.to_string())
+        }
+        Ok(_) => upstream(&gw, "tip", malformed("getblockcount")),
+        Err(e) => upstream(&gw, "tip", e),
+    }
+}
+
+async fn tip_hash(State(gw): State<Arc<Gateway>>) -> Response {
+    match gw.rpc.call("getbestblockhash", json!([])).await {
+        Ok(Value::String(h)) => {
+            gw.count("tip", "ok");
+            text(h)
+        }
+        Ok(_) => upstream(&gw, "tip", malformed("getbestblockhash")),
+        Err(e) => upstream(&gw, "tip", e),
+    }
+}
+
+fn malformed(method: &str) -> RpcError {
+    RpcError::Malformed {
+        method: method.to_string(),
+    }
+}
+
+/// Core's JSON BTC amount as satoshis. Core prints at most 8 decimals and no more than 21
+/// million BTC, so the amount is at most 2.1e15 satoshis, below 2^53: the f64 serde_json reads
+/// is within a quarter of a satoshi of the printed value, and rounding recovers it exactly.
+fn sats(v: &Value) -> Option<u64> {
+    let btc = v.as_f64()?;
+    (0.0..=21e6)
+        .contains(&btc)
+        .then(|| (btc * 1e8).round() as u64)
+}
+
+async fn address_utxo(State(gw): State<Arc<Gateway>>, Path(address): Path<String>) -> Response {
+    const E: &str = "address_utxo";
+    let parsed = bitcoin::Address::from_str(&address)
+        .ok()
+        .and_then(|a| a.require_network(gw.network.to_bitcoin()).ok());
+    let Some(parsed) = parsed else {
+        return bad_request(&gw, E, format!("not a {} address", gw.network));
+    };
+    let address = parsed.to_string();
+    let scanned = {
+        let _one_scan_at_a_time = gw.scan.lock().await;
+        gw.rpc
+            .call(
+                "scantxoutset",
+                json!(["start", [format!("addr({address})")]]),
+            )
+            .await
+    };
+    let scanned = match scanned {
+        Ok(v) => v,
+        Err(e) => return upstream(&gw, E, e),
+    };
+    let mut outputs: BTreeMap<(String, u32), Value> = BTreeMap::new();
+    for u in scanned["unspents"].as_array().into_iter().flatten() {
+        let (Some(txid), Some(vout), Some(value), Some(height)) = (
+            u["txid"].as_str(),
+            u["vout"].as_u64(),
+            sats(&u["amount"]),
+            u["height"].as_u64(),
+        ) else {
+            return upstream(&gw, E, malformed("scantxoutset"));
+        };
+        outputs.insert(
+            (txid.to_string(), vout as u32),
+            json!({"txid": txid, "vout": vout, "value": value,
+                   "status": {"confirmed": true, "block_height": height}}),
+        );
+    }
+    // The mempool: outputs it spends go, outputs it adds come.
+    let mempool = match gw.rpc.call("getrawmempool", json!([])).await {
+        Ok(Value::Array(txids)) => txids,
+        Ok(_) => return upstream(&gw, E, malformed("getrawmempool")),
+        Err(e) => return upstream(&gw, E, e),
+    };
+    if mempool.len() > defaults::GATEWAY_MAX_MEMPOOL {
+        gw.count(E, "mempool_too_large");
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            format!(
+                "the mempool holds {} transactions, more than this gateway inspects ({})",
+                mempool.len(),
+                defaults::GATEWAY_MAX_MEMPOOL
+            ),
+        );
+    }
+    let mut spent = HashSet::new();
+    let mut added = Vec::new();
+    for txid in mempool.iter().filter_map(Value::as_str) {
+        let tx = match gw.rpc.call("getrawtransaction", json!([txid, true])).await {
+            Ok(tx) => tx,
+            // Mined or evicted since getrawmempool: not in the mempool any more.
+            Err(RpcError::Rpc { .. }) => continue,
+            Err(e) => return upstream(&gw, E, e),
+        };
+        for input in tx["vin"].as_array().into_iter().flatten() {
+            if let (Some(t), Some(v)) = (input["txid"].as_str(), input["vout"].as_u64()) {
+                spent.insert((t.to_string(), v as u32));
+            }
+        }
+        for out in tx["vout"].as_array().into_iter().flatten() {
+            if out["scriptPubKey"]["address"].as_str() == Some(address.as_str()) {
+                let (Some(n), Some(value)) = (out["n"].as_u64(), sats(&out["value"])) else {
+                    return upstream(&gw, E, malformed("getrawtransaction"));
+                };
+                added.push(((txid.to_string(), n as u32), value));
+            }
+        }
+    }
+    for ((txid, vout), value) in added {
+        outputs.insert(
+            (txid.clone(), vout),
+            json!({"txid": txid, "vout": vout, "value": value, "status": {"confirmed": false}}),
+        );
+    }
+    outputs.retain(|k, _| !spent.contains(k));
+    gw.count(E, "ok");
+    json_answer(&Value::Array(outputs.into_values().collect()))
+}
+
+fn is_txid(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+async fn tx_hex(State(gw): State<Arc<Gateway>>, Path(txid): Path<String>) -> Response {
+    const E: &str = "tx_hex";
+    if !is_txid(&txid) {
+        return bad_request(&gw, E, "not a transaction id".into());
+    }
+    match gw.rpc.call("getrawtransaction", json!([txid, false])).await {
+        Ok(Value::String(hex)) => {
+            gw.count(E, "ok");
+            text(hex)
+        }
+        Ok(_) => upstream(&gw, E, malformed("getrawtransaction")),
+        Err(RpcError::Rpc { .. }) => {
+            gw.count(E, "not_found");
+            answer(StatusCode::NOT_FOUND, "text/plain", "Transaction not found")
+        }
+        Err(e) => upstream(&gw, E, e),
+    }
+}
+
+async fn broadcast(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
+    const E: &str = "broadcast";
+    let hex = String::from_utf8_lossy(&body).trim().to_string();
+    if hex.is_empty()
+        || hex.len() > defaults::GATEWAY_MAX_TX_HEX
+        || hex.len() % 2 != 0
+        || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return bad_request(&gw, E, "the body must be one transaction in hex".into());
+    }
+    match gw.rpc.call("sendrawtransaction", json!([hex])).await {
+        Ok(Value::String(txid)) => {
+            gw.count(E, "ok");
+            text(txid)
+        }
+        Ok(_) => upstream(&gw, E, malformed("sendrawtransaction")),
+        Err(e) => upstream(&gw, E, e),
+    }
+}
+
+async fn fee_estimates(State(gw): State<Arc<Gateway>>) -> Response {
+    const E: &str = "fee_estimates";
+    let mut out = serde_json::Map::new();
+    for target in FEE_TARGETS {
+        match gw.rpc.call("estimatesmartfee", json!([target])).await {
+            // BTC per 1,000 vB; ×100,000 is sat/vB.
+            Ok(v) => {
+                if let Some(rate) = v["feerate"].as_f64() {
+                    out.insert(target.to_string(), json!(rate * 100_000.0));
+                }
+            }
+            Err(e) => return upstream(&gw, E, e),
+        }
+    }
+    gw.count(E, "ok");
+    json_answer(&Value::Object(out))
+}
+
+#[derive(serde::Deserialize)]
+struct FaucetRequest {
+    address: String,
+}
+
+async fn faucet(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
+    const E: &str = "faucet";
+    let Some(bucket) = &gw.faucet else {
+        return bad_request(&gw, E, "no faucet on this relay".into());
+    };
+    let Ok(req) = serde_json::from_slice::<FaucetRequest>(&body) else {
+        return bad_request(&gw, E, r#"the body must be {"address": "bcrt1…"}"#.into());
+    };
+    let ok = bitcoin::Address::from_str(req.address.trim())
+        .ok()
+        .and_then(|a| a.require_network(bitcoin::Network::Regtest).ok());
+    let Some(address) = ok else {
+        return bad_request(&gw, E, "not a regtest address".into());
+    };
+    let allowed = bucket
+        .lock()
+        .map(|mut b| b.try_take(&gw.faucet_rate, now_ms()))
+        .unwrap_or(false);
+    if !allowed {
+        gw.count(E, "rate_limited");
+        return answer(
+            StatusCode::TOO_MANY_REQUESTS,
+            "text/plain",
+            format!(
+                "the faucet serves {} calls a minute; try again shortly",
+                defaults::FAUCET_PER_MINUTE
+            ),
+        );
+    }
+    // One block pays the caller; 100 more to the same address make that coinbase spendable.
+    match gw
+        .rpc
+        .call(
+            "generatetoaddress",
+            json!([defaults::FAUCET_BLOCKS, address.to_string()]),
+        )
+        .await
+    {
+        Ok(Value::Array(hashes)) => {
+            gw.count(E, "ok");
+            (StatusCode::OK, Json(json!({"blocks": hashes.len()}))).into_response()
+        }
+        Ok(_) => upstream(&gw, E, malformed("generatetoaddress")),
+        Err(e) => upstream(&gw, E, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_exact() {
+        assert_eq!(sats(&json!(0.00000001)), Some(1));
+        assert_eq!(sats(&json!(50.0)), Some(5_000_000_000));
+        assert_eq!(sats(&json!(20999999.97690000)), Some(2_099_999_997_690_000));
+        assert_eq!(sats(&json!(0.1)), Some(10_000_000));
+        assert_eq!(sats(&json!(-1)), None);
+        assert_eq!(sats(&json!("1")), None);
+    }
+
+    #[test]
+    fn txids_are_checked() {
+        assert!(is_txid(&"ab".repeat(32)));
+        assert!(!is_txid(&"ab".repeat(31)));
+        assert!(!is_txid(&"zz".repeat(32)));
+    }
+}
