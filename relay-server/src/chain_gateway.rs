@@ -303,7 +303,7 @@ async fn broadcast(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
     let hex = String::from_utf8_lossy(&body).trim().to_string();
     if hex.is_empty()
         || hex.len() > defaults::GATEWAY_MAX_TX_HEX
-        || hex.len() % 2 != 0
+        || !hex.len().is_multiple_of(2)
         || !hex.bytes().all(|b| b.is_ascii_hexdigit())
     {
         return bad_request(&gw, E, "the body must be one transaction in hex".into());
@@ -396,7 +396,9 @@ mod tests {
     fn amounts_are_exact() {
         assert_eq!(sats(&json!(0.00000001)), Some(1));
         assert_eq!(sats(&json!(50.0)), Some(5_000_000_000));
-        assert_eq!(sats(&json!(20999999.97690000)), Some(2_099_999_997_690_000));
+        // As Core prints it: 8 decimals, near the 21 million cap.
+        let near_cap: Value = serde_json::from_str("20999999.97690001").unwrap();
+        assert_eq!(sats(&near_cap), Some(2_099_999_997_690_001));
         assert_eq!(sats(&json!(0.1)), Some(10_000_000));
         assert_eq!(sats(&json!(-1)), None);
         assert_eq!(sats(&json!("1")), None);

@@ -512,7 +512,7 @@ fn hex_encode(bytes: &[u8]) -> String {
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.len() > 2 * keystore::MAX_SEALED_LEN {
+    if !s.len().is_multiple_of(2) || s.len() > 2 * keystore::MAX_SEALED_LEN {
         return None;
     }
     (0..s.len())

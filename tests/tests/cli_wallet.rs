@@ -1,0 +1,187 @@
+//! `darkswap wallet` end to end: a real regtest bitcoind and ord behind a real relay that names
+//! them in relay-info (its gateway at /esplora, ord's JSON API, the faucet). Two wallets created
+//! by the CLI; the faucet pays one; it sends to the other; both balances follow. Wrong passwords
+//! are refused and, past the free tries, throttled across runs; a mainnet address is refused.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Result};
+use darkswap_tests::regtest::{Bitcoind, Ord, RPC_USER};
+use darkswap_tests::{cli_bin, Ports, Relay};
+
+struct Cli<'a> {
+    relay: &'a str,
+    file: std::path::PathBuf,
+}
+
+impl Cli<'_> {
+    fn run_with(
+        &self,
+        password: &str,
+        stdin: &str,
+        args: &[&str],
+    ) -> Result<(bool, String, String)> {
+        let mut child = Command::new(cli_bin())
+            .arg("wallet")
+            .arg("--file")
+            .arg(&self.file)
+            .args(["--relay-http", self.relay])
+            .args(args)
+            .env("DARKSWAP_WALLET_PASSWORD", password)
+            .env_remove("DARKSWAP_RELAY")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .map(|mut s| s.write_all(stdin.as_bytes()));
+        let out = child.wait_with_output()?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        ))
+    }
+
+    fn ok(&self, args: &[&str]) -> Result<String> {
+        let (ok, out, err) = self.run_with("correct horse battery", "", args)?;
+        if !ok {
+            bail!("darkswap wallet {args:?}: {err}");
+        }
+        Ok(out)
+    }
+}
+
+fn sats_confirmed(balance: &str) -> u64 {
+    balance
+        .lines()
+        .find_map(|l| l.strip_prefix("bitcoin: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no bitcoin line in {balance}"))
+}
+
+#[test]
+fn two_cli_wallets_trade_coins_through_a_relay_that_names_the_chain() -> Result<()> {
+    let node = Bitcoind::start()?;
+    let ord = Ord::start(&node)?;
+    let dir = tempfile::tempdir()?;
+    let password = dir.path().join("rpc.password");
+    std::fs::write(&password, node.rpc_password())?;
+    let (rpc, ord_url) = (node.rpc_url(), ord.url());
+    let relay = Relay::start(
+        &dir.path().join("relay"),
+        Ports::default(),
+        &[
+            "--chain-network",
+            "regtest",
+            "--bitcoind-rpc-url",
+            &rpc,
+            "--bitcoind-rpc-user",
+            RPC_USER,
+            "--bitcoind-rpc-password-file",
+            &password.display().to_string(),
+            "--chain-ord-url",
+            &ord_url,
+            "--chain-faucet",
+            "true",
+        ],
+    )?;
+    let alice = Cli {
+        relay: &relay.http,
+        file: dir.path().join("alice.json"),
+    };
+    let bob = Cli {
+        relay: &relay.http,
+        file: dir.path().join("bob.json"),
+    };
+    let created = alice.ok(&["create"])?;
+    assert!(created.contains("mnemonic (shown once"), "{created}");
+    assert_eq!(
+        created
+            .lines()
+            .next()
+            .unwrap()
+            .split(": ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .count(),
+        12
+    );
+    bob.ok(&["create", "--words", "24"])?;
+    let sealed = std::fs::read_to_string(&alice.file)?;
+    let words = created.lines().next().unwrap().split(": ").nth(1).unwrap();
+    assert!(
+        !sealed.contains(words.split(' ').next().unwrap()),
+        "no word of the mnemonic in the file"
+    );
+    assert!(alice
+        .run_with("x", "", &["create"])?
+        .2
+        .contains("never overwritten"));
+
+    alice.ok(&["faucet"])?;
+    ord.synced_to(node.height()?)?;
+    let before = alice.ok(&["balance"])?;
+    assert_eq!(sats_confirmed(&before), 2 * 50 * 100_000_000, "{before}");
+
+    let bob_addr = bob.ok(&["address"])?.trim().to_string();
+    assert!(bob_addr.starts_with("bcrt1p"), "{bob_addr}");
+    let sent = alice.ok(&["send", &bob_addr, "100000000", "--fee-rate", "2"])?;
+    assert!(sent.starts_with("sent "), "{sent}");
+    node.mine_to(1, &bob_addr)?;
+    ord.synced_to(node.height()?)?;
+    let bob_balance = bob.ok(&["balance"])?;
+    assert_eq!(sats_confirmed(&bob_balance), 100_000_000, "{bob_balance}");
+    let after = alice.ok(&["balance"])?;
+    let fee: u64 = sent
+        .split("fee ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    // The block that confirmed the send also matured alice's third coinbase (50 BTC).
+    assert_eq!(
+        sats_confirmed(&after),
+        sats_confirmed(&before) - 100_000_000 - fee + 50 * 100_000_000
+    );
+
+    // A mainnet address, a wrong password, then the throttle.
+    let mainnet = "bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr";
+    let (ok, _, err) = alice.run_with("correct horse battery", "", &["send", mainnet, "1000"])?;
+    assert!(!ok && err.contains("not for regtest"), "{err}");
+    for _ in 0..3 {
+        let (ok, _, err) = alice.run_with("wrong horse", "", &["balance"])?;
+        assert!(!ok && err.contains("wrong password"), "{err}");
+    }
+    assert_file_holds_failures(&alice.file, 3)?;
+    // Ten wrong passwords just now (as a guesser would leave the file): the right password
+    // waits its turn too (2^7 s after the tenth), and no key is derived meanwhile.
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&alice.file)?)?;
+    v["unlock_failures"] = 10.into();
+    v["last_failure_ms"] = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64)
+        .into();
+    std::fs::write(&alice.file, v.to_string())?;
+    let (ok, _, err) = alice.run_with("correct horse battery", "", &["balance"])?;
+    assert!(!ok && err.contains("too many wrong passwords"), "{err}");
+    assert_file_holds_failures(&alice.file, 10)?;
+    // A right password after the wait resets the count (shown with the wait over).
+    v["last_failure_ms"] = 0.into();
+    std::fs::write(&alice.file, v.to_string())?;
+    alice.ok(&["balance"])?;
+    assert_file_holds_failures(&alice.file, 0)?;
+    Ok(())
+}
+
+fn assert_file_holds_failures(path: &Path, n: u64) -> Result<()> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    assert_eq!(v["unlock_failures"].as_u64(), Some(n));
+    Ok(())
+}
