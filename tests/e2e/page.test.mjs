@@ -22,7 +22,7 @@ const VIEWPORTS = [
   { name: 'laptop', width: 1280, height: 800 },
   { name: 'wide', width: 1920, height: 1080 },
 ];
-const PANELS = ['relay', 'access', 'identity', 'peers', 'metrics', 'alerts'];
+const PANELS = ['relay', 'access', 'identity', 'peers', 'wallet', 'metrics', 'alerts'];
 
 let browser;
 let relay;

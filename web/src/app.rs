@@ -9,6 +9,7 @@ use crate::hooks::{use_node_start, NodeContext};
 use crate::components::{
     AlertPanel, AlertToasts, AuthPanel, ConnectionPanel, IdentityPanel, MessageLog, MetricsPanel,
     MyOrders, OrderBook, OrderForm, PairSelector, Panel, PeerList, StatusBar, TradeList,
+    WalletPanel,
 };
 use crate::state::{Action, AppState};
 use darkswap_net::{Command, OrderView};
@@ -164,6 +165,7 @@ pub fn app() -> Html {
                         <MessageLog state={state.clone()} />
                     </>
                 }) }
+                { panel(Panel::Wallet, html! { <WalletPanel relay_info_url={crate::network::relay_info_url()} open={*open == Some(Panel::Wallet)} /> }) }
                 { panel(Panel::Metrics, html! { <MetricsPanel metrics={state.metrics.clone()} /> }) }
                 { panel(Panel::Alerts, html! { <AlertPanel settings={*alert_settings} on_change={on_alert_settings} /> }) }
             </div>

@@ -24,6 +24,8 @@ pub mod state;
 mod storage;
 #[cfg(target_arch = "wasm32")]
 mod timing;
+#[cfg(target_arch = "wasm32")]
+mod wallet;
 pub mod words;
 
 /// Renders the app into the page.

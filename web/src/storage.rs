@@ -29,10 +29,11 @@ pub enum StorageError {
 }
 
 const DB_NAME: &str = "darkswap";
-/// Version 2 added the "trading" store (own orders and trades).
-const DB_VERSION: u32 = 2;
+/// Version 2 added the "trading" store (own orders and trades), 3 the "wallet" store (the sealed
+/// mnemonic and the unlock throttle).
+const DB_VERSION: u32 = 3;
 /// Every object store; the upgrade creates whichever is missing.
-const STORES: &[&str] = &["identity", "trading"];
+const STORES: &[&str] = &["identity", "trading", "wallet"];
 
 fn describe(e: JsValue) -> StorageError {
     StorageError::Browser(

@@ -97,7 +97,10 @@ impl Mnemonic {
 
     /// The entropy, which is what the wallet seals at rest (16 to 32 bytes).
     pub fn entropy(&self) -> Zeroizing<Vec<u8>> {
-        Zeroizing::new(self.0.to_entropy())
+        let (mut array, len) = self.0.to_entropy_array();
+        let out = Zeroizing::new(array[..len].to_vec());
+        array.zeroize();
+        out
     }
 
     /// The words, separated by single spaces: for the one time the user is shown them.
@@ -117,7 +120,8 @@ impl Mnemonic {
         self.0.word_count()
     }
 
-    /// The BIP39 seed (PBKDF2-HMAC-SHA512, 2048 rounds) for an optional passphrase.
+    /// The BIP39 seed (PBKDF2-HMAC-SHA512, 2048 rounds) for an optional passphrase, which must
+    /// already be in Unicode NFKD form (ASCII is; the page and the CLI use none).
     pub fn seed(&self, passphrase: &str) -> Zeroizing<[u8; 64]> {
         Zeroizing::new(self.0.to_seed_normalized(passphrase))
     }

@@ -16,6 +16,7 @@ mod peer_list;
 mod peer_row;
 mod status_bar;
 mod trade_list;
+mod wallet_panel;
 
 pub use alert_panel::AlertPanel;
 pub use alert_toasts::AlertToasts;
@@ -33,6 +34,7 @@ pub use peer_list::PeerList;
 pub use peer_row::PeerRow;
 pub use status_bar::{Panel, StatusBar};
 pub use trade_list::TradeList;
+pub use wallet_panel::WalletPanel;
 
 use yew::UseReducerHandle;
 

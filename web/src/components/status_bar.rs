@@ -16,6 +16,7 @@ pub enum Panel {
     Peers,
     Metrics,
     Alerts,
+    Wallet,
 }
 
 impl Panel {
@@ -28,6 +29,7 @@ impl Panel {
             Panel::Peers => "peers",
             Panel::Metrics => "metrics",
             Panel::Alerts => "alerts",
+            Panel::Wallet => "wallet",
         }
     }
 }
@@ -112,6 +114,7 @@ pub fn status_bar(props: &StatusBarProps) -> Html {
                 { chip(Panel::Access, access_name, html! { <span class="state" data-state={access_name}>{ access_words }</span> }) }
                 { chip(Panel::Identity, "", html! { <>{ "you: " }<span class="mono">{ me }</span></> }) }
                 { chip(Panel::Peers, "", html! { { format!("peers: {}", s.peers.len()) } }) }
+                { chip(Panel::Wallet, "", html! { { "wallet" } }) }
                 { chip(Panel::Metrics, "", html! { { "metrics" } }) }
                 { chip(Panel::Alerts, "", html! { { match s.alerts.unseen {
                     0 => "alerts".to_string(),

@@ -1,0 +1,202 @@
+//! The page's side of the wallet (the logic is `darkswap-wallet`'s): the sealed mnemonic and the
+//! unlock throttle in IndexedDB (store "wallet"; the record holds no secret in the clear), the
+//! chain's HTTP with the browser's `fetch` driving the crate's address scan, broadcast, and the
+//! relay's regtest faucet. Messages here are the UI's words.
+
+use bitcoin::consensus::encode::serialize_hex;
+use bitcoin::{Address, Transaction, Txid};
+use darkswap_net::relay_info::fetch_relay_info;
+use darkswap_wallet::keystore::UnlockThrottle;
+use darkswap_wallet::sync::{Scan, Server};
+use darkswap_wallet::{Account, Chain as KeyChain, Keychain, Network, Utxo};
+
+use crate::storage::{get_bytes, get_value, put_bytes, put_value};
+
+const STORE: &str = "wallet";
+const SEALED_KEY: &str = "sealed";
+const THROTTLE_KEY: &str = "throttle";
+/// The largest chain answer read (the crate's parsers cap each kind again).
+const MAX_ANSWER: usize = 8 * 1024 * 1024;
+
+/// Where this relay's traders read the chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChainAccess {
+    pub network: Network,
+    pub esplora: String,
+    pub ord: Option<String>,
+    pub faucet: Option<String>,
+}
+
+/// The relay's chain, from its relay-info; `Ok(None)` when it names none.
+pub async fn chain_access(relay_info_url: &str) -> Result<Option<ChainAccess>, String> {
+    let (info, _) = fetch_relay_info(relay_info_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(chain) = info.chain else {
+        return Ok(None);
+    };
+    let network: Network = chain.network.parse().map_err(|e| format!("{e}"))?;
+    let root = relay_info_url
+        .trim_end_matches("/api/relay-info")
+        .to_string();
+    let resolve = |u: &str| {
+        if u.starts_with('/') {
+            format!("{root}{u}")
+        } else {
+            u.trim_end_matches('/').to_string()
+        }
+    };
+    let Some(esplora) = chain.esplora.as_deref().map(resolve) else {
+        return Err(format!(
+            "the relay names {network} but no Esplora API for it"
+        ));
+    };
+    Ok(Some(ChainAccess {
+        network,
+        esplora,
+        ord: chain.ord.as_deref().map(resolve),
+        faucet: chain.faucet.then(|| format!("{root}/api/faucet")),
+    }))
+}
+
+pub async fn load_sealed() -> Result<Option<Vec<u8>>, String> {
+    get_bytes(STORE, SEALED_KEY)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+pub async fn save_sealed(sealed: &[u8]) -> Result<(), String> {
+    put_bytes(STORE, SEALED_KEY, sealed)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+pub async fn load_throttle() -> UnlockThrottle {
+    match get_value::<(u32, u64)>(STORE, THROTTLE_KEY).await {
+        Ok(Some((failures, last_failure_ms))) => UnlockThrottle {
+            failures,
+            last_failure_ms,
+        },
+        _ => UnlockThrottle::default(),
+    }
+}
+
+pub async fn save_throttle(t: UnlockThrottle) -> Result<(), String> {
+    put_value(STORE, THROTTLE_KEY, &(t.failures, t.last_failure_ms))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn fetch(
+    method: &str,
+    url: &str,
+    json: bool,
+    body: Option<(&str, String)>,
+) -> Result<(u16, Vec<u8>), String> {
+    let builder = match method {
+        "POST" => gloo_net::http::Request::post(url),
+        _ => gloo_net::http::Request::get(url),
+    };
+    let builder = if json {
+        builder.header("Accept", "application/json")
+    } else {
+        builder
+    };
+    let response = match body {
+        Some((content_type, text)) => {
+            builder
+                .header("Content-Type", content_type)
+                .body(text)
+                .map_err(|e| e.to_string())?
+                .send()
+                .await
+        }
+        None => builder.send().await,
+    }
+    .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let declared = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_ANSWER) {
+        return Err(format!("{url} answered more than {MAX_ANSWER} bytes"));
+    }
+    let bytes = response.binary().await.map_err(|e| e.to_string())?;
+    if bytes.len() > MAX_ANSWER {
+        return Err(format!("{url} answered more than {MAX_ANSWER} bytes"));
+    }
+    Ok((response.status(), bytes))
+}
+
+/// What a scan found.
+#[derive(Clone, Debug)]
+pub struct Scanned {
+    pub utxos: Vec<Utxo>,
+    pub tip: u32,
+    /// The first unused receiving index of (payment, runes), and change index of (payment,
+    /// runes).
+    pub receive: (u32, u32),
+    pub change: (u32, u32),
+}
+
+/// Scans the wallet's addresses on `chain`.
+pub async fn scan(keys: &Keychain, chain: &ChainAccess) -> Result<Scanned, String> {
+    let mut s = Scan::new(keys, chain.ord.is_some()).map_err(|e| e.to_string())?;
+    while let Some(req) = s.next_request() {
+        let (root, json) = match req.server {
+            Server::Esplora => (chain.esplora.as_str(), false),
+            Server::Ord => (chain.ord.as_deref().unwrap_or_default(), true),
+        };
+        let (status, body) = fetch("GET", &format!("{root}{}", req.path), json, None).await?;
+        s.on_answer(status, &body).map_err(|e| e.to_string())?;
+        s.derive_ahead(keys).map_err(|e| e.to_string())?;
+    }
+    let receive = (
+        s.first_unused(Account::Payment, KeyChain::External),
+        s.first_unused(Account::Runes, KeyChain::External),
+    );
+    let change = (
+        s.first_unused(Account::Payment, KeyChain::Internal),
+        s.first_unused(Account::Runes, KeyChain::Internal),
+    );
+    let tip = s.tip().unwrap_or(0);
+    let utxos = s.finish().map_err(|e| e.to_string())?;
+    Ok(Scanned {
+        utxos,
+        tip,
+        receive,
+        change,
+    })
+}
+
+/// Broadcasts `tx` through the chain's Esplora API; checks the answer names it.
+pub async fn broadcast(chain: &ChainAccess, tx: &Transaction) -> Result<Txid, String> {
+    let (status, body) = fetch(
+        "POST",
+        &format!("{}/tx", chain.esplora),
+        false,
+        Some(("text/plain", serialize_hex(tx))),
+    )
+    .await?;
+    if status != 200 {
+        let why: String = String::from_utf8_lossy(&body).chars().take(300).collect();
+        return Err(format!("the chain refused the transaction: {why}"));
+    }
+    darkswap_wallet::esplora::parse_broadcast(&body, tx).map_err(|e| e.to_string())
+}
+
+/// Asks the relay's faucet to mine to `address`.
+pub async fn faucet(url: &str, address: &Address) -> Result<(), String> {
+    let body = format!(r#"{{"address":"{address}"}}"#);
+    let (status, answer) = fetch("POST", url, false, Some(("application/json", body))).await?;
+    if status != 200 {
+        return Err(format!(
+            "the faucet said: {}",
+            String::from_utf8_lossy(&answer)
+                .chars()
+                .take(200)
+                .collect::<String>()
+        ));
+    }
+    Ok(())
+}
