@@ -132,9 +132,20 @@ fn json_answer(v: &Value) -> Response {
     answer(StatusCode::OK, "application/json", v.to_string())
 }
 
+/// A refusal the gateway decided itself: counted under `outcome`, answered in words.
+fn refuse(
+    gw: &Gateway,
+    endpoint: &'static str,
+    outcome: &'static str,
+    status: StatusCode,
+    why: String,
+) -> Response {
+    gw.count(endpoint, outcome);
+    answer(status, "text/plain", why)
+}
+
 fn bad_request(gw: &Gateway, endpoint: &'static str, why: String) -> Response {
-    gw.count(endpoint, "bad_request");
-    answer(StatusCode::BAD_REQUEST, "text/plain", why)
+    refuse(gw, endpoint, "bad_request", StatusCode::BAD_REQUEST, why)
 }
 
 fn upstream(gw: &Gateway, endpoint: &'static str, e: RpcError) -> Response {
@@ -230,10 +241,11 @@ async fn address_utxo(State(gw): State<Arc<Gateway>>, Path(address): Path<String
         Err(e) => return upstream(&gw, E, e),
     };
     if mempool.len() > defaults::GATEWAY_MAX_MEMPOOL {
-        gw.count(E, "mempool_too_large");
-        return answer(
+        return refuse(
+            &gw,
+            E,
+            "mempool_too_large",
             StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
             format!(
                 "the mempool holds {} transactions, more than this gateway inspects ({})",
                 mempool.len(),
@@ -290,10 +302,13 @@ async fn tx_hex(State(gw): State<Arc<Gateway>>, Path(txid): Path<String>) -> Res
             text(hex)
         }
         Ok(_) => upstream(&gw, E, malformed("getrawtransaction")),
-        Err(RpcError::Rpc { .. }) => {
-            gw.count(E, "not_found");
-            answer(StatusCode::NOT_FOUND, "text/plain", "Transaction not found")
-        }
+        Err(RpcError::Rpc { .. }) => refuse(
+            &gw,
+            E,
+            "not_found",
+            StatusCode::NOT_FOUND,
+            "Transaction not found".into(),
+        ),
         Err(e) => upstream(&gw, E, e),
     }
 }
@@ -360,10 +375,11 @@ async fn faucet(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
         .map(|mut b| b.try_take(&gw.faucet_rate, now_ms()))
         .unwrap_or(false);
     if !allowed {
-        gw.count(E, "rate_limited");
-        return answer(
+        return refuse(
+            &gw,
+            E,
+            "rate_limited",
             StatusCode::TOO_MANY_REQUESTS,
-            "text/plain",
             format!(
                 "the faucet serves {} calls a minute; try again shortly",
                 defaults::FAUCET_PER_MINUTE

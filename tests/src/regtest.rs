@@ -141,6 +141,37 @@ impl Bitcoind {
         &self.password
     }
 
+    /// The relay flags that name this node's chain and serve the gateway over it (the password
+    /// written to `password_file`), with ord's API and the faucet when asked.
+    pub fn relay_flags(
+        &self,
+        password_file: &std::path::Path,
+        ord_url: Option<&str>,
+        faucet: bool,
+    ) -> Result<Vec<String>> {
+        std::fs::write(password_file, &self.password)?;
+        let mut flags: Vec<String> = [
+            "--chain-network",
+            "regtest",
+            "--bitcoind-rpc-url",
+            &self.rpc_url(),
+            "--bitcoind-rpc-user",
+            RPC_USER,
+            "--bitcoind-rpc-password-file",
+            &password_file.display().to_string(),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        if let Some(url) = ord_url {
+            flags.extend(["--chain-ord-url".into(), url.to_string()]);
+        }
+        if faucet {
+            flags.extend(["--chain-faucet".into(), "true".into()]);
+        }
+        Ok(flags)
+    }
+
     /// Mines `n` blocks paying `address`; returns the block hashes.
     pub fn mine_to(&self, n: u32, address: &str) -> Result<Vec<String>> {
         let v = self.cli(&["generatetoaddress", &n.to_string(), address])?;

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::{Amount, TxOut};
 use darkswap_proto::RelayInfo;
-use darkswap_tests::regtest::{Bitcoind, RPC_USER};
+use darkswap_tests::regtest::Bitcoind;
 use darkswap_tests::{http_get, http_request, Ports, Relay};
 use darkswap_wallet::esplora::{
     check_listed, parse_broadcast, parse_tip_height, parse_tx_hex, parse_utxos, tx_hex_path,
@@ -74,25 +74,9 @@ fn utxos(relay: &Relay, keys: &Keychain, path: KeyPath, tip: u32) -> Result<Vec<
 fn the_wallet_reads_and_broadcasts_through_the_relay_gateway() -> Result<()> {
     let node = Bitcoind::start()?;
     let dir = tempfile::tempdir()?;
-    let password = dir.path().join("rpc.password");
-    std::fs::write(&password, node.rpc_password())?;
-    let rpc_url = node.rpc_url();
-    let relay = Relay::start(
-        &dir.path().join("relay"),
-        Ports::default(),
-        &[
-            "--chain-network",
-            "regtest",
-            "--bitcoind-rpc-url",
-            &rpc_url,
-            "--bitcoind-rpc-user",
-            RPC_USER,
-            "--bitcoind-rpc-password-file",
-            &password.display().to_string(),
-            "--chain-faucet",
-            "true",
-        ],
-    )?;
+    let flags = node.relay_flags(&dir.path().join("rpc.password"), None, true)?;
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let relay = Relay::start(&dir.path().join("relay"), Ports::default(), &flags)?;
     let info = RelayInfo::parse(get_ok(&format!("{}/api/relay-info", relay.http))?.as_bytes())?;
     let chain = info.chain.context("relay-info names a chain")?;
     assert_eq!(chain.network, "regtest");

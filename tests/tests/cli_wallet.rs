@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Result};
-use darkswap_tests::regtest::{Bitcoind, Ord, RPC_USER};
+use darkswap_tests::regtest::{Bitcoind, Ord};
 use darkswap_tests::{cli_bin, Ports, Relay};
 
 struct Cli<'a> {
@@ -70,27 +70,9 @@ fn two_cli_wallets_trade_coins_through_a_relay_that_names_the_chain() -> Result<
     let node = Bitcoind::start()?;
     let ord = Ord::start(&node)?;
     let dir = tempfile::tempdir()?;
-    let password = dir.path().join("rpc.password");
-    std::fs::write(&password, node.rpc_password())?;
-    let (rpc, ord_url) = (node.rpc_url(), ord.url());
-    let relay = Relay::start(
-        &dir.path().join("relay"),
-        Ports::default(),
-        &[
-            "--chain-network",
-            "regtest",
-            "--bitcoind-rpc-url",
-            &rpc,
-            "--bitcoind-rpc-user",
-            RPC_USER,
-            "--bitcoind-rpc-password-file",
-            &password.display().to_string(),
-            "--chain-ord-url",
-            &ord_url,
-            "--chain-faucet",
-            "true",
-        ],
-    )?;
+    let flags = node.relay_flags(&dir.path().join("rpc.password"), Some(&ord.url()), true)?;
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let relay = Relay::start(&dir.path().join("relay"), Ports::default(), &flags)?;
     let alice = Cli {
         relay: &relay.http,
         file: dir.path().join("alice.json"),

@@ -127,29 +127,51 @@ pub struct Derived {
     pub address: Address,
 }
 
-/// The wallet's keys, derived from a mnemonic. The master private key is erased when dropped.
+/// The wallet's keys, derived from a mnemonic: the two account keys, erased when dropped (the
+/// master key is erased as soon as they are derived).
 pub struct Keychain {
     network: Network,
     secp: Secp256k1<All>,
-    master: Xpriv,
+    /// `m/86'/coin'/0'` and `m/86'/coin'/1'`, derived once: each address is then two
+    /// non-hardened steps instead of five (signing derives a key per input, twice).
+    accounts: [Xpriv; 2],
 }
 
 impl Keychain {
     /// The keychain of `mnemonic` (with an optional BIP39 passphrase) on `network`.
     pub fn new(mnemonic: &Mnemonic, passphrase: &str, network: Network) -> Result<Self, KeyError> {
         let seed = mnemonic.seed(passphrase);
-        let master =
+        let mut master =
             Xpriv::new_master(network.to_bitcoin(), &*seed).map_err(KeyError::Derivation)?;
         let mut secp = Secp256k1::new();
         let mut blind = zeroize::Zeroizing::new([0u8; 32]);
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut *blind);
         // Context randomization: a side-channel defence for signing, seeded from the OS.
         secp.seeded_randomize(&blind);
+        let account = |a: Account| -> Result<Xpriv, KeyError> {
+            let path = DerivationPath::from(vec![
+                hardened(86)?,
+                hardened(network.coin_type())?,
+                hardened(a.number())?,
+            ]);
+            master
+                .derive_priv(&secp, &path)
+                .map_err(KeyError::Derivation)
+        };
+        let (payment, runes) = (account(Account::Payment), account(Account::Runes));
+        master.private_key.non_secure_erase();
         Ok(Keychain {
             network,
             secp,
-            master,
+            accounts: [payment?, runes?],
         })
+    }
+
+    fn account(&self, account: Account) -> &Xpriv {
+        match account {
+            Account::Payment => &self.accounts[0],
+            Account::Runes => &self.accounts[1],
+        }
     }
 
     /// The network its addresses are for.
@@ -164,16 +186,7 @@ impl Keychain {
 
     /// The account's extended public key (`m/86'/coin'/account'`), for watching addresses.
     pub fn account_xpub(&self, account: Account) -> Result<Xpub, KeyError> {
-        let path = DerivationPath::from(vec![
-            hardened(86)?,
-            hardened(self.network.coin_type())?,
-            hardened(account.number())?,
-        ]);
-        let xpriv = self
-            .master
-            .derive_priv(&self.secp, &path)
-            .map_err(KeyError::Derivation)?;
-        Ok(Xpub::from_priv(&self.secp, &xpriv))
+        Ok(Xpub::from_priv(&self.secp, self.account(account)))
     }
 
     /// The address at `path`.
@@ -193,9 +206,10 @@ impl Keychain {
 
     /// The untweaked key pair at `path` (signing tweaks it, per BIP86).
     pub(crate) fn keypair(&self, path: KeyPath) -> Result<Keypair, KeyError> {
+        let below = DerivationPath::from(vec![normal(path.chain.number())?, normal(path.index)?]);
         let xpriv = self
-            .master
-            .derive_priv(&self.secp, &path.derivation_path(self.network)?)
+            .account(path.account)
+            .derive_priv(&self.secp, &below)
             .map_err(KeyError::Derivation)?;
         let keypair = xpriv.to_keypair(&self.secp);
         Ok(keypair)
@@ -204,8 +218,9 @@ impl Keychain {
 
 impl Drop for Keychain {
     fn drop(&mut self) {
-        self.master.private_key.non_secure_erase();
-        zeroize::Zeroize::zeroize(&mut self.master.chain_code.to_bytes());
+        for a in &mut self.accounts {
+            a.private_key.non_secure_erase();
+        }
     }
 }
 
@@ -216,8 +231,17 @@ impl std::fmt::Debug for Keychain {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The regtest keychain of the "legal winner … yellow" BIP39 vector, for other modules' tests.
+    pub(crate) fn regtest_keys() -> Keychain {
+        let m = Mnemonic::parse(
+            "legal winner thank year wave sausage worth useful legal winner thank yellow",
+        )
+        .unwrap();
+        Keychain::new(&m, "", Network::Regtest).unwrap()
+    }
 
     const ABANDON: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
 

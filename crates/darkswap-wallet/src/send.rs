@@ -406,7 +406,6 @@ fn finish(tx: Transaction, inputs: Vec<Utxo>, fee: Amount) -> Result<Unsigned, B
 mod tests {
     use super::*;
     use crate::keys::{Account, KeyPath, Keychain};
-    use crate::mnemonic::Mnemonic;
     use crate::utxo::tests::utxo;
     use crate::utxo::Assets;
 
@@ -414,11 +413,7 @@ mod tests {
     const S: RuneId = RuneId { block: 130, tx: 2 };
 
     fn keys() -> Keychain {
-        let m = Mnemonic::parse(
-            "legal winner thank year wave sausage worth useful legal winner thank yellow",
-        )
-        .unwrap();
-        Keychain::new(&m, "", Network::Regtest).unwrap()
+        crate::keys::tests::regtest_keys()
     }
 
     fn runes(pairs: &[(RuneId, u128)]) -> Assets {

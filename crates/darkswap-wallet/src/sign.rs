@@ -118,18 +118,12 @@ pub fn sign_inputs(
 mod tests {
     use super::*;
     use crate::keys::Account;
-    use crate::mnemonic::Mnemonic;
-    use crate::network::Network;
     use crate::send::{send_btc, FeeRate};
     use crate::utxo::{Assets, Locks, Utxo};
     use bitcoin::{Amount, OutPoint, Txid};
 
     fn keys() -> Keychain {
-        let m = Mnemonic::parse(
-            "legal winner thank year wave sausage worth useful legal winner thank yellow",
-        )
-        .unwrap();
-        Keychain::new(&m, "", Network::Regtest).unwrap()
+        crate::keys::tests::regtest_keys()
     }
 
     fn own(k: &Keychain, n: u8, sats: u64) -> Utxo {

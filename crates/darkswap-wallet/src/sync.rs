@@ -382,19 +382,13 @@ impl Scan {
 mod tests {
     use super::*;
     use crate::keys::Keychain;
-    use crate::mnemonic::Mnemonic;
-    use crate::network::Network;
     use bitcoin::absolute::LockTime;
     use bitcoin::consensus::encode::serialize_hex;
     use bitcoin::transaction::Version;
     use bitcoin::{Amount, ScriptBuf, Sequence, TxIn, Witness};
 
     fn keys() -> Keychain {
-        let m = Mnemonic::parse(
-            "legal winner thank year wave sausage worth useful legal winner thank yellow",
-        )
-        .unwrap();
-        Keychain::new(&m, "", Network::Regtest).unwrap()
+        crate::keys::tests::regtest_keys()
     }
 
     fn paying(script: ScriptBuf, sats: u64) -> Transaction {
