@@ -345,9 +345,11 @@ fn chain_config(args: &ChainArgs, file: ChainFile) -> Result<ChainConfig, Config
         .clone()
         .or(file.esplora_url)
         .or_else(|| bitcoind.as_ref().map(|_| "/esplora".to_string()));
+    let ord_url = args.ord_url.clone().or(file.ord_url);
+    // Pages refuse a relay-info with a longer field: refuse it here, where the operator sees why.
     for (name, v) in [
         ("chain.esplora_url", &esplora_url),
-        ("chain.ord_url", &args.ord_url),
+        ("chain.ord_url", &ord_url),
     ] {
         if v.as_ref()
             .is_some_and(|u| u.len() > darkswap_proto::relay_info::MAX_CHAIN_FIELD)
@@ -358,7 +360,7 @@ fn chain_config(args: &ChainArgs, file: ChainFile) -> Result<ChainConfig, Config
     Ok(ChainConfig {
         network,
         esplora_url,
-        ord_url: args.ord_url.clone().or(file.ord_url),
+        ord_url,
         bitcoind,
         faucet,
     })
@@ -1157,6 +1159,25 @@ mod tests {
 #[cfg(test)]
 mod example_config {
     use super::*;
+
+    /// Chain URLs longer than pages accept are refused at start, from the file as from a flag.
+    #[test]
+    fn chain_urls_are_capped_from_the_file_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        let long = "x".repeat(darkswap_proto::relay_info::MAX_CHAIN_FIELD + 1);
+        std::fs::write(
+            &path,
+            format!("[chain]\nnetwork = \"regtest\"\nord_url = \"{long}\"\n"),
+        )
+        .unwrap();
+        let err = Config::from_cli(Cli {
+            config: Some(path),
+            ..Cli::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("chain.ord_url"), "{err}");
+    }
 
     /// The shipped example must parse and must state the real defaults.
     #[test]
