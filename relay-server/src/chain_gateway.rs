@@ -7,6 +7,10 @@
 //! `GET /blocks/tip/height`, `GET /blocks/tip/hash`, `GET /address/{addr}/utxo` (confirmed
 //! outputs from `scantxoutset`, with the mempool's spends removed and its new outputs added;
 //! `status` carries `confirmed` and `block_height`, not `block_hash`/`block_time`),
+//! `GET /address/{addr}/txs` and `GET /address/{addr}/txs/chain/{last txid}` (an address's
+//! history, newest first: the mempool's transactions touching it, up to 50, then 25 confirmed
+//! a page, from the gateway's own address index, [`crate::chain_index`]; each entry carries
+//! `txid` and `status` only, the wallet fetching the bytes),
 //! `GET /tx/{txid}/hex`, `POST /tx` (hex body; answer: the txid), `GET /fee-estimates` (Core's
 //! `estimatesmartfee` for the usual targets; targets Core has no estimate for are left out, as
 //! on regtest). Faucet: `POST /api/faucet` with `{"address": "bcrt1…"}`.
@@ -31,6 +35,7 @@ use prometheus_client::metrics::family::Family;
 use serde_json::{json, Value};
 
 use crate::bitcoind_rpc::{Rpc, RpcError};
+use crate::chain_index::{AddressIndex, IndexError, IndexedTx};
 use crate::defaults;
 use crate::metrics::GatewayLabels;
 
@@ -43,6 +48,8 @@ pub struct Gateway {
     network: Network,
     /// Core runs one UTXO-set scan at a time; callers queue here instead of failing.
     scan: tokio::sync::Mutex<()>,
+    /// Confirmed history by script, caught up on each history request.
+    index: tokio::sync::Mutex<AddressIndex>,
     faucet: Option<Mutex<TokenBucket>>,
     faucet_rate: Rate,
     requests: Family<GatewayLabels, Counter>,
@@ -62,6 +69,7 @@ impl Gateway {
             rpc,
             network,
             scan: tokio::sync::Mutex::new(()),
+            index: tokio::sync::Mutex::new(AddressIndex::new(defaults::GATEWAY_MAX_INDEX_ENTRIES)),
             faucet: (faucet && network == Network::Regtest)
                 .then(|| Mutex::new(TokenBucket::full(&faucet_rate, now_ms()))),
             faucet_rate,
@@ -94,6 +102,11 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/blocks/tip/height", get(tip_height))
         .route("/blocks/tip/hash", get(tip_hash))
         .route("/address/{address}/utxo", get(address_utxo))
+        .route("/address/{address}/txs", get(address_txs))
+        .route(
+            "/address/{address}/txs/chain/{last}",
+            get(address_txs_chain),
+        )
         .route("/tx/{txid}/hex", get(tx_hex))
         .route("/tx", post(broadcast))
         .route("/fee-estimates", get(fee_estimates))
@@ -235,33 +248,13 @@ async fn address_utxo(State(gw): State<Arc<Gateway>>, Path(address): Path<String
         );
     }
     // The mempool: outputs it spends go, outputs it adds come.
-    let mempool = match gw.rpc.call("getrawmempool", json!([])).await {
-        Ok(Value::Array(txids)) => txids,
-        Ok(_) => return upstream(&gw, E, malformed("getrawmempool")),
-        Err(e) => return upstream(&gw, E, e),
+    let mempool = match mempool_txs(&gw, E).await {
+        Ok(m) => m,
+        Err(refused) => return refused,
     };
-    if mempool.len() > defaults::GATEWAY_MAX_MEMPOOL {
-        return refuse(
-            &gw,
-            E,
-            "mempool_too_large",
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the mempool holds {} transactions, more than this gateway inspects ({})",
-                mempool.len(),
-                defaults::GATEWAY_MAX_MEMPOOL
-            ),
-        );
-    }
     let mut spent = HashSet::new();
     let mut added = Vec::new();
-    for txid in mempool.iter().filter_map(Value::as_str) {
-        let tx = match gw.rpc.call("getrawtransaction", json!([txid, true])).await {
-            Ok(tx) => tx,
-            // Mined or evicted since getrawmempool: not in the mempool any more.
-            Err(RpcError::Rpc { .. }) => continue,
-            Err(e) => return upstream(&gw, E, e),
-        };
+    for (txid, tx) in &mempool {
         for input in tx["vin"].as_array().into_iter().flatten() {
             if let (Some(t), Some(v)) = (input["txid"].as_str(), input["vout"].as_u64()) {
                 spent.insert((t.to_string(), v as u32));
@@ -272,7 +265,7 @@ async fn address_utxo(State(gw): State<Arc<Gateway>>, Path(address): Path<String
                 let (Some(n), Some(value)) = (out["n"].as_u64(), sats(&out["value"])) else {
                     return upstream(&gw, E, malformed("getrawtransaction"));
                 };
-                added.push(((txid.to_string(), n as u32), value));
+                added.push(((txid.clone(), n as u32), value));
             }
         }
     }
@@ -285,6 +278,217 @@ async fn address_utxo(State(gw): State<Arc<Gateway>>, Path(address): Path<String
     outputs.retain(|k, _| !spent.contains(k));
     gw.count(E, "ok");
     json_answer(&Value::Array(outputs.into_values().collect()))
+}
+
+/// The mempool's transactions (verbosity 2: inputs with the outputs they spend), or the refusal
+/// to answer for `endpoint` when it is larger than the gateway inspects.
+async fn mempool_txs(
+    gw: &Gateway,
+    endpoint: &'static str,
+) -> Result<Vec<(String, Value)>, Response> {
+    let txids = match gw.rpc.call("getrawmempool", json!([])).await {
+        Ok(Value::Array(txids)) => txids,
+        Ok(_) => return Err(upstream(gw, endpoint, malformed("getrawmempool"))),
+        Err(e) => return Err(upstream(gw, endpoint, e)),
+    };
+    if txids.len() > defaults::GATEWAY_MAX_MEMPOOL {
+        return Err(refuse(
+            gw,
+            endpoint,
+            "mempool_too_large",
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the mempool holds {} transactions, more than this gateway inspects ({})",
+                txids.len(),
+                defaults::GATEWAY_MAX_MEMPOOL
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(txids.len());
+    for txid in txids.iter().filter_map(Value::as_str) {
+        match gw.rpc.call("getrawtransaction", json!([txid, 2])).await {
+            Ok(tx) => out.push((txid.to_string(), tx)),
+            // Mined or evicted since getrawmempool: not in the mempool any more.
+            Err(RpcError::Rpc { .. }) => continue,
+            Err(e) => return Err(upstream(gw, endpoint, e)),
+        }
+    }
+    Ok(out)
+}
+
+/// The scripts a transaction in Core's JSON (verbosity 2 or 3) pays and spends from.
+fn touched_scripts(tx: &Value) -> Option<Vec<bitcoin::ScriptBuf>> {
+    let mut out = Vec::new();
+    for o in tx["vout"].as_array()? {
+        out.push(bitcoin::ScriptBuf::from_hex(o["scriptPubKey"]["hex"].as_str()?).ok()?);
+    }
+    for i in tx["vin"].as_array()? {
+        if i.get("coinbase").is_some() {
+            continue;
+        }
+        out.push(bitcoin::ScriptBuf::from_hex(i["prevout"]["scriptPubKey"]["hex"].as_str()?).ok()?);
+    }
+    Some(out)
+}
+
+/// Brings the address index up to bitcoind's tip, at most
+/// [`defaults::GATEWAY_INDEX_BLOCKS_PER_REQUEST`] blocks; a reorg rebuilds it from the start.
+async fn catch_up(
+    gw: &Gateway,
+    idx: &mut AddressIndex,
+    endpoint: &'static str,
+) -> Result<(), Response> {
+    let tip = match gw.rpc.call("getblockcount", json!([])).await {
+        Ok(v) => v
+            .as_u64()
+            .and_then(|t| u32::try_from(t).ok())
+            .ok_or_else(|| upstream(gw, endpoint, malformed("getblockcount")))?,
+        Err(e) => return Err(upstream(gw, endpoint, e)),
+    };
+    let block_hash = |v: &Value| {
+        v.as_str()
+            .and_then(|h| bitcoin::BlockHash::from_str(h).ok())
+    };
+    // The last indexed block may have been replaced (a reorg): start again.
+    if let Some(last) = idx.last_hash() {
+        let height = idx.next_height() - 1;
+        let same = height <= tip
+            && match gw.rpc.call("getblockhash", json!([height])).await {
+                Ok(v) => block_hash(&v) == Some(last),
+                Err(e) => return Err(upstream(gw, endpoint, e)),
+            };
+        if !same {
+            idx.reset();
+        }
+    }
+    let mut budget = defaults::GATEWAY_INDEX_BLOCKS_PER_REQUEST;
+    while idx.next_height() <= tip {
+        if budget == 0 {
+            return Err(refuse(
+                gw,
+                endpoint,
+                "indexing",
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the gateway's address index is at block {} of {tip}: ask again",
+                    idx.next_height()
+                ),
+            ));
+        }
+        budget -= 1;
+        let height = idx.next_height();
+        let hash = match gw.rpc.call("getblockhash", json!([height])).await {
+            Ok(v) => {
+                block_hash(&v).ok_or_else(|| upstream(gw, endpoint, malformed("getblockhash")))?
+            }
+            Err(e) => return Err(upstream(gw, endpoint, e)),
+        };
+        let block = match gw.rpc.call("getblock", json!([hash.to_string(), 3])).await {
+            Ok(b) => b,
+            Err(e) => return Err(upstream(gw, endpoint, e)),
+        };
+        let prev = block.get("previousblockhash").and_then(block_hash);
+        let mut txs = Vec::new();
+        for tx in block["tx"].as_array().into_iter().flatten() {
+            let (Some(txid), Some(scripts)) = (
+                tx["txid"]
+                    .as_str()
+                    .and_then(|t| bitcoin::Txid::from_str(t).ok()),
+                touched_scripts(tx),
+            ) else {
+                return Err(upstream(gw, endpoint, malformed("getblock")));
+            };
+            txs.push(IndexedTx { txid, scripts });
+        }
+        match idx.apply(height, hash, prev, &txs) {
+            Ok(()) => {}
+            // The chain moved under the walk: start again (the budget bounds it).
+            Err(IndexError::NotNext { .. }) => idx.reset(),
+            Err(e @ IndexError::Full(_)) => {
+                return Err(refuse(
+                    gw,
+                    endpoint,
+                    "index_full",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    e.to_string(),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn address_txs(State(gw): State<Arc<Gateway>>, Path(address): Path<String>) -> Response {
+    history(&gw, &address, None).await
+}
+
+async fn address_txs_chain(
+    State(gw): State<Arc<Gateway>>,
+    Path((address, last)): Path<(String, String)>,
+) -> Response {
+    history(&gw, &address, Some(last)).await
+}
+
+/// An address's history page: the mempool's transactions touching it (first page only), then
+/// confirmed ones after `after`, newest first.
+async fn history(gw: &Gateway, address: &str, after: Option<String>) -> Response {
+    const E: &str = "address_txs";
+    let parsed = bitcoin::Address::from_str(address)
+        .ok()
+        .and_then(|a| a.require_network(gw.network.to_bitcoin()).ok());
+    let Some(parsed) = parsed else {
+        return bad_request(gw, E, format!("not a {} address", gw.network));
+    };
+    let after = match after.as_deref().map(bitcoin::Txid::from_str) {
+        Some(Ok(t)) => Some(t),
+        Some(Err(_)) => return bad_request(gw, E, "not a transaction id".into()),
+        None => None,
+    };
+    let script = parsed.script_pubkey();
+    let confirmed = {
+        let mut idx = gw.index.lock().await;
+        if let Err(refused) = catch_up(gw, &mut idx, E).await {
+            return refused;
+        }
+        idx.history(&script)
+    };
+    let mut page = Vec::new();
+    if after.is_none() {
+        let mempool = match mempool_txs(gw, E).await {
+            Ok(m) => m,
+            Err(refused) => return refused,
+        };
+        for (txid, tx) in &mempool {
+            if touched_scripts(tx).is_some_and(|s| s.contains(&script)) {
+                page.push(json!({"txid": txid, "status": {"confirmed": false}}));
+            }
+            if page.len() >= defaults::GATEWAY_TXS_MEMPOOL_PAGE {
+                break;
+            }
+        }
+    }
+    let start = match after {
+        None => 0,
+        Some(last) => match confirmed.iter().position(|(t, _)| *t == last) {
+            Some(i) => i + 1,
+            None => {
+                return bad_request(
+                    gw,
+                    E,
+                    "that transaction is not in this address's history".into(),
+                )
+            }
+        },
+    };
+    for (txid, height) in confirmed
+        .iter()
+        .skip(start)
+        .take(defaults::GATEWAY_TXS_CHAIN_PAGE)
+    {
+        page.push(json!({"txid": txid.to_string(), "status": {"confirmed": true, "block_height": height}}));
+    }
+    gw.count(E, "ok");
+    json_answer(&Value::Array(page))
 }
 
 fn is_txid(s: &str) -> bool {

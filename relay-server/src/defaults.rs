@@ -164,6 +164,17 @@ pub const BITCOIND_RPC_MAX_ANSWER: usize = 16 * 1024 * 1024;
 /// Mempool transactions the gateway inspects to add unconfirmed outputs to an address's list;
 /// above this it answers 503 (Esplora's own servers index the mempool instead).
 pub const GATEWAY_MAX_MEMPOOL: usize = 2_000;
+/// (script, transaction) entries the gateway's address index holds (about 100 bytes each);
+/// past it `/address/{addr}/txs` answers 503 and the operator points pages at an Esplora server.
+pub const GATEWAY_MAX_INDEX_ENTRIES: usize = 2_000_000;
+/// Blocks the address index takes in while answering one request; a longer catch-up (the first
+/// request on a long chain) answers 503 with how far it got, and the next request goes on.
+pub const GATEWAY_INDEX_BLOCKS_PER_REQUEST: u32 = 5_000;
+/// Transactions of an address's history in one answer, as Esplora pages them: all the
+/// mempool's up to 50, then 25 confirmed.
+pub const GATEWAY_TXS_MEMPOOL_PAGE: usize = 50;
+/// See [`GATEWAY_TXS_MEMPOOL_PAGE`].
+pub const GATEWAY_TXS_CHAIN_PAGE: usize = 25;
 /// The largest transaction a page may broadcast through the gateway, hex (a standard
 /// transaction is at most 400,000 weight units, 100 kB).
 pub const GATEWAY_MAX_TX_HEX: usize = 400_000;

@@ -18,6 +18,7 @@ mod auth;
 mod behaviour;
 mod bitcoind_rpc;
 mod chain_gateway;
+mod chain_index;
 mod config;
 mod conn_caps;
 mod defaults;

@@ -1,22 +1,27 @@
 // The page's wallet in real Chromium against a real regtest chain: a real bitcoind and a real ord
 // behind the real relay, which names them in relay-info (its gateway at /esplora, the faucet).
-// Page A creates a wallet (the words shown once), the faucet pays it, the balance appears; page
-// B creates one; A sends to B's address; after a block B's balance shows it. IndexedDB holds no
-// word of the mnemonic; after a reload the wallet is locked, a wrong password is refused, the
-// right one opens it with the same addresses.
+// Page A creates a wallet (the words shown once, three of them retyped; wrong ones refused), the
+// faucet pays it, the balance appears; its receiving address's QR code decodes (jsQR) to the
+// address; page B creates one, its first chain read failing once on the way (retried); A sends to
+// B's address; after a block B's balance shows it. IndexedDB holds no word of the mnemonic; after
+// a reload the wallet is locked, a wrong password is refused, the right one opens it with the
+// same addresses. Then runes: ord's wallet etches DARKSWAP•TEST•RUNE and sends 1000.00 of it to
+// A's rune address; A sees it by name in its divisibility, sends 250.00 to B's rune address;
+// after a block B holds 250.00 and A 750.00, as ord counts them too.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { launchBrowser, openPanel, relayPorts, startRelay, stopRelay, tempDir } from './harness.mjs';
+import { follow, launchBrowser, openPanel, relayPorts, startRelay, stopRelay, tempDir } from './harness.mjs';
 
 const BITCOIN_BIN = process.env.DARKSWAP_BITCOIN_BIN
   ?? join(homedir(), '.cache', 'darkswap-bitcoin', 'py-bitcoinkernel-0.1.0a5', 'bin');
 const ORD_BIN = process.env.DARKSWAP_ORD_BIN ?? 'ord';
 const PASSWORD = 'a long page password';
+const SPACED = 'DARKSWAP•TEST•RUNE';
 const OUT = join(import.meta.dirname, 'output');
 const children = [];
 let browser;
@@ -52,7 +57,7 @@ async function startChain() {
   const rpcPort = await freePort();
   const bitcoind = spawn(join(BITCOIN_BIN, 'bitcoind'), [
     '-regtest', `-datadir=${dir}`, `-rpcport=${rpcPort}`, '-rpcbind=127.0.0.1', '-rpcallowip=127.0.0.1',
-    '-rpcuser=darkswap', `-rpcpassword=${password}`, '-listen=0', '-txindex=1', '-disablewallet=1',
+    '-rpcuser=darkswap', `-rpcpassword=${password}`, '-listen=0', '-txindex=1', '-disablewallet=0',
     '-printtoconsole=0',
   ], { stdio: 'ignore' });
   children.push(bitcoind);
@@ -73,10 +78,46 @@ async function startChain() {
     try { return Number(await (await fetch(`${ordUrl}/blockheight`)).text()); } catch { return -1; }
   };
   await until('ord', async () => (await ordHeight()) >= 0);
-  return { cli, rpcPort, password, ordUrl, synced: async () => {
+  const ordArgs = (...args) => [
+    '--regtest', `--bitcoin-rpc-url=http://127.0.0.1:${rpcPort}`, '--bitcoin-rpc-username=darkswap',
+    `--bitcoin-rpc-password=${password}`, `--data-dir=${join(dir, 'ord')}`, '--index-runes',
+    'wallet', '--server-url', ordUrl, ...args,
+  ];
+  const synced = async () => {
     const tip = Number(cli('getblockcount'));
     await until(`ord at ${tip}`, async () => (await ordHeight()) >= tip);
-  } };
+  };
+  const ordWallet = async (...args) => {
+    await synced();
+    return JSON.parse(execFileSync(ORD_BIN, ordArgs(...args), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  };
+  return { cli, dir, rpcPort, password, ordUrl, ordArgs, ordWallet, synced };
+}
+
+// ord's wallet etches the test rune (2 decimals, 10,000.00 premined); its batch waits for the
+// commit to mature, so blocks are mined until it exits.
+async function etch(chain, ordAddress) {
+  const file = join(chain.dir, 'rune.txt');
+  writeFileSync(file, 'DarkSwap test rune');
+  const batch = join(chain.dir, 'batch.yaml');
+  writeFileSync(batch, `mode: separate-outputs\netching:\n  rune: ${SPACED}\n  divisibility: 2\n  premine: '10000.00'\n  supply: '10000.00'\n  symbol: '$'\n  turbo: false\ninscriptions:\n  - file: ${file}\n`);
+  await chain.synced();
+  const child = spawn(ORD_BIN, chain.ordArgs('batch', '--fee-rate', '1', '--batch', batch), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((ok) => child.on('exit', ok));
+  let code = null;
+  const start = Date.now();
+  while (code === null) {
+    code = await Promise.race([exited, sleep(700).then(() => null)]);
+    if (code === null) {
+      if (Date.now() - start > 120000) { child.kill(); throw new Error('ord wallet batch did not finish in 120 s'); }
+      chain.cli('generatetoaddress', '1', ordAddress);
+    }
+  }
+  assert.equal(code, 0, `ord wallet batch: ${stderr}`);
+  chain.cli('generatetoaddress', '1', ordAddress);
+  await chain.synced();
 }
 
 async function walletPage(url) {
@@ -89,16 +130,56 @@ async function walletPage(url) {
   return page;
 }
 
-async function create(page) {
+// Types the words the page asks for (1-based positions in data-position); `wrong` swaps one.
+async function retype(page, list, wrong = false) {
+  const fields = await page.$$('[data-testid=wallet-confirm-word]');
+  assert.equal(fields.length, 3);
+  for (const [i, f] of fields.entries()) {
+    const at = Number(await f.getAttribute('data-position')) - 1;
+    const word = wrong && i === 1 ? list[(at + 1) % list.length] + 'x' : list[at];
+    await f.fill(word.toUpperCase());
+  }
+}
+
+async function create(page, { tryWrongWords = false } = {}) {
   await page.click('[data-testid=wallet-create]');
   const words = (await page.textContent('[data-testid=wallet-words]')).trim();
-  assert.equal(words.split(' ').length, 12);
-  await page.check('[data-testid=wallet-words-written]');
+  const list = words.split(' ');
+  assert.equal(list.length, 12);
   await page.fill('[data-testid=wallet-new-password]', PASSWORD);
   await page.fill('[data-testid=wallet-new-password2]', PASSWORD);
+  if (tryWrongWords) {
+    await retype(page, list, true);
+    await page.click('[data-testid=wallet-seal]');
+    await until('the refusal of wrong words', async () => /retyped words differ/.test(await page.textContent('[data-testid=wallet-message]').catch(() => '')));
+    assert.equal(await page.$('[data-testid=wallet-pay-address]'), null, 'not sealed');
+    // The refusal keeps what was typed (the form is not rebuilt under the message).
+    assert.equal(await page.inputValue('[data-testid=wallet-new-password]'), PASSWORD);
+  }
+  await retype(page, list);
   await page.click('[data-testid=wallet-seal]');
-  await page.waitForSelector('[data-testid=wallet-pay-address]');
+  await page.waitForSelector('[data-testid=wallet-pay-address]').catch(async (e) => {
+    throw new Error(`${e.message}; the panel said: ${await page.textContent('[data-testid=wallet]').catch(() => '?')}`);
+  });
   return words;
+}
+
+// Refreshes until `check()` holds.
+async function refreshUntil(page, what, check, chain) {
+  await chain.synced();
+  await until(what, async () => {
+    if (await check()) return true;
+    if (await page.isEnabled('[data-testid=wallet-refresh]')) await page.click('[data-testid=wallet-refresh]');
+    await sleep(500);
+    return false;
+  });
+}
+
+// A's rune balance cell: { name, units } or null.
+async function runeHeld(page) {
+  const cell = await page.$('[data-testid=wallet-rune]');
+  if (!cell) return null;
+  return { name: await cell.getAttribute('data-rune'), units: await cell.getAttribute('data-units'), text: (await cell.textContent()).trim() };
 }
 
 // Refreshes until the confirmed bitcoin reads `sats`.
@@ -113,7 +194,7 @@ async function confirmedSats(page, sats, chain) {
   });
 }
 
-test('a page creates a wallet, is paid by the faucet and sends to another page', { timeout: 180000 }, async () => {
+test('a page creates a wallet, is paid by the faucet and sends to another page, then runes', { timeout: 360000 }, async () => {
   const chain = await startChain();
   process.env.DARKSWAP_RELAY_BITCOIND_RPC_PASSWORD = chain.password;
   relay = await startRelay(tempDir(), await relayPorts(), [
@@ -122,7 +203,7 @@ test('a page creates a wallet, is paid by the faucet and sends to another page',
   ]);
   browser = await launchBrowser();
   const a = await walletPage(relay.url);
-  const words = await create(a);
+  const words = await create(a, { tryWrongWords: true });
   const payA = (await a.textContent('[data-testid=wallet-pay-address]')).trim();
   assert.match(payA, /^bcrt1p/);
 
@@ -131,16 +212,66 @@ test('a page creates a wallet, is paid by the faucet and sends to another page',
   // Blocks 1..101 pay A: the coinbases of blocks 1 and 2 are mature.
   await confirmedSats(a, 2 * 50 * 1e8, chain);
 
+  // The receiving address's QR code reads back as the address (jsQR on the drawn SVG).
+  await a.addScriptTag({ path: join(import.meta.dirname, '..', '..', 'node_modules', 'jsqr', 'dist', 'jsQR.js') });
+  const decoded = await a.evaluate(async () => {
+    const svg = document.querySelector('[data-testid=wallet-qr]');
+    const url = 'data:image/svg+xml;base64,' + btoa(new XMLSerializer().serializeToString(svg));
+    const img = new Image(296, 296);
+    await new Promise((ok, fail) => { img.onload = ok; img.onerror = fail; img.src = url; });
+    const canvas = document.createElement('canvas');
+    canvas.width = 296; canvas.height = 296;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(img, 0, 0, 296, 296);
+    return window.jsQR(ctx.getImageData(0, 0, 296, 296).data, 296, 296)?.data ?? null;
+  });
+  // (Address 0 was paid: the page shows the next unused one.)
+  const payNow = (await a.textContent('[data-testid=wallet-pay-address]')).trim();
+  assert.notEqual(payNow, payA);
+  assert.equal(decoded, `bitcoin:${payNow.toUpperCase()}`);
+  // No estimates on regtest: the page says so and takes a typed rate.
+  assert.match(await a.textContent('[data-testid=wallet-fee-note]'), /no fee estimates/);
+
   const b = await walletPage(relay.url);
+  // B's first read of the chain fails (connection refused, as a dropped network does): retried.
+  let dropped = 0;
+  await b.route('**/esplora/blocks/tip/height', (route) => {
+    if (dropped === 0) { dropped += 1; return route.abort('connectionrefused'); }
+    return route.continue();
+  });
   await create(b);
+  await b.waitForSelector('[data-testid=wallet-btc-confirmed]');
+  assert.equal(dropped, 1);
+  assert.ok(!/cannot read/.test(await b.textContent('[data-testid=wallet-message]').catch(() => '')));
   const payB = (await b.textContent('[data-testid=wallet-pay-address]')).trim();
   await a.fill('[data-testid=wallet-send-to]', payB);
   await a.fill('[data-testid=wallet-send-amount]', '100000000');
   await a.fill('[data-testid=wallet-send-fee]', '2');
   await a.click('[data-testid=wallet-send]');
   await until('the send', async () => /^sent /.test(await a.textContent('[data-testid=wallet-message]').catch(() => '')));
+  const sentTxid = (await a.textContent('[data-testid=wallet-message]')).match(/^sent ([0-9a-f]{64})/)[1];
   chain.cli('generatetoaddress', '1', payB);
   await confirmedSats(b, 100000000, chain);
+
+  // History: B's receipt and the block's coinbase it mined to itself; A's 101 faucet coinbases (five pages of Esplora's 25) and the send,
+  // what it cost worked out from the transactions' bytes.
+  await b.click('[data-testid=wallet-history-load]');
+  await b.waitForSelector('[data-testid=wallet-history-row]', { timeout: 30000 });
+  const rowsB = await b.$$eval('[data-testid=wallet-history-row]', (rows) => rows.map((r) => ({ txid: r.dataset.txid, net: r.dataset.net, conf: r.dataset.confirmations })));
+  assert.equal(rowsB.length, 2);
+  assert.deepEqual(rowsB.find((r) => r.txid === sentTxid), { txid: sentTxid, net: '100000000', conf: '1' });
+  await a.click('[data-testid=wallet-history-load]');
+  await a.waitForSelector('[data-testid=wallet-history-row]', { timeout: 60000 });
+  const rowsA = await a.$$eval('[data-testid=wallet-history-row]', (rows) => rows.map((r) => ({ txid: r.dataset.txid, net: Number(r.dataset.net), conf: r.dataset.confirmations, fee: r.cells[3].textContent })));
+  assert.equal(rowsA.length, 102);
+  // Newest first: the send, in the block after A's 101.
+  assert.equal(rowsA[0].txid, sentTxid);
+  assert.equal(rowsA[0].conf, '1');
+  assert.ok(rowsA.every((r, i) => i === 0 || Number(r.conf) >= Number(rowsA[i - 1].conf)));
+  const fee = Number(rowsA[0].fee.replace(' sat', ''));
+  assert.ok(fee > 0 && fee < 1000, `fee ${rowsA[0].fee}`);
+  assert.equal(rowsA[0].net, -100000000 - fee);
+  assert.equal(rowsA.filter((r) => r.net === 5000000000).length, 101);
 
   // At rest: no word of the mnemonic in the page's IndexedDB.
   const stored = await a.evaluate(() => new Promise((ok, fail) => {
@@ -170,6 +301,56 @@ test('a page creates a wallet, is paid by the faucet and sends to another page',
     const s = Number(await a.getAttribute('[data-testid=wallet-btc-confirmed]', 'data-sats').catch(() => 0));
     return s > 148 * 1e8 && s < 149 * 1e8;
   });
+  // Runes: ord's wallet etches the test rune and sends 1000.00 of it to A's rune address.
+  await chain.ordWallet('create');
+  const ordAddress = (await chain.ordWallet('receive')).addresses[0];
+  chain.cli('generatetoaddress', '110', ordAddress);
+  await etch(chain, ordAddress);
+  const runeA = (await a.textContent('[data-testid=wallet-rune-address]')).trim();
+  await chain.ordWallet('send', '--fee-rate', '1', runeA, `1000.00:${SPACED}`);
+  chain.cli('generatetoaddress', '1', ordAddress);
+  await refreshUntil(a, 'the rune on A', async () => (await runeHeld(a))?.units === '100000', chain);
+  const heldA = await runeHeld(a);
+  assert.equal(heldA.name, SPACED);
+  assert.match(heldA.text, /^1000\.00 /, 'in its divisibility');
+  // The rune output is listed, held back from fee money.
+  assert.ok((await a.$$eval('[data-testid=wallet-output-state]', (cells) => cells.map((c) => c.textContent)))
+    .includes('held back: sent only by a rune send'));
+  // A sends 250.00 to B's rune address; more decimals than the rune has are refused first.
+  const runeB = (await b.textContent('[data-testid=wallet-rune-address]')).trim();
+  await a.fill('[data-testid=wallet-rune-amount]', '250.001');
+  await a.fill('[data-testid=wallet-rune-to]', runeB);
+  await a.fill('[data-testid=wallet-send-fee]', '2');
+  await a.click('[data-testid=wallet-send-runes]');
+  await until('the refusal of 3 decimals', async () => /at most 2 decimal places/.test(await a.textContent('[data-testid=wallet-message]').catch(() => '')));
+  await a.fill('[data-testid=wallet-rune-amount]', '250.00');
+  await a.click('[data-testid=wallet-send-runes]');
+  await until('the rune send', async () => /^sent .*250\.00 DARKSWAP•TEST•RUNE/.test(await a.textContent('[data-testid=wallet-message]').catch(() => '')));
+  chain.cli('generatetoaddress', '1', ordAddress);
+  await refreshUntil(b, 'the rune on B', async () => (await runeHeld(b))?.units === '25000', chain);
+  await refreshUntil(a, 'the rune change on A', async () => (await runeHeld(a))?.units === '75000', chain);
+  // ord counts the same: B's output holds 250.00, nothing was burned.
+  const ordRune = await (await fetch(`${chain.ordUrl}/rune/DARKSWAPTESTRUNE`, { headers: { Accept: 'application/json' } })).json();
+  assert.equal(ordRune.entry.burned, 0);
+
+  // The order form takes only orders the wallet can fund, counting A's other open orders.
+  const PAIR = 'RUNE:DARKSWAPTESTRUNE/BTC';
+  await follow(a, PAIR);
+  assert.match(await a.textContent('[data-testid=order-funds]'), /can spend 75000 RUNE:DARKSWAPTESTRUNE/);
+  const sell = async (amount) => {
+    await a.selectOption('[data-testid=order-side]', 'sell');
+    await a.fill('[data-testid=order-amount]', String(amount));
+    await a.fill('[data-testid=order-price]', '0.5');
+    await a.click('[data-testid=order-place]');
+  };
+  await sell(80000);
+  assert.match(await a.textContent('[data-testid=order-error]'), /cannot fund this order: it needs 80000 RUNE:DARKSWAPTESTRUNE/);
+  await sell(50000);
+  await a.waitForSelector('[data-testid=my-order]', { timeout: 15000 });
+  await sell(30000);
+  assert.match(await a.textContent('[data-testid=order-error]'), /needs 80000 .*with your other open orders/);
+  assert.equal((await a.$$('[data-testid=my-order]')).length, 1);
+
   // The unlocked panel, with its balance, addresses and send form: nothing serious for axe-core.
   await a.addScriptTag({ path: join(import.meta.dirname, '..', '..', 'node_modules', 'axe-core', 'axe.min.js') });
   const found = await a.evaluate(async () => (await window.axe.run(document.querySelector('[data-testid=wallet]'), { resultTypes: ['violations'] }))

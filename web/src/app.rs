@@ -129,6 +129,15 @@ pub fn app() -> Html {
             })
         })
     };
+    let wallet_view = use_state(|| {
+        crate::funds::WalletView::Unknown(
+            "the wallet is still reading the relay's chain: try again in a moment".into(),
+        )
+    });
+    let on_wallet_view = {
+        let wallet_view = wallet_view.clone();
+        Callback::from(move |v| wallet_view.set(v))
+    };
     let open = use_state(|| None::<Panel>);
     let on_toggle = {
         let open = open.clone();
@@ -165,7 +174,7 @@ pub fn app() -> Html {
                         <MessageLog state={state.clone()} />
                     </>
                 }) }
-                { panel(Panel::Wallet, html! { <WalletPanel relay_info_url={crate::network::relay_info_url()} open={*open == Some(Panel::Wallet)} /> }) }
+                { panel(Panel::Wallet, html! { <WalletPanel relay_info_url={crate::network::relay_info_url()} on_view={on_wallet_view} /> }) }
                 { panel(Panel::Metrics, html! { <MetricsPanel metrics={state.metrics.clone()} /> }) }
                 { panel(Panel::Alerts, html! { <AlertPanel settings={*alert_settings} on_change={on_alert_settings} /> }) }
             </div>
@@ -174,7 +183,7 @@ pub fn app() -> Html {
                 <PairSelector current={trading.pair.clone()} on_select={on_select} />
                 <OrderBook view={view} synced={synced} on_take={on_take} />
                 <div class="side">
-                    <OrderForm pair={trading.pair.clone()} error={trading.error.clone()} on_place={on_place} />
+                    <OrderForm pair={trading.pair.clone()} error={trading.error.clone()} on_place={on_place} wallet={(*wallet_view).clone()} own={trading.own.clone()} />
                     <MyOrders own={trading.own.clone()} notices={trading.notices.clone()} on_cancel={on_cancel} />
                     <TradeList trades={trading.trades.clone()} />
                 </div>

@@ -1,6 +1,7 @@
 //! The DarkSwap web client: a Yew single-page app compiled to WebAssembly.
 //!
-//! [`state`] (the page's state and its reducer), [`alerts`] and [`words`] compile natively too, so its unit tests and the
+//! [`state`] (the page's state and its reducer), [`alerts`], [`funds`] (whether the wallet can
+//! fund an order) and [`words`] compile natively too, so their unit tests and the
 //! reducer benchmark run without a browser; everything that touches the DOM, IndexedDB or the
 //! node's task is wasm32 only.
 
@@ -13,6 +14,7 @@ mod app;
 mod components;
 #[cfg(target_arch = "wasm32")]
 mod credentials;
+pub mod funds;
 #[cfg(target_arch = "wasm32")]
 mod hooks;
 #[cfg(target_arch = "wasm32")]

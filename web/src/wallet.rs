@@ -1,14 +1,22 @@
 //! The page's side of the wallet (the logic is `darkswap-wallet`'s): the sealed mnemonic and the
 //! unlock throttle in IndexedDB (store "wallet"; the record holds no secret in the clear), the
-//! chain's HTTP with the browser's `fetch` driving the crate's address scan, broadcast, and the
-//! relay's regtest faucet. Messages here are the UI's words.
+//! chain's HTTP with the browser's `fetch` driving the crate's address scan and history walk, fee estimates,
+//! broadcast, and the relay's regtest faucet. Every request is abandoned after 15 s; reads are
+//! retried twice with doubling waits, broadcasts never behind the trader's back. Messages here
+//! are the UI's words.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::{Address, Transaction, Txid};
 use darkswap_net::relay_info::fetch_relay_info;
+use darkswap_wallet::esplora::FeeEstimates;
+use darkswap_wallet::history::{Entry, HistoryScan};
 use darkswap_wallet::keystore::UnlockThrottle;
+use darkswap_wallet::ord_api::RuneInfo;
 use darkswap_wallet::sync::{Scan, Server};
-use darkswap_wallet::{Account, Chain as KeyChain, Keychain, Network, Utxo};
+use darkswap_wallet::{Account, Chain as KeyChain, Keychain, Network, RuneId, Utxo};
 
 use crate::storage::{get_bytes, get_value, put_bytes, put_value};
 
@@ -87,51 +95,123 @@ pub async fn save_throttle(t: UnlockThrottle) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-async fn fetch(
+/// How long one request may take, body included, before it is abandoned.
+const TIMEOUT_MS: u32 = 15_000;
+/// Tries of an idempotent GET before the error is shown.
+const GET_TRIES: u32 = 3;
+/// The wait before the first retry; doubled for each later one.
+const FIRST_BACKOFF_MS: u64 = 500;
+
+/// Why one request failed, and whether trying again may help.
+struct Failure {
+    words: String,
+    transient: bool,
+}
+
+/// One request, abandoned after [`TIMEOUT_MS`] (the browser's `AbortController`).
+async fn fetch_once(
     method: &str,
     url: &str,
     json: bool,
     body: Option<(&str, String)>,
-) -> Result<(u16, Vec<u8>), String> {
+) -> Result<(u16, Vec<u8>), Failure> {
+    let fail = |words: String, transient: bool| Failure { words, transient };
+    let controller =
+        web_sys::AbortController::new().map_err(|_| fail("no AbortController".into(), false))?;
+    let signal = controller.signal();
+    let _deadline = gloo_timers::callback::Timeout::new(TIMEOUT_MS, move || controller.abort());
     let builder = match method {
         "POST" => gloo_net::http::Request::post(url),
         _ => gloo_net::http::Request::get(url),
-    };
+    }
+    .abort_signal(Some(&signal));
     let builder = if json {
         builder.header("Accept", "application/json")
     } else {
         builder
+    };
+    let timed_out = || signal.aborted();
+    let unreachable = |e: gloo_net::Error| {
+        if timed_out() {
+            fail(
+                format!("{url} did not answer within {} s", TIMEOUT_MS / 1000),
+                true,
+            )
+        } else {
+            fail(format!("cannot reach {url}: {e}"), true)
+        }
     };
     let response = match body {
         Some((content_type, text)) => {
             builder
                 .header("Content-Type", content_type)
                 .body(text)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| fail(e.to_string(), false))?
                 .send()
                 .await
         }
         None => builder.send().await,
     }
-    .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    .map_err(unreachable)?;
     let declared = response
         .headers()
         .get("content-length")
         .and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|len| len > MAX_ANSWER) {
-        return Err(format!("{url} answered more than {MAX_ANSWER} bytes"));
+        return Err(fail(
+            format!("{url} answered more than {MAX_ANSWER} bytes"),
+            false,
+        ));
     }
-    let bytes = response.binary().await.map_err(|e| e.to_string())?;
+    let bytes = response.binary().await.map_err(unreachable)?;
     if bytes.len() > MAX_ANSWER {
-        return Err(format!("{url} answered more than {MAX_ANSWER} bytes"));
+        return Err(fail(
+            format!("{url} answered more than {MAX_ANSWER} bytes"),
+            false,
+        ));
     }
     Ok((response.status(), bytes))
+}
+
+/// A GET, tried up to [`GET_TRIES`] times with doubling waits while the server is unreachable,
+/// slow, overloaded (429) or failing (5xx); any other answer is returned as it is.
+async fn get(url: &str, json: bool) -> Result<(u16, Vec<u8>), String> {
+    let mut wait = FIRST_BACKOFF_MS;
+    for attempt in 1..=GET_TRIES {
+        let outcome = fetch_once("GET", url, json, None).await;
+        let retry = match &outcome {
+            Ok((status, _)) => *status == 429 || *status >= 500,
+            Err(f) => f.transient,
+        };
+        if !retry || attempt == GET_TRIES {
+            return match outcome {
+                Ok(answer) => Ok(answer),
+                Err(f) if attempt > 1 => Err(format!("{} (tried {attempt} times)", f.words)),
+                Err(f) => Err(f.words),
+            };
+        }
+        gloo_timers::future::sleep(Duration::from_millis(wait)).await;
+        wait *= 2;
+    }
+    Err(format!("{url}: no try was made"))
+}
+
+/// A POST, made once: a broadcast or a faucet call is not repeated behind the trader's back
+/// (they see the error and press again).
+async fn post(url: &str, content_type: &str, body: String) -> Result<(u16, Vec<u8>), String> {
+    fetch_once("POST", url, false, Some((content_type, body)))
+        .await
+        .map_err(|f| f.words)
 }
 
 /// What a scan found.
 #[derive(Clone, Debug)]
 pub struct Scanned {
     pub utxos: Vec<Utxo>,
+    /// The name and divisibility of each rune the outputs carry.
+    pub runes: BTreeMap<RuneId, RuneInfo>,
+    /// The chain's fee estimates, or why there are none.
+    pub fees: Result<FeeEstimates, String>,
     pub tip: u32,
     /// The first unused receiving index of (payment, runes), and change index of (payment,
     /// runes).
@@ -147,7 +227,7 @@ pub async fn scan(keys: &Keychain, chain: &ChainAccess) -> Result<Scanned, Strin
             Server::Esplora => (chain.esplora.as_str(), false),
             Server::Ord => (chain.ord.as_deref().unwrap_or_default(), true),
         };
-        let (status, body) = fetch("GET", &format!("{root}{}", req.path), json, None).await?;
+        let (status, body) = get(&format!("{root}{}", req.path), json).await?;
         s.on_answer(status, &body).map_err(|e| e.to_string())?;
         s.derive_ahead(keys).map_err(|e| e.to_string())?;
     }
@@ -160,22 +240,46 @@ pub async fn scan(keys: &Keychain, chain: &ChainAccess) -> Result<Scanned, Strin
         s.first_unused(Account::Runes, KeyChain::Internal),
     );
     let tip = s.tip().unwrap_or(0);
+    let runes = s.runes();
     let utxos = s.finish().map_err(|e| e.to_string())?;
+    let fees = fee_estimates(chain).await;
     Ok(Scanned {
         utxos,
+        runes,
+        fees,
         tip,
         receive,
         change,
     })
 }
 
+/// The wallet's history: every transaction touching its addresses, newest first, each one's
+/// effect worked out from its checked bytes.
+pub async fn history(keys: &Keychain, chain: &ChainAccess) -> Result<Vec<Entry>, String> {
+    let mut h = HistoryScan::new(keys).map_err(|e| e.to_string())?;
+    while let Some(req) = h.next_request() {
+        let (status, body) = get(&format!("{}{}", chain.esplora, req.path), false).await?;
+        h.on_answer(status, &body).map_err(|e| e.to_string())?;
+        h.derive_ahead(keys).map_err(|e| e.to_string())?;
+    }
+    h.finish().map_err(|e| e.to_string())
+}
+
+/// The chain's fee estimates (`/fee-estimates`); empty where the chain has none (regtest).
+pub async fn fee_estimates(chain: &ChainAccess) -> Result<FeeEstimates, String> {
+    let (status, body) = get(&format!("{}/fee-estimates", chain.esplora), false).await?;
+    if status != 200 {
+        return Err(format!("fee estimates: HTTP {status}"));
+    }
+    darkswap_wallet::esplora::parse_fee_estimates(&body).map_err(|e| e.to_string())
+}
+
 /// Broadcasts `tx` through the chain's Esplora API; checks the answer names it.
 pub async fn broadcast(chain: &ChainAccess, tx: &Transaction) -> Result<Txid, String> {
-    let (status, body) = fetch(
-        "POST",
+    let (status, body) = post(
         &format!("{}/tx", chain.esplora),
-        false,
-        Some(("text/plain", serialize_hex(tx))),
+        "text/plain",
+        serialize_hex(tx),
     )
     .await?;
     if status != 200 {
@@ -188,7 +292,7 @@ pub async fn broadcast(chain: &ChainAccess, tx: &Transaction) -> Result<Txid, St
 /// Asks the relay's faucet to mine to `address`.
 pub async fn faucet(url: &str, address: &Address) -> Result<(), String> {
     let body = format!(r#"{{"address":"{address}"}}"#);
-    let (status, answer) = fetch("POST", url, false, Some(("application/json", body))).await?;
+    let (status, answer) = post(url, "application/json", body).await?;
     if status != 200 {
         return Err(format!(
             "the faucet said: {}",

@@ -5,8 +5,10 @@
 //! address's script. The caller does the HTTP (the page's `fetch`, the CLI's client); this
 //! module only says which path to ask and what the answer means.
 //!
-//! Paths used: `GET /address/{addr}/utxo`, `GET /tx/{txid}/hex`, `GET /blocks/tip/height`,
-//! `GET /fee-estimates`, `POST /tx` (body: the transaction in hex; answer: its txid).
+//! Paths used: `GET /address/{addr}/utxo`, `GET /address/{addr}/txs` and
+//! `GET /address/{addr}/txs/chain/{last txid}` (an address's history, newest first),
+//! `GET /tx/{txid}/hex`, `GET /blocks/tip/height`, `GET /fee-estimates`, `POST /tx` (body: the
+//! transaction in hex; answer: its txid).
 
 use std::str::FromStr;
 
@@ -20,6 +22,14 @@ pub const MAX_UTXO_ANSWER: usize = 2 * 1024 * 1024;
 pub const MAX_UTXOS_PER_ADDRESS: usize = 10_000;
 /// The largest transaction read (hex): 4 MB of weight is at most 4 MB of bytes.
 pub const MAX_TX_HEX: usize = 8 * 1024 * 1024;
+/// The largest `/address/…/txs` answer read (Esplora sends full transactions: 50 from the
+/// mempool and 25 confirmed at most, in a page).
+pub const MAX_TXS_ANSWER: usize = 4 * 1024 * 1024;
+/// Confirmed transactions in one page of `/address/…/txs` (Esplora's page size): a page this
+/// full may have a next one.
+pub const TXS_PAGE: usize = 25;
+/// The most transactions taken from one page.
+pub const MAX_TXS_PER_PAGE: usize = 100;
 /// The largest small answer (tip height, txid, fee estimates).
 pub const MAX_SMALL_ANSWER: usize = 16 * 1024;
 
@@ -92,6 +102,54 @@ struct RawStatus {
 /// The path of an address's unspent outputs.
 pub fn utxo_path(address: &Address) -> String {
     format!("/address/{address}/utxo")
+}
+
+/// The path of an address's history, first page.
+pub fn txs_path(address: &Address) -> String {
+    format!("/address/{address}/txs")
+}
+
+/// The path of an address's confirmed history after `last` (the last txid of the page before).
+pub fn txs_chain_path(address: &Address, last: &Txid) -> String {
+    format!("/address/{address}/txs/chain/{last}")
+}
+
+/// One transaction of an address's history, as the server claims it (its bytes are fetched and
+/// checked separately).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedTx {
+    /// Its id.
+    pub txid: Txid,
+    /// The block height it confirmed in (`None`: in the mempool).
+    pub height: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct RawTx {
+    txid: String,
+    status: RawStatus,
+}
+
+/// Reads a page of `/address/{addr}/txs` (only each entry's `txid` and `status`).
+pub fn parse_address_txs(body: &[u8]) -> Result<Vec<ListedTx>, EsploraError> {
+    cap(body, MAX_TXS_ANSWER)?;
+    let raw: Vec<RawTx> = serde_json::from_slice(body)?;
+    if raw.len() > MAX_TXS_PER_PAGE {
+        return Err(EsploraError::Malformed(
+            "more transactions in a page than Esplora sends",
+        ));
+    }
+    raw.into_iter()
+        .map(|t| {
+            let txid = Txid::from_str(&t.txid).map_err(|_| EsploraError::Malformed("txid"))?;
+            let height = match (t.status.confirmed, t.status.block_height) {
+                (true, Some(h)) => Some(h),
+                (true, None) => return Err(EsploraError::Malformed("confirmed without a height")),
+                (false, _) => None,
+            };
+            Ok(ListedTx { txid, height })
+        })
+        .collect()
 }
 
 /// The path of a transaction's bytes.
@@ -323,6 +381,41 @@ mod tests {
             txid
         );
         assert!(parse_broadcast(other.compute_txid().to_string().as_bytes(), &tx).is_err());
+    }
+
+    #[test]
+    fn address_histories_are_read_and_capped() {
+        let txid = "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b";
+        // As mempool.space sends them, with fields the wallet does not read.
+        let body = format!(
+            r#"[{{"txid":"{txid}","version":2,"locktime":0,"vin":[],"vout":[],"size":1,"weight":4,"fee":0,"status":{{"confirmed":false}}}},
+               {{"txid":"{txid}","status":{{"confirmed":true,"block_height":7,"block_hash":"00","block_time":1}}}}]"#
+        );
+        let listed = parse_address_txs(body.as_bytes()).unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].height, None);
+        assert_eq!(listed[1].height, Some(7));
+        assert!(matches!(
+            parse_address_txs(&vec![b' '; MAX_TXS_ANSWER + 1]),
+            Err(EsploraError::TooLarge { .. })
+        ));
+        let one = format!(r#"{{"txid":"{txid}","status":{{"confirmed":false}}}}"#);
+        let many = format!("[{}]", vec![one; MAX_TXS_PER_PAGE + 1].join(","));
+        assert!(matches!(
+            parse_address_txs(many.as_bytes()),
+            Err(EsploraError::Malformed(_))
+        ));
+        assert!(parse_address_txs(
+            format!(r#"[{{"txid":"{txid}","status":{{"confirmed":true}}}}]"#).as_bytes()
+        )
+        .is_err());
+        let a = address();
+        assert_eq!(txs_path(&a), format!("/address/{a}/txs"));
+        let t: Txid = txid.parse().unwrap();
+        assert_eq!(
+            txs_chain_path(&a, &t),
+            format!("/address/{a}/txs/chain/{txid}")
+        );
     }
 
     #[test]

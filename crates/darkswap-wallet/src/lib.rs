@@ -22,7 +22,11 @@
 //!   the answers read without trusting the server (caps, txids recomputed, outputs checked
 //!   against their transactions, ord's view checked against the transaction's).
 //! - [`sync`]: a scan of the wallet's addresses (gap limit 20) as a sans-IO state machine that
-//!   names each request and takes its answer, driven by the page's `fetch` and the CLI's client.
+//!   names each request and takes its answer, driven by the page's `fetch` and the CLI's client;
+//!   it keeps each rune's name and divisibility as ord reports them.
+//! - [`history`]: the wallet's transactions from each address's Esplora history (the same gap
+//!   limit), what each did to the wallet worked out from the checked bytes.
+//! - [`units`]: amounts in a rune's display units (its divisibility), exactly, both ways.
 //!
 //! # Rules the wallet keeps
 //! - It never spends an output that carries runes or inscriptions, or whose contents the indexer
@@ -32,14 +36,14 @@
 //!   from the one asked for; nothing else is signed.
 //! - Addresses are checked against the wallet's network.
 //!
-//! # Not here yet
-//! The HTTP itself (the page's `fetch`, the CLI's client), persistence in IndexedDB and the
-//! Wallet panel are the next steps of issue 13.
+//! The HTTP itself is the caller's: the page's `fetch` (`web/src/wallet.rs`, with timeouts and
+//! retries) and the CLI's client.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
 pub mod effect;
 pub mod esplora;
+pub mod history;
 pub mod keys;
 pub mod keystore;
 pub mod mnemonic;
@@ -49,6 +53,7 @@ pub mod runestone;
 pub mod send;
 pub mod sign;
 pub mod sync;
+pub mod units;
 pub mod utxo;
 
 pub use keys::{Account, Chain, Derived, KeyPath, Keychain};

@@ -115,6 +115,19 @@ impl Mnemonic {
         out
     }
 
+    /// Whether `typed` holds, at each 0-based position it names, the word there (case and
+    /// surrounding spaces ignored): how the page checks that the words were written down. An
+    /// empty list or a position past the end is `false`.
+    pub fn confirms(&self, typed: &[(usize, &str)]) -> bool {
+        !typed.is_empty()
+            && typed.iter().all(|(at, word)| {
+                self.0
+                    .words()
+                    .nth(*at)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(word.trim()))
+            })
+    }
+
     /// How many words it has.
     pub fn word_count(&self) -> usize {
         self.0.word_count()
@@ -162,6 +175,17 @@ mod tests {
             "bda85446c68413707090a52022edd26a1c9462295029f2e60cd7c4f2bbd3097170af7a4d73245cafa9c3cca8d561a7c3de6f5d4a10be8ed2a5e608d68f92fcc8",
         ),
     ];
+
+    #[test]
+    fn retyped_words_confirm_only_when_right() {
+        let m = Mnemonic::parse(TREZOR_VECTORS[1].1).unwrap();
+        // "legal winner thank year wave sausage worth useful legal winner thank yellow"
+        assert!(m.confirms(&[(0, "legal"), (5, " Sausage "), (11, "yellow")]));
+        assert!(!m.confirms(&[(0, "legal"), (5, "sausage"), (11, "winner")]));
+        assert!(!m.confirms(&[(12, "legal")]), "past the end");
+        assert!(!m.confirms(&[]), "nothing typed confirms nothing");
+        assert!(!m.confirms(&[(3, "")]));
+    }
 
     #[test]
     fn trezor_vectors() {

@@ -15,7 +15,7 @@ use bitcoin::{Address, OutPoint, Transaction, TxOut, Txid};
 
 use crate::esplora::{self, EsploraError, ListedOutput};
 use crate::keys::{Account, Chain, Derived, KeyError, KeyPath, Keychain};
-use crate::ord_api::{self, OrdError, OutputAssets};
+use crate::ord_api::{self, OrdError, OutputAssets, RuneInfo};
 use crate::runestone::RuneId;
 use crate::utxo::{Assets, Utxo};
 
@@ -69,6 +69,12 @@ pub enum SyncError {
     /// More outputs than [`MAX_OUTPUTS`].
     #[error("more than {MAX_OUTPUTS} outputs")]
     TooManyOutputs,
+    /// A history of more than [`crate::history::MAX_HISTORY`] transactions.
+    #[error(
+        "more than {} transactions in the history",
+        crate::history::MAX_HISTORY
+    )]
+    TooManyTransactions,
     /// An answer came for no question (a caller bug).
     #[error("an answer to a request that was not asked")]
     Unexpected,
@@ -95,6 +101,7 @@ pub struct Scan {
     txs: BTreeMap<Txid, Transaction>,
     assets: BTreeMap<OutPoint, OutputAssets>,
     rune_ids: BTreeMap<String, RuneId>,
+    rune_info: BTreeMap<RuneId, RuneInfo>,
     asked_runes: std::collections::BTreeSet<String>,
     derived: Vec<Derived>,
 }
@@ -120,6 +127,7 @@ impl Scan {
             txs: BTreeMap::new(),
             assets: BTreeMap::new(),
             rune_ids: BTreeMap::new(),
+            rune_info: BTreeMap::new(),
             asked_runes: Default::default(),
             derived: Vec::new(),
         };
@@ -304,6 +312,7 @@ impl Scan {
                     return Err(OrdError::Malformed("rune name").into());
                 }
                 self.rune_ids.insert(name, info.id);
+                self.rune_info.insert(info.id, info);
             }
         }
         Ok(())
@@ -317,6 +326,12 @@ impl Scan {
             .output
             .get(outpoint.vout as usize)
             .cloned()
+    }
+
+    /// Each rune the wallet's outputs carry, with its name and divisibility as ord reports them
+    /// (what balances are written in; read before [`Scan::finish`]).
+    pub fn runes(&self) -> BTreeMap<RuneId, RuneInfo> {
+        self.rune_info.clone()
     }
 
     /// The chain tip the scan saw.

@@ -1,12 +1,18 @@
 //! Place a limit order on the selected pair. Every field is checked here with the same rules
-//! the relays apply, and the reason is shown next to the form.
+//! the relays apply, and the reason is shown next to the form; where the relay names a chain,
+//! the order must also be one the wallet can fund (`crate::funds`), and the form shows what
+//! the wallet can spend of the pair's assets.
 
-use darkswap_net::unix_time_ms;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use darkswap_net::{unix_time_ms, OwnOrder};
 use darkswap_orderbook::{Pair, Side};
 use darkswap_proto::order::{OrderInput, OrderSpec};
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
+use crate::funds::{check, WalletView};
 use crate::hooks::use_field_text;
 use crate::words::order_total;
 
@@ -19,6 +25,10 @@ pub struct OrderFormProps {
     /// The node's refusal of our last command, if any.
     pub error: Option<String>,
     pub on_place: Callback<(Pair, OrderSpec)>,
+    /// What the wallet can fund (orders are refused that it cannot).
+    pub wallet: WalletView,
+    /// Our live orders, whose amounts the wallet must also cover.
+    pub own: Rc<BTreeMap<String, OwnOrder>>,
 }
 
 #[function_component(OrderForm)]
@@ -64,6 +74,7 @@ pub fn order_form(props: &OrderFormProps) -> Html {
         let problem = problem.clone();
         let pair = props.pair.clone();
         let on_place = props.on_place.clone();
+        let (wallet, own) = (props.wallet.clone(), props.own.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let Some(pair) = pair.clone() else {
@@ -96,6 +107,16 @@ pub fn order_form(props: &OrderFormProps) -> Html {
             };
             match input.parse(unix_time_ms()) {
                 Ok(spec) => {
+                    let others: Vec<_> = own
+                        .values()
+                        .map(|o| (o.pair.clone(), o.spec.side, o.spec.amount, o.spec.price))
+                        .collect();
+                    if let Err(e) =
+                        check(&wallet, &pair, spec.side, spec.amount, spec.price, &others)
+                    {
+                        problem.set(Some(e.to_string()));
+                        return;
+                    }
                     problem.set(None);
                     on_place.emit((pair, spec));
                 }
@@ -104,6 +125,28 @@ pub fn order_form(props: &OrderFormProps) -> Html {
         })
     };
     let shown_error = (*problem).clone().or_else(|| props.error.clone());
+    let can_spend = match (&props.wallet, &props.pair) {
+        (WalletView::NoChain, _) => {
+            Some("No wallet on this relay: orders are not checked against funds.".to_string())
+        }
+        (WalletView::Locked, _) => Some(
+            "Unlock the wallet to place orders: they are checked against what it holds."
+                .to_string(),
+        ),
+        (WalletView::Unknown(_), _) => None,
+        (WalletView::Unlocked(f), Some(p)) => Some(format!(
+            "The wallet can spend {}.",
+            [&p.base, &p.quote]
+                .iter()
+                .map(|a| match f.of(a) {
+                    Some(n) => crate::words::in_units(a, u64::try_from(n).unwrap_or(u64::MAX)),
+                    None => format!("no {a} (not a Bitcoin asset)"),
+                })
+                .collect::<Vec<_>>()
+                .join(" and ")
+        )),
+        (WalletView::Unlocked(_), None) => None,
+    };
     // Amounts are typed in smallest units, as on the wire (satoshis for BTC).
     let unit = |a: &darkswap_orderbook::Asset| match a {
         darkswap_orderbook::Asset::Btc => "sat".to_string(),
@@ -131,6 +174,7 @@ pub fn order_form(props: &OrderFormProps) -> Html {
                 <button type="submit" data-testid="order-place" disabled={props.pair.is_none()}>{ "Place order" }</button>
             </form>
             if let Some(t) = &*total { <p class="total" data-testid="order-total" aria-live="polite">{ t }</p> }
+            if let Some(c) = can_spend { <p class="muted" data-testid="order-funds">{ c }</p> }
             if let Some(e) = shown_error { <div class="error" data-testid="order-error">{ e }</div> }
         </section>
     }

@@ -1,39 +1,72 @@
 //! The Wallet panel: create (the words shown once) or import a wallet, unlock it with its
-//! password, see balances per asset and the outputs behind them, the receiving addresses, the
-//! regtest faucet, and send bitcoin. It appears only where the relay names a Bitcoin network;
-//! it locks itself after 5 minutes without use.
+//! password, see balances per asset (runes by name, in their divisibility) and the outputs
+//! behind them with what each carries and whether it may be spent, the receiving addresses with
+//! their QR codes, the regtest faucet, send bitcoin or runes at a chosen fee, and read the
+//! history of its transactions with their confirmations and what each did to the balance. It appears
+//! only where the relay names a Bitcoin network; it locks itself after 5 minutes without use.
 
 use std::rc::Rc;
 use std::time::Duration;
 
 use bitcoin::Amount;
+use darkswap_wallet::history::Entry;
 use darkswap_wallet::keystore::{self, IdleLock, KdfParams, MIN_PASSWORD_CHARS};
 use darkswap_wallet::send::parse_address;
+use darkswap_wallet::units::{format_units, parse_units};
 use darkswap_wallet::utxo::balance;
 use darkswap_wallet::{
-    send_btc, sign, Account, FeeRate, KeyPath, Keychain, Locks, Mnemonic, WordCount,
+    send_btc, send_runes, sign, Account, Assets, FeeRate, KeyPath, Keychain, Locks, Mnemonic,
+    RuneId, Utxo, WordCount,
 };
-use web_sys::HtmlInputElement;
+use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
+use crate::funds::{Funds, WalletView};
 use crate::wallet::{self, ChainAccess, Scanned};
+
+/// The history as read, or why it could not be.
+type History = Result<Vec<Entry>, String>;
+
+/// How many of the new words the trader retypes before the wallet is sealed.
+const CONFIRM_WORDS: usize = 3;
+
+/// `CONFIRM_WORDS` distinct positions among `count` words, ascending.
+fn confirm_positions(count: usize) -> [usize; CONFIRM_WORDS] {
+    let mut picked: Vec<usize> = Vec::with_capacity(CONFIRM_WORDS);
+    while picked.len() < CONFIRM_WORDS.min(count) {
+        let at = (js_sys::Math::random() * count as f64) as usize % count.max(1);
+        if !picked.contains(&at) {
+            picked.push(at);
+        }
+    }
+    picked.sort_unstable();
+    let mut out = [0; CONFIRM_WORDS];
+    for (slot, at) in out.iter_mut().zip(picked) {
+        *slot = at;
+    }
+    out
+}
 
 #[derive(Properties, PartialEq)]
 pub struct WalletPanelProps {
     pub relay_info_url: String,
-    pub open: bool,
+    /// What the order form needs to know of the wallet, told whenever it changes.
+    pub on_view: Callback<WalletView>,
 }
 
 #[derive(Clone)]
 enum Stage {
     /// Reading the relay's chain and the stored wallet.
     Loading,
-    /// The relay names no chain (or could not be read): the words say why.
+    /// The relay names no chain: the words say so.
     NoChain(String),
+    /// The relay's chain or the stored wallet could not be read: the words say why.
+    Unreadable(String),
     /// No wallet stored yet.
     NoWallet,
-    /// A new mnemonic, shown until it is sealed.
-    Words(Rc<Mnemonic>),
+    /// A new mnemonic, shown until it is sealed, with the 0-based positions of the words the
+    /// trader retypes to confirm they wrote them down.
+    Words(Rc<Mnemonic>, [usize; CONFIRM_WORDS]),
     Locked,
     Unlocked(Rc<Keychain>),
 }
@@ -43,7 +76,8 @@ impl PartialEq for Stage {
         std::mem::discriminant(self) == std::mem::discriminant(other)
             && match (self, other) {
                 (Stage::NoChain(a), Stage::NoChain(b)) => a == b,
-                (Stage::Words(a), Stage::Words(b)) => Rc::ptr_eq(a, b),
+                (Stage::Unreadable(a), Stage::Unreadable(b)) => a == b,
+                (Stage::Words(a, _), Stage::Words(b, _)) => Rc::ptr_eq(a, b),
                 (Stage::Unlocked(a), Stage::Unlocked(b)) => Rc::ptr_eq(a, b),
                 _ => true,
             }
@@ -76,6 +110,7 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
     let stage = use_state(|| Stage::Loading);
     let chain = use_state(|| None::<ChainAccess>);
     let scanned = use_state(|| None::<Rc<Scanned>>);
+    let history = use_state(|| None::<Rc<History>>);
     let message = use_state(|| None::<(bool, String)>);
     let busy = use_state(|| false);
     let idle = use_mut_ref(|| IdleLock::new(IdleLock::DEFAULT_IDLE_MS, now_ms()));
@@ -88,13 +123,24 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
         use_node_ref(),
         use_node_ref(),
     );
-    let confirm = use_node_ref();
+    let retyped: Rc<[NodeRef; CONFIRM_WORDS]> =
+        Rc::new([use_node_ref(), use_node_ref(), use_node_ref()]);
+    let inputs = Inputs {
+        to,
+        amount,
+        fee,
+        fee_choice: use_node_ref(),
+        rune: use_node_ref(),
+        rune_amount: use_node_ref(),
+        rune_to: use_node_ref(),
+    };
 
-    // First open: read the relay's chain and the stored wallet.
+    // At start: read the relay's chain and the stored wallet (the order form needs to know
+    // whether orders are checked against a wallet).
     {
         let (stage, chain, url) = (stage.clone(), chain.clone(), props.relay_info_url.clone());
-        use_effect_with(props.open, move |open| {
-            if *open && *stage == Stage::Loading {
+        use_effect_with((), move |_| {
+            if *stage == Stage::Loading {
                 wasm_bindgen_futures::spawn_local(async move {
                     match wallet::chain_access(&url).await {
                         Ok(Some(c)) => {
@@ -102,13 +148,13 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
                             match wallet::load_sealed().await {
                                 Ok(Some(_)) => stage.set(Stage::Locked),
                                 Ok(None) => stage.set(Stage::NoWallet),
-                                Err(e) => stage.set(Stage::NoChain(format!("cannot read the stored wallet: {e}"))),
+                                Err(e) => stage.set(Stage::Unreadable(format!("cannot read the stored wallet: {e}"))),
                             }
                         }
                         Ok(None) => stage.set(Stage::NoChain(
                             "This relay names no Bitcoin network, so the page offers no wallet here.".into(),
                         )),
-                        Err(e) => stage.set(Stage::NoChain(format!("cannot read the relay's chain: {e}"))),
+                        Err(e) => stage.set(Stage::Unreadable(format!("cannot read the relay's chain: {e}"))),
                     }
                 });
             }
@@ -117,11 +163,12 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
 
     // The idle lock: checked every 10 s while unlocked.
     {
-        let (stage, idle, scanned, message) = (
+        let (stage, idle, scanned, message, history) = (
             stage.clone(),
             idle.clone(),
             scanned.clone(),
             message.clone(),
+            history.clone(),
         );
         let unlocked = matches!(*stage, Stage::Unlocked(_));
         use_effect_with(unlocked, move |unlocked| {
@@ -130,6 +177,7 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
                     if idle.borrow().expired(now_ms()) {
                         stage.set(Stage::Locked);
                         scanned.set(None);
+                        history.set(None);
                         message.set(Some((false, "locked after 5 minutes without use".into())));
                     }
                 })
@@ -204,16 +252,36 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
         }
     };
 
+    // What the order form is told.
+    let view = match (&*stage, &*scanned) {
+        (Stage::Loading, _) => WalletView::Unknown(
+            "the wallet is still reading the relay's chain: try again in a moment".into(),
+        ),
+        (Stage::Unreadable(why), _) => WalletView::Unknown(why.clone()),
+        (Stage::NoChain(_), _) => WalletView::NoChain,
+        (Stage::Unlocked(_), Some(s)) => WalletView::Unlocked(funds(s)),
+        _ => WalletView::Locked,
+    };
+    {
+        let on_view = props.on_view.clone();
+        use_effect_with(view, move |v| on_view.emit(v.clone()));
+    }
+
     let body = match &*stage {
         Stage::Loading => html! { <p class="muted">{ "Reading the relay's chain…" }</p> },
         Stage::NoChain(why) => {
             html! { <p class="muted" data-testid="wallet-none">{ why.clone() }</p> }
         }
+        Stage::Unreadable(why) => {
+            html! { <p class="error" data-testid="wallet-none">{ why.clone() }</p> }
+        }
         Stage::NoWallet => {
             let on_create = {
                 let stage = stage.clone();
                 Callback::from(move |_| {
-                    stage.set(Stage::Words(Rc::new(Mnemonic::generate(WordCount::Twelve))))
+                    let m = Mnemonic::generate(WordCount::Twelve);
+                    let at = confirm_positions(m.word_count());
+                    stage.set(Stage::Words(Rc::new(m), at))
                 })
             };
             let on_import = {
@@ -242,25 +310,30 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
                 </>
             }
         }
-        Stage::Words(m) => {
+        Stage::Words(m, at) => {
             let on_seal = {
-                let (seal, m, confirm, message) = (
+                let (seal, m, at, retyped, message) = (
                     seal_and_unlock.clone(),
                     m.clone(),
-                    confirm.clone(),
+                    *at,
+                    retyped.clone(),
                     message.clone(),
                 );
                 Callback::from(move |e: SubmitEvent| {
                     e.prevent_default();
-                    let checked = confirm
-                        .cast::<HtmlInputElement>()
-                        .is_some_and(|i| i.checked());
-                    if !checked {
+                    let typed: Vec<String> = retyped.iter().map(text).collect();
+                    let pairs: Vec<(usize, &str)> = at
+                        .iter()
+                        .copied()
+                        .zip(typed.iter().map(String::as_str))
+                        .collect();
+                    if !m.confirms(&pairs) {
                         return message.set(Some((
                             true,
-                            "tick the box once the words are written down".into(),
+                            "the retyped words differ from the ones shown: check what you wrote down".into(),
                         )));
                     }
+                    retyped.iter().for_each(clear);
                     seal(m.clone());
                 })
             };
@@ -268,7 +341,10 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
                 <form onsubmit={on_seal}>
                     <p>{ "Your recovery words, shown this once. Write them down in order; anyone who has them has the wallet." }</p>
                     <p class="mono words" data-testid="wallet-words">{ (*m.words()).clone() }</p>
-                    <label><input ref={confirm} type="checkbox" data-testid="wallet-words-written" />{ " I wrote the words down" }</label>
+                    <p>{ "To check what you wrote, type these words from it:" }</p>
+                    { for at.iter().zip(retyped.iter()).map(|(i, r)| html! {
+                        <label>{ format!("word {} ", i + 1) }<input ref={r.clone()} type="text" autocomplete="off" spellcheck="false" data-testid="wallet-confirm-word" data-position={(i + 1).to_string()} /></label>
+                    }) }
                     { password_fields(&pw, &pw2) }
                     <button type="submit" data-testid="wallet-seal">{ "Seal and unlock" }</button>
                 </form>
@@ -351,20 +427,21 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
             busy: *busy,
             stage: stage.clone(),
             scanned_state: scanned.clone(),
+            history: history.clone(),
             message: message.clone(),
             refresh: refresh.clone(),
             idle: idle.clone(),
-            inputs: (to.clone(), amount.clone(), fee.clone()),
+            inputs: inputs.clone(),
         }),
     };
-    let note = (*message).clone().map(|(error, words)| {
-        html! { <p class={if error { "error" } else { "muted" }} role="status" data-testid="wallet-message">{ words }</p> }
-    });
+    // Always there, empty when there is nothing to say: a child that comes and goes after the
+    // body would make Yew rebuild the body's form and lose what was typed in it.
+    let (error, words) = (*message).clone().unwrap_or((false, String::new()));
     html! {
         <section aria-label="wallet" data-testid="wallet">
             <h2>{ "Wallet" }</h2>
             { body }
-            { for note }
+            <p class={if error { "error" } else { "muted" }} role="status" data-testid="wallet-message">{ words }</p>
         </section>
     }
 }
@@ -385,16 +462,161 @@ struct UnlockedArgs {
     busy: bool,
     stage: UseStateHandle<Stage>,
     scanned_state: UseStateHandle<Option<Rc<Scanned>>>,
+    history: UseStateHandle<Option<Rc<History>>>,
     message: UseStateHandle<Option<(bool, String)>>,
     refresh: Callback<Rc<Keychain>>,
     idle: Rc<std::cell::RefCell<IdleLock>>,
-    inputs: (NodeRef, NodeRef, NodeRef),
+    inputs: Inputs,
+}
+
+/// The send forms' fields.
+#[derive(Clone)]
+struct Inputs {
+    to: NodeRef,
+    amount: NodeRef,
+    /// A typed rate, used when `fee_choice` says "custom".
+    fee: NodeRef,
+    /// "custom" or a confirmation target in blocks.
+    fee_choice: NodeRef,
+    rune: NodeRef,
+    rune_amount: NodeRef,
+    rune_to: NodeRef,
+}
+
+/// What the wallet can spend now, by asset, for the order form.
+fn funds(s: &Scanned) -> Funds {
+    let b = balance(&s.utxos, &Locks::<u8>::new(1));
+    Funds {
+        btc_sats: b.btc.confirmed.to_sat(),
+        runes: b
+            .runes
+            .iter()
+            .filter_map(|(id, split)| {
+                let name = s.runes.get(id)?.spaced_name.replace('•', "");
+                Some((name, split.confirmed))
+            })
+            .collect(),
+    }
+}
+
+/// Confirmation targets offered for the fee, in blocks, with their words.
+const FEE_TARGETS: [(u16, &str); 3] = [
+    (1, "next block"),
+    (6, "about an hour"),
+    (144, "about a day"),
+];
+
+/// The fee rate the send forms use: the chosen target's estimate, or the typed rate (empty: 1
+/// sat/vB, the minimum relay fee).
+fn chosen_rate(s: &Scanned, inputs: &Inputs) -> Result<FeeRate, String> {
+    let choice = inputs
+        .fee_choice
+        .cast::<HtmlSelectElement>()
+        .map(|e| e.value())
+        .unwrap_or_else(|| "custom".into());
+    let rate = if let Ok(target) = choice.parse::<u16>() {
+        match &s.fees {
+            Ok(f) => f
+                .for_target(target)
+                .ok_or("the chain gave no estimate for that target")?,
+            Err(e) => return Err(format!("no fee estimates: {e}")),
+        }
+    } else {
+        let typed = text(&inputs.fee);
+        if typed.trim().is_empty() {
+            1
+        } else {
+            typed
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| "the fee rate is a whole number of sat/vB".to_string())?
+        }
+    };
+    FeeRate::sat_per_vb(rate).map_err(|e| format!("fee rate: {e}"))
+}
+
+/// A rune's name as ord spaces it, with its symbol.
+fn rune_name(s: &Scanned, id: &RuneId) -> String {
+    match s.runes.get(id) {
+        Some(r) => match r.symbol {
+            Some(sym) => format!("{} ({sym})", r.spaced_name),
+            None => r.spaced_name.clone(),
+        },
+        None => format!("rune {id}"),
+    }
+}
+
+/// An amount of a rune in its display units.
+fn rune_units(s: &Scanned, id: &RuneId, amount: u128) -> String {
+    let d = s.runes.get(id).map(|r| r.divisibility).unwrap_or(0);
+    format_units(amount, d)
+}
+
+/// What an output carries, in words.
+fn contents(s: &Scanned, u: &Utxo) -> String {
+    match &u.assets {
+        Assets::Unknown => "not reported by an indexer".into(),
+        Assets::Known {
+            runes,
+            inscriptions,
+        } => {
+            let mut parts: Vec<String> = runes
+                .iter()
+                .map(|(id, n)| format!("{} {}", rune_units(s, id, *n), rune_name(s, id)))
+                .collect();
+            if *inscriptions > 0 {
+                parts.push(format!("{inscriptions} inscription(s)"));
+            }
+            if parts.is_empty() {
+                "bitcoin only".into()
+            } else {
+                parts.join(", ")
+            }
+        }
+    }
+}
+
+/// Whether an output may be spent, and if not why.
+fn output_state(u: &Utxo, locks: &Locks<u8>) -> &'static str {
+    if locks.is_locked(&u.outpoint) {
+        "locked by a trade"
+    } else if u.is_money() {
+        "spendable"
+    } else if u.assets == Assets::Unknown {
+        "held back: contents unknown"
+    } else {
+        "held back: sent only by a rune send"
+    }
+}
+
+/// The addresses' QR code: dark modules as one SVG path, with the 4-module quiet zone.
+fn qr(text: &str, label: &str) -> Html {
+    let Ok(code) = qrcode::QrCode::with_error_correction_level(text, qrcode::EcLevel::M) else {
+        return html! {};
+    };
+    let width = code.width();
+    let colors = code.to_colors();
+    let mut d = String::new();
+    for (i, c) in colors.iter().enumerate() {
+        if *c == qrcode::Color::Dark {
+            d.push_str(&format!("M{} {}h1v1h-1z", i % width + 4, i / width + 4));
+        }
+    }
+    let size = (width + 8).to_string();
+    html! {
+        <svg class="qr" viewBox={format!("0 0 {size} {size}")} width="148" height="148" role="img" aria-label={label.to_string()} data-testid="wallet-qr" data-text={text.to_string()} shape-rendering="crispEdges">
+            <rect width={size.clone()} height={size} fill="#fff" />
+            <path d={d} fill="#000" />
+        </svg>
+    }
 }
 
 fn unlocked_view(a: UnlockedArgs) -> Html {
     let Some(chain) = a.chain.clone() else {
         return html! {};
     };
+    // No trade reserves outputs yet (settlement is issue 14): the table shows the state anyway.
+    let locks = Locks::<u8>::new(1);
     let touch = {
         let idle = a.idle.clone();
         move || idle.borrow_mut().touch(now_ms())
@@ -407,11 +629,57 @@ fn unlocked_view(a: UnlockedArgs) -> Html {
         })
     };
     let on_lock = {
-        let (stage, scanned) = (a.stage.clone(), a.scanned_state.clone());
+        let (stage, scanned, history) =
+            (a.stage.clone(), a.scanned_state.clone(), a.history.clone());
         Callback::from(move |_| {
             scanned.set(None);
+            history.set(None);
             stage.set(Stage::Locked);
         })
+    };
+    let on_history = {
+        let (history, keys, chain, touch) = (
+            a.history.clone(),
+            a.keys.clone(),
+            chain.clone(),
+            touch.clone(),
+        );
+        Callback::from(move |_| {
+            touch();
+            let (history, keys, chain) = (history.clone(), keys.clone(), chain.clone());
+            history.set(None);
+            wasm_bindgen_futures::spawn_local(async move {
+                history.set(Some(Rc::new(wallet::history(&keys, &chain).await)));
+            });
+        })
+    };
+    let history_view = match a.history.as_deref() {
+        None => html! {},
+        Some(Err(e)) => {
+            html! { <p class="error" data-testid="wallet-history-error">{ format!("cannot read the history: {e}") }</p> }
+        }
+        Some(Ok(entries)) if entries.is_empty() => {
+            html! { <p class="muted" data-testid="wallet-history-empty">{ "No transactions yet." }</p> }
+        }
+        Some(Ok(entries)) => html! {
+            <table data-testid="wallet-history">
+                <thead><tr><th scope="col">{ "transaction" }</th><th scope="col">{ "confirmations" }</th><th scope="col">{ "bitcoin" }</th><th scope="col">{ "fee paid" }</th></tr></thead>
+                <tbody>
+                { for entries.iter().map(|e| {
+                    let txid = e.txid.to_string();
+                    let net = e.net().to_sat();
+                    html! {
+                        <tr data-testid="wallet-history-row" data-txid={txid.clone()} data-net={net.to_string()} data-confirmations={e.confirmations.to_string()}>
+                            <td class="mono" title={txid.clone()}>{ format!("{}…", &txid[..16]) }</td>
+                            <td class="num">{ if e.confirmations == 0 { "in the mempool".to_string() } else { e.confirmations.to_string() } }</td>
+                            <td class="num">{ format!("{}{} sat", if net > 0 { "+" } else { "" }, net) }</td>
+                            <td class="num">{ e.fee.map(|f| format!("{} sat", f.to_sat())).unwrap_or_default() }</td>
+                        </tr>
+                    }
+                }) }
+                </tbody>
+            </table>
+        },
     };
     let (pay_index, rune_index) = a.scanned.as_ref().map(|s| s.receive).unwrap_or((0, 0));
     let address = |account, index| {
@@ -451,7 +719,7 @@ fn unlocked_view(a: UnlockedArgs) -> Html {
         })
     });
     let balances = a.scanned.as_ref().map(|s| {
-        let b = balance(&s.utxos, &Locks::<u8>::new(1));
+        let b = balance(&s.utxos, &locks);
         html! {
             <>
                 <table class="wallet-balance">
@@ -459,74 +727,54 @@ fn unlocked_view(a: UnlockedArgs) -> Html {
                     <tr><th scope="row">{ "unconfirmed" }</th><td data-testid="wallet-btc-unconfirmed">{ sats(b.btc.unconfirmed) }</td></tr>
                     <tr><th scope="row">{ "held back" }</th><td title="in outputs that carry runes or inscriptions, or whose contents the indexer has not reported: never spent as fees">{ sats(b.btc_held_back) }</td></tr>
                     { for b.runes.iter().map(|(id, split)| html! {
-                        <tr><th scope="row">{ format!("rune {id}") }</th><td data-testid="wallet-rune">{ format!("{} units ({} unconfirmed)", split.confirmed, split.unconfirmed) }</td></tr>
+                        <tr><th scope="row">{ rune_name(s, id) }</th>
+                            <td data-testid="wallet-rune" data-rune={s.runes.get(id).map(|r| r.spaced_name.clone()).unwrap_or_default()} data-units={split.confirmed.to_string()}>
+                                { format!("{} ({} unconfirmed)", rune_units(s, id, split.confirmed), rune_units(s, id, split.unconfirmed)) }
+                            </td></tr>
                     }) }
                 </table>
                 <p class="muted">{ format!("{} outputs at block {}{}", s.utxos.len(), s.tip,
                     if b.unknown_outputs > 0 { format!("; {} not reported by an indexer (no ord server?)", b.unknown_outputs) } else { String::new() }) }</p>
+                <details class="wallet-outputs">
+                    <summary>{ format!("Outputs ({})", s.utxos.len()) }</summary>
+                    <table data-testid="wallet-outputs">
+                        <thead><tr><th scope="col">{ "output" }</th><th scope="col">{ "account" }</th><th scope="col">{ "value" }</th><th scope="col">{ "confirmations" }</th><th scope="col">{ "carries" }</th><th scope="col">{ "state" }</th></tr></thead>
+                        <tbody>
+                        { for s.utxos.iter().map(|u| {
+                            let op = u.outpoint.to_string();
+                            html! {
+                                <tr data-outpoint={op.clone()}>
+                                    <td class="mono" title={op.clone()}>{ format!("{}…:{}", &op[..12], u.outpoint.vout) }</td>
+                                    <td>{ match u.path.account { Account::Payment => "payment", Account::Runes => "runes" } }</td>
+                                    <td class="num">{ format!("{} sat", u.txout.value.to_sat()) }</td>
+                                    <td class="num">{ u.confirmations }</td>
+                                    <td>{ contents(s, u) }</td>
+                                    <td data-testid="wallet-output-state">{ output_state(u, &locks) }</td>
+                                </tr>
+                            }
+                        }) }
+                        </tbody>
+                    </table>
+                </details>
             </>
         }
     });
-    let on_send = {
-        let (to, amount, fee) = a.inputs.clone();
-        let (keys, scanned, message, refresh) = (
+    let fail_with = |message: &UseStateHandle<Option<(bool, String)>>| {
+        let message = message.clone();
+        move |m: String| message.set(Some((true, m)))
+    };
+    // Signs `unsigned`, broadcasts it and refreshes; the words name what was sent.
+    let sign_and_send = {
+        let (keys, message, refresh, chain) = (
             a.keys.clone(),
-            a.scanned.clone(),
             a.message.clone(),
             a.refresh.clone(),
+            chain.clone(),
         );
-        let chain = chain.clone();
-        Callback::from(move |e: SubmitEvent| {
-            e.prevent_default();
-            touch();
-            let Some(s) = scanned.clone() else {
-                return message.set(Some((
-                    true,
-                    "refresh first: the wallet has not read the chain yet".into(),
-                )));
-            };
-            let fail = |m: String| message.set(Some((true, m)));
-            let dest = match parse_address(&text(&to), chain.network) {
-                Ok(d) => d,
-                Err(e) => return fail(e.to_string()),
-            };
-            let Ok(value) = text(&amount).trim().parse::<u64>() else {
-                return fail("the amount is a whole number of satoshis".into());
-            };
-            // Empty: 1 sat/vB, the minimum relay fee.
-            let typed = text(&fee);
-            let typed = if typed.trim().is_empty() {
-                "1".to_string()
-            } else {
-                typed
-            };
-            let rate = match typed
-                .trim()
-                .parse::<u64>()
-                .map_err(|e| e.to_string())
-                .and_then(|r| FeeRate::sat_per_vb(r).map_err(|e| e.to_string()))
-            {
-                Ok(r) => r,
-                Err(e) => return fail(format!("fee rate: {e}")),
-            };
-            let change = match keys.derive(KeyPath::change(Account::Payment, s.change.0)) {
-                Ok(c) => c,
-                Err(e) => return fail(e.to_string()),
-            };
-            let unsigned = match send_btc(
-                &s.utxos,
-                &Locks::<u8>::new(1),
-                &dest,
-                Amount::from_sat(value),
-                rate,
-                &change,
-            ) {
-                Ok(u) => u,
-                Err(e) => return fail(e.to_string()),
-            };
+        move |unsigned: darkswap_wallet::Unsigned, what: String| {
             let tx = match sign(&keys, &unsigned) {
                 Ok(t) => t,
-                Err(e) => return fail(e.to_string()),
+                Err(e) => return message.set(Some((true, e.to_string()))),
             };
             let (chain, message, refresh, keys) = (
                 chain.clone(),
@@ -540,7 +788,7 @@ fn unlocked_view(a: UnlockedArgs) -> Html {
                     Ok(txid) => {
                         message.set(Some((
                             false,
-                            format!("sent {txid} (fee {} sat)", fee_paid.to_sat()),
+                            format!("sent {txid}: {what} (fee {} sat)", fee_paid.to_sat()),
                         )));
                         gloo_timers::future::sleep(Duration::from_millis(300)).await;
                         refresh.emit(keys);
@@ -548,9 +796,164 @@ fn unlocked_view(a: UnlockedArgs) -> Html {
                     Err(e) => message.set(Some((true, e))),
                 }
             });
+        }
+    };
+    let on_send = {
+        let inputs = a.inputs.clone();
+        let (keys, scanned, fail, send) = (
+            a.keys.clone(),
+            a.scanned.clone(),
+            fail_with(&a.message),
+            sign_and_send.clone(),
+        );
+        let (network, locks, touch) = (chain.network, locks.clone(), touch.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            touch();
+            let Some(s) = scanned.clone() else {
+                return fail("refresh first: the wallet has not read the chain yet".into());
+            };
+            let dest = match parse_address(&text(&inputs.to), network) {
+                Ok(d) => d,
+                Err(e) => return fail(e.to_string()),
+            };
+            let Ok(value) = text(&inputs.amount).trim().parse::<u64>() else {
+                return fail("the amount is a whole number of satoshis".into());
+            };
+            let rate = match chosen_rate(&s, &inputs) {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
+            let change = match keys.derive(KeyPath::change(Account::Payment, s.change.0)) {
+                Ok(c) => c,
+                Err(e) => return fail(e.to_string()),
+            };
+            match send_btc(
+                &s.utxos,
+                &locks,
+                &dest,
+                Amount::from_sat(value),
+                rate,
+                &change,
+            ) {
+                Ok(u) => send(u, format!("{value} sat to {dest}")),
+                Err(e) => fail(e.to_string()),
+            }
         })
     };
-    let (to, amount, fee) = a.inputs;
+    let on_send_runes = {
+        let inputs = a.inputs.clone();
+        let (keys, scanned, fail, send) = (
+            a.keys.clone(),
+            a.scanned.clone(),
+            fail_with(&a.message),
+            sign_and_send,
+        );
+        let network = chain.network;
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            touch();
+            let Some(s) = scanned.clone() else {
+                return fail("refresh first: the wallet has not read the chain yet".into());
+            };
+            let chosen = inputs
+                .rune
+                .cast::<HtmlSelectElement>()
+                .map(|e| e.value())
+                .unwrap_or_default();
+            let Ok(rune) = chosen.parse::<RuneId>() else {
+                return fail("choose a rune the wallet holds".into());
+            };
+            let Some(info) = s.runes.get(&rune) else {
+                return fail("the indexer has not described this rune".into());
+            };
+            let units = match parse_units(&text(&inputs.rune_amount), info.divisibility) {
+                Ok(u) => u,
+                Err(e) => return fail(format!("amount of {}: {e}", info.spaced_name)),
+            };
+            let dest = match parse_address(&text(&inputs.rune_to), network) {
+                Ok(d) => d,
+                Err(e) => return fail(e.to_string()),
+            };
+            let rate = match chosen_rate(&s, &inputs) {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
+            let changes = keys
+                .derive(KeyPath::change(Account::Runes, s.change.1))
+                .and_then(|r| {
+                    Ok((
+                        r,
+                        keys.derive(KeyPath::change(Account::Payment, s.change.0))?,
+                    ))
+                });
+            let (rune_change, btc_change) = match changes {
+                Ok(c) => c,
+                Err(e) => return fail(e.to_string()),
+            };
+            match send_runes(
+                &s.utxos,
+                &Locks::<u8>::new(1),
+                rune,
+                units,
+                &dest,
+                rate,
+                &rune_change,
+                &btc_change,
+            ) {
+                Ok(u) => send(
+                    u,
+                    format!(
+                        "{} {} to {dest}",
+                        format_units(units, info.divisibility),
+                        info.spaced_name
+                    ),
+                ),
+                Err(e) => fail(e.to_string()),
+            }
+        })
+    };
+    let fee_field = a.scanned.as_ref().map(|s| {
+        let (options, note) = match &s.fees {
+            Ok(f) if !f.0.is_empty() => (
+                FEE_TARGETS
+                    .iter()
+                    .filter_map(|(t, words)| f.for_target(*t).map(|r| (*t, *words, r)))
+                    .collect::<Vec<_>>(),
+                None,
+            ),
+            Ok(_) => (Vec::new(), Some("the chain gives no fee estimates (regtest has none): type a rate".to_string())),
+            Err(e) => (Vec::new(), Some(format!("no fee estimates: {e}"))),
+        };
+        let default = options.iter().find(|(t, _, _)| *t == 6).or(options.first()).map(|(t, _, _)| *t);
+        html! {
+            <fieldset class="wallet-fee">
+                <legend>{ "Fee for both sends" }</legend>
+                <label>{ "Confirm within " }
+                    <select ref={a.inputs.fee_choice.clone()} data-testid="wallet-fee-choice">
+                        { for options.iter().map(|(t, words, r)| html! {
+                            <option value={t.to_string()} selected={Some(*t) == default}>{ format!("{words}: {r} sat/vB") }</option>
+                        }) }
+                        <option value="custom" selected={default.is_none()}>{ "a rate I type" }</option>
+                    </select>
+                </label>
+                <label>{ "Rate (sat/vB, empty: 1) " }<input ref={a.inputs.fee.clone()} type="text" inputmode="numeric" data-testid="wallet-send-fee" /></label>
+                { for note.map(|n| html! { <p class="muted" data-testid="wallet-fee-note">{ n }</p> }) }
+            </fieldset>
+        }
+    });
+    let rune_options: Vec<(RuneId, String)> = a
+        .scanned
+        .as_ref()
+        .map(|s| {
+            balance(&s.utxos, &locks)
+                .runes
+                .keys()
+                .map(|id| (*id, rune_name(s, id)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let i = a.inputs;
     html! {
         <>
             <p>{ format!("{} · ", chain.network) }
@@ -559,17 +962,36 @@ fn unlocked_view(a: UnlockedArgs) -> Html {
                 { for on_faucet.map(|f| html! { <>{ " " }<button type="button" data-testid="wallet-faucet" onclick={f}>{ "Faucet (regtest)" }</button></> }) }
             </p>
             { for balances }
-            <dl class="wallet-addresses">
-                <dt>{ "Receive bitcoin" }</dt><dd class="mono" data-testid="wallet-pay-address">{ pay_address }</dd>
-                <dt>{ "Receive runes" }</dt><dd class="mono" data-testid="wallet-rune-address">{ rune_address }</dd>
-            </dl>
+            <div class="wallet-receive">
+                <figure>
+                    { qr(&format!("bitcoin:{}", pay_address.to_uppercase()), "QR code of the bitcoin receiving address") }
+                    <figcaption>{ "Receive bitcoin " }<span class="mono" data-testid="wallet-pay-address">{ pay_address }</span></figcaption>
+                </figure>
+                <figure>
+                    { qr(&rune_address.to_uppercase(), "QR code of the rune receiving address") }
+                    <figcaption>{ "Receive runes " }<span class="mono" data-testid="wallet-rune-address">{ rune_address }</span></figcaption>
+                </figure>
+            </div>
+            { for fee_field }
             <form class="wallet-send" onsubmit={on_send} aria-label="send bitcoin">
-                <label>{ "Send to " }<input ref={to} type="text" autocomplete="off" data-testid="wallet-send-to" /></label>
-                <label>{ "Amount (sat) " }<input ref={amount} type="text" inputmode="numeric" data-testid="wallet-send-amount" /></label>
-                <label>{ "Fee rate (sat/vB, empty: 1) " }<input ref={fee} type="text" inputmode="numeric" data-testid="wallet-send-fee" /></label>
+                <label>{ "Send bitcoin to " }<input ref={i.to} type="text" autocomplete="off" data-testid="wallet-send-to" /></label>
+                <label>{ "Amount (sat) " }<input ref={i.amount} type="text" inputmode="numeric" data-testid="wallet-send-amount" /></label>
                 <button type="submit" data-testid="wallet-send">{ "Sign and send" }</button>
             </form>
-            <p class="muted">{ "Not in the page yet: sending runes (the CLI's darkswap wallet send-runes does it), a QR code for the addresses, a history of transactions." }</p>
+            <form class="wallet-send" onsubmit={on_send_runes} aria-label="send runes">
+                <label>{ "Send " }
+                    <select ref={i.rune} data-testid="wallet-rune-choice" disabled={rune_options.is_empty()}>
+                        { for rune_options.iter().map(|(id, name)| html! { <option value={id.to_string()}>{ name.clone() }</option> }) }
+                    </select>
+                </label>
+                <label>{ "Amount " }<input ref={i.rune_amount} type="text" inputmode="decimal" data-testid="wallet-rune-amount" /></label>
+                <label>{ "to " }<input ref={i.rune_to} type="text" autocomplete="off" data-testid="wallet-rune-to" /></label>
+                <button type="submit" data-testid="wallet-send-runes" disabled={rune_options.is_empty()}>{ "Sign and send runes" }</button>
+            </form>
+            <section class="wallet-history" aria-label="history">
+                <h3>{ "History " }<button type="button" data-testid="wallet-history-load" onclick={on_history}>{ "Read the history" }</button></h3>
+                { history_view }
+            </section>
         </>
     }
 }
