@@ -1,7 +1,8 @@
 //! The wallet's decoders of chain and stored input: `Runestone::decipher` on any runestone
 //! script (input: byte 0 = extra outputs, 0..7; the rest follows `OP_RETURN OP_13`), the rune
 //! `effect` of that transaction with its inputs holding what the edicts name, and
-//! `keystore::inspect` on the same bytes as a sealed record. Properties: nothing panics; an
+//! `keystore::inspect` on the same bytes as a sealed record, an Esplora address-history page
+//! and a typed rune amount (byte 0 its divisibility). Properties: nothing panics; an
 //! effect conserves runes (outputs + burned = inputs) and a cenotaph burns everything; a
 //! re-enciphered transfer deciphers to itself; an inspected record's KDF parameters are within
 //! the caps.
@@ -18,6 +19,16 @@ use darkswap_wallet::runestone::{Artifact, Runestone};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    // An address history page and a typed amount: refused or read, never a panic; what reads
+    // as an amount writes back to the same amount.
+    let _ = darkswap_wallet::esplora::parse_address_txs(data);
+    if let (Some(&d), Ok(text)) = (data.first(), std::str::from_utf8(data.get(1..).unwrap_or_default())) {
+        let d = d % 40;
+        if let Ok(units) = darkswap_wallet::units::parse_units(text, d) {
+            let written = darkswap_wallet::units::format_units(units, d);
+            assert_eq!(darkswap_wallet::units::parse_units(&written, d), Ok(units));
+        }
+    }
     if let Ok(info) = keystore::inspect(data) {
         assert!(info.kdf.memory_kib <= KdfParams::MAX_MEMORY_KIB);
         assert!(info.kdf.iterations <= KdfParams::MAX_ITERATIONS);

@@ -331,6 +331,55 @@ fn touched_scripts(tx: &Value) -> Option<Vec<bitcoin::ScriptBuf>> {
     Some(out)
 }
 
+/// Whether a mempool transaction pays `script` or spends from it. Core gives no `prevout` for a
+/// mempool transaction's inputs (it has no undo data yet), so each spent output is looked up in
+/// its own transaction (`-txindex`, which the gateway needs anyway).
+async fn mempool_touches(
+    gw: &Gateway,
+    tx: &Value,
+    script: &bitcoin::ScriptBuf,
+) -> Result<bool, RpcError> {
+    let script_of = |o: &Value| {
+        o["scriptPubKey"]["hex"]
+            .as_str()
+            .and_then(|h| bitcoin::ScriptBuf::from_hex(h).ok())
+    };
+    let outputs = tx["vout"]
+        .as_array()
+        .ok_or_else(|| malformed("getrawtransaction"))?;
+    if outputs
+        .iter()
+        .any(|o| script_of(o).as_ref() == Some(script))
+    {
+        return Ok(true);
+    }
+    for input in tx["vin"].as_array().into_iter().flatten() {
+        if input.get("coinbase").is_some() {
+            continue;
+        }
+        if let Some(prev) = input.get("prevout") {
+            if script_of(prev).as_ref() == Some(script) {
+                return Ok(true);
+            }
+            continue;
+        }
+        let (Some(prev_txid), Some(vout)) = (input["txid"].as_str(), input["vout"].as_u64()) else {
+            return Err(malformed("getrawtransaction"));
+        };
+        let prev = gw
+            .rpc
+            .call("getrawtransaction", json!([prev_txid, 1]))
+            .await?;
+        let spent = prev["vout"]
+            .as_array()
+            .and_then(|outs| outs.iter().find(|o| o["n"].as_u64() == Some(vout)));
+        if spent.and_then(script_of).as_ref() == Some(script) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Brings the address index up to bitcoind's tip, at most
 /// [`defaults::GATEWAY_INDEX_BLOCKS_PER_REQUEST`] blocks; a reorg rebuilds it from the start.
 async fn catch_up(
@@ -459,8 +508,10 @@ async fn history(gw: &Gateway, address: &str, after: Option<String>) -> Response
             Err(refused) => return refused,
         };
         for (txid, tx) in &mempool {
-            if touched_scripts(tx).is_some_and(|s| s.contains(&script)) {
-                page.push(json!({"txid": txid, "status": {"confirmed": false}}));
+            match mempool_touches(gw, tx, &script).await {
+                Ok(true) => page.push(json!({"txid": txid, "status": {"confirmed": false}})),
+                Ok(false) => {}
+                Err(e) => return upstream(gw, E, e),
             }
             if page.len() >= defaults::GATEWAY_TXS_MEMPOOL_PAGE {
                 break;

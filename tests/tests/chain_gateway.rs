@@ -3,7 +3,9 @@
 //! checks it applies to any Esplora server (each listed output checked against its
 //! transaction, fetched and hashed), builds and signs a send, broadcasts it through the
 //! gateway, sees it in the mempool overlay (the recipient's output unconfirmed, the spent
-//! output gone) and confirmed after a block. Bad input gets a 400 and a counter.
+//! output gone) and confirmed after a block. Bad input gets a 400 and a counter. Address
+//! histories: paged as Esplora pages them, the mempool first, the wallet's walk through them, and
+//! a reorg followed.
 
 use std::time::Duration;
 
@@ -224,5 +226,146 @@ fn a_relay_names_no_chain_unless_told_and_no_faucet_off_regtest() -> Result<()> 
             "{flags:?}"
         );
     }
+    Ok(())
+}
+
+/// The wallet's history walk through the gateway.
+fn history(relay: &Relay, keys: &Keychain) -> Result<Vec<darkswap_wallet::history::Entry>> {
+    let mut h = darkswap_wallet::history::HistoryScan::new(keys)?;
+    while let Some(req) = h.next_request() {
+        let (status, body) = http_get(&format!("{}/esplora{}", relay.http, req.path))?;
+        h.on_answer(status, body.as_bytes())?;
+        h.derive_ahead(keys)?;
+    }
+    Ok(h.finish()?)
+}
+
+/// One page of an address's history: (txid, height) newest first.
+fn txs_page(relay: &Relay, path: &str) -> Result<Vec<(String, Option<u32>)>> {
+    let listed = darkswap_wallet::esplora::parse_address_txs(
+        get_ok(&format!("{}/esplora{path}", relay.http))?.as_bytes(),
+    )?;
+    Ok(listed
+        .into_iter()
+        .map(|l| (l.txid.to_string(), l.height))
+        .collect())
+}
+
+#[test]
+fn the_gateway_pages_address_histories_with_the_mempool_and_follows_a_reorg() -> Result<()> {
+    use darkswap_wallet::esplora::{txs_chain_path, txs_path};
+    let node = Bitcoind::start()?;
+    let dir = tempfile::tempdir()?;
+    let flags = node.relay_flags(&dir.path().join("rpc.password"), None, true)?;
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let relay = Relay::start(&dir.path().join("relay"), Ports::default(), &flags)?;
+    let (alice, bob) = (wallet(), wallet());
+    let alice_pay = alice.derive(KeyPath::receive(Account::Payment, 0))?;
+    node.mine_to(101, &alice_pay.address.to_string())?;
+
+    // 101 coinbases: pages of 25, newest first, each page after the last txid of the one before.
+    let mut all = Vec::new();
+    let mut page = txs_page(&relay, &txs_path(&alice_pay.address))?;
+    loop {
+        assert!(page.len() <= 25);
+        all.extend(page.clone());
+        if page.len() < 25 {
+            break;
+        }
+        let last = page.last().context("a page")?.0.parse()?;
+        page = txs_page(&relay, &txs_chain_path(&alice_pay.address, &last))?;
+    }
+    assert_eq!(all.len(), 101);
+    let heights: Vec<u32> = all.iter().map(|(_, h)| h.unwrap()).collect();
+    assert_eq!(heights, (1..=101).rev().collect::<Vec<_>>());
+
+    // A send in the mempool comes first on both sides; the wallet's walk sees what it did.
+    let have = utxos(&relay, &alice, KeyPath::receive(Account::Payment, 0), 101)?;
+    let to = bob.derive(KeyPath::receive(Account::Payment, 0))?;
+    let change = alice.derive(KeyPath::change(Account::Payment, 0))?;
+    let unsigned = send_btc(
+        &have,
+        &Locks::<u8>::new(4),
+        &to.address,
+        Amount::from_btc(1.0)?,
+        FeeRate::sat_per_vb(3)?,
+        &change,
+    )?;
+    let tx = sign(&alice, &unsigned)?;
+    node.cli(&["sendrawtransaction", &serialize_hex(&tx)])?;
+    let txid = tx.compute_txid().to_string();
+    assert_eq!(
+        txs_page(&relay, &txs_path(&alice_pay.address))?[0],
+        (txid.clone(), None)
+    );
+    assert_eq!(
+        txs_page(&relay, &txs_path(&to.address))?,
+        vec![(txid.clone(), None)]
+    );
+    let entries = history(&relay, &alice)?;
+    assert_eq!(entries.len(), 102);
+    assert_eq!(entries[0].txid.to_string(), txid);
+    assert_eq!(entries[0].confirmations, 0);
+    assert_eq!(entries[0].fee, Some(unsigned.fee));
+    assert_eq!(
+        entries[0].net().to_sat(),
+        -(100_000_000 + unsigned.fee.to_sat() as i64)
+    );
+    let bobs = history(&relay, &bob)?;
+    assert_eq!(bobs.len(), 1);
+    assert_eq!(bobs[0].net().to_sat(), 100_000_000);
+    assert_eq!(bobs[0].fee, None, "alice's inputs, not bob's fee");
+
+    // A reorg: block 101 (alice's last coinbase) replaced by two blocks paying someone else.
+    let tip_hash = node.cli(&["getbestblockhash"])?;
+    let tip_hash = tip_hash.as_str().context("a hash")?.to_string();
+    node.cli(&["invalidateblock", &tip_hash])?;
+    node.mine_to(
+        2,
+        &wallet()
+            .derive(KeyPath::receive(Account::Payment, 0))?
+            .address
+            .to_string(),
+    )?;
+    let after = txs_page(&relay, &txs_path(&alice_pay.address))?;
+    assert!(
+        after.iter().all(|(t, _)| *t != all[0].0),
+        "the replaced block's coinbase is gone"
+    );
+    // Alice's coinbases now end at 100 (the send may have been mined or dropped as premature).
+    let coinbases: Vec<Option<u32>> = after
+        .iter()
+        .filter(|(t, _)| *t != txid)
+        .map(|(_, h)| *h)
+        .collect();
+    assert_eq!(coinbases[0], Some(100));
+    assert!(coinbases.windows(2).all(|w| w[0] > w[1]));
+
+    // Bad input: refused and counted.
+    let mainnet = "bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr";
+    let bad = [
+        format!("/address/{mainnet}/txs"),
+        format!("/address/{}/txs/chain/nothex", alice_pay.address),
+        format!(
+            "/address/{}/txs/chain/{}",
+            alice_pay.address,
+            "ab".repeat(32)
+        ),
+    ];
+    for path in &bad {
+        let (status, _) = http_get(&format!("{}/esplora{path}", relay.http))?;
+        assert_eq!(status, 400, "{path}");
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let metrics = get_ok(&format!("{}/metrics", relay.http))?;
+    let count = |outcome: &str| {
+        darkswap_tests::metric_value(
+            &metrics,
+            &format!("darkswap_relay_chain_gateway_requests_total{{endpoint=\"address_txs\",outcome=\"{outcome}\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(count("bad_request"), 3.0);
+    assert!(count("ok") >= 10.0);
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! `darkswap wallet` end to end: a real regtest bitcoind and ord behind a real relay that names
 //! them in relay-info (its gateway at /esplora, ord's JSON API, the faucet). Two wallets created
-//! by the CLI; the faucet pays one; it sends to the other; both balances follow. Wrong passwords
-//! are refused and, past the free tries, throttled across runs; a mainnet address is refused.
+//! by the CLI; the faucet pays one; it sends to the other; both balances and histories follow.
+//! Wrong passwords are refused and, past the free tries, throttled across runs; a mainnet
+//! address is refused.
 
 use std::io::Write;
 use std::path::Path;
@@ -132,6 +133,22 @@ fn two_cli_wallets_trade_coins_through_a_relay_that_names_the_chain() -> Result<
         sats_confirmed(&after),
         sats_confirmed(&before) - 100_000_000 - fee + 50 * 100_000_000
     );
+    // Bob's history: the send (1 confirmation, +1 BTC) and the block's coinbase he mined.
+    let history = bob.ok(&["history"])?;
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines.len(), 2, "{history}");
+    assert!(
+        lines.iter().any(|l| l.ends_with(" 1 conf +100000000 sat")),
+        "{history}"
+    );
+    // Alice's: newest first, the send with what it cost her and its fee, then 101 coinbases.
+    let history = alice.ok(&["history"])?;
+    let first = history.lines().next().unwrap_or_default();
+    assert!(
+        first.ends_with(&format!(" 1 conf -{} sat fee {fee} sat", 100_000_000 + fee)),
+        "{first}"
+    );
+    assert_eq!(history.lines().count(), 102);
 
     // A mainnet address, a wrong password, then the throttle.
     let mainnet = "bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr";

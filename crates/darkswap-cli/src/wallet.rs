@@ -85,6 +85,9 @@ enum WalletCommand {
     },
     /// Ask the relay's regtest faucet to mine to our payment address.
     Faucet,
+    /// Every transaction that touched the wallet, newest first: confirmations, what it did to
+    /// the bitcoin balance, the fee the wallet paid.
+    History,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -420,6 +423,26 @@ pub fn run(args: WalletArgs) -> Result<()> {
                 println!(
                     "rune {id}: {} confirmed, {} unconfirmed, {} reserved (smallest units)",
                     s.confirmed, s.unconfirmed, s.locked
+                );
+            }
+            Ok(())
+        }
+        WalletCommand::History => {
+            let mut h = darkswap_wallet::history::HistoryScan::new(&keys)?;
+            while let Some(req) = h.next_request() {
+                let (status, body) = get(&format!("{}{}", ep.esplora()?, req.path), false)?;
+                h.on_answer(status, &body)?;
+                h.derive_ahead(&keys)?;
+            }
+            for e in h.finish()? {
+                println!(
+                    "{} {} conf {:+} sat{}",
+                    e.txid,
+                    e.confirmations,
+                    e.net().to_sat(),
+                    e.fee
+                        .map(|f| format!(" fee {} sat", f.to_sat()))
+                        .unwrap_or_default()
                 );
             }
             Ok(())
