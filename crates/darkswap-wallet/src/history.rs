@@ -188,7 +188,7 @@ impl HistoryScan {
         for l in listed {
             if !self.heights.contains_key(&l.txid) {
                 if self.heights.len() >= MAX_HISTORY {
-                    return Err(SyncError::TooManyTransactions);
+                    return Err(SyncError::TooManyTransactions(MAX_HISTORY));
                 }
                 self.queue.push_back((
                     Request {

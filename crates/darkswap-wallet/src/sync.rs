@@ -69,12 +69,9 @@ pub enum SyncError {
     /// More outputs than [`MAX_OUTPUTS`].
     #[error("more than {MAX_OUTPUTS} outputs")]
     TooManyOutputs,
-    /// A history of more than [`crate::history::MAX_HISTORY`] transactions.
-    #[error(
-        "more than {} transactions in the history",
-        crate::history::MAX_HISTORY
-    )]
-    TooManyTransactions,
+    /// A history longer than the walk takes in (the cap it was over).
+    #[error("more than {0} transactions in the history")]
+    TooManyTransactions(usize),
     /// An answer came for no question (a caller bug).
     #[error("an answer to a request that was not asked")]
     Unexpected,
