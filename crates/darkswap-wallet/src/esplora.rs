@@ -99,6 +99,17 @@ struct RawStatus {
     block_height: Option<u32>,
 }
 
+impl RawStatus {
+    /// The confirming block's height; `None` in the mempool.
+    fn height(&self) -> Result<Option<u32>, EsploraError> {
+        match (self.confirmed, self.block_height) {
+            (true, Some(h)) => Ok(Some(h)),
+            (true, None) => Err(EsploraError::Malformed("confirmed without a height")),
+            (false, _) => Ok(None),
+        }
+    }
+}
+
 /// The path of an address's unspent outputs.
 pub fn utxo_path(address: &Address) -> String {
     format!("/address/{address}/utxo")
@@ -142,11 +153,7 @@ pub fn parse_address_txs(body: &[u8]) -> Result<Vec<ListedTx>, EsploraError> {
     raw.into_iter()
         .map(|t| {
             let txid = Txid::from_str(&t.txid).map_err(|_| EsploraError::Malformed("txid"))?;
-            let height = match (t.status.confirmed, t.status.block_height) {
-                (true, Some(h)) => Some(h),
-                (true, None) => return Err(EsploraError::Malformed("confirmed without a height")),
-                (false, _) => None,
-            };
+            let height = t.status.height()?;
             Ok(ListedTx { txid, height })
         })
         .collect()
@@ -166,11 +173,7 @@ pub fn parse_utxos(body: &[u8]) -> Result<Vec<ListedOutput>, EsploraError> {
         .take(MAX_UTXOS_PER_ADDRESS)
         .map(|u| {
             let txid = Txid::from_str(&u.txid).map_err(|_| EsploraError::Malformed("txid"))?;
-            let height = match (u.status.confirmed, u.status.block_height) {
-                (true, Some(h)) => Some(h),
-                (true, None) => return Err(EsploraError::Malformed("confirmed without a height")),
-                (false, _) => None,
-            };
+            let height = u.status.height()?;
             Ok(ListedOutput {
                 outpoint: OutPoint { txid, vout: u.vout },
                 value: Amount::from_sat(u.value),
