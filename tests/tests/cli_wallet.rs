@@ -176,6 +176,20 @@ fn two_cli_wallets_trade_coins_through_a_relay_that_names_the_chain() -> Result<
     std::fs::write(&alice.file, v.to_string())?;
     alice.ok(&["balance"])?;
     assert_file_holds_failures(&alice.file, 0)?;
+
+    // A relay that does not answer: three tries (0.5 s, then 1 s apart), then a clear error.
+    let gone = format!("http://127.0.0.1:{}", darkswap_tests::free_tcp_port());
+    let nobody = Cli {
+        relay: &gone,
+        file: alice.file.clone(),
+    };
+    let started = std::time::Instant::now();
+    let (ok, _, err) = nobody.run_with("correct horse battery", "", &["balance"])?;
+    assert!(
+        !ok && err.contains("tried 3 time(s)") && err.contains("cannot reach"),
+        "{err}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1_500));
     Ok(())
 }
 

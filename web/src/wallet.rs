@@ -15,6 +15,7 @@ use darkswap_wallet::esplora::FeeEstimates;
 use darkswap_wallet::history::{Entry, HistoryScan};
 use darkswap_wallet::keystore::UnlockThrottle;
 use darkswap_wallet::ord_api::RuneInfo;
+use darkswap_wallet::retry::{retry_after, Outcome};
 use darkswap_wallet::sync::{Scan, Server};
 use darkswap_wallet::{Account, Chain as KeyChain, Keychain, Network, RuneId, Utxo};
 
@@ -97,10 +98,6 @@ pub async fn save_throttle(t: UnlockThrottle) -> Result<(), String> {
 
 /// How long one request may take, body included, before it is abandoned.
 const TIMEOUT_MS: u32 = 15_000;
-/// Tries of an idempotent GET before the error is shown.
-const GET_TRIES: u32 = 3;
-/// The wait before the first retry; doubled for each later one.
-const FIRST_BACKOFF_MS: u64 = 500;
 
 /// Why one request failed, and whether trying again may help.
 struct Failure {
@@ -173,27 +170,31 @@ async fn fetch_once(
     Ok((response.status(), bytes))
 }
 
-/// A GET, tried up to [`GET_TRIES`] times with doubling waits while the server is unreachable,
-/// slow, overloaded (429) or failing (5xx); any other answer is returned as it is.
+/// A GET, tried again while the server is unreachable, slow, overloaded (429) or failing (5xx)
+/// as `darkswap_wallet::retry` says; any other answer is returned as it is.
 async fn get(url: &str, json: bool) -> Result<(u16, Vec<u8>), String> {
-    let mut wait = FIRST_BACKOFF_MS;
-    for attempt in 1..=GET_TRIES {
+    let mut attempt = 1;
+    loop {
         let outcome = fetch_once("GET", url, json, None).await;
-        let retry = match &outcome {
-            Ok((status, _)) => *status == 429 || *status >= 500,
-            Err(f) => f.transient,
+        let how = match &outcome {
+            Ok((status, _)) => Outcome::Status(*status),
+            Err(f) if f.transient => Outcome::NoAnswer,
+            Err(f) => return Err(f.words.clone()),
         };
-        if !retry || attempt == GET_TRIES {
-            return match outcome {
-                Ok(answer) => Ok(answer),
-                Err(f) if attempt > 1 => Err(format!("{} (tried {attempt} times)", f.words)),
-                Err(f) => Err(f.words),
-            };
+        match retry_after(attempt, how) {
+            Some(wait_ms) => gloo_timers::future::sleep(Duration::from_millis(wait_ms)).await,
+            None => {
+                return outcome.map_err(|f| {
+                    if attempt > 1 {
+                        format!("{} (tried {attempt} times)", f.words)
+                    } else {
+                        f.words
+                    }
+                })
+            }
         }
-        gloo_timers::future::sleep(Duration::from_millis(wait)).await;
-        wait *= 2;
+        attempt += 1;
     }
-    Err(format!("{url}: no try was made"))
 }
 
 /// A POST, made once: a broadcast or a faucet call is not repeated behind the trader's back

@@ -14,6 +14,7 @@ use bitcoin::Amount;
 use clap::{Args, Subcommand};
 use darkswap_proto::RelayInfo;
 use darkswap_wallet::keystore::{self, KdfParams, UnlockThrottle};
+use darkswap_wallet::retry::{retry_after, Outcome};
 use darkswap_wallet::send::parse_address;
 use darkswap_wallet::sync::{Scan, Server};
 use darkswap_wallet::utxo::{balance, Split};
@@ -115,8 +116,25 @@ fn http() -> ureq::Agent {
         .build()
 }
 
-/// GET with a size cap; the status and body (an error status is an answer, not a failure).
+/// GET with a size cap, tried again as `darkswap_wallet::retry` says (unreachable, timed out,
+/// 429, 5xx); the status and body (an error status is an answer, not a failure).
 fn get(url: &str, json: bool) -> Result<(u16, Vec<u8>)> {
+    let mut attempt = 1;
+    loop {
+        let outcome = get_once(url, json);
+        let how = match &outcome {
+            Ok((status, _)) => Outcome::Status(*status),
+            Err(_) => Outcome::NoAnswer,
+        };
+        match retry_after(attempt, how) {
+            Some(wait_ms) => std::thread::sleep(std::time::Duration::from_millis(wait_ms)),
+            None => return outcome.with_context(|| format!("tried {attempt} time(s)")),
+        }
+        attempt += 1;
+    }
+}
+
+fn get_once(url: &str, json: bool) -> Result<(u16, Vec<u8>)> {
     let mut req = http().get(url);
     if json {
         req = req.set("Accept", "application/json");

@@ -24,6 +24,8 @@
 //! - [`sync`]: a scan of the wallet's addresses (gap limit 20) as a sans-IO state machine that
 //!   names each request and takes its answer, driven by the page's `fetch` and the CLI's client;
 //!   it keeps each rune's name and divisibility as ord reports them.
+//! - [`retry`]: when a read of a chain server is tried again (3 tries, 0.5 s then 1 s), for the
+//!   page and the CLI alike.
 //! - [`history`]: the wallet's transactions from each address's Esplora history (the same gap
 //!   limit), what each did to the wallet worked out from the checked bytes.
 //! - [`units`]: amounts in a rune's display units (its divisibility), exactly, both ways.
@@ -36,8 +38,8 @@
 //!   from the one asked for; nothing else is signed.
 //! - Addresses are checked against the wallet's network.
 //!
-//! The HTTP itself is the caller's: the page's `fetch` (`web/src/wallet.rs`, with timeouts and
-//! retries) and the CLI's client.
+//! The HTTP itself is the caller's: the page's `fetch` (`web/src/wallet.rs`) and the CLI's
+//! client, each with a timeout and [`retry`]'s policy.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
@@ -49,6 +51,7 @@ pub mod keystore;
 pub mod mnemonic;
 pub mod network;
 pub mod ord_api;
+pub mod retry;
 pub mod runestone;
 pub mod send;
 pub mod sign;

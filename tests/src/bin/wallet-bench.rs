@@ -69,6 +69,36 @@ fn main() -> Result<()> {
         bail!("expected {n} spendable outputs, found {}", utxos.len());
     }
 
+    // The history walk: every coinbase, in pages of 25, each transaction's bytes checked. The
+    // first walk also has the gateway index the chain's blocks; the second finds it warm.
+    for walk in [
+        "first (the gateway indexes the blocks)",
+        "second (index warm)",
+    ] {
+        let t = Instant::now();
+        let mut requests = 0u32;
+        let mut h = darkswap_wallet::history::HistoryScan::new(&keys)?;
+        while let Some(req) = h.next_request() {
+            let (status, body) = http_get(&format!("{esplora}{}", req.path))?;
+            h.on_answer(status, body.as_bytes())?;
+            h.derive_ahead(&keys)?;
+            requests += 1;
+        }
+        let entries = h.finish()?;
+        if entries.len() != (n + 99) as usize {
+            bail!(
+                "expected {} transactions in the history, found {}",
+                n + 99,
+                entries.len()
+            );
+        }
+        println!(
+            "history, {walk}: {} transactions read and checked in {:.2} s ({requests} requests)",
+            entries.len(),
+            t.elapsed().as_secs_f64()
+        );
+    }
+
     // Ten of the smallest (late, halved) coinbases: a 10-input send. No indexer runs here, so
     // the scan marks every output unknown; nothing but this bench paid the address.
     let mut small: Vec<_> = utxos
