@@ -16,8 +16,9 @@ use crate::sync::{Request, Server, SyncError, GAP_LIMIT, MAX_INDEX};
 
 /// The most transactions one history holds.
 pub const MAX_HISTORY: usize = 5_000;
-/// The most pages read for one address.
-pub const MAX_PAGES_PER_ADDRESS: usize = 40;
+/// The most pages read for one address: enough for [`MAX_HISTORY`] transactions; an address
+/// with more fails the walk (it is never cut short in silence).
+pub const MAX_PAGES_PER_ADDRESS: usize = MAX_HISTORY / TXS_PAGE + 1;
 
 /// One transaction and what it did to the wallet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,7 +203,10 @@ impl HistoryScan {
         }
         // A full page of confirmed transactions may have a next one.
         let confirmed: Vec<&ListedTx> = listed.iter().filter(|l| l.height.is_some()).collect();
-        if confirmed.len() >= TXS_PAGE && pages < MAX_PAGES_PER_ADDRESS {
+        if confirmed.len() >= TXS_PAGE {
+            if pages >= MAX_PAGES_PER_ADDRESS {
+                return Err(SyncError::TooManyTransactions(MAX_HISTORY));
+            }
             if let (Some(last), Some(a)) = (confirmed.last(), self.addresses.get(&path)) {
                 self.queue.push_back((
                     Request {
@@ -489,6 +493,59 @@ mod tests {
         assert!(entries
             .windows(2)
             .all(|w| w[0].confirmations <= w[1].confirmations));
+    }
+
+    #[test]
+    fn a_server_that_pages_forever_fails_the_walk_instead_of_cutting_it_short() {
+        let k = keys();
+        let pay0 = k
+            .derive(KeyPath::receive(Account::Payment, 0))
+            .unwrap()
+            .script_pubkey;
+        let txs: Vec<Transaction> = (0..TXS_PAGE as u8)
+            .map(|i| {
+                let from = OutPoint {
+                    txid: Txid::from_byte_array([i; 32]),
+                    vout: 0,
+                };
+                tx(&[from], &[(pay0.clone(), 1_000)])
+            })
+            .collect();
+        // Every page full, every "next" page the same one.
+        let page = format!(
+            "[{}]",
+            txs.iter()
+                .map(|t| format!(
+                    r#"{{"txid":"{}","status":{{"confirmed":true,"block_height":5}}}}"#,
+                    t.compute_txid()
+                ))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut h = HistoryScan::new(&k).unwrap();
+        let mut pages = 0;
+        let outcome = loop {
+            let Some(req) = h.next_request() else {
+                break Ok(());
+            };
+            let body = if req.path == "/blocks/tip/height" {
+                "10".to_string()
+            } else if req.path.ends_with("/hex") {
+                let txid: Txid = req.path[4..68].parse().unwrap();
+                serialize_hex(txs.iter().find(|t| t.compute_txid() == txid).unwrap())
+            } else {
+                pages += 1;
+                page.clone()
+            };
+            if let Err(e) = h.on_answer(200, body.as_bytes()) {
+                break Err(e);
+            }
+        };
+        assert!(matches!(
+            outcome,
+            Err(SyncError::TooManyTransactions(MAX_HISTORY))
+        ));
+        assert_eq!(pages, MAX_PAGES_PER_ADDRESS);
     }
 
     #[test]
