@@ -61,6 +61,8 @@ pub struct HistoryScan {
     addresses: BTreeMap<KeyPath, Address>,
     scripts: BTreeSet<ScriptBuf>,
     pages: BTreeMap<KeyPath, usize>,
+    /// Addresses whose history is not empty.
+    used: BTreeSet<KeyPath>,
     heights: BTreeMap<Txid, Option<u32>>,
     txs: BTreeMap<Txid, Transaction>,
 }
@@ -82,6 +84,7 @@ impl HistoryScan {
             addresses: BTreeMap::new(),
             scripts: BTreeSet::new(),
             pages: BTreeMap::new(),
+            used: BTreeSet::new(),
             heights: BTreeMap::new(),
             txs: BTreeMap::new(),
         };
@@ -223,6 +226,9 @@ impl HistoryScan {
             .get_mut(&(path.account, path.chain))
             .ok_or(SyncError::Unexpected)?;
         let used = !(first_page && listed.is_empty());
+        if used {
+            self.used.insert(path);
+        }
         chain.0 = path.index + 1;
         chain.1 = if used { 0 } else { chain.1 + 1 };
         Ok(())
@@ -231,17 +237,9 @@ impl HistoryScan {
     /// The first index of `account`'s `chain` with no history, after the walk: where the next
     /// receiving address is, even when everything sent to the earlier ones was spent.
     pub fn first_unused(&self, account: Account, chain: Chain) -> u32 {
-        self.pages
-            .keys()
+        self.used
+            .iter()
             .filter(|p| p.account == account && p.chain == chain)
-            .filter(|p| {
-                self.addresses.get(p).is_some_and(|a| {
-                    let script = a.script_pubkey();
-                    self.txs
-                        .values()
-                        .any(|tx| tx.output.iter().any(|o| o.script_pubkey == script))
-                })
-            })
             .map(|p| p.index + 1)
             .max()
             .unwrap_or(0)

@@ -849,7 +849,7 @@ fn unlocked_view(a: UnlockedArgs) -> Html {
             fail_with(&a.message),
             sign_and_send,
         );
-        let network = chain.network;
+        let (network, locks) = (chain.network, locks.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             touch();
@@ -893,7 +893,7 @@ fn unlocked_view(a: UnlockedArgs) -> Html {
             };
             match send_runes(
                 &s.utxos,
-                &Locks::<u8>::new(1),
+                &locks,
                 rune,
                 units,
                 &dest,
