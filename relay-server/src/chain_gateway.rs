@@ -1,7 +1,8 @@
 //! An optional Esplora-compatible gateway over the operator's own `bitcoind`, for chains where
 //! no public Esplora server exists (regtest, a private signet). Off unless the operator gives
-//! `chain.bitcoind_rpc_url`; it never holds keys and has no wallet. On regtest it can also serve
-//! a faucet that mines blocks to a caller's address.
+//! `chain.bitcoind_rpc_url`; it never holds a trader's keys and uses no bitcoind wallet. On
+//! regtest it can also serve a faucet that mines blocks to a caller's address and sends test
+//! runes from a throwaway regtest key of its own ([`crate::rune_faucet`]).
 //!
 //! Paths (under `/esplora`, the subset of Esplora's API the page and the CLI use, same JSON):
 //! `GET /blocks/tip/height`, `GET /blocks/tip/hash`, `GET /address/{addr}/utxo` (confirmed
@@ -13,7 +14,9 @@
 //! `txid` and `status` only, the wallet fetching the bytes),
 //! `GET /tx/{txid}/hex`, `POST /tx` (hex body; answer: the txid), `GET /fee-estimates` (Core's
 //! `estimatesmartfee` for the usual targets; targets Core has no estimate for are left out, as
-//! on regtest). Faucet: `POST /api/faucet` with `{"address": "bcrt1…"}`.
+//! on regtest). Faucet: `POST /api/faucet` with `{"address": "bcrt1…"}` (blocks), and
+//! `POST /api/faucet/runes` with the same body (test runes; answer: `rune`, `amount` in units as
+//! a string, `divisibility`, `txid`); the two share one rate limit.
 //!
 //! What a client reads from here it checks as it checks any Esplora server
 //! (`darkswap_wallet::esplora`): a gateway is not trusted more than mempool.space.
@@ -38,6 +41,7 @@ use crate::bitcoind_rpc::{Rpc, RpcError};
 use crate::chain_index::{AddressIndex, IndexError, IndexedTx};
 use crate::defaults;
 use crate::metrics::GatewayLabels;
+use crate::rune_faucet::{FaucetError, RuneFaucet};
 
 /// Targets (blocks) of `/fee-estimates`, as Esplora lists them.
 const FEE_TARGETS: [u16; 9] = [1, 2, 3, 6, 12, 24, 144, 504, 1008];
@@ -52,6 +56,8 @@ pub struct Gateway {
     index: tokio::sync::Mutex<AddressIndex>,
     faucet: Option<Mutex<TokenBucket>>,
     faucet_rate: Rate,
+    /// One gift at a time: each spends the output the last one left.
+    rune_faucet: Option<tokio::sync::Mutex<RuneFaucet>>,
     requests: Family<GatewayLabels, Counter>,
 }
 
@@ -65,14 +71,24 @@ impl Gateway {
     ) -> Gateway {
         let faucet_rate =
             Rate::per_minute(defaults::FAUCET_PER_MINUTE, defaults::FAUCET_PER_MINUTE);
+        let faucet = faucet && network == Network::Regtest;
+        let rune_faucet = faucet
+            .then(|| match RuneFaucet::new() {
+                Ok(f) => Some(tokio::sync::Mutex::new(f)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "chain gateway: no rune faucet");
+                    None
+                }
+            })
+            .flatten();
         Gateway {
             rpc,
             network,
             scan: tokio::sync::Mutex::new(()),
             index: tokio::sync::Mutex::new(AddressIndex::new(defaults::GATEWAY_MAX_INDEX_ENTRIES)),
-            faucet: (faucet && network == Network::Regtest)
-                .then(|| Mutex::new(TokenBucket::full(&faucet_rate, now_ms()))),
+            faucet: faucet.then(|| Mutex::new(TokenBucket::full(&faucet_rate, now_ms()))),
             faucet_rate,
+            rune_faucet,
             requests,
         }
     }
@@ -113,10 +129,15 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .layer(DefaultBodyLimit::max(defaults::GATEWAY_MAX_TX_HEX + 2));
     let mut router = Router::new().nest("/esplora", esplora);
     if gateway.has_faucet() {
-        router = router.route(
-            "/api/faucet",
-            post(faucet).layer(DefaultBodyLimit::max(1024)),
-        );
+        router = router
+            .route(
+                "/api/faucet",
+                post(faucet).layer(DefaultBodyLimit::max(1024)),
+            )
+            .route(
+                "/api/faucet/runes",
+                post(faucet_runes).layer(DefaultBodyLimit::max(1024)),
+            );
     }
     router.with_state(gateway)
 }
@@ -611,36 +632,61 @@ struct FaucetRequest {
     address: String,
 }
 
-async fn faucet(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
-    const E: &str = "faucet";
+/// The caller's address from a faucet call's body, once the rate limit allows the call.
+fn faucet_call(
+    gw: &Gateway,
+    endpoint: &'static str,
+    body: &[u8],
+) -> Result<bitcoin::Address, Box<Response>> {
     let Some(bucket) = &gw.faucet else {
-        return bad_request(&gw, E, "no faucet on this relay".into());
+        return Err(Box::new(bad_request(
+            gw,
+            endpoint,
+            "no faucet on this relay".into(),
+        )));
     };
-    let Ok(req) = serde_json::from_slice::<FaucetRequest>(&body) else {
-        return bad_request(&gw, E, r#"the body must be {"address": "bcrt1…"}"#.into());
+    let Ok(req) = serde_json::from_slice::<FaucetRequest>(body) else {
+        return Err(Box::new(bad_request(
+            gw,
+            endpoint,
+            r#"the body must be {"address": "bcrt1…"}"#.into(),
+        )));
     };
     let ok = bitcoin::Address::from_str(req.address.trim())
         .ok()
         .and_then(|a| a.require_network(bitcoin::Network::Regtest).ok());
     let Some(address) = ok else {
-        return bad_request(&gw, E, "not a regtest address".into());
+        return Err(Box::new(bad_request(
+            gw,
+            endpoint,
+            "not a regtest address".into(),
+        )));
     };
     let allowed = bucket
         .lock()
         .map(|mut b| b.try_take(&gw.faucet_rate, now_ms()))
         .unwrap_or(false);
     if !allowed {
-        return refuse(
-            &gw,
-            E,
+        return Err(Box::new(refuse(
+            gw,
+            endpoint,
             "rate_limited",
             StatusCode::TOO_MANY_REQUESTS,
             format!(
                 "the faucet serves {} calls a minute; try again shortly",
                 defaults::FAUCET_PER_MINUTE
             ),
-        );
+        )));
     }
+    Ok(address)
+}
+
+async fn faucet(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
+    const E: &str = "faucet";
+    let address = match faucet_call(&gw, E, &body) {
+        Ok(a) => a,
+        Err(refused) => return *refused,
+    };
     // One block pays the caller; 100 more to the same address make that coinbase spendable.
     match gw
         .rpc
@@ -656,6 +702,36 @@ async fn faucet(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
         }
         Ok(_) => upstream(&gw, E, malformed("generatetoaddress")),
         Err(e) => upstream(&gw, E, e),
+    }
+}
+
+async fn faucet_runes(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
+    const E: &str = "faucet_runes";
+    let address = match faucet_call(&gw, E, &body) {
+        Ok(a) => a,
+        Err(refused) => return *refused,
+    };
+    let Some(faucet) = &gw.rune_faucet else {
+        return refuse(
+            &gw,
+            E,
+            "unavailable",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this relay's rune faucet could not make its key".into(),
+        );
+    };
+    let gift = faucet.lock().await.give(&gw.rpc, &address).await;
+    match gift {
+        Ok(g) => {
+            gw.count(E, "ok");
+            answer(StatusCode::OK, "application/json", g.to_json())
+        }
+        Err(FaucetError::Rpc(e)) => upstream(&gw, E, e),
+        Err(e) => {
+            gw.count(E, "failed");
+            tracing::warn!(error = %e, "chain gateway: the rune faucet failed");
+            answer(StatusCode::BAD_GATEWAY, "text/plain", e.to_string())
+        }
     }
 }
 

@@ -227,7 +227,7 @@ pub struct ChainArgs {
         env = "DARKSWAP_RELAY_BITCOIND_RPC_PASSWORD_FILE"
     )]
     pub bitcoind_rpc_password_file: Option<PathBuf>,
-    /// Serve a regtest faucet at POST /api/faucet that mines blocks to an address (regtest with a bitcoind gateway only)
+    /// Serve a regtest faucet at POST /api/faucet (mines blocks to an address) and POST /api/faucet/runes (sends the relay's test rune) (regtest with a bitcoind gateway only)
     #[arg(long = "chain-faucet", env = "DARKSWAP_RELAY_CHAIN_FAUCET")]
     pub faucet: Option<bool>,
 }

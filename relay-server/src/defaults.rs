@@ -184,3 +184,14 @@ pub const FAUCET_PER_MINUTE: u32 = 12;
 /// Blocks a faucet call mines to the caller's address: 1 whose coinbase pays the caller, and
 /// 100 more so that it is spendable at once (coinbase maturity).
 pub const FAUCET_BLOCKS: u32 = 101;
+/// Units of the faucet's test rune per call (1,000.00 at [`FAUCET_RUNE_DIVISIBILITY`]).
+pub const FAUCET_RUNES: u128 = 100_000;
+/// Decimal places of the faucet's test rune.
+pub const FAUCET_RUNE_DIVISIBILITY: u8 = 2;
+/// The test rune's symbol: the runic letter dagaz, for DarkSwap.
+pub const FAUCET_RUNE_SYMBOL: char = '\u{16DE}';
+/// The test rune's premine: ten million calls' worth.
+pub const FAUCET_RUNE_PREMINE: u128 = FAUCET_RUNES * 10_000_000;
+/// Fee rate of the faucet's own transactions, sat/vB (regtest has no fee market; above every
+/// node's minimum relay fee).
+pub const FAUCET_FEE_RATE: u64 = 2;

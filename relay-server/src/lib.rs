@@ -31,6 +31,7 @@ mod mdns_guard;
 mod metrics;
 mod orders;
 mod process_metrics;
+mod rune_faucet;
 mod server;
 mod swarm;
 mod webrtc_hold;

@@ -248,7 +248,7 @@ impl RelayMetrics {
         };
         r.register(
             "chain_gateway_requests",
-            "Chain gateway (Esplora over bitcoind, faucet) requests, by endpoint and outcome (ok, bad_request, upstream_error, not_found, mempool_too_large, rate_limited)",
+            "Chain gateway (Esplora over bitcoind, faucet) requests, by endpoint and outcome (ok, bad_request, upstream_error, not_found, mempool_too_large, rate_limited, failed, unavailable)",
             m.chain_gateway_requests.clone(),
         );
         r.register(

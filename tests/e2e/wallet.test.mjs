@@ -182,6 +182,11 @@ async function runeHeld(page) {
   return { name: await cell.getAttribute('data-rune'), units: await cell.getAttribute('data-units'), text: (await cell.textContent()).trim() };
 }
 
+// Every rune the page's balance lists.
+async function runesHeld(page) {
+  return page.$$eval('[data-testid=wallet-rune]', (cells) => cells.map((c) => ({ name: c.dataset.rune, units: c.dataset.units, text: c.textContent.trim() })));
+}
+
 // Refreshes until the confirmed bitcoin reads `sats`.
 async function confirmedSats(page, sats, chain) {
   await chain.synced();
@@ -350,6 +355,20 @@ test('a page creates a wallet, is paid by the faucet and sends to another page, 
   await sell(30000);
   assert.match(await a.textContent('[data-testid=order-error]'), /needs 80000 .*with your other open orders/);
   assert.equal((await a.$$('[data-testid=my-order]')).length, 1);
+
+  // The relay's own test rune: B asks the faucet, which etches it (under a reserved name) on
+  // this first call; B's panel shows 1000.00 of it, and ord has it as the faucet made it.
+  await b.click('[data-testid=wallet-faucet-runes]');
+  await until('the rune faucet', async () => /faucet sent 1000\.00 of rune \d+:\d+/.test(await b.textContent('[data-testid=wallet-message]').catch(() => '')));
+  const faucetRune = (await b.textContent('[data-testid=wallet-message]')).match(/of rune (\d+:\d+)/)[1];
+  // A reserved name: 27 letters from ord's reserved base (AAAAAAAAAAAAAAAAAAAAAAAAAAA) plus the id.
+  const reserved = (r) => r.units === '100000' && /^A{10}[A-Z]{17}$/.test(r.name) && /^1000\.00 /.test(r.text);
+  await refreshUntil(b, 'the faucet rune on B', async () => (await runesHeld(b)).some(reserved), chain)
+    .catch(async (e) => { throw new Error(`${e.message}: B holds ${JSON.stringify(await runesHeld(b))}`); });
+  const ordFaucetRune = await (await fetch(`${chain.ordUrl}/rune/${faucetRune}`, { headers: { Accept: 'application/json' } })).json();
+  assert.equal(ordFaucetRune.entry.divisibility, 2);
+  assert.equal(ordFaucetRune.entry.symbol, '\u16DE');
+  assert.equal(ordFaucetRune.entry.spaced_rune, (await runesHeld(b)).find(reserved).name);
 
   // The unlocked panel, with its balance, addresses and send form: nothing serious for axe-core.
   await a.addScriptTag({ path: join(import.meta.dirname, '..', '..', 'node_modules', 'axe-core', 'axe.min.js') });

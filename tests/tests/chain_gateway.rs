@@ -369,3 +369,113 @@ fn the_gateway_pages_address_histories_with_the_mempool_and_follows_a_reorg() ->
     assert!(count("ok") >= 10.0);
     Ok(())
 }
+
+/// The regtest rune faucet: its first call etches a rune under a reserved name (the block's
+/// bytes hold the etching at the id it names) and sends 1,000.00 of it; the second sends the
+/// same from the first gift's rune change. Each gift is mined at once. A wrong network's
+/// address is refused and counted.
+#[test]
+fn the_rune_faucet_etches_once_then_sends_from_its_change() -> Result<()> {
+    use darkswap_wallet::effect::{etching_effect, Balances, ETCHED};
+    use darkswap_wallet::faucet::{request_body, RuneGift};
+    use darkswap_wallet::runestone::{Artifact, Runestone};
+
+    let node = Bitcoind::start()?;
+    let dir = tempfile::tempdir()?;
+    let flags = node.relay_flags(&dir.path().join("rpc.password"), None, true)?;
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let relay = Relay::start(&dir.path().join("relay"), Ports::default(), &flags)?;
+    let gift_to = |keys: &Keychain| -> Result<(bitcoin::Address, RuneGift)> {
+        let to = keys.derive(KeyPath::receive(Account::Runes, 0))?.address;
+        let (status, body) = http_request(
+            "POST",
+            &format!("{}/api/faucet/runes", relay.http),
+            &[("Content-Type", "application/json")],
+            request_body(&to).as_bytes(),
+        )?;
+        anyhow::ensure!(status == 200, "{status} {body}");
+        Ok((to, RuneGift::parse(body.as_bytes())?))
+    };
+    let fetch_tx = |txid: &bitcoin::Txid| -> Result<bitcoin::Transaction> {
+        Ok(parse_tx_hex(
+            get_ok(&format!("{}/esplora{}", relay.http, tx_hex_path(txid)))?.as_bytes(),
+            *txid,
+        )?)
+    };
+    let confirmations = |txid: &bitcoin::Txid| -> Result<u64> {
+        let v = node.cli(&["getrawtransaction", &txid.to_string(), "1"])?;
+        Ok(v["confirmations"].as_u64().unwrap_or(0))
+    };
+
+    let (alice_to, first) = gift_to(&wallet())?;
+    assert_eq!((first.amount, first.divisibility), (100_000, 2));
+    assert_eq!(confirmations(&first.txid)?, 1, "mined at once");
+    // The etching is where the rune's id says: block height, index in the block.
+    let hash = node.cli(&["getblockhash", &first.rune.block.to_string()])?;
+    let block = node.cli(&["getblock", hash.as_str().context("hash")?, "1"])?;
+    let etch_txid: bitcoin::Txid = block["tx"][first.rune.tx as usize]
+        .as_str()
+        .context("no transaction at the rune's index")?
+        .parse()?;
+    let etching = fetch_tx(&etch_txid)?;
+    let Some(Artifact::Runestone(stone)) = Runestone::decipher(&etching) else {
+        anyhow::bail!("the etching has no runestone");
+    };
+    let e = stone.etching.context("no etching")?;
+    assert_eq!((e.rune, e.divisibility, e.terms), (None, Some(2), None));
+    let premine = e.premine.context("a premine")?;
+    let etched = etching_effect(&etching, &vec![Balances::new(); etching.input.len()])?;
+    assert_eq!(etched.outputs[0], Balances::from([(ETCHED, premine)]));
+
+    // The first gift spends the premine's output: 1,000.00 to alice, the rest back.
+    let gift = fetch_tx(&first.txid)?;
+    assert!(gift
+        .input
+        .iter()
+        .any(|i| i.previous_output == bitcoin::OutPoint::new(etch_txid, 0)));
+    let mut inputs = vec![Balances::new(); gift.input.len()];
+    for (i, input) in gift.input.iter().enumerate() {
+        if input.previous_output == bitcoin::OutPoint::new(etch_txid, 0) {
+            inputs[i] = Balances::from([(first.rune, premine)]);
+        }
+    }
+    let moved = darkswap_wallet::effect::effect(&gift, &inputs)?;
+    assert_eq!(gift.output[0].script_pubkey, alice_to.script_pubkey());
+    assert_eq!(moved.outputs[0], Balances::from([(first.rune, 100_000)]));
+    assert_eq!(
+        moved.outputs[1],
+        Balances::from([(first.rune, premine - 100_000)])
+    );
+    assert!(moved.burned.is_empty());
+
+    // The second: the same rune, from the first gift's rune change.
+    let (_, second) = gift_to(&wallet())?;
+    assert_eq!(second.rune, first.rune, "etched once");
+    let next = fetch_tx(&second.txid)?;
+    assert!(next
+        .input
+        .iter()
+        .any(|i| i.previous_output == bitcoin::OutPoint::new(first.txid, 1)));
+    assert_eq!(confirmations(&second.txid)?, 1);
+
+    let mainnet = "bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr";
+    let (status, _) = http_request(
+        "POST",
+        &format!("{}/api/faucet/runes", relay.http),
+        &[],
+        format!(r#"{{"address":"{mainnet}"}}"#).as_bytes(),
+    )?;
+    assert_eq!(status, 400);
+    std::thread::sleep(Duration::from_millis(50));
+    let metrics = get_ok(&format!("{}/metrics", relay.http))?;
+    let count = |outcome: &str| {
+        darkswap_tests::metric_value(
+            &metrics,
+            &format!("darkswap_relay_chain_gateway_requests_total{{endpoint=\"faucet_runes\",outcome=\"{outcome}\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(count("ok"), 2.0);
+    assert_eq!(count("bad_request"), 1.0);
+    Ok(())
+}

@@ -150,6 +150,47 @@ fn two_cli_wallets_trade_coins_through_a_relay_that_names_the_chain() -> Result<
     );
     assert_eq!(history.lines().count(), 102);
 
+    // Test runes: the relay's faucet etches its rune on the first call and sends 1,000.00 to
+    // bob's rune address; ord (the real indexer) agrees. Alice gets hers from the faucet's rune
+    // change; bob sends 250.00 onwards to her.
+    let gift = bob.ok(&["faucet", "--runes"])?;
+    assert!(
+        gift.starts_with("the faucet sent 1000.00 of rune "),
+        "{gift}"
+    );
+    let rune = gift
+        .split("of rune ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .to_string();
+    alice.ok(&["faucet", "--runes"])?;
+    ord.synced_to(node.height()?)?;
+    let runes_of = |cli: &Cli, confirmed: u128| -> Result<()> {
+        let b = cli.ok(&["balance"])?;
+        anyhow::ensure!(
+            b.contains(&format!("rune {rune}: {confirmed} confirmed")),
+            "{b}"
+        );
+        Ok(())
+    };
+    runes_of(&bob, 100_000)?;
+    runes_of(&alice, 100_000)?;
+    let alice_runes = alice.ok(&["address", "--runes"])?.trim().to_string();
+    let sent = bob.ok(&[
+        "send-runes",
+        &rune,
+        "25000",
+        &alice_runes,
+        "--fee-rate",
+        "2",
+    ])?;
+    assert!(sent.starts_with("sent "), "{sent}");
+    node.mine_to(1, &bob_addr)?;
+    ord.synced_to(node.height()?)?;
+    runes_of(&bob, 75_000)?;
+    runes_of(&alice, 125_000)?;
+
     // A mainnet address, a wrong password, then the throttle.
     let mainnet = "bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr";
     let (ok, _, err) = alice.run_with("correct horse battery", "", &["send", mainnet, "1000"])?;

@@ -12,6 +12,7 @@ use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::{Address, Transaction, Txid};
 use darkswap_net::relay_info::fetch_relay_info;
 use darkswap_wallet::esplora::FeeEstimates;
+use darkswap_wallet::faucet::RuneGift;
 use darkswap_wallet::history::{Entry, HistoryScan};
 use darkswap_wallet::keystore::UnlockThrottle;
 use darkswap_wallet::ord_api::RuneInfo;
@@ -290,9 +291,10 @@ pub async fn broadcast(chain: &ChainAccess, tx: &Transaction) -> Result<Txid, St
     darkswap_wallet::esplora::parse_broadcast(&body, tx).map_err(|e| e.to_string())
 }
 
-/// Asks the relay's faucet to mine to `address`.
-pub async fn faucet(url: &str, address: &Address) -> Result<(), String> {
-    let body = format!(r#"{{"address":"{address}"}}"#);
+/// Asks the relay's faucet at `url` to mine to `address`, or (`url` ending `/runes`) to send it
+/// test runes; the answer's body.
+pub async fn faucet(url: &str, address: &Address) -> Result<Vec<u8>, String> {
+    let body = darkswap_wallet::faucet::request_body(address);
     let (status, answer) = post(url, "application/json", body).await?;
     if status != 200 {
         return Err(format!(
@@ -303,5 +305,11 @@ pub async fn faucet(url: &str, address: &Address) -> Result<(), String> {
                 .collect::<String>()
         ));
     }
-    Ok(())
+    Ok(answer)
+}
+
+/// Asks the relay's rune faucet (`{faucet}/runes`) for test runes to `address`.
+pub async fn faucet_runes(faucet_url: &str, address: &Address) -> Result<RuneGift, String> {
+    let body = faucet(&format!("{faucet_url}/runes"), address).await?;
+    RuneGift::parse(&body).map_err(|e| e.to_string())
 }

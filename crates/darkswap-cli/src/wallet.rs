@@ -17,6 +17,7 @@ use darkswap_wallet::keystore::{self, KdfParams, UnlockThrottle};
 use darkswap_wallet::retry::{retry_after, Outcome};
 use darkswap_wallet::send::parse_address;
 use darkswap_wallet::sync::{Scan, Server};
+use darkswap_wallet::units::format_units;
 use darkswap_wallet::utxo::{balance, Split};
 use darkswap_wallet::{
     send_btc, send_runes, sign, Account, Chain, FeeRate, KeyPath, Keychain, Locks, Mnemonic,
@@ -84,8 +85,12 @@ enum WalletCommand {
         #[arg(long, default_value_t = 1)]
         fee_rate: u64,
     },
-    /// Ask the relay's regtest faucet to mine to our payment address.
-    Faucet,
+    /// Ask the relay's regtest faucet to mine to our payment address, or with `--runes` to send
+    /// its test rune to our rune address.
+    Faucet {
+        #[arg(long)]
+        runes: bool,
+    },
     /// Every transaction that touched the wallet, newest first: confirmations, what it did to
     /// the bitcoin balance, the fee the wallet paid.
     History,
@@ -522,19 +527,22 @@ pub fn run(args: WalletArgs) -> Result<()> {
             )?;
             broadcast(&ep, &unsigned, &keys)
         }
-        WalletCommand::Faucet => {
+        WalletCommand::Faucet { runes } => {
             let root = ep
                 .relay_http
                 .as_deref()
                 .context("the faucet is a relay's: pass --relay-http")?;
             let (unused, _) = scan_wallet(&keys, &ep)?;
-            let to = keys
-                .derive(KeyPath::receive(Account::Payment, unused.pay_receive))?
-                .address;
+            let (path, account, index) = if runes {
+                ("/api/faucet/runes", Account::Runes, unused.rune_receive)
+            } else {
+                ("/api/faucet", Account::Payment, unused.pay_receive)
+            };
+            let to = keys.derive(KeyPath::receive(account, index))?.address;
             let (status, body) = post(
-                &format!("{root}/api/faucet"),
+                &format!("{root}{path}"),
                 "application/json",
-                &serde_json::json!({ "address": to.to_string() }).to_string(),
+                &darkswap_wallet::faucet::request_body(&to),
             )?;
             if status != 200 {
                 bail!(
@@ -542,7 +550,17 @@ pub fn run(args: WalletArgs) -> Result<()> {
                     String::from_utf8_lossy(&body)
                 );
             }
-            println!("the faucet mined to {to}");
+            if runes {
+                let gift = darkswap_wallet::faucet::RuneGift::parse(&body)?;
+                println!(
+                    "the faucet sent {} of rune {} to {to} in {}",
+                    format_units(gift.amount, gift.divisibility),
+                    gift.rune,
+                    gift.txid
+                );
+            } else {
+                println!("the faucet mined to {to}");
+            }
             Ok(())
         }
     }

@@ -5,9 +5,12 @@
 //! `OP_RETURN` output burned). The wallet runs this over every transaction it builds before it
 //! signs; settlement runs it over the counterparty's transaction.
 //!
-//! Etchings and mints add runes whose amounts depend on chain state this function does not have
-//! (the rune's terms, its mint count): such transactions are refused with
-//! [`EffectError::MintOrEtching`] rather than guessed at.
+//! Mints and named etchings add runes whose amounts depend on chain state this module does not
+//! have (a mint: the rune's terms and mint count; a named etching: whether its commitment was
+//! confirmed): such transactions are refused with [`EffectError::MintOrEtching`] rather than
+//! guessed at. [`effect`] refuses every etching; [`etching_effect`] takes one that etches under
+//! a reserved name (no name given), whose premine is certain, and writes the new rune as
+//! [`ETCHED`] until a block gives it an id.
 
 use std::collections::BTreeMap;
 
@@ -48,8 +51,27 @@ pub enum EffectError {
     Overflow,
 }
 
+/// The rune an etching creates, inside its own transaction: `0:0`, as ord's edicts name it (its
+/// real id is its block's height and its index there).
+pub const ETCHED: RuneId = RuneId { block: 0, tx: 0 };
+
 /// The rune effect of `tx` whose inputs hold `inputs` (one entry per input, in order).
 pub fn effect(tx: &Transaction, inputs: &[Balances]) -> Result<Effect, EffectError> {
+    allocate(tx, inputs, false)
+}
+
+/// The rune effect of `tx`, which may etch a rune under a reserved name (no name field): the
+/// premine lands where the runestone sends it, written as [`ETCHED`]. A mint, or an etching
+/// that names its rune, is still refused.
+pub fn etching_effect(tx: &Transaction, inputs: &[Balances]) -> Result<Effect, EffectError> {
+    allocate(tx, inputs, true)
+}
+
+fn allocate(
+    tx: &Transaction,
+    inputs: &[Balances],
+    reserved_etching: bool,
+) -> Result<Effect, EffectError> {
     if inputs.len() != tx.input.len() {
         return Err(EffectError::InputCount {
             inputs: tx.input.len(),
@@ -85,8 +107,16 @@ pub fn effect(tx: &Transaction, inputs: &[Balances]) -> Result<Effect, EffectErr
         .filter(|i| !tx.output[*i].script_pubkey.is_op_return())
         .collect();
     if let Some(stone) = &stone {
-        if stone.etching.is_some() || stone.mint.is_some() {
+        if stone.mint.is_some() {
             return Err(EffectError::MintOrEtching);
+        }
+        if let Some(etching) = &stone.etching {
+            if !reserved_etching || etching.rune.is_some() {
+                return Err(EffectError::MintOrEtching);
+            }
+            // An edict naming 0:0 moves the etched rune; elsewhere 0:0 holds nothing (as in
+            // ord, where such an edict is skipped when nothing is etched).
+            add(&mut unallocated, ETCHED, etching.premine.unwrap_or(0))?;
         }
         for edict in &stone.edicts {
             let Some(balance) = unallocated.get_mut(&edict.id) else {
@@ -338,6 +368,11 @@ mod tests {
             effect(&tx(Some(&s), 1, 1), &[bal(&[])]),
             Err(EffectError::MintOrEtching)
         );
+        assert_eq!(
+            etching_effect(&tx(Some(&s), 1, 1), &[bal(&[])]),
+            Err(EffectError::MintOrEtching),
+            "a mint is refused by the etching variant too"
+        );
         assert!(matches!(
             effect(&tx(None, 1, 2), &[bal(&[])]),
             Err(EffectError::InputCount {
@@ -345,5 +380,60 @@ mod tests {
                 given: 1
             })
         ));
+    }
+
+    fn etching(rune: Option<u128>, premine: u128) -> Box<crate::runestone::Etching> {
+        Box::new(crate::runestone::Etching {
+            divisibility: Some(2),
+            premine: Some(premine),
+            rune,
+            ..crate::runestone::Etching::default()
+        })
+    }
+
+    #[test]
+    fn a_reserved_etching_puts_its_premine_where_it_is_sent() {
+        // Output 0 the runestone, 1 and 2 plain. The premine goes to the pointer; an edict on
+        // 0:0 moves part of it; an input rune follows the same pointer.
+        let s = Runestone {
+            etching: Some(etching(None, 1_000)),
+            edicts: vec![Edict {
+                id: ETCHED,
+                amount: 300,
+                output: 1,
+            }],
+            pointer: Some(2),
+            ..Runestone::default()
+        };
+        let t = tx(Some(&s), 2, 1);
+        assert_eq!(
+            effect(&t, &[bal(&[(A, 5)])]),
+            Err(EffectError::MintOrEtching),
+            "the plain effect refuses every etching"
+        );
+        let e = etching_effect(&t, &[bal(&[(A, 5)])]).unwrap();
+        assert_eq!(e.outputs[1], bal(&[(ETCHED, 300)]));
+        assert_eq!(e.outputs[2], bal(&[(ETCHED, 700), (A, 5)]));
+        assert!(e.burned.is_empty() && !e.cenotaph);
+        // A named etching's premine depends on its commitment: refused, not guessed.
+        let named = Runestone {
+            etching: Some(etching(Some(99_999_999_999), 1_000)),
+            ..Runestone::default()
+        };
+        assert_eq!(
+            etching_effect(&tx(Some(&named), 1, 1), &[bal(&[])]),
+            Err(EffectError::MintOrEtching)
+        );
+        // A 0:0 edict without an etching moves nothing.
+        let stray = Runestone {
+            edicts: vec![Edict {
+                id: ETCHED,
+                amount: 1,
+                output: 1,
+            }],
+            ..Runestone::default()
+        };
+        let e = etching_effect(&tx(Some(&stray), 2, 1), &[bal(&[(A, 5)])]).unwrap();
+        assert_eq!(e.outputs[1], bal(&[(A, 5)]));
     }
 }

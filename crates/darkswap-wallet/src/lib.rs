@@ -10,12 +10,14 @@
 //!   account 1).
 //! - [`keystore`]: the entropy sealed with Argon2id and XChaCha20-Poly1305, header as associated
 //!   data, parameters capped when read; an unlock throttle and an idle lock (sans-IO).
-//! - [`runestone`]: encode transfers, decipher any runestone, every cenotaph rule.
+//! - [`runestone`]: encode transfers and etchings as ord does, decipher any runestone, every
+//!   cenotaph rule.
 //! - [`effect`]: where each rune unit of a transaction goes, per ord's allocation rules.
 //! - [`utxo`]: outputs with their runes and inscriptions (unknown counts as "may carry
 //!   something"), trade locks, balances by state.
-//! - [`send`]: BTC and rune sends with exact fees, funded only from plain bitcoin, each checked
-//!   (runestone, rune effect) before it is returned.
+//! - [`send`]: BTC and rune sends, and etchings under a reserved name (a regtest faucet's),
+//!   with exact fees, funded only from plain bitcoin, each checked (runestone, rune effect)
+//!   before it is returned.
 //! - [`sign`]: BIP86 key-path signatures (`SIGHASH_DEFAULT`), each input's script checked
 //!   against the key of the path it claims.
 //! - [`esplora`] and [`ord_api`]: what to ask an Esplora-compatible API and `ord`'s JSON API, and
@@ -29,6 +31,7 @@
 //! - [`history`]: the wallet's transactions from each address's Esplora history (the same gap
 //!   limit), what each did to the wallet worked out from the checked bytes.
 //! - [`units`]: amounts in a rune's display units (its divisibility), exactly, both ways.
+//! - [`faucet`]: a relay's regtest faucet call and its rune gift's answer, read with a cap.
 //!
 //! # Rules the wallet keeps
 //! - It never spends an output that carries runes or inscriptions, or whose contents the indexer
@@ -45,6 +48,7 @@
 
 pub mod effect;
 pub mod esplora;
+pub mod faucet;
 pub mod history;
 pub mod keys;
 pub mod keystore;
@@ -63,6 +67,6 @@ pub use keys::{Account, Chain, Derived, KeyPath, Keychain};
 pub use mnemonic::{Mnemonic, WordCount};
 pub use network::Network;
 pub use runestone::{Edict, RuneId, Runestone};
-pub use send::{send_btc, send_runes, FeeRate, Unsigned};
+pub use send::{etch, send_btc, send_runes, FeeRate, NewRune, Unsigned};
 pub use sign::sign;
 pub use utxo::{Assets, Locks, Utxo};

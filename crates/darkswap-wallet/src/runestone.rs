@@ -255,10 +255,14 @@ pub fn decode_varint(buf: &[u8]) -> Result<(u128, usize), Flaw> {
 }
 
 impl Runestone {
-    /// The output script: `OP_RETURN OP_13` and the payload in pushes of at most 520 bytes.
-    /// Only transfers (edicts, pointer) and mints are encoded: the wallet never etches.
+    /// The output script: `OP_RETURN OP_13` and the payload in pushes of at most 520 bytes,
+    /// fields in ord's order (flags, the etching's fields, mint, pointer, then the edicts), so
+    /// the bytes are the ones ord's encoder writes for the same runestone.
     pub fn encipher(&self) -> ScriptBuf {
         let mut payload = Vec::new();
+        if let Some(e) = &self.etching {
+            encipher_etching(e, &mut payload);
+        }
         if let Some(id) = self.mint {
             for v in [tag::MINT, id.block.into(), tag::MINT, id.tx.into()] {
                 encode_varint(v, &mut payload);
@@ -423,6 +427,37 @@ impl Runestone {
                 pointer,
             }),
         })
+    }
+}
+
+/// An etching's flags and fields, as ord orders them.
+fn encipher_etching(e: &Etching, payload: &mut Vec<u8>) {
+    let mut flags = flag::ETCHING;
+    if e.terms.is_some() {
+        flags |= flag::TERMS;
+    }
+    if e.turbo {
+        flags |= flag::TURBO;
+    }
+    let mut field = |t: u128, v: Option<u128>| {
+        if let Some(v) = v {
+            encode_varint(t, payload);
+            encode_varint(v, payload);
+        }
+    };
+    field(tag::FLAGS, Some(flags));
+    field(tag::RUNE, e.rune);
+    field(tag::DIVISIBILITY, e.divisibility.map(u128::from));
+    field(tag::SPACERS, e.spacers.map(u128::from));
+    field(tag::SYMBOL, e.symbol.map(|c| u128::from(u32::from(c))));
+    field(tag::PREMINE, e.premine);
+    if let Some(t) = e.terms {
+        field(tag::AMOUNT, t.amount);
+        field(tag::CAP, t.cap);
+        field(tag::HEIGHT_START, t.height.0.map(u128::from));
+        field(tag::HEIGHT_END, t.height.1.map(u128::from));
+        field(tag::OFFSET_START, t.offset.0.map(u128::from));
+        field(tag::OFFSET_END, t.offset.1.map(u128::from));
     }
 }
 
@@ -726,6 +761,79 @@ mod tests {
         assert_eq!(e.premine, Some(1000));
         assert_eq!(e.terms.unwrap().amount, Some(5));
         assert_eq!(e.terms.unwrap().cap, Some(10));
+    }
+
+    /// ord's own encoder test (`ordinals::runestone::tests::encipher`): every field, in the
+    /// order ord writes them, the edicts delta-encoded after the body tag.
+    #[test]
+    fn an_etching_is_written_as_ord_writes_it() {
+        let stone = Runestone {
+            edicts: vec![
+                Edict {
+                    id: RuneId { block: 2, tx: 3 },
+                    amount: 1,
+                    output: 0,
+                },
+                Edict {
+                    id: RuneId { block: 5, tx: 6 },
+                    amount: 4,
+                    output: 1,
+                },
+            ],
+            etching: Some(Box::new(Etching {
+                divisibility: Some(7),
+                premine: Some(8),
+                rune: Some(9),
+                spacers: Some(10),
+                symbol: Some('@'),
+                terms: Some(Terms {
+                    cap: Some(11),
+                    height: (Some(12), Some(13)),
+                    amount: Some(14),
+                    offset: (Some(15), Some(16)),
+                }),
+                turbo: true,
+            })),
+            mint: Some(RuneId { block: 17, tx: 18 }),
+            pointer: Some(0),
+        };
+        let integers: [u128; 39] = [
+            2, 7, 4, 9, 1, 7, 3, 10, 5, 64, 6, 8, 10, 14, 8, 11, 12, 12, 14, 13, 16, 15, 18, 16,
+            20, 17, 20, 18, 22, 0, 0, 2, 3, 1, 0, 3, 6, 4, 1,
+        ];
+        let mut expected = Vec::new();
+        for n in integers {
+            encode_varint(n, &mut expected);
+        }
+        let script = stone.encipher();
+        let tx = tx_with(script.clone(), 2);
+        assert_eq!(payload(&tx), Some(Ok(expected)));
+        assert_eq!(
+            Runestone::decipher(&tx),
+            Some(Artifact::Runestone(stone)),
+            "and it reads back as itself"
+        );
+        // A reserved-name etching (no rune field): flags, divisibility, symbol, premine.
+        let reserved = Runestone {
+            etching: Some(Box::new(Etching {
+                divisibility: Some(2),
+                premine: Some(1_000),
+                symbol: Some('$'),
+                ..Etching::default()
+            })),
+            pointer: Some(0),
+            ..Runestone::default()
+        };
+        let tx = tx_with(reserved.encipher(), 2);
+        let mut expected = Vec::new();
+        for n in [2, 1, 1, 2, 5, 36, 6, 1_000, 22, 0] {
+            encode_varint(n, &mut expected);
+        }
+        assert_eq!(payload(&tx), Some(Ok(expected)));
+        assert_eq!(
+            Runestone::decipher(&tx),
+            Some(Artifact::Runestone(reserved))
+        );
     }
 
     #[test]

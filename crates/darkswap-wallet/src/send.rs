@@ -1,4 +1,5 @@
-//! Building sends: bitcoin to an address, or runes to an address, funded from the wallet's
+//! Building sends: bitcoin to an address, runes to an address, or a new rune etched under a
+//! reserved name (what the relay's regtest faucet hands out), funded from the wallet's
 //! plain bitcoin ([`Utxo::is_money`]) and never from an output that carries runes or
 //! inscriptions or whose contents are unknown. Every transaction built here is checked before it
 //! is returned: its runestone deciphered (a cenotaph is refused) and its rune [`effect`] worked
@@ -16,10 +17,10 @@ use bitcoin::address::NetworkUnchecked;
 use bitcoin::transaction::Version;
 use bitcoin::{Address, Amount, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
 
-use crate::effect::{effect, Balances, Effect, EffectError};
+use crate::effect::{effect, etching_effect, Balances, Effect, EffectError, ETCHED};
 use crate::keys::Derived;
 use crate::network::Network;
-use crate::runestone::{Artifact, Edict, RuneId, Runestone};
+use crate::runestone::{Artifact, Edict, Etching, RuneId, Runestone};
 use crate::utxo::{Locks, Utxo};
 
 /// The bitcoin on an output that carries runes: 546 sat, above the dust limit of every standard
@@ -103,6 +104,9 @@ pub enum BuildError {
     /// Zero runes asked for.
     #[error("the amount of runes to send is zero")]
     ZeroRunes,
+    /// An etching's divisibility over 38.
+    #[error("divisibility {0} is over the runes protocol's 38")]
+    Divisibility(u8),
     /// Not enough of the rune in spendable outputs.
     #[error("not enough {rune}: {needed} needed, {available} in unreserved outputs without inscriptions")]
     InsufficientRunes {
@@ -173,7 +177,7 @@ pub fn send_btc<K: Clone + PartialEq>(
         script_pubkey: recipient,
     }];
     let (tx, inputs, fee) = fund(utxos, locks, Vec::new(), outputs, fee_rate, change)?;
-    let unsigned = finish(tx, inputs, fee)?;
+    let unsigned = finish(tx, inputs, fee, effect)?;
     if unsigned.effect.outputs.iter().any(|o| !o.is_empty()) || !unsigned.effect.burned.is_empty() {
         return Err(BuildError::Check(CheckFailure::BtcSendMovesRunes));
     }
@@ -262,7 +266,7 @@ pub fn send_runes<K: Clone + PartialEq>(
         script_pubkey: stone.encipher(),
     });
     let (tx, inputs, fee) = fund(utxos, locks, rune_inputs, outputs, fee_rate, btc_change)?;
-    let unsigned = finish(tx, inputs, fee)?;
+    let unsigned = finish(tx, inputs, fee, effect)?;
     let e = &unsigned.effect;
     let mut expected_recipient = Balances::new();
     expected_recipient.insert(rune, amount);
@@ -276,6 +280,74 @@ pub fn send_runes<K: Clone + PartialEq>(
     }
     let carried: usize = e.outputs.iter().filter(|o| !o.is_empty()).count();
     if carried != 1 + usize::from(leftover) || (leftover && e.outputs[1].is_empty()) {
+        return Err(BuildError::Check(CheckFailure::Elsewhere));
+    }
+    Ok(unsigned)
+}
+
+/// A rune to etch under a reserved name (ord names it from its block and index, so no commitment
+/// transaction is needed): what a regtest faucet etches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewRune {
+    /// Decimal places (at most 38).
+    pub divisibility: u8,
+    /// Its currency symbol.
+    pub symbol: Option<char>,
+    /// Units minted to the etcher; there are no open mints.
+    pub premine: u128,
+}
+
+/// Etches `rune` with its whole premine on `to` (a rune-account address), the fee from plain
+/// bitcoin with change to `change`. Outputs: 0 the premine, 1 the runestone, then the change. In
+/// the returned effect the new rune is [`crate::effect::ETCHED`] (its id comes from the block).
+pub fn etch<K: Clone + PartialEq>(
+    utxos: &[Utxo],
+    locks: &Locks<K>,
+    rune: NewRune,
+    to: &Derived,
+    fee_rate: FeeRate,
+    change: &Derived,
+) -> Result<Unsigned, BuildError> {
+    if rune.premine == 0 {
+        return Err(BuildError::ZeroRunes);
+    }
+    if rune.divisibility > crate::runestone::MAX_DIVISIBILITY {
+        return Err(BuildError::Divisibility(rune.divisibility));
+    }
+    let stone = Runestone {
+        etching: Some(Box::new(Etching {
+            divisibility: Some(rune.divisibility),
+            premine: Some(rune.premine),
+            symbol: rune.symbol,
+            ..Etching::default()
+        })),
+        pointer: Some(0),
+        ..Runestone::default()
+    };
+    let outputs = vec![
+        TxOut {
+            value: Amount::from_sat(RUNE_OUTPUT_SATS),
+            script_pubkey: to.script_pubkey.clone(),
+        },
+        TxOut {
+            value: Amount::ZERO,
+            script_pubkey: stone.encipher(),
+        },
+    ];
+    let (tx, inputs, fee) = fund(utxos, locks, Vec::new(), outputs, fee_rate, change)?;
+    let unsigned = finish(tx, inputs, fee, etching_effect)?;
+    let e = &unsigned.effect;
+    let mut expected = Balances::new();
+    expected.insert(ETCHED, rune.premine);
+    if e.outputs[0] != expected {
+        return Err(BuildError::Check(CheckFailure::Recipient(
+            e.outputs[0].clone(),
+        )));
+    }
+    if !e.burned.is_empty() {
+        return Err(BuildError::Check(CheckFailure::Burns(e.burned.clone())));
+    }
+    if e.outputs.iter().skip(1).any(|o| !o.is_empty()) {
         return Err(BuildError::Check(CheckFailure::Elsewhere));
     }
     Ok(unsigned)
@@ -388,7 +460,14 @@ fn strip(mut tx: Transaction) -> Transaction {
     tx
 }
 
-fn finish(tx: Transaction, inputs: Vec<Utxo>, fee: Amount) -> Result<Unsigned, BuildError> {
+type EffectFn = fn(&Transaction, &[Balances]) -> Result<Effect, EffectError>;
+
+fn finish(
+    tx: Transaction,
+    inputs: Vec<Utxo>,
+    fee: Amount,
+    effect: EffectFn,
+) -> Result<Unsigned, BuildError> {
     if let Some(Artifact::Cenotaph(c)) = Runestone::decipher(&tx) {
         return Err(BuildError::Check(CheckFailure::Cenotaph(c.flaw)));
     }
@@ -721,5 +800,62 @@ mod tests {
             ),
             Err(BuildError::InsufficientFunds { .. })
         ));
+    }
+
+    #[test]
+    fn an_etching_puts_the_whole_premine_on_the_rune_address() {
+        let k = keys();
+        let to = k.derive(KeyPath::receive(Account::Runes, 0)).unwrap();
+        let change = k.derive(KeyPath::change(Account::Payment, 0)).unwrap();
+        let utxos = vec![
+            utxo(1, 40_000, Account::Payment, Assets::none(), 1),
+            // Never fee money: it carries runes.
+            utxo(2, 90_000, Account::Runes, runes(&[(R, 5)]), 1),
+        ];
+        let new = NewRune {
+            divisibility: 2,
+            symbol: Some('$'),
+            premine: 1_000_000,
+        };
+        let u = etch(&utxos, &locks(), new, &to, rate(2), &change).unwrap();
+        assert_eq!(u.inputs.len(), 1);
+        assert_eq!(u.inputs[0].outpoint, utxos[0].outpoint);
+        assert_eq!(u.tx.output[0].script_pubkey, to.script_pubkey);
+        assert_eq!(u.tx.output[0].value, Amount::from_sat(RUNE_OUTPUT_SATS));
+        let Some(Artifact::Runestone(stone)) = Runestone::decipher(&u.tx) else {
+            panic!("no runestone")
+        };
+        let e = stone.etching.unwrap();
+        assert_eq!(
+            (e.rune, e.divisibility, e.premine, e.symbol, e.terms),
+            (None, Some(2), Some(1_000_000), Some('$'), None)
+        );
+        assert_eq!(u.effect.outputs[0], [(ETCHED, 1_000_000)].into());
+        assert!(u.effect.outputs[1..].iter().all(|o| o.is_empty()));
+        let signed_weight = draft(&u.inputs, u.tx.output.clone()).weight();
+        assert_eq!(u.fee, Amount::from_sat(2 * signed_weight.to_vbytes_ceil()));
+        assert_eq!(
+            u.tx.output.iter().map(|o| o.value).sum::<Amount>() + u.fee,
+            Amount::from_sat(40_000)
+        );
+
+        let no_money = vec![utxos[1].clone()];
+        assert!(matches!(
+            etch(&no_money, &locks(), new, &to, rate(2), &change),
+            Err(BuildError::InsufficientFunds { .. })
+        ));
+        let zero = NewRune { premine: 0, ..new };
+        assert_eq!(
+            etch(&utxos, &locks(), zero, &to, rate(2), &change),
+            Err(BuildError::ZeroRunes)
+        );
+        let fine = NewRune {
+            divisibility: 39,
+            ..new
+        };
+        assert_eq!(
+            etch(&utxos, &locks(), fine, &to, rate(2), &change),
+            Err(BuildError::Divisibility(39))
+        );
     }
 }

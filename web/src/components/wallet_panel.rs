@@ -690,34 +690,50 @@ fn unlocked_view(a: UnlockedArgs) -> Html {
     };
     let pay_address = address(Account::Payment, pay_index);
     let rune_address = address(Account::Runes, rune_index);
-    let on_faucet = chain.faucet.clone().map(|url| {
-        let (message, refresh, keys, pay) = (
-            a.message.clone(),
-            a.refresh.clone(),
-            a.keys.clone(),
-            pay_address.clone(),
-        );
-        let network = chain.network;
-        Callback::from(move |_| {
-            let (message, refresh, keys, url) =
-                (message.clone(), refresh.clone(), keys.clone(), url.clone());
-            let Ok(to) = parse_address(&pay, network) else {
-                return;
-            };
+    // The faucet's two calls: blocks to the payment address, test runes to the rune address.
+    let faucet_button = |runes: bool| {
+        let url = chain.faucet.clone()?;
+        let (message, refresh, keys) = (a.message.clone(), a.refresh.clone(), a.keys.clone());
+        let to = parse_address(
+            if runes { &rune_address } else { &pay_address },
+            chain.network,
+        )
+        .ok()?;
+        Some(Callback::from(move |_| {
+            let (message, refresh, keys, url, to) = (
+                message.clone(),
+                refresh.clone(),
+                keys.clone(),
+                url.clone(),
+                to.clone(),
+            );
+            message.set(Some((false, "asking the faucet…".into())));
             wasm_bindgen_futures::spawn_local(async move {
-                match wallet::faucet(&url, &to).await {
-                    Ok(()) => {
-                        message.set(Some((
-                            false,
-                            "the faucet mined 101 blocks to your payment address".into(),
-                        )));
+                let done = if runes {
+                    wallet::faucet_runes(&url, &to).await.map(|g| {
+                        format!(
+                            "the faucet sent {} of rune {} to your rune address (transaction {})",
+                            format_units(g.amount, g.divisibility),
+                            g.rune,
+                            g.txid
+                        )
+                    })
+                } else {
+                    wallet::faucet(&url, &to)
+                        .await
+                        .map(|_| "the faucet mined 101 blocks to your payment address".into())
+                };
+                match done {
+                    Ok(words) => {
+                        message.set(Some((false, words)));
                         refresh.emit(keys);
                     }
                     Err(e) => message.set(Some((true, e))),
                 }
             });
-        })
-    });
+        }))
+    };
+    let (on_faucet, on_faucet_runes) = (faucet_button(false), faucet_button(true));
     let balances = a.scanned.as_ref().map(|s| {
         let b = balance(&s.utxos, &locks);
         html! {
@@ -959,7 +975,8 @@ fn unlocked_view(a: UnlockedArgs) -> Html {
             <p>{ format!("{} · ", chain.network) }
                 <button type="button" data-testid="wallet-refresh" onclick={on_refresh} disabled={a.busy}>{ if a.busy { "reading the chain…" } else { "Refresh" } }</button>
                 { " " }<button type="button" data-testid="wallet-lock" onclick={on_lock}>{ "Lock" }</button>
-                { for on_faucet.map(|f| html! { <>{ " " }<button type="button" data-testid="wallet-faucet" onclick={f}>{ "Faucet (regtest)" }</button></> }) }
+                { for on_faucet.map(|f| html! { <>{ " " }<button type="button" data-testid="wallet-faucet" onclick={f}>{ "Faucet: bitcoin (regtest)" }</button></> }) }
+                { for on_faucet_runes.map(|f| html! { <>{ " " }<button type="button" data-testid="wallet-faucet-runes" onclick={f} title="1,000.00 of the relay's test rune to your rune address">{ "Faucet: test runes" }</button></> }) }
             </p>
             { for balances }
             <div class="wallet-receive">
