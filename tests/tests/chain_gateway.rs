@@ -28,6 +28,17 @@ fn wallet() -> Keychain {
     Keychain::new(&Mnemonic::generate(WordCount::Twelve), "", Network::Regtest).unwrap()
 }
 
+/// A fresh regtest bitcoind and a relay serving the gateway and the faucet over it (the
+/// directory holds the RPC password and the relay's files).
+fn gateway_relay() -> Result<(Bitcoind, tempfile::TempDir, Relay)> {
+    let node = Bitcoind::start()?;
+    let dir = tempfile::tempdir()?;
+    let flags = node.relay_flags(&dir.path().join("rpc.password"), None, true)?;
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let relay = Relay::start(&dir.path().join("relay"), Ports::default(), &flags)?;
+    Ok((node, dir, relay))
+}
+
 fn get_ok(url: &str) -> Result<String> {
     let (status, body) = http_get(url)?;
     anyhow::ensure!(status == 200, "GET {url}: {status} {body}");
@@ -74,11 +85,7 @@ fn utxos(relay: &Relay, keys: &Keychain, path: KeyPath, tip: u32) -> Result<Vec<
 
 #[test]
 fn the_wallet_reads_and_broadcasts_through_the_relay_gateway() -> Result<()> {
-    let node = Bitcoind::start()?;
-    let dir = tempfile::tempdir()?;
-    let flags = node.relay_flags(&dir.path().join("rpc.password"), None, true)?;
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let relay = Relay::start(&dir.path().join("relay"), Ports::default(), &flags)?;
+    let (node, _dir, relay) = gateway_relay()?;
     let info = RelayInfo::parse(get_ok(&format!("{}/api/relay-info", relay.http))?.as_bytes())?;
     let chain = info.chain.context("relay-info names a chain")?;
     assert_eq!(chain.network, "regtest");
@@ -254,11 +261,7 @@ fn txs_page(relay: &Relay, path: &str) -> Result<Vec<(String, Option<u32>)>> {
 #[test]
 fn the_gateway_pages_address_histories_with_the_mempool_and_follows_a_reorg() -> Result<()> {
     use darkswap_wallet::esplora::{txs_chain_path, txs_path};
-    let node = Bitcoind::start()?;
-    let dir = tempfile::tempdir()?;
-    let flags = node.relay_flags(&dir.path().join("rpc.password"), None, true)?;
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let relay = Relay::start(&dir.path().join("relay"), Ports::default(), &flags)?;
+    let (node, _dir, relay) = gateway_relay()?;
     let (alice, bob) = (wallet(), wallet());
     let alice_pay = alice.derive(KeyPath::receive(Account::Payment, 0))?;
     node.mine_to(101, &alice_pay.address.to_string())?;
@@ -380,11 +383,7 @@ fn the_rune_faucet_etches_once_then_sends_from_its_change() -> Result<()> {
     use darkswap_wallet::faucet::{request_body, RuneGift};
     use darkswap_wallet::runestone::{Artifact, Runestone};
 
-    let node = Bitcoind::start()?;
-    let dir = tempfile::tempdir()?;
-    let flags = node.relay_flags(&dir.path().join("rpc.password"), None, true)?;
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let relay = Relay::start(&dir.path().join("relay"), Ports::default(), &flags)?;
+    let (node, _dir, relay) = gateway_relay()?;
     let gift_to = |keys: &Keychain| -> Result<(bitcoin::Address, RuneGift)> {
         let to = keys.derive(KeyPath::receive(Account::Runes, 0))?.address;
         let (status, body) = http_request(

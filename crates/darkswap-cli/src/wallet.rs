@@ -17,7 +17,6 @@ use darkswap_wallet::keystore::{self, KdfParams, UnlockThrottle};
 use darkswap_wallet::retry::{retry_after, Outcome};
 use darkswap_wallet::send::parse_address;
 use darkswap_wallet::sync::{Scan, Server};
-use darkswap_wallet::units::format_units;
 use darkswap_wallet::utxo::{balance, Split};
 use darkswap_wallet::{
     send_btc, send_runes, sign, Account, Chain, FeeRate, KeyPath, Keychain, Locks, Mnemonic,
@@ -552,12 +551,7 @@ pub fn run(args: WalletArgs) -> Result<()> {
             }
             if runes {
                 let gift = darkswap_wallet::faucet::RuneGift::parse(&body)?;
-                println!(
-                    "the faucet sent {} of rune {} to {to} in {}",
-                    format_units(gift.amount, gift.divisibility),
-                    gift.rune,
-                    gift.txid
-                );
+                println!("the faucet sent {gift} to {to}");
             } else {
                 println!("the faucet mined to {to}");
             }

@@ -52,6 +52,19 @@ struct Wire {
     txid: String,
 }
 
+impl std::fmt::Display for RuneGift {
+    /// "1000.00 of rune 202:1 (transaction …)".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of rune {} (transaction {})",
+            crate::units::format_units(self.amount, self.divisibility),
+            self.rune,
+            self.txid
+        )
+    }
+}
+
 impl RuneGift {
     /// The answer's JSON.
     pub fn to_json(&self) -> String {

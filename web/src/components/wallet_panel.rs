@@ -710,14 +710,9 @@ fn unlocked_view(a: UnlockedArgs) -> Html {
             message.set(Some((false, "asking the faucet…".into())));
             wasm_bindgen_futures::spawn_local(async move {
                 let done = if runes {
-                    wallet::faucet_runes(&url, &to).await.map(|g| {
-                        format!(
-                            "the faucet sent {} of rune {} to your rune address (transaction {})",
-                            format_units(g.amount, g.divisibility),
-                            g.rune,
-                            g.txid
-                        )
-                    })
+                    wallet::faucet_runes(&url, &to)
+                        .await
+                        .map(|g| format!("the faucet sent {g} to your rune address"))
                 } else {
                     wallet::faucet(&url, &to)
                         .await
