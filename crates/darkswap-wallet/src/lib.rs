@@ -31,6 +31,9 @@
 //! - [`history`]: the wallet's transactions from each address's Esplora history (the same gap
 //!   limit), what each did to the wallet worked out from the checked bytes.
 //! - [`units`]: amounts in a rune's display units (its divisibility), exactly, both ways.
+//! - [`swap`]: settlement's atomic swap (runes for bitcoin in one transaction), built the same
+//!   way by both sides from their offers; each signs its own inputs and checks the other's
+//!   transaction and signatures, naming what a cheat changed.
 //! - [`faucet`]: a relay's regtest faucet call and its rune gift's answer, read with a cap.
 //!
 //! # Rules the wallet keeps
@@ -59,6 +62,7 @@ pub mod retry;
 pub mod runestone;
 pub mod send;
 pub mod sign;
+pub mod swap;
 pub mod sync;
 pub mod units;
 pub mod utxo;
