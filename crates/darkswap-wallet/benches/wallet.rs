@@ -1,5 +1,6 @@
 //! Wallet costs a trader waits for: unlocking (Argon2id at the default parameters), deriving
-//! an address, building and signing a 10-input taproot send, and deciphering a runestone.
+//! an address, building and signing a 10-input taproot send, and settling a swap (both sides
+//! build, sign and check; 4 inputs).
 //! `cargo bench -p darkswap-wallet --bench wallet`; the same workloads run in headless Chromium
 //! in `tests/wasm.rs`.
 
@@ -105,6 +106,11 @@ mod native {
         });
         c.bench_function("sign_10_input_taproot", |b| {
             b.iter(|| sign(&k, &unsigned).unwrap())
+        });
+        // Settlement: both sides build the swap, sign their halves and check each other's.
+        let swap = darkswap_wallet::workload::SwapWorkload::new();
+        c.bench_function("swap_build_check_sign_both_sides", |b| {
+            b.iter(|| swap.settle())
         });
         c.final_summary();
     }

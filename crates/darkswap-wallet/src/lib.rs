@@ -66,6 +66,8 @@ pub mod swap;
 pub mod sync;
 pub mod units;
 pub mod utxo;
+#[cfg(feature = "workloads")]
+pub mod workload;
 
 pub use keys::{Account, Chain, Derived, KeyPath, Keychain};
 pub use mnemonic::{Mnemonic, WordCount};

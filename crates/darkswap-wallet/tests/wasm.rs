@@ -1,5 +1,6 @@
 //! The wallet in headless Chromium (wasm32): the BIP39 and BIP86 published vectors, sealing and
-//! opening at the default Argon2id parameters, and building and signing a 10-input taproot send;
+//! opening at the default Argon2id parameters, building and signing a 10-input taproot send, and
+//! settling a swap (both sides);
 //! the timings print with `-- --nocapture` (`scripts/wasm-tests` runs this file).
 #![cfg(target_arch = "wasm32")]
 
@@ -112,4 +113,19 @@ fn signing_ten_taproot_inputs_in_the_browser() {
     }
     let per = t0.elapsed().as_secs_f64() * 1000.0 / f64::from(runs);
     console_log!("wallet in Chromium: sign a 10-input taproot send {per:.2} ms");
+}
+
+#[wasm_bindgen_test]
+fn settling_a_swap_in_the_browser() {
+    let w = darkswap_wallet::workload::SwapWorkload::new();
+    let runs = 10;
+    let t0 = Instant::now();
+    for _ in 0..runs {
+        let tx = w.settle();
+        assert!(tx.input.iter().all(|i| i.witness.len() == 1));
+    }
+    let per = t0.elapsed().as_secs_f64() * 1000.0 / f64::from(runs);
+    console_log!(
+        "wallet in Chromium: settle a swap (both sides build, sign, check; 4 inputs) {per:.2} ms"
+    );
 }
