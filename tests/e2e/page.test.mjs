@@ -66,7 +66,13 @@ test('the first screen holds the book and the form at three sizes, and axe-core 
   await started();
   for (const vp of VIEWPORTS) {
     const page = await openPage({ viewport: { width: vp.width, height: vp.height } });
+    if (vp === VIEWPORTS[0]) {
+      // A pair that cannot settle on Bitcoin is marked; a runes-for-bitcoin pair is not.
+      await follow(page, 'BTC/USDT');
+      assert.match(await page.textContent('[data-testid=pair-no-settlement]'), /BTC\/USDT cannot settle on Bitcoin/);
+    }
     await follow(page, PAIR);
+    assert.equal(await page.$('[data-testid=pair-no-settlement]'), null);
     for (const id of ['book', 'order-form']) {
       const box = await page.locator(`#${id}`).boundingBox();
       assert.ok(box && box.y < vp.height - 40, `${vp.name}: #${id} starts at ${box?.y} px, below the first screen (${vp.height} px)`);

@@ -38,11 +38,15 @@ pub fn describe(t: &Trade) -> String {
     )
 }
 
-/// Where the trade stands, and for a live one what happens next.
-pub fn state_text(state: &TradeState) -> String {
+/// Where the trade stands, and for a live one what happens next (on `pair`, which may be one
+/// that cannot settle on Bitcoin at all).
+pub fn state_text(state: &TradeState, pair: &Pair) -> String {
     match state {
         TradeState::Requested => "requested — waiting for the maker".into(),
         TradeState::Accepted => "accepted — signing".into(),
+        TradeState::Agreed if !pair.settles_on_bitcoin() => {
+            "agreed — this pair cannot settle on Bitcoin: nothing moves".into()
+        }
         TradeState::Agreed => "agreed — awaiting settlement".into(),
         TradeState::Rejected { reason } => format!("rejected: {reason}"),
         TradeState::Aborted { reason } => format!("aborted: {reason}"),
@@ -93,6 +97,18 @@ mod tests {
 
     fn pair() -> Pair {
         Pair::parse("RUNE:DOG/BTC").unwrap()
+    }
+
+    #[test]
+    fn an_agreement_on_a_pair_that_cannot_settle_says_nothing_moves() {
+        assert_eq!(
+            state_text(&TradeState::Agreed, &pair()),
+            "agreed — awaiting settlement"
+        );
+        assert_eq!(
+            state_text(&TradeState::Agreed, &Pair::parse("BTC/USDT").unwrap()),
+            "agreed — this pair cannot settle on Bitcoin: nothing moves"
+        );
     }
 
     #[test]

@@ -175,6 +175,17 @@ impl Pair {
         Ok(Pair { base, quote })
     }
 
+    /// Whether a trade on this pair can settle on Bitcoin: runes for bitcoin (one side `BTC`,
+    /// the other a rune), in one atomic transaction. Other tickers exist only off Bitcoin, and
+    /// rune-for-rune swaps are not built: trades on those pairs end at a signed agreement and
+    /// move nothing, and the page says so.
+    pub fn settles_on_bitcoin(&self) -> bool {
+        matches!(
+            (&self.base, &self.quote),
+            (Asset::Rune(_), Asset::Btc) | (Asset::Btc, Asset::Rune(_))
+        )
+    }
+
     /// Parses `BASE/QUOTE`.
     pub fn parse(input: &str) -> Result<Self, PairError> {
         let (base, quote) = input.trim().split_once('/').ok_or(PairError::Format)?;
@@ -213,6 +224,16 @@ impl From<Pair> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_runes_for_bitcoin_settle_on_bitcoin() {
+        let settles = |p: &str| Pair::parse(p).unwrap().settles_on_bitcoin();
+        assert!(settles("RUNE:DOG/BTC"));
+        assert!(settles("BTC/RUNE:DOG"));
+        assert!(!settles("BTC/USDT"));
+        assert!(!settles("RUNE:DOG/USDT"));
+        assert!(!settles("RUNE:DOG/RUNE:CAT"));
+    }
 
     #[test]
     fn canonical_forms() {

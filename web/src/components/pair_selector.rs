@@ -7,12 +7,9 @@ use yew::prelude::*;
 
 use crate::hooks::use_field_text;
 
-/// Suggestions only; any valid pair can be typed.
-const SUGGESTED: &[&str] = &[
-    "RUNE:DOGGOTOTHEMOON/BTC",
-    "RUNE:UNCOMMONGOODS/BTC",
-    "BTC/USDT",
-];
+/// Suggestions only; any valid pair can be typed. Only pairs that settle on Bitcoin (runes for
+/// bitcoin) are suggested.
+const SUGGESTED: &[&str] = &["RUNE:DOGGOTOTHEMOON/BTC", "RUNE:UNCOMMONGOODS/BTC"];
 
 #[derive(Properties, PartialEq)]
 pub struct PairSelectorProps {
@@ -63,6 +60,11 @@ pub fn pair_selector(props: &PairSelectorProps) -> Html {
             </datalist>
             <button type="submit" data-testid="pair-follow">{ "Show" }</button>
             if let Some(e) = &*error { <div class="error" data-testid="pair-error">{ e }</div> }
+            if let Some(p) = props.current.as_ref().filter(|p| !p.settles_on_bitcoin()) {
+                <div class="muted" data-testid="pair-no-settlement">
+                    { format!("{p} cannot settle on Bitcoin (only runes for bitcoin can): its book and agreements work, and a trade on it moves nothing.") }
+                </div>
+            }
         </form>
     }
 }

@@ -1,5 +1,6 @@
 //! The trader's trades: state, role, counterparty, amounts. An agreed trade is shown as agreed
-//! and awaiting settlement — settlement is not built yet, and no funds have moved.
+//! and awaiting settlement — settlement is not built yet, and no funds have moved; on a pair that
+//! cannot settle on Bitcoin (not runes for bitcoin) it says that nothing will.
 
 use darkswap_net::{Trade, TradeState};
 use std::collections::BTreeMap;
@@ -32,7 +33,7 @@ pub fn trade_list(props: &TradeListProps) -> Html {
                         { " @ " }<span class="mono">{ t.price.to_string() }</span>
                         { " with " }<span class="mono" title={t.counterparty.to_base58()}>{ short(&t.counterparty.to_base58()) }</span>
                         <div class={if matches!(t.state, TradeState::Rejected { .. } | TradeState::Aborted { .. }) { "error" } else { "muted" }}>
-                            { state_text(&t.state) }
+                            { state_text(&t.state, &t.pair) }
                         </div>
                     </li>
                 }) }
