@@ -18,7 +18,8 @@ use darkswap_wallet::esplora::{parse_tx_hex, tx_hex_path};
 use darkswap_wallet::faucet::{request_body, RuneGift};
 use darkswap_wallet::ord_api::{output_path, parse_output, parse_rune, rune_path};
 use darkswap_wallet::swap::{
-    accept, build, sign_side, BuyerOffer, Offered, SellerOffer, Side, Terms,
+    accept, build, check_offered, sign_side, BuyerOffer, OfferError, Offered, SellerOffer, Side,
+    Terms,
 };
 use darkswap_wallet::{
     Account, Assets, FeeRate, KeyPath, Keychain, Mnemonic, Network, RuneId, WordCount,
@@ -43,8 +44,8 @@ impl Chain {
         Ok(parse_tx_hex(body.as_bytes(), *txid)?)
     }
 
-    /// An output as a side offers it: its transaction's bytes, and the runes ord reports on it.
-    fn offered(&self, outpoint: OutPoint) -> Result<Offered> {
+    /// What the other side checks an offered output against: its transaction and ord's report.
+    fn evidence(&self, outpoint: OutPoint) -> Result<(Transaction, Assets)> {
         let tx = self.tx(&outpoint.txid)?;
         let txout: TxOut = tx.output[outpoint.vout as usize].clone();
         let assets = parse_output(
@@ -57,14 +58,22 @@ impl Chain {
             let info = parse_rune(self.ord.get(&format!("/rune/{name}"))?.as_bytes())?;
             ids.insert(name.clone(), info.id);
         }
-        let Assets::Known { runes, .. } = assets.to_assets(&ids)? else {
+        Ok((tx, assets.to_assets(&ids)?))
+    }
+
+    /// An output as its owner offers it, checked as the other side checks it.
+    fn offered(&self, outpoint: OutPoint) -> Result<Offered> {
+        let (tx, assets) = self.evidence(outpoint)?;
+        let Assets::Known { runes, .. } = &assets else {
             anyhow::bail!("ord has not indexed {outpoint}");
         };
-        Ok(Offered {
+        let offer = Offered {
             outpoint,
-            txout,
-            runes,
-        })
+            txout: tx.output[outpoint.vout as usize].clone(),
+            runes: runes.clone(),
+        };
+        check_offered(&offer, &tx, &assets)?;
+        Ok(offer)
     }
 
     fn faucet(&self, path: &str, to: &bitcoin::Address) -> Result<String> {
@@ -165,6 +174,14 @@ fn a_seller_fills_two_buyers_in_two_atomic_swaps_that_core_and_ord_accept() -> R
         Balances::from([(rune, 100_000)]),
         "ord's count of the gift"
     );
+    // A seller claiming more than its output holds is caught by ord's count.
+    let mut inflated = held.clone();
+    inflated.runes.insert(rune, 1_000_000);
+    let (tx, assets) = chain.evidence(held.outpoint)?;
+    assert!(matches!(
+        check_offered(&inflated, &tx, &assets),
+        Err(OfferError::Runes { .. })
+    ));
     let s = SellerOffer {
         inputs: vec![held],
         payment: seller

@@ -15,6 +15,10 @@
 //! of its own inputs and outputs, and half of the rest (the version, counts, lock time and the
 //! runestone), the seller's half rounded up.
 //!
+//! Each output the other side offers is checked first ([`check_offered`]): against its
+//! transaction's bytes, and its runes against the indexer's report (unreported or with
+//! inscriptions: refused).
+//!
 //! What [`build`] refuses: a seller whose inputs do not hold the fill (as claimed; the caller
 //! checks each claim against the indexer), a buyer input that carries runes, an outpoint offered
 //! twice, a payment or change that cannot cover its side, and any transaction whose runestone is
@@ -198,6 +202,57 @@ pub enum SwapError {
     /// Signing our own inputs failed.
     #[error("signing: {0}")]
     Sign(#[source] SignError),
+}
+
+/// Why the other side's offered output is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OfferError {
+    /// The transaction given is not the output's, or its output there is not the one claimed.
+    #[error("{0} is not the output its transaction holds")]
+    NotInTransaction(OutPoint),
+    /// The indexer has not reported the output's contents (fail closed).
+    #[error("the indexer has not reported what {0} holds")]
+    Unindexed(OutPoint),
+    /// The runes claimed are not the ones the indexer reports.
+    #[error("{outpoint} holds {indexed:?} by the indexer's count, not the {claimed:?} claimed")]
+    Runes {
+        /// The output.
+        outpoint: OutPoint,
+        /// Claimed.
+        claimed: Balances,
+        /// Reported.
+        indexed: Balances,
+    },
+    /// It carries inscriptions, which the swap does not move.
+    #[error("{0} carries inscriptions; the swap does not move them")]
+    Inscriptions(OutPoint),
+}
+
+/// Checks an output the other side offers against its transaction's bytes (`tx`, whose txid the
+/// caller read it under; it is recomputed here) and what the indexer reports on it.
+pub fn check_offered(
+    claim: &Offered,
+    tx: &Transaction,
+    indexed: &crate::utxo::Assets,
+) -> Result<(), OfferError> {
+    let at = claim.outpoint;
+    if tx.compute_txid() != at.txid || tx.output.get(at.vout as usize) != Some(&claim.txout) {
+        return Err(OfferError::NotInTransaction(at));
+    }
+    match indexed {
+        crate::utxo::Assets::Unknown => Err(OfferError::Unindexed(at)),
+        crate::utxo::Assets::Known { inscriptions, .. } if *inscriptions > 0 => {
+            Err(OfferError::Inscriptions(at))
+        }
+        crate::utxo::Assets::Known { runes, .. } if *runes != claim.runes => {
+            Err(OfferError::Runes {
+                outpoint: at,
+                claimed: claim.runes.clone(),
+                indexed: runes.clone(),
+            })
+        }
+        crate::utxo::Assets::Known { .. } => Ok(()),
+    }
 }
 
 /// Builds the swap from the two offers (the same bytes on both sides).
@@ -736,6 +791,58 @@ mod tests {
         let mut nothing = t.terms;
         nothing.units = 0;
         assert!(matches!(build(&nothing, &t.s, &t.b), Err(SwapError::Empty)));
+    }
+
+    #[test]
+    fn an_offered_output_must_be_its_transactions_and_hold_what_the_indexer_says() {
+        use crate::utxo::Assets;
+        let t = two();
+        let tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![],
+            output: vec![t.s.inputs[0].txout.clone()],
+        };
+        let claim = Offered {
+            outpoint: OutPoint::new(tx.compute_txid(), 0),
+            ..t.s.inputs[0].clone()
+        };
+        let known = |runes: Balances, inscriptions| Assets::Known {
+            runes,
+            inscriptions,
+        };
+        assert_eq!(
+            check_offered(&claim, &tx, &known(claim.runes.clone(), 0)),
+            Ok(())
+        );
+        // More runes claimed than the indexer counts.
+        assert!(matches!(
+            check_offered(&claim, &tx, &known(Balances::from([(R, 10)]), 0)),
+            Err(OfferError::Runes { .. })
+        ));
+        assert!(matches!(
+            check_offered(&claim, &tx, &Assets::Unknown),
+            Err(OfferError::Unindexed(_))
+        ));
+        assert!(matches!(
+            check_offered(&claim, &tx, &known(claim.runes.clone(), 1)),
+            Err(OfferError::Inscriptions(_))
+        ));
+        // Another value than its transaction's, or another transaction.
+        let mut richer = claim.clone();
+        richer.txout.value += Amount::from_sat(1);
+        assert!(matches!(
+            check_offered(&richer, &tx, &known(claim.runes.clone(), 0)),
+            Err(OfferError::NotInTransaction(_))
+        ));
+        let elsewhere = Offered {
+            outpoint: OutPoint::new(Txid::from_byte_array([7; 32]), 0),
+            ..claim.clone()
+        };
+        assert!(matches!(
+            check_offered(&elsewhere, &tx, &known(claim.runes.clone(), 0)),
+            Err(OfferError::NotInTransaction(_))
+        ));
     }
 
     /// Each side signs its own inputs; the other accepts only the agreed transaction with valid
