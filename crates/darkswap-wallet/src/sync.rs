@@ -3,7 +3,10 @@
 //! (its HTTP client) carry them out, so the logic and its checks live once, here.
 //!
 //! The scan: the tip height; then, for each account and chain, addresses from index 0 until
-//! [`GAP_LIMIT`] in a row hold nothing; for every listed output its transaction (hashed against
+//! [`GAP_LIMIT`] in a row have no history (the first page of Esplora's `/address/{a}/txs`: an
+//! address that was paid and emptied counts as used, so it is not handed out again and funds
+//! past it are still found); the unspent outputs of each used address; for every listed output
+//! its transaction (hashed against
 //! its txid, the output checked against the listing); with an ord server, what the output
 //! carries (checked against the transaction) and the id of every rune name ord reports. Without
 //! ord every output is [`Assets::Unknown`]: balances are shown, but nothing is spent as fee
@@ -80,6 +83,9 @@ pub enum SyncError {
 #[derive(Debug)]
 enum Asked {
     Tip,
+    /// Whether the address was ever used (its history's first page).
+    History(KeyPath),
+    /// Its unspent outputs (asked only of used addresses).
     Address(KeyPath),
     Tx(Txid),
     Output(OutPoint),
@@ -95,6 +101,9 @@ pub struct Scan {
     chains: BTreeMap<(Account, Chain), ChainScan>,
     addresses: BTreeMap<KeyPath, Derived>,
     listed: Vec<(KeyPath, ListedOutput)>,
+    /// Addresses with a history, spent or not: the gap limit and the next unused address
+    /// count these, so an emptied address is neither handed out again nor the end of the scan.
+    used: std::collections::BTreeSet<KeyPath>,
     txs: BTreeMap<Txid, Transaction>,
     assets: BTreeMap<OutPoint, OutputAssets>,
     rune_ids: BTreeMap<String, RuneId>,
@@ -121,6 +130,7 @@ impl Scan {
             chains: BTreeMap::new(),
             addresses: BTreeMap::new(),
             listed: Vec::new(),
+            used: Default::default(),
             txs: BTreeMap::new(),
             assets: BTreeMap::new(),
             rune_ids: BTreeMap::new(),
@@ -214,9 +224,9 @@ impl Scan {
                 self.queue.push_back((
                     Request {
                         server: Server::Esplora,
-                        path: esplora::utxo_path(&d.address),
+                        path: esplora::txs_path(&d.address),
                     },
-                    Asked::Address(path),
+                    Asked::History(path),
                 ));
             }
         }
@@ -238,21 +248,35 @@ impl Scan {
         }
         match asked {
             Asked::Tip => self.tip = Some(esplora::parse_tip_height(body)?),
-            Asked::Address(path) => {
-                let listed = esplora::parse_utxos(body)?;
+            Asked::History(path) => {
+                let used = !esplora::parse_address_txs(body)?.is_empty();
                 let chain = self
                     .chains
                     .get_mut(&(path.account, path.chain))
                     .ok_or(SyncError::Unexpected)?;
-                if listed.is_empty() {
-                    chain.empty_run += 1;
-                } else {
+                if used {
                     chain.empty_run = 0;
+                } else {
+                    chain.empty_run += 1;
                 }
                 chain.next = path.index + 1;
                 if chain.empty_run >= GAP_LIMIT || chain.next >= MAX_INDEX {
                     chain.done = true;
                 }
+                if used {
+                    self.used.insert(path);
+                    let d = self.addresses.get(&path).ok_or(SyncError::Unexpected)?;
+                    self.queue.push_back((
+                        Request {
+                            server: Server::Esplora,
+                            path: esplora::utxo_path(&d.address),
+                        },
+                        Asked::Address(path),
+                    ));
+                }
+            }
+            Asked::Address(path) => {
+                let listed = esplora::parse_utxos(body)?;
                 for l in listed {
                     if self.listed.len() >= MAX_OUTPUTS {
                         return Err(SyncError::TooManyOutputs);
@@ -373,13 +397,13 @@ impl Scan {
         Ok(out)
     }
 
-    /// The first address of `account`'s `chain` with nothing listed on it, after the scan.
+    /// The address of `account`'s `chain` after the last one with a history, after the scan.
     pub fn first_unused(&self, account: Account, chain: Chain) -> u32 {
         let used = self
-            .listed
+            .used
             .iter()
-            .filter(|(p, _)| p.account == account && p.chain == chain)
-            .map(|(p, _)| p.index + 1)
+            .filter(|p| p.account == account && p.chain == chain)
+            .map(|p| p.index + 1)
             .max();
         used.unwrap_or(0)
     }
@@ -423,15 +447,33 @@ mod tests {
         }
     }
 
-    /// An in-memory Esplora for these unit tests, answering from transactions built here.
+    /// An in-memory Esplora for these unit tests, answering from transactions built here
+    /// (`spent`: addresses whose history holds a transaction and no unspent output).
     fn serve(
         scan: &mut Scan,
         k: &Keychain,
         chain_txs: &BTreeMap<String, (Transaction, u32)>,
+        spent: &[String],
     ) -> Result<(), SyncError> {
         while let Some(req) = scan.next_request() {
             let (status, body) = match (req.server, req.path.as_str()) {
                 (Server::Esplora, "/blocks/tip/height") => (200, "200".to_string()),
+                (Server::Esplora, p) if p.starts_with("/address/") && p.ends_with("/txs") => {
+                    let addr = p.trim_start_matches("/address/").trim_end_matches("/txs");
+                    let had = chain_txs.contains_key(addr) || spent.iter().any(|s| s == addr);
+                    let entry = format!(
+                        r#"{{"txid":"{}","status":{{"confirmed":true,"block_height":100}}}}"#,
+                        "ab".repeat(32)
+                    );
+                    (
+                        200,
+                        if had {
+                            format!("[{entry}]")
+                        } else {
+                            "[]".into()
+                        },
+                    )
+                }
                 (Server::Esplora, p) if p.starts_with("/address/") => {
                     let addr = p.trim_start_matches("/address/").trim_end_matches("/utxo");
                     let list: Vec<String> = chain_txs
@@ -474,7 +516,7 @@ mod tests {
             txs.insert(d.address.to_string(), (paying(d.script_pubkey, sats), 150));
         }
         let mut scan = Scan::new(&k, false).unwrap();
-        serve(&mut scan, &k, &txs).unwrap();
+        serve(&mut scan, &k, &txs, &[]).unwrap();
         assert_eq!(scan.first_unused(Account::Payment, Chain::External), 31);
         let utxos = scan.finish().unwrap();
         let mut values: Vec<u64> = utxos.iter().map(|u| u.txout.value.to_sat()).collect();
@@ -488,6 +530,30 @@ mod tests {
     }
 
     #[test]
+    fn an_emptied_address_counts_as_used() {
+        // Addresses 0..=19 were paid and emptied; 25 holds coins. A scan that counted only
+        // unspent outputs would stop at 20 and hand out address 0 again.
+        let k = keys();
+        let spent: Vec<String> = (0..20)
+            .map(|i| {
+                k.derive(KeyPath::receive(Account::Payment, i))
+                    .unwrap()
+                    .address
+                    .to_string()
+            })
+            .collect();
+        let d = k.derive(KeyPath::receive(Account::Payment, 25)).unwrap();
+        let mut txs = BTreeMap::new();
+        txs.insert(d.address.to_string(), (paying(d.script_pubkey, 7_000), 150));
+        let mut scan = Scan::new(&k, false).unwrap();
+        serve(&mut scan, &k, &txs, &spent).unwrap();
+        assert_eq!(scan.first_unused(Account::Payment, Chain::External), 26);
+        let utxos = scan.finish().unwrap();
+        assert_eq!(utxos.len(), 1);
+        assert_eq!(utxos[0].txout.value.to_sat(), 7_000);
+    }
+
+    #[test]
     fn a_lying_listing_fails_the_scan() {
         let k = keys();
         let d = k.derive(KeyPath::receive(Account::Payment, 0)).unwrap();
@@ -498,7 +564,7 @@ mod tests {
             (paying(ScriptBuf::new(), 1_000), 150),
         );
         let mut scan = Scan::new(&k, false).unwrap();
-        serve(&mut scan, &k, &txs).unwrap();
+        serve(&mut scan, &k, &txs, &[]).unwrap();
         assert!(matches!(
             scan.finish(),
             Err(SyncError::Esplora(EsploraError::NotThisAddress(_)))
