@@ -437,13 +437,23 @@ fn fund<K: Clone + PartialEq>(
 
 /// The transaction with a 64-byte signature on every input, for its weight.
 fn draft(inputs: &[Utxo], output: Vec<TxOut>) -> Transaction {
+    draft_spending(inputs.iter().map(|u| u.outpoint), output)
+}
+
+/// A transaction spending `outpoints` (BIP86 key-path inputs, replaceable) with a 64-byte
+/// signature on every input, for its weight: the wallet's one weight model, used by sends and
+/// by the swap.
+pub(crate) fn draft_spending(
+    outpoints: impl IntoIterator<Item = bitcoin::OutPoint>,
+    output: Vec<TxOut>,
+) -> Transaction {
     Transaction {
         version: Version::TWO,
         lock_time: LockTime::ZERO,
-        input: inputs
-            .iter()
-            .map(|u| TxIn {
-                previous_output: u.outpoint,
+        input: outpoints
+            .into_iter()
+            .map(|previous_output| TxIn {
+                previous_output,
                 script_sig: ScriptBuf::new(),
                 sequence: SEQUENCE,
                 witness: Witness::from_slice(&[[0u8; 64]]),

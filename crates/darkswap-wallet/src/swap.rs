@@ -25,13 +25,11 @@
 //! a cenotaph or whose rune effect is not exactly "the fill to the buyer, the rest to the
 //! seller's change, nothing burned".
 
-use bitcoin::absolute::LockTime;
 use bitcoin::hashes::Hash;
 use bitcoin::key::XOnlyPublicKey;
 use bitcoin::secp256k1::{schnorr, Message, Secp256k1};
 use bitcoin::sighash::{Prevouts, SighashCache, TapSighashType};
-use bitcoin::transaction::Version;
-use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
+use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxOut, Witness};
 
 use crate::effect::{effect, Balances, Effect, EffectError};
 use crate::keys::{KeyPath, Keychain};
@@ -462,20 +460,7 @@ fn check_effect(
 
 /// The transaction with a 64-byte signature on every input, for its weight.
 fn draft(inputs: &[&Offered], output: Vec<TxOut>) -> Transaction {
-    Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: inputs
-            .iter()
-            .map(|o| TxIn {
-                previous_output: o.outpoint,
-                script_sig: ScriptBuf::new(),
-                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                witness: Witness::from_slice(&[[0u8; 64]]),
-            })
-            .collect(),
-        output,
-    }
+    crate::send::draft_spending(inputs.iter().map(|o| o.outpoint), output)
 }
 
 impl Swap {
@@ -599,6 +584,8 @@ fn diff(expected: &Transaction, got: &Transaction) -> Result<(), Difference> {
 mod tests {
     use super::*;
     use crate::keys::Account;
+    use bitcoin::absolute::LockTime;
+    use bitcoin::transaction::Version;
     use bitcoin::Txid;
 
     const R: RuneId = RuneId { block: 120, tx: 1 };
