@@ -21,6 +21,7 @@ pub mod message;
 pub mod order;
 pub mod order_batch;
 pub mod relay_info;
+pub mod settle;
 mod time;
 pub mod trade;
 pub mod trade_envelope;

@@ -1,0 +1,175 @@
+//! What one side settles: the agreed trade in the swap's terms (which side gives the rune, how
+//! many units, for how many satoshis, at what fee rate) and which role signs first.
+
+use bitcoin::Amount;
+use darkswap_orderbook::{Asset, Side as BookSide};
+use darkswap_proto::trade::{Agreement, TradeId};
+use darkswap_wallet::runestone::RuneId;
+use darkswap_wallet::send::FeeRate;
+use darkswap_wallet::swap::{Side, Terms};
+
+/// Our role in the trade's negotiation, which fixes the order of signing: the taker signs first
+/// and sends its half; the maker checks it, signs last and broadcasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The order was ours.
+    Maker,
+    /// We took someone else's order.
+    Taker,
+}
+
+/// One side's view of an agreed trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deal {
+    /// The trade.
+    pub trade_id: TradeId,
+    /// Maker or taker.
+    pub role: Role,
+    /// Rune seller or buyer.
+    pub side: Side,
+    /// What moves.
+    pub terms: Terms,
+}
+
+/// Why an agreement does not settle on Bitcoin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DealError {
+    /// The pair is not a rune against bitcoin.
+    #[error("the pair {0} does not settle on Bitcoin (only a rune against BTC does)")]
+    Pair(String),
+    /// Neither party is us.
+    #[error("we are neither the maker nor the taker of this agreement")]
+    NotOurs,
+    /// A zero amount on either leg.
+    #[error("the agreement moves nothing on one of its legs")]
+    Empty,
+}
+
+impl Deal {
+    /// Our side of `agreement` (`me` is our PeerId's bytes, compared with the maker's and the
+    /// taker's), the rune being `rune` (the id the rune indexer gives the pair's rune name).
+    pub fn from_agreement(
+        agreement: &Agreement,
+        me: &[u8],
+        rune: RuneId,
+        fee_rate: FeeRate,
+    ) -> Result<Deal, DealError> {
+        let role = if agreement.maker.to_bytes() == me {
+            Role::Maker
+        } else if agreement.taker.to_bytes() == me {
+            Role::Taker
+        } else {
+            return Err(DealError::NotOurs);
+        };
+        // Who gives the rune: with the rune as the base, the base's seller; with the rune as
+        // the quote (BTC/RUNE), the base's buyer.
+        let (rune_is_base, units, sats) = match (&agreement.pair.base, &agreement.pair.quote) {
+            (Asset::Rune(_), Asset::Btc) => (true, agreement.amount, agreement.quote_amount),
+            (Asset::Btc, Asset::Rune(_)) => (false, agreement.quote_amount, agreement.amount),
+            _ => return Err(DealError::Pair(agreement.pair.to_string())),
+        };
+        if units == 0 || sats == 0 {
+            return Err(DealError::Empty);
+        }
+        let maker_sells_base = agreement.maker_side == BookSide::Sell;
+        let maker_gives_rune = maker_sells_base == rune_is_base;
+        let we_give_rune = maker_gives_rune == (role == Role::Maker);
+        Ok(Deal {
+            trade_id: agreement.trade_id,
+            role,
+            side: if we_give_rune {
+                Side::Seller
+            } else {
+                Side::Buyer
+            },
+            terms: Terms {
+                rune,
+                units: u128::from(units),
+                price: Amount::from_sat(sats),
+                fee_rate,
+            },
+        })
+    }
+
+    /// The other side of the swap.
+    pub fn their_side(&self) -> Side {
+        match self.side {
+            Side::Seller => Side::Buyer,
+            Side::Buyer => Side::Seller,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use darkswap_orderbook::{OrderId, Pair, Price, PRICE_SCALE};
+    use darkswap_proto::trade::Agreement;
+    use libp2p_identity::Keypair;
+
+    fn agreement(pair: &str, maker_side: BookSide) -> (Agreement, Vec<u8>, Vec<u8>) {
+        let maker = Keypair::generate_ed25519().public().to_peer_id();
+        let taker = Keypair::generate_ed25519().public().to_peer_id();
+        let a = Agreement::new(
+            [1; 16],
+            Pair::parse(pair).unwrap(),
+            OrderId([2; 16]),
+            maker,
+            taker,
+            maker_side,
+            // 25 sats per 1,000,000 units: 40,000 units cost 1 sat, 400,000 cost 10.
+            Price(PRICE_SCALE / 40_000),
+            400_000,
+            1_000,
+        )
+        .unwrap();
+        (a, maker.to_bytes(), taker.to_bytes())
+    }
+
+    fn rate() -> FeeRate {
+        FeeRate::sat_per_vb(2).unwrap()
+    }
+
+    #[test]
+    fn each_side_of_a_rune_for_btc_pair() {
+        let rune = RuneId { block: 5, tx: 1 };
+        let (a, maker, taker) = agreement("RUNE:DOG/BTC", BookSide::Sell);
+        let m = Deal::from_agreement(&a, &maker, rune, rate()).unwrap();
+        let t = Deal::from_agreement(&a, &taker, rune, rate()).unwrap();
+        assert_eq!((m.role, m.side), (Role::Maker, Side::Seller));
+        assert_eq!((t.role, t.side), (Role::Taker, Side::Buyer));
+        assert_eq!(m.terms, t.terms);
+        assert_eq!(m.terms.units, 400_000);
+        assert_eq!(m.terms.price, Amount::from_sat(a.quote_amount));
+        let (b, maker, _) = agreement("RUNE:DOG/BTC", BookSide::Buy);
+        let m = Deal::from_agreement(&b, &maker, rune, rate()).unwrap();
+        assert_eq!(m.side, Side::Buyer);
+    }
+
+    #[test]
+    fn btc_for_rune_pairs_swap_the_legs() {
+        let rune = RuneId { block: 5, tx: 1 };
+        let (a, maker, _) = agreement("BTC/RUNE:DOG", BookSide::Sell);
+        let m = Deal::from_agreement(&a, &maker, rune, rate()).unwrap();
+        // The maker sells bitcoin: it buys the rune, paying `amount` satoshis.
+        assert_eq!(m.side, Side::Buyer);
+        assert_eq!(m.terms.price, Amount::from_sat(400_000));
+        assert_eq!(m.terms.units, u128::from(a.quote_amount));
+    }
+
+    #[test]
+    fn other_pairs_and_strangers_are_refused() {
+        let rune = RuneId { block: 5, tx: 1 };
+        let (a, maker, _) = agreement("BTC/USDT", BookSide::Sell);
+        assert_eq!(
+            Deal::from_agreement(&a, &maker, rune, rate()),
+            Err(DealError::Pair("BTC/USDT".into()))
+        );
+        let (a, _, _) = agreement("RUNE:DOG/BTC", BookSide::Sell);
+        let stranger = Keypair::generate_ed25519().public().to_peer_id();
+        assert_eq!(
+            Deal::from_agreement(&a, &stranger.to_bytes(), rune, rate()),
+            Err(DealError::NotOurs)
+        );
+    }
+}
