@@ -124,6 +124,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             get(address_txs_chain),
         )
         .route("/tx/{txid}/hex", get(tx_hex))
+        .route("/tx/{txid}/status", get(tx_status))
+        .route("/tx/{txid}/outspend/{vout}", get(outspend))
         .route("/tx", post(broadcast))
         .route("/fee-estimates", get(fee_estimates))
         .layer(DefaultBodyLimit::max(defaults::GATEWAY_MAX_TX_HEX + 2));
@@ -578,6 +580,90 @@ async fn tx_hex(State(gw): State<Arc<Gateway>>, Path(txid): Path<String>) -> Res
             text(hex)
         }
         Ok(_) => upstream(&gw, E, malformed("getrawtransaction")),
+        Err(RpcError::Rpc { .. }) => refuse(
+            &gw,
+            E,
+            "not_found",
+            StatusCode::NOT_FOUND,
+            "Transaction not found".into(),
+        ),
+        Err(e) => upstream(&gw, E, e),
+    }
+}
+
+/// Esplora's `/tx/{txid}/status`: `{"confirmed": false}` in the mempool, the block's height
+/// and hash once confirmed, 404 for a transaction neither holds.
+async fn tx_status(State(gw): State<Arc<Gateway>>, Path(txid): Path<String>) -> Response {
+    const E: &str = "tx_status";
+    if !is_txid(&txid) {
+        return bad_request(&gw, E, "not a transaction id".into());
+    }
+    let verbose = match gw.rpc.call("getrawtransaction", json!([txid, true])).await {
+        Ok(v) => v,
+        Err(RpcError::Rpc { .. }) => {
+            return refuse(
+                &gw,
+                E,
+                "not_found",
+                StatusCode::NOT_FOUND,
+                "Transaction not found".into(),
+            )
+        }
+        Err(e) => return upstream(&gw, E, e),
+    };
+    let Some(hash) = verbose.get("blockhash").and_then(Value::as_str) else {
+        gw.count(E, "ok");
+        return json_answer(&json!({"confirmed": false}));
+    };
+    match gw.rpc.call("getblockheader", json!([hash, true])).await {
+        Ok(header) => match header.get("height").and_then(Value::as_u64) {
+            Some(height) => {
+                gw.count(E, "ok");
+                json_answer(&json!({"confirmed": true, "block_height": height, "block_hash": hash}))
+            }
+            None => upstream(&gw, E, malformed("getblockheader")),
+        },
+        Err(e) => upstream(&gw, E, e),
+    }
+}
+
+/// Esplora's `/tx/{txid}/outspend/{vout}`, as far as Core can tell without a spend index:
+/// `{"spent": false}` while the output is in the UTXO set (mempool spends count), otherwise
+/// `{"spent": true}` without the spender; 404 when the transaction or the output does not
+/// exist.
+async fn outspend(
+    State(gw): State<Arc<Gateway>>,
+    Path((txid, vout)): Path<(String, u32)>,
+) -> Response {
+    const E: &str = "outspend";
+    if !is_txid(&txid) {
+        return bad_request(&gw, E, "not a transaction id".into());
+    }
+    match gw.rpc.call("gettxout", json!([txid, vout, true])).await {
+        Ok(Value::Null) => {}
+        Ok(_) => {
+            gw.count(E, "ok");
+            return json_answer(&json!({"spent": false}));
+        }
+        Err(e) => return upstream(&gw, E, e),
+    }
+    // Not in the UTXO set: spent, unless there never was such an output.
+    match gw.rpc.call("getrawtransaction", json!([txid, true])).await {
+        Ok(tx) => {
+            let outputs = tx.get("vout").and_then(Value::as_array).map(Vec::len);
+            if outputs.is_some_and(|n| (vout as usize) < n) {
+                gw.count(E, "ok");
+                json_answer(&json!({"spent": true}))
+            } else {
+                refuse(
+                    &gw,
+                    E,
+                    "not_found",
+                    StatusCode::NOT_FOUND,
+                    "Output not found".into(),
+                )
+            }
+        }
         Err(RpcError::Rpc { .. }) => refuse(
             &gw,
             E,

@@ -186,6 +186,22 @@ pub enum ChainStatus {
     },
 }
 
+impl ChainStatus {
+    /// What the chain API answered: whether each of the swap's inputs is spent (`spent`, asked
+    /// first), then the swap's confirmations (`swap`, asked after; `None`: unknown to it). Asked
+    /// in that order, a swap that arrives between the two questions is seen, not mistaken for
+    /// a conflict.
+    pub fn observed(spent: &[OutPoint], swap: Option<u32>, ours: &[OutPoint]) -> ChainStatus {
+        match swap {
+            Some(confirmations) => ChainStatus::Seen(confirmations),
+            None if spent.is_empty() => ChainStatus::Unseen,
+            None => ChainStatus::Conflict {
+                ours: spent.iter().any(|o| ours.contains(o)),
+            },
+        }
+    }
+}
+
 /// What the caller must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

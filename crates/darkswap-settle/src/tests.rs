@@ -287,6 +287,9 @@ impl Party {
     }
 }
 
+/// A cheater's change to its signed half.
+type Alter = fn(&mut Transaction, &Party);
+
 type Tamper<'a> = &'a dyn Fn(SettleMessage, &Party) -> SettleMessage;
 
 /// Delivers messages both ways until none are left, passing the taker's through `tamper`.
@@ -375,7 +378,7 @@ fn both_sides_end_with_the_same_fully_signed_swap_and_settle_on_confirmation() {
 
 /// Alters the taker's signed half, then signs the taker's own inputs again over the altered
 /// bytes, as a cheating taker would.
-fn cheat(alter: fn(&mut Transaction, &Party)) -> impl Fn(SettleMessage, &Party) -> SettleMessage {
+fn cheat(alter: Alter) -> impl Fn(SettleMessage, &Party) -> SettleMessage {
     move |m, taker| match m {
         SettleMessage::Signed(bytes) => {
             let mut tx: Transaction = deserialize(&bytes).unwrap();
@@ -409,7 +412,7 @@ fn cheat(alter: fn(&mut Transaction, &Party)) -> impl Fn(SettleMessage, &Party) 
 
 #[test]
 fn a_cheating_taker_is_refused_before_the_maker_signs_each_time_by_name() {
-    let cases: [(&str, fn(&mut Transaction, &Party)); 7] = [
+    let cases: [(&str, Alter); 7] = [
         ("output_count", |tx, taker| {
             tx.output.push(TxOut {
                 value: Amount::from_sat(1_000),
@@ -418,7 +421,7 @@ fn a_cheating_taker_is_refused_before_the_maker_signs_each_time_by_name() {
         }),
         ("output_value", |tx, _| {
             // The seller's payment (after the rune output, the change and the runestone).
-            tx.output[3].value = tx.output[3].value - Amount::from_sat(5_000);
+            tx.output[3].value -= Amount::from_sat(5_000);
         }),
         ("runestone", |tx, _| {
             let stone = Runestone {
@@ -446,7 +449,7 @@ fn a_cheating_taker_is_refused_before_the_maker_signs_each_time_by_name() {
         ("output_value", |tx, _| {
             // A higher fee than agreed: the buyer's own change shrinks.
             let last = tx.output.len() - 1;
-            tx.output[last].value = tx.output[last].value - Amount::from_sat(2_000);
+            tx.output[last].value -= Amount::from_sat(2_000);
         }),
         ("inputs", |tx, _| {
             // The seller's plain-bitcoin output, which the seller never offered.

@@ -289,6 +289,36 @@ fn ceil_decimal(text: &str) -> Result<u64, EsploraError> {
     Ok(whole.saturating_add(up).max(1))
 }
 
+/// The path of a transaction's confirmation status.
+pub fn tx_status_path(txid: &Txid) -> String {
+    format!("/tx/{txid}/status")
+}
+
+/// Reads `/tx/{txid}/status`: the confirming block's height, `None` while in the mempool. (A
+/// transaction the server does not know is answered 404, which the caller reads as unseen.)
+pub fn parse_tx_status(body: &[u8]) -> Result<Option<u32>, EsploraError> {
+    cap(body, MAX_SMALL_ANSWER)?;
+    let raw: RawStatus = serde_json::from_slice(body)?;
+    raw.height()
+}
+
+/// The path of whether an output is spent.
+pub fn outspend_path(outpoint: &OutPoint) -> String {
+    format!("/tx/{}/outspend/{}", outpoint.txid, outpoint.vout)
+}
+
+#[derive(Deserialize)]
+struct RawOutspend {
+    spent: bool,
+}
+
+/// Reads `/tx/{txid}/outspend/{vout}`: whether the output is spent (in a block or the mempool).
+pub fn parse_outspend(body: &[u8]) -> Result<bool, EsploraError> {
+    cap(body, MAX_SMALL_ANSWER)?;
+    let raw: RawOutspend = serde_json::from_slice(body)?;
+    Ok(raw.spent)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +345,34 @@ mod tests {
             .derive(crate::KeyPath::receive(crate::Account::Payment, 0))
             .unwrap()
             .address
+    }
+
+    #[test]
+    fn statuses_and_outspends_read_as_esplora_writes_them() {
+        assert_eq!(
+            parse_tx_status(
+                br#"{"confirmed":true,"block_height":812,"block_hash":"00","block_time":1}"#
+            )
+            .unwrap(),
+            Some(812)
+        );
+        assert_eq!(parse_tx_status(br#"{"confirmed":false}"#).unwrap(), None);
+        assert!(parse_tx_status(br#"{"confirmed":true}"#).is_err());
+        assert!(parse_tx_status(b"not json").is_err());
+        assert!(parse_tx_status(&vec![b' '; MAX_SMALL_ANSWER + 1]).is_err());
+        let txid = "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b";
+        assert!(
+            parse_outspend(format!(r#"{{"spent":true,"txid":"{txid}","vin":0}}"#).as_bytes())
+                .unwrap()
+        );
+        assert!(!parse_outspend(br#"{"spent":false}"#).unwrap());
+        assert!(parse_outspend(b"{}").is_err());
+        let at = OutPoint {
+            txid: txid.parse().unwrap(),
+            vout: 3,
+        };
+        assert_eq!(outspend_path(&at), format!("/tx/{txid}/outspend/3"));
+        assert_eq!(tx_status_path(&at.txid), format!("/tx/{txid}/status"));
     }
 
     #[test]
