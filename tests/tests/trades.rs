@@ -60,6 +60,7 @@ async fn a_take_becomes_an_agreement_signed_by_both() -> anyhow::Result<()> {
         pair: pair(),
         order_id: order,
         amount: 300,
+        settlement: Default::default(),
     })?;
     let taker_side = finished_trade(&mut taker).await?;
     let maker_side = finished_trade(&mut maker).await?;
@@ -111,6 +112,7 @@ async fn racing_takers_never_buy_the_same_unit_twice() -> anyhow::Result<()> {
             pair: pair(),
             order_id: order,
             amount: 60,
+            settlement: Default::default(),
         })?;
     }
     let mut agreed = 0;
@@ -146,6 +148,7 @@ async fn a_take_of_a_missing_or_too_small_amount_is_refused_clearly() -> anyhow:
         pair: pair(),
         order_id: order,
         amount: 10,
+        settlement: Default::default(),
     })?;
     let reason = taker
         .wait_for(T, |e| match e {
@@ -174,6 +177,7 @@ async fn a_taker_that_restarts_after_countersigning_resumes_to_the_same_end() ->
         pair: pair(),
         order_id: order,
         amount: 30,
+        settlement: Default::default(),
     })?;
     // The taker has countersigned (state accepted) and then "reloads": its node stops.
     let accepted = taker
@@ -465,6 +469,7 @@ async fn native_traders_set_up_a_session_before_trading() -> anyhow::Result<()> 
         pair: pair(),
         order_id: order,
         amount: 50,
+        settlement: Default::default(),
     })?;
     // The taker's session comes first, then the trade ends agreed on both sides.
     let mut metrics = ClientMetrics::default();
@@ -509,6 +514,7 @@ async fn live_trade_sessions_rekey_in_band_and_keep_working() -> anyhow::Result<
             pair: pair(),
             order_id: order,
             amount: 10,
+            settlement: Default::default(),
         })?;
         let mut agreed = false;
         // Until this take is agreed and the maker's remainder shows in the book.

@@ -132,8 +132,11 @@ impl TradingState {
                 retry_in.as_secs()
             )),
             TradingEvent::MessageRejected { .. } => self.rejected += 1,
-            // Counted in the metrics panel (ClientMetrics).
-            TradingEvent::E2e(_) => {}
+            // Counted in the metrics panel (ClientMetrics). The page does not settle trades yet,
+            // so a settlement message is counted there and not acted on.
+            TradingEvent::E2e(_)
+            | TradingEvent::Settle { .. }
+            | TradingEvent::SettleUndelivered { .. } => {}
             TradingEvent::Trade(trade) => {
                 let trades = Rc::make_mut(&mut self.trades);
                 trades.insert(trade.id_hex(), trade);

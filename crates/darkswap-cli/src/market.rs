@@ -116,6 +116,7 @@ fn run_command(
                 pair,
                 order_id,
                 amount,
+                settlement: Default::default(),
             })?;
         }
         ["cancel", id] => {
@@ -227,6 +228,22 @@ fn print_trading(
         }
         TradingEvent::E2e(darkswap_net::E2eEvent::FrameRejected { peer, reason }) => {
             println!("e2e rejected {peer} {reason}")
+        }
+        // The CLI does not settle yet: it says what arrived and that nothing acts on it.
+        TradingEvent::Settle {
+            trade_id,
+            from,
+            message,
+        } => println!(
+            "settle message {} from={from} bytes={} (not acted on: the CLI does not settle trades yet)",
+            darkswap_net::trade_id_hex(trade_id),
+            message.len()
+        ),
+        TradingEvent::SettleUndelivered { trade_id, reason } => {
+            println!(
+                "settle undelivered {} {reason}",
+                darkswap_net::trade_id_hex(trade_id)
+            )
         }
         TradingEvent::Trade(trade) => {
             let detail = match &trade.state {

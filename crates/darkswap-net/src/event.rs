@@ -8,6 +8,7 @@ use darkswap_auth::{Method, RefuseReason};
 use darkswap_orderbook::{OrderId, Pair};
 use darkswap_proto::addr::TransportKind;
 use darkswap_proto::auth::{AdminEntry, Grant};
+use darkswap_proto::trade::TradeId;
 
 use crate::negotiation::{E2eEvent, NegotiationEvent, TakeError, Trade};
 use crate::orders::{BookView, OrdersError, OrdersEvent, OwnOrder};
@@ -254,6 +255,22 @@ pub enum TradingEvent {
     },
     /// The end-to-end sessions that carry trades (counted in the client's metrics).
     E2e(E2eEvent),
+    /// A settlement message about one of our agreed trades, from its counterparty.
+    Settle {
+        /// The trade.
+        trade_id: TradeId,
+        /// Its counterparty, who sent it.
+        from: PeerId,
+        /// An encoded `darkswap_proto::settle::SettleMessage`, still to be decoded.
+        message: Vec<u8>,
+    },
+    /// A settlement message we sent was not delivered (sent again when the settlement resumes).
+    SettleUndelivered {
+        /// The trade.
+        trade_id: TradeId,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl From<OrdersEvent> for TradingEvent {
@@ -298,6 +315,18 @@ impl From<NegotiationEvent> for TradingEvent {
             NegotiationEvent::TakeFailed(e) => TradingEvent::OrderFailed(e.into()),
             NegotiationEvent::MessageRejected { reason } => {
                 TradingEvent::MessageRejected { reason }
+            }
+            NegotiationEvent::Settle {
+                trade_id,
+                from,
+                message,
+            } => TradingEvent::Settle {
+                trade_id,
+                from,
+                message,
+            },
+            NegotiationEvent::SettleUndelivered { trade_id, reason } => {
+                TradingEvent::SettleUndelivered { trade_id, reason }
             }
         }
     }

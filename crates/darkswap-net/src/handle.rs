@@ -7,10 +7,12 @@ use darkswap_auth::client::Credential;
 use darkswap_orderbook::{OrderId, Pair};
 use darkswap_proto::auth::AdminAction;
 use darkswap_proto::order::OrderSpec;
+use darkswap_proto::trade::TradeId;
 use futures::channel::mpsc;
 use libp2p::PeerId;
 
 use crate::event::MessageId;
+use crate::negotiation::TakeSettlement;
 use crate::relay_link::RelayAddrError;
 
 /// Why a node could not be created or a command not accepted.
@@ -90,6 +92,15 @@ pub enum Command {
         /// Base units to take: at least the order's minimum fill (or all that is left when
         /// less remains), at most what is free of it in our book.
         amount: u64,
+        /// The fee rate and our offer, for a trade settled on Bitcoin (the default: none).
+        settlement: TakeSettlement,
+    },
+    /// Send a settlement message about an agreed trade to its counterparty.
+    Settle {
+        /// The trade.
+        trade_id: TradeId,
+        /// An encoded `darkswap_proto::settle::SettleMessage`.
+        message: Vec<u8>,
     },
     /// Use another way to prove ourselves to the relay (forgets the cached token) and
     /// authenticate again now.

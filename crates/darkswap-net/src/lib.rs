@@ -43,7 +43,10 @@ pub use darkswap_proto::unix_time_ms;
 pub use direct::QueueError;
 pub use event::{AuthEvent, MessageId, NodeEvent, RelayStatus, TradingError, TradingEvent};
 pub use handle::{Command, NodeError, NodeHandle};
-pub use negotiation::{E2eEvent, Trade, TradeRole, TradeState, MAX_OPEN_TRADES, MAX_TRADES};
+pub use negotiation::{
+    trade_id_hex, E2eEvent, TakeSettlement, Trade, TradeRole, TradeState, MAX_OPEN_TRADES,
+    MAX_TRADES,
+};
 pub use node::{new_node, Node, PeerDialError};
 pub use orders::{
     BookView, OrderView, OwnOrder, BOOK_VIEW_LEVELS, BOOK_VIEW_ORDERS, MAX_WATCHED_PAIRS,

@@ -63,6 +63,10 @@ pub struct ClientMetrics {
     pub e2e_sessions: BTreeMap<&'static str, u64>,
     /// End-to-end sessions moved to fresh keys, both roles.
     pub e2e_rekeys: u64,
+    /// Settlement messages received from counterparties of agreed trades.
+    pub settle_received: u64,
+    /// Settlement messages of ours that were not delivered.
+    pub settle_undelivered: u64,
     /// Handshakes and sealed trade frames refused, by reason (a closed set from darkswap-e2e).
     pub e2e_frames_rejected: BTreeMap<&'static str, u64>,
     /// The level the relay granted us on this connection (none while not granted).
@@ -166,6 +170,8 @@ impl ClientMetrics {
             TradingEvent::E2e(E2eEvent::FrameRejected { reason, .. }) => {
                 *self.e2e_frames_rejected.entry(reason).or_default() += 1
             }
+            TradingEvent::Settle { .. } => self.settle_received += 1,
+            TradingEvent::SettleUndelivered { .. } => self.settle_undelivered += 1,
             TradingEvent::OrderReduced(_) | TradingEvent::OrderFailed { .. } => {}
         }
     }
@@ -332,6 +338,21 @@ impl ClientMetrics {
             "End-to-end trade sessions moved to fresh keys",
             &[(String::new(), self.e2e_rekeys as f64)],
         );
+        family(
+            "settle_messages_total",
+            "counter",
+            "Settlement messages of agreed trades: received from counterparties, or ours undelivered",
+            &[
+                (
+                    "{outcome=\"received\"}".to_string(),
+                    self.settle_received as f64,
+                ),
+                (
+                    "{outcome=\"undelivered\"}".to_string(),
+                    self.settle_undelivered as f64,
+                ),
+            ],
+        );
         let mut rejected: Vec<(String, f64)> = self
             .e2e_frames_rejected
             .iter()
@@ -400,6 +421,7 @@ mod tests {
             text.contains("darkswap_client_e2e_sessions_established_total{role=\"responder\"} 0")
         );
         assert!(text.contains("darkswap_client_e2e_rekeys_total 1"));
+        assert!(text.contains("darkswap_client_settle_messages_total{outcome=\"undelivered\"} 0"));
         assert!(text.contains("darkswap_client_e2e_frames_rejected_total{reason=\"replay\"} 2"));
         assert!(text.contains("darkswap_client_relay_state{state=\"error\"} 1"));
         assert!(text.contains("darkswap_client_relay_state{state=\"reserved\"} 0"));

@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use darkswap_e2e::{E2eError, ManagerLimits, Opened, RekeyPolicy, Role, SessionManager};
 use darkswap_orderbook::{OrderId, Pair, Price, Side};
-use darkswap_proto::trade::{Agreement, TradeId, TradeRequest, TradeResponse};
+use darkswap_proto::trade::{Agreement, TradeId, TradeRequest, TradeResponse, MAX_TRADE_FEE_RATE};
 use darkswap_proto::trade_envelope::{digest, request_aad, response_aad, Refusal, TradeEnvelope};
 use libp2p::identity::Keypair;
 use libp2p::PeerId;
@@ -167,6 +167,11 @@ pub struct Trade {
     pub deadline_ms: Option<u64>,
     /// When the trade last changed, Unix milliseconds.
     pub updated_at_ms: u64,
+    /// The settlement's fee rate the taker named (sat/vB; 0: not settled on Bitcoin).
+    pub fee_rate: u64,
+    /// The taker's settlement offer as it came with the take (an encoded
+    /// `darkswap_proto::settle::SettleMessage`; empty when none came).
+    pub taker_offer: Vec<u8>,
 }
 
 /// Drops the least recently updated trades until at most `max` are left (a bounded list of
@@ -209,8 +214,13 @@ pub fn keep_trades_worth_storing<K: Ord + Clone>(
 impl Trade {
     /// The trade id in hex.
     pub fn id_hex(&self) -> String {
-        self.id.iter().map(|b| format!("{b:02x}")).collect()
+        trade_id_hex(&self.id)
     }
+}
+
+/// A trade id in hex.
+pub fn trade_id_hex(id: &TradeId) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why a take was refused before anything was sent.
@@ -243,6 +253,13 @@ pub enum TakeError {
     /// many makers (64 at most).
     #[error("too many take requests are waiting to be sent (for this trader, or for 64 traders)")]
     TooManyWaiting,
+    /// A fee rate over the cap, one named for a pair that does not settle on Bitcoin, or an
+    /// offer without one.
+    #[error("fee rate {0} sat/vB does not suit this take")]
+    FeeRate(u64),
+    /// A settlement message for a trade that is not agreed with that peer.
+    #[error("no agreed trade with that trader to settle")]
+    NotAgreed,
 }
 
 fn amount_refusal(available: &u64) -> String {
@@ -283,6 +300,42 @@ pub enum NegotiationEvent {
         /// `trade_request_malformed` or `trade_response_malformed`.
         reason: &'static str,
     },
+    /// A settlement message about one of our agreed trades arrived from its counterparty.
+    Settle {
+        /// The trade.
+        trade_id: TradeId,
+        /// Who sent it (the trade's counterparty).
+        from: PeerId,
+        /// An encoded `darkswap_proto::settle::SettleMessage`, still to be decoded.
+        message: Vec<u8>,
+    },
+    /// A settlement message we sent was not delivered (refused, unanswered, no session); the
+    /// settlement sends it again when it resumes.
+    SettleUndelivered {
+        /// The trade.
+        trade_id: TradeId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What a take brings for settlement on Bitcoin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TakeSettlement {
+    /// The fee rate (sat/vB) the taker proposes; 0 for a trade that is not settled on Bitcoin.
+    pub fee_rate: u64,
+    /// The taker's offer (an encoded `darkswap_proto::settle::SettleMessage`), or empty.
+    pub offer: Vec<u8>,
+}
+
+impl TakeSettlement {
+    /// Whether it suits a take on `pair`: a fee rate within the cap, named only for a pair that
+    /// settles on Bitcoin, and an offer only with a fee rate.
+    pub fn fits(&self, pair: &Pair) -> bool {
+        self.fee_rate <= MAX_TRADE_FEE_RATE
+            && (self.fee_rate == 0 || pair.settles_on_bitcoin())
+            && (self.fee_rate > 0 || self.offer.is_empty())
+    }
 }
 
 /// Identifies one of our requests between [`NegotiationAction::Send`] and its answer.
@@ -521,19 +574,22 @@ impl Negotiation {
         pair: &Pair,
         order_id: OrderId,
         amount: u64,
+        settlement: TakeSettlement,
         connected: bool,
         now_ms: u64,
     ) -> NegotiationOutput {
         let mut out = NegotiationOutput::default();
         let id: TradeId = rand::random();
         let checked = self
-            .check_take(orders, pair, &order_id, amount)
+            .check_take(orders, pair, &order_id, amount, &settlement)
             .and_then(|order| {
                 let request = TradeRequest::Take {
                     trade_id: id,
                     order_id,
                     pair: pair.clone(),
                     amount,
+                    fee_rate: settlement.fee_rate,
+                    settle: settlement.offer.clone(),
                 };
                 self.enqueue(order.0, id, request).map(|()| order)
             });
@@ -559,6 +615,8 @@ impl Negotiation {
             taker_signature: None,
             deadline_ms: None,
             updated_at_ms: now_ms,
+            fee_rate: settlement.fee_rate,
+            taker_offer: settlement.offer,
         };
         out.trade(Some(&trade));
         self.trades.insert(id, trade);
@@ -577,9 +635,13 @@ impl Negotiation {
         pair: &Pair,
         order_id: &OrderId,
         amount: u64,
+        settlement: &TakeSettlement,
     ) -> Result<(PeerId, Side, Price), TakeError> {
         if self.open_as(TradeRole::Taker, None) >= MAX_OPEN_TRADES {
             return Err(TakeError::TooManyOpen);
+        }
+        if !settlement.fits(pair) {
+            return Err(TakeError::FeeRate(settlement.fee_rate));
         }
         let order = orders.order(pair, order_id).ok_or(TakeError::OrderGone)?;
         if order.data.maker == self.me {
@@ -616,6 +678,40 @@ impl Negotiation {
             retried: false,
         });
         Ok(())
+    }
+
+    /// Sends a settlement message about agreed trade `trade_id` to its counterparty. Either role
+    /// sends them: the sender asks, in a session it starts itself when it has none. When we are
+    /// not `connected` to the counterparty, the output asks the node to connect.
+    pub fn settle_send(
+        &mut self,
+        trade_id: TradeId,
+        message: Vec<u8>,
+        connected: bool,
+        now_ms: u64,
+    ) -> NegotiationOutput {
+        let mut out = NegotiationOutput::default();
+        let undelivered = |out: &mut NegotiationOutput, reason: String| {
+            out.events
+                .push(NegotiationEvent::SettleUndelivered { trade_id, reason })
+        };
+        let peer = match self.trades.get(&trade_id) {
+            Some(t) if t.state == TradeState::Agreed => t.counterparty,
+            _ => {
+                undelivered(&mut out, TakeError::NotAgreed.to_string());
+                return out;
+            }
+        };
+        if let Err(e) = self.enqueue(peer, trade_id, TradeRequest::Settle { trade_id, message }) {
+            undelivered(&mut out, e.to_string());
+            return out;
+        }
+        if connected {
+            self.pump(peer, now_ms, &mut out);
+        } else {
+            out.actions.push(NegotiationAction::Connect(peer));
+        }
+        out
     }
 
     /// A connection to `peer` is up: send what waited for it (after a handshake if needed).
@@ -708,10 +804,10 @@ impl Negotiation {
                     return;
                 }
                 Err(e) => {
-                    // Nonces used up or the like: this trade cannot go out in this session.
+                    // Nonces used up or the like: this request cannot go out in this session.
                     self.sessions.remove(&peer, Role::Initiator);
-                    self.abort_open_taker(
-                        queued.id,
+                    self.drop_queued(
+                        queued,
                         &format!("cannot seal the request: {e}"),
                         now_ms,
                         out,
@@ -731,7 +827,27 @@ impl Negotiation {
     ) {
         let queue = self.waiting.remove(&peer).unwrap_or_default();
         for queued in queue {
-            self.abort_open_taker(queued.id, reason, now_ms, out);
+            self.drop_queued(queued, reason, now_ms, out);
+        }
+    }
+
+    /// A request that cannot go out: a settlement message is reported undelivered, a trade in
+    /// negotiation ends.
+    fn drop_queued(
+        &mut self,
+        queued: Queued,
+        reason: &str,
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) {
+        match queued.request {
+            TradeRequest::Settle { trade_id, .. } => {
+                out.events.push(NegotiationEvent::SettleUndelivered {
+                    trade_id,
+                    reason: reason.to_string(),
+                })
+            }
+            _ => self.abort_open_taker(queued.id, reason, now_ms, out),
         }
     }
 
@@ -894,7 +1010,29 @@ impl Negotiation {
                 order_id,
                 pair,
                 amount,
-            } => self.on_take(peer, trade_id, order_id, pair, amount, orders, now_ms, out),
+                fee_rate,
+                settle,
+            } => {
+                let settlement = TakeSettlement {
+                    fee_rate,
+                    offer: settle,
+                };
+                let take = (trade_id, order_id, pair, amount, settlement);
+                self.on_take(peer, take, orders, now_ms, out)
+            }
+            TradeRequest::Settle { trade_id, message } => match self.trades.get(&trade_id) {
+                Some(t) if t.counterparty == peer && t.state == TradeState::Agreed => {
+                    out.events.push(NegotiationEvent::Settle {
+                        trade_id,
+                        from: peer,
+                        message,
+                    });
+                    TradeResponse::Settled { trade_id }
+                }
+                _ => TradeResponse::Rejected {
+                    reason: TakeError::NotAgreed.to_string(),
+                },
+            },
             TradeRequest::Confirm {
                 trade_id,
                 taker_signature,
@@ -921,14 +1059,16 @@ impl Negotiation {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_take(
         &mut self,
         peer: PeerId,
-        trade_id: TradeId,
-        order_id: OrderId,
-        pair: Pair,
-        amount: u64,
+        (trade_id, order_id, pair, amount, settlement): (
+            TradeId,
+            OrderId,
+            Pair,
+            u64,
+            TakeSettlement,
+        ),
         orders: &mut Orders,
         now_ms: u64,
         out: &mut NegotiationOutput,
@@ -936,6 +1076,9 @@ impl Negotiation {
         let reject = |reason: String| TradeResponse::Rejected { reason };
         if self.trades.contains_key(&trade_id) {
             return reject("duplicate trade id".into());
+        }
+        if !settlement.fits(&pair) {
+            return reject(TakeError::FeeRate(settlement.fee_rate).to_string());
         }
         if self.open_as(TradeRole::Maker, Some(&peer)) >= MAX_OPEN_PER_COUNTERPARTY {
             return reject(format!(
@@ -963,6 +1106,7 @@ impl Negotiation {
             own.spec.side,
             own.spec.price,
             amount,
+            settlement.fee_rate,
             now_ms,
         ) else {
             orders.release(&pair, &order_id, amount);
@@ -988,6 +1132,8 @@ impl Negotiation {
             taker_signature: None,
             deadline_ms: Some(agreement.expires_at_ms),
             updated_at_ms: now_ms,
+            fee_rate: settlement.fee_rate,
+            taker_offer: settlement.offer,
         };
         out.trade(Some(&trade));
         self.trades.insert(trade_id, trade);
@@ -1213,6 +1359,9 @@ impl Negotiation {
         out: &mut NegotiationOutput,
     ) {
         let id = queued.id;
+        if matches!(queued.request, TradeRequest::Settle { .. }) {
+            return self.on_settle_answer(peer, queued, frame_digest, envelope, now_ms, out);
+        }
         match envelope {
             TradeEnvelope::Sealed(frame) => {
                 let aad = response_aad(&self.me, &peer, &frame_digest);
@@ -1267,6 +1416,70 @@ impl Negotiation {
             ),
             TradeEnvelope::Handshake(_) => self.unexpected_answer(id, peer, now_ms, out),
         }
+    }
+
+    /// The answer to one of our settlement messages: taken, or reported undelivered.
+    fn on_settle_answer(
+        &mut self,
+        peer: PeerId,
+        queued: Queued,
+        frame_digest: [u8; 32],
+        envelope: TradeEnvelope,
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) {
+        let id = queued.id;
+        let problem = match envelope {
+            TradeEnvelope::Sealed(frame) => {
+                let aad = response_aad(&self.me, &peer, &frame_digest);
+                match self
+                    .sessions
+                    .open(peer, Role::Initiator, &aad, &frame, now_ms)
+                {
+                    Ok(Opened::Data(plaintext)) => match TradeResponse::decode(&plaintext) {
+                        Ok(TradeResponse::Settled { trade_id }) if trade_id == id => return,
+                        Ok(TradeResponse::Rejected { reason }) => reason,
+                        Ok(_) => {
+                            out.rejected(peer, "unexpected_kind");
+                            "unexpected answer".into()
+                        }
+                        Err(_) => {
+                            out.events.push(NegotiationEvent::MessageRejected {
+                                reason: "trade_response_malformed",
+                            });
+                            "malformed answer".into()
+                        }
+                    },
+                    Ok(_) => {
+                        out.rejected(peer, "unexpected_kind");
+                        "unexpected answer".into()
+                    }
+                    Err(e) => {
+                        out.rejected(peer, e.label());
+                        format!("the sealed answer did not open ({e})")
+                    }
+                }
+            }
+            TradeEnvelope::Refused(refusal)
+                if refusal.retry_with_new_session() && !queued.retried =>
+            {
+                self.sessions.remove(&peer, Role::Initiator);
+                self.waiting.entry(peer).or_default().push_front(Queued {
+                    retried: true,
+                    ..queued
+                });
+                return;
+            }
+            TradeEnvelope::Refused(refusal) => format!("our message was not opened ({refusal:?})"),
+            TradeEnvelope::Handshake(_) => {
+                out.rejected(peer, "unexpected_kind");
+                "unexpected answer".into()
+            }
+        };
+        out.events.push(NegotiationEvent::SettleUndelivered {
+            trade_id: id,
+            reason: problem,
+        });
     }
 
     /// The maker answered our request with something else than an answer to it: refused,
@@ -1384,6 +1597,7 @@ impl Negotiation {
             trade.maker_side,
             trade.price,
             trade.amount,
+            trade.fee_rate,
         );
         let got = (
             agreement.trade_id,
@@ -1394,6 +1608,7 @@ impl Negotiation {
             agreement.maker_side,
             agreement.price,
             agreement.amount,
+            agreement.fee_rate,
         );
         if expected != got {
             return Err(AgreementRefused::Mismatch);
@@ -1444,6 +1659,16 @@ impl Negotiation {
         let mut out = NegotiationOutput::default();
         let id = match self.outbound.remove(&token) {
             None => return out,
+            Some(Outbound::Trade {
+                request: TradeRequest::Settle { trade_id, .. },
+                ..
+            }) => {
+                out.events.push(NegotiationEvent::SettleUndelivered {
+                    trade_id,
+                    reason: format!("no answer: {error}"),
+                });
+                return out;
+            }
             Some(Outbound::Trade { id, .. }) => id,
             Some(Outbound::Handshake { peer }) => {
                 self.sessions.cancel_handshake(&peer);

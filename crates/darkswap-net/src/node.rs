@@ -560,14 +560,31 @@ impl Node {
                 pair,
                 order_id,
                 amount,
+                settlement,
             } => {
                 let connected = self
                     .orders
                     .order(&pair, &order_id)
                     .is_some_and(|o| self.swarm.is_connected(&o.data.maker));
-                let out =
-                    self.negotiation
-                        .take(&self.orders, &pair, order_id, amount, connected, now_ms);
+                let out = self.negotiation.take(
+                    &self.orders,
+                    &pair,
+                    order_id,
+                    amount,
+                    settlement,
+                    connected,
+                    now_ms,
+                );
+                self.negotiation_output(out).await
+            }
+            Command::Settle { trade_id, message } => {
+                let connected = self
+                    .negotiation
+                    .trade(&trade_id)
+                    .is_some_and(|t| self.swarm.is_connected(&t.counterparty));
+                let out = self
+                    .negotiation
+                    .settle_send(trade_id, message, connected, now_ms);
                 self.negotiation_output(out).await
             }
             Command::SetCredential { credential } => {

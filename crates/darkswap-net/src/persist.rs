@@ -75,6 +75,10 @@ struct StoredTrade {
     deadline_ms: Option<u64>,
     #[prost(uint64, tag = "15")]
     updated_at_ms: u64,
+    #[prost(uint64, tag = "16")]
+    fee_rate: u64,
+    #[prost(bytes = "vec", tag = "17")]
+    taker_offer: Vec<u8>,
 }
 
 fn side_code(side: Side) -> i32 {
@@ -176,6 +180,8 @@ pub fn encode_trades<'a>(trades: impl IntoIterator<Item = &'a Trade>) -> Vec<u8>
                     taker_signature: t.taker_signature.clone().unwrap_or_default(),
                     deadline_ms: t.deadline_ms,
                     updated_at_ms: t.updated_at_ms,
+                    fee_rate: t.fee_rate,
+                    taker_offer: t.taker_offer.clone(),
                 }
             })
             .collect(),
@@ -223,6 +229,8 @@ pub fn decode_trades(bytes: &[u8]) -> Vec<Trade> {
                 taker_signature: opt(&t.taker_signature),
                 deadline_ms: t.deadline_ms,
                 updated_at_ms: t.updated_at_ms,
+                fee_rate: t.fee_rate,
+                taker_offer: t.taker_offer,
             })
         })
         .collect()
@@ -268,6 +276,8 @@ mod tests {
             taker_signature: Some(vec![4]),
             deadline_ms: Some(10),
             updated_at_ms: 11,
+            fee_rate: 4,
+            taker_offer: vec![5, 6],
         };
         assert_eq!(decode_trades(&encode_trades([&trade])), vec![trade]);
         assert!(decode_trades(b"garbage").is_empty());

@@ -151,6 +151,8 @@ mod tests {
             taker_signature: None,
             deadline_ms: None,
             updated_at_ms: 1,
+            fee_rate: 0,
+            taker_offer: Vec::new(),
         };
         let write = saved.apply(&TradingEvent::Trade(trade.clone())).unwrap();
         assert_eq!(write.key, format!("trades/{me}"));

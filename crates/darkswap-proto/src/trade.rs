@@ -12,17 +12,26 @@
 //!    `Done`. Both now hold an agreement signed by both: "agreed, awaiting settlement".
 //! 3. `Abort` (taker → maker) at any point before `Done` releases the reservation; so does the
 //!    agreement's expiry on the maker's side.
+//! 4. `Settle` (either side → the other, once agreed): one settlement message
+//!    (`crate::settle`), answered `Settled`. The side that sends it asks, so it is the
+//!    initiator of the session that carries it. A take on a pair that settles on Bitcoin names
+//!    its fee rate (signed into the agreement) and may carry the taker's offer (pipelined).
 //!
 //! ```proto
-//! message TradeRequest { oneof kind { Take take = 1; Confirm confirm = 2; Abort abort = 3; } }
-//! message Take { bytes trade_id = 1; bytes order_id = 2; string pair = 3; uint64 amount = 4; }
+//! message TradeRequest { oneof kind { Take take = 1; Confirm confirm = 2; Abort abort = 3;
+//!   Settle settle = 4; } }
+//! message Settle { bytes trade_id = 1; bytes message = 2; }
+//! message Take { bytes trade_id = 1; bytes order_id = 2; string pair = 3; uint64 amount = 4;
+//!   uint64 fee_rate = 5; bytes settle = 6; }
 //! message Confirm { bytes trade_id = 1; bytes taker_signature = 2; }
 //! message Abort { bytes trade_id = 1; string reason = 2; }
-//! message TradeResponse { oneof kind { Accepted accepted = 1; string rejected = 2; bytes done = 3; bytes aborted = 4; } }
+//! message TradeResponse { oneof kind { Accepted accepted = 1; string rejected = 2; bytes done = 3;
+//!   bytes aborted = 4; bytes settled = 5; } }
 //! message Accepted { bytes agreement = 1; bytes maker_signature = 2; }
 //! message Agreement { uint32 version = 1; bytes trade_id = 2; string pair = 3; bytes order_id = 4;
 //!   bytes maker = 5; bytes taker = 6; int32 maker_side = 7; uint64 price = 8; uint64 amount = 9;
-//!   uint64 quote_amount = 10; uint64 created_at_ms = 11; uint64 expires_at_ms = 12; }
+//!   uint64 quote_amount = 10; uint64 created_at_ms = 11; uint64 expires_at_ms = 12;
+//!   uint64 fee_rate = 13; }
 //! ```
 
 use darkswap_orderbook::{quote_amount, OrderId, Pair, Price, Side};
@@ -34,8 +43,11 @@ pub const TRADE_PROTOCOL: &str = "/darkswap/trade/2";
 /// Version of the [`Agreement`] encoding, carried in every agreement (not the protocol's
 /// version, which is in [`TRADE_PROTOCOL`]).
 pub const TRADE_WIRE_VERSION: u32 = 1;
-/// Cap on one trade frame: an agreement is ~200 bytes, signatures 64.
-pub const MAX_TRADE_FRAME_BYTES: u64 = 2048;
+/// Cap on one trade frame: an agreement is ~200 bytes, signatures 64, a settlement message up
+/// to [`MAX_SETTLE_MESSAGE_BYTES`](crate::settle::MAX_SETTLE_MESSAGE_BYTES).
+pub const MAX_TRADE_FRAME_BYTES: u64 = crate::settle::MAX_SETTLE_MESSAGE_BYTES as u64 + 1024;
+/// Highest fee rate a take may name, in satoshis per virtual byte.
+pub const MAX_TRADE_FEE_RATE: u64 = 5_000;
 /// Prefix of every agreement signature.
 pub const AGREEMENT_SIGNING_DOMAIN: &[u8] = b"darkswap/trade-agreement/1\0";
 /// How long the taker has to confirm an accepted trade before the maker releases the amount.
@@ -72,6 +84,9 @@ pub struct Agreement {
     pub created_at_ms: u64,
     /// The taker must confirm before this.
     pub expires_at_ms: u64,
+    /// The settlement transaction's fee rate, satoshis per virtual byte, as the taker named it;
+    /// 0 for a trade that is not settled on Bitcoin.
+    pub fee_rate: u64,
 }
 
 /// What a taker asks a maker.
@@ -88,6 +103,11 @@ pub enum TradeRequest {
         /// Base units wanted; the maker reserves them only if they are free and meet the order's
         /// minimum fill.
         amount: u64,
+        /// The settlement's fee rate (sat/vB; 0: not settled on Bitcoin), at most
+        /// [`MAX_TRADE_FEE_RATE`].
+        fee_rate: u64,
+        /// The taker's settlement offer (an encoded `crate::settle::SettleMessage`), or empty.
+        settle: Vec<u8>,
     },
     /// Sign the accepted agreement: the maker checks the signature and the agreement's expiry,
     /// turns the reservation into a fill and answers `Done`.
@@ -103,6 +123,13 @@ pub enum TradeRequest {
         trade_id: TradeId,
         /// Why, for the maker; cut to [`MAX_REASON_BYTES`] when encoded and decoded.
         reason: String,
+    },
+    /// One settlement message about an agreed trade (either side asks).
+    Settle {
+        /// The trade.
+        trade_id: TradeId,
+        /// An encoded `crate::settle::SettleMessage` (decoded and checked by its reader).
+        message: Vec<u8>,
     },
 }
 
@@ -132,6 +159,11 @@ pub enum TradeResponse {
         /// The trade aborted.
         trade_id: TradeId,
     },
+    /// The settlement message was taken.
+    Settled {
+        /// Its trade.
+        trade_id: TradeId,
+    },
 }
 
 /// Why a trade message or agreement was refused.
@@ -151,8 +183,8 @@ pub enum TradeWireError {
     /// The pair does not parse or is not in canonical spelling.
     #[error("invalid pair in trade frame")]
     BadPair,
-    /// An agreement with a zero amount or price, or a quote amount other than
-    /// `quote_amount(amount, price)`.
+    /// An agreement with a zero amount or price, a quote amount other than
+    /// `quote_amount(amount, price)`, or a fee rate over [`MAX_TRADE_FEE_RATE`].
     #[error("the agreement's amounts are inconsistent")]
     BadAmounts,
     /// The signature does not verify, or the signer's PeerId does not carry its key; when
@@ -197,6 +229,7 @@ impl Agreement {
         maker_side: Side,
         price: Price,
         amount: u64,
+        fee_rate: u64,
         now_ms: u64,
     ) -> Option<Agreement> {
         Some(Agreement {
@@ -211,6 +244,7 @@ impl Agreement {
             quote_amount: quote_amount(amount, price)?,
             created_at_ms: now_ms,
             expires_at_ms: now_ms + CONFIRM_WINDOW_MS,
+            fee_rate,
         })
     }
 
@@ -232,6 +266,7 @@ impl Agreement {
             quote_amount: self.quote_amount,
             created_at_ms: self.created_at_ms,
             expires_at_ms: self.expires_at_ms,
+            fee_rate: self.fee_rate,
         }
         .encode_to_vec()
     }
@@ -248,7 +283,11 @@ impl Agreement {
             return Err(TradeWireError::BadVersion);
         }
         let price = Price(w.price);
-        if w.amount == 0 || w.price == 0 || quote_amount(w.amount, price) != Some(w.quote_amount) {
+        if w.amount == 0
+            || w.price == 0
+            || quote_amount(w.amount, price) != Some(w.quote_amount)
+            || w.fee_rate > MAX_TRADE_FEE_RATE
+        {
             return Err(TradeWireError::BadAmounts);
         }
         Ok(Agreement {
@@ -267,6 +306,7 @@ impl Agreement {
             quote_amount: w.quote_amount,
             created_at_ms: w.created_at_ms,
             expires_at_ms: w.expires_at_ms,
+            fee_rate: w.fee_rate,
         })
     }
 
@@ -314,11 +354,15 @@ impl TradeRequest {
                 order_id,
                 pair,
                 amount,
+                fee_rate,
+                settle,
             } => Kind::Take(wire::Take {
                 trade_id: trade_id.to_vec(),
                 order_id: order_id.0.to_vec(),
                 pair: pair.to_string(),
                 amount: *amount,
+                fee_rate: *fee_rate,
+                settle: settle.clone(),
             }),
             TradeRequest::Confirm {
                 trade_id,
@@ -330,6 +374,10 @@ impl TradeRequest {
             TradeRequest::Abort { trade_id, reason } => Kind::Abort(wire::Abort {
                 trade_id: trade_id.to_vec(),
                 reason: reason_text(reason),
+            }),
+            TradeRequest::Settle { trade_id, message } => Kind::Settle(wire::Settle {
+                trade_id: trade_id.to_vec(),
+                message: message.clone(),
             }),
         };
         wire::Request { kind: Some(kind) }.encode_to_vec()
@@ -348,6 +396,8 @@ impl TradeRequest {
                 order_id: OrderId(id16(&t.order_id)?),
                 pair: canonical_pair(&t.pair)?,
                 amount: t.amount,
+                fee_rate: t.fee_rate,
+                settle: t.settle,
             },
             Kind::Confirm(c) => TradeRequest::Confirm {
                 trade_id: id16(&c.trade_id)?,
@@ -356,6 +406,10 @@ impl TradeRequest {
             Kind::Abort(a) => TradeRequest::Abort {
                 trade_id: id16(&a.trade_id)?,
                 reason: reason_text(&a.reason),
+            },
+            Kind::Settle(m) => TradeRequest::Settle {
+                trade_id: id16(&m.trade_id)?,
+                message: m.message,
             },
         })
     }
@@ -376,6 +430,7 @@ impl TradeResponse {
             TradeResponse::Rejected { reason } => Kind::Rejected(reason_text(reason)),
             TradeResponse::Done { trade_id } => Kind::Done(trade_id.to_vec()),
             TradeResponse::Aborted { trade_id } => Kind::Aborted(trade_id.to_vec()),
+            TradeResponse::Settled { trade_id } => Kind::Settled(trade_id.to_vec()),
         };
         wire::Response { kind: Some(kind) }.encode_to_vec()
     }
@@ -400,6 +455,9 @@ impl TradeResponse {
                 trade_id: id16(&id)?,
             },
             Kind::Aborted(id) => TradeResponse::Aborted {
+                trade_id: id16(&id)?,
+            },
+            Kind::Settled(id) => TradeResponse::Settled {
                 trade_id: id16(&id)?,
             },
         })
@@ -433,6 +491,8 @@ mod wire {
         pub created_at_ms: u64,
         #[prost(uint64, tag = "12")]
         pub expires_at_ms: u64,
+        #[prost(uint64, tag = "13")]
+        pub fee_rate: u64,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
@@ -445,6 +505,18 @@ mod wire {
         pub pair: String,
         #[prost(uint64, tag = "4")]
         pub amount: u64,
+        #[prost(uint64, tag = "5")]
+        pub fee_rate: u64,
+        #[prost(bytes = "vec", tag = "6")]
+        pub settle: Vec<u8>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Settle {
+        #[prost(bytes = "vec", tag = "1")]
+        pub trade_id: Vec<u8>,
+        #[prost(bytes = "vec", tag = "2")]
+        pub message: Vec<u8>,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
@@ -465,7 +537,7 @@ mod wire {
 
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Request {
-        #[prost(oneof = "request::Kind", tags = "1, 2, 3")]
+        #[prost(oneof = "request::Kind", tags = "1, 2, 3, 4")]
         pub kind: Option<request::Kind>,
     }
 
@@ -478,6 +550,8 @@ mod wire {
             Confirm(super::Confirm),
             #[prost(message, tag = "3")]
             Abort(super::Abort),
+            #[prost(message, tag = "4")]
+            Settle(super::Settle),
         }
     }
 
@@ -491,7 +565,7 @@ mod wire {
 
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Response {
-        #[prost(oneof = "response::Kind", tags = "1, 2, 3, 4")]
+        #[prost(oneof = "response::Kind", tags = "1, 2, 3, 4, 5")]
         pub kind: Option<response::Kind>,
     }
 
@@ -506,6 +580,8 @@ mod wire {
             Done(Vec<u8>),
             #[prost(bytes = "vec", tag = "4")]
             Aborted(Vec<u8>),
+            #[prost(bytes = "vec", tag = "5")]
+            Settled(Vec<u8>),
         }
     }
 }
@@ -524,9 +600,27 @@ mod tests {
             Side::Sell,
             Price(150_000_000),
             1_000,
+            2,
             1_000_000,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn the_fee_rate_is_signed_and_capped() {
+        let (maker, taker) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let a = agreement(&maker, &taker);
+        let encoded = a.encode();
+        assert_eq!(Agreement::decode(&encoded).unwrap().fee_rate, 2);
+        let sig = Agreement::sign(&encoded, &maker).unwrap();
+        let mut dearer = a.clone();
+        dearer.fee_rate = 3;
+        assert!(Agreement::verify(&dearer.encode(), &a.maker, &sig).is_err());
+        dearer.fee_rate = MAX_TRADE_FEE_RATE + 1;
+        assert_eq!(
+            Agreement::decode(&dearer.encode()),
+            Err(TradeWireError::BadAmounts)
+        );
     }
 
     #[test]
@@ -565,8 +659,19 @@ mod tests {
             order_id: OrderId([2; 16]),
             pair: Pair::parse("BTC/USDT").unwrap(),
             amount: 5,
+            fee_rate: 3,
+            settle: vec![9; 8000],
         };
         assert_eq!(TradeRequest::decode(&take.encode()).unwrap(), take);
+        let settle = TradeRequest::Settle {
+            trade_id: [4; 16],
+            message: crate::settle::SettleMessage::Signed(vec![
+                1;
+                crate::settle::MAX_SWAP_TX_BYTES
+            ])
+            .encode(),
+        };
+        assert_eq!(TradeRequest::decode(&settle.encode()).unwrap(), settle);
         let abort = TradeRequest::Abort {
             trade_id: [1; 16],
             reason: "é".repeat(300),
@@ -580,6 +685,7 @@ mod tests {
                 reason: "sold out".into(),
             },
             TradeResponse::Done { trade_id: [3; 16] },
+            TradeResponse::Settled { trade_id: [5; 16] },
             TradeResponse::Accepted {
                 agreement: vec![1, 2],
                 maker_signature: vec![3],
@@ -587,13 +693,13 @@ mod tests {
         ] {
             assert_eq!(TradeResponse::decode(&response.encode()).unwrap(), response);
         }
-        assert!(TradeRequest::decode(&[0u8; 3000]).is_err());
+        assert!(TradeRequest::decode(&vec![0u8; MAX_TRADE_FRAME_BYTES as usize + 1]).is_err());
     }
 
     #[cfg(not(target_arch = "wasm32"))]
     proptest::proptest! {
         #[test]
-        fn random_frames_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2100)) {
+        fn random_frames_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..10_000)) {
             let _ = TradeRequest::decode(&bytes);
             let _ = TradeResponse::decode(&bytes);
             let _ = Agreement::decode(&bytes);

@@ -43,16 +43,19 @@ pub enum DealError {
     /// A zero amount on either leg.
     #[error("the agreement moves nothing on one of its legs")]
     Empty,
+    /// The agreement names no usable fee rate (0: it was made without settlement).
+    #[error("the agreement names no usable fee rate ({0} sat/vB)")]
+    FeeRate(u64),
 }
 
 impl Deal {
     /// Our side of `agreement` (`me` is our PeerId's bytes, compared with the maker's and the
-    /// taker's), the rune being `rune` (the id the rune indexer gives the pair's rune name).
+    /// taker's), the rune being `rune` (the id the rune indexer gives the pair's rune name), at
+    /// the fee rate the agreement names.
     pub fn from_agreement(
         agreement: &Agreement,
         me: &[u8],
         rune: RuneId,
-        fee_rate: FeeRate,
     ) -> Result<Deal, DealError> {
         let role = if agreement.maker.to_bytes() == me {
             Role::Maker
@@ -71,6 +74,8 @@ impl Deal {
         if units == 0 || sats == 0 {
             return Err(DealError::Empty);
         }
+        let fee_rate = FeeRate::sat_per_vb(agreement.fee_rate)
+            .map_err(|_| DealError::FeeRate(agreement.fee_rate))?;
         let maker_sells_base = agreement.maker_side == BookSide::Sell;
         let maker_gives_rune = maker_sells_base == rune_is_base;
         let we_give_rune = maker_gives_rune == (role == Role::Maker);
@@ -120,29 +125,27 @@ mod tests {
             // 25 sats per 1,000,000 units: 40,000 units cost 1 sat, 400,000 cost 10.
             Price(PRICE_SCALE / 40_000),
             400_000,
+            2,
             1_000,
         )
         .unwrap();
         (a, maker.to_bytes(), taker.to_bytes())
     }
 
-    fn rate() -> FeeRate {
-        FeeRate::sat_per_vb(2).unwrap()
-    }
-
     #[test]
     fn each_side_of_a_rune_for_btc_pair() {
         let rune = RuneId { block: 5, tx: 1 };
         let (a, maker, taker) = agreement("RUNE:DOG/BTC", BookSide::Sell);
-        let m = Deal::from_agreement(&a, &maker, rune, rate()).unwrap();
-        let t = Deal::from_agreement(&a, &taker, rune, rate()).unwrap();
+        let m = Deal::from_agreement(&a, &maker, rune).unwrap();
+        let t = Deal::from_agreement(&a, &taker, rune).unwrap();
         assert_eq!((m.role, m.side), (Role::Maker, Side::Seller));
         assert_eq!((t.role, t.side), (Role::Taker, Side::Buyer));
         assert_eq!(m.terms, t.terms);
         assert_eq!(m.terms.units, 400_000);
         assert_eq!(m.terms.price, Amount::from_sat(a.quote_amount));
+        assert_eq!(m.terms.fee_rate.get(), 2);
         let (b, maker, _) = agreement("RUNE:DOG/BTC", BookSide::Buy);
-        let m = Deal::from_agreement(&b, &maker, rune, rate()).unwrap();
+        let m = Deal::from_agreement(&b, &maker, rune).unwrap();
         assert_eq!(m.side, Side::Buyer);
     }
 
@@ -150,7 +153,7 @@ mod tests {
     fn btc_for_rune_pairs_swap_the_legs() {
         let rune = RuneId { block: 5, tx: 1 };
         let (a, maker, _) = agreement("BTC/RUNE:DOG", BookSide::Sell);
-        let m = Deal::from_agreement(&a, &maker, rune, rate()).unwrap();
+        let m = Deal::from_agreement(&a, &maker, rune).unwrap();
         // The maker sells bitcoin: it buys the rune, paying `amount` satoshis.
         assert_eq!(m.side, Side::Buyer);
         assert_eq!(m.terms.price, Amount::from_sat(400_000));
@@ -162,13 +165,19 @@ mod tests {
         let rune = RuneId { block: 5, tx: 1 };
         let (a, maker, _) = agreement("BTC/USDT", BookSide::Sell);
         assert_eq!(
-            Deal::from_agreement(&a, &maker, rune, rate()),
+            Deal::from_agreement(&a, &maker, rune),
             Err(DealError::Pair("BTC/USDT".into()))
         );
         let (a, _, _) = agreement("RUNE:DOG/BTC", BookSide::Sell);
+        let mut unpriced = a.clone();
+        unpriced.fee_rate = 0;
+        assert_eq!(
+            Deal::from_agreement(&unpriced, &unpriced.maker.to_bytes(), rune),
+            Err(DealError::FeeRate(0))
+        );
         let stranger = Keypair::generate_ed25519().public().to_peer_id();
         assert_eq!(
-            Deal::from_agreement(&a, &stranger.to_bytes(), rune, rate()),
+            Deal::from_agreement(&a, &stranger.to_bytes(), rune),
             Err(DealError::NotOurs)
         );
     }

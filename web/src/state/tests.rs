@@ -62,6 +62,8 @@ fn trade(n: u8, updated_at_ms: u64) -> Trade {
         taker_signature: None,
         deadline_ms: None,
         updated_at_ms,
+        fee_rate: 0,
+        taker_offer: Vec::new(),
     }
 }
 

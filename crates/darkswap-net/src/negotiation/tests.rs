@@ -149,9 +149,15 @@ fn settle(taker: &mut Trader, maker: &mut Trader, out: NegotiationOutput, now: u
 }
 
 fn take(taker: &mut Trader, order: OrderId, amount: u64, now: u64) -> NegotiationOutput {
-    let out = taker
-        .negotiation
-        .take(&taker.orders, &pair(), order, amount, true, now);
+    let out = taker.negotiation.take(
+        &taker.orders,
+        &pair(),
+        order,
+        amount,
+        TakeSettlement::default(),
+        true,
+        now,
+    );
     taker.record(&out);
     out
 }
@@ -491,9 +497,15 @@ fn takes_the_book_cannot_honour_are_refused_before_anything_is_sent() {
         failed(take(&mut taker, OrderId([7; 16]), 10, T0)),
         TakeError::OrderGone
     );
-    let own = maker
-        .negotiation
-        .take(&maker.orders, &pair(), order, 40, true, T0);
+    let own = maker.negotiation.take(
+        &maker.orders,
+        &pair(),
+        order,
+        40,
+        TakeSettlement::default(),
+        true,
+        T0,
+    );
     assert_eq!(failed(own), TakeError::OwnOrder);
     assert_eq!(taker.negotiation.open_trades(), 0);
 }
@@ -502,9 +514,15 @@ fn takes_the_book_cannot_honour_are_refused_before_anything_is_sent() {
 fn a_maker_out_of_reach_ends_the_take_and_an_unanswered_handshake_too() {
     let (mut maker, mut taker) = (Trader::new(), Trader::new());
     let order = market(&mut maker, &mut [&mut taker], 100, 0);
-    let out = taker
-        .negotiation
-        .take(&taker.orders, &pair(), order, 10, false, T0);
+    let out = taker.negotiation.take(
+        &taker.orders,
+        &pair(),
+        order,
+        10,
+        TakeSettlement::default(),
+        false,
+        T0,
+    );
     assert_eq!(out.actions, vec![NegotiationAction::Connect(maker.id)]);
     let id = trade_id(&out);
     let out = taker
@@ -565,6 +583,7 @@ fn a_hostile_maker_cannot_make_the_taker_agree_to_other_terms() {
         spec.side,
         spec.price,
         90,
+        0,
         T0 + 2,
     )
     .unwrap()
@@ -623,6 +642,8 @@ fn record(state: TradeState, updated_at_ms: u64) -> Trade {
         taker_signature: None,
         deadline_ms: None,
         updated_at_ms,
+        fee_rate: 0,
+        taker_offer: Vec::new(),
     }
 }
 
@@ -732,4 +753,137 @@ fn takes_left_hanging_on_our_orders_never_stop_us_from_taking() {
     let id = trade_id(&out);
     settle(&mut maker, &mut seller, out, T0);
     assert_eq!(maker.last_state(&id), Some(TradeState::Agreed));
+}
+
+fn settle_events(t: &Trader) -> Vec<(TradeId, PeerId, Vec<u8>)> {
+    t.events
+        .iter()
+        .filter_map(|e| match e {
+            NegotiationEvent::Settle {
+                trade_id,
+                from,
+                message,
+            } => Some((*trade_id, *from, message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn undelivered(t: &Trader) -> Vec<String> {
+    t.events
+        .iter()
+        .filter_map(|e| match e {
+            NegotiationEvent::SettleUndelivered { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_settling_take_signs_its_fee_rate_and_settlement_messages_flow_both_ways() {
+    let (mut maker, mut taker) = (Trader::new(), Trader::new());
+    let order = market(&mut maker, &mut [&mut taker], 100_000, 0);
+    let offer = vec![1, 2, 3];
+    let settlement = TakeSettlement {
+        fee_rate: 3,
+        offer: offer.clone(),
+    };
+    let out = taker.negotiation.take(
+        &taker.orders,
+        &pair(),
+        order,
+        40_000,
+        settlement,
+        true,
+        T0 + 1,
+    );
+    taker.record(&out);
+    let id = trade_id(&out);
+    // Before the agreement, nothing about settlement goes out.
+    let early = taker.negotiation.settle_send(id, vec![9], true, T0 + 1);
+    taker.record(&early);
+    assert!(sends(&early).is_empty());
+    assert_eq!(undelivered(&taker), [TakeError::NotAgreed.to_string()]);
+    settle(&mut taker, &mut maker, out, T0 + 2);
+    assert_eq!(maker.last_state(&id), Some(TradeState::Agreed));
+    assert_eq!(taker.last_state(&id), Some(TradeState::Agreed));
+    let m = maker.negotiation.trade(&id).unwrap();
+    assert_eq!((m.fee_rate, m.taker_offer.clone()), (3, offer));
+    let signed = Agreement::decode(m.agreement.as_deref().unwrap()).unwrap();
+    assert_eq!(signed.fee_rate, 3, "the fee rate is in what both signed");
+
+    // The maker speaks first here: it starts its own session with the taker, as its initiator.
+    let big = vec![7; darkswap_proto::settle::MAX_SETTLE_MESSAGE_BYTES];
+    let out = maker.negotiation.settle_send(id, big.clone(), true, T0 + 3);
+    maker.record(&out);
+    assert!(matches!(
+        &sends(&out)[..],
+        [(_, TradeEnvelope::Handshake(_))]
+    ));
+    settle(&mut maker, &mut taker, out, T0 + 3);
+    assert_eq!(settle_events(&taker), [(id, maker.id, big)]);
+    // And the taker, in the session it already has.
+    let out = taker.negotiation.settle_send(id, vec![8], true, T0 + 4);
+    taker.record(&out);
+    assert!(matches!(&sends(&out)[..], [(_, TradeEnvelope::Sealed(_))]));
+    settle(&mut taker, &mut maker, out, T0 + 4);
+    assert_eq!(settle_events(&maker), [(id, taker.id, vec![8])]);
+    assert_eq!(undelivered(&maker), Vec::<String>::new());
+    assert_eq!(undelivered(&taker).len(), 1, "only the early one");
+}
+
+#[test]
+fn a_stranger_cannot_speak_for_someone_elses_trade_and_hears_so() {
+    let (mut maker, mut taker) = (Trader::new(), Trader::new());
+    let order = market(&mut maker, &mut [&mut taker], 100, 0);
+    let out = take(&mut taker, order, 10, T0 + 1);
+    let id = trade_id(&out);
+    settle(&mut taker, &mut maker, out, T0 + 2);
+    assert_eq!(maker.last_state(&id), Some(TradeState::Agreed));
+    let mut stranger = Trader::new();
+    stranger
+        .negotiation
+        .enqueue(
+            maker.id,
+            id,
+            TradeRequest::Settle {
+                trade_id: id,
+                message: vec![1],
+            },
+        )
+        .unwrap();
+    let out = stranger.negotiation.peer_connected(maker.id, T0 + 3);
+    stranger.record(&out);
+    settle(&mut stranger, &mut maker, out, T0 + 3);
+    assert!(settle_events(&maker).is_empty());
+    assert_eq!(undelivered(&stranger), [TakeError::NotAgreed.to_string()]);
+}
+
+#[test]
+fn fee_rates_suit_only_pairs_that_settle_on_bitcoin() {
+    let rune = Pair::parse("RUNE:DOG/BTC").unwrap();
+    let fiat = Pair::parse("BTC/USDT").unwrap();
+    let with = |fee_rate: u64, offer: Vec<u8>| TakeSettlement { fee_rate, offer };
+    assert!(with(0, vec![]).fits(&rune));
+    assert!(with(0, vec![]).fits(&fiat));
+    assert!(with(2, vec![1]).fits(&rune));
+    assert!(!with(2, vec![]).fits(&fiat));
+    assert!(!with(0, vec![1]).fits(&rune), "an offer needs a fee rate");
+    assert!(!with(MAX_TRADE_FEE_RATE + 1, vec![]).fits(&rune));
+    let (mut maker, mut taker) = (Trader::new(), Trader::new());
+    let order = market(&mut maker, &mut [&mut taker], 100, 0);
+    let out = taker.negotiation.take(
+        &taker.orders,
+        &pair(),
+        order,
+        10,
+        with(MAX_TRADE_FEE_RATE + 1, vec![]),
+        true,
+        T0,
+    );
+    assert!(sends(&out).is_empty());
+    assert!(out
+        .events
+        .iter()
+        .any(|e| matches!(e, NegotiationEvent::TakeFailed(TakeError::FeeRate(_)))));
 }
