@@ -33,7 +33,7 @@ async fn trader(relay: &Relay) -> anyhow::Result<Peer> {
 
 async fn finished_trade(peer: &mut Peer) -> anyhow::Result<Trade> {
     peer.wait_for(T, |e| match e {
-        NodeEvent::Trading(TradingEvent::Trade(t)) if !t.state.is_open() => Some(t.clone()),
+        NodeEvent::Trading(TradingEvent::Trade(t)) if !t.state.is_open() => Some((**t).clone()),
         _ => None,
     })
     .await
@@ -183,7 +183,7 @@ async fn a_taker_that_restarts_after_countersigning_resumes_to_the_same_end() ->
     let accepted = taker
         .wait_for(T, |e| match e {
             NodeEvent::Trading(TradingEvent::Trade(t)) if t.state == TradeState::Accepted => {
-                Some(t.clone())
+                Some((**t).clone())
             }
             _ => None,
         })
@@ -359,6 +359,8 @@ async fn the_relay_carries_only_sealed_frames_and_altered_ones_are_refused() -> 
         order_id: order,
         pair: pair(),
         amount: 100,
+        fee_rate: 0,
+        settle: Vec::new(),
     };
 
     // A trade message in the clear is not read: there is no session.
@@ -477,7 +479,9 @@ async fn native_traders_set_up_a_session_before_trading() -> anyhow::Result<()> 
         .wait_for(T, |e| {
             metrics.observe(e);
             match e {
-                NodeEvent::Trading(TradingEvent::Trade(t)) if !t.state.is_open() => Some(t.clone()),
+                NodeEvent::Trading(TradingEvent::Trade(t)) if !t.state.is_open() => {
+                    Some((**t).clone())
+                }
                 _ => None,
             }
         })

@@ -81,8 +81,12 @@ mod native {
                 taker_signature: Some(vec![0; 64]),
                 deadline_ms: None,
                 updated_at_ms: n,
+                fee_rate: 0,
+                taker_offer: Vec::new(),
             };
-            state = state.reduce(node(NodeEvent::Trading(TradingEvent::Trade(trade))));
+            state = state.reduce(node(NodeEvent::Trading(TradingEvent::Trade(Box::new(
+                trade,
+            )))));
             let own = OwnOrder {
                 id: OrderId::from_u64(10_000 + n),
                 pair: pair.clone(),

@@ -139,7 +139,7 @@ impl TradingState {
             | TradingEvent::SettleUndelivered { .. } => {}
             TradingEvent::Trade(trade) => {
                 let trades = Rc::make_mut(&mut self.trades);
-                trades.insert(trade.id_hex(), trade);
+                trades.insert(trade.id_hex(), *trade);
                 darkswap_net::negotiation::keep_newest_trades(trades, MAX_TRADES_SHOWN);
             }
         }

@@ -226,7 +226,7 @@ pub enum TradingEvent {
     /// A place, cancel, watch or take command was refused.
     OrderFailed(TradingError),
     /// A trade was created or changed state.
-    Trade(Trade),
+    Trade(Box<Trade>),
     /// A book sync from the relay finished.
     BookSynced {
         /// The pair synced.
@@ -310,7 +310,7 @@ impl From<OrdersEvent> for TradingEvent {
 impl From<NegotiationEvent> for TradingEvent {
     fn from(event: NegotiationEvent) -> Self {
         match event {
-            NegotiationEvent::Trade(t) => TradingEvent::Trade(*t),
+            NegotiationEvent::Trade(t) => TradingEvent::Trade(t),
             NegotiationEvent::E2e(e) => TradingEvent::E2e(e),
             NegotiationEvent::TakeFailed(e) => TradingEvent::OrderFailed(e.into()),
             NegotiationEvent::MessageRejected { reason } => {

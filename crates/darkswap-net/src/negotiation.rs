@@ -568,6 +568,7 @@ impl Negotiation {
 
     /// Starts taking `amount` of someone's order in `orders`. When we are not `connected` to its
     /// maker, the output asks the node to connect.
+    #[allow(clippy::too_many_arguments)]
     pub fn take(
         &mut self,
         orders: &Orders,

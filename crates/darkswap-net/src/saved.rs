@@ -88,7 +88,7 @@ impl SavedTrading {
                 Record::Orders
             }
             TradingEvent::Trade(t) => {
-                self.trades.insert(t.id, t.clone());
+                self.trades.insert(t.id, (**t).clone());
                 keep_trades_worth_storing(&mut self.trades, MAX_TRADES);
                 Record::Trades
             }
@@ -154,7 +154,9 @@ mod tests {
             fee_rate: 0,
             taker_offer: Vec::new(),
         };
-        let write = saved.apply(&TradingEvent::Trade(trade.clone())).unwrap();
+        let write = saved
+            .apply(&TradingEvent::Trade(Box::new(trade.clone())))
+            .unwrap();
         assert_eq!(write.key, format!("trades/{me}"));
         assert_eq!(saved.restore(None, Some(&write.bytes)).1, vec![trade]);
         let write = saved

@@ -20,6 +20,7 @@ use darkswap_proto::book_sync::{BookSyncRequest, BookSyncResponse};
 use darkswap_proto::order::{
     live_orders_digest, order_id, sign_order_message, OrderAction, OrderBody, OrderSpec,
 };
+use darkswap_proto::settle::{SettleMessage, WireInput, WireOffer, WireRune};
 use darkswap_proto::trade::{Agreement, TradeRequest, TradeResponse};
 use darkswap_wallet::runestone::{encode_varint, Edict, RuneId, Runestone};
 
@@ -195,6 +196,22 @@ fn main() {
     );
 
     // trade_wire: a frame
+    let offer = SettleMessage::Offer(WireOffer {
+        inputs: vec![WireInput {
+            txid: [6; 32],
+            vout: 1,
+            value: 546,
+            script: vec![0x51, 0x20, 7, 7, 7],
+            runes: vec![WireRune {
+                block: 840_000,
+                tx: 2,
+                amount: 1_000,
+            }],
+        }],
+        first_script: vec![0x51, 0x20, 8],
+        second_script: vec![0x51, 0x20, 9],
+    })
+    .encode();
     let agreement = Agreement::new(
         [5; 16],
         dog.clone(),
@@ -204,6 +221,7 @@ fn main() {
         Side::Sell,
         spec.price,
         5_000,
+        2,
         now,
     )
     .unwrap()
@@ -215,8 +233,17 @@ fn main() {
         order_id: oid,
         pair: dog.clone(),
         amount: 5_000,
+        fee_rate: 2,
+        settle: offer.clone(),
     }
     .encode();
+    let settle = TradeRequest::Settle {
+        trade_id: [5; 16],
+        message: SettleMessage::Signed(vec![2, 0, 0, 0, 0, 1, 1]).encode(),
+    }
+    .encode();
+    let settled = TradeResponse::Settled { trade_id: [5; 16] }.encode();
+    let settle_abort = SettleMessage::Abort("the other side went quiet".into()).encode();
     let confirm = TradeRequest::Confirm {
         trade_id: [5; 16],
         taker_signature: taker_sig,
@@ -246,6 +273,10 @@ fn main() {
         ("accepted", &accepted),
         ("rejected", &rejected),
         ("done", &done),
+        ("settle", &settle),
+        ("settled", &settled),
+        ("settle-offer", &offer),
+        ("settle-abort", &settle_abort),
     ] {
         c.add(&root, name, frame);
     }
@@ -336,6 +367,8 @@ fn main() {
         taker_signature: None,
         deadline_ms: Some(now + 30_000),
         updated_at_ms: now,
+        fee_rate: 2,
+        taker_offer: offer.clone(),
     };
     let mut c = Corpus::new(&root, "persist");
     c.add(&root, "orders", &encode_orders([&own, &own2]));

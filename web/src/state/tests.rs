@@ -81,7 +81,7 @@ fn book(total_orders: usize) -> BookView {
 fn a_book_update_copies_no_other_slice() {
     let mut s = start();
     s = s.reduce(trading(TradingEvent::OrderPlaced(own(1))));
-    s = s.reduce(trading(TradingEvent::Trade(trade(1, 1))));
+    s = s.reduce(trading(TradingEvent::Trade(Box::new(trade(1, 1)))));
     s = s.reduce(node(NodeEvent::MessageReceived {
         from: peer(),
         text: "hi".into(),
@@ -134,7 +134,7 @@ fn trades_are_kept_within_the_cap_oldest_dropped_first() {
         let mut t = trade(0, n);
         t.id = [(n % 256) as u8; 16];
         t.id[1] = (n / 256) as u8;
-        s = s.reduce(trading(TradingEvent::Trade(t)));
+        s = s.reduce(trading(TradingEvent::Trade(Box::new(t))));
     }
     assert_eq!(s.trading.trades.len(), MAX_TRADES_SHOWN);
     let oldest = s.trading.trades.values().map(|t| t.updated_at_ms).min();
@@ -143,7 +143,7 @@ fn trades_are_kept_within_the_cap_oldest_dropped_first() {
     let mut agreed = s.trading.trades.values().next().unwrap().clone();
     agreed.state = TradeState::Agreed;
     agreed.updated_at_ms = 1_000;
-    s = s.reduce(trading(TradingEvent::Trade(agreed.clone())));
+    s = s.reduce(trading(TradingEvent::Trade(Box::new(agreed.clone()))));
     assert_eq!(s.trading.trades.len(), MAX_TRADES_SHOWN);
     assert_eq!(s.trading.trades[&agreed.id_hex()].state, TradeState::Agreed);
 }
@@ -237,11 +237,11 @@ fn a_taken_order_raises_one_alert_and_the_title_counts_it_until_seen() {
     });
     let mut t = trade(1, now + 1);
     t.role = TradeRole::Maker;
-    s = s.reduce(trading(TradingEvent::Trade(t.clone())));
+    s = s.reduce(trading(TradingEvent::Trade(Box::new(t.clone()))));
     assert!(s.alerts.shown.is_empty(), "a request is not yet a trade");
     t.state = TradeState::Agreed;
     t.updated_at_ms = now + 2;
-    s = s.reduce(trading(TradingEvent::Trade(t.clone())));
+    s = s.reduce(trading(TradingEvent::Trade(Box::new(t.clone()))));
     assert_eq!(s.alerts.shown.len(), 1);
     let alert = s.alerts.shown[0].clone();
     assert_eq!(alert.title, "Your order was taken");
@@ -249,7 +249,7 @@ fn a_taken_order_raises_one_alert_and_the_title_counts_it_until_seen() {
     assert!(alert.body.contains("sell 1 RUNE:DOG for"), "{}", alert.body);
     assert_eq!(crate::alerts::title(s.alerts.unseen), "(1) DarkSwap");
     // The same state again (a repeated report) raises nothing new.
-    s = s.reduce(trading(TradingEvent::Trade(t.clone())));
+    s = s.reduce(trading(TradingEvent::Trade(Box::new(t.clone()))));
     assert_eq!((s.alerts.shown.len(), s.alerts.unseen), (1, 1));
     // Hidden, the alert stays however long it waits.
     s = s.reduce(Action::MetricsTick(now + 60_000));
@@ -263,7 +263,7 @@ fn a_taken_order_raises_one_alert_and_the_title_counts_it_until_seen() {
     // Raised while the trader looks at the page: shown, not counted.
     let mut other = trade(2, now + 3);
     other.state = TradeState::Agreed;
-    s = s.reduce(trading(TradingEvent::Trade(other)));
+    s = s.reduce(trading(TradingEvent::Trade(Box::new(other))));
     assert_eq!((s.alerts.shown.len(), s.alerts.unseen), (2, 0));
     assert_eq!(s.alerts.shown[1].title, "Your trade is agreed");
     s = s.reduce(Action::DismissAlert(alert.seq));
@@ -286,14 +286,14 @@ fn restored_trades_raise_no_alert_and_alerts_are_bounded() {
     // A trade agreed before this page started (restored from storage on load).
     let mut old = trade(1, now.saturating_sub(60_000));
     old.state = TradeState::Agreed;
-    s = s.reduce(trading(TradingEvent::Trade(old)));
+    s = s.reduce(trading(TradingEvent::Trade(Box::new(old))));
     assert!(s.alerts.shown.is_empty());
     for n in 0..(crate::alerts::MAX_ALERTS as u8 + 3) {
         let mut t = trade(10 + n, now + 1);
         t.state = TradeState::Rejected {
             reason: "order gone".into(),
         };
-        s = s.reduce(trading(TradingEvent::Trade(t)));
+        s = s.reduce(trading(TradingEvent::Trade(Box::new(t))));
     }
     assert_eq!(s.alerts.shown.len(), crate::alerts::MAX_ALERTS);
     assert_eq!(s.alerts.unseen, crate::alerts::MAX_ALERTS as u32 + 3);
