@@ -466,6 +466,31 @@ fn a_seller_fills_two_buyers_through_the_settlement_machines_and_core_and_ord_ag
         "the change is spent by the second swap"
     );
     assert!(!chain.spent(&OutPoint::new(second.compute_txid(), 0))?);
+    let unknown = "11".repeat(32);
+    assert_eq!(chain.esplora(&format!("/tx/{unknown}/status"))?.0, 404);
+    assert_eq!(chain.esplora(&format!("/tx/{unknown}/outspend/0"))?.0, 404);
+    assert_eq!(
+        chain.esplora(&format!("/tx/{txid}/outspend/99"))?.0,
+        404,
+        "no such output"
+    );
+    assert_eq!(chain.esplora("/tx/nothex/status")?.0, 400);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let (_, metrics) = http_get(&format!("{}/metrics", chain.relay.http))?;
+    for (endpoint, outcome) in [
+        ("tx_status", "ok"),
+        ("tx_status", "not_found"),
+        ("tx_status", "bad_request"),
+        ("outspend", "ok"),
+        ("outspend", "not_found"),
+    ] {
+        let n = darkswap_tests::metric_value(
+            &metrics,
+            &format!("darkswap_relay_chain_gateway_requests_total{{endpoint=\"{endpoint}\",outcome=\"{outcome}\"}}"),
+        )
+        .unwrap_or(0.0);
+        assert!(n >= 1.0, "{endpoint} {outcome} counted");
+    }
     Ok(())
 }
 
