@@ -180,6 +180,16 @@ fn refuse(
     answer(status, "text/plain", why)
 }
 
+fn not_found(gw: &Gateway, endpoint: &'static str, what: &str) -> Response {
+    refuse(
+        gw,
+        endpoint,
+        "not_found",
+        StatusCode::NOT_FOUND,
+        what.to_string(),
+    )
+}
+
 fn bad_request(gw: &Gateway, endpoint: &'static str, why: String) -> Response {
     refuse(gw, endpoint, "bad_request", StatusCode::BAD_REQUEST, why)
 }
@@ -580,13 +590,7 @@ async fn tx_hex(State(gw): State<Arc<Gateway>>, Path(txid): Path<String>) -> Res
             text(hex)
         }
         Ok(_) => upstream(&gw, E, malformed("getrawtransaction")),
-        Err(RpcError::Rpc { .. }) => refuse(
-            &gw,
-            E,
-            "not_found",
-            StatusCode::NOT_FOUND,
-            "Transaction not found".into(),
-        ),
+        Err(RpcError::Rpc { .. }) => not_found(&gw, E, "Transaction not found"),
         Err(e) => upstream(&gw, E, e),
     }
 }
@@ -600,15 +604,7 @@ async fn tx_status(State(gw): State<Arc<Gateway>>, Path(txid): Path<String>) -> 
     }
     let verbose = match gw.rpc.call("getrawtransaction", json!([txid, true])).await {
         Ok(v) => v,
-        Err(RpcError::Rpc { .. }) => {
-            return refuse(
-                &gw,
-                E,
-                "not_found",
-                StatusCode::NOT_FOUND,
-                "Transaction not found".into(),
-            )
-        }
+        Err(RpcError::Rpc { .. }) => return not_found(&gw, E, "Transaction not found"),
         Err(e) => return upstream(&gw, E, e),
     };
     let Some(hash) = verbose.get("blockhash").and_then(Value::as_str) else {
@@ -655,22 +651,10 @@ async fn outspend(
                 gw.count(E, "ok");
                 json_answer(&json!({"spent": true}))
             } else {
-                refuse(
-                    &gw,
-                    E,
-                    "not_found",
-                    StatusCode::NOT_FOUND,
-                    "Output not found".into(),
-                )
+                not_found(&gw, E, "Output not found")
             }
         }
-        Err(RpcError::Rpc { .. }) => refuse(
-            &gw,
-            E,
-            "not_found",
-            StatusCode::NOT_FOUND,
-            "Transaction not found".into(),
-        ),
+        Err(RpcError::Rpc { .. }) => not_found(&gw, E, "Transaction not found"),
         Err(e) => upstream(&gw, E, e),
     }
 }

@@ -22,6 +22,7 @@ pub mod order;
 pub mod order_batch;
 pub mod relay_info;
 pub mod settle;
+mod text;
 mod time;
 pub mod trade;
 pub mod trade_envelope;

@@ -116,15 +116,7 @@ pub enum SettleWireError {
 }
 
 fn cut(reason: &str) -> String {
-    let mut r = reason.to_string();
-    if r.len() > MAX_ABORT_REASON_BYTES {
-        let mut at = MAX_ABORT_REASON_BYTES;
-        while !r.is_char_boundary(at) {
-            at -= 1;
-        }
-        r.truncate(at);
-    }
-    r
+    crate::text::cut_to(reason, MAX_ABORT_REASON_BYTES)
 }
 
 fn check_script(script: &[u8]) -> Result<(), SettleWireError> {

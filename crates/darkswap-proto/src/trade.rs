@@ -194,15 +194,7 @@ pub enum TradeWireError {
 }
 
 fn reason_text(reason: &str) -> String {
-    let mut r = reason.to_string();
-    if r.len() > MAX_REASON_BYTES {
-        let mut cut = MAX_REASON_BYTES;
-        while !r.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        r.truncate(cut);
-    }
-    r
+    crate::text::cut_to(reason, MAX_REASON_BYTES)
 }
 
 fn id16(bytes: &[u8]) -> Result<[u8; 16], TradeWireError> {

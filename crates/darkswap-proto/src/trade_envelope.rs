@@ -178,10 +178,15 @@ mod tests {
             }
         }
         assert_eq!(TradeEnvelope::decode(&[]), Err(EnvelopeError::Empty));
+        let over = MAX_TRADE_ENVELOPE_BYTES as usize;
+        let big = TradeEnvelope::Sealed(vec![0; over]).encode();
         assert_eq!(
-            TradeEnvelope::decode(&TradeEnvelope::Sealed(vec![0; 2_300]).encode()),
-            Err(EnvelopeError::TooLarge(2_303))
+            TradeEnvelope::decode(&big),
+            Err(EnvelopeError::TooLarge(big.len()))
         );
+        // A sealed frame carrying the largest trade message fits.
+        let largest = TradeEnvelope::Sealed(vec![0; MAX_TRADE_FRAME_BYTES as usize + 29]);
+        assert_eq!(TradeEnvelope::decode(&largest.encode()), Ok(largest));
         assert_eq!(
             TradeEnvelope::decode(&[0x18, 9]),
             Err(EnvelopeError::UnknownRefusal(9))

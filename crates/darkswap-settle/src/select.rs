@@ -12,9 +12,9 @@ use bitcoin::{Amount, OutPoint, ScriptBuf};
 use darkswap_proto::settle::MAX_OFFER_INPUTS;
 use darkswap_wallet::keys::KeyPath;
 use darkswap_wallet::runestone::RuneId;
-use darkswap_wallet::send::RUNE_OUTPUT_SATS;
+use darkswap_wallet::send::{rune_carriers, RUNE_OUTPUT_SATS};
 use darkswap_wallet::swap::{BuyerOffer, Offered, SellerOffer, Terms};
-use darkswap_wallet::utxo::{Assets, Locks, Utxo};
+use darkswap_wallet::utxo::{Locks, Utxo};
 
 use crate::convert::Offer;
 
@@ -133,25 +133,7 @@ pub fn seller<K: Clone + PartialEq>(
     rune_change: ScriptBuf,
 ) -> Result<Ours, SelectError> {
     let rune = terms.rune;
-    let mut carriers: Vec<&Utxo> = utxos
-        .iter()
-        .filter(|u| {
-            u.rune(rune) > 0
-                && !locks.is_locked(&u.outpoint)
-                && matches!(
-                    u.assets,
-                    Assets::Known {
-                        inscriptions: 0,
-                        ..
-                    }
-                )
-        })
-        .collect();
-    carriers.sort_by(|a, b| {
-        b.rune(rune)
-            .cmp(&a.rune(rune))
-            .then(a.outpoint.cmp(&b.outpoint))
-    });
+    let carriers = rune_carriers(utxos, locks, rune);
     let mut chosen: Vec<&Utxo> = Vec::new();
     let mut have: u128 = 0;
     for c in carriers {

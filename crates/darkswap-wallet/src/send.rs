@@ -206,25 +206,7 @@ pub fn send_runes<K: Clone + PartialEq>(
     let recipient = to.script_pubkey();
     let postage = Amount::from_sat(RUNE_OUTPUT_SATS);
     check_dust(postage, &recipient)?;
-    let mut carriers: Vec<&Utxo> = utxos
-        .iter()
-        .filter(|u| {
-            u.rune(rune) > 0
-                && !locks.is_locked(&u.outpoint)
-                && matches!(
-                    u.assets,
-                    crate::utxo::Assets::Known {
-                        inscriptions: 0,
-                        ..
-                    }
-                )
-        })
-        .collect();
-    carriers.sort_by(|a, b| {
-        b.rune(rune)
-            .cmp(&a.rune(rune))
-            .then(a.outpoint.cmp(&b.outpoint))
-    });
+    let carriers = rune_carriers(utxos, locks, rune);
     let mut rune_inputs = Vec::new();
     let mut have: u128 = 0;
     for c in carriers {
@@ -283,6 +265,35 @@ pub fn send_runes<K: Clone + PartialEq>(
         return Err(BuildError::Check(CheckFailure::Elsewhere));
     }
     Ok(unsigned)
+}
+
+/// The free outputs that carry `rune` and no inscription, as the indexer reported them, the
+/// most units first (ties by outpoint): what a rune send or a swap spends, in that order.
+pub fn rune_carriers<'a, K: Clone + PartialEq>(
+    utxos: &'a [Utxo],
+    locks: &Locks<K>,
+    rune: RuneId,
+) -> Vec<&'a Utxo> {
+    let mut carriers: Vec<&Utxo> = utxos
+        .iter()
+        .filter(|u| {
+            u.rune(rune) > 0
+                && !locks.is_locked(&u.outpoint)
+                && matches!(
+                    u.assets,
+                    crate::utxo::Assets::Known {
+                        inscriptions: 0,
+                        ..
+                    }
+                )
+        })
+        .collect();
+    carriers.sort_by(|a, b| {
+        b.rune(rune)
+            .cmp(&a.rune(rune))
+            .then(a.outpoint.cmp(&b.outpoint))
+    });
+    carriers
 }
 
 /// A rune to etch under a reserved name (ord names it from its block and index, so no commitment
