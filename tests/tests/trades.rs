@@ -60,6 +60,7 @@ async fn a_take_becomes_an_agreement_signed_by_both() -> anyhow::Result<()> {
         pair: pair(),
         order_id: order,
         amount: 300,
+        trade_id: darkswap_net::new_trade_id(),
         settlement: Default::default(),
     })?;
     let taker_side = finished_trade(&mut taker).await?;
@@ -112,6 +113,7 @@ async fn racing_takers_never_buy_the_same_unit_twice() -> anyhow::Result<()> {
             pair: pair(),
             order_id: order,
             amount: 60,
+            trade_id: darkswap_net::new_trade_id(),
             settlement: Default::default(),
         })?;
     }
@@ -144,15 +146,20 @@ async fn a_take_of_a_missing_or_too_small_amount_is_refused_clearly() -> anyhow:
     spec.min_fill = 50;
     let order = maker.handle.place_order(pair(), spec)?;
     see_order(&mut taker, order, 100).await?;
+    let chosen = darkswap_net::new_trade_id();
     taker.handle.command(Command::TakeOrder {
         pair: pair(),
         order_id: order,
         amount: 10,
+        trade_id: chosen,
         settlement: Default::default(),
     })?;
     let reason = taker
         .wait_for(T, |e| match e {
-            NodeEvent::Trading(TradingEvent::OrderFailed(error)) => Some(error.to_string()),
+            NodeEvent::Trading(TradingEvent::TakeFailed { trade_id, error }) => {
+                assert_eq!(*trade_id, chosen, "the failure names the take's id");
+                Some(error.to_string())
+            }
             _ => None,
         })
         .await?;
@@ -177,6 +184,7 @@ async fn a_taker_that_restarts_after_countersigning_resumes_to_the_same_end() ->
         pair: pair(),
         order_id: order,
         amount: 30,
+        trade_id: darkswap_net::new_trade_id(),
         settlement: Default::default(),
     })?;
     // The taker has countersigned (state accepted) and then "reloads": its node stops.
@@ -471,6 +479,7 @@ async fn native_traders_set_up_a_session_before_trading() -> anyhow::Result<()> 
         pair: pair(),
         order_id: order,
         amount: 50,
+        trade_id: darkswap_net::new_trade_id(),
         settlement: Default::default(),
     })?;
     // The taker's session comes first, then the trade ends agreed on both sides.
@@ -518,6 +527,7 @@ async fn live_trade_sessions_rekey_in_band_and_keep_working() -> anyhow::Result<
             pair: pair(),
             order_id: order,
             amount: 10,
+            trade_id: darkswap_net::new_trade_id(),
             settlement: Default::default(),
         })?;
         let mut agreed = false;

@@ -69,6 +69,7 @@ pub fn app() -> Html {
                 pair: pair.clone().ok_or("choose a pair first")?,
                 order_id: order.id,
                 amount: amount.unwrap_or(order.amount),
+                trade_id: darkswap_net::new_trade_id(),
                 settlement: Default::default(),
             })
         })

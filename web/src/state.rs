@@ -118,6 +118,7 @@ impl TradingState {
                 self.notice(format!("order {} withdrawn: {reason}", &id.to_hex()[..8]));
             }
             TradingEvent::OrderFailed(error) => self.error = Some(error.to_string()),
+            TradingEvent::TakeFailed { error, .. } => self.error = Some(error.to_string()),
             TradingEvent::BookSynced {
                 pair,
                 orders,

@@ -116,6 +116,7 @@ fn run_command(
                 pair,
                 order_id,
                 amount,
+                trade_id: darkswap_net::new_trade_id(),
                 settlement: Default::default(),
             })?;
         }
@@ -198,6 +199,10 @@ fn print_trading(
             println!("withdrawn {id} {reason}");
         }
         TradingEvent::OrderFailed(error) => println!("error {error}"),
+        TradingEvent::TakeFailed { trade_id, error } => println!(
+            "error take {} {error}",
+            darkswap_net::trade_id_hex(trade_id)
+        ),
         TradingEvent::BookSynced {
             pair,
             orders,

@@ -185,15 +185,12 @@ pub enum AuthEvent {
     },
 }
 
-/// Why a place, cancel, watch or take command was refused.
+/// Why a place, cancel or watch command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TradingError {
     /// The order book refused a watch, place or cancel.
     #[error(transparent)]
     Orders(#[from] OrdersError),
-    /// A take was refused before anything was sent.
-    #[error(transparent)]
-    Take(#[from] TakeError),
 }
 
 /// What the order book and the trade negotiation report (wrapped in [`NodeEvent::Trading`]).
@@ -223,8 +220,15 @@ pub enum TradingEvent {
         /// gossip still refused the new order 30 s after it was placed.
         reason: String,
     },
-    /// A place, cancel, watch or take command was refused.
+    /// A place, cancel or watch command was refused.
     OrderFailed(TradingError),
+    /// A take was refused before anything was sent.
+    TakeFailed {
+        /// The id we chose for it.
+        trade_id: TradeId,
+        /// Why.
+        error: TakeError,
+    },
     /// A trade was created or changed state.
     Trade(Box<Trade>),
     /// A book sync from the relay finished.
@@ -312,7 +316,9 @@ impl From<NegotiationEvent> for TradingEvent {
         match event {
             NegotiationEvent::Trade(t) => TradingEvent::Trade(t),
             NegotiationEvent::E2e(e) => TradingEvent::E2e(e),
-            NegotiationEvent::TakeFailed(e) => TradingEvent::OrderFailed(e.into()),
+            NegotiationEvent::TakeFailed { trade_id, error } => {
+                TradingEvent::TakeFailed { trade_id, error }
+            }
             NegotiationEvent::MessageRejected { reason } => {
                 TradingEvent::MessageRejected { reason }
             }

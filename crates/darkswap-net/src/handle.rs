@@ -92,6 +92,9 @@ pub enum Command {
         /// Base units to take: at least the order's minimum fill (or all that is left when
         /// less remains), at most what is free of it in our book.
         amount: u64,
+        /// The trade's id, chosen by us ([`crate::new_trade_id`]) so that what we prepare for
+        /// it (a settlement offer, reserved outputs) is named by it from the start.
+        trade_id: TradeId,
         /// The fee rate and our offer, for a trade settled on Bitcoin (the default: none).
         settlement: TakeSettlement,
     },

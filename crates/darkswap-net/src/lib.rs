@@ -44,8 +44,8 @@ pub use direct::QueueError;
 pub use event::{AuthEvent, MessageId, NodeEvent, RelayStatus, TradingError, TradingEvent};
 pub use handle::{Command, NodeError, NodeHandle};
 pub use negotiation::{
-    trade_id_hex, E2eEvent, TakeSettlement, Trade, TradeRole, TradeState, MAX_OPEN_TRADES,
-    MAX_TRADES,
+    new_trade_id, trade_id_hex, E2eEvent, TakeError, TakeSettlement, Trade, TradeRole, TradeState,
+    MAX_OPEN_TRADES, MAX_TRADES,
 };
 pub use node::{new_node, Node, PeerDialError};
 pub use orders::{

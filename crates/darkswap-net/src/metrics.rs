@@ -172,7 +172,9 @@ impl ClientMetrics {
             }
             TradingEvent::Settle { .. } => self.settle_received += 1,
             TradingEvent::SettleUndelivered { .. } => self.settle_undelivered += 1,
-            TradingEvent::OrderReduced(_) | TradingEvent::OrderFailed { .. } => {}
+            TradingEvent::OrderReduced(_)
+            | TradingEvent::OrderFailed { .. }
+            | TradingEvent::TakeFailed { .. } => {}
         }
     }
 

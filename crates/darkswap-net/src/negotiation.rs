@@ -260,6 +260,15 @@ pub enum TakeError {
     /// A settlement message for a trade that is not agreed with that peer.
     #[error("no agreed trade with that trader to settle")]
     NotAgreed,
+    /// The trade id chosen for a take is already one of ours.
+    #[error("that trade id is already in use")]
+    DuplicateId,
+}
+
+/// A fresh trade id, drawn at random (the taker chooses it, before the take, so that whatever
+/// it prepares for the trade can be named by it).
+pub fn new_trade_id() -> TradeId {
+    rand::random()
 }
 
 fn amount_refusal(available: &u64) -> String {
@@ -294,7 +303,12 @@ pub enum NegotiationEvent {
     /// The end-to-end sessions that carry trades.
     E2e(E2eEvent),
     /// A take was refused before anything was sent.
-    TakeFailed(TakeError),
+    TakeFailed {
+        /// The id the take would have had.
+        trade_id: TradeId,
+        /// Why.
+        error: TakeError,
+    },
     /// A trade message from the network was refused (counted in the client's metrics).
     MessageRejected {
         /// `trade_request_malformed` or `trade_response_malformed`.
@@ -575,14 +589,14 @@ impl Negotiation {
         pair: &Pair,
         order_id: OrderId,
         amount: u64,
+        id: TradeId,
         settlement: TakeSettlement,
         connected: bool,
         now_ms: u64,
     ) -> NegotiationOutput {
         let mut out = NegotiationOutput::default();
-        let id: TradeId = rand::random();
         let checked = self
-            .check_take(orders, pair, &order_id, amount, &settlement)
+            .check_take(orders, pair, &order_id, amount, &id, &settlement)
             .and_then(|order| {
                 let request = TradeRequest::Take {
                     trade_id: id,
@@ -597,7 +611,10 @@ impl Negotiation {
         let (maker, maker_side, price) = match checked {
             Ok(order) => order,
             Err(e) => {
-                out.events.push(NegotiationEvent::TakeFailed(e));
+                out.events.push(NegotiationEvent::TakeFailed {
+                    trade_id: id,
+                    error: e,
+                });
                 return out;
             }
         };
@@ -636,10 +653,14 @@ impl Negotiation {
         pair: &Pair,
         order_id: &OrderId,
         amount: u64,
+        id: &TradeId,
         settlement: &TakeSettlement,
     ) -> Result<(PeerId, Side, Price), TakeError> {
         if self.open_as(TradeRole::Taker, None) >= MAX_OPEN_TRADES {
             return Err(TakeError::TooManyOpen);
+        }
+        if self.trades.contains_key(id) {
+            return Err(TakeError::DuplicateId);
         }
         if !settlement.fits(pair) {
             return Err(TakeError::FeeRate(settlement.fee_rate));

@@ -560,6 +560,7 @@ impl Node {
                 pair,
                 order_id,
                 amount,
+                trade_id,
                 settlement,
             } => {
                 let connected = self
@@ -571,6 +572,7 @@ impl Node {
                     &pair,
                     order_id,
                     amount,
+                    trade_id,
                     settlement,
                     connected,
                     now_ms,

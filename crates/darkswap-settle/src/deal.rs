@@ -2,7 +2,7 @@
 //! many units, for how many satoshis, at what fee rate) and which role signs first.
 
 use bitcoin::Amount;
-use darkswap_orderbook::{Asset, Side as BookSide};
+use darkswap_orderbook::{quote_amount, Asset, Pair, Price, Side as BookSide};
 use darkswap_proto::trade::{Agreement, TradeId};
 use darkswap_wallet::runestone::RuneId;
 use darkswap_wallet::send::FeeRate;
@@ -48,6 +48,23 @@ pub enum DealError {
     FeeRate(u64),
 }
 
+/// What a trade is, in the book's words, before any side is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trade<'a> {
+    /// The trade.
+    pub trade_id: TradeId,
+    /// The order's pair.
+    pub pair: &'a Pair,
+    /// The maker's side of the order.
+    pub maker_side: BookSide,
+    /// Base units traded.
+    pub amount: u64,
+    /// Quote units paid for them.
+    pub quote_amount: u64,
+    /// The settlement's fee rate (sat/vB).
+    pub fee_rate: u64,
+}
+
 impl Deal {
     /// Our side of `agreement` (`me` is our PeerId's bytes, compared with the maker's and the
     /// taker's), the rune being `rune` (the id the rune indexer gives the pair's rune name), at
@@ -64,23 +81,59 @@ impl Deal {
         } else {
             return Err(DealError::NotOurs);
         };
+        let trade = Trade {
+            trade_id: agreement.trade_id,
+            pair: &agreement.pair,
+            maker_side: agreement.maker_side,
+            amount: agreement.amount,
+            quote_amount: agreement.quote_amount,
+            fee_rate: agreement.fee_rate,
+        };
+        Deal::new(role, trade, rune)
+    }
+
+    /// Our side of taking `amount` of an order at `price` (before the maker agrees: what the
+    /// taker offers with its take).
+    pub fn taking(
+        trade_id: TradeId,
+        pair: &Pair,
+        maker_side: BookSide,
+        price: Price,
+        amount: u64,
+        fee_rate: u64,
+        rune: RuneId,
+    ) -> Result<Deal, DealError> {
+        let quote_amount = quote_amount(amount, price).ok_or(DealError::Empty)?;
+        let trade = Trade {
+            trade_id,
+            pair,
+            maker_side,
+            amount,
+            quote_amount,
+            fee_rate,
+        };
+        Deal::new(Role::Taker, trade, rune)
+    }
+
+    /// `role`'s side of `trade`, the rune being `rune`.
+    pub fn new(role: Role, trade: Trade<'_>, rune: RuneId) -> Result<Deal, DealError> {
         // Who gives the rune: with the rune as the base, the base's seller; with the rune as
         // the quote (BTC/RUNE), the base's buyer.
-        let (rune_is_base, units, sats) = match (&agreement.pair.base, &agreement.pair.quote) {
-            (Asset::Rune(_), Asset::Btc) => (true, agreement.amount, agreement.quote_amount),
-            (Asset::Btc, Asset::Rune(_)) => (false, agreement.quote_amount, agreement.amount),
-            _ => return Err(DealError::Pair(agreement.pair.to_string())),
+        let (rune_is_base, units, sats) = match (&trade.pair.base, &trade.pair.quote) {
+            (Asset::Rune(_), Asset::Btc) => (true, trade.amount, trade.quote_amount),
+            (Asset::Btc, Asset::Rune(_)) => (false, trade.quote_amount, trade.amount),
+            _ => return Err(DealError::Pair(trade.pair.to_string())),
         };
         if units == 0 || sats == 0 {
             return Err(DealError::Empty);
         }
-        let fee_rate = FeeRate::sat_per_vb(agreement.fee_rate)
-            .map_err(|_| DealError::FeeRate(agreement.fee_rate))?;
-        let maker_sells_base = agreement.maker_side == BookSide::Sell;
+        let fee_rate =
+            FeeRate::sat_per_vb(trade.fee_rate).map_err(|_| DealError::FeeRate(trade.fee_rate))?;
+        let maker_sells_base = trade.maker_side == BookSide::Sell;
         let maker_gives_rune = maker_sells_base == rune_is_base;
         let we_give_rune = maker_gives_rune == (role == Role::Maker);
         Ok(Deal {
-            trade_id: agreement.trade_id,
+            trade_id: trade.trade_id,
             role,
             side: if we_give_rune {
                 Side::Seller
@@ -94,6 +147,15 @@ impl Deal {
                 fee_rate,
             },
         })
+    }
+
+    /// The rune's name of a pair that settles on Bitcoin (what the rune indexer resolves to an
+    /// id), or why it does not settle.
+    pub fn rune_name(pair: &Pair) -> Result<&str, DealError> {
+        match (&pair.base, &pair.quote) {
+            (Asset::Rune(name), Asset::Btc) | (Asset::Btc, Asset::Rune(name)) => Ok(name),
+            _ => Err(DealError::Pair(pair.to_string())),
+        }
     }
 
     /// The other side of the swap.

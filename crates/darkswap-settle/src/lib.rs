@@ -9,7 +9,11 @@
 //!   outputs checked against the chain and the rune indexer, the swap built on both sides,
 //!   signed (the taker first, the maker last), broadcast, confirmed; deadlines, aborts and
 //!   cancels; every refusal named and labelled for a counter;
-//! - [`store`]: the settlement persisted and resumed.
+//! - [`store`]: the settlement persisted and resumed;
+//! - [`chain`]: what a settlement asks the chain servers, as request plans (the other side's
+//!   outputs looked up, the swap watched);
+//! - [`desk`]: every settlement of one trader, with the outputs they lock: what the page and
+//!   the CLI drive.
 //!
 //! # The free option
 //! Whoever signs last holds, for a while, a transaction the other side has signed and cannot
@@ -24,14 +28,18 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
+pub mod chain;
 pub mod convert;
 pub mod deal;
+pub mod desk;
 pub mod machine;
 pub mod select;
 pub mod store;
 
+pub use chain::{ChainError, Lookup, Watch};
 pub use convert::Offer;
 pub use deal::{Deal, DealError, Role};
+pub use desk::{Desk, DeskError, DeskOutput, Task};
 pub use machine::{
     Action, ChainStatus, Found, LocalError, Output, Params, Refusal, Settlement, Step,
 };

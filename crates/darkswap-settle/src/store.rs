@@ -203,10 +203,6 @@ impl Settlement {
             2 => Side::Buyer,
             _ => return Err(StoreError::Malformed("side")),
         };
-        let their_side = match side {
-            Side::Seller => Side::Buyer,
-            Side::Buyer => Side::Seller,
-        };
         let deal = Deal {
             trade_id: s
                 .trade_id
@@ -262,7 +258,7 @@ impl Settlement {
         let theirs = if s.their_offer.is_empty() {
             None
         } else {
-            Some(offer_from(their_side, &s.their_offer)?)
+            Some(offer_from(deal.their_side(), &s.their_offer)?)
         };
         let step = *STEPS
             .get(s.step as usize)

@@ -589,7 +589,7 @@ fn a_counterparty_that_vanishes_before_signing_times_out_and_frees_our_outputs()
 #[test]
 fn after_signing_a_silent_maker_leaves_a_cancel_or_a_settlement_seen_on_the_chain() {
     let mut chain = Chain::default();
-    let (mut maker, m_sent, mut taker, t_sent) = pair(&mut chain);
+    let (_maker, m_sent, mut taker, _t_sent) = pair(&mut chain);
     // The taker gets the maker's offer and signs; the maker never answers its half.
     for m in m_sent {
         taker.receive(m, &chain, T0 + 10);
@@ -616,12 +616,10 @@ fn after_signing_a_silent_maker_leaves_a_cancel_or_a_settlement_seen_on_the_chai
     assert!(out.actions.contains(&Action::Release));
     assert_eq!(cancelled.step(), Step::Cancelled);
     // Case 2: the maker did sign and broadcast after all: the taker settles from the chain.
-    let _ = t_sent;
     let out = taker.s.on_chain(ChainStatus::Seen(1), late + 1);
     taker.apply(out, &chain, late + 1);
     assert_eq!(taker.s.step(), Step::Settled);
     assert_eq!(taker.locked(), 0);
-    let _ = &mut maker;
 }
 
 #[test]
@@ -755,4 +753,256 @@ fn selection_funds_each_side_or_says_what_is_short() {
     )
     .unwrap();
     assert_eq!(ours.offer.inputs().len(), 2);
+}
+
+// ---- The desk: both traders' settlements driven as the page and the CLI drive them. ----
+
+mod desk {
+    use super::*;
+    use crate::desk::{Desk, DeskError, DeskOutput, Task, MAX_EARLY_PER_TRADE};
+
+    struct Trader {
+        desk: Desk,
+        w: Wallet,
+        broadcast: Vec<Transaction>,
+        refused: Vec<&'static str>,
+    }
+
+    impl Trader {
+        fn new(w: Wallet) -> Trader {
+            Trader {
+                desk: Desk::new(Params::DEFAULT),
+                w,
+                broadcast: vec![],
+                refused: vec![],
+            }
+        }
+
+        fn ours(&self, side: Side) -> select::Ours {
+            let t = terms();
+            let k = &self.w.keys;
+            match side {
+                Side::Seller => select::seller(
+                    &self.w.utxos,
+                    self.desk.locks(),
+                    &t,
+                    script(k, KeyPath::receive(Account::Payment, 9)),
+                    script(k, KeyPath::change(Account::Runes, 0)),
+                ),
+                Side::Buyer => select::buyer(
+                    &self.w.utxos,
+                    self.desk.locks(),
+                    &t,
+                    script(k, KeyPath::receive(Account::Runes, 0)),
+                    script(k, KeyPath::change(Account::Payment, 0)),
+                ),
+            }
+            .unwrap()
+        }
+
+        /// Broadcasts noted, lookups answered from `chain` at once; the messages to send.
+        fn absorb(&mut self, out: DeskOutput, chain: &Chain, now: u64) -> Vec<Vec<u8>> {
+            let mut queue = VecDeque::from([out]);
+            let mut sent = vec![];
+            while let Some(out) = queue.pop_front() {
+                self.refused.extend(out.refused.iter().map(|(_, l)| *l));
+                for t in out.tasks {
+                    match t {
+                        Task::Send { trade_id, message } => {
+                            assert_eq!(trade_id, TRADE);
+                            sent.push(message);
+                        }
+                        Task::Broadcast { tx, .. } => self.broadcast.push(tx),
+                    }
+                }
+                let due: Vec<([u8; 16], Vec<OutPoint>)> = self
+                    .desk
+                    .lookups_due()
+                    .map(|(id, p)| (*id, p.clone()))
+                    .collect();
+                for (id, points) in due {
+                    let found = chain.lookup(&points);
+                    queue.push_back(self.desk.on_lookups(id, &found, &self.w.keys, now));
+                }
+            }
+            sent
+        }
+
+        fn receive(&mut self, messages: Vec<Vec<u8>>, chain: &Chain, now: u64) -> Vec<Vec<u8>> {
+            let mut sent = vec![];
+            for m in messages {
+                let out = self.desk.on_message(TRADE, &m, &self.w.keys, now);
+                sent.extend(self.absorb(out, chain, now));
+            }
+            sent
+        }
+
+        fn locked(&self) -> usize {
+            self.w
+                .utxos
+                .iter()
+                .filter(|u| self.desk.locks().is_locked(&u.outpoint))
+                .count()
+        }
+    }
+
+    fn deal(role: Role, side: Side) -> Deal {
+        Deal {
+            trade_id: TRADE,
+            role,
+            side,
+            terms: terms(),
+        }
+    }
+
+    /// The taker reserves with its take; the maker begins on agreement with the take's offer;
+    /// the taker begins once it hears the agreement.
+    fn agreed(chain: &mut Chain) -> (Trader, Trader, Vec<Vec<u8>>) {
+        let mut maker = Trader::new(seller_wallet(chain));
+        let mut taker = Trader::new(buyer_wallet(chain));
+        let ours = taker.ours(Side::Buyer);
+        let offer = taker
+            .desk
+            .reserve(deal(Role::Taker, Side::Buyer), ours, T0)
+            .unwrap();
+        assert!(taker.desk.is_reserved(&TRADE));
+        assert!(taker.locked() > 0, "reserved with the take");
+        let ours = maker.ours(Side::Seller);
+        let out = maker
+            .desk
+            .begin(
+                deal(Role::Maker, Side::Seller),
+                Some(ours),
+                Some(&offer),
+                &maker.w.keys,
+                T0 + 1,
+            )
+            .unwrap();
+        let to_taker = maker.absorb(out, chain, T0 + 1);
+        (maker, taker, to_taker)
+    }
+
+    fn pump(maker: &mut Trader, taker: &mut Trader, chain: &Chain, mut to_taker: Vec<Vec<u8>>) {
+        for _ in 0..10 {
+            let to_maker = taker.receive(std::mem::take(&mut to_taker), chain, T0 + 3);
+            if to_maker.is_empty() {
+                return;
+            }
+            to_taker = maker.receive(to_maker, chain, T0 + 4);
+        }
+        panic!("the two desks never stopped talking");
+    }
+
+    #[test]
+    fn two_desks_settle_with_the_offer_that_came_with_the_take_and_messages_that_came_early() {
+        let mut chain = Chain::default();
+        let (mut maker, mut taker, to_taker) = agreed(&mut chain);
+        // The maker's offer reaches the taker before the taker has heard the agreement: it
+        // waits, and is delivered when the taker begins.
+        assert!(taker.receive(to_taker, &chain, T0 + 2).is_empty());
+        let out = taker
+            .desk
+            .begin(
+                deal(Role::Taker, Side::Buyer),
+                None,
+                None,
+                &taker.w.keys,
+                T0 + 2,
+            )
+            .unwrap();
+        let to_maker = taker.absorb(out, &chain, T0 + 2);
+        let to_taker = maker.receive(to_maker, &chain, T0 + 3);
+        pump(&mut maker, &mut taker, &chain, to_taker);
+        assert!(maker.refused.is_empty() && taker.refused.is_empty());
+        let full = maker
+            .broadcast
+            .last()
+            .cloned()
+            .expect("the maker broadcasts");
+        assert_eq!(taker.broadcast.last(), Some(&full), "the taker too");
+        for t in [&mut maker, &mut taker] {
+            let watched = t.desk.watched();
+            assert_eq!(watched.len(), 1);
+            assert_eq!(watched[0].1, full.compute_txid());
+            assert_eq!(t.desk.get(&TRADE).unwrap().step(), Step::Broadcast);
+            let out = t.desk.on_chain(TRADE, ChainStatus::Seen(1), T0 + 10);
+            assert_eq!(out.changed, vec![TRADE]);
+            assert_eq!(t.desk.get(&TRADE).unwrap().step(), Step::Settled);
+            assert_eq!(t.locked(), 0, "released on settlement");
+            assert!(t.desk.watched().is_empty());
+        }
+    }
+
+    #[test]
+    fn an_agreement_other_than_the_reserved_take_is_never_settled() {
+        let mut chain = Chain::default();
+        let (_maker, mut taker, _) = agreed(&mut chain);
+        let mut other = deal(Role::Taker, Side::Buyer);
+        other.terms.units += 1;
+        let refused = taker.desk.begin(other, None, None, &taker.w.keys, T0 + 2);
+        assert!(matches!(refused, Err(DeskError::Mismatch)));
+        assert_eq!(taker.locked(), 0, "the reservation is released");
+        assert!(taker.desk.get(&TRADE).is_none());
+    }
+
+    #[test]
+    fn reservations_lapse_or_end_with_the_take_and_early_messages_are_bounded() {
+        let mut chain = Chain::default();
+        let (_maker, mut taker, to_taker) = agreed(&mut chain);
+        taker.desk.tick(T0 + Params::DEFAULT.step_timeout_ms - 1);
+        assert!(taker.locked() > 0);
+        taker.desk.tick(T0 + Params::DEFAULT.step_timeout_ms);
+        assert_eq!(taker.locked(), 0, "lapsed without an agreement");
+        assert!(!taker.desk.is_reserved(&TRADE));
+
+        let (_maker, mut taker, _) = agreed(&mut chain);
+        taker.desk.ended(TRADE, "the maker refused", T0 + 2);
+        assert_eq!(taker.locked(), 0);
+
+        let one = to_taker[0].clone();
+        for _ in 0..MAX_EARLY_PER_TRADE {
+            taker.receive(vec![one.clone()], &chain, T0 + 2);
+        }
+        assert!(taker.refused.is_empty());
+        taker.receive(vec![one], &chain, T0 + 2);
+        assert_eq!(taker.refused, ["early_overflow"]);
+        taker.receive(vec![vec![0xff, 0xff]], &chain, T0 + 2);
+        assert_eq!(taker.refused, ["early_overflow", "message_malformed"]);
+    }
+
+    #[test]
+    fn a_desk_restored_from_its_stored_settlements_holds_the_same_locks_and_goes_on() {
+        let mut chain = Chain::default();
+        let (mut maker, mut taker, to_taker) = agreed(&mut chain);
+        let out = taker
+            .desk
+            .begin(
+                deal(Role::Taker, Side::Buyer),
+                None,
+                None,
+                &taker.w.keys,
+                T0 + 2,
+            )
+            .unwrap();
+        taker.absorb(out, &chain, T0 + 2);
+        let to_maker = taker.receive(to_taker, &chain, T0 + 3);
+        assert_eq!(taker.desk.get(&TRADE).unwrap().step(), Step::Signed);
+        // The taker's page reloads.
+        let stored = taker.desk.stored();
+        assert_eq!(stored.len(), 1);
+        let locked = taker.locked();
+        taker.desk = Desk::new(Params::DEFAULT);
+        assert_eq!(taker.locked(), 0);
+        let out = taker.desk.restore(&stored[0].1, T0 + 4).unwrap();
+        assert_eq!(taker.locked(), locked);
+        let again = taker.absorb(out, &chain, T0 + 4);
+        assert_eq!(again, to_maker, "its signed half, sent again");
+        assert!(matches!(
+            taker.desk.restore(&stored[0].1, T0 + 4),
+            Err(DeskError::Exists)
+        ));
+        let to_taker = maker.receive(to_maker, &chain, T0 + 5);
+        pump(&mut maker, &mut taker, &chain, to_taker);
+        assert_eq!(taker.desk.get(&TRADE).unwrap().step(), Step::Broadcast);
+    }
 }

@@ -154,6 +154,7 @@ fn take(taker: &mut Trader, order: OrderId, amount: u64, now: u64) -> Negotiatio
         &pair(),
         order,
         amount,
+        crate::negotiation::new_trade_id(),
         TakeSettlement::default(),
         true,
         now,
@@ -477,7 +478,7 @@ fn takes_the_book_cannot_honour_are_refused_before_anything_is_sent() {
     let failed = |out: NegotiationOutput| -> TakeError {
         assert!(out.actions.is_empty(), "{out:?}");
         match &out.events[..] {
-            [NegotiationEvent::TakeFailed(e)] => e.clone(),
+            [NegotiationEvent::TakeFailed { error, .. }] => error.clone(),
             other => panic!("{other:?}"),
         }
     };
@@ -502,12 +503,38 @@ fn takes_the_book_cannot_honour_are_refused_before_anything_is_sent() {
         &pair(),
         order,
         40,
+        crate::negotiation::new_trade_id(),
         TakeSettlement::default(),
         true,
         T0,
     );
     assert_eq!(failed(own), TakeError::OwnOrder);
     assert_eq!(taker.negotiation.open_trades(), 0);
+    // The taker chooses the id; one already in use is refused, and the failure names it.
+    let id = crate::negotiation::new_trade_id();
+    let again = |taker: &mut Trader| {
+        taker.negotiation.take(
+            &taker.orders,
+            &pair(),
+            order,
+            40,
+            id,
+            TakeSettlement::default(),
+            true,
+            T0,
+        )
+    };
+    let first = again(&mut taker);
+    assert!(first
+        .events
+        .iter()
+        .any(|e| matches!(e, NegotiationEvent::Trade(t) if t.id == id)));
+    let second = again(&mut taker);
+    assert!(second.actions.is_empty());
+    assert!(matches!(
+        &second.events[..],
+        [NegotiationEvent::TakeFailed { trade_id, error: TakeError::DuplicateId }] if *trade_id == id
+    ));
 }
 
 #[test]
@@ -519,6 +546,7 @@ fn a_maker_out_of_reach_ends_the_take_and_an_unanswered_handshake_too() {
         &pair(),
         order,
         10,
+        crate::negotiation::new_trade_id(),
         TakeSettlement::default(),
         false,
         T0,
@@ -793,6 +821,7 @@ fn a_settling_take_signs_its_fee_rate_and_settlement_messages_flow_both_ways() {
         &pair(),
         order,
         40_000,
+        crate::negotiation::new_trade_id(),
         settlement,
         true,
         T0 + 1,
@@ -877,13 +906,17 @@ fn fee_rates_suit_only_pairs_that_settle_on_bitcoin() {
         &pair(),
         order,
         10,
+        crate::negotiation::new_trade_id(),
         with(MAX_TRADE_FEE_RATE + 1, vec![]),
         true,
         T0,
     );
     assert!(sends(&out).is_empty());
-    assert!(out
-        .events
-        .iter()
-        .any(|e| matches!(e, NegotiationEvent::TakeFailed(TakeError::FeeRate(_)))));
+    assert!(out.events.iter().any(|e| matches!(
+        e,
+        NegotiationEvent::TakeFailed {
+            error: TakeError::FeeRate(_),
+            ..
+        }
+    )));
 }
