@@ -837,6 +837,13 @@ mod desk {
             sent
         }
 
+        /// The taker hears the agreement: its settlement begins from the reservation.
+        fn heard_agreement(&mut self, chain: &Chain) -> Vec<Vec<u8>> {
+            let deal = deal(Role::Taker, Side::Buyer);
+            let out = self.desk.begin(deal, None, None, &self.w.keys, T0 + 2);
+            self.absorb(out.unwrap(), chain, T0 + 2)
+        }
+
         fn locked(&self) -> usize {
             self.w
                 .utxos
@@ -900,17 +907,7 @@ mod desk {
         // The maker's offer reaches the taker before the taker has heard the agreement: it
         // waits, and is delivered when the taker begins.
         assert!(taker.receive(to_taker, &chain, T0 + 2).is_empty());
-        let out = taker
-            .desk
-            .begin(
-                deal(Role::Taker, Side::Buyer),
-                None,
-                None,
-                &taker.w.keys,
-                T0 + 2,
-            )
-            .unwrap();
-        let to_maker = taker.absorb(out, &chain, T0 + 2);
+        let to_maker = taker.heard_agreement(&chain);
         let to_taker = maker.receive(to_maker, &chain, T0 + 3);
         pump(&mut maker, &mut taker, &chain, to_taker);
         assert!(maker.refused.is_empty() && taker.refused.is_empty());
@@ -974,17 +971,7 @@ mod desk {
     fn a_desk_restored_from_its_stored_settlements_holds_the_same_locks_and_goes_on() {
         let mut chain = Chain::default();
         let (mut maker, mut taker, to_taker) = agreed(&mut chain);
-        let out = taker
-            .desk
-            .begin(
-                deal(Role::Taker, Side::Buyer),
-                None,
-                None,
-                &taker.w.keys,
-                T0 + 2,
-            )
-            .unwrap();
-        taker.absorb(out, &chain, T0 + 2);
+        taker.heard_agreement(&chain);
         let to_maker = taker.receive(to_taker, &chain, T0 + 3);
         assert_eq!(taker.desk.get(&TRADE).unwrap().step(), Step::Signed);
         // The taker's page reloads.
