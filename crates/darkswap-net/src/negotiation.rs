@@ -223,6 +223,16 @@ pub fn trade_id_hex(id: &TradeId) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Why a sealed answer could not be read.
+enum Unread {
+    /// It opened but does not decode.
+    Malformed,
+    /// It opened to something other than data (a handshake message).
+    Unexpected,
+    /// It did not open.
+    Sealed(E2eError),
+}
+
 /// Why a take was refused before anything was sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TakeError {
@@ -1386,37 +1396,23 @@ impl Negotiation {
         }
         match envelope {
             TradeEnvelope::Sealed(frame) => {
-                let aad = response_aad(&self.me, &peer, &frame_digest);
-                match self
-                    .sessions
-                    .open(peer, Role::Initiator, &aad, &frame, now_ms)
-                {
-                    Ok(Opened::Data(plaintext)) => match TradeResponse::decode(&plaintext) {
-                        Ok(response) => self.on_plain_response(peer, id, response, now_ms, out),
-                        Err(_) => {
-                            out.events.push(NegotiationEvent::MessageRejected {
-                                reason: "trade_response_malformed",
-                            });
-                            self.abort_taker(
-                                id,
-                                "malformed answer from the maker".into(),
-                                peer,
-                                now_ms,
-                                out,
-                            );
-                        }
-                    },
-                    Ok(_) => self.unexpected_answer(id, peer, now_ms, out),
-                    Err(e) => {
-                        out.rejected(peer, e.label());
-                        self.abort_taker(
-                            id,
-                            format!("the maker's sealed answer did not open ({e})"),
-                            peer,
-                            now_ms,
-                            out,
-                        );
-                    }
+                match self.open_answer(peer, &frame_digest, &frame, now_ms, out) {
+                    Ok(response) => self.on_plain_response(peer, id, response, now_ms, out),
+                    Err(Unread::Malformed) => self.abort_taker(
+                        id,
+                        "malformed answer from the maker".into(),
+                        peer,
+                        now_ms,
+                        out,
+                    ),
+                    Err(Unread::Unexpected) => self.unexpected_answer(id, peer, now_ms, out),
+                    Err(Unread::Sealed(e)) => self.abort_taker(
+                        id,
+                        format!("the maker's sealed answer did not open ({e})"),
+                        peer,
+                        now_ms,
+                        out,
+                    ),
                 }
             }
             TradeEnvelope::Refused(refusal)
@@ -1453,33 +1449,15 @@ impl Negotiation {
         let id = queued.id;
         let problem = match envelope {
             TradeEnvelope::Sealed(frame) => {
-                let aad = response_aad(&self.me, &peer, &frame_digest);
-                match self
-                    .sessions
-                    .open(peer, Role::Initiator, &aad, &frame, now_ms)
-                {
-                    Ok(Opened::Data(plaintext)) => match TradeResponse::decode(&plaintext) {
-                        Ok(TradeResponse::Settled { trade_id }) if trade_id == id => return,
-                        Ok(TradeResponse::Rejected { reason }) => reason,
-                        Ok(_) => {
-                            out.rejected(peer, "unexpected_kind");
-                            "unexpected answer".into()
-                        }
-                        Err(_) => {
-                            out.events.push(NegotiationEvent::MessageRejected {
-                                reason: "trade_response_malformed",
-                            });
-                            "malformed answer".into()
-                        }
-                    },
-                    Ok(_) => {
+                match self.open_answer(peer, &frame_digest, &frame, now_ms, out) {
+                    Ok(TradeResponse::Settled { trade_id }) if trade_id == id => return,
+                    Ok(TradeResponse::Rejected { reason }) => reason,
+                    Ok(_) | Err(Unread::Unexpected) => {
                         out.rejected(peer, "unexpected_kind");
                         "unexpected answer".into()
                     }
-                    Err(e) => {
-                        out.rejected(peer, e.label());
-                        format!("the sealed answer did not open ({e})")
-                    }
+                    Err(Unread::Malformed) => "malformed answer".into(),
+                    Err(Unread::Sealed(e)) => format!("the sealed answer did not open ({e})"),
                 }
             }
             TradeEnvelope::Refused(refusal)
@@ -1502,6 +1480,35 @@ impl Negotiation {
             trade_id: id,
             reason: problem,
         });
+    }
+
+    /// Opens and decodes a sealed answer to one of our requests; what does not open or decode
+    /// is counted here, an answer of the wrong kind by the caller.
+    fn open_answer(
+        &mut self,
+        peer: PeerId,
+        frame_digest: &[u8; 32],
+        frame: &[u8],
+        now_ms: u64,
+        out: &mut NegotiationOutput,
+    ) -> Result<TradeResponse, Unread> {
+        let aad = response_aad(&self.me, &peer, frame_digest);
+        match self
+            .sessions
+            .open(peer, Role::Initiator, &aad, frame, now_ms)
+        {
+            Ok(Opened::Data(plaintext)) => TradeResponse::decode(&plaintext).map_err(|_| {
+                out.events.push(NegotiationEvent::MessageRejected {
+                    reason: "trade_response_malformed",
+                });
+                Unread::Malformed
+            }),
+            Ok(_) => Err(Unread::Unexpected),
+            Err(e) => {
+                out.rejected(peer, e.label());
+                Err(Unread::Sealed(e))
+            }
+        }
     }
 
     /// The maker answered our request with something else than an answer to it: refused,
