@@ -149,15 +149,6 @@ impl Deal {
         })
     }
 
-    /// The rune's name of a pair that settles on Bitcoin (what the rune indexer resolves to an
-    /// id), or why it does not settle.
-    pub fn rune_name(pair: &Pair) -> Result<&str, DealError> {
-        match (&pair.base, &pair.quote) {
-            (Asset::Rune(name), Asset::Btc) | (Asset::Btc, Asset::Rune(name)) => Ok(name),
-            _ => Err(DealError::Pair(pair.to_string())),
-        }
-    }
-
     /// The other side of the swap.
     pub fn their_side(&self) -> Side {
         match self.side {

@@ -384,11 +384,6 @@ impl Desk {
             .collect()
     }
 
-    /// One settlement's stored form.
-    pub fn stored_one(&self, trade_id: &TradeId) -> Option<Vec<u8>> {
-        self.settlements.get(trade_id).map(Settlement::encode)
-    }
-
     /// Takes a stored settlement back and carries on where it stopped (locks again, lookups,
     /// the last message again, a whole transaction broadcast again).
     pub fn restore(&mut self, bytes: &[u8], now_ms: u64) -> Result<DeskOutput, DeskError> {
