@@ -62,17 +62,55 @@ pub fn app() -> Html {
         })
     };
     let on_cancel = node.callback(|id: OrderId| Ok(Command::CancelOrder { id }));
+    // A take on a runes-for-bitcoin pair, where the relay names a chain, goes through the
+    // settlement driver (our offer is chosen and sent with it); any other take goes out as it is.
     let on_take = {
         let pair = state.trading.pair.clone();
-        node.callback(move |(order, amount): (OrderView, Option<u64>)| {
-            Ok(Command::TakeOrder {
-                pair: pair.clone().ok_or("choose a pair first")?,
-                order_id: order.id,
-                amount: amount.unwrap_or(order.amount),
-                trade_id: darkswap_net::new_trade_id(),
-                settlement: Default::default(),
-            })
+        let node = node.clone();
+        Callback::from(
+            move |(order, amount, fee_rate): (OrderView, Option<u64>, u64)| {
+                let Some(pair) = pair.clone() else {
+                    return node.dispatch(Action::TradingError("choose a pair first".into()));
+                };
+                let trade_id = darkswap_net::new_trade_id();
+                let amount = amount.unwrap_or(order.amount);
+                let settler = node.settler();
+                if pair.settles_on_bitcoin() && settler.settles() {
+                    let request = darkswap_settle::driver::TakeRequest {
+                        trade_id,
+                        pair,
+                        order_id: order.id,
+                        maker_side: order.side,
+                        price: order.price,
+                        amount,
+                        fee_rate,
+                    };
+                    if let Err(e) = settler.take(request) {
+                        node.dispatch(Action::TradingError(format!("take not sent: {e}")));
+                    }
+                    return;
+                }
+                node.command(Command::TakeOrder {
+                    pair,
+                    order_id: order.id,
+                    amount,
+                    trade_id,
+                    settlement: Default::default(),
+                });
+            },
+        )
+    };
+    let on_abort = {
+        let node = node.clone();
+        Callback::from(move |trade_id| {
+            if let Err(e) = node.settler().abort(trade_id) {
+                node.dispatch(Action::TradingError(e));
+            }
         })
+    };
+    let on_keys = {
+        let node = node.clone();
+        Callback::from(move |keys| node.settler().set_keys(keys))
     };
     let on_auth = {
         let node = node.clone();
@@ -176,22 +214,24 @@ pub fn app() -> Html {
                         <MessageLog state={state.clone()} />
                     </>
                 }) }
-                { panel(Panel::Wallet, html! { <WalletPanel relay_info_url={crate::network::relay_info_url()} on_view={on_wallet_view} /> }) }
-                { panel(Panel::Metrics, html! { <MetricsPanel metrics={state.metrics.clone()} /> }) }
+                { panel(Panel::Wallet, html! { <WalletPanel relay_info_url={crate::network::relay_info_url()} on_view={on_wallet_view} on_keys={on_keys} /> }) }
+                { panel(Panel::Metrics, html! { <MetricsPanel metrics={state.metrics.clone()} settle={state.settle_counters.clone()} /> }) }
                 { panel(Panel::Alerts, html! { <AlertPanel settings={*alert_settings} on_change={on_alert_settings} /> }) }
             </div>
             <AlertToasts alerts={state.alerts.clone()} settings={*alert_settings} on_dismiss={on_dismiss} on_visible={on_visible} />
             <main id="market">
                 <PairSelector current={trading.pair.clone()} on_select={on_select} />
-                <OrderBook view={view} synced={synced} on_take={on_take} />
+                <OrderBook view={view} synced={synced} on_take={on_take} settling={trading.settling} />
                 <div class="side">
                     <OrderForm pair={trading.pair.clone()} error={trading.error.clone()} on_place={on_place} wallet={(*wallet_view).clone()} own={trading.own.clone()} />
                     <MyOrders own={trading.own.clone()} notices={trading.notices.clone()} on_cancel={on_cancel} />
-                    <TradeList trades={trading.trades.clone()} />
+                    <TradeList trades={trading.trades.clone()} settlements={trading.settlements.clone()}
+                        settling={trading.settling} trouble={trading.settle_trouble.clone()}
+                        chain_view={trading.chain_view.clone()} on_abort={on_abort} />
                 </div>
             </main>
             <footer class="muted">
-                { "Peer-to-peer trading client: the order book and trade agreements are live; settlement (moving funds) is not built yet." }
+                { "Peer-to-peer trading client: the order book and trade agreements are live; trades on runes-for-bitcoin pairs settle on Bitcoin in one transaction where the relay names a chain." }
             </footer>
         </ContextProvider<NodeContext>>
     }

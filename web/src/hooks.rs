@@ -10,6 +10,7 @@ use std::rc::Rc;
 use darkswap_net::{Command, NodeError, NodeHandle};
 use yew::prelude::*;
 
+use crate::settle::Settler;
 use crate::state::{Action, AppState};
 
 impl Reducible for AppState {
@@ -25,6 +26,7 @@ impl Reducible for AppState {
 pub struct NodeContext {
     handle: Option<Rc<NodeHandle>>,
     dispatch: UseReducerDispatcher<AppState>,
+    settler: Rc<Settler>,
 }
 
 impl PartialEq for NodeContext {
@@ -34,7 +36,7 @@ impl PartialEq for NodeContext {
             (None, None) => true,
             _ => false,
         };
-        same_handle && self.dispatch == other.dispatch
+        same_handle && self.dispatch == other.dispatch && Rc::ptr_eq(&self.settler, &other.settler)
     }
 }
 
@@ -42,6 +44,11 @@ impl NodeContext {
     /// The node's handle, once it runs.
     pub fn handle(&self) -> Option<Rc<NodeHandle>> {
         self.handle.clone()
+    }
+
+    /// The page's settlements.
+    pub fn settler(&self) -> Rc<Settler> {
+        self.settler.clone()
     }
 
     /// The reducer's dispatcher.
@@ -85,13 +92,18 @@ impl NodeContext {
 #[hook]
 pub fn use_node_start(state: &UseReducerHandle<AppState>) -> NodeContext {
     let handle = use_state(|| None::<Rc<NodeHandle>>);
+    let settler = {
+        let dispatch = state.dispatcher();
+        (*use_state(move || Settler::new(dispatch))).clone()
+    };
     {
         let dispatch = state.dispatcher();
         let relay_url = state.relay_url.clone();
         let handle = handle.clone();
+        let settler = settler.clone();
         use_effect_with((), move |_| {
             wasm_bindgen_futures::spawn_local(async move {
-                if let Some(h) = crate::network::start(relay_url, dispatch).await {
+                if let Some(h) = crate::network::start(relay_url, dispatch, settler).await {
                     handle.set(Some(Rc::new(h)));
                 }
             });
@@ -100,6 +112,7 @@ pub fn use_node_start(state: &UseReducerHandle<AppState>) -> NodeContext {
     NodeContext {
         handle: (*handle).clone(),
         dispatch: state.dispatcher(),
+        settler,
     }
 }
 

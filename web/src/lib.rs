@@ -21,6 +21,8 @@ mod hooks;
 mod identity;
 #[cfg(target_arch = "wasm32")]
 mod network;
+#[cfg(target_arch = "wasm32")]
+mod settle;
 pub mod state;
 #[cfg(target_arch = "wasm32")]
 mod storage;

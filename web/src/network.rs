@@ -1,6 +1,7 @@
 //! Starts the trader's node in the page: identity → relay description → node → events into the
 //! reducer.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use darkswap_net::relay_info::fetch_relay_info;
@@ -10,6 +11,7 @@ use futures::StreamExt;
 use gloo_timers::future::sleep;
 use yew::UseReducerDispatcher;
 
+use crate::settle::Settler;
 use crate::state::{Action, AppState};
 use crate::storage::{get_bytes, put_bytes};
 use crate::timing::{reached, Milestone};
@@ -42,6 +44,7 @@ pub fn relay_info_url() -> String {
 pub async fn start(
     relay_url: String,
     dispatch: UseReducerDispatcher<AppState>,
+    settler: Rc<Settler>,
 ) -> Option<NodeHandle> {
     let keypair = match crate::identity::load_or_create().await {
         Ok(k) => {
@@ -94,6 +97,7 @@ pub async fn start(
     };
     wasm_bindgen_futures::spawn_local(node.run());
     reached(Milestone::NodeRunning);
+    settler.attach(handle.clone(), relay_url.clone());
     {
         let dispatch = dispatch.clone();
         wasm_bindgen_futures::spawn_local(async move {
@@ -147,7 +151,14 @@ pub async fn start(
                     }
                 }
             }
+            let trading = match &event {
+                NodeEvent::Trading(t) => Some(t.clone()),
+                _ => None,
+            };
             dispatch.dispatch(Action::Node(Box::new(event)));
+            if let Some(t) = trading {
+                settler.on_trading(&t);
+            }
         }
     });
     Some(handle)

@@ -70,6 +70,14 @@ pub struct TradingState {
     pub rejected: u64,
     /// Our trades, by id (hex).
     pub trades: Rc<BTreeMap<String, Trade>>,
+    /// Their settlements on Bitcoin, by trade id (hex).
+    pub settlements: Rc<BTreeMap<String, darkswap_settle::driver::View>>,
+    /// Whether trades on runes-for-bitcoin pairs settle here (the relay names a chain).
+    pub settling: bool,
+    /// Where a swap is shown on the chain (`{root}/tx/{txid}`): ord's page, else the chain API.
+    pub chain_view: Option<String>,
+    /// The last trouble of the settlements (a chain read that failed, a message not sent).
+    pub settle_trouble: Option<String>,
 }
 
 /// Most trades kept on the page.
@@ -133,8 +141,8 @@ impl TradingState {
                 retry_in.as_secs()
             )),
             TradingEvent::MessageRejected { .. } => self.rejected += 1,
-            // Counted in the metrics panel (ClientMetrics). The page does not settle trades yet,
-            // so a settlement message is counted there and not acted on.
+            // Counted in the metrics panel (ClientMetrics); settlement messages go to the
+            // settlement driver (`crate::settle`), whose changes arrive as `Action::Settlement`.
             TradingEvent::E2e(_)
             | TradingEvent::Settle { .. }
             | TradingEvent::SettleUndelivered { .. } => {}
@@ -181,6 +189,8 @@ pub struct AppState {
     pub log: Rc<VecDeque<Entry>>,
     pub trading: Rc<TradingState>,
     pub metrics: Rc<darkswap_net::metrics::ClientMetrics>,
+    /// The settlement driver's counters (exported with the client metrics).
+    pub settle_counters: Rc<darkswap_settle::driver::Counters>,
     pub auth: AuthStatus,
     /// The method in use: "identity" or "shared_key".
     pub auth_method: &'static str,
@@ -206,6 +216,7 @@ impl AppState {
             log: Rc::default(),
             trading: Rc::default(),
             metrics: Default::default(),
+            settle_counters: Default::default(),
             auth: AuthStatus::Waiting,
             auth_method: "identity",
             auth_error: None,
@@ -270,6 +281,16 @@ pub enum Action {
         visible: bool,
         at_ms: u64,
     },
+    /// Settlement began here (the relay names a chain); where swaps are shown.
+    Settling {
+        chain_view: String,
+    },
+    /// A trade's settlement changed.
+    Settlement(Box<darkswap_settle::driver::View>),
+    /// The settlement driver's counters, after a change.
+    SettleCounters(Box<darkswap_settle::driver::Counters>),
+    /// Something in settlement went wrong (in words), and is tried again or shown.
+    SettleTrouble(String),
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -316,6 +337,32 @@ impl AppState {
             Action::Node(event) => {
                 Rc::make_mut(&mut s.metrics).observe(&event);
                 s.node_event(*event);
+            }
+            Action::Settling { chain_view } => {
+                let trading = Rc::make_mut(&mut s.trading);
+                trading.settling = true;
+                trading.chain_view = Some(chain_view);
+            }
+            Action::Settlement(view) => {
+                let trading = Rc::make_mut(&mut s.trading);
+                let map = Rc::make_mut(&mut trading.settlements);
+                map.insert(darkswap_net::trade_id_hex(&view.trade_id), *view);
+                // The page keeps as many as it keeps trades.
+                while map.len() > MAX_TRADES_SHOWN {
+                    let oldest = map
+                        .iter()
+                        .find(|(k, _)| !trading.trades.contains_key(*k))
+                        .or_else(|| map.iter().next())
+                        .map(|(k, _)| k.clone());
+                    match oldest {
+                        Some(k) => map.remove(&k),
+                        None => break,
+                    };
+                }
+            }
+            Action::SettleCounters(c) => s.settle_counters = Rc::new(*c),
+            Action::SettleTrouble(words) => {
+                Rc::make_mut(&mut s.trading).settle_trouble = Some(words)
             }
         }
         Rc::new(s)

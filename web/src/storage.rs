@@ -30,10 +30,10 @@ pub enum StorageError {
 
 const DB_NAME: &str = "darkswap";
 /// Version 2 added the "trading" store (own orders and trades), 3 the "wallet" store (the sealed
-/// mnemonic and the unlock throttle).
-const DB_VERSION: u32 = 3;
+/// mnemonic and the unlock throttle), 4 the "settlements" store.
+const DB_VERSION: u32 = 4;
 /// Every object store; the upgrade creates whichever is missing.
-const STORES: &[&str] = &["identity", "trading", "wallet"];
+const STORES: &[&str] = &["identity", "trading", "wallet", "settlements"];
 
 fn describe(e: JsValue) -> StorageError {
     StorageError::Browser(

@@ -173,7 +173,7 @@ async fn fetch_once(
 
 /// A GET, tried again while the server is unreachable, slow, overloaded (429) or failing (5xx)
 /// as `darkswap_wallet::retry` says; any other answer is returned as it is.
-async fn get(url: &str, json: bool) -> Result<(u16, Vec<u8>), String> {
+pub async fn get(url: &str, json: bool) -> Result<(u16, Vec<u8>), String> {
     let mut attempt = 1;
     loop {
         let outcome = fetch_once("GET", url, json, None).await;

@@ -3,6 +3,9 @@
 
 use darkswap_net::{Trade, TradeRole, TradeState};
 use darkswap_orderbook::{quote_amount, Asset, Pair, Price, Side, PRICE_SCALE};
+use darkswap_settle::driver::View;
+use darkswap_settle::{Role, Step};
+use darkswap_wallet::swap::Side as SwapSide;
 
 /// An amount of `asset` given in its smallest unit, as on the wire: satoshis for BTC, written
 /// with their value in BTC too ("200 sat (0.000002 BTC)"); any other asset by its smallest unit
@@ -51,6 +54,59 @@ pub fn state_text(state: &TradeState, pair: &Pair) -> String {
         TradeState::Rejected { reason } => format!("rejected: {reason}"),
         TradeState::Aborted { reason } => format!("aborted: {reason}"),
     }
+}
+
+/// Where a trade's settlement on Bitcoin stands, in words (`we_make`: the order was ours, so we
+/// sign last and broadcast).
+pub fn settle_text(v: &View) -> String {
+    let reason = v.reason.as_deref().unwrap_or("");
+    let (seen, needed) = v.confirmations;
+    let we_make = v.deal.is_some_and(|d| d.role == Role::Maker);
+    match v.step {
+        None => format!("settling: {reason}"),
+        Some(Step::Offered) => "settling: offers exchanged; waiting for the other side's".into(),
+        Some(Step::Checking) => "settling: checking the other side's outputs on the chain".into(),
+        Some(Step::Checked) if we_make => {
+            "settling: swap built and checked; waiting for the taker's signatures".into()
+        }
+        Some(Step::Checked) => "settling: swap built and checked; signing".into(),
+        Some(Step::Signed) if v.cancel_offered => format!("signed; {reason}"),
+        Some(Step::Signed) => "signed; waiting for the maker to complete and broadcast".into(),
+        Some(Step::Broadcast) => format!("broadcast: {seen} of {needed} confirmations"),
+        Some(Step::Settled) => format!("settled: the assets moved ({seen} confirmations)"),
+        Some(Step::Aborted) => format!("not settled, nothing moved: {reason}"),
+        Some(Step::Cancelled) => format!("cancelled: {reason}"),
+    }
+}
+
+/// What we give and get in the swap (`rune` is the pair's rune), once its fee is known: the
+/// seller gets the price less its share of the fee; the buyer pays the price and its share,
+/// and its runes arrive on an output of its own carrying 546 sat.
+pub fn gave_got(v: &View, rune: &Asset) -> Option<String> {
+    let deal = v.deal?;
+    let (_, ours) = v.fee?;
+    let units = u64::try_from(deal.terms.units).ok()?;
+    let price = deal.terms.price.to_sat();
+    let done = v.step == Some(Step::Settled);
+    let (give, get) = if done {
+        ("gave", "got")
+    } else {
+        ("give", "get")
+    };
+    Some(match deal.side {
+        SwapSide::Seller => format!(
+            "you {give} {} and {get} {} (the price less your {} share of the fee)",
+            in_units(rune, units),
+            in_units(&Asset::Btc, price.saturating_sub(ours.to_sat())),
+            in_units(&Asset::Btc, ours.to_sat()),
+        ),
+        SwapSide::Buyer => format!(
+            "you {give} {} (the price and your {} share of the fee) and {get} {}",
+            in_units(&Asset::Btc, price.saturating_add(ours.to_sat())),
+            in_units(&Asset::Btc, ours.to_sat()),
+            in_units(rune, units),
+        ),
+    })
 }
 
 /// What an order would do, in words, as the trader types it: "You sell 1000 RUNE:X and receive
@@ -109,6 +165,65 @@ mod tests {
             state_text(&TradeState::Agreed, &Pair::parse("BTC/USDT").unwrap()),
             "agreed — this pair cannot settle on Bitcoin: nothing moves"
         );
+    }
+
+    fn view(side: SwapSide, step: Option<Step>) -> View {
+        use bitcoin::Amount;
+        use darkswap_settle::Deal;
+        use darkswap_wallet::swap::Terms;
+        View {
+            trade_id: [1; 16],
+            deal: Some(Deal {
+                trade_id: [1; 16],
+                role: Role::Maker,
+                side,
+                terms: Terms {
+                    rune: "5:1".parse().unwrap(),
+                    units: 40_000,
+                    price: Amount::from_sat(200_000),
+                    fee_rate: darkswap_wallet::FeeRate::sat_per_vb(2).unwrap(),
+                },
+            }),
+            step,
+            reason: Some("the other side did not answer within 120 s".into()),
+            txid: None,
+            confirmations: (1, 1),
+            fee: Some((Amount::from_sat(700), Amount::from_sat(300))),
+            cancel_offered: false,
+        }
+    }
+
+    #[test]
+    fn a_settlement_reads_as_where_it_stands_and_what_moves() {
+        let rune = Asset::parse("RUNE:DOG").unwrap();
+        let seller = view(SwapSide::Seller, Some(Step::Settled));
+        assert_eq!(
+            settle_text(&seller),
+            "settled: the assets moved (1 confirmations)"
+        );
+        assert_eq!(
+            gave_got(&seller, &rune).unwrap(),
+            "you gave 40000 RUNE:DOG and got 199700 sat (0.001997 BTC) (the price less your 300 sat (0.000003 BTC) share of the fee)"
+        );
+        let buyer = view(SwapSide::Buyer, Some(Step::Broadcast));
+        assert_eq!(settle_text(&buyer), "broadcast: 1 of 1 confirmations");
+        assert!(gave_got(&buyer, &rune)
+            .unwrap()
+            .starts_with("you give 200300 sat (0.002003 BTC) (the price and your 300 sat"));
+        let aborted = view(SwapSide::Buyer, Some(Step::Aborted));
+        assert_eq!(
+            settle_text(&aborted),
+            "not settled, nothing moved: the other side did not answer within 120 s"
+        );
+        let waiting = View {
+            fee: None,
+            ..view(SwapSide::Buyer, Some(Step::Checked))
+        };
+        assert_eq!(
+            settle_text(&waiting),
+            "settling: swap built and checked; waiting for the taker's signatures"
+        );
+        assert_eq!(gave_got(&waiting, &rune), None, "no fee known yet");
     }
 
     #[test]

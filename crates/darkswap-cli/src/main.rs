@@ -10,6 +10,7 @@
 //! ```
 
 mod market;
+mod settle;
 mod wallet;
 
 use std::path::PathBuf;
@@ -65,6 +66,8 @@ enum Command {
     Market {
         /// A pair to follow from the start, e.g. RUNE:DOG/BTC
         pair: Option<darkswap_orderbook::Pair>,
+        #[command(flatten)]
+        settle: settle::SettleArgs,
     },
     /// The Bitcoin wallet (BTC and runes): create, import, address, balance, send, send-runes,
     /// faucet; reads the chain through an Esplora API and an ord server.
@@ -203,7 +206,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Market { pair } => market::session(handle, events, pair).await,
+        Command::Market { pair, settle } => market::session(handle, events, pair, &settle).await,
         // Answered before the reservation wait, above.
         Command::Admin { .. } | Command::Wallet(_) => Ok(()),
         Command::Send { peer, text } => {

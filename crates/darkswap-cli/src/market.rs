@@ -8,11 +8,17 @@
 //! cancel <order id>
 //! book RUNE:DOG/BTC
 //! orders
+//! settlements        # with --wallet: every settlement, one line each
 //! metrics            # this session's client metrics, as Prometheus text
 //! quit
 //! ```
 //! Amounts are integers in the base asset's smallest unit; prices are decimals of quote units
 //! per base unit (at most 8 decimals), exactly as the book stores them.
+//!
+//! With `--wallet FILE`, trades on runes-for-bitcoin pairs settle on Bitcoin (see
+//! [`crate::settle`]): a take carries our offer, an agreement starts the swap, and `settle`
+//! lines say how each goes. Without it the session trades agreements only, and says so when a
+//! counterparty sends settlement messages.
 
 use anyhow::{anyhow, bail, Result};
 use darkswap_net::{
@@ -25,23 +31,81 @@ use futures::StreamExt;
 use std::collections::HashMap;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::settle::{InFlight, SettleArgs, Settler};
+
 /// Default order lifetime in seconds when `ttl=` is not given.
 const DEFAULT_TTL_SECS: &str = "3600";
+
+/// How often settlements' deadlines are checked and their chain reads started.
+const SETTLE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn session(
     handle: NodeHandle,
     mut events: mpsc::Receiver<NodeEvent>,
     initial: Option<Pair>,
+    settle: &SettleArgs,
 ) -> Result<()> {
     let mut books: HashMap<Pair, BookView> = HashMap::new();
     let mut metrics = darkswap_net::metrics::ClientMetrics::default();
     let mut own: HashMap<OrderId, OwnOrder> = HashMap::new();
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let opened = match &settle.wallet {
+        Some(file) => {
+            // The password: from the environment, or the first input line (read here, by the
+            // same reader as the commands, so no command is lost in another buffer).
+            let password = match std::env::var("DARKSWAP_WALLET_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => lines.next_line().await?.unwrap_or_default(),
+            };
+            let me = handle.local_peer_id().to_bytes();
+            // Unlocking (Argon2id) and reading relay-info block: off the async workers.
+            let opened =
+                tokio::task::block_in_place(|| Settler::open(settle, file, &password, me))?;
+            println!("settling with wallet {}", file.display());
+            Some(opened)
+        }
+        None => None,
+    };
+    let (mut settler, mut broadcasts) = match opened {
+        Some((s, b)) => (Some(s), Some(b)),
+        None => (None, None),
+    };
+    let mut inflight: InFlight = None;
     if let Some(pair) = initial {
         handle.command(Command::WatchPair { pair })?;
     }
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut tick = tokio::time::interval(SETTLE_TICK);
     loop {
+        if let Some(s) = settler.as_mut() {
+            s.pump(&handle, &mut inflight);
+        }
         tokio::select! {
+            answer = async {
+                match inflight.as_mut() {
+                    Some(h) => h.await.unwrap_or_else(|e| Err(e.into())),
+                    None => std::future::pending().await,
+                }
+            } => {
+                inflight = None;
+                if let Some(s) = settler.as_mut() {
+                    s.on_answer(answer);
+                }
+            }
+            result = async {
+                match broadcasts.as_mut() {
+                    Some(r) => r.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let (Some(s), Some((trade_id, result))) = (settler.as_mut(), result) {
+                    s.on_broadcast(trade_id, result);
+                }
+            }
+            _ = tick.tick() => {
+                if let Some(s) = settler.as_mut() {
+                    s.tick();
+                }
+            }
             line = lines.next_line() => {
                 let Some(line) = line? else { return Ok(()) };
                 let line = line.trim();
@@ -53,10 +117,20 @@ pub async fn session(
                 }
                 if line == "metrics" {
                     print!("{}", metrics.to_prometheus_text());
+                    if let Some(s) = &settler {
+                        print!("{}", s.metrics_text());
+                    }
                     println!("end metrics");
                     continue;
                 }
-                if let Err(e) = run_command(line, &handle, &books, &own) {
+                if line == "settlements" {
+                    match &settler {
+                        Some(s) => s.print_all(),
+                        None => println!("error not settling: start the session with --wallet"),
+                    }
+                    continue;
+                }
+                if let Err(e) = run_command(line, &handle, &books, &own, settler.as_mut()) {
                     println!("error {e}");
                 }
             }
@@ -64,7 +138,10 @@ pub async fn session(
                 let Some(event) = event else { bail!("the node stopped") };
                 metrics.observe(&event);
                 if let NodeEvent::Trading(event) = event {
-                    print_trading(&event, &mut books, &mut own);
+                    print_trading(&event, &mut books, &mut own, settler.is_some());
+                    if let Some(s) = settler.as_mut() {
+                        s.on_trading(&event);
+                    }
                 }
             }
             _ = tokio::signal::ctrl_c() => return Ok(()),
@@ -77,6 +154,7 @@ fn run_command(
     handle: &NodeHandle,
     books: &HashMap<Pair, BookView>,
     own: &HashMap<OrderId, OwnOrder>,
+    settler: Option<&mut Settler>,
 ) -> Result<()> {
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.as_slice() {
@@ -112,11 +190,28 @@ fn run_command(
             let amount: u64 = amount
                 .parse()
                 .map_err(|_| anyhow!("amount must be a whole number of base units"))?;
+            let trade_id = darkswap_net::new_trade_id();
+            if let (Some(settler), true) = (settler, pair.settles_on_bitcoin()) {
+                let order = books
+                    .get(&pair)
+                    .and_then(|v| v.orders.iter().find(|o| o.id == order_id))
+                    .ok_or_else(|| anyhow!("order {id} is not in the {pair} book we follow"))?;
+                println!("taking {} {id} {amount}", darkswap_net::trade_id_hex(&trade_id));
+                return settler.take(darkswap_settle::driver::TakeRequest {
+                    trade_id,
+                    pair: pair.clone(),
+                    order_id,
+                    maker_side: order.side,
+                    price: order.price,
+                    amount,
+                    fee_rate: settler.fee_rate(),
+                });
+            }
             handle.command(Command::TakeOrder {
                 pair,
                 order_id,
                 amount,
-                trade_id: darkswap_net::new_trade_id(),
+                trade_id,
                 settlement: Default::default(),
             })?;
         }
@@ -152,7 +247,7 @@ fn run_command(
             println!("end mine={}", own.len());
         }
         _ => bail!(
-            "unknown command (watch, make, take, cancel, book, orders, metrics, quit): {line}"
+            "unknown command (watch, make, take, cancel, book, orders, settlements, metrics, quit): {line}"
         ),
     }
     Ok(())
@@ -162,6 +257,7 @@ fn print_trading(
     event: &TradingEvent,
     books: &mut HashMap<Pair, BookView>,
     own: &mut HashMap<OrderId, OwnOrder>,
+    settling: bool,
 ) {
     match event {
         TradingEvent::Book(view) => {
@@ -234,15 +330,20 @@ fn print_trading(
         TradingEvent::E2e(darkswap_net::E2eEvent::FrameRejected { peer, reason }) => {
             println!("e2e rejected {peer} {reason}")
         }
-        // The CLI does not settle yet: it says what arrived and that nothing acts on it.
+        // Without a wallet nothing acts on it, and the line says so.
         TradingEvent::Settle {
             trade_id,
             from,
             message,
         } => println!(
-            "settle message {} from={from} bytes={} (not acted on: the CLI does not settle trades yet)",
+            "settle message {} from={from} bytes={}{}",
             darkswap_net::trade_id_hex(trade_id),
-            message.len()
+            message.len(),
+            if settling {
+                ""
+            } else {
+                " (not acted on: start the session with --wallet to settle)"
+            }
         ),
         TradingEvent::SettleUndelivered { trade_id, reason } => {
             println!(
@@ -254,7 +355,15 @@ fn print_trading(
             let detail = match &trade.state {
                 darkswap_net::TradeState::Rejected { reason }
                 | darkswap_net::TradeState::Aborted { reason } => format!(" ({reason})"),
-                darkswap_net::TradeState::Agreed => " (agreed, awaiting settlement)".to_string(),
+                darkswap_net::TradeState::Agreed if settling && trade.fee_rate > 0 => {
+                    " (agreed: settling on Bitcoin)".to_string()
+                }
+                darkswap_net::TradeState::Agreed if trade.pair.settles_on_bitcoin() => {
+                    " (agreed; not settled here: no wallet or no fee rate)".to_string()
+                }
+                darkswap_net::TradeState::Agreed => {
+                    " (agreed; this pair does not settle on Bitcoin)".to_string()
+                }
                 _ => String::new(),
             };
             println!(

@@ -34,6 +34,15 @@ pub struct WalletArgs {
     /// The wallet file (the sealed mnemonic and the unlock throttle's state)
     #[arg(long, env = "DARKSWAP_WALLET", default_value = "darkswap-wallet.json")]
     file: PathBuf,
+    #[command(flatten)]
+    chain: ChainArgs,
+    #[command(subcommand)]
+    command: WalletCommand,
+}
+
+/// Where the chain is read: a relay's relay-info, or each server named.
+#[derive(Args, Clone)]
+pub struct ChainArgs {
     /// A relay's HTTP root (e.g. http://127.0.0.1:8080): network, Esplora and ord from its relay-info
     #[arg(long, env = "DARKSWAP_RELAY_HTTP")]
     relay_http: Option<String>,
@@ -46,8 +55,6 @@ pub struct WalletArgs {
     /// ord server root (runes on outputs), unless the relay names it
     #[arg(long, env = "DARKSWAP_ORD")]
     ord: Option<String>,
-    #[command(subcommand)]
-    command: WalletCommand,
 }
 
 #[derive(Subcommand)]
@@ -107,11 +114,11 @@ struct WalletFile {
 }
 
 /// Where the chain is read.
-struct Endpoints {
-    network: Network,
-    esplora: Option<String>,
-    ord: Option<String>,
-    relay_http: Option<String>,
+pub struct Endpoints {
+    pub network: Network,
+    pub esplora: Option<String>,
+    pub ord: Option<String>,
+    pub relay_http: Option<String>,
 }
 
 fn http() -> ureq::Agent {
@@ -122,7 +129,7 @@ fn http() -> ureq::Agent {
 
 /// GET with a size cap, tried again as `darkswap_wallet::retry` says (unreachable, timed out,
 /// 429, 5xx); the status and body (an error status is an answer, not a failure).
-fn get(url: &str, json: bool) -> Result<(u16, Vec<u8>)> {
+pub fn get(url: &str, json: bool) -> Result<(u16, Vec<u8>)> {
     let mut attempt = 1;
     loop {
         let outcome = get_once(url, json);
@@ -162,7 +169,7 @@ fn read_capped(r: ureq::Response) -> Result<Vec<u8>> {
     Ok(body)
 }
 
-fn post(url: &str, content_type: &str, body: &str) -> Result<(u16, Vec<u8>)> {
+pub fn post(url: &str, content_type: &str, body: &str) -> Result<(u16, Vec<u8>)> {
     match http()
         .post(url)
         .set("Content-Type", content_type)
@@ -174,7 +181,7 @@ fn post(url: &str, content_type: &str, body: &str) -> Result<(u16, Vec<u8>)> {
     }
 }
 
-fn endpoints(args: &WalletArgs) -> Result<Endpoints> {
+pub fn endpoints(args: &ChainArgs) -> Result<Endpoints> {
     let info = match &args.relay_http {
         Some(root) => {
             let url = format!("{}/api/relay-info", root.trim_end_matches('/'));
@@ -224,7 +231,7 @@ fn endpoints(args: &WalletArgs) -> Result<Endpoints> {
     })
 }
 
-fn read_password() -> Result<String> {
+pub fn read_password() -> Result<String> {
     if let Ok(p) = std::env::var("DARKSWAP_WALLET_PASSWORD") {
         return Ok(p);
     }
@@ -267,7 +274,7 @@ fn create(path: &Path, mnemonic: &Mnemonic, network: Network) -> Result<()> {
 }
 
 /// Opens the wallet file, throttling wrong passwords across runs.
-fn unlock(path: &Path, network: Network) -> Result<Keychain> {
+pub fn unlock(path: &Path, network: Network, password: &str) -> Result<Keychain> {
     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if text.len() > 64 * 1024 {
         bail!("{} is not a wallet file (too large)", path.display());
@@ -285,8 +292,7 @@ fn unlock(path: &Path, network: Network) -> Result<Keychain> {
         );
     }
     let sealed = hex_decode(&file.sealed).context("the wallet file's sealed record is not hex")?;
-    let password = read_password()?;
-    match keystore::open(&sealed, &password, network) {
+    match keystore::open(&sealed, password, network) {
         Ok(mnemonic) => {
             if throttle.failures > 0 {
                 throttle.succeeded();
@@ -308,7 +314,7 @@ fn unlock(path: &Path, network: Network) -> Result<Keychain> {
 }
 
 impl Endpoints {
-    fn esplora(&self) -> Result<&str> {
+    pub fn esplora(&self) -> Result<&str> {
         self.esplora
             .as_deref()
             .context("no Esplora API: pass --esplora or --relay-http of a relay that names one")
@@ -384,7 +390,7 @@ fn show_split(name: &str, s: &Split<Amount>) {
 }
 
 pub fn run(args: WalletArgs) -> Result<()> {
-    let ep = endpoints(&args)?;
+    let ep = endpoints(&args.chain)?;
     let path = &args.file;
     match &args.command {
         WalletCommand::Create { words } => {
@@ -412,7 +418,7 @@ pub fn run(args: WalletArgs) -> Result<()> {
         }
         _ => {}
     }
-    let keys = unlock(path, ep.network)?;
+    let keys = unlock(path, ep.network, &read_password()?)?;
     match args.command {
         WalletCommand::Create { .. } | WalletCommand::Import => Ok(()),
         WalletCommand::Address { runes } => {
@@ -560,11 +566,11 @@ pub fn run(args: WalletArgs) -> Result<()> {
     }
 }
 
-fn hex_encode(bytes: &[u8]) -> String {
+pub fn hex_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
+pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) || s.len() > 2 * keystore::MAX_SEALED_LEN {
         return None;
     }

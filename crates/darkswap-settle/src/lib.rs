@@ -12,8 +12,9 @@
 //! - [`store`]: the settlement persisted and resumed;
 //! - [`chain`]: what a settlement asks the chain servers, as request plans (the other side's
 //!   outputs looked up, the swap watched);
-//! - [`desk`]: every settlement of one trader, with the outputs they lock: what the page and
-//!   the CLI drive.
+//! - [`desk`]: every settlement of one trader, with the outputs they lock;
+//! - [`driver`]: the desk with the chain work it needs (rune ids, our wallet read, lookups,
+//!   watches) and the negotiation's events mapped onto it: what the page and the CLI run.
 //!
 //! # The free option
 //! Whoever signs last holds, for a while, a transaction the other side has signed and cannot
@@ -32,6 +33,7 @@ pub mod chain;
 pub mod convert;
 pub mod deal;
 pub mod desk;
+pub mod driver;
 pub mod machine;
 pub mod select;
 pub mod store;

@@ -8,6 +8,8 @@ use yew::prelude::*;
 #[derive(Properties, PartialEq)]
 pub struct MetricsPanelProps {
     pub metrics: Rc<ClientMetrics>,
+    /// The settlement driver's counters, exported after the client's.
+    pub settle: Rc<darkswap_settle::driver::Counters>,
 }
 
 const W: f64 = 240.0;
@@ -113,7 +115,7 @@ pub fn metrics_panel(props: &MetricsPanelProps) -> Html {
                 { if *show_text { "Hide Prometheus text" } else { "Show as Prometheus text (for a bug report)" } }
             </button>
             if *show_text {
-                <pre class="mono" data-testid="metrics-text">{ m.to_prometheus_text() }</pre>
+                <pre class="mono" data-testid="metrics-text">{ m.to_prometheus_text() + &props.settle.to_prometheus_text() }</pre>
             }
         </section>
     }

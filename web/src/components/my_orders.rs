@@ -29,7 +29,7 @@ pub fn my_orders(props: &MyOrdersProps) -> Html {
                         let id = o.id;
                         let on_cancel = props.on_cancel.clone();
                         html! {
-                            <tr data-testid="my-order" data-order={o.id.to_hex()}>
+                            <tr data-testid="my-order" data-order={o.id.to_hex()} data-amount={o.spec.amount.to_string()}>
                                 <td>{ o.pair.to_string() }</td>
                                 <td>{ o.spec.side.to_string() }</td>
                                 <td class="mono">{ o.spec.price.to_string() }</td>

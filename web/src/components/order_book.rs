@@ -19,9 +19,15 @@ const ORDERS_SHOWN: usize = 25;
 pub struct OrderBookProps {
     pub view: Option<Rc<BookView>>,
     pub synced: Option<(String, usize, f64)>,
-    /// Take (order, amount); amount `None` takes everything available.
-    pub on_take: Callback<(OrderView, Option<u64>)>,
+    /// Take (order, amount, the settlement's fee rate in sat/vB); amount `None` takes everything
+    /// available.
+    pub on_take: Callback<(OrderView, Option<u64>, u64)>,
+    /// Whether takes on this relay settle on Bitcoin (then the fee rate is asked).
+    pub settling: bool,
 }
+
+/// The settlement fee rate offered until the trader types one (sat/vB).
+const DEFAULT_FEE_RATE: &str = "2";
 
 fn level_rows(levels: &[LevelView], side: Side, max: u64) -> Html {
     let class = match side {
@@ -47,13 +53,18 @@ fn level_rows(levels: &[LevelView], side: Side, max: u64) -> Html {
 fn order_row(
     o: &OrderView,
     take_amount: &UseStateHandle<String>,
-    on_take: &Callback<(OrderView, Option<u64>)>,
+    fee_rate: &UseStateHandle<String>,
+    on_take: &Callback<(OrderView, Option<u64>, u64)>,
 ) -> Html {
     let take = {
         let order = o.clone();
-        let amount = take_amount.clone();
+        let (amount, fee_rate) = (take_amount.clone(), fee_rate.clone());
         let on_take = on_take.clone();
-        Callback::from(move |_| on_take.emit((order.clone(), amount.trim().parse().ok())))
+        Callback::from(move |_| {
+            // An unreadable rate is sent as 0, which the driver refuses in words.
+            let rate = fee_rate.trim().parse().unwrap_or(0);
+            on_take.emit((order.clone(), amount.trim().parse().ok(), rate))
+        })
     };
     html! {
         <tr data-testid="book-order" data-order={o.id.to_hex()} data-side={o.side.to_string()}
@@ -76,6 +87,15 @@ fn order_row(
 #[function_component(OrderBook)]
 pub fn order_book(props: &OrderBookProps) -> Html {
     let take_amount = use_state(String::new);
+    let fee_rate = use_state(|| DEFAULT_FEE_RATE.to_string());
+    let on_fee = {
+        let fee_rate = fee_rate.clone();
+        Callback::from(move |e: InputEvent| {
+            if let Some(input) = e.target_dyn_into::<web_sys::HtmlInputElement>() {
+                fee_rate.set(input.value());
+            }
+        })
+    };
     let on_amount = {
         let take_amount = take_amount.clone();
         Callback::from(move |e: InputEvent| {
@@ -140,15 +160,26 @@ pub fn order_book(props: &OrderBookProps) -> Html {
             <label class="muted">{ "amount to take (empty: all available) " }
                 <input type="text" inputmode="numeric" value={(*take_amount).clone()} oninput={on_amount} data-testid="take-amount" />
             </label>
+            if props.settling && view.pair.settles_on_bitcoin() {
+                <label class="muted">{ " settlement fee rate (sat/vB) " }
+                    <input type="text" inputmode="numeric" value={(*fee_rate).clone()} oninput={on_fee} data-testid="take-fee-rate" size="4" />
+                </label>
+            }
             if best_orders.is_empty() {
                 <p class="muted">{ "No live orders on this pair." }</p>
             } else {
                 <table class="orders">
                     <thead><tr><th>{ "side" }</th><th>{ "price" }</th><th>{ "amount" }</th><th>{ "min fill" }</th><th>{ "maker" }</th><th></th></tr></thead>
-                    <tbody>{ for best_orders.into_iter().map(|o| order_row(o, &take_amount, &props.on_take)) }</tbody>
+                    <tbody>{ for best_orders.into_iter().map(|o| order_row(o, &take_amount, &fee_rate, &props.on_take)) }</tbody>
                 </table>
             }
-            <p class="muted">{ "Taking an order negotiates a signed agreement with its maker; settling it (moving funds) is not built yet." }</p>
+            <p class="muted">{ if props.settling && view.pair.settles_on_bitcoin() {
+                "Taking an order negotiates a signed agreement with its maker and settles it on Bitcoin: one transaction swaps the runes and the bitcoin, both legs or neither."
+            } else if view.pair.settles_on_bitcoin() {
+                "Taking an order negotiates a signed agreement with its maker; this relay names no Bitcoin chain, so nothing settles here."
+            } else {
+                "Taking an order negotiates a signed agreement with its maker; this pair cannot settle on Bitcoin, so nothing moves."
+            } }</p>
         </section>
     }
 }

@@ -1,41 +1,126 @@
-//! The trader's trades: state, role, counterparty, amounts. An agreed trade is shown as agreed
-//! and awaiting settlement — settlement is not built yet, and no funds have moved; on a pair that
-//! cannot settle on Bitcoin (not runes for bitcoin) it says that nothing will.
+//! The trader's trades: state, role, counterparty, amounts, and for a trade on a runes-for-bitcoin
+//! pair its settlement on Bitcoin: each step in words, the swap's txid (linked to the chain
+//! view), confirmations, what each side gives and gets, and why it stopped when it did. Before
+//! our signatures leave, the trader can give up (nothing moves). Where the relay names no chain
+//! an agreed trade says it does not settle here; on a pair that cannot settle on Bitcoin it says
+//! that nothing will.
 
 use darkswap_net::{Trade, TradeState};
+use darkswap_proto::trade::TradeId;
+use darkswap_settle::driver::View;
+use darkswap_settle::Step;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use yew::prelude::*;
 
 use super::short;
-use crate::words::{describe, state_text};
+use crate::words::{describe, gave_got, settle_text, state_text};
 
 #[derive(Properties, PartialEq)]
 pub struct TradeListProps {
     pub trades: Rc<BTreeMap<String, Trade>>,
+    pub settlements: Rc<BTreeMap<String, View>>,
+    /// Whether trades settle here (the relay names a chain).
+    pub settling: bool,
+    /// The last settlement trouble, in words.
+    pub trouble: Option<String>,
+    /// Where a txid is shown on the chain (`{root}/tx/{txid}`), if anywhere.
+    pub chain_view: Option<String>,
+    /// Give up on a settlement before signing.
+    pub on_abort: Callback<TradeId>,
+}
+
+fn settlement(v: &View, t: &Trade, chain_view: Option<&str>, on_abort: &Callback<TradeId>) -> Html {
+    let rune = if t.pair.base == darkswap_orderbook::Asset::Btc {
+        &t.pair.quote
+    } else {
+        &t.pair.base
+    };
+    let class = match v.step {
+        Some(Step::Aborted | Step::Cancelled) => "error",
+        Some(Step::Settled) => "ok",
+        _ => "muted",
+    };
+    let abortable = matches!(
+        v.step,
+        None | Some(Step::Offered | Step::Checking | Step::Checked)
+    );
+    let abort = {
+        let (id, on_abort) = (v.trade_id, on_abort.clone());
+        Callback::from(move |_| on_abort.emit(id))
+    };
+    html! {
+        <div class="settlement" data-testid="settlement" data-step={v.step.map_or("preparing", |s| s.label())}
+            data-txid={v.txid.map(|t| t.to_string()).unwrap_or_default()}
+            data-confirmations={v.confirmations.0.to_string()}>
+            <div class={class} data-testid="settle-text">{ settle_text(v) }</div>
+            if let Some(words) = gave_got(v, rune) {
+                <div data-testid="settle-gave-got">{ words }</div>
+            }
+            if let Some(txid) = v.txid {
+                <div class="mono">{ "swap " }
+                    if let Some(root) = chain_view {
+                        <a href={format!("{root}/tx/{txid}")} target="_blank" rel="noopener" data-testid="settle-txid">{ short(&txid.to_string()) }</a>
+                    } else {
+                        <span data-testid="settle-txid" title={txid.to_string()}>{ short(&txid.to_string()) }</span>
+                    }
+                    if let Some((whole, ours)) = v.fee {
+                        { format!(" · fee {} sat, your share {} sat", whole.to_sat(), ours.to_sat()) }
+                    }
+                </div>
+            }
+            if v.cancel_offered {
+                <div class="error">{ "To cancel, spend the inputs you offered elsewhere at a higher fee (the page does not build that cancel yet: use your wallet's send)." }</div>
+            }
+            if abortable {
+                <button type="button" data-testid="settle-abort" onclick={abort}>{ "Give up (nothing moves)" }</button>
+            }
+        </div>
+    }
 }
 
 #[function_component(TradeList)]
 pub fn trade_list(props: &TradeListProps) -> Html {
     let mut trades: Vec<&Trade> = props.trades.values().collect();
     trades.sort_by_key(|t| std::cmp::Reverse(t.updated_at_ms));
+    let chain_view = props.chain_view.as_deref();
     html! {
         <section id="trades">
             <h2>{ format!("Trades ({})", trades.len()) }</h2>
             if trades.is_empty() {
                 <p class="muted">{ "No trades yet. Take an order from the book to start one." }</p>
             }
+            if let Some(trouble) = &props.trouble {
+                <p class="muted" data-testid="settle-trouble">{ format!("Settlement: {trouble}") }</p>
+            }
             <ul class="trades">
-                { for trades.into_iter().map(|t| html! {
-                    <li data-testid="trade" data-trade={t.id_hex()} data-state={t.state.label()}
-                        data-role={format!("{:?}", t.role).to_lowercase()} data-amount={t.amount.to_string()}>
-                        <span>{ describe(t) }</span>
-                        { " @ " }<span class="mono">{ t.price.to_string() }</span>
-                        { " with " }<span class="mono" title={t.counterparty.to_base58()}>{ short(&t.counterparty.to_base58()) }</span>
-                        <div class={if matches!(t.state, TradeState::Rejected { .. } | TradeState::Aborted { .. }) { "error" } else { "muted" }}>
-                            { state_text(&t.state, &t.pair) }
-                        </div>
-                    </li>
+                { for trades.into_iter().map(|t| {
+                    let view = props.settlements.get(&t.id_hex());
+                    let unsettled = t.state == TradeState::Agreed && view.is_none()
+                        && t.pair.settles_on_bitcoin();
+                    let why = if !props.settling {
+                        "this relay names no Bitcoin chain, so nothing settles here"
+                    } else if t.fee_rate == 0 {
+                        "agreed without a fee rate, so it is not settled on Bitcoin"
+                    } else {
+                        "waiting for the settlement to begin"
+                    };
+                    html! {
+                        <li data-testid="trade" data-trade={t.id_hex()} data-state={t.state.label()}
+                            data-role={format!("{:?}", t.role).to_lowercase()} data-amount={t.amount.to_string()}>
+                            <span>{ describe(t) }</span>
+                            { " @ " }<span class="mono">{ t.price.to_string() }</span>
+                            { " with " }<span class="mono" title={t.counterparty.to_base58()}>{ short(&t.counterparty.to_base58()) }</span>
+                            <div class={if matches!(t.state, TradeState::Rejected { .. } | TradeState::Aborted { .. }) { "error" } else { "muted" }}>
+                                { state_text(&t.state, &t.pair) }
+                            </div>
+                            if let Some(v) = view {
+                                { settlement(v, t, chain_view, &props.on_abort) }
+                            } else if unsettled {
+                                <div class="muted" data-testid="settle-none">{ why }</div>
+                            }
+                        </li>
+                    }
                 }) }
             </ul>
         </section>

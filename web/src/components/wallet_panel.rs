@@ -52,7 +52,13 @@ pub struct WalletPanelProps {
     pub relay_info_url: String,
     /// What the order form needs to know of the wallet, told whenever it changes.
     pub on_view: Callback<WalletView>,
+    /// The keys, when the wallet unlocks (`Some`) or the trader locks it (`None`): the page's
+    /// settlements sign with them.
+    pub on_keys: Callback<Option<Rc<Keychain>>>,
 }
+
+/// Outputs held by the page's settlements.
+type Held = Locks<[u8; 16]>;
 
 #[derive(Clone)]
 enum Stage {
@@ -107,6 +113,7 @@ fn sats(a: Amount) -> String {
 
 #[function_component(WalletPanel)]
 pub fn wallet_panel(props: &WalletPanelProps) -> Html {
+    let settler = crate::hooks::use_node().settler();
     let stage = use_state(|| Stage::Loading);
     let chain = use_state(|| None::<ChainAccess>);
     let scanned = use_state(|| None::<Rc<Scanned>>);
@@ -217,7 +224,7 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
             pw.clone(),
             pw2.clone(),
         );
-        let idle = idle.clone();
+        let (idle, on_keys) = (idle.clone(), props.on_keys.clone());
         move |m: Rc<Mnemonic>| {
             let Some(c) = (*chain).clone() else { return };
             let (p1, p2) = (text(&pw), text(&pw2));
@@ -235,6 +242,7 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
                 Err(e) => return message.set(Some((true, e.to_string()))),
             };
             let (stage, message, refresh) = (stage.clone(), message.clone(), refresh.clone());
+            let on_keys = on_keys.clone();
             idle.borrow_mut().touch(now_ms());
             wasm_bindgen_futures::spawn_local(async move {
                 match wallet::save_sealed(&sealed).await {
@@ -243,6 +251,7 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
                             false,
                             "wallet sealed in this browser; unlocked".into(),
                         )));
+                        on_keys.emit(Some(keys.clone()));
                         stage.set(Stage::Unlocked(keys.clone()));
                         refresh.emit(keys);
                     }
@@ -259,7 +268,7 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
         ),
         (Stage::Unreadable(why), _) => WalletView::Unknown(why.clone()),
         (Stage::NoChain(_), _) => WalletView::NoChain,
-        (Stage::Unlocked(_), Some(s)) => WalletView::Unlocked(funds(s)),
+        (Stage::Unlocked(_), Some(s)) => WalletView::Unlocked(funds(s, &settler.locks())),
         _ => WalletView::Locked,
     };
     {
@@ -351,6 +360,7 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
             }
         }
         Stage::Locked => {
+            let on_keys = props.on_keys.clone();
             let on_unlock = {
                 let (stage, chain, message, refresh, unlock_pw, idle) = (
                     stage.clone(),
@@ -365,11 +375,12 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
                     let Some(c) = (*chain).clone() else { return };
                     let password = text(&unlock_pw);
                     clear(&unlock_pw);
-                    let (stage, message, refresh, idle) = (
+                    let (stage, message, refresh, idle, on_keys) = (
                         stage.clone(),
                         message.clone(),
                         refresh.clone(),
                         idle.clone(),
+                        on_keys.clone(),
                     );
                     wasm_bindgen_futures::spawn_local(async move {
                         let mut throttle = wallet::load_throttle().await;
@@ -396,6 +407,7 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
                                         let k = Rc::new(k);
                                         idle.borrow_mut().touch(now_ms());
                                         message.set(None);
+                                        on_keys.emit(Some(k.clone()));
                                         stage.set(Stage::Unlocked(k.clone()));
                                         refresh.emit(k);
                                     }
@@ -432,6 +444,9 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
             refresh: refresh.clone(),
             idle: idle.clone(),
             inputs: inputs.clone(),
+            held: settler.locks(),
+            on_keys: props.on_keys.clone(),
+            settler: settler.clone(),
         }),
     };
     // Always there, empty when there is nothing to say: a child that comes and goes after the
@@ -467,6 +482,10 @@ struct UnlockedArgs {
     refresh: Callback<Rc<Keychain>>,
     idle: Rc<std::cell::RefCell<IdleLock>>,
     inputs: Inputs,
+    /// What the page's settlements hold: not spent by a send, not counted as spendable.
+    held: Held,
+    on_keys: Callback<Option<Rc<Keychain>>>,
+    settler: Rc<crate::settle::Settler>,
 }
 
 /// The send forms' fields.
@@ -483,9 +502,9 @@ struct Inputs {
     rune_to: NodeRef,
 }
 
-/// What the wallet can spend now, by asset, for the order form.
-fn funds(s: &Scanned) -> Funds {
-    let b = balance(&s.utxos, &Locks::<u8>::new(1));
+/// What the wallet can spend now, by asset, for the order form (less what settlements hold).
+fn funds(s: &Scanned, held: &Held) -> Funds {
+    let b = balance(&s.utxos, held);
     Funds {
         btc_sats: b.btc.confirmed.to_sat(),
         runes: b
@@ -577,7 +596,7 @@ fn contents(s: &Scanned, u: &Utxo) -> String {
 }
 
 /// Whether an output may be spent, and if not why.
-fn output_state(u: &Utxo, locks: &Locks<u8>) -> &'static str {
+fn output_state(u: &Utxo, locks: &Held) -> &'static str {
     if locks.is_locked(&u.outpoint) {
         "locked by a trade"
     } else if u.is_money() {
@@ -615,8 +634,7 @@ fn unlocked_view(a: UnlockedArgs) -> Html {
     let Some(chain) = a.chain.clone() else {
         return html! {};
     };
-    // No trade reserves outputs yet (settlement is issue 14): the table shows the state anyway.
-    let locks = Locks::<u8>::new(1);
+    let locks = a.held.clone();
     let touch = {
         let idle = a.idle.clone();
         move || idle.borrow_mut().touch(now_ms())
@@ -629,9 +647,15 @@ fn unlocked_view(a: UnlockedArgs) -> Html {
         })
     };
     let on_lock = {
-        let (stage, scanned, history) =
-            (a.stage.clone(), a.scanned_state.clone(), a.history.clone());
+        let (stage, scanned, history, on_keys) = (
+            a.stage.clone(),
+            a.scanned_state.clone(),
+            a.history.clone(),
+            a.on_keys.clone(),
+        );
         Callback::from(move |_| {
+            // The trader's own lock takes the keys from the settlements too.
+            on_keys.emit(None);
             scanned.set(None);
             history.set(None);
             stage.set(Stage::Locked);
@@ -776,27 +800,30 @@ fn unlocked_view(a: UnlockedArgs) -> Html {
     };
     // Signs `unsigned`, broadcasts it and refreshes; the words name what was sent.
     let sign_and_send = {
-        let (keys, message, refresh, chain) = (
+        let (keys, message, refresh, chain, settler) = (
             a.keys.clone(),
             a.message.clone(),
             a.refresh.clone(),
             chain.clone(),
+            a.settler.clone(),
         );
         move |unsigned: darkswap_wallet::Unsigned, what: String| {
             let tx = match sign(&keys, &unsigned) {
                 Ok(t) => t,
                 Err(e) => return message.set(Some((true, e.to_string()))),
             };
-            let (chain, message, refresh, keys) = (
+            let (chain, message, refresh, keys, settler) = (
                 chain.clone(),
                 message.clone(),
                 refresh.clone(),
                 keys.clone(),
+                settler.clone(),
             );
             let fee_paid = unsigned.fee;
             wasm_bindgen_futures::spawn_local(async move {
                 match wallet::broadcast(&chain, &tx).await {
                     Ok(txid) => {
+                        settler.wallet_changed();
                         message.set(Some((
                             false,
                             format!("sent {txid}: {what} (fee {} sat)", fee_paid.to_sat()),
