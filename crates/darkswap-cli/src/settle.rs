@@ -105,7 +105,7 @@ impl Settler {
         let store = file.with_extension("settlements.json");
         let stored = read_store(&store)?;
         for (trade, hex) in &stored {
-            let restored = hex_decode(hex)
+            let restored = hex_decode(hex, darkswap_settle::store::MAX_STORED_SETTLEMENT_BYTES)
                 .context("not hex")
                 .and_then(|b| Ok(driver.restore(&b, now)?));
             if let Err(e) = restored {

@@ -291,7 +291,8 @@ pub fn unlock(path: &Path, network: Network, password: &str) -> Result<Keychain>
             (at - now_ms()).div_ceil(1000)
         );
     }
-    let sealed = hex_decode(&file.sealed).context("the wallet file's sealed record is not hex")?;
+    let sealed = hex_decode(&file.sealed, keystore::MAX_SEALED_LEN)
+        .context("the wallet file's sealed record is not hex")?;
     match keystore::open(&sealed, password, network) {
         Ok(mnemonic) => {
             if throttle.failures > 0 {
@@ -570,8 +571,9 @@ pub fn hex_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || s.len() > 2 * keystore::MAX_SEALED_LEN {
+/// Hex of at most `max` bytes.
+pub fn hex_decode(s: &str, max: usize) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || s.len() > 2 * max {
         return None;
     }
     (0..s.len())
