@@ -151,7 +151,7 @@ impl Settler {
             }
             this.dispatch.dispatch(Action::Settling { chain_view });
             this.publish_all();
-            this.carry_out();
+            this.run_events();
             loop {
                 this.pump().await;
                 let tick = gloo_timers::future::sleep(TICK);
@@ -160,7 +160,7 @@ impl Settler {
                 if let Some(d) = this.inner.borrow_mut().driver.as_mut() {
                     d.tick(now_ms());
                 }
-                this.carry_out();
+                this.run_events();
             }
         });
     }
@@ -259,12 +259,22 @@ impl Settler {
                     }
                 }
             }
-            self.carry_out();
+            self.run_events();
         }
     }
 
-    /// Carries out what the driver said, and wakes the loop for the reads it may now want.
+    /// Carries out what the driver said after an input from outside the loop, and wakes the
+    /// loop for the reads the driver may now want.
     fn carry_out(self: &Rc<Self>) {
+        self.run_events();
+        if let Some(w) = self.inner.borrow_mut().wake.as_mut() {
+            // Full: the loop is already woken.
+            let _ = w.try_send(());
+        }
+    }
+
+    /// Carries out what the driver said (the loop's own: it does not wake itself).
+    fn run_events(self: &Rc<Self>) {
         loop {
             let event = {
                 let mut inner = self.inner.borrow_mut();
@@ -274,10 +284,6 @@ impl Settler {
                 }
             };
             self.handle_event(event);
-        }
-        if let Some(w) = self.inner.borrow_mut().wake.as_mut() {
-            // Full: the loop is already woken.
-            let _ = w.try_send(());
         }
     }
 
