@@ -144,6 +144,6 @@ test('two pages settle a rune sale on regtest, the taker reloading in the middle
   }
   console.log(`settle figures: take → broadcast ${takeToBroadcast} ms, take → settled (block mined on demand, taker reloaded) ${takeToSettled} ms`);
   mkdirSync(OUT, { recursive: true });
-  await taker.screenshot({ path: join(OUT, 'settled.png'), fullPage: false });
+  await taker.locator('#trades').screenshot({ path: join(OUT, 'settled.png') });
   assert.deepEqual([...maker.errors, ...taker.errors], []);
 });

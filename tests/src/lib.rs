@@ -18,6 +18,7 @@ use futures::channel::mpsc;
 use futures::StreamExt;
 
 pub mod hostile;
+pub mod market_cli;
 pub mod probe;
 pub mod regtest;
 pub mod stats;

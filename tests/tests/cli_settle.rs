@@ -11,213 +11,12 @@
 //! in an unconfirmed swap is agreed in the book but not settled, and both sides say why; a
 //! restart of the maker resumes its stored settlements.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
-
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
+use darkswap_tests::market_cli::{
+    faucet_rune, mine, runes_on, take, txid, wallet, wallet_file, Market,
+};
 use darkswap_tests::regtest::{Bitcoind, Ord};
-use darkswap_tests::{cli_bin, Ports, Relay};
-
-const PASSWORD: &str = "correct horse battery";
-const T: Duration = Duration::from_secs(90);
-
-/// `darkswap wallet …` for the wallet in `file`.
-fn wallet(relay: &Relay, file: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(cli_bin())
-        .arg("wallet")
-        .arg("--file")
-        .arg(file)
-        .args(["--relay-http", &relay.http])
-        .args(args)
-        .env("DARKSWAP_WALLET_PASSWORD", PASSWORD)
-        .env_remove("DARKSWAP_RELAY")
-        .stdin(Stdio::null())
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "darkswap wallet {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).to_string())
-}
-
-/// A running `darkswap market --wallet` session: commands in, lines out.
-struct Market {
-    name: &'static str,
-    pair: String,
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Market {
-    fn start(name: &'static str, relay: &Relay, dir: &Path, pair: &str) -> Result<Market> {
-        let mut child = Command::new(cli_bin())
-            .args(["--relay", &relay.tcp_addr().to_string(), "--timeout", "60"])
-            .arg("--identity")
-            .arg(dir.join(format!("{name}.key")))
-            .args(["market", pair, "--wallet"])
-            .arg(wallet_file(dir, name))
-            .args(["--relay-http", &relay.http, "--watch-every", "1"])
-            .env("DARKSWAP_WALLET_PASSWORD", PASSWORD)
-            .env_remove("DARKSWAP_RELAY")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdin = child.stdin.take().context("stdin")?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let (tx, lines) = mpsc::sync_channel(4096);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut m = Market {
-            name,
-            pair: pair.to_string(),
-            child,
-            stdin,
-            lines,
-            seen: Vec::new(),
-        };
-        m.wait(|l| l.starts_with("settling with wallet"))?;
-        Ok(m)
-    }
-
-    fn send(&mut self, line: &str) -> Result<()> {
-        writeln!(self.stdin, "{line}")?;
-        Ok(self.stdin.flush()?)
-    }
-
-    /// The first line (from now on) for which `pick` says something.
-    fn wait_for<T>(&mut self, mut pick: impl FnMut(&str) -> Option<T>) -> Result<T> {
-        let deadline = Instant::now() + T;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match self.lines.recv_timeout(left) {
-                Ok(l) => l,
-                Err(_) => bail!(
-                    "{}: no such line within {T:?}; the last lines:\n{}",
-                    self.name,
-                    self.seen[self.seen.len().saturating_sub(40)..].join("\n")
-                ),
-            };
-            self.seen.push(line.clone());
-            if let Some(t) = pick(&line) {
-                return Ok(t);
-            }
-        }
-    }
-
-    fn wait(&mut self, mut check: impl FnMut(&str) -> bool) -> Result<String> {
-        self.wait_for(|l| check(l).then(|| l.to_string()))
-    }
-
-    /// A line printed already, or the next one, for which `check` holds (for events whose order
-    /// against others does not matter).
-    fn printed(&mut self, check: impl Fn(&str) -> bool) -> Result<String> {
-        if let Some(l) = self.seen.iter().find(|l| check(l)) {
-            return Ok(l.clone());
-        }
-        self.wait(check)
-    }
-
-    /// Waits for the trade's settlement to reach `step`; its line.
-    fn step(&mut self, trade: &str, step: &str) -> Result<String> {
-        let prefix = format!("settle {trade} {step}");
-        self.printed(|l| l.starts_with(&prefix))
-    }
-
-    /// Whether a line with `needle` was printed so far.
-    fn said(&self, needle: &str) -> bool {
-        self.seen.iter().any(|l| l.contains(needle))
-    }
-
-    fn metrics(&mut self) -> Result<String> {
-        self.send("metrics")?;
-        let mut text = String::new();
-        self.wait_for(|l| {
-            if l == "end metrics" {
-                return Some(());
-            }
-            text.push_str(l);
-            text.push('\n');
-            None
-        })?;
-        Ok(text)
-    }
-}
-
-impl Drop for Market {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wallet_file(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}.json"))
-}
-
-/// The swap's txid in a settlement line.
-fn txid(line: &str) -> Result<String> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix("txid="))
-        .map(str::to_string)
-        .with_context(|| format!("no txid in {line}"))
-}
-
-/// The units of the one rune ord counts on an output.
-fn runes_on(ord: &Ord, outpoint: &str) -> Result<u64> {
-    let v: serde_json::Value = serde_json::from_str(&ord.get(&format!("/output/{outpoint}"))?)?;
-    let runes = v["runes"].as_object().context("ord's runes")?;
-    Ok(runes
-        .values()
-        .map(|r| r["amount"].as_u64().unwrap_or(0))
-        .sum())
-}
-
-/// Takes `amount` of `order` from `taker` once its book lists the order; the trade id.
-fn take(taker: &mut Market, order: &str, amount: u64) -> Result<String> {
-    let listed = format!("order {order} ");
-    let pair = taker.pair.clone();
-    let deadline = Instant::now() + T;
-    loop {
-        taker.send(&format!("book {pair}"))?;
-        let mut found = false;
-        taker.wait(|l| {
-            found |= l.starts_with(&listed);
-            l.starts_with(&format!("end {pair}")) || l.starts_with("error not following")
-        })?;
-        if found {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("{}: order {order} never listed", taker.name);
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    taker.send(&format!("take {pair} {order} {amount}"))?;
-    taker.wait_for(|l| {
-        l.strip_prefix("taking ")
-            .and_then(|r| r.split_whitespace().next())
-            .map(str::to_string)
-    })
-}
-
-/// Mines one block and waits for ord to index it.
-fn mine(node: &Bitcoind, ord: &Ord) -> Result<()> {
-    node.mine_to(1, "bcrt1qs758ursh4q9z627kt3pp5yysm78ddny6txaqgw")?;
-    ord.synced_to(node.height()?)
-}
+use darkswap_tests::{Ports, Relay};
 
 #[test]
 fn cli_traders_settle_a_partly_filled_order_on_regtest_and_ord_agrees() -> Result<()> {
@@ -230,36 +29,15 @@ fn cli_traders_settle_a_partly_filled_order_on_regtest_and_ord_agrees() -> Resul
     for name in ["maker", "alice", "bob"] {
         wallet(&relay, &wallet_file(dir.path(), name), &["create"])?;
     }
-    let gift = wallet(
-        &relay,
-        &wallet_file(dir.path(), "maker"),
-        &["faucet", "--runes"],
-    )?;
+    let (id, pair) = faucet_rune(&relay, &node, &ord, &wallet_file(dir.path(), "maker"))?;
     for name in ["alice", "bob"] {
         wallet(&relay, &wallet_file(dir.path(), name), &["faucet"])?;
     }
     ord.synced_to(node.height()?)?;
-    // The faucet's rune (a reserved name), as a pair names it.
-    let id = gift
-        .split_whitespace()
-        .skip_while(|w| *w != "rune")
-        .nth(1)
-        .context("the faucet's rune id")?;
-    let info: serde_json::Value = serde_json::from_str(&ord.get(&format!("/rune/{id}"))?)?;
-    let name = info["entry"]["spaced_rune"]
-        .as_str()
-        .context("the rune's name")?
-        .replace('•', "");
-    let pair = format!("RUNE:{name}/BTC");
 
     let mut maker = Market::start("maker", &relay, dir.path(), &pair)?;
     let mut alice = Market::start("alice", &relay, dir.path(), &pair)?;
-    maker.send(&format!("make {pair} sell 100000 5"))?;
-    let order = maker.wait_for(|l| {
-        l.strip_prefix("placed ")
-            .and_then(|r| r.split_whitespace().next())
-            .map(str::to_string)
-    })?;
+    let order = maker.make("sell 100000 5")?;
 
     let first = take(&mut alice, &order, 40_000)?;
     let maker_line = maker.step(&first, "broadcast")?;
@@ -300,12 +78,7 @@ fn cli_traders_settle_a_partly_filled_order_on_regtest_and_ord_agrees() -> Resul
     assert!(listed.contains(" settled "), "{listed}");
     maker.wait(|l| l == "end settlements=1")?;
     // Its order died with the first session (no keep-alive): it places the rest again.
-    maker.send(&format!("make {pair} sell 60000 5"))?;
-    let order = maker.wait_for(|l| {
-        l.strip_prefix("placed ")
-            .and_then(|r| r.split_whitespace().next())
-            .map(str::to_string)
-    })?;
+    let order = maker.make("sell 60000 5")?;
 
     // The second taker takes what is left, from the maker's confirmed rune change.
     let second = take(&mut bob, &order, 60_000)?;

@@ -57,11 +57,11 @@ pub async fn start(
             return None;
         }
     };
-    let addrs = loop {
+    let (info, addrs) = loop {
         match fetch_relay_info(&relay_url).await {
-            Ok((_, addrs)) => {
+            Ok(fetched) => {
                 reached(Milestone::RelayInfo);
-                break addrs;
+                break fetched;
             }
             Err(e) => {
                 dispatch.dispatch(Action::RelayUnreachable(format!(
@@ -97,7 +97,7 @@ pub async fn start(
     };
     wasm_bindgen_futures::spawn_local(node.run());
     reached(Milestone::NodeRunning);
-    settler.attach(handle.clone(), relay_url.clone());
+    settler.attach(handle.clone(), crate::wallet::chain_of(&info, &relay_url));
     {
         let dispatch = dispatch.clone();
         wasm_bindgen_futures::spawn_local(async move {

@@ -96,8 +96,9 @@ impl Settler {
         }
     }
 
-    /// The node runs: read where the chain is, take the stored settlements back, and start.
-    pub fn attach(self: &Rc<Self>, handle: NodeHandle, relay_info_url: String) {
+    /// The node runs, on a relay that names `chain` (from the relay-info the node started
+    /// with): take the stored settlements back, and start.
+    pub fn attach(self: &Rc<Self>, handle: NodeHandle, chain: Result<Option<ChainAccess>, String>) {
         let me = handle.local_peer_id();
         {
             let mut inner = self.inner.borrow_mut();
@@ -106,7 +107,7 @@ impl Settler {
         }
         let this = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let chain = match wallet::chain_access(&relay_info_url).await {
+            let chain = match chain {
                 Ok(Some(c)) => c,
                 // No chain: nothing settles here, and the trade list says so.
                 Ok(None) => return,

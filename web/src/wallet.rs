@@ -11,6 +11,7 @@ use std::time::Duration;
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::{Address, Transaction, Txid};
 use darkswap_net::relay_info::fetch_relay_info;
+use darkswap_proto::RelayInfo;
 use darkswap_wallet::esplora::FeeEstimates;
 use darkswap_wallet::faucet::RuneGift;
 use darkswap_wallet::history::{Entry, HistoryScan};
@@ -42,7 +43,13 @@ pub async fn chain_access(relay_info_url: &str) -> Result<Option<ChainAccess>, S
     let (info, _) = fetch_relay_info(relay_info_url)
         .await
         .map_err(|e| e.to_string())?;
-    let Some(chain) = info.chain else {
+    chain_of(&info, relay_info_url)
+}
+
+/// The chain a relay-info document (fetched from `relay_info_url`) names; `Ok(None)` when it
+/// names none.
+pub fn chain_of(info: &RelayInfo, relay_info_url: &str) -> Result<Option<ChainAccess>, String> {
+    let Some(chain) = info.chain.as_ref() else {
         return Ok(None);
     };
     let network: Network = chain.network.parse().map_err(|e| format!("{e}"))?;

@@ -56,7 +56,7 @@ pub const FIRST_RETRY_MS: u64 = 500;
 /// The longest wait after failed GETs.
 pub const MAX_RETRY_MS: u64 = 16_000;
 /// The wait while ord catches up with the chain's tip.
-pub const ORD_BEHIND_RETRY_MS: u64 = 1_000;
+pub const ORD_BEHIND_RETRY_MS: u64 = 500;
 
 /// How a driver works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
