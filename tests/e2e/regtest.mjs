@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { openPanel, tempDir } from './harness.mjs';
+import { openPanel, relayPorts, startRelay, tempDir } from './harness.mjs';
 
 export const BITCOIN_BIN = process.env.DARKSWAP_BITCOIN_BIN
   ?? join(homedir(), '.cache', 'darkswap-bitcoin', 'py-bitcoinkernel-0.1.0a5', 'bin');
@@ -75,6 +75,15 @@ export async function startChain(children) {
     return JSON.parse(execFileSync(ORD_BIN, ordArgs(...args), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
   };
   return { cli, dir, rpcPort, password, ordUrl, ordArgs, ordWallet, synced };
+}
+
+// The relay, naming `chain` in its relay-info: its gateway over bitcoind, ord's API, the faucets.
+export async function startChainRelay(chain) {
+  process.env.DARKSWAP_RELAY_BITCOIND_RPC_PASSWORD = chain.password;
+  return startRelay(tempDir(), await relayPorts(), [
+    '--chain-network', 'regtest', '--bitcoind-rpc-url', `http://127.0.0.1:${chain.rpcPort}`,
+    '--bitcoind-rpc-user', 'darkswap', '--chain-ord-url', chain.ordUrl, '--chain-faucet', 'true',
+  ]);
 }
 
 // ord's wallet etches the test rune (2 decimals, 10,000.00 premined); its batch waits for the

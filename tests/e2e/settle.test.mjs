@@ -12,9 +12,9 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { follow, launchBrowser, openPanel, relayPorts, startRelay, stopRelay, tempDir } from './harness.mjs';
+import { follow, launchBrowser, openPanel, stopRelay } from './harness.mjs';
 import {
-  PASSWORD, confirmedSats, create, refreshUntil, runesHeld, startChain, until, walletPage,
+  PASSWORD, confirmedSats, startChainRelay, create, refreshUntil, runesHeld, startChain, until, walletPage,
 } from './regtest.mjs';
 
 const OUT = join(import.meta.dirname, 'output');
@@ -65,11 +65,7 @@ async function take(page, amount) {
 
 test('two pages settle a rune sale on regtest, the taker reloading in the middle', { timeout: 420000 }, async () => {
   const chain = await startChain(children);
-  process.env.DARKSWAP_RELAY_BITCOIND_RPC_PASSWORD = chain.password;
-  relay = await startRelay(tempDir(), await relayPorts(), [
-    '--chain-network', 'regtest', '--bitcoind-rpc-url', `http://127.0.0.1:${chain.rpcPort}`,
-    '--bitcoind-rpc-user', 'darkswap', '--chain-ord-url', chain.ordUrl, '--chain-faucet', 'true',
-  ]);
+  relay = await startChainRelay(chain);
   browser = await launchBrowser();
   const maker = await walletPage(browser, relay.url);
   await create(maker);

@@ -12,9 +12,9 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { follow, launchBrowser, openPanel, relayPorts, startRelay, stopRelay, tempDir } from './harness.mjs';
+import { follow, launchBrowser, openPanel, stopRelay } from './harness.mjs';
 import {
-  PASSWORD, confirmedSats, create, etch, refreshUntil, runeHeld, runesHeld, startChain, until, walletPage,
+  PASSWORD, confirmedSats, startChainRelay, create, etch, refreshUntil, runeHeld, runesHeld, startChain, until, walletPage,
 } from './regtest.mjs';
 
 const SPACED = 'DARKSWAP•TEST•RUNE';
@@ -30,11 +30,7 @@ after(async () => {
 
 test('a page creates a wallet, is paid by the faucet and sends to another page, then runes', { timeout: 360000 }, async () => {
   const chain = await startChain(children);
-  process.env.DARKSWAP_RELAY_BITCOIND_RPC_PASSWORD = chain.password;
-  relay = await startRelay(tempDir(), await relayPorts(), [
-    '--chain-network', 'regtest', '--bitcoind-rpc-url', `http://127.0.0.1:${chain.rpcPort}`,
-    '--bitcoind-rpc-user', 'darkswap', '--chain-ord-url', chain.ordUrl, '--chain-faucet', 'true',
-  ]);
+  relay = await startChainRelay(chain);
   browser = await launchBrowser();
   const a = await walletPage(browser, relay.url);
   const words = await create(a, { tryWrongWords: true });

@@ -408,3 +408,36 @@ impl Drop for Ord {
         let _ = self.child.wait();
     }
 }
+
+/// A regtest chain with its indexer and a relay that names both (its gateway at `/esplora`,
+/// ord's API, the faucets), each test's own; `dir` holds the relay's data and the test's files.
+pub struct Regtest {
+    pub node: Bitcoind,
+    pub ord: Ord,
+    pub relay: crate::Relay,
+    pub dir: tempfile::TempDir,
+}
+
+impl Regtest {
+    /// Starts bitcoind, ord and the relay.
+    pub fn start() -> Result<Regtest> {
+        let node = Bitcoind::start()?;
+        let ord = Ord::start(&node)?;
+        let dir = tempfile::tempdir()?;
+        let flags = node.relay_flags(&dir.path().join("rpc.password"), Some(&ord.url()), true)?;
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let relay =
+            crate::Relay::start(&dir.path().join("relay"), crate::Ports::default(), &flags)?;
+        Ok(Regtest {
+            node,
+            ord,
+            relay,
+            dir,
+        })
+    }
+
+    /// Waits until ord has indexed the chain's tip.
+    pub fn synced(&self) -> Result<()> {
+        self.ord.synced_to(self.node.height()?)
+    }
+}

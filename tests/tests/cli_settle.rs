@@ -15,17 +15,16 @@ use anyhow::Result;
 use darkswap_tests::market_cli::{
     faucet_rune, mine, runes_on, take, txid, wallet, wallet_file, Market,
 };
-use darkswap_tests::regtest::{Bitcoind, Ord};
-use darkswap_tests::{Ports, Relay};
+use darkswap_tests::regtest::Regtest;
 
 #[test]
 fn cli_traders_settle_a_partly_filled_order_on_regtest_and_ord_agrees() -> Result<()> {
-    let node = Bitcoind::start()?;
-    let ord = Ord::start(&node)?;
-    let dir = tempfile::tempdir()?;
-    let flags = node.relay_flags(&dir.path().join("rpc.password"), Some(&ord.url()), true)?;
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let relay = Relay::start(&dir.path().join("relay"), Ports::default(), &flags)?;
+    let Regtest {
+        node,
+        ord,
+        relay,
+        dir,
+    } = Regtest::start()?;
     for name in ["maker", "alice", "bob"] {
         wallet(&relay, &wallet_file(dir.path(), name), &["create"])?;
     }

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Result};
-use darkswap_tests::regtest::{Bitcoind, Ord};
-use darkswap_tests::{cli_bin, Ports, Relay};
+use darkswap_tests::cli_bin;
+use darkswap_tests::regtest::Regtest;
 
 struct Cli<'a> {
     relay: &'a str,
@@ -68,12 +68,12 @@ fn sats_confirmed(balance: &str) -> u64 {
 
 #[test]
 fn two_cli_wallets_trade_coins_through_a_relay_that_names_the_chain() -> Result<()> {
-    let node = Bitcoind::start()?;
-    let ord = Ord::start(&node)?;
-    let dir = tempfile::tempdir()?;
-    let flags = node.relay_flags(&dir.path().join("rpc.password"), Some(&ord.url()), true)?;
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let relay = Relay::start(&dir.path().join("relay"), Ports::default(), &flags)?;
+    let Regtest {
+        node,
+        ord,
+        relay,
+        dir,
+    } = Regtest::start()?;
     let alice = Cli {
         relay: &relay.http,
         file: dir.path().join("alice.json"),

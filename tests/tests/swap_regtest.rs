@@ -19,8 +19,8 @@ use darkswap_proto::settle::SettleMessage;
 use darkswap_settle::{
     select, Action, ChainStatus, Deal, Found, Output, Params, Role, Settlement, Step,
 };
-use darkswap_tests::regtest::{Bitcoind, Ord};
-use darkswap_tests::{http_get, http_request, Ports, Relay};
+use darkswap_tests::regtest::{Bitcoind, Ord, Regtest};
+use darkswap_tests::{http_get, http_request, Relay};
 use darkswap_wallet::effect::Balances;
 use darkswap_wallet::esplora::{
     outspend_path, parse_outspend, parse_tx_hex, parse_tx_status, tx_hex_path, tx_status_path,
@@ -354,12 +354,12 @@ fn settle(
 #[test]
 fn a_seller_fills_two_buyers_through_the_settlement_machines_and_core_and_ord_agree() -> Result<()>
 {
-    let node = Bitcoind::start()?;
-    let ord = Ord::start(&node)?;
-    let dir = tempfile::tempdir()?;
-    let flags = node.relay_flags(&dir.path().join("rpc.password"), Some(&ord.url()), true)?;
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let relay = Relay::start(&dir.path().join("relay"), Ports::default(), &flags)?;
+    let Regtest {
+        node,
+        ord,
+        relay,
+        dir,
+    } = Regtest::start()?;
     let chain = Chain {
         node,
         ord,

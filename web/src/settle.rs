@@ -17,6 +17,7 @@ use std::time::Duration;
 use darkswap_net::{trade_id_hex, Command, NodeHandle, TakeSettlement, TradeState, TradingEvent};
 use darkswap_proto::trade::TradeId;
 use darkswap_settle::driver::{Config, Driver, Event, TakeRequest};
+use darkswap_settle::Task;
 use darkswap_wallet::sync::Server;
 use darkswap_wallet::{Keychain, Locks};
 use futures::channel::mpsc;
@@ -155,7 +156,18 @@ impl Settler {
             this.run_events();
             loop {
                 this.pump().await;
-                let tick = gloo_timers::future::sleep(TICK);
+                // Deadlines every second, and sooner when the driver has a retry or a look at
+                // the chain due.
+                let wait = this
+                    .inner
+                    .borrow()
+                    .driver
+                    .as_ref()
+                    .and_then(|d| d.wake_at_ms(now_ms()))
+                    .map_or(TICK, |at| {
+                        Duration::from_millis(at.saturating_sub(now_ms())).min(TICK)
+                    });
+                let tick = gloo_timers::future::sleep(wait);
                 futures::pin_mut!(tick);
                 futures::future::select(tick, woken.next()).await;
                 if let Some(d) = this.inner.borrow_mut().driver.as_mut() {
@@ -317,7 +329,7 @@ impl Settler {
             Event::TakeRefused { error, .. } => self
                 .dispatch
                 .dispatch(Action::TradingError(format!("take not sent: {error}"))),
-            Event::Send { trade_id, message } => {
+            Event::Task(Task::Send { trade_id, message }) => {
                 if let Err(e) = command(Command::Settle { trade_id, message }) {
                     self.dispatch.dispatch(Action::SettleTrouble(format!(
                         "a settlement message of trade {} was not sent: {e}",
@@ -325,7 +337,7 @@ impl Settler {
                     )));
                 }
             }
-            Event::Broadcast { trade_id, tx } => {
+            Event::Task(Task::Broadcast { trade_id, tx }) => {
                 let Some(chain) = self.inner.borrow().chain.clone() else {
                     return;
                 };

@@ -74,8 +74,12 @@ pub async fn session(
     if let Some(pair) = initial {
         handle.command(Command::WatchPair { pair })?;
     }
-    let mut tick = tokio::time::interval(SETTLE_TICK);
     loop {
+        // The driver's deadlines every second, and sooner when it has a retry or a look at
+        // the chain due.
+        let wait = settler
+            .as_ref()
+            .map_or(SETTLE_TICK, |s| s.wait(SETTLE_TICK));
         if let Some(s) = settler.as_mut() {
             s.pump(&handle, &mut inflight);
         }
@@ -101,7 +105,7 @@ pub async fn session(
                     s.on_broadcast(trade_id, result);
                 }
             }
-            _ = tick.tick() => {
+            _ = tokio::time::sleep(wait), if settler.is_some() => {
                 if let Some(s) = settler.as_mut() {
                     s.tick();
                 }

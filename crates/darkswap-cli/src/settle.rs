@@ -23,7 +23,7 @@ use bitcoin::Transaction;
 use darkswap_net::{trade_id_hex, Command, NodeHandle, TakeSettlement, TradeState, TradingEvent};
 use darkswap_proto::trade::TradeId;
 use darkswap_settle::driver::{Config, Driver, Event, TakeRequest, View};
-use darkswap_settle::Params;
+use darkswap_settle::{Params, Task};
 use darkswap_wallet::sync::Server;
 use darkswap_wallet::Keychain;
 use tokio::sync::mpsc;
@@ -163,6 +163,16 @@ impl Settler {
         }
     }
 
+    /// How long until the driver has something to ask (a retry, the next look at the swaps),
+    /// at most `cap`.
+    pub fn wait(&self, cap: std::time::Duration) -> std::time::Duration {
+        let now = darkswap_net::unix_time_ms();
+        match self.driver.wake_at_ms(now) {
+            Some(at) => std::time::Duration::from_millis(at.saturating_sub(now)).min(cap),
+            None => cap,
+        }
+    }
+
     /// Time passes.
     pub fn tick(&mut self) {
         self.driver.tick(darkswap_net::unix_time_ms());
@@ -233,12 +243,12 @@ impl Settler {
             Event::TakeRefused { trade_id, error } => {
                 println!("error take {} {error}", trade_id_hex(&trade_id))
             }
-            Event::Send { trade_id, message } => {
+            Event::Task(Task::Send { trade_id, message }) => {
                 if let Err(e) = handle.command(Command::Settle { trade_id, message }) {
                     println!("settle trouble send {e}");
                 }
             }
-            Event::Broadcast { trade_id, tx } => self.broadcast(trade_id, tx),
+            Event::Task(Task::Broadcast { trade_id, tx }) => self.broadcast(trade_id, tx),
             Event::Changed(trade_id) => {
                 if let Some(view) = self.driver.view(&trade_id) {
                     println!("{}", line(&view));

@@ -24,7 +24,7 @@ mod job;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use bitcoin::{Amount, Transaction, Txid};
+use bitcoin::{Amount, Txid};
 use darkswap_orderbook::{Asset, OrderId, Pair, Price, Side as BookSide};
 use darkswap_proto::settle::SettleMessage;
 use darkswap_proto::trade::{Agreement, TradeId};
@@ -148,20 +148,9 @@ pub enum Event {
         /// Why.
         error: DriverError,
     },
-    /// Send this encoded settlement message to the trade's counterparty.
-    Send {
-        /// The trade.
-        trade_id: TradeId,
-        /// The message.
-        message: Vec<u8>,
-    },
-    /// Broadcast this swap (then report with [`Driver::on_broadcast`]).
-    Broadcast {
-        /// The trade.
-        trade_id: TradeId,
-        /// The whole signed swap.
-        tx: Transaction,
-    },
+    /// Send a message to the trade's counterparty, or broadcast a swap (then report with
+    /// [`Driver::on_broadcast`]).
+    Task(Task),
     /// A trade's settlement changed: show it, and store [`Driver::stored`].
     Changed(TradeId),
     /// Something the other side sent was refused (the counter label).
@@ -633,6 +622,28 @@ impl<K: Borrow<Keychain>> Driver<K> {
         }
     }
 
+    /// When [`Driver::next_request`] will next have something to ask, if it is waiting on time
+    /// (a retry, the next look at the swaps): the caller sleeps until then, not longer. `None`
+    /// while an answer is awaited, or when nothing waits on time.
+    pub fn wake_at_ms(&self, now_ms: u64) -> Option<u64> {
+        if self.asked.is_some() || self.job.is_some() {
+            return None;
+        }
+        let work = !self.pending.is_empty()
+            || !self.watch_round.is_empty()
+            || (self.keys.is_some() && self.desk.lookups_due().next().is_some());
+        let retry = (work && self.retry_at_ms > now_ms).then_some(self.retry_at_ms);
+        let watching = self
+            .desk
+            .settlements()
+            .any(|(_, s)| !s.step().is_final() && s.swap().is_some());
+        let watch = watching.then_some(self.next_watch_ms.max(self.retry_at_ms));
+        match (retry, watch) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The answer to the last request.
     pub fn on_answer(&mut self, status: u16, body: &[u8], now_ms: u64) {
         let (Some(req), Some(job)) = (self.asked.take(), self.job.as_mut()) else {
@@ -783,12 +794,7 @@ impl<K: Borrow<Keychain>> Driver<K> {
         for (trade_id, label) in out.refused {
             self.refused(trade_id, label);
         }
-        for task in out.tasks {
-            self.events.push_back(match task {
-                Task::Send { trade_id, message } => Event::Send { trade_id, message },
-                Task::Broadcast { trade_id, tx } => Event::Broadcast { trade_id, tx },
-            });
-        }
+        self.events.extend(out.tasks.into_iter().map(Event::Task));
         for id in out.changed {
             if let Some(step) = self.desk.get(&id).map(|s| s.step()) {
                 let before = self.steps.insert(id, step);
@@ -812,10 +818,10 @@ impl<K: Borrow<Keychain>> Driver<K> {
     }
 
     fn send_abort(&mut self, trade_id: TradeId, reason: &str) {
-        self.events.push_back(Event::Send {
+        self.events.push_back(Event::Task(Task::Send {
             trade_id,
             message: SettleMessage::Abort(reason.into()).encode(),
-        });
+        }));
     }
 
     fn not_begun(&mut self, id: TradeId, deal: Option<Deal>, e: DriverError, now_ms: u64) {

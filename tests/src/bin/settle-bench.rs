@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use darkswap_tests::market_cli::{faucet_rune, take, wallet, wallet_file, Market};
-use darkswap_tests::regtest::{Bitcoind, Ord};
+use darkswap_tests::regtest::Regtest;
 use darkswap_tests::stats::percentile;
-use darkswap_tests::{Ports, Relay};
 
 /// Blocks go to an address of nobody's in the bench.
 const MINE_TO: &str = "bcrt1qs758ursh4q9z627kt3pp5yysm78ddny6txaqgw";
@@ -52,12 +51,12 @@ fn main() -> Result<()> {
     if rounds * units > 100_000 {
         bail!("the faucet gives 100,000 units: --rounds × --units must not exceed it");
     }
-    let node = Bitcoind::start()?;
-    let ord = Ord::start(&node)?;
-    let dir = tempfile::tempdir()?;
-    let flags = node.relay_flags(&dir.path().join("rpc.password"), Some(&ord.url()), true)?;
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let relay = Relay::start(&dir.path().join("relay"), Ports::default(), &flags)?;
+    let Regtest {
+        node,
+        ord,
+        relay,
+        dir,
+    } = Regtest::start()?;
     for name in ["maker", "taker"] {
         wallet(&relay, &wallet_file(dir.path(), name), &["create"])?;
     }
@@ -71,6 +70,10 @@ fn main() -> Result<()> {
     let (mut to_broadcast, mut to_settled, mut block_to_seen) =
         (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
+        // A take comes after ord indexed the last block, as one minutes later would: ord's
+        // server looks for new blocks every 5 s, and both sides wait for it before they read
+        // their wallets or each other's outputs, so without this the figure is ord's cadence.
+        ord.synced_to(node.height()?)?;
         let t0 = Instant::now();
         let trade = take(&mut taker, &order, units)?;
         taker.step(&trade, "broadcast")?;

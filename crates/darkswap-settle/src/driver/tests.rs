@@ -216,7 +216,7 @@ fn agreements_without_settlement_are_left_alone_and_a_maker_that_cannot_begin_te
     d.tick(T0 + Params::DEFAULT.step_timeout_ms);
     let evs = events(&mut d);
     let abort = evs.iter().find_map(|e| match e {
-        Event::Send { trade_id, message } => Some((*trade_id, message.clone())),
+        Event::Task(Task::Send { trade_id, message }) => Some((*trade_id, message.clone())),
         _ => None,
     });
     let (id, message) = abort.expect("the taker is told");
