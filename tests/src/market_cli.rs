@@ -51,6 +51,17 @@ pub struct Market {
 
 impl Market {
     pub fn start(name: &'static str, relay: &Relay, dir: &Path, pair: &str) -> Result<Market> {
+        Self::start_with(name, relay, dir, pair, &[])
+    }
+
+    /// [`Market::start`] with more `market` flags.
+    pub fn start_with(
+        name: &'static str,
+        relay: &Relay,
+        dir: &Path,
+        pair: &str,
+        extra: &[&str],
+    ) -> Result<Market> {
         let mut child = Command::new(cli_bin())
             .args(["--relay", &relay.tcp_addr().to_string(), "--timeout", "60"])
             .arg("--identity")
@@ -58,6 +69,7 @@ impl Market {
             .args(["market", pair, "--wallet"])
             .arg(wallet_file(dir, name))
             .args(["--relay-http", &relay.http, "--watch-every", "1"])
+            .args(extra)
             .env("DARKSWAP_WALLET_PASSWORD", PASSWORD)
             .env_remove("DARKSWAP_RELAY")
             .stdin(Stdio::piped())

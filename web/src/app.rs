@@ -108,6 +108,13 @@ pub fn app() -> Html {
             }
         })
     };
+    let on_cancel_settlement = {
+        let node = node.clone();
+        Callback::from(move |trade_id| match node.settler().cancel(trade_id) {
+            Ok(_) => {}
+            Err(e) => node.dispatch(Action::TradingError(format!("cannot cancel: {e}"))),
+        })
+    };
     let on_keys = {
         let node = node.clone();
         Callback::from(move |keys| node.settler().set_keys(keys))
@@ -227,7 +234,8 @@ pub fn app() -> Html {
                     <MyOrders own={trading.own.clone()} notices={trading.notices.clone()} on_cancel={on_cancel} />
                     <TradeList trades={trading.trades.clone()} settlements={trading.settlements.clone()}
                         settling={trading.settling} trouble={trading.settle_trouble.clone()}
-                        chain_view={trading.chain_view.clone()} on_abort={on_abort} />
+                        chain_view={trading.chain_view.clone()} on_abort={on_abort}
+                        on_cancel={on_cancel_settlement} />
                 </div>
             </main>
             <footer class="muted">

@@ -204,6 +204,16 @@ impl Settler {
         Ok(())
     }
 
+    /// Cancels a signed settlement whose other side went quiet; the fee it pays.
+    pub fn cancel(self: &Rc<Self>, trade_id: TradeId) -> Result<u64, String> {
+        let mut inner = self.inner.borrow_mut();
+        let driver = inner.driver.as_mut().ok_or("not settling")?;
+        let fee = driver.cancel(trade_id).map_err(|e| e.to_string())?;
+        drop(inner);
+        self.carry_out();
+        Ok(fee.to_sat())
+    }
+
     /// What the negotiation reported.
     pub fn on_trading(self: &Rc<Self>, event: &TradingEvent) {
         let now = now_ms();

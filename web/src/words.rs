@@ -190,6 +190,7 @@ mod tests {
             confirmations: (1, 1),
             fee: Some((Amount::from_sat(700), Amount::from_sat(300))),
             cancel_offered: false,
+            cancel_fee: None,
         }
     }
 

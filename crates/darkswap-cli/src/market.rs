@@ -9,6 +9,8 @@
 //! book RUNE:DOG/BTC
 //! orders
 //! settlements        # with --wallet: every settlement, one line each
+//! cancel-settlement <trade>   # with --wallet: take back what we offered to a signed swap
+//!                             # whose other side went quiet (cancel=offered)
 //! metrics            # this session's client metrics, as Prometheus text
 //! quit
 //! ```
@@ -125,6 +127,16 @@ pub async fn session(
                         print!("{}", s.metrics_text());
                     }
                     println!("end metrics");
+                    continue;
+                }
+                if let Some(trade) = line.strip_prefix("cancel-settlement ") {
+                    let done = match settler.as_mut() {
+                        Some(s) => s.cancel(trade.trim()),
+                        None => Err(anyhow!("not settling: start the session with --wallet")),
+                    };
+                    if let Err(e) = done {
+                        println!("error {e:#}");
+                    }
                     continue;
                 }
                 if line == "settlements" {
@@ -251,7 +263,7 @@ fn run_command(
             println!("end mine={}", own.len());
         }
         _ => bail!(
-            "unknown command (watch, make, take, cancel, book, orders, settlements, metrics, quit): {line}"
+            "unknown command (watch, make, take, cancel, book, orders, settlements, cancel-settlement, metrics, quit): {line}"
         ),
     }
     Ok(())

@@ -11,6 +11,7 @@
 //! settle refused <trade> <label>          # what the other side sent failed a check
 //! settle trouble <kind> <words>           # a chain read failed; tried again
 //! settle broadcast <trade> <txid> ok|refused [<words>]
+//! settle cancelling <trade> fee=<sat>     # after `cancel-settlement <trade>`
 //! error take <trade> <reason>             # a take whose offer could not be made
 //! ```
 
@@ -171,6 +172,17 @@ impl Settler {
             Some(at) => std::time::Duration::from_millis(at.saturating_sub(now)).min(cap),
             None => cap,
         }
+    }
+
+    /// Cancels a signed settlement whose other side went quiet (its offered outputs back to us,
+    /// paying more than the swap); prints the fee.
+    pub fn cancel(&mut self, trade: &str) -> Result<()> {
+        let id: TradeId = hex_decode(trade, 16)
+            .and_then(|b| b.try_into().ok())
+            .with_context(|| format!("not a trade id: {trade}"))?;
+        let fee = self.driver.cancel(id)?;
+        println!("settle cancelling {trade} fee={}", fee.to_sat());
+        Ok(())
     }
 
     /// Time passes.
@@ -340,7 +352,10 @@ fn line(v: &View) -> String {
         out.push_str(&format!(" fee={}/{}", ours.to_sat(), whole.to_sat()));
     }
     if v.cancel_offered {
-        out.push_str(" cancel=offered");
+        match v.cancel_fee {
+            Some(fee) => out.push_str(&format!(" cancel=offered cancel_fee={}", fee.to_sat())),
+            None => out.push_str(" cancel=offered"),
+        }
     }
     if let Some(reason) = &v.reason {
         out.push_str(&format!(" reason={reason}"));

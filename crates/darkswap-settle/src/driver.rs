@@ -126,6 +126,15 @@ pub enum DriverError {
     /// A stored agreement did not decode.
     #[error("the agreement does not decode: {0}")]
     Agreement(#[from] darkswap_proto::trade::TradeWireError),
+    /// A cancel could not be made.
+    #[error(transparent)]
+    Cancel(#[from] crate::machine::CancelError),
+    /// Signing failed.
+    #[error("cannot sign: {0}")]
+    Sign(#[from] darkswap_wallet::sign::SignError),
+    /// No settlement for that trade.
+    #[error("no settlement for that trade")]
+    Unknown,
     /// It waited past the step deadline for what it needed.
     #[error("could not begin within {0} s: {1}")]
     Timeout(u64, &'static str),
@@ -183,6 +192,8 @@ pub struct View {
     pub fee: Option<(Amount, Amount)>,
     /// Whether the page should offer a cancel.
     pub cancel_offered: bool,
+    /// What that cancel would pay in fees (once offered).
+    pub cancel_fee: Option<Amount>,
 }
 
 /// What the driver counted.
@@ -520,6 +531,22 @@ impl<K: Borrow<Keychain>> Driver<K> {
         Ok(())
     }
 
+    /// Cancels a signed settlement whose other side went quiet: our offered outputs go back to
+    /// us (at the trade's fee rate, and more than the swap paid: see
+    /// [`Settlement::cancel_spend`]), signed now and handed out as [`Task::Broadcast`]; the fee
+    /// it pays. The settlement ends as cancelled when its watch sees the conflict.
+    pub fn cancel(&mut self, trade_id: TradeId) -> Result<Amount, DriverError> {
+        let keys = self.keys.as_ref().ok_or(DriverError::Locked)?;
+        let s = self.desk.get(&trade_id).ok_or(DriverError::Unknown)?;
+        let unsigned = s.cancel_spend(s.deal().terms.fee_rate)?;
+        let tx = darkswap_wallet::sign::sign(keys.borrow(), &unsigned)?;
+        self.events
+            .push_back(Event::Task(Task::Broadcast { trade_id, tx }));
+        // Look at the chain soon: the conflict ends the settlement.
+        self.next_watch_ms = 0;
+        Ok(unsigned.fee)
+    }
+
     /// What a broadcast came to (a refusal is counted; the watch decides what happened).
     pub fn on_broadcast(&mut self, trade_id: TradeId, accepted: bool) {
         if !accepted {
@@ -558,6 +585,10 @@ impl<K: Borrow<Keychain>> Driver<K> {
                     confirmations: (s.confirmations(), self.config.params.confirmations),
                     fee,
                     cancel_offered: s.cancel_offered(),
+                    cancel_fee: s
+                        .cancel_offered()
+                        .then(|| s.cancel_spend(deal.terms.fee_rate).ok().map(|u| u.fee))
+                        .flatten(),
                 },
             ));
         }
@@ -590,6 +621,7 @@ impl<K: Borrow<Keychain>> Driver<K> {
             confirmations: (0, self.config.params.confirmations),
             fee: None,
             cancel_offered: false,
+            cancel_fee: None,
         }
     }
 

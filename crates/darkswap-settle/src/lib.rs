@@ -43,7 +43,7 @@ pub use convert::Offer;
 pub use deal::{Deal, DealError, Role};
 pub use desk::{Desk, DeskError, DeskOutput, Task};
 pub use machine::{
-    Action, ChainStatus, Found, LocalError, Output, Params, Refusal, Settlement, Step,
+    Action, CancelError, ChainStatus, Found, LocalError, Output, Params, Refusal, Settlement, Step,
 };
 pub use select::{Ours, SelectError};
 pub use store::StoreError;

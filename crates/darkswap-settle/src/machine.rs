@@ -22,10 +22,11 @@ use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::{OutPoint, Transaction, Txid};
 use darkswap_proto::settle::{SettleMessage, SettleWireError, MAX_SWAP_TX_BYTES};
 use darkswap_wallet::keys::{KeyPath, Keychain};
+use darkswap_wallet::send::{sweep, BuildError, FeeRate, Unsigned};
 use darkswap_wallet::swap::{
     accept, build, check_offered, sign_side, Difference, OfferError, Swap, SwapError,
 };
-use darkswap_wallet::utxo::Assets;
+use darkswap_wallet::utxo::{Assets, Utxo};
 
 use crate::convert::Offer;
 use crate::deal::{Deal, Role};
@@ -234,6 +235,21 @@ pub struct Output {
     pub refused: Option<Refusal>,
     /// Whether the settlement's view changed (to show and persist).
     pub changed: bool,
+}
+
+/// What a cancel pays on top of the swap's fee, per virtual byte of the swap (the default
+/// incremental relay fee of Bitcoin Core's replacement rules).
+pub const CANCEL_INCREMENTAL_SAT_PER_VB: u64 = 1;
+
+/// Why a cancel could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    /// Nothing to cancel at this step.
+    #[error(transparent)]
+    Local(#[from] LocalError),
+    /// The spend could not be built (the outputs cannot pay the fee it needs).
+    #[error("the cancel cannot be built: {0}")]
+    Build(#[from] BuildError),
 }
 
 /// Why a local request was refused.
@@ -720,6 +736,46 @@ impl Settlement {
             &mut out,
         );
         Ok(out)
+    }
+
+    /// The spend that cancels a swap we signed that has not confirmed: every output we offered,
+    /// to our own change script (the rune change for a seller, the bitcoin change for a buyer),
+    /// at `fee_rate` but never less than the swap's fee plus [`CANCEL_INCREMENTAL_SAT_PER_VB`]
+    /// on the swap's size (BIP125: a replacement pays more than what it replaces, and for its
+    /// own relay), so that it displaces the swap from a mempool as well as racing it. Unsigned:
+    /// the caller signs it with the wallet's keys and broadcasts it; the settlement ends as
+    /// cancelled when the chain shows the conflict.
+    pub fn cancel_spend(&self, fee_rate: FeeRate) -> Result<Unsigned, CancelError> {
+        let paths = self.cancel_inputs()?;
+        let swap = self.swap.as_ref().ok_or(LocalError::NothingToCancel)?;
+        let inputs: Vec<Utxo> = self
+            .ours
+            .offer
+            .inputs()
+            .iter()
+            .filter_map(|o| {
+                let path = paths.iter().find(|(p, _)| *p == o.outpoint)?.1;
+                Some(Utxo {
+                    outpoint: o.outpoint,
+                    txout: o.txout.clone(),
+                    path,
+                    confirmations: 1,
+                    assets: Assets::Known {
+                        runes: o.runes.clone(),
+                        inscriptions: 0,
+                    },
+                })
+            })
+            .collect();
+        let to = match &self.ours.offer {
+            Offer::Seller(s) => s.rune_change.clone(),
+            Offer::Buyer(b) => b.change.clone(),
+        };
+        // The swap's size once signed: 16.25 vB of witness per key-path input over the unsigned.
+        let swap_vb = swap.tx.vsize() as u64 + 17 * swap.tx.input.len() as u64;
+        let min_fee = swap.fee
+            + bitcoin::Amount::from_sat(CANCEL_INCREMENTAL_SAT_PER_VB.saturating_mul(swap_vb));
+        Ok(sweep(inputs, to, fee_rate, min_fee)?)
     }
 
     /// Our inputs and their keys, to spend elsewhere and so cancel a swap we signed that has

@@ -267,6 +267,56 @@ pub fn send_runes<K: Clone + PartialEq>(
     Ok(unsigned)
 }
 
+/// Spends exactly `inputs` to one output paying `to`, at `fee_rate` but never less than
+/// `min_fee`: what takes back outputs offered to a swap that was signed but never completed
+/// (the swap is replaceable; to displace it from a mempool the spend must pay more than it did,
+/// hence `min_fee`). Every rune on the inputs goes with the one output (no runestone: unallocated
+/// runes go to the first output), which the effect check confirms: nothing is burned.
+pub fn sweep(
+    inputs: Vec<Utxo>,
+    to: ScriptBuf,
+    fee_rate: FeeRate,
+    min_fee: Amount,
+) -> Result<Unsigned, BuildError> {
+    if inputs.is_empty() || inputs.len() > MAX_INPUTS {
+        return Err(BuildError::TooManyInputs);
+    }
+    let have: Amount = inputs.iter().map(|u| u.txout.value).sum();
+    let dust = to.minimal_non_dust();
+    let tx = draft(
+        &inputs,
+        vec![TxOut {
+            value: Amount::ZERO,
+            script_pubkey: to,
+        }],
+    );
+    let fee = fee_rate.fee(&tx).max(min_fee);
+    if have < fee + dust {
+        return Err(BuildError::InsufficientFunds {
+            needed: fee + dust,
+            available: have,
+            held_back: Amount::ZERO,
+        });
+    }
+    let mut tx = strip(tx);
+    tx.output[0].value = have - fee;
+    let unsigned = finish(tx, inputs, fee, effect)?;
+    let e = &unsigned.effect;
+    if !e.burned.is_empty() {
+        return Err(BuildError::Check(CheckFailure::Burns(e.burned.clone())));
+    }
+    let all: Balances = unsigned.inputs.iter().fold(Balances::new(), |mut all, u| {
+        for (id, n) in u.runes() {
+            *all.entry(id).or_default() += n;
+        }
+        all
+    });
+    if e.outputs.first() != Some(&all) {
+        return Err(BuildError::Check(CheckFailure::Elsewhere));
+    }
+    Ok(unsigned)
+}
+
 /// The free outputs that carry `rune` and no inscription, as the indexer reported them, the
 /// most units first (ties by outpoint): what a rune send or a swap spends, in that order.
 pub fn rune_carriers<'a, K: Clone + PartialEq>(
@@ -566,6 +616,44 @@ mod tests {
         assert_eq!(u.tx.output[1].script_pubkey, change.script_pubkey);
         // One P2TR key-path input, two P2TR outputs: 154 vB (57.5 + 2 × 43 + 10.5 overhead).
         assert_eq!(signed_weight.to_vbytes_ceil(), 154);
+    }
+
+    #[test]
+    fn a_sweep_takes_every_input_back_with_its_runes_and_at_least_the_floor_fee() {
+        let k = keys();
+        let to = k
+            .derive(KeyPath::change(Account::Runes, 0))
+            .unwrap()
+            .script_pubkey;
+        let inputs = vec![
+            utxo(1, 546, Account::Runes, runes(&[(R, 600), (S, 7)]), 1),
+            utxo(2, 20_000, Account::Payment, Assets::none(), 1),
+        ];
+        // At 2 sat/vB the spend would pay 2 × its size; the floor (what a swap paid, and more)
+        // is higher, so it pays the floor.
+        let u = sweep(inputs.clone(), to.clone(), rate(2), Amount::from_sat(3_000)).unwrap();
+        assert_eq!(u.tx.input.len(), 2);
+        assert_eq!(u.tx.output.len(), 1, "one output, no runestone");
+        assert_eq!(u.fee, Amount::from_sat(3_000));
+        assert_eq!(u.tx.output[0].value, Amount::from_sat(20_546 - 3_000));
+        assert_eq!(u.tx.output[0].script_pubkey, to);
+        assert!(u.effect.burned.is_empty());
+        assert_eq!(u.effect.outputs[0], Balances::from([(R, 600), (S, 7)]));
+        // Below the floor the rate decides.
+        let u = sweep(inputs.clone(), to.clone(), rate(50), Amount::from_sat(100)).unwrap();
+        let vb = draft(&u.inputs, u.tx.output.clone())
+            .weight()
+            .to_vbytes_ceil();
+        assert_eq!(u.fee, Amount::from_sat(50 * vb));
+        // Not enough to pay the floor and leave a spendable output: refused.
+        assert!(matches!(
+            sweep(inputs, to.clone(), rate(1), Amount::from_sat(20_500)),
+            Err(BuildError::InsufficientFunds { .. })
+        ));
+        assert!(matches!(
+            sweep(vec![], to, rate(1), Amount::ZERO),
+            Err(BuildError::TooManyInputs)
+        ));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The trader's trades: state, role, counterparty, amounts, and for a trade on a runes-for-bitcoin
 //! pair its settlement on Bitcoin: each step in words, the swap's txid (linked to the chain
 //! view), confirmations, what each side gives and gets, and why it stopped when it did. Before
-//! our signatures leave, the trader can give up (nothing moves). Where the relay names no chain
+//! our signatures leave, the trader can give up (nothing moves); after, when the other side
+//! went quiet, cancel by taking back what was offered, at the fee it costs. Where the relay names no chain
 //! an agreed trade says it does not settle here; on a pair that cannot settle on Bitcoin it says
 //! that nothing will.
 
@@ -28,9 +29,17 @@ pub struct TradeListProps {
     pub chain_view: Option<String>,
     /// Give up on a settlement before signing.
     pub on_abort: Callback<TradeId>,
+    /// Cancel a signed settlement whose other side went quiet.
+    pub on_cancel: Callback<TradeId>,
 }
 
-fn settlement(v: &View, t: &Trade, chain_view: Option<&str>, on_abort: &Callback<TradeId>) -> Html {
+fn settlement(
+    v: &View,
+    t: &Trade,
+    chain_view: Option<&str>,
+    on_abort: &Callback<TradeId>,
+    on_cancel: &Callback<TradeId>,
+) -> Html {
     let rune = if t.pair.base == darkswap_orderbook::Asset::Btc {
         &t.pair.quote
     } else {
@@ -48,6 +57,10 @@ fn settlement(v: &View, t: &Trade, chain_view: Option<&str>, on_abort: &Callback
     let abort = {
         let (id, on_abort) = (v.trade_id, on_abort.clone());
         Callback::from(move |_| on_abort.emit(id))
+    };
+    let cancel = {
+        let (id, on_cancel) = (v.trade_id, on_cancel.clone());
+        Callback::from(move |_| on_cancel.emit(id))
     };
     html! {
         <div class="settlement" data-testid="settlement" data-step={v.step.map_or("preparing", |s| s.label())}
@@ -70,7 +83,13 @@ fn settlement(v: &View, t: &Trade, chain_view: Option<&str>, on_abort: &Callback
                 </div>
             }
             if v.cancel_offered {
-                <div class="error">{ "To cancel, spend the inputs you offered elsewhere at a higher fee (the page does not build that cancel yet: use your wallet's send)." }</div>
+                if let Some(fee) = v.cancel_fee {
+                    <button type="button" data-testid="settle-cancel" onclick={cancel}>
+                        { format!("Cancel: take back what you offered (fee {} sat, more than the swap paid, so it replaces it)", fee.to_sat()) }
+                    </button>
+                } else {
+                    <div class="error">{ "The outputs you offered cannot pay for a cancel that replaces the swap." }</div>
+                }
             }
             if abortable {
                 <button type="button" data-testid="settle-abort" onclick={abort}>{ "Give up (nothing moves)" }</button>
@@ -115,7 +134,7 @@ pub fn trade_list(props: &TradeListProps) -> Html {
                                 { state_text(&t.state, &t.pair) }
                             </div>
                             if let Some(v) = view {
-                                { settlement(v, t, chain_view, &props.on_abort) }
+                                { settlement(v, t, chain_view, &props.on_abort, &props.on_cancel) }
                             } else if unsettled {
                                 <div class="muted" data-testid="settle-none">{ why }</div>
                             }
