@@ -1,8 +1,12 @@
-//! The free option, taken back: a maker that holds the taker's signed half and goes quiet. The
-//! taker is the real `darkswap market --wallet` (a 5 s step deadline); the maker is a hostile
-//! trader speaking the real protocol (a `darkswap-net` node with the same settlement driver)
-//! that makes its offer, receives the taker's half, completes and signs the swap, and then
-//! neither broadcasts it nor sends it back. Past the deadline the taker's line offers the cancel
+//! Hostile makers against the real `darkswap market --wallet` taker. Each maker speaks the real
+//! protocol (a `darkswap-net` node with the same settlement driver) and alters what it sends.
+//!
+//! One claims ten times the runes its outputs hold: the taker looks its outputs up in ord and
+//! refuses before signing, says why, and counts it (`runes_claim`).
+//!
+//! The other takes the free option: it makes its offer, receives the taker's half (the taker
+//! has a 5 s step deadline), completes and signs the swap, and then neither broadcasts it nor
+//! sends it back. Past the deadline the taker's line offers the cancel
 //! with its fee; `cancel-settlement` spends the taker's offered outputs back to itself, paying more
 //! than the swap, so it replaces it (Core takes it in at exactly the quoted fee); after a block
 //! the taker's settlement ends cancelled and counted, and the maker's fully signed swap is
@@ -27,12 +31,22 @@ use darkswap_wallet::{Account, KeyPath, Keychain, Mnemonic, Network, WordCount};
 use futures::StreamExt;
 use tokio::sync::oneshot;
 
-/// The hostile maker: settles like anyone until it holds the whole signed swap, then keeps it.
-async fn quiet_maker(
+/// How the hostile maker cheats.
+#[derive(Clone, Copy, PartialEq)]
+enum Cheat {
+    /// Settles like anyone until it holds the whole signed swap, then keeps it.
+    KeepTheSwap,
+    /// Claims ten times the runes its outputs hold.
+    InflateItsRunes,
+}
+
+/// The hostile maker: the settlement driver, its outgoing messages altered as `cheat` says.
+async fn hostile_maker(
     mut peer: Peer,
     keys: Keychain,
     esplora: String,
     ord: String,
+    cheat: Cheat,
     kept: oneshot::Sender<Transaction>,
 ) -> Result<()> {
     let mut driver: Driver<Keychain> = Driver::new(peer.id().to_bytes(), Config::default());
@@ -63,13 +77,18 @@ async fn quiet_maker(
                         let _ = k.send(tx);
                     }
                 }
-                // The whole swap, signed: kept, never sent.
-                Event::Task(Task::Send { message, .. })
-                    if matches!(
-                        SettleMessage::decode(&message),
-                        Ok(SettleMessage::Signed(_))
-                    ) => {}
                 Event::Task(Task::Send { trade_id, message }) => {
+                    let message = match (cheat, SettleMessage::decode(&message)?) {
+                        // The whole swap, signed: kept, never sent.
+                        (Cheat::KeepTheSwap, SettleMessage::Signed(_)) => continue,
+                        (Cheat::InflateItsRunes, SettleMessage::Offer(mut offer)) => {
+                            for rune in offer.inputs.iter_mut().flat_map(|i| i.runes.iter_mut()) {
+                                rune.amount *= 10;
+                            }
+                            SettleMessage::Offer(offer).encode()
+                        }
+                        _ => message,
+                    };
                     peer.handle.command(Command::Settle { trade_id, message })?
                 }
                 _ => {}
@@ -95,8 +114,18 @@ async fn quiet_maker(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_taker_cancels_a_swap_the_maker_signed_and_kept() -> Result<()> {
+/// A regtest chain and relay, a hostile maker holding the faucet's rune with an order for all of
+/// it on the market (cheating as `cheat` says), and a taker's wallet paid by the faucet; the
+/// maker's task, the swap it keeps (if it gets that far), and the pair.
+async fn hostile_market(
+    cheat: Cheat,
+) -> Result<(
+    Regtest,
+    tokio::task::JoinHandle<Result<()>>,
+    oneshot::Receiver<Transaction>,
+    String,
+    String,
+)> {
     let chain = Regtest::start()?;
     let (relay, dir) = (&chain.relay, chain.dir.path());
     // The hostile maker's wallet: the faucet's rune on its rune address.
@@ -128,16 +157,24 @@ async fn a_taker_cancels_a_swap_the_maker_signed_and_kept() -> Result<()> {
         .handle
         .place_order(pair.clone(), darkswap_tests::sell(100_000, 500_000_000))?;
     let (kept_tx, kept_rx) = oneshot::channel();
-    let maker = tokio::spawn(quiet_maker(
+    let maker = tokio::spawn(hostile_maker(
         peer,
         keys,
         format!("{}/esplora", relay.http),
         chain.ord.url(),
+        cheat,
         kept_tx,
     ));
 
+    Ok((chain, maker, kept_rx, pair_text, order.to_hex()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_taker_cancels_a_swap_the_maker_signed_and_kept() -> Result<()> {
+    let (chain, maker, kept_rx, pair_text, order) = hostile_market(Cheat::KeepTheSwap).await?;
+    let (relay, dir) = (&chain.relay, chain.dir.path());
     let mut taker = Market::start_with("taker", relay, dir, &pair_text, &["--step-timeout", "5"])?;
-    let trade = tokio::task::block_in_place(|| take(&mut taker, &order.to_hex(), 1_000))?;
+    let trade = tokio::task::block_in_place(|| take(&mut taker, &order, 1_000))?;
     let offered = tokio::task::block_in_place(|| {
         taker.wait(|l| {
             l.starts_with(&format!("settle {trade} signed")) && l.contains("cancel=offered")
@@ -183,6 +220,31 @@ async fn a_taker_cancels_a_swap_the_maker_signed_and_kept() -> Result<()> {
         counted.contains("darkswap_client_settle_ended_total{step=\"cancelled\"} 1"),
         "{counted}"
     );
+    maker.abort();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_maker_claiming_runes_it_does_not_hold_is_refused_before_the_taker_signs() -> Result<()> {
+    let (chain, maker, _kept, pair_text, order) = hostile_market(Cheat::InflateItsRunes).await?;
+    let (relay, dir) = (&chain.relay, chain.dir.path());
+    let mut taker = Market::start("taker", relay, dir, &pair_text)?;
+    tokio::task::block_in_place(|| -> Result<()> {
+        let trade = take(&mut taker, &order, 1_000)?;
+        taker.printed(|l| l == format!("settle refused {trade} runes_claim"))?;
+        let ended = taker.step(&trade, "aborted")?;
+        assert!(ended.contains("refused the other side's offer"), "{ended}");
+        assert!(
+            !taker.said(&format!("settle {trade} signed")),
+            "never signed"
+        );
+        let counted = taker.metrics()?;
+        assert!(
+            counted.contains("darkswap_client_settle_refused_total{reason=\"runes_claim\"} 1"),
+            "{counted}"
+        );
+        Ok(())
+    })?;
     maker.abort();
     Ok(())
 }
