@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use darkswap_net::{trade_id_hex, Command, NodeHandle, TakeSettlement, TradeState, TradingEvent};
 use darkswap_proto::trade::TradeId;
-use darkswap_settle::driver::{Config, Driver, Event, TakeRequest};
+use darkswap_settle::driver::{Config, Driver, Event, Holdings, TakeRequest};
 use darkswap_settle::Task;
 use darkswap_wallet::sync::Server;
 use darkswap_wallet::{Keychain, Locks};
@@ -87,6 +87,44 @@ impl Settler {
         if let Some(d) = self.inner.borrow_mut().driver.as_mut() {
             d.wallet_changed();
         }
+    }
+
+    /// Which state of the wallet a read begun now sees (for [`Settler::wallet_read`]).
+    pub fn wallet_generation(&self) -> u64 {
+        self.inner
+            .borrow()
+            .driver
+            .as_ref()
+            .map_or(0, |d| d.wallet_generation())
+    }
+
+    /// The wallet panel read the wallet (a read begun at `generation`): settlements choose
+    /// from it instead of reading the wallet again.
+    pub fn wallet_read(
+        self: &Rc<Self>,
+        keys: &Keychain,
+        scanned: &wallet::Scanned,
+        generation: u64,
+    ) {
+        use darkswap_wallet::{Account, Chain};
+        let unused = |account, chain| match (account, chain) {
+            (Account::Payment, Chain::External) => scanned.receive.0,
+            (Account::Runes, Chain::External) => scanned.receive.1,
+            (Account::Payment, Chain::Internal) => scanned.change.0,
+            (Account::Runes, Chain::Internal) => scanned.change.1,
+        };
+        let rune_ids = scanned
+            .runes
+            .iter()
+            .map(|(id, info)| (info.spaced_name.clone(), *id))
+            .collect();
+        let Ok(holdings) = Holdings::read(keys, scanned.utxos.clone(), unused, rune_ids) else {
+            return;
+        };
+        if let Some(d) = self.inner.borrow_mut().driver.as_mut() {
+            d.set_holdings(holdings, generation, now_ms());
+        }
+        self.carry_out();
     }
 
     /// The outputs settlements hold (the wallet's sends leave them alone).

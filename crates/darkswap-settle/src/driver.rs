@@ -303,6 +303,10 @@ pub struct Driver<K> {
     spaced: BTreeMap<String, RuneId>,
     holdings: Option<(Holdings, u64)>,
     stale: bool,
+    /// Counts the changes of our wallet (a read taken before the last one is not used).
+    generation: u64,
+    /// The generation our own read in progress began at.
+    scan_generation: u64,
     pending: BTreeMap<TradeId, Pending>,
     failed: BTreeMap<TradeId, (Option<Deal>, String, u64)>,
     held: VecDeque<(TradeId, Vec<u8>)>,
@@ -334,6 +338,8 @@ impl<K: Borrow<Keychain>> Driver<K> {
             spaced: BTreeMap::new(),
             holdings: None,
             stale: true,
+            generation: 0,
+            scan_generation: 0,
             pending: BTreeMap::new(),
             failed: BTreeMap::new(),
             held: VecDeque::new(),
@@ -358,7 +364,7 @@ impl<K: Borrow<Keychain>> Driver<K> {
             return;
         }
         if !had {
-            self.stale = true;
+            self.mark_stale();
         }
         while let Some((id, bytes)) = self.held.pop_front() {
             self.deliver(id, &bytes, now_ms);
@@ -373,7 +379,32 @@ impl<K: Borrow<Keychain>> Driver<K> {
 
     /// Our wallet changed outside settlement (a send): read it again before choosing.
     pub fn wallet_changed(&mut self) {
+        self.mark_stale();
+    }
+
+    fn mark_stale(&mut self) {
         self.stale = true;
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// Which state of our wallet a read begun now sees (pass it to [`Driver::set_holdings`]).
+    pub fn wallet_generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// A read of our wallet made by someone else (the page's wallet panel), begun at
+    /// `generation`: used instead of a read of the driver's own, unless the wallet changed
+    /// since it began.
+    pub fn set_holdings(&mut self, holdings: Holdings, generation: u64, now_ms: u64) {
+        if generation != self.generation || self.keys.is_none() {
+            return;
+        }
+        for (name, id) in &holdings.rune_ids {
+            self.spaced.insert(name.clone(), *id);
+        }
+        self.holdings = Some((holdings, now_ms));
+        self.stale = false;
+        self.advance(now_ms);
     }
 
     /// The outputs settlements hold (a send must leave them alone).
@@ -741,6 +772,7 @@ impl<K: Borrow<Keychain>> Driver<K> {
         // Our wallet, when a choice waits on it.
         if let Some(keys) = keys {
             if self.needs_holdings(now_ms) {
+                self.scan_generation = self.generation;
                 return match Job::scan(keys, self.config.with_ord) {
                     Ok(scan) => Some(Job::indexed(scan)),
                     Err(e) => {
@@ -801,8 +833,11 @@ impl<K: Borrow<Keychain>> Driver<K> {
                 for (name, id) in &h.rune_ids {
                     self.spaced.insert(name.clone(), *id);
                 }
-                self.holdings = Some((h, now_ms));
-                self.stale = false;
+                // A read begun before the wallet last changed is not used (another follows).
+                if self.scan_generation == self.generation {
+                    self.holdings = Some((h, now_ms));
+                    self.stale = false;
+                }
             }
             Done::Found(id, found, ids) => {
                 self.spaced.extend(ids);
@@ -834,7 +869,7 @@ impl<K: Borrow<Keychain>> Driver<K> {
                     *self.counters.ended.entry(step.label()).or_default() += 1;
                     // Settled or cancelled: the wallet's outputs moved.
                     if step != Step::Aborted {
-                        self.stale = true;
+                        self.mark_stale();
                     }
                 }
             }

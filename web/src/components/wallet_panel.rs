@@ -194,19 +194,26 @@ pub fn wallet_panel(props: &WalletPanelProps) -> Html {
     }
 
     let refresh = {
-        let (chain, scanned, message, busy) = (
+        let (chain, scanned, message, busy, settler) = (
             chain.clone(),
             scanned.clone(),
             message.clone(),
             busy.clone(),
+            settler.clone(),
         );
         Callback::from(move |keys: Rc<Keychain>| {
             let Some(c) = (*chain).clone() else { return };
             let (scanned, message, busy) = (scanned.clone(), message.clone(), busy.clone());
+            let settler = settler.clone();
             busy.set(true);
             wasm_bindgen_futures::spawn_local(async move {
+                // Settlements choose from this read too, unless the wallet changes meanwhile.
+                let generation = settler.wallet_generation();
                 match wallet::scan(&keys, &c).await {
-                    Ok(s) => scanned.set(Some(Rc::new(s))),
+                    Ok(s) => {
+                        settler.wallet_read(&keys, &s, generation);
+                        scanned.set(Some(Rc::new(s)))
+                    }
                     Err(e) => message.set(Some((true, format!("cannot read the chain: {e}")))),
                 }
                 busy.set(false);

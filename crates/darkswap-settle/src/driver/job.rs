@@ -86,6 +86,37 @@ pub struct Holdings {
     pub rune_ids: BTreeMap<String, RuneId>,
 }
 
+impl Holdings {
+    /// What a read of the wallet behind `keys` found: its outputs (only the confirmed ones are
+    /// kept), the first unused index of each account's chain (`unused`), and the rune ids it
+    /// learned by spaced name.
+    pub fn read(
+        keys: &Keychain,
+        utxos: Vec<Utxo>,
+        unused: impl Fn(Account, Chain) -> u32,
+        rune_ids: BTreeMap<String, RuneId>,
+    ) -> Result<Holdings, darkswap_wallet::keys::KeyError> {
+        let script = |account, chain| -> Result<ScriptBuf, darkswap_wallet::keys::KeyError> {
+            let index = unused(account, chain);
+            Ok(keys
+                .derive(KeyPath {
+                    account,
+                    chain,
+                    index,
+                })?
+                .script_pubkey)
+        };
+        Ok(Holdings {
+            payment: script(Account::Payment, Chain::External)?,
+            payment_change: script(Account::Payment, Chain::Internal)?,
+            runes: script(Account::Runes, Chain::External)?,
+            rune_change: script(Account::Runes, Chain::Internal)?,
+            rune_ids,
+            utxos: utxos.into_iter().filter(|u| u.confirmations > 0).collect(),
+        })
+    }
+}
+
 /// What a finished job found.
 pub enum Done {
     /// The rune named so, or `None`: ord knows no rune of that name.
@@ -233,33 +264,28 @@ impl Job {
             Job::Rune { .. } | Job::Heights(..) => Ok(None),
             Job::Scan(s) => {
                 let keys = keys.ok_or(JobError::Locked)?;
-                let script = |account, chain| -> Result<ScriptBuf, JobError> {
-                    let index = s.first_unused(account, chain);
-                    let path = KeyPath {
-                        account,
-                        chain,
-                        index,
-                    };
-                    Ok(keys.derive(path).map_err(SyncError::from)?.script_pubkey)
-                };
-                let mut holdings = Holdings {
-                    payment: script(Account::Payment, Chain::External)?,
-                    payment_change: script(Account::Payment, Chain::Internal)?,
-                    runes: script(Account::Runes, Chain::External)?,
-                    rune_change: script(Account::Runes, Chain::Internal)?,
-                    rune_ids: s
-                        .runes()
-                        .into_iter()
-                        .map(|(id, info)| (info.spaced_name, id))
-                        .collect(),
-                    utxos: Vec::new(),
-                };
-                holdings.utxos = s
-                    .finish()?
+                let unused: BTreeMap<(Account, Chain), u32> = [
+                    (Account::Payment, Chain::External),
+                    (Account::Payment, Chain::Internal),
+                    (Account::Runes, Chain::External),
+                    (Account::Runes, Chain::Internal),
+                ]
+                .into_iter()
+                .map(|k| (k, s.first_unused(k.0, k.1)))
+                .collect();
+                let rune_ids = s
+                    .runes()
                     .into_iter()
-                    .filter(|u| u.confirmations > 0)
+                    .map(|(id, info)| (info.spaced_name, id))
                     .collect();
-                Ok(Some(Done::Scanned(holdings)))
+                let utxos = s.finish()?;
+                let read = Holdings::read(
+                    keys,
+                    utxos,
+                    |a, c| unused.get(&(a, c)).copied().unwrap_or(0),
+                    rune_ids,
+                );
+                Ok(Some(Done::Scanned(read.map_err(SyncError::from)?)))
             }
             Job::Lookup(id, l) => {
                 let (found, ids) = l.finish();

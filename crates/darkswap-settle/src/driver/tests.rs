@@ -276,3 +276,62 @@ fn counters_read_as_prometheus_text() {
     assert!(text.contains("darkswap_client_settle_failures_total{kind=\"take_refused\"} 3\n"));
     assert!(text.contains("# TYPE darkswap_client_settle_chain_troubles_total counter\n"));
 }
+
+fn holdings(k: &Keychain) -> Holdings {
+    use bitcoin::hashes::Hash;
+    use darkswap_wallet::keys::{Account, KeyPath};
+    use darkswap_wallet::utxo::{Assets, Utxo};
+    let path = KeyPath::receive(Account::Payment, 0);
+    let utxo = Utxo {
+        outpoint: bitcoin::OutPoint::new(bitcoin::Txid::from_byte_array([4; 32]), 0),
+        txout: bitcoin::TxOut {
+            value: Amount::from_sat(100_000),
+            script_pubkey: k.derive(path).unwrap().script_pubkey,
+        },
+        path,
+        confirmations: 1,
+        assets: Assets::none(),
+    };
+    Holdings::read(k, vec![utxo], |_, _| 0, BTreeMap::new()).unwrap()
+}
+
+#[test]
+fn a_wallet_read_from_elsewhere_is_used_unless_the_wallet_changed_since_it_began() {
+    let mut d = driver(true);
+    let k = keys();
+    let begun = d.wallet_generation();
+    d.wallet_changed();
+    // Begun before the change: not used, so the take still reads the wallet itself.
+    d.set_holdings(holdings(&k), begun, T0);
+    d.take(take(1, "RUNE:DOG/BTC"), T0).unwrap();
+    asked(&mut d, T0);
+    d.on_answer(200, DOG, T0);
+    assert_eq!(
+        asked(&mut d, T0),
+        Some((Server::Esplora, "/blocks/tip/height".into())),
+        "the wallet read begins (after the height check)"
+    );
+    // A read begun now is used at once: the take goes out with our offer.
+    let mut d = driver(true);
+    let now = d.wallet_generation();
+    d.set_holdings(holdings(&k), now, T0);
+    d.take(take(2, "RUNE:DOG/BTC"), T0).unwrap();
+    asked(&mut d, T0);
+    d.on_answer(200, DOG, T0);
+    match events(&mut d).as_slice() {
+        [Event::Take { request, offer }] => {
+            assert_eq!(request.trade_id, [2; 16]);
+            assert!(matches!(
+                SettleMessage::decode(offer).unwrap(),
+                SettleMessage::Offer(_)
+            ));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(asked(&mut d, T0), None, "no read of its own");
+    // The offered output is held for the trade.
+    assert_eq!(
+        d.locks().owner(&holdings(&k).utxos[0].outpoint),
+        Some(&[2; 16])
+    );
+}
