@@ -183,6 +183,21 @@ impl Relay {
         http_get(&format!("{}{}", self.http, path))
     }
 
+    /// Asks the relay's regtest faucet at `path` (`/api/faucet`, `/api/faucet/runes`) for
+    /// `to`; its answer's body, which must come with a 200.
+    pub fn faucet(&self, path: &str, to: &bitcoin::Address) -> Result<String> {
+        let (status, body) = http_request(
+            "POST",
+            &format!("{}{path}", self.http),
+            &[("Content-Type", "application/json")],
+            darkswap_wallet::faucet::request_body(to).as_bytes(),
+        )?;
+        if status != 200 {
+            bail!("the faucet at {path}: {status} {body}");
+        }
+        Ok(body)
+    }
+
     /// The value of one sample in `/metrics` (the exact series text before the value).
     pub fn metric(&self, series: &str) -> Result<f64> {
         let (_, body) = self.get("/metrics")?;

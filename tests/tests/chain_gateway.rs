@@ -380,19 +380,13 @@ fn the_gateway_pages_address_histories_with_the_mempool_and_follows_a_reorg() ->
 #[test]
 fn the_rune_faucet_etches_once_then_sends_from_its_change() -> Result<()> {
     use darkswap_wallet::effect::{etching_effect, Balances, ETCHED};
-    use darkswap_wallet::faucet::{request_body, RuneGift};
+    use darkswap_wallet::faucet::RuneGift;
     use darkswap_wallet::runestone::{Artifact, Runestone};
 
     let (node, _dir, relay) = gateway_relay()?;
     let gift_to = |keys: &Keychain| -> Result<(bitcoin::Address, RuneGift)> {
         let to = keys.derive(KeyPath::receive(Account::Runes, 0))?.address;
-        let (status, body) = http_request(
-            "POST",
-            &format!("{}/api/faucet/runes", relay.http),
-            &[("Content-Type", "application/json")],
-            request_body(&to).as_bytes(),
-        )?;
-        anyhow::ensure!(status == 200, "{status} {body}");
+        let body = relay.faucet("/api/faucet/runes", &to)?;
         Ok((to, RuneGift::parse(body.as_bytes())?))
     };
     let fetch_tx = |txid: &bitcoin::Txid| -> Result<bitcoin::Transaction> {

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::Transaction;
 use darkswap_net::{Command, NodeEvent, TradeState, TradingEvent};
@@ -25,7 +25,6 @@ use darkswap_settle::Task;
 use darkswap_tests::market_cli::{take, wallet, wallet_file, Market};
 use darkswap_tests::regtest::{btc_to_sats, Regtest};
 use darkswap_tests::{http_get, http_request, Peer};
-use darkswap_wallet::faucet::request_body;
 use darkswap_wallet::sync::Server;
 use darkswap_wallet::{Account, KeyPath, Keychain, Mnemonic, Network, WordCount};
 use futures::StreamExt;
@@ -131,15 +130,7 @@ async fn hostile_market(
     // The hostile maker's wallet: the faucet's rune on its rune address.
     let keys = Keychain::new(&Mnemonic::generate(WordCount::Twelve), "", Network::Regtest)?;
     let to = keys.derive(KeyPath::receive(Account::Runes, 0))?.address;
-    let (status, body) = http_request(
-        "POST",
-        &format!("{}/api/faucet/runes", relay.http),
-        &[("Content-Type", "application/json")],
-        request_body(&to).as_bytes(),
-    )?;
-    if status != 200 {
-        bail!("the rune faucet: {status} {body}");
-    }
+    let body = relay.faucet("/api/faucet/runes", &to)?;
     let id = darkswap_wallet::faucet::RuneGift::parse(body.as_bytes())?.rune;
     wallet(relay, &wallet_file(dir, "taker"), &["create"])?;
     wallet(relay, &wallet_file(dir, "taker"), &["faucet"])?;

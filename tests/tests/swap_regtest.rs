@@ -25,7 +25,7 @@ use darkswap_wallet::effect::Balances;
 use darkswap_wallet::esplora::{
     outspend_path, parse_outspend, parse_tx_hex, parse_tx_status, tx_hex_path, tx_status_path,
 };
-use darkswap_wallet::faucet::{request_body, RuneGift};
+use darkswap_wallet::faucet::RuneGift;
 use darkswap_wallet::ord_api::{output_path, parse_output, parse_rune, rune_path};
 use darkswap_wallet::swap::{Side, Terms};
 use darkswap_wallet::{
@@ -160,14 +160,7 @@ impl Chain {
     }
 
     fn faucet(&self, path: &str, to: &bitcoin::Address) -> Result<String> {
-        let (status, body) = http_request(
-            "POST",
-            &format!("{}{path}", self.relay.http),
-            &[("Content-Type", "application/json")],
-            request_body(to).as_bytes(),
-        )?;
-        ensure!(status == 200, "{status} {body}");
-        Ok(body)
+        self.relay.faucet(path, to)
     }
 
     fn mine(&self) -> Result<()> {

@@ -151,14 +151,10 @@ pub async fn start(
                     }
                 }
             }
-            let trading = match &event {
-                NodeEvent::Trading(t) => Some(t.clone()),
-                _ => None,
-            };
-            dispatch.dispatch(Action::Node(Box::new(event)));
-            if let Some(t) = trading {
-                settler.on_trading(&t);
+            if let NodeEvent::Trading(t) = &event {
+                settler.on_trading(t);
             }
+            dispatch.dispatch(Action::Node(Box::new(event)));
         }
     });
     Some(handle)

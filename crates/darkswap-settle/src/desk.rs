@@ -385,8 +385,12 @@ impl Desk {
     }
 
     /// Takes a stored settlement back and carries on where it stopped (locks again, lookups,
-    /// the last message again, a whole transaction broadcast again).
-    pub fn restore(&mut self, bytes: &[u8], now_ms: u64) -> Result<DeskOutput, DeskError> {
+    /// the last message again, a whole transaction broadcast again); its trade and what to do.
+    pub fn restore(
+        &mut self,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<(TradeId, DeskOutput), DeskError> {
         let s = Settlement::decode(bytes)?;
         let id = s.deal().trade_id;
         if self.settlements.contains_key(&id) {
@@ -397,7 +401,7 @@ impl Desk {
         self.settlements.insert(id, s);
         let mut out = DeskOutput::default();
         self.apply(id, o, now_ms, &mut out);
-        Ok(out)
+        Ok((id, out))
     }
 
     fn apply(&mut self, id: TradeId, o: Output, now_ms: u64, out: &mut DeskOutput) {

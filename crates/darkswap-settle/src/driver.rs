@@ -424,11 +424,7 @@ impl<K: Borrow<Keychain>> Driver<K> {
 
     /// A stored settlement, taken back (after a reload or a restart).
     pub fn restore(&mut self, bytes: &[u8], now_ms: u64) -> Result<TradeId, DriverError> {
-        let id = Settlement::decode(bytes)
-            .map_err(DeskError::from)?
-            .deal()
-            .trade_id;
-        let out = self.desk.restore(bytes, now_ms)?;
+        let (id, out) = self.desk.restore(bytes, now_ms)?;
         if let Some(s) = self.desk.get(&id) {
             self.steps.insert(id, s.step());
         }
@@ -597,41 +593,13 @@ impl<K: Borrow<Keychain>> Driver<K> {
     pub fn views(&self) -> Vec<View> {
         let mut out: Vec<(u64, View)> = Vec::new();
         for (id, s) in self.desk.settlements() {
-            let deal = *s.deal();
-            let fee = s.swap().map(|sw| {
-                let ours = match deal.side {
-                    Side::Seller => sw.seller_fee,
-                    Side::Buyer => sw.fee.checked_sub(sw.seller_fee).unwrap_or(Amount::ZERO),
-                };
-                (sw.fee, ours)
-            });
-            out.push((
-                s.updated_at_ms(),
-                View {
-                    trade_id: *id,
-                    deal: Some(deal),
-                    step: Some(s.step()),
-                    reason: s.reason().map(str::to_string),
-                    txid: s.txid(),
-                    confirmations: (s.confirmations(), self.config.params.confirmations),
-                    fee,
-                    cancel_offered: s.cancel_offered(),
-                    cancel_fee: s
-                        .cancel_offered()
-                        .then(|| s.cancel_spend(deal.terms.fee_rate).ok().map(|u| u.fee))
-                        .flatten(),
-                },
-            ));
+            out.push((s.updated_at_ms(), self.settlement_view(*id, s)));
         }
         for (id, p) in &self.pending {
-            let what = match p.kind {
-                PendingKind::Take(_) => "choosing our offer for the take",
-                PendingKind::Agreed { .. } => "preparing our side of the swap",
-            };
-            out.push((p.since_ms, self.bare(*id, None, None, what.into())));
+            out.push((p.since_ms, self.pending_view(*id, p)));
         }
-        for (id, (deal, why, at)) in &self.failed {
-            out.push((*at, self.bare(*id, *deal, Some(Step::Aborted), why.clone())));
+        for (id, f) in &self.failed {
+            out.push((f.2, self.failed_view(*id, f)));
         }
         out.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
         out.into_iter().map(|(_, v)| v).collect()
@@ -639,7 +607,52 @@ impl<K: Borrow<Keychain>> Driver<K> {
 
     /// One trade's view.
     pub fn view(&self, trade_id: &TradeId) -> Option<View> {
-        self.views().into_iter().find(|v| &v.trade_id == trade_id)
+        if let Some(s) = self.desk.get(trade_id) {
+            return Some(self.settlement_view(*trade_id, s));
+        }
+        if let Some(p) = self.pending.get(trade_id) {
+            return Some(self.pending_view(*trade_id, p));
+        }
+        self.failed
+            .get(trade_id)
+            .map(|f| self.failed_view(*trade_id, f))
+    }
+
+    fn settlement_view(&self, trade_id: TradeId, s: &Settlement) -> View {
+        let deal = *s.deal();
+        let fee = s.swap().map(|sw| {
+            let ours = match deal.side {
+                Side::Seller => sw.seller_fee,
+                Side::Buyer => sw.fee.checked_sub(sw.seller_fee).unwrap_or(Amount::ZERO),
+            };
+            (sw.fee, ours)
+        });
+        View {
+            trade_id,
+            deal: Some(deal),
+            step: Some(s.step()),
+            reason: s.reason().map(str::to_string),
+            txid: s.txid(),
+            confirmations: (s.confirmations(), self.config.params.confirmations),
+            fee,
+            cancel_offered: s.cancel_offered(),
+            cancel_fee: s
+                .cancel_offered()
+                .then(|| s.cancel_spend(deal.terms.fee_rate).ok().map(|u| u.fee))
+                .flatten(),
+        }
+    }
+
+    fn pending_view(&self, trade_id: TradeId, p: &Pending) -> View {
+        let what = match p.kind {
+            PendingKind::Take(_) => "choosing our offer for the take",
+            PendingKind::Agreed { .. } => "preparing our side of the swap",
+        };
+        self.bare(trade_id, None, None, what.into())
+    }
+
+    fn failed_view(&self, trade_id: TradeId, (deal, why, _): &(Option<Deal>, String, u64)) -> View {
+        self.bare(trade_id, *deal, Some(Step::Aborted), why.clone())
     }
 
     fn bare(&self, trade_id: TradeId, deal: Option<Deal>, step: Option<Step>, why: String) -> View {

@@ -980,7 +980,8 @@ mod desk {
         let locked = taker.locked();
         taker.desk = Desk::new(Params::DEFAULT);
         assert_eq!(taker.locked(), 0);
-        let out = taker.desk.restore(&stored[0].1, T0 + 4).unwrap();
+        let (id, out) = taker.desk.restore(&stored[0].1, T0 + 4).unwrap();
+        assert_eq!(id, TRADE);
         assert_eq!(taker.locked(), locked);
         let again = taker.absorb(out, &chain, T0 + 4);
         assert_eq!(again, to_maker, "its signed half, sent again");
