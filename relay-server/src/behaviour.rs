@@ -11,12 +11,12 @@ use crate::gate::Gate;
 
 use darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL;
 use darkswap_proto::codecs::{AuthCodec, BookSyncCodec, DirectoryCodec};
-use darkswap_proto::gossip::{gossipsub_behaviour, GossipRole};
+use darkswap_proto::gossip::{gossipsub_behaviour, Gossip, GossipRole};
 use darkswap_proto::{DIRECTORY_PROTOCOL, IDENTIFY_PROTOCOL_VERSION};
 use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{gossipsub, identify, identity, ping, relay, StreamProtocol};
+use libp2p::{identify, identity, ping, relay, StreamProtocol};
 use std::time::Duration;
 
 use crate::config::Limits;
@@ -33,7 +33,7 @@ pub struct RelayBehaviour {
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub directory: request_response::Behaviour<DirectoryCodec>,
-    pub gossip: gossipsub::Behaviour,
+    pub gossip: Gossip,
     pub book_sync: request_response::Behaviour<BookSyncCodec>,
     pub auth: request_response::Behaviour<AuthCodec>,
 }

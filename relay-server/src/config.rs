@@ -118,6 +118,11 @@ pub fn documented_defaults() -> Vec<(&'static str, String)> {
         ),
         ("limits.max_pairs", s(&defaults::MAX_PAIRS)),
         (
+            "limits.max_pairs_per_peer",
+            s(&defaults::MAX_PAIRS_PER_PEER),
+        ),
+        ("limits.pair_idle_secs", s(&defaults::PAIR_IDLE.as_secs())),
+        (
             "limits.gossip_rate_per_peer",
             s(&defaults::GOSSIP_RATE_PER_PEER_PER_SECOND),
         ),
@@ -522,6 +527,10 @@ pub struct LimitsArgs {
     pub max_orders_per_pair: Option<usize>,
     #[arg(long, env = "DARKSWAP_RELAY_MAX_PAIRS", help = with_default("Pairs followed", defaults::MAX_PAIRS))]
     pub max_pairs: Option<usize>,
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_PAIRS_PER_PEER", help = with_default("Pairs one trader may follow; past it the trader is cut off", defaults::MAX_PAIRS_PER_PEER))]
+    pub max_pairs_per_peer: Option<usize>,
+    #[arg(long, env = "DARKSWAP_RELAY_PAIR_IDLE_SECS", help = with_default("Seconds a pair with no live order and no trader following it stays followed", defaults::PAIR_IDLE.as_secs()))]
+    pub pair_idle_secs: Option<u64>,
     #[arg(long, env = "DARKSWAP_RELAY_GOSSIP_RATE_PER_PEER", help = with_default("Gossip messages per second from one connected peer", defaults::GOSSIP_RATE_PER_PEER_PER_SECOND))]
     pub gossip_rate_per_peer: Option<u32>,
 }
@@ -575,6 +584,8 @@ pub struct Limits {
     pub http_header_timeout: Duration,
     pub http_write_stall: Duration,
     pub market: MarketLimits,
+    pub max_pairs_per_peer: usize,
+    pub pair_idle: Duration,
     pub gossip_rate_per_peer: u32,
 }
 
@@ -729,6 +740,15 @@ impl Config {
                 max_pairs: l.max_pairs.or(f.max_pairs).unwrap_or(defaults::MAX_PAIRS),
                 ..MarketLimits::default()
             },
+            max_pairs_per_peer: l
+                .max_pairs_per_peer
+                .or(f.max_pairs_per_peer)
+                .unwrap_or(defaults::MAX_PAIRS_PER_PEER),
+            pair_idle: l
+                .pair_idle_secs
+                .or(f.pair_idle_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults::PAIR_IDLE),
             gossip_rate_per_peer: l
                 .gossip_rate_per_peer
                 .or(f.gossip_rate_per_peer)
@@ -788,7 +808,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
-        let positive: [(&'static str, u64); 20] = [
+        let positive: [(&'static str, u64); 22] = [
             ("max_reservations", l.max_reservations as u64),
             (
                 "max_reservations_per_peer",
@@ -820,6 +840,8 @@ impl Config {
             ("order_publish_rate", l.market.publish_per_second as u64),
             ("max_orders_per_pair", l.market.max_orders_per_book as u64),
             ("max_pairs", l.market.max_pairs as u64),
+            ("max_pairs_per_peer", l.max_pairs_per_peer as u64),
+            ("pair_idle_secs", l.pair_idle.as_secs()),
             ("gossip_rate_per_peer", l.gossip_rate_per_peer as u64),
         ];
         for (name, value) in positive {
@@ -827,6 +849,19 @@ impl Config {
                 return Err(ConfigError::Invalid {
                     name,
                     message: "must be greater than 0".into(),
+                });
+            }
+        }
+        // Every trader must accept every pair its relay announces.
+        let ceiling = darkswap_proto::gossip::MAX_FOLLOWED_PAIRS;
+        for (name, value) in [
+            ("max_pairs", l.market.max_pairs),
+            ("max_pairs_per_peer", l.max_pairs_per_peer),
+        ] {
+            if value > ceiling {
+                return Err(ConfigError::Invalid {
+                    name,
+                    message: format!("at most {ceiling} (the pairs a peer may follow on gossip)"),
                 });
             }
         }

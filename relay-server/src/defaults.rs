@@ -94,6 +94,11 @@ pub const ORDER_PUBLISH_BURST: u32 = MARKET.publish_burst;
 pub const ORDER_PUBLISH_RATE_PER_SECOND: u32 = MARKET.publish_per_second;
 pub const MAX_ORDERS_PER_PAIR: usize = MARKET.max_orders_per_book;
 pub const MAX_PAIRS: usize = MARKET.max_pairs;
+/// Pairs one trader may follow: twice what a client follows (`darkswap_net::MAX_WATCHED_PAIRS`).
+/// Gossip cannot refuse one subscription of a peer, so a peer past it is cut off.
+pub const MAX_PAIRS_PER_PEER: usize = 64;
+/// How long a pair with no live order and no trader following it stays followed.
+pub const PAIR_IDLE: Duration = Duration::from_secs(600);
 /// Gossip messages per second accepted from one connected peer (a peer relay is exempt): a
 /// trader's client never needs this many, a flood is cut at the first hop.
 pub const GOSSIP_RATE_PER_PEER_PER_SECOND: u32 = 50;

@@ -30,6 +30,7 @@ mod identity;
 mod mdns_guard;
 mod metrics;
 mod orders;
+mod pair_follow;
 mod process_metrics;
 mod rune_faucet;
 mod server;

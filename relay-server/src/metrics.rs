@@ -84,6 +84,11 @@ pub struct KindLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub event: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PairLabels {
     pub pair: String,
 }
@@ -178,6 +183,11 @@ pub struct RelayMetrics {
     pub orders_removed: Family<ReasonLabels, Counter>,
     pub live_orders: Family<PairLabels, Gauge>,
     pub order_makers: Gauge,
+    /// Pairs the relay follows on gossip (see `pair_follow`).
+    pub pairs_followed: Gauge,
+    /// What happened to pair follows: followed, unfollowed_idle, refused_full, and peers cut off
+    /// for following too many (peer_over_cap).
+    pub pair_follow_events: Family<EventLabels, Counter>,
     pub book_sync_requests: Family<OutcomeLabels, Counter>,
     pub peer_relays_connected: Gauge,
     pub duplicate_connections_reset: Counter,
@@ -231,6 +241,8 @@ impl RelayMetrics {
             orders_removed: Family::default(),
             live_orders: Family::default(),
             order_makers: Gauge::default(),
+            pairs_followed: Gauge::default(),
+            pair_follow_events: Family::default(),
             book_sync_requests: Family::default(),
             peer_relays_connected: Gauge::default(),
             duplicate_connections_reset: Counter::default(),
@@ -380,6 +392,16 @@ impl RelayMetrics {
             "order_makers",
             "Makers this relay currently tracks",
             m.order_makers.clone(),
+        );
+        r.register(
+            "pairs_followed",
+            "Pairs this relay follows on gossip",
+            m.pairs_followed.clone(),
+        );
+        r.register(
+            "pair_follow_events",
+            "Pair follows by event: followed, unfollowed_idle (no order and no trader for the idle time), refused_full (max_pairs reached), peer_over_cap (a peer following more pairs than one trader may, cut off)",
+            m.pair_follow_events.clone(),
         );
         r.register(
             "book_sync_requests",

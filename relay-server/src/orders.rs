@@ -1,7 +1,10 @@
 //! Order gossip at the relay: every message is verified and checked against the relay's own
 //! book (darkswap-market) *before* gossipsub may forward it; refusals are counted by reason.
 //! The relay also answers `/darkswap/book-sync/1` from that book, and peers with other relays
-//! so that one book spans all of them.
+//! so that one book spans all of them. Which pairs it follows is `pair_follow`'s to say.
+//!
+//! A trader connected to this relay may publish only what its own key signed; messages signed
+//! by other keys come only from trusted peers (peer relays forward their traders' orders).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -10,6 +13,7 @@ use std::time::Duration;
 use darkswap_market::{Applied, Market, Removal};
 use darkswap_orderbook::Pair;
 use darkswap_proto::book_sync::{BookSyncRequest, BookSyncResponse};
+use darkswap_proto::gossip::Gossip;
 use darkswap_proto::order::{
     order_topic, parse_order_topic, verify_order_message, Freshness, OrderReject,
 };
@@ -18,7 +22,8 @@ use libp2p::PeerId;
 
 use crate::config::Limits;
 use crate::defaults;
-use crate::metrics::{KindLabels, PairLabels, RelayMetrics};
+use crate::metrics::{EventLabels, KindLabels, PairLabels, RelayMetrics};
+use crate::pair_follow::{FollowLimits, Follower, PairFollow, Step};
 use darkswap_rate::{KeyedLimiter, Rate, TokenBucket};
 
 /// What the relay's access check says about the peer a gossip message came from.
@@ -26,10 +31,27 @@ use darkswap_rate::{KeyedLimiter, Rate, TokenBucket};
 pub enum SourceAccess {
     /// Below the level publishing needs (e.g. it never authenticated).
     Refused,
-    /// May publish, within the per-peer rate.
+    /// May publish its own messages, within the per-peer rate.
     Limited,
-    /// Trusted (peer relays forward many makers' messages): not rate-limited as one peer.
-    Unlimited,
+    /// Trusted by the operator: may forward others' messages, not rate-limited as one peer.
+    Trusted,
+    /// A configured peer relay: as trusted (it forwards its traders' orders).
+    PeerRelay,
+}
+
+impl SourceAccess {
+    fn unlimited(self) -> bool {
+        matches!(self, SourceAccess::Trusted | SourceAccess::PeerRelay)
+    }
+
+    fn follower(self) -> Follower {
+        match self {
+            SourceAccess::Refused => Follower::Anonymous,
+            SourceAccess::Limited => Follower::Trader,
+            SourceAccess::Trusted => Follower::Trusted,
+            SourceAccess::PeerRelay => Follower::Relay,
+        }
+    }
 }
 
 /// What became of a valid message.
@@ -46,7 +68,7 @@ pub struct OrderGossip {
     sources: HashMap<PeerId, TokenBucket>,
     /// Gossip messages per second from one peer, with a burst of four seconds' worth.
     rate_per_peer: Rate,
-    subscribed: HashSet<Pair>,
+    follow: PairFollow,
     /// Book-sync pages per peer and per address: a page is up to 1,000 orders (~256 KiB) for a
     /// request of a few bytes.
     sync_per_peer: KeyedLimiter<PeerId>,
@@ -64,7 +86,11 @@ impl OrderGossip {
                 limits.gossip_rate_per_peer,
                 limits.gossip_rate_per_peer.saturating_mul(4),
             ),
-            subscribed: HashSet::new(),
+            follow: PairFollow::new(FollowLimits {
+                max_pairs: limits.market.max_pairs,
+                max_per_peer: limits.max_pairs_per_peer,
+                idle_ms: limits.pair_idle.as_millis() as u64,
+            }),
             sync_per_peer: KeyedLimiter::new(
                 Rate::per_second(
                     defaults::BOOK_SYNC_PAGES_PER_PEER_PER_SECOND,
@@ -83,15 +109,18 @@ impl OrderGossip {
         }
     }
 
-    /// Validates one gossiped message and tells gossipsub whether to forward it.
+    /// Validates one gossiped message and tells gossipsub whether to forward it; follows the
+    /// pairs peers follow, within `pair_follow`'s rules. Returns the peers to cut off.
+    /// `access(peer, audit)` is the peer's standing; `audit` says a refusal is worth a line in
+    /// the audit log (a message refused, not a subscription noted).
     pub fn on_gossip_event(
         &mut self,
-        gossip: &mut gossipsub::Behaviour,
+        gossip: &mut Gossip,
         event: gossipsub::Event,
         metrics: &RelayMetrics,
         now_ms: u64,
-        access: impl Fn(&PeerId) -> SourceAccess,
-    ) {
+        access: impl Fn(&PeerId, bool) -> SourceAccess,
+    ) -> Vec<PeerId> {
         match event {
             gossipsub::Event::Message {
                 propagation_source,
@@ -101,7 +130,7 @@ impl OrderGossip {
                 // Below the level publishing needs (a peer that skipped auth): refused before
                 // any work is spent on the message, and not forwarded. (Gossipsub peer scoring
                 // is not configured, so a rejection does not score the sender down.)
-                let access = access(&propagation_source);
+                let access = access(&propagation_source, true);
                 if access == SourceAccess::Refused {
                     metrics
                         .order_messages_rejected
@@ -112,14 +141,10 @@ impl OrderGossip {
                         &propagation_source,
                         MessageAcceptance::Reject,
                     );
-                    return;
+                    return Vec::new();
                 }
-                let outcome = self.validate(
-                    &propagation_source,
-                    &message,
-                    now_ms,
-                    access == SourceAccess::Unlimited,
-                );
+                let outcome =
+                    self.validate(&propagation_source, &message, now_ms, access.unlimited());
                 let acceptance = match &outcome {
                     Ok(verdict) => {
                         metrics
@@ -154,30 +179,72 @@ impl OrderGossip {
                     &propagation_source,
                     acceptance,
                 );
+                Vec::new()
             }
-            gossipsub::Event::Subscribed { topic, .. } => {
-                // Follow every valid pair a peer follows (bounded), so their orders reach us.
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                // The subscription filter let through order topics only.
+                let Some(pair) = parse_order_topic(topic.as_str()) else {
+                    return Vec::new();
+                };
+                let kind = access(&peer_id, false).follower();
+                let steps = self.follow.subscribed(peer_id, kind, pair);
+                self.carry_out(gossip, steps, metrics)
+            }
+            gossipsub::Event::Unsubscribed { peer_id, topic } => {
                 if let Some(pair) = parse_order_topic(topic.as_str()) {
-                    self.subscribe(gossip, pair);
+                    self.follow.unsubscribed(&peer_id, &pair);
                 }
+                Vec::new()
             }
-            _ => {}
+            _ => Vec::new(),
         }
     }
 
-    /// Follows a pair's topic, within the pair cap.
-    pub fn subscribe(&mut self, gossip: &mut gossipsub::Behaviour, pair: Pair) {
-        if self.subscribed.contains(&pair)
-            || self.subscribed.len() >= self.market.limits().max_pairs
-        {
-            return;
+    /// `peer`'s standing may have changed (after an auth exchange): the pairs it follows count
+    /// as its new standing says. Returns the peers to cut off.
+    pub fn reclassify(
+        &mut self,
+        gossip: &mut Gossip,
+        peer: PeerId,
+        access: SourceAccess,
+        metrics: &RelayMetrics,
+    ) -> Vec<PeerId> {
+        let steps = self.follow.reclassify(peer, access.follower());
+        self.carry_out(gossip, steps, metrics)
+    }
+
+    fn carry_out(
+        &mut self,
+        gossip: &mut Gossip,
+        steps: Vec<Step>,
+        metrics: &RelayMetrics,
+    ) -> Vec<PeerId> {
+        let mut cut = Vec::new();
+        for step in steps {
+            let event = match step {
+                Step::Follow(pair) => {
+                    // Subscribing fails only for a topic our own filter refuses, and `pair`
+                    // came from one it let through.
+                    let _ = gossip.subscribe(&IdentTopic::new(order_topic(&pair)));
+                    "followed"
+                }
+                Step::Unfollow(pair) => {
+                    gossip.unsubscribe(&IdentTopic::new(order_topic(&pair)));
+                    "unfollowed_idle"
+                }
+                Step::Full(_) => "refused_full",
+                Step::CutOff(peer) => {
+                    cut.push(peer);
+                    "peer_over_cap"
+                }
+            };
+            metrics
+                .pair_follow_events
+                .get_or_create(&EventLabels { event })
+                .inc();
         }
-        if gossip
-            .subscribe(&IdentTopic::new(order_topic(&pair)))
-            .is_ok()
-        {
-            self.subscribed.insert(pair);
-        }
+        metrics.pairs_followed.set(self.follow.followed() as i64);
+        cut
     }
 
     fn validate(
@@ -192,6 +259,11 @@ impl OrderGossip {
         }
         let pair = parse_order_topic(message.topic.as_str()).ok_or(OrderReject::BadPair)?;
         let verified = verify_order_message(&message.data, Some(&pair), Freshness::Live, now_ms)?;
+        // A trader publishes its own orders; a message signed by another key from a peer that
+        // is not trusted is someone else's (throwaway keys behind one connection, or a copy).
+        if !unlimited && verified.maker != *source {
+            return Err(OrderReject::NotOwn);
+        }
         let kind = verified.body.action.kind();
         // A keep-alive whose digest differs from our copy of the maker's orders is still valid
         // and goes on, so traders that see the mismatch pull the maker's orders from us; unless
@@ -216,6 +288,7 @@ impl OrderGossip {
 
     pub fn peer_disconnected(&mut self, peer: &PeerId) {
         self.sources.remove(peer);
+        self.follow.gone(peer);
     }
 
     /// Answers a book-sync request from the relay's book, within the per-peer and per-address
@@ -259,8 +332,9 @@ impl OrderGossip {
         }
     }
 
-    /// Removes expired orders and silent makers' orders; refreshes the book gauges.
-    pub fn tick(&mut self, metrics: &RelayMetrics, now_ms: u64) {
+    /// Removes expired orders and silent makers' orders; lets go of idle pairs; refreshes the
+    /// book gauges.
+    pub fn tick(&mut self, gossip: &mut Gossip, metrics: &RelayMetrics, now_ms: u64) {
         self.sync_per_peer.prune(now_ms);
         self.sync_per_ip.prune(now_ms);
         for (_, why) in self.market.expire(now_ms) {
@@ -288,6 +362,8 @@ impl OrderGossip {
                 pair: gone.to_string(),
             });
         }
+        let idle = self.follow.tick(now_ms, |pair| live.contains(pair));
+        self.carry_out(gossip, idle, metrics);
         self.reported_pairs = live;
         metrics.order_makers.set(self.market.makers() as i64);
     }

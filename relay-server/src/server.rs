@@ -291,7 +291,11 @@ async fn run_loop(
                 loop_state.update_auth(&swarm);
             }
             _ = orders_tick.tick() => {
-                loop_state.orders.tick(&loop_state.metrics, darkswap_proto::unix_time_ms());
+                loop_state.orders.tick(
+                    &mut swarm.behaviour_mut().gossip,
+                    &loop_state.metrics,
+                    darkswap_proto::unix_time_ms(),
+                );
             }
             _ = peer_tick.tick() => loop_state.dial_peer_relays(&mut swarm),
         }
@@ -519,24 +523,17 @@ impl LoopState {
             }
             RelayBehaviourEvent::Gossip(event) => {
                 let now_ms = darkswap_proto::unix_time_ms();
-                let gate = &self.gate;
-                let access_of = |peer: &PeerId| {
-                    use crate::orders::SourceAccess;
-                    if !gate.verdict(peer, None, Operation::PublishOrder) {
-                        SourceAccess::Refused
-                    } else if gate.allows(peer, Operation::SkipRateLimits) {
-                        SourceAccess::Unlimited
-                    } else {
-                        SourceAccess::Limited
-                    }
-                };
-                self.orders.on_gossip_event(
+                let (gate, peer_relays) = (&self.gate, &self.peer_relays);
+                let cut = self.orders.on_gossip_event(
                     &mut swarm.behaviour_mut().gossip,
                     event,
                     &self.metrics,
                     now_ms,
-                    access_of,
+                    |peer, audit| standing(gate, peer_relays, peer, audit),
                 );
+                for peer in cut {
+                    swarm.disconnect_peer_id(peer).ok();
+                }
             }
             RelayBehaviourEvent::Auth(request_response::Event::Message {
                 peer,
@@ -557,6 +554,17 @@ impl LoopState {
                     darkswap_proto::unix_time_ms(),
                 );
                 let _ = swarm.behaviour_mut().auth.send_response(channel, response);
+                // A grant (or its loss) changes which of the peer's pairs the relay follows.
+                let now = standing(&self.gate, &self.peer_relays, &peer, false);
+                let cut = self.orders.reclassify(
+                    &mut swarm.behaviour_mut().gossip,
+                    peer,
+                    now,
+                    &self.metrics,
+                );
+                for peer in cut {
+                    swarm.disconnect_peer_id(peer).ok();
+                }
                 match effect {
                     // Closes the peer's connections at once and refuses new ones.
                     Effect::Block(target) => {
@@ -813,5 +821,30 @@ impl LoopState {
             h.connections = self.connections;
             h.reservations = self.directory.len() as u64;
         }
+    }
+}
+
+/// A peer's standing for order gossip. `audit`: a refusal goes to the audit log (for a message
+/// refused; not for a subscription noted, which anyone may send at no cost).
+fn standing(
+    gate: &Gate,
+    peer_relays: &HashMap<PeerId, Multiaddr>,
+    peer: &PeerId,
+    audit: bool,
+) -> crate::orders::SourceAccess {
+    use crate::orders::SourceAccess;
+    let may_publish = if audit {
+        gate.verdict(peer, None, Operation::PublishOrder)
+    } else {
+        gate.allows(peer, Operation::PublishOrder)
+    };
+    if !may_publish {
+        SourceAccess::Refused
+    } else if !gate.allows(peer, Operation::SkipRateLimits) {
+        SourceAccess::Limited
+    } else if peer_relays.contains_key(peer) {
+        SourceAccess::PeerRelay
+    } else {
+        SourceAccess::Trusted
     }
 }

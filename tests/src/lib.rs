@@ -12,7 +12,7 @@ use darkswap_net::libp2p::{
     gossipsub, identity::Keypair, noise, swarm::SwarmEvent, tcp, yamux, Multiaddr, PeerId, Swarm,
 };
 use darkswap_net::{new_node, NodeConfig, NodeEvent, NodeHandle, RelayStatus};
-use darkswap_proto::gossip::{gossipsub_behaviour, GossipRole};
+use darkswap_proto::gossip::{gossipsub_behaviour, Gossip, GossipRole};
 use darkswap_proto::order::order_topic;
 use futures::channel::mpsc;
 use futures::StreamExt;
@@ -485,7 +485,7 @@ pub fn sell(amount: u64, price: u64) -> darkswap_proto::order::OrderSpec {
 #[derive(darkswap_net::libp2p::swarm::NetworkBehaviour)]
 #[behaviour(prelude = "darkswap_net::libp2p::swarm::derive_prelude")]
 pub struct RawBehaviour {
-    gossip: gossipsub::Behaviour,
+    gossip: Gossip,
     auth: darkswap_net::libp2p::request_response::Behaviour<darkswap_proto::codecs::AuthCodec>,
     book_sync:
         darkswap_net::libp2p::request_response::Behaviour<darkswap_proto::codecs::BookSyncCodec>,
@@ -496,24 +496,52 @@ pub struct RawPublisher {
     swarm: Swarm<RawBehaviour>,
     topic: gossipsub::IdentTopic,
     key: Keypair,
+    relay: PeerId,
 }
 
 impl RawPublisher {
     /// Connects, authenticates with its identity key (anyone can: a hostile peer would), and
     /// follows `pair`.
     pub async fn connect(relay: &Relay, pair: &darkswap_orderbook::Pair) -> Result<Self> {
-        let mut raw = Self::connect_unauthenticated(relay, pair).await?;
+        Self::connect_as(relay, pair, Keypair::generate_ed25519()).await
+    }
+
+    /// [`RawPublisher::connect`] with a key of the caller's (one the relay was told to trust).
+    pub async fn connect_as(
+        relay: &Relay,
+        pair: &darkswap_orderbook::Pair,
+        key: Keypair,
+    ) -> Result<Self> {
+        let mut raw = Self::bare(relay, key, pair).await?;
         raw.authenticate(relay.peer_id).await?;
+        raw.follow(std::slice::from_ref(pair)).await?;
         Ok(raw)
     }
 
-    /// Connects and follows `pair` without authenticating.
+    /// Connects and follows `pair` without authenticating; returns once the relay follows
+    /// `pair` (an authenticated trader must have made it follow).
     pub async fn connect_unauthenticated(
         relay: &Relay,
         pair: &darkswap_orderbook::Pair,
     ) -> Result<Self> {
+        let mut raw = Self::bare(relay, Keypair::generate_ed25519(), pair).await?;
+        raw.follow(std::slice::from_ref(pair)).await?;
+        Ok(raw)
+    }
+
+    /// Connects with a fresh key, authenticated or not, following nothing yet.
+    pub async fn connect_following_nothing(relay: &Relay, authenticate: bool) -> Result<Self> {
+        let pair = darkswap_orderbook::Pair::parse("RUNE:UNUSED/BTC")?;
+        let mut raw = Self::bare(relay, Keypair::generate_ed25519(), &pair).await?;
+        if authenticate {
+            raw.authenticate(relay.peer_id).await?;
+        }
+        Ok(raw)
+    }
+
+    /// Connected to the relay; `pair` is where [`RawPublisher::publish`] publishes.
+    async fn bare(relay: &Relay, key: Keypair, pair: &darkswap_orderbook::Pair) -> Result<Self> {
         use darkswap_net::libp2p::request_response::{self, ProtocolSupport};
-        let key = Keypair::generate_ed25519();
         let mut swarm = darkswap_net::libp2p::SwarmBuilder::with_existing_identity(key.clone())
             .with_tokio()
             .with_tcp(
@@ -545,32 +573,81 @@ impl RawPublisher {
                     ),
                 })
             })?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
-        swarm
-            .behaviour_mut()
-            .gossip
-            .subscribe(&gossipsub::IdentTopic::new(order_topic(pair)))?;
         swarm.dial(relay.tcp_addr())?;
         let relay_id = relay.peer_id;
-        // Wait until the relay follows the topic (it subscribes when we do).
         tokio::time::timeout(Duration::from_secs(20), async {
             loop {
-                if let SwarmEvent::Behaviour(RawBehaviourEvent::Gossip(
-                    gossipsub::Event::Subscribed { peer_id, .. },
-                )) = swarm.select_next_some().await
-                {
-                    if peer_id == relay_id {
-                        break;
+                match swarm.select_next_some().await {
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == relay_id => {
+                        return Ok(())
                     }
+                    SwarmEvent::OutgoingConnectionError { error, .. } => {
+                        return Err(anyhow!("cannot reach the relay: {error}"))
+                    }
+                    _ => {}
                 }
             }
         })
-        .await?;
+        .await??;
         Ok(Self {
             swarm,
             topic: gossipsub::IdentTopic::new(order_topic(pair)),
             key,
+            relay: relay_id,
         })
+    }
+
+    /// Subscribes to `pairs` without waiting for anything.
+    pub fn subscribe(&mut self, pairs: &[darkswap_orderbook::Pair]) -> Result<()> {
+        for pair in pairs {
+            self.swarm
+                .behaviour_mut()
+                .gossip
+                .subscribe(&gossipsub::IdentTopic::new(order_topic(pair)))?;
+        }
+        Ok(())
+    }
+
+    /// Subscribes to `pairs` and returns once the relay follows every one of them, as its
+    /// subscriptions (the hello on connecting, then one message per pair) tell us.
+    pub async fn follow(&mut self, pairs: &[darkswap_orderbook::Pair]) -> Result<()> {
+        self.subscribe(pairs)?;
+        let wanted: Vec<gossipsub::TopicHash> = pairs
+            .iter()
+            .map(|p| gossipsub::IdentTopic::new(order_topic(p)).hash())
+            .collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let relay = self.relay;
+            let known: std::collections::HashSet<&gossipsub::TopicHash> = self
+                .swarm
+                .behaviour()
+                .gossip
+                .all_peers()
+                .filter(|(peer, _)| **peer == relay)
+                .flat_map(|(_, topics)| topics)
+                .collect();
+            let missing = wanted.iter().filter(|t| !known.contains(t)).count();
+            if missing == 0 {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "the relay follows {} of {} pairs after 20 s (of {} pairs it follows that we know)",
+                    wanted.len() - missing,
+                    wanted.len(),
+                    known.len()
+                );
+            }
+            self.run_for(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether the connection to the relay is still open.
+    pub fn connected(&self) -> bool {
+        self.swarm.is_connected(&self.relay)
     }
 
     /// The identity challenge, answered.
@@ -682,10 +759,26 @@ impl RawPublisher {
 
     /// Queues one message without waiting (call `run_for` to let it go out).
     pub fn publish_now(&mut self, bytes: Vec<u8>) -> Result<()> {
+        let topic = self.topic.clone();
+        self.publish_on_now(topic, bytes)
+    }
+
+    /// Publishes one message on `pair` (followed with [`RawPublisher::follow`]).
+    pub async fn publish_on(
+        &mut self,
+        pair: &darkswap_orderbook::Pair,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        self.publish_on_now(gossipsub::IdentTopic::new(order_topic(pair)), bytes)?;
+        self.run_for(Duration::from_millis(20)).await;
+        Ok(())
+    }
+
+    fn publish_on_now(&mut self, topic: gossipsub::IdentTopic, bytes: Vec<u8>) -> Result<()> {
         self.swarm
             .behaviour_mut()
             .gossip
-            .publish(self.topic.clone(), bytes)
+            .publish(topic, bytes)
             .map_err(|e| anyhow!("publish: {e}"))?;
         Ok(())
     }

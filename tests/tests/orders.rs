@@ -188,8 +188,9 @@ async fn hostile_order_messages_are_refused_and_counted() -> anyhow::Result<()> 
     };
     raw.publish(sign_order_message(&key, &body, now - 25_000)?)
         .await?;
-    // One maker: two orders accepted, then over its cap, then too fast.
-    let maker = Keypair::generate_ed25519();
+    // One maker (the publisher itself: a trader publishes only its own orders): two orders
+    // accepted, then over its cap, then too fast.
+    let maker = raw.key().clone();
     for n in 0..8 {
         raw.publish(signed_order(&maker, 10 + n, 100 + n, unix_time_ms()))
             .await?;
@@ -439,5 +440,166 @@ async fn clients_keep_under_a_relays_lower_limits() -> anyhow::Result<()> {
         0.0,
         "no message of the maker was refused for pace"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_trader_publishes_only_its_own_orders() -> anyhow::Result<()> {
+    // Identities cost nothing, so caps per maker key are caps per key: one connection signing
+    // with as many throwaway keys as it likes used to get a full allowance for each. A trader's
+    // direct connection now carries only what its own key signed.
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), Ports::default(), &[])?;
+    let mut watcher = trader(&relay).await?;
+    let mut raw = RawPublisher::connect(&relay, &pair()).await?;
+    let now = unix_time_ms();
+    for n in 0..5 {
+        raw.publish(signed_order(&Keypair::generate_ed25519(), 1, n, now))
+            .await?;
+    }
+    let own = raw.key().clone();
+    raw.publish(signed_order(&own, 1, 77, now)).await?;
+    relay
+        .metric_eventually(
+            "darkswap_relay_order_messages_rejected_total{reason=\"not_own\"}",
+            T,
+            |v| v == 5.0,
+        )
+        .await?;
+    let own_id = PeerId::from(own.public());
+    watcher
+        .book_where(T, &pair(), |v| {
+            v.total_orders == 1 && v.orders[0].maker == own_id
+        })
+        .await?;
+    assert_eq!(
+        relay.metric("darkswap_relay_order_messages_accepted_total{kind=\"order\"}")?,
+        1.0
+    );
+    Ok(())
+}
+
+fn numbered_pair(n: usize) -> Pair {
+    let letters: String = format!("{n:04}")
+        .bytes()
+        .map(|d| char::from(b'A' + (d - b'0')))
+        .collect();
+    Pair::parse(&format!("RUNE:PAIR{letters}/BTC")).unwrap()
+}
+
+#[tokio::test]
+async fn past_a_hundred_pairs_traders_still_publish_on_every_pair() -> anyhow::Result<()> {
+    // gossipsub's defaults let a peer follow 100 topics, announce 100 in one message, and
+    // send 16 KiB of them at once (subscriptions count as control). A relay following more
+    // sent its traders a hello they refused whole (past ~380 pairs it broke their gossip
+    // stream), so they did not know it followed their pair, and their orders went nowhere
+    // (NoPeersSubscribedToTopic). 500 live pairs, from eight makers.
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &["--order-publish-burst", "100"],
+    )?;
+    let pairs: Vec<Pair> = (0..500).map(numbered_pair).collect();
+    let now = unix_time_ms();
+    let mut makers = Vec::new();
+    for chunk in pairs.chunks(63) {
+        let mut maker = RawPublisher::connect_following_nothing(&relay, true).await?;
+        maker.follow(chunk).await?;
+        let key = maker.key().clone();
+        for (n, p) in chunk.iter().enumerate() {
+            let body = OrderBody {
+                pair: p.clone(),
+                seq: 1,
+                sent_at_ms: now,
+                action: OrderAction::Order(OrderSpec {
+                    nonce: n as u64,
+                    side: Side::Sell,
+                    price: Price(100),
+                    amount: 10,
+                    min_fill: 0,
+                    expires_at_ms: now + 600_000,
+                }),
+            };
+            maker
+                .publish_on(p, sign_order_message(&key, &body, now)?)
+                .await?;
+        }
+        makers.push(maker);
+    }
+    relay
+        .metric_eventually("darkswap_relay_pairs_followed", T, |v| v == 500.0)
+        .await?;
+    relay
+        .metric_eventually(
+            "darkswap_relay_order_messages_accepted_total{kind=\"order\"}",
+            T,
+            |v| v == 500.0,
+        )
+        .await?;
+    // Honest traders join: one pair from the relay's hello, the last of them, and a new one.
+    for p in [numbered_pair(499), numbered_pair(500)] {
+        let maker = Peer::trader(&relay, &p).await?;
+        let mut watcher = Peer::trader(&relay, &p).await?;
+        let id = maker.handle.place_order(p.clone(), sell(1_000, 250))?;
+        watcher
+            .book_where(T, &p, |v| v.orders.iter().any(|o| o.id == id))
+            .await?;
+    }
+    relay
+        .metric_eventually("darkswap_relay_pairs_followed", T, |v| v == 501.0)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_relays_pair_table_is_not_fillable_by_junk() -> anyhow::Result<()> {
+    // Any subscription used to make the relay follow the pair, for good. Now: only a peer that
+    // may publish starts a follow, one trader follows at most --max-pairs-per-peer, and a pair
+    // with no order and no trader following it is let go after --pair-idle-secs.
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &["--max-pairs-per-peer", "8", "--pair-idle-secs", "2"],
+    )?;
+    let followed = "darkswap_relay_pairs_followed";
+    let junk: Vec<Pair> = (0..8).map(numbered_pair).collect();
+    // Anonymous: remembered, not followed.
+    let mut anonymous = RawPublisher::connect_following_nothing(&relay, false).await?;
+    anonymous.subscribe(&junk)?;
+    anonymous.run_for(Duration::from_secs(2)).await;
+    assert_eq!(relay.metric(followed)?, 0.0);
+    // A trader past auth: followed.
+    let mut authenticated = RawPublisher::connect_following_nothing(&relay, true).await?;
+    authenticated.follow(&junk).await?;
+    relay.metric_eventually(followed, T, |v| v == 8.0).await?;
+    // One pair more than a trader may follow: cut off.
+    authenticated.subscribe(&[numbered_pair(8)])?;
+    let cut = Instant::now() + T;
+    while authenticated.connected() && Instant::now() < cut {
+        authenticated.run_for(Duration::from_millis(100)).await;
+    }
+    assert!(!authenticated.connected(), "cut off past its cap");
+    assert_eq!(
+        relay.metric("darkswap_relay_pair_follow_events_total{event=\"peer_over_cap\"}")?,
+        1.0
+    );
+    // Nobody who counts follows them any more and they hold no order: let go. The anonymous
+    // peer still subscribed does not keep them.
+    relay.metric_eventually(followed, T, |v| v == 0.0).await?;
+    assert_eq!(
+        relay.metric("darkswap_relay_pair_follow_events_total{event=\"unfollowed_idle\"}")?,
+        8.0
+    );
+    anonymous.run_for(Duration::from_millis(100)).await;
+    assert!(anonymous.connected());
+    // An honest trader on one of them is served as before.
+    let maker = trader(&relay).await?;
+    let mut watcher = trader(&relay).await?;
+    let id = maker.handle.place_order(pair(), sell(10, 100))?;
+    watcher
+        .book_where(T, &pair(), |v| v.orders.iter().any(|o| o.id == id))
+        .await?;
     Ok(())
 }

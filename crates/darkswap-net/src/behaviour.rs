@@ -3,11 +3,11 @@
 
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{gossipsub, identify, identity, ping, relay, StreamProtocol};
+use libp2p::{identify, identity, ping, relay, StreamProtocol};
 
 use darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL;
 use darkswap_proto::codecs::{AuthCodec, BookSyncCodec, DirectoryCodec, MessageCodec, TradeCodec};
-use darkswap_proto::gossip::{gossipsub_behaviour, GossipConfigError, GossipRole};
+use darkswap_proto::gossip::{gossipsub_behaviour, Gossip, GossipConfigError, GossipRole};
 use darkswap_proto::{DIRECTORY_PROTOCOL, IDENTIFY_PROTOCOL_VERSION, MESSAGE_PROTOCOL};
 
 use crate::NodeConfig;
@@ -19,7 +19,7 @@ pub(crate) struct ClientBehaviour {
     pub ping: ping::Behaviour,
     pub messages: request_response::Behaviour<MessageCodec>,
     pub directory: request_response::Behaviour<DirectoryCodec>,
-    pub gossip: gossipsub::Behaviour,
+    pub gossip: Gossip,
     pub book_sync: request_response::Behaviour<BookSyncCodec>,
     pub trades: request_response::Behaviour<TradeCodec>,
     pub auth: request_response::Behaviour<AuthCodec>,

@@ -5,16 +5,63 @@
 //! [`crate::order`]), so a second, gossip-level signature would only add bytes. Message ids are
 //! the SHA-256 of the payload, so the same signed message is one message however many paths
 //! bring it.
+//!
+//! Subscriptions pass [`PairTopics`]: only order topics, and at most [`MAX_FOLLOWED_PAIRS`] per
+//! peer. gossipsub's own default filter allows 100 topics per peer and per message, which a relay
+//! following more than 100 pairs exceeds: its traders then refused its announcements and could
+//! not publish on the pairs they no longer knew it followed.
 
 use std::time::Duration;
 
-use libp2p::gossipsub::{self, MessageId, ValidationMode};
+use libp2p::gossipsub::{
+    self, IdentityTransform, MaxCountSubscriptionFilter, MessageId, TopicHash,
+    TopicSubscriptionFilter, ValidationMode,
+};
 use sha2::{Digest, Sha256};
+
+use crate::order::parse_order_topic;
+
+/// Most pairs one peer may follow as we see it, and the most a relay may follow: a relay's
+/// `max_pairs` is capped at this, so that every trader accepts every pair its relay announces.
+pub const MAX_FOLLOWED_PAIRS: usize = 1_024;
+
+/// The subscription filter both roles use: [`PairTopics`], at most [`MAX_FOLLOWED_PAIRS`] per
+/// peer and per message (a message that would take a peer past it is refused whole: gossipsub
+/// logs it and ignores the message's subscriptions).
+pub type PairFilter = MaxCountSubscriptionFilter<PairTopics>;
+
+/// The gossip behaviour with [`PairFilter`].
+pub type Gossip = gossipsub::Behaviour<IdentityTransform, PairFilter>;
+
+/// Subscriptions to anything but a canonical order topic are dropped, ours and peers'.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PairTopics;
+
+impl TopicSubscriptionFilter for PairTopics {
+    fn can_subscribe(&mut self, topic_hash: &TopicHash) -> bool {
+        parse_order_topic(topic_hash.as_str()).is_some()
+    }
+}
+
+/// [`PairFilter`] with its caps.
+pub fn pair_filter() -> PairFilter {
+    MaxCountSubscriptionFilter {
+        filter: PairTopics,
+        max_subscribed_topics: MAX_FOLLOWED_PAIRS,
+        max_subscriptions_per_request: MAX_FOLLOWED_PAIRS,
+    }
+}
 
 /// Largest gossipsub frame accepted. Far above an order message's own cap on purpose: an
 /// oversized order must reach our validator, to be refused *and counted*, instead of vanishing
-/// in the codec.
-pub const MAX_GOSSIP_FRAME_BYTES: usize = 64 * 1024;
+/// in the codec. It must also hold a relay's whole subscription list, which gossipsub sends in
+/// one frame when a peer connects: [`MAX_FOLLOWED_PAIRS`] topics of up to
+/// [`MAX_ORDER_TOPIC_BYTES`] each (a test checks the sum).
+pub const MAX_GOSSIP_FRAME_BYTES: usize = 128 * 1024;
+
+/// Longest order topic: the prefix and two canonical asset ids of the longest kind.
+pub const MAX_ORDER_TOPIC_BYTES: usize =
+    "darkswap/orders/1/-".len() + 2 * darkswap_orderbook::MAX_ASSET_ID_BYTES;
 
 /// Who runs the gossip node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +95,9 @@ pub fn gossipsub_config(role: GossipRole) -> Result<gossipsub::Config, GossipCon
             MessageId::from(Sha256::digest(&message.data).to_vec())
         })
         .max_transmit_size(MAX_GOSSIP_FRAME_BYTES)
+        // Subscriptions count as control: gossipsub's 16 KiB default failed the stream of a
+        // trader whose relay's hello listed about 380 pairs.
+        .max_control_message_size(MAX_GOSSIP_FRAME_BYTES)
         .heartbeat_interval(Duration::from_secs(1))
         .duplicate_cache_time(Duration::from_secs(120));
     match role {
@@ -71,10 +121,11 @@ pub fn gossipsub_config(role: GossipRole) -> Result<gossipsub::Config, GossipCon
 }
 
 /// The gossipsub behaviour for a role.
-pub fn gossipsub_behaviour(role: GossipRole) -> Result<gossipsub::Behaviour, GossipConfigError> {
-    gossipsub::Behaviour::new(
+pub fn gossipsub_behaviour(role: GossipRole) -> Result<Gossip, GossipConfigError> {
+    Gossip::new_with_subscription_filter(
         gossipsub::MessageAuthenticity::Anonymous,
         gossipsub_config(role)?,
+        pair_filter(),
     )
     .map_err(GossipConfigError::Behaviour)
 }
@@ -87,5 +138,32 @@ mod tests {
     fn both_roles_have_valid_configs() {
         assert!(gossipsub_behaviour(GossipRole::Trader).is_ok());
         assert!(gossipsub_behaviour(GossipRole::Relay).is_ok());
+    }
+
+    #[test]
+    fn a_full_subscription_list_fits_one_frame() {
+        // Per subscription: the SubOpts field's tag and length (3), `subscribe` (2), the topic's
+        // tag and length (2); the RPC's own framing is under 16 bytes.
+        let per = 3 + 2 + 2 + MAX_ORDER_TOPIC_BYTES;
+        assert!(MAX_FOLLOWED_PAIRS * per + 16 <= MAX_GOSSIP_FRAME_BYTES);
+        let longest = crate::order::order_topic(
+            &darkswap_orderbook::Pair::parse(
+                "RUNE:ABCDEFGHIJKLMNOPQRSTUVWXYZAB/RUNE:BCDEFGHIJKLMNOPQRSTUVWXYZABC",
+            )
+            .unwrap(),
+        );
+        assert!(longest.len() <= MAX_ORDER_TOPIC_BYTES, "{longest}");
+    }
+
+    #[test]
+    fn the_filter_keeps_order_topics_only() {
+        let pair = darkswap_orderbook::Pair::parse("RUNE:X/BTC").unwrap();
+        let mut filter = pair_filter();
+        assert!(filter.can_subscribe(&TopicHash::from_raw(crate::order::order_topic(&pair))));
+        assert!(!filter.can_subscribe(&TopicHash::from_raw("junk")));
+        assert!(!filter.can_subscribe(&TopicHash::from_raw("darkswap/orders/1/btc-RUNE:X")));
+        // Above gossipsub's default of 100, which a relay's hello exceeded.
+        assert_eq!(filter.max_subscribed_topics, MAX_FOLLOWED_PAIRS);
+        assert_eq!(filter.max_subscriptions_per_request, MAX_FOLLOWED_PAIRS);
     }
 }

@@ -351,11 +351,15 @@ pub enum OrderReject {
     /// message re-encoded to get past duplicate detection (the signature covers the body only).
     #[error("the message is not canonically encoded")]
     NonCanonical,
+    /// A message signed by another key than the publishing trader's own: a trader connected to
+    /// a relay publishes only its own orders (peer relays forward others').
+    #[error("a trader may publish only its own orders")]
+    NotOwn,
 }
 
 impl OrderReject {
     /// Every reason, in declaration order (to list every metric label up front).
-    pub const ALL: [OrderReject; 18] = [
+    pub const ALL: [OrderReject; 19] = [
         OrderReject::TooLarge,
         OrderReject::Malformed,
         OrderReject::BadVersion,
@@ -374,6 +378,7 @@ impl OrderReject {
         OrderReject::BookFull,
         OrderReject::Unauthorized,
         OrderReject::NonCanonical,
+        OrderReject::NotOwn,
     ];
 
     /// Its metric label, in snake case (`too_large`, `bad_signature`, ...).
@@ -397,6 +402,7 @@ impl OrderReject {
             OrderReject::BookFull => "book_full",
             OrderReject::Unauthorized => "unauthorized",
             OrderReject::NonCanonical => "non_canonical",
+            OrderReject::NotOwn => "not_own",
         }
     }
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use darkswap_net::libp2p::gossipsub::MessageId;
 use darkswap_net::libp2p::identity::Keypair;
+use darkswap_net::libp2p::PeerId;
 use darkswap_net::{unix_time_ms, Command, NodeEvent, TradingEvent};
 use darkswap_orderbook::{OrderId, Pair, Price, Side};
 use darkswap_proto::order::{sign_order_message, OrderAction, OrderBody, OrderSpec};
@@ -169,17 +170,21 @@ async fn joiner_sync(book: usize) -> Result<()> {
         .div_ceil(darkswap_market::MarketLimits::DEFAULT.max_orders_per_maker)
         .max(100);
     let per_maker = book.div_ceil(makers);
+    // The publisher stands for a peer relay forwarding many makers' orders: trusted, since a
+    // trader's own connection carries only its own orders.
+    let forwarder = Keypair::generate_ed25519();
+    let trusted = format!("{}=trusted", PeerId::from(forwarder.public()));
     let relay = Relay::start(
         dir.path(),
         Ports::default(),
         &[
             "--order-publish-burst",
             &(per_maker + 10).to_string(),
-            "--gossip-rate-per-peer",
-            "1000000",
+            "--auth-peer",
+            &trusted,
         ],
     )?;
-    let mut raw = RawPublisher::connect(&relay, &pair).await?;
+    let mut raw = RawPublisher::connect_as(&relay, &pair, forwarder).await?;
     let now = unix_time_ms();
     let mut published = 0;
     for m in 0..makers {
