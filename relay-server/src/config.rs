@@ -123,6 +123,18 @@ pub fn documented_defaults() -> Vec<(&'static str, String)> {
         ),
         ("limits.pair_idle_secs", s(&defaults::PAIR_IDLE.as_secs())),
         (
+            "limits.max_orders_per_address",
+            s(&defaults::MAX_ORDERS_PER_ADDRESS),
+        ),
+        (
+            "limits.max_pairs_per_address",
+            s(&defaults::MAX_PAIRS_PER_ADDRESS),
+        ),
+        (
+            "limits.open_pairs_trusted_only",
+            s(&defaults::OPEN_PAIRS_TRUSTED_ONLY),
+        ),
+        (
             "limits.gossip_rate_per_peer",
             s(&defaults::GOSSIP_RATE_PER_PEER_PER_SECOND),
         ),
@@ -531,6 +543,12 @@ pub struct LimitsArgs {
     pub max_pairs_per_peer: Option<usize>,
     #[arg(long, env = "DARKSWAP_RELAY_PAIR_IDLE_SECS", help = with_default("Seconds a pair with no live order and no trader following it stays followed", defaults::PAIR_IDLE.as_secs()))]
     pub pair_idle_secs: Option<u64>,
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_ORDERS_PER_ADDRESS", help = with_default("Live orders the makers connected from one address may hold together", defaults::MAX_ORDERS_PER_ADDRESS))]
+    pub max_orders_per_address: Option<usize>,
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_PAIRS_PER_ADDRESS", help = with_default("Pairs the makers connected from one address may hold orders on", defaults::MAX_PAIRS_PER_ADDRESS))]
+    pub max_pairs_per_address: Option<usize>,
+    #[arg(long, env = "DARKSWAP_RELAY_OPEN_PAIRS_TRUSTED_ONLY", help = with_default("Only trusted peers may put the first order on a pair", defaults::OPEN_PAIRS_TRUSTED_ONLY))]
+    pub open_pairs_trusted_only: Option<bool>,
     #[arg(long, env = "DARKSWAP_RELAY_GOSSIP_RATE_PER_PEER", help = with_default("Gossip messages per second from one connected peer", defaults::GOSSIP_RATE_PER_PEER_PER_SECOND))]
     pub gossip_rate_per_peer: Option<u32>,
 }
@@ -586,6 +604,9 @@ pub struct Limits {
     pub market: MarketLimits,
     pub max_pairs_per_peer: usize,
     pub pair_idle: Duration,
+    pub max_orders_per_address: usize,
+    pub max_pairs_per_address: usize,
+    pub open_pairs_trusted_only: bool,
     pub gossip_rate_per_peer: u32,
 }
 
@@ -749,6 +770,18 @@ impl Config {
                 .or(f.pair_idle_secs)
                 .map(Duration::from_secs)
                 .unwrap_or(defaults::PAIR_IDLE),
+            max_orders_per_address: l
+                .max_orders_per_address
+                .or(f.max_orders_per_address)
+                .unwrap_or(defaults::MAX_ORDERS_PER_ADDRESS),
+            max_pairs_per_address: l
+                .max_pairs_per_address
+                .or(f.max_pairs_per_address)
+                .unwrap_or(defaults::MAX_PAIRS_PER_ADDRESS),
+            open_pairs_trusted_only: l
+                .open_pairs_trusted_only
+                .or(f.open_pairs_trusted_only)
+                .unwrap_or(defaults::OPEN_PAIRS_TRUSTED_ONLY),
             gossip_rate_per_peer: l
                 .gossip_rate_per_peer
                 .or(f.gossip_rate_per_peer)
@@ -808,7 +841,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
-        let positive: [(&'static str, u64); 22] = [
+        let positive: [(&'static str, u64); 24] = [
             ("max_reservations", l.max_reservations as u64),
             (
                 "max_reservations_per_peer",
@@ -842,6 +875,8 @@ impl Config {
             ("max_pairs", l.market.max_pairs as u64),
             ("max_pairs_per_peer", l.max_pairs_per_peer as u64),
             ("pair_idle_secs", l.pair_idle.as_secs()),
+            ("max_orders_per_address", l.max_orders_per_address as u64),
+            ("max_pairs_per_address", l.max_pairs_per_address as u64),
             ("gossip_rate_per_peer", l.gossip_rate_per_peer as u64),
         ];
         for (name, value) in positive {

@@ -99,6 +99,14 @@ pub const MAX_PAIRS: usize = MARKET.max_pairs;
 pub const MAX_PAIRS_PER_PEER: usize = 64;
 /// How long a pair with no live order and no trader following it stays followed.
 pub const PAIR_IDLE: Duration = Duration::from_secs(600);
+/// Live orders the makers connected from one address hold together: five makers at the
+/// per-maker cap. Keys are free; addresses are not.
+pub const MAX_ORDERS_PER_ADDRESS: usize = 5 * MARKET.max_orders_per_maker;
+/// Pairs the makers connected from one address hold orders on: 32 addresses to fill the
+/// default 1,000 pairs, where one address with 16 throwaway keys used to.
+pub const MAX_PAIRS_PER_ADDRESS: usize = 32;
+/// Whether only trusted peers may open a pair (put its first order).
+pub const OPEN_PAIRS_TRUSTED_ONLY: bool = false;
 /// Gossip messages per second accepted from one connected peer (a peer relay is exempt): a
 /// trader's client never needs this many, a flood is cut at the first hop.
 pub const GOSSIP_RATE_PER_PEER_PER_SECOND: u32 = 50;

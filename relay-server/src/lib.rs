@@ -34,6 +34,7 @@ mod pair_follow;
 mod process_metrics;
 mod rune_faucet;
 mod server;
+mod source_caps;
 mod swarm;
 mod webrtc_hold;
 

@@ -16,6 +16,7 @@ use darkswap_proto::book_sync::{BookSyncRequest, BookSyncResponse};
 use darkswap_proto::gossip::Gossip;
 use darkswap_proto::order::{
     order_topic, parse_order_topic, verify_order_message, Freshness, OrderReject,
+    VerifiedOrderMessage,
 };
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::PeerId;
@@ -24,6 +25,7 @@ use crate::config::Limits;
 use crate::defaults;
 use crate::metrics::{EventLabels, KindLabels, PairLabels, RelayMetrics};
 use crate::pair_follow::{FollowLimits, Follower, PairFollow, Step};
+use crate::source_caps::{Over, SourceCaps};
 use darkswap_rate::{KeyedLimiter, Rate, TokenBucket};
 
 /// What the relay's access check says about the peer a gossip message came from.
@@ -69,6 +71,10 @@ pub struct OrderGossip {
     /// Gossip messages per second from one peer, with a burst of four seconds' worth.
     rate_per_peer: Rate,
     follow: PairFollow,
+    /// Caps shared by the makers connected from one address.
+    caps: SourceCaps,
+    /// Only trusted peers may put the first order on a pair (an operator's price on pairs).
+    open_pairs_trusted_only: bool,
     /// Book-sync pages per peer and per address: a page is up to 1,000 orders (~256 KiB) for a
     /// request of a few bytes.
     sync_per_peer: KeyedLimiter<PeerId>,
@@ -91,6 +97,8 @@ impl OrderGossip {
                 max_per_peer: limits.max_pairs_per_peer,
                 idle_ms: limits.pair_idle.as_millis() as u64,
             }),
+            caps: SourceCaps::new(limits.max_orders_per_address, limits.max_pairs_per_address),
+            open_pairs_trusted_only: limits.open_pairs_trusted_only,
             sync_per_peer: KeyedLimiter::new(
                 Rate::per_second(
                     defaults::BOOK_SYNC_PAGES_PER_PEER_PER_SECOND,
@@ -264,6 +272,9 @@ impl OrderGossip {
         if !unlimited && verified.maker != *source {
             return Err(OrderReject::NotOwn);
         }
+        if !unlimited {
+            self.admit(source, &verified)?;
+        }
         let kind = verified.body.action.kind();
         // A keep-alive whose digest differs from our copy of the maker's orders is still valid
         // and goes on, so traders that see the mismatch pull the maker's orders from us; unless
@@ -278,6 +289,37 @@ impl OrderGossip {
         Ok(Verdict { kind, forward })
     }
 
+    /// A trader's new order within what its address may hold, and on a pair it may open.
+    fn admit(
+        &mut self,
+        source: &PeerId,
+        verified: &VerifiedOrderMessage,
+    ) -> Result<(), OrderReject> {
+        let Some(id) = verified.order_id() else {
+            return Ok(());
+        };
+        let pair = &verified.body.pair;
+        if self.market.order(pair, &id).is_some() {
+            // A re-publish (a smaller amount after a trade): nothing new is held.
+            return Ok(());
+        }
+        let opens = self.market.book(pair).is_none_or(|book| book.is_empty());
+        if opens && self.open_pairs_trusted_only {
+            return Err(OrderReject::OpenPairRefused);
+        }
+        self.caps
+            .admit(source, pair, &self.market)
+            .map_err(|over| match over {
+                Over::Orders => OrderReject::AddressOverCap,
+                Over::Pairs => OrderReject::AddressPairsOverCap,
+            })
+    }
+
+    /// `peer`'s first connection came from `addr` (its `darkswap_proto::addr::limit_key`).
+    pub fn peer_connected(&mut self, peer: PeerId, addr: IpAddr) {
+        self.caps.connected(peer, addr);
+    }
+
     fn take_token(&mut self, source: PeerId, now_ms: u64) -> bool {
         let rate = self.rate_per_peer;
         self.sources
@@ -289,6 +331,7 @@ impl OrderGossip {
     pub fn peer_disconnected(&mut self, peer: &PeerId) {
         self.sources.remove(peer);
         self.follow.gone(peer);
+        self.caps.disconnected(peer);
     }
 
     /// Answers a book-sync request from the relay's book, within the per-peer and per-address

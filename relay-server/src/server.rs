@@ -405,6 +405,12 @@ impl LoopState {
             } => {
                 self.conn_addrs
                     .insert(connection_id, endpoint.get_remote_address().clone());
+                if num_established.get() == 1 {
+                    self.orders.peer_connected(
+                        peer_id,
+                        darkswap_proto::addr::limit_key(Some(endpoint.get_remote_address())),
+                    );
+                }
                 if self.peer_relays.contains_key(&peer_id) {
                     self.count_peer_relays(swarm);
                 } else if num_established.get() > 1 || self.resetting.contains(&peer_id) {

@@ -498,7 +498,13 @@ async fn past_a_hundred_pairs_traders_still_publish_on_every_pair() -> anyhow::R
     let relay = Relay::start(
         dir.path(),
         Ports::default(),
-        &["--order-publish-burst", "100"],
+        // Eight makers on 127.0.0.1 stand for eight addresses.
+        &[
+            "--order-publish-burst",
+            "100",
+            "--max-pairs-per-address",
+            "1000",
+        ],
     )?;
     let pairs: Vec<Pair> = (0..500).map(numbered_pair).collect();
     let now = unix_time_ms();
@@ -601,5 +607,123 @@ async fn the_relays_pair_table_is_not_fillable_by_junk() -> anyhow::Result<()> {
     watcher
         .book_where(T, &pair(), |v| v.orders.iter().any(|o| o.id == id))
         .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn makers_sharing_an_address_share_its_caps() -> anyhow::Result<()> {
+    // Keys are free and a trader's connection carries only its own orders, so an attacker runs
+    // one connection per throwaway key; the makers connected from one address now share its
+    // caps on live orders and on pairs. Before, each key had a full allowance and a handful of
+    // keys filled every pair slot.
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &[
+            "--max-pairs-per-address",
+            "4",
+            "--max-orders-per-address",
+            "6",
+        ],
+    )?;
+    let rejected = |reason: &str| {
+        relay.metric(&format!(
+            "darkswap_relay_order_messages_rejected_total{{reason=\"{reason}\"}}"
+        ))
+    };
+    let pairs: Vec<Pair> = (0..6).map(numbered_pair).collect();
+    let now = unix_time_ms();
+    let order = |key: &Keypair, pair: &Pair, nonce: u64| {
+        let body = OrderBody {
+            pair: pair.clone(),
+            seq: nonce,
+            sent_at_ms: now,
+            action: OrderAction::Order(OrderSpec {
+                nonce,
+                side: Side::Sell,
+                price: Price(100),
+                amount: 10,
+                min_fill: 0,
+                expires_at_ms: now + 600_000,
+            }),
+        };
+        sign_order_message(key, &body, now)
+    };
+    // Three throwaway keys, one connection each, all from 127.0.0.1: two pairs each.
+    let mut keys = Vec::new();
+    for k in 0..3 {
+        let mut raw = RawPublisher::connect_following_nothing(&relay, true).await?;
+        raw.follow(&pairs[2 * k..2 * k + 2]).await?;
+        let key = raw.key().clone();
+        for (n, p) in pairs[2 * k..2 * k + 2].iter().enumerate() {
+            raw.publish_on(p, order(&key, p, n as u64 + 1)?).await?;
+        }
+        keys.push(raw);
+    }
+    relay
+        .metric_eventually(
+            "darkswap_relay_order_messages_accepted_total{kind=\"order\"}",
+            T,
+            |v| v == 4.0,
+        )
+        .await?;
+    assert_eq!(rejected("address_pairs_over_cap")?, 2.0, "pairs 5 and 6");
+    // More orders on pairs the address holds, up to its order cap.
+    let first = &mut keys[0];
+    let key = first.key().clone();
+    for n in 10..14 {
+        first
+            .publish_on(&pairs[0], order(&key, &pairs[0], n)?)
+            .await?;
+    }
+    relay
+        .metric_eventually(
+            "darkswap_relay_order_messages_rejected_total{reason=\"address_over_cap\"}",
+            T,
+            |v| v == 2.0,
+        )
+        .await?;
+    assert_eq!(
+        relay.metric("darkswap_relay_order_messages_accepted_total{kind=\"order\"}")?,
+        6.0
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_operator_can_let_only_trusted_peers_open_a_pair() -> anyhow::Result<()> {
+    // A price on pairs the operator may choose: with --open-pairs-trusted-only, the first order
+    // on a pair must come from a trusted peer; traders then trade on the pairs it opened.
+    let opener = Keypair::generate_ed25519();
+    let trusted = format!("{}=trusted", PeerId::from(opener.public()));
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &["--open-pairs-trusted-only", "true", "--auth-peer", &trusted],
+    )?;
+    let maker = trader(&relay).await?;
+    let mut watcher = trader(&relay).await?;
+    let early = maker.handle.place_order(pair(), sell(10, 100))?;
+    relay
+        .metric_eventually(
+            "darkswap_relay_order_messages_rejected_total{reason=\"open_pair_refused\"}",
+            T,
+            |v| v == 1.0,
+        )
+        .await?;
+    let mut opening = RawPublisher::connect_as(&relay, &pair(), opener).await?;
+    let key = opening.key().clone();
+    opening
+        .publish(signed_order(&key, 1, 1, unix_time_ms()))
+        .await?;
+    // The pair is open: the trader's next order goes through, its first one stays refused.
+    let later = maker.handle.place_order(pair(), sell(20, 100))?;
+    let view = watcher
+        .book_where(T, &pair(), |v| v.orders.iter().any(|o| o.id == later))
+        .await?;
+    assert!(view.orders.iter().all(|o| o.id != early));
+    assert_eq!(view.total_orders, 2, "the opener's and the later order");
     Ok(())
 }

@@ -240,6 +240,14 @@ impl Market {
         })
     }
 
+    /// The pair of each live order of one maker (a pair once per order).
+    pub fn order_pairs_of(&self, maker: &PeerId) -> impl Iterator<Item = &Pair> {
+        self.makers
+            .get(maker)
+            .into_iter()
+            .flat_map(|state| state.orders.values())
+    }
+
     /// Cancelled order ids remembered until their orders' expiry.
     pub fn tombstones(&self) -> usize {
         self.tombstones.len()

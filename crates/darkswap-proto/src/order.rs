@@ -355,11 +355,23 @@ pub enum OrderReject {
     /// a relay publishes only its own orders (peer relays forward others').
     #[error("a trader may publish only its own orders")]
     NotOwn,
+    /// The makers connected from the publisher's address hold as many live orders as the relay
+    /// allows one address.
+    #[error("too many live orders from this address")]
+    AddressOverCap,
+    /// A new pair for the makers connected from the publisher's address, who already hold
+    /// orders on as many pairs as the relay allows one address.
+    #[error("orders on too many pairs from this address")]
+    AddressPairsOverCap,
+    /// The first order on a pair, from a peer the relay does not let open pairs (its operator
+    /// lets only trusted peers).
+    #[error("this relay lets only trusted peers open a pair")]
+    OpenPairRefused,
 }
 
 impl OrderReject {
     /// Every reason, in declaration order (to list every metric label up front).
-    pub const ALL: [OrderReject; 19] = [
+    pub const ALL: [OrderReject; 22] = [
         OrderReject::TooLarge,
         OrderReject::Malformed,
         OrderReject::BadVersion,
@@ -379,6 +391,9 @@ impl OrderReject {
         OrderReject::Unauthorized,
         OrderReject::NonCanonical,
         OrderReject::NotOwn,
+        OrderReject::AddressOverCap,
+        OrderReject::AddressPairsOverCap,
+        OrderReject::OpenPairRefused,
     ];
 
     /// Its metric label, in snake case (`too_large`, `bad_signature`, ...).
@@ -403,6 +418,9 @@ impl OrderReject {
             OrderReject::Unauthorized => "unauthorized",
             OrderReject::NonCanonical => "non_canonical",
             OrderReject::NotOwn => "not_own",
+            OrderReject::AddressOverCap => "address_over_cap",
+            OrderReject::AddressPairsOverCap => "address_pairs_over_cap",
+            OrderReject::OpenPairRefused => "open_pair_refused",
         }
     }
 }

@@ -87,6 +87,9 @@ async fn propagation(peers: usize, orders: usize) -> Result<()> {
             "512",
             "--pending-kept-for-new-addresses",
             "0",
+            // All on 127.0.0.1, standing for traders at as many addresses.
+            "--max-orders-per-address",
+            "1000000",
         ],
     )?;
     let mut maker = Peer::reserved_on(&relay).await?;
@@ -279,6 +282,9 @@ async fn market_load(load: &Load) -> Result<()> {
             "512",
             "--pending-kept-for-new-addresses",
             "0",
+            // All on 127.0.0.1, standing for traders at as many addresses.
+            "--max-orders-per-address",
+            "1000000",
             "--order-publish-rate",
             &(per_maker_rate * 2).to_string(),
             "--order-publish-burst",
