@@ -185,8 +185,8 @@ pub struct RelayMetrics {
     pub order_makers: Gauge,
     /// Pairs the relay follows on gossip (see `pair_follow`).
     pub pairs_followed: Gauge,
-    /// What happened to pair follows: followed, unfollowed_idle, refused_full, and peers cut off
-    /// for following too many (peer_over_cap).
+    /// What happened to pair follows: followed, unfollowed_idle, refused_full, refused_address,
+    /// and peers cut off for following too many (peer_over_cap).
     pub pair_follow_events: Family<EventLabels, Counter>,
     pub book_sync_requests: Family<OutcomeLabels, Counter>,
     pub peer_relays_connected: Gauge,
@@ -400,7 +400,7 @@ impl RelayMetrics {
         );
         r.register(
             "pair_follow_events",
-            "Pair follows by event: followed, unfollowed_idle (no order and no trader for the idle time), refused_full (max_pairs reached), peer_over_cap (a peer following more pairs than one trader may, cut off)",
+            "Pair follows by event: followed, unfollowed_idle (no order and no trader for the idle time), refused_full (max_pairs reached), refused_address (the traders at one address started max_pairs_per_address follows), peer_over_cap (a peer following more pairs than one trader may, cut off)",
             m.pair_follow_events.clone(),
         );
         r.register(

@@ -95,6 +95,7 @@ impl OrderGossip {
             follow: PairFollow::new(FollowLimits {
                 max_pairs: limits.market.max_pairs,
                 max_per_peer: limits.max_pairs_per_peer,
+                max_starts_per_address: limits.max_pairs_per_address,
                 idle_ms: limits.pair_idle.as_millis() as u64,
             }),
             caps: SourceCaps::new(limits.max_orders_per_address, limits.max_pairs_per_address),
@@ -195,7 +196,12 @@ impl OrderGossip {
                     return Vec::new();
                 };
                 let kind = access(&peer_id, false).follower();
-                let steps = self.follow.subscribed(peer_id, kind, pair);
+                // Unknown (not connected any more): charged with every other unknown peer.
+                let addr = self
+                    .caps
+                    .address_of(&peer_id)
+                    .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+                let steps = self.follow.subscribed(peer_id, addr, kind, pair);
                 self.carry_out(gossip, steps, metrics)
             }
             gossipsub::Event::Unsubscribed { peer_id, topic } => {
@@ -241,6 +247,7 @@ impl OrderGossip {
                     "unfollowed_idle"
                 }
                 Step::Full(_) => "refused_full",
+                Step::AddressFull(_) => "refused_address",
                 Step::CutOff(peer) => {
                     cut.push(peer);
                     "peer_over_cap"

@@ -51,6 +51,11 @@ impl SourceCaps {
         self.address_of.entry(peer).or_insert(addr);
     }
 
+    /// The address `peer` connected from (its limit key), if it is connected.
+    pub fn address_of(&self, peer: &PeerId) -> Option<IpAddr> {
+        self.address_of.get(peer).copied()
+    }
+
     /// All of `peer`'s connections are closed. Its live orders stop counting against its
     /// address; they leave every book when the maker times out.
     pub fn disconnected(&mut self, peer: &PeerId) {

@@ -774,6 +774,15 @@ impl RawPublisher {
         Ok(())
     }
 
+    /// Queues one message on `pair` without waiting (call `run_for` to let it go out).
+    pub fn publish_on_later(
+        &mut self,
+        pair: &darkswap_orderbook::Pair,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        self.publish_on_now(gossipsub::IdentTopic::new(order_topic(pair)), bytes)
+    }
+
     fn publish_on_now(&mut self, topic: gossipsub::IdentTopic, bytes: Vec<u8>) -> Result<()> {
         self.swarm
             .behaviour_mut()

@@ -561,13 +561,21 @@ async fn past_a_hundred_pairs_traders_still_publish_on_every_pair() -> anyhow::R
 #[tokio::test]
 async fn the_relays_pair_table_is_not_fillable_by_junk() -> anyhow::Result<()> {
     // Any subscription used to make the relay follow the pair, for good. Now: only a peer that
-    // may publish starts a follow, one trader follows at most --max-pairs-per-peer, and a pair
-    // with no order and no trader following it is let go after --pair-idle-secs.
+    // may publish starts a follow, the traders at one address start at most
+    // --max-pairs-per-address, one trader follows at most --max-pairs-per-peer, and a pair with
+    // no order and no trader following it is let go after --pair-idle-secs.
     let dir = tempfile::tempdir()?;
     let relay = Relay::start(
         dir.path(),
         Ports::default(),
-        &["--max-pairs-per-peer", "8", "--pair-idle-secs", "2"],
+        &[
+            "--max-pairs-per-peer",
+            "8",
+            "--pair-idle-secs",
+            "2",
+            "--max-pairs-per-address",
+            "12",
+        ],
     )?;
     let followed = "darkswap_relay_pairs_followed";
     let junk: Vec<Pair> = (0..8).map(numbered_pair).collect();
@@ -580,6 +588,19 @@ async fn the_relays_pair_table_is_not_fillable_by_junk() -> anyhow::Result<()> {
     let mut authenticated = RawPublisher::connect_following_nothing(&relay, true).await?;
     authenticated.follow(&junk).await?;
     relay.metric_eventually(followed, T, |v| v == 8.0).await?;
+    // Another key at the same address: its address may start 12 follows in all, so 4 more.
+    let mut second = RawPublisher::connect_following_nothing(&relay, true).await?;
+    let more: Vec<Pair> = (10..18).map(numbered_pair).collect();
+    second.subscribe(&more)?;
+    relay.metric_eventually(followed, T, |v| v == 12.0).await?;
+    relay
+        .metric_eventually(
+            "darkswap_relay_pair_follow_events_total{event=\"refused_address\"}",
+            T,
+            |v| v == 4.0,
+        )
+        .await?;
+    drop(second);
     // One pair more than a trader may follow: cut off.
     authenticated.subscribe(&[numbered_pair(8)])?;
     let cut = Instant::now() + T;
@@ -596,7 +617,7 @@ async fn the_relays_pair_table_is_not_fillable_by_junk() -> anyhow::Result<()> {
     relay.metric_eventually(followed, T, |v| v == 0.0).await?;
     assert_eq!(
         relay.metric("darkswap_relay_pair_follow_events_total{event=\"unfollowed_idle\"}")?,
-        8.0
+        12.0
     );
     anonymous.run_for(Duration::from_millis(100)).await;
     assert!(anonymous.connected());
@@ -617,6 +638,11 @@ async fn makers_sharing_an_address_share_its_caps() -> anyhow::Result<()> {
     // caps on live orders and on pairs. Before, each key had a full allowance and a handful of
     // keys filled every pair slot.
     let dir = tempfile::tempdir()?;
+    // A trusted peer (not charged) makes the relay follow pairs 5 and 6, so that the third key
+    // can follow them without starting a follow of its own (traders at one address start at
+    // most --max-pairs-per-address follows, which the first two keys use up).
+    let opener = Keypair::generate_ed25519();
+    let trusted = format!("{}=trusted", PeerId::from(opener.public()));
     let relay = Relay::start(
         dir.path(),
         Ports::default(),
@@ -625,6 +651,8 @@ async fn makers_sharing_an_address_share_its_caps() -> anyhow::Result<()> {
             "4",
             "--max-orders-per-address",
             "6",
+            "--auth-peer",
+            &trusted,
         ],
     )?;
     let rejected = |reason: &str| {
@@ -633,6 +661,8 @@ async fn makers_sharing_an_address_share_its_caps() -> anyhow::Result<()> {
         ))
     };
     let pairs: Vec<Pair> = (0..6).map(numbered_pair).collect();
+    let mut opening = RawPublisher::connect_as(&relay, &pairs[4], opener).await?;
+    opening.follow(&pairs[4..6]).await?;
     let now = unix_time_ms();
     let order = |key: &Keypair, pair: &Pair, nonce: u64| {
         let body = OrderBody {

@@ -1,0 +1,250 @@
+//! Abuse of the relay's pair table and books (issue 17, items 1 and 7), run against the real
+//! relay binary on loopback: what each attack gets, and what an honest maker and watcher see
+//! while it runs. Point `DARKSWAP_RELAY_BIN` at an older build to measure "before".
+//!
+//! Attacks (each against a fresh relay with its default limits, and each stops by itself):
+//! - `junk-follows`: anonymous peers (they skip auth) each follow junk pairs;
+//! - `throwaway-makers`: fresh keys, one connection each, each puts one order on each of its own
+//!   junk pairs;
+//! - `stuffing`: fresh keys, one connection each, fill one real pair with orders.
+//!
+//! Every client here connects from 127.0.0.1, the honest ones too: per-address caps therefore
+//! charge honest traders with the attacker (as behind one NAT). The attacker's yield (pairs and
+//! orders the relay holds for it) is the figure to compare.
+//!
+//! Usage: abuse-bench [--identities N] [--pairs-each N] [--orders-each N]
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use darkswap_net::unix_time_ms;
+use darkswap_orderbook::{Pair, Price, Side};
+use darkswap_proto::order::{sign_order_message, OrderAction, OrderBody, OrderSpec};
+use darkswap_tests::{sell, Peer, Ports, RawPublisher, Relay};
+
+struct Sizes {
+    identities: usize,
+    pairs_each: usize,
+    orders_each: usize,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut sizes = Sizes {
+        identities: 35,
+        pairs_each: 30,
+        orders_each: 200,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().unwrap_or_default();
+        match arg.as_str() {
+            "--identities" => sizes.identities = value.parse()?,
+            "--pairs-each" => sizes.pairs_each = value.parse()?,
+            "--orders-each" => sizes.orders_each = value.parse()?,
+            other => {
+                bail!("unknown argument {other} (--identities N, --pairs-each N, --orders-each N)")
+            }
+        }
+    }
+    junk_follows(&sizes).await?;
+    throwaway_makers(&sizes).await?;
+    stuffing(&sizes).await?;
+    Ok(())
+}
+
+/// A junk pair's name, distinct per attack, identity and index.
+fn junk_pair(attack: u8, identity: usize, n: usize) -> Pair {
+    let letters: String = format!("{identity:03}{n:03}")
+        .bytes()
+        .map(|d| char::from(b'A' + (d - b'0')))
+        .collect();
+    let prefix = char::from(b'A' + attack);
+    Pair::parse(&format!("RUNE:JUNK{prefix}{letters}/BTC")).expect("a valid pair")
+}
+
+fn order_on(pair: &Pair, nonce: u64, now: u64) -> OrderBody {
+    OrderBody {
+        pair: pair.clone(),
+        seq: nonce,
+        sent_at_ms: now,
+        action: OrderAction::Order(OrderSpec {
+            nonce,
+            side: Side::Sell,
+            price: Price(100),
+            amount: 10,
+            min_fill: 0,
+            expires_at_ms: now + 600_000,
+        }),
+    }
+}
+
+/// What the relay holds: pairs with live orders, and live orders in all.
+fn relay_books(relay: &Relay) -> Result<(usize, u64)> {
+    let (_, scrape) = relay.get("/metrics")?;
+    let mut pairs = 0;
+    let mut orders = 0;
+    for line in scrape.lines() {
+        if let Some(rest) = line.strip_prefix("darkswap_relay_live_orders{") {
+            let value: f64 = rest
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            if value > 0.0 {
+                pairs += 1;
+                orders += value as u64;
+            }
+        }
+    }
+    Ok((pairs, orders))
+}
+
+/// A metric, or "n/a" when the relay does not export it (an older build).
+fn metric_or_na(relay: &Relay, name: &str) -> String {
+    relay
+        .metric(name)
+        .map_or_else(|_| "n/a".into(), |v| format!("{v}"))
+}
+
+/// An honest maker places an order on a pair nobody used yet; how long until an honest watcher
+/// sees it (None: not within 15 s).
+async fn honest_new_pair(relay: &Relay) -> Result<Option<Duration>> {
+    let pair = Pair::parse("RUNE:HONESTNEWPAIR/BTC")?;
+    let maker = Peer::trader(relay, &pair).await?;
+    let mut watcher = Peer::trader(relay, &pair).await?;
+    let started = Instant::now();
+    let id = maker.handle.place_order(pair.clone(), sell(1_000, 250))?;
+    Ok(watcher
+        .book_where(Duration::from_secs(15), &pair, |v| {
+            v.orders.iter().any(|o| o.id == id)
+        })
+        .await
+        .ok()
+        .map(|_| started.elapsed()))
+}
+
+fn outcome(seen: Option<Duration>) -> String {
+    match seen {
+        Some(d) => format!("delivered in {:.0} ms", d.as_secs_f64() * 1e3),
+        None => "NOT delivered within 15 s".into(),
+    }
+}
+
+async fn junk_follows(sizes: &Sizes) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), Ports::default(), &[])?;
+    let mut held = Vec::new();
+    for i in 0..sizes.identities {
+        let mut raw = RawPublisher::connect_following_nothing(&relay, false).await?;
+        let pairs: Vec<Pair> = (0..sizes.pairs_each).map(|n| junk_pair(0, i, n)).collect();
+        raw.subscribe(&pairs)?;
+        raw.run_for(Duration::from_millis(50)).await;
+        held.push(raw);
+    }
+    for raw in &mut held {
+        raw.run_for(Duration::from_millis(20)).await;
+    }
+    let followed = metric_or_na(&relay, "darkswap_relay_pairs_followed");
+    let seen = honest_new_pair(&relay).await?;
+    println!(
+        "junk-follows: {} anonymous identities x {} junk pairs: relay follows {followed} pairs; honest order on a new pair: {}",
+        sizes.identities,
+        sizes.pairs_each,
+        outcome(seen)
+    );
+    Ok(())
+}
+
+async fn throwaway_makers(sizes: &Sizes) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), Ports::default(), &[])?;
+    // Connect and follow first, then publish everything at once: a maker that sends nothing
+    // for 30 s is gone, and these send no keep-alives.
+    let mut held = Vec::new();
+    for i in 0..sizes.identities {
+        let mut raw = RawPublisher::connect_following_nothing(&relay, true).await?;
+        let pairs: Vec<Pair> = (0..sizes.pairs_each).map(|n| junk_pair(1, i, n)).collect();
+        raw.subscribe(&pairs)?;
+        held.push((raw, pairs));
+    }
+    for (raw, _) in &mut held {
+        raw.run_for(Duration::from_millis(100)).await;
+    }
+    let now = unix_time_ms();
+    let mut not_sent = 0;
+    for (raw, pairs) in &mut held {
+        let key = raw.key().clone();
+        for (n, pair) in pairs.iter().enumerate() {
+            let bytes = sign_order_message(&key, &order_on(pair, n as u64 + 1, now), now)?;
+            // Refused at the attacker when the relay does not follow the pair.
+            if raw.publish_on_later(pair, bytes).is_err() {
+                not_sent += 1;
+            }
+        }
+        raw.run_for(Duration::from_millis(20)).await;
+    }
+    for (raw, _) in &mut held {
+        raw.run_for(Duration::from_millis(20)).await;
+    }
+    // The relay refreshes its book gauges every second.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (pairs, orders) = relay_books(&relay)?;
+    let seen = honest_new_pair(&relay).await?;
+    println!(
+        "throwaway-makers: {} keys x {} junk pairs, one order each: relay holds orders on {pairs} pairs ({orders} orders; {not_sent} could not even be sent); honest order on a new pair from the same address: {}",
+        sizes.identities,
+        sizes.pairs_each,
+        outcome(seen)
+    );
+    Ok(())
+}
+
+async fn stuffing(sizes: &Sizes) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(dir.path(), Ports::default(), &[])?;
+    let pair = Pair::parse("RUNE:REALPAIR/BTC")?;
+    let maker = Peer::trader(&relay, &pair).await?;
+    let mut watcher = Peer::trader(&relay, &pair).await?;
+    let honest = maker.handle.place_order(pair.clone(), sell(1_000, 250))?;
+    watcher
+        .book_where(Duration::from_secs(15), &pair, |v| {
+            v.orders.iter().any(|o| o.id == honest)
+        })
+        .await?;
+    let mut attackers = tokio::task::JoinSet::new();
+    for _ in 0..sizes.identities {
+        let mut raw = RawPublisher::connect(&relay, &pair).await?;
+        let (pair, orders_each) = (pair.clone(), sizes.orders_each);
+        attackers.spawn(async move {
+            let key = raw.key().clone();
+            // Ten a second, the per-maker rate, until done; then stay (a maker that leaves
+            // loses its orders).
+            for n in 0..orders_each {
+                let now = unix_time_ms();
+                let bytes = sign_order_message(&key, &order_on(&pair, n as u64 + 1, now), now)?;
+                raw.publish_now(bytes)?;
+                if n % 10 == 9 {
+                    raw.run_for(Duration::from_secs(1)).await;
+                }
+            }
+            raw.run_for(Duration::from_secs(600)).await;
+            anyhow::Ok(())
+        });
+    }
+    let publishing = Duration::from_secs(sizes.orders_each.div_ceil(10) as u64 + 2);
+    let view = watcher
+        .book_where(publishing + Duration::from_secs(5), &pair, |_| false)
+        .await;
+    drop(view);
+    let (_, orders) = relay_books(&relay)?;
+    let view = watcher
+        .book_where(Duration::from_secs(5), &pair, |_| true)
+        .await?;
+    attackers.abort_all();
+    println!(
+        "stuffing: {} keys x {} orders on one real pair: relay holds {orders} orders; a watching trader's book holds {}",
+        sizes.identities, sizes.orders_each, view.total_orders
+    );
+    Ok(())
+}
