@@ -295,6 +295,14 @@ impl Access {
         if self.is_banned(&claims.peer) {
             return Err(RefuseReason::Banned);
         }
+        // Earned with a shared key: only while that key is still the relay's (a rotated key
+        // revokes what the old one earned; a token naming no key is refused too).
+        if claims.method == Method::SharedKey
+            && (claims.shared_key.is_none()
+                || claims.shared_key != self.config.shared_key.as_ref().map(|k| k.fingerprint()))
+        {
+            return Err(RefuseReason::RevokedToken);
+        }
         if self
             .revoked_before
             .get(&claims.peer)
@@ -519,6 +527,7 @@ mod tests {
             method: Method::Identity,
             issued_at_ms: now - 1_000,
             expires_at_ms: u64::MAX,
+            shared_key: None,
         };
         assert_eq!(a.token_level(&claims), Err(RefuseReason::Banned));
         a.unban(&p).unwrap();
@@ -529,6 +538,37 @@ mod tests {
         };
         assert_eq!(a.token_level(&fresh), Ok(Level::Authenticated));
         assert!(a.unban(&p).is_err(), "not banned any more");
+    }
+
+    #[test]
+    fn a_token_earned_with_a_rotated_shared_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = darkswap_auth::proof::SharedKey::new(b"the operator's first secret").unwrap();
+        let new = darkswap_auth::proof::SharedKey::new(b"the operator's second secret").unwrap();
+        let a = access(dir.path(), |c| {
+            c.shared_key = darkswap_auth::proof::SharedKey::new(b"the operator's second secret")
+        });
+        let claims = |shared_key| Claims {
+            relay: peer(),
+            peer: peer(),
+            level: Level::Authenticated,
+            method: Method::SharedKey,
+            issued_at_ms: 0,
+            expires_at_ms: u64::MAX,
+            shared_key,
+        };
+        assert_eq!(
+            a.token_level(&claims(Some(new.fingerprint()))),
+            Ok(Level::Authenticated)
+        );
+        assert_eq!(
+            a.token_level(&claims(Some(old.fingerprint()))),
+            Err(RefuseReason::RevokedToken)
+        );
+        assert_eq!(
+            a.token_level(&claims(None)),
+            Err(RefuseReason::RevokedToken)
+        );
     }
 
     #[test]
@@ -558,6 +598,7 @@ mod tests {
             method: Method::Identity,
             issued_at_ms: 0,
             expires_at_ms: u64::MAX,
+            shared_key: None,
         };
         assert_eq!(a.token_level(&claims), Ok(Level::Trusted));
     }

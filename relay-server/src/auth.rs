@@ -317,6 +317,10 @@ impl AuthService {
                 method,
                 issued_at_ms: now_ms,
                 expires_at_ms,
+                shared_key: match method {
+                    Method::SharedKey => self.shared_key.as_ref().map(|k| k.fingerprint()),
+                    _ => None,
+                },
             },
         )
         .ok_or((method.label(), RefuseReason::Busy))?;

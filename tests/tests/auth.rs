@@ -328,6 +328,64 @@ async fn shared_key_method() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_rotated_shared_key_revokes_the_tokens_it_earned() -> anyhow::Result<()> {
+    // A token says which shared key earned it: an operator who rotates a leaked key cuts off
+    // everyone who had it, tokens included (they used to stay valid until they expired).
+    let dir = tempfile::tempdir()?;
+    let key_file = dir.path().join("shared.key");
+    let args = [
+        "--auth-shared-key-file",
+        key_file.to_str().unwrap(),
+        "--auth-identity",
+        "false",
+    ];
+    std::fs::write(&key_file, "the operator's first secret\n")?;
+    let relay = Relay::start(&dir.path().join("data"), Ports::default(), &args)?;
+    let me = Keypair::generate_ed25519();
+    let mut probe = Probe::connect(&relay, me.clone()).await?;
+    let first = SharedKey::new(b"the operator's first secret").unwrap();
+    let (nonce, expires) = probe.challenge(Method::SharedKey).await?;
+    let answer = probe.shared_key_answer(&first, &nonce, expires);
+    let token = match probe.request(answer).await? {
+        AuthResponse::Granted(Grant { token, .. }) => token,
+        other => anyhow::bail!("not granted: {other:?}"),
+    };
+    // The same key after a restart: the token still serves.
+    drop(probe);
+    drop(relay);
+    let relay = Relay::start(&dir.path().join("data"), Ports::default(), &args)?;
+    let mut probe = Probe::connect(&relay, me.clone()).await?;
+    let response = probe
+        .request(AuthRequest::Token {
+            token: token.clone(),
+        })
+        .await?;
+    assert_eq!(
+        granted(&response),
+        Some((Level::Authenticated, Method::Token))
+    );
+    // The key rotated: refused, counted, and the new key earns access again.
+    drop(probe);
+    drop(relay);
+    std::fs::write(&key_file, "the operator's second secret\n")?;
+    let relay = Relay::start(&dir.path().join("data"), Ports::default(), &args)?;
+    let mut probe = Probe::connect(&relay, me).await?;
+    assert_eq!(
+        refused(&probe.request(AuthRequest::Token { token }).await?),
+        Some(RefuseReason::RevokedToken)
+    );
+    assert_eq!(attempts(&relay, "token", "revoked_token"), 1.0);
+    let second = SharedKey::new(b"the operator's second secret").unwrap();
+    let (nonce, expires) = probe.challenge(Method::SharedKey).await?;
+    let answer = probe.shared_key_answer(&second, &nonce, expires);
+    assert_eq!(
+        granted(&probe.request(answer).await?),
+        Some((Level::Authenticated, Method::SharedKey))
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn tokens_are_bound_signed_and_expire() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let relay = Relay::start(

@@ -54,6 +54,7 @@ impl Fixture {
                 method: Method::Identity,
                 issued_at_ms: 0,
                 expires_at_ms: u64::MAX,
+                shared_key: None,
             },
         )
         .unwrap_or_default();

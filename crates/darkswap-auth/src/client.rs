@@ -188,6 +188,7 @@ mod tests {
             method: Method::Identity,
             issued_at_ms: 0,
             expires_at_ms: 3_600_000,
+            shared_key: None,
         };
         issue(relay_key, &claims).unwrap()
     }

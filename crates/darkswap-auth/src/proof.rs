@@ -54,6 +54,8 @@ impl Binding<'_> {
 #[derive(Clone)]
 pub struct SharedKey(Zeroizing<Vec<u8>>);
 
+const SHARED_KEY_FINGERPRINT_DOMAIN: &[u8] = b"darkswap/auth/v1/shared-key-fingerprint\0";
+
 impl SharedKey {
     /// `None` for keys shorter than [`MIN_SHARED_KEY_BYTES`].
     pub fn new(bytes: &[u8]) -> Option<SharedKey> {
@@ -63,6 +65,19 @@ impl SharedKey {
     fn mac(&self) -> Hmac<Sha256> {
         // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
         <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!())
+    }
+
+    /// Which key this is, as tokens earned with it record: the first 8 bytes of
+    /// HMAC-SHA256(key, domain). A relay that rotates its key refuses tokens earned with the
+    /// old one. (Whoever holds a token can test guesses of the key against it, as whoever
+    /// holds a recorded proof could; a shared key must be long and random in any case.)
+    pub fn fingerprint(&self) -> [u8; 8] {
+        let mut mac = self.mac();
+        mac.update(SHARED_KEY_FINGERPRINT_DOMAIN);
+        let digest = mac.finalize().into_bytes();
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&digest[..8]);
+        out
     }
 
     /// The client's answer: HMAC-SHA256 over the bound message.
@@ -184,5 +199,14 @@ mod tests {
             expires_at_ms: 5,
         };
         assert_ne!(b.message(SHARED_KEY_DOMAIN), b.message(IDENTITY_DOMAIN));
+    }
+
+    #[test]
+    fn fingerprints_tell_keys_apart_and_are_stable() {
+        let a = SharedKey::new(b"a long enough operator secret").unwrap();
+        let a2 = SharedKey::new(b"a long enough operator secret").unwrap();
+        let b = SharedKey::new(b"a long enough operator secreT").unwrap();
+        assert_eq!(a.fingerprint(), a2.fingerprint());
+        assert_ne!(a.fingerprint(), b.fingerprint());
     }
 }

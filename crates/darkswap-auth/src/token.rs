@@ -28,6 +28,9 @@ pub struct Claims {
     pub issued_at_ms: u64,
     /// When it runs out, milliseconds since the Unix epoch; [`verify`] refuses it from then on.
     pub expires_at_ms: u64,
+    /// For a token earned with a shared key: that key's
+    /// [`fingerprint`](crate::proof::SharedKey::fingerprint), so that rotating the key revokes it.
+    pub shared_key: Option<[u8; 8]>,
 }
 
 mod pb {
@@ -47,6 +50,8 @@ mod pb {
         pub issued_at_ms: u64,
         #[prost(uint64, tag = "7")]
         pub expires_at_ms: u64,
+        #[prost(bytes = "vec", tag = "8")]
+        pub shared_key: Vec<u8>,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Signed {
@@ -74,6 +79,7 @@ pub fn issue(relay_key: &Keypair, claims: &Claims) -> Option<Vec<u8>> {
         method: claims.method.to_wire(),
         issued_at_ms: claims.issued_at_ms,
         expires_at_ms: claims.expires_at_ms,
+        shared_key: claims.shared_key.map(|f| f.to_vec()).unwrap_or_default(),
     }
     .encode_to_vec();
     let signature = relay_key.sign(&signed_bytes(&body)).ok()?;
@@ -101,6 +107,15 @@ fn decode(token: &[u8]) -> Result<(Claims, Vec<u8>, Vec<u8>), RefuseReason> {
         method: Method::from_wire(body.method).ok_or(RefuseReason::BadToken)?,
         issued_at_ms: body.issued_at_ms,
         expires_at_ms: body.expires_at_ms,
+        shared_key: match body.shared_key.len() {
+            0 => None,
+            _ => Some(
+                body.shared_key
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| RefuseReason::BadToken)?,
+            ),
+        },
     };
     Ok((claims, signed.body, signed.signature))
 }
@@ -142,7 +157,21 @@ mod tests {
             method: Method::Identity,
             issued_at_ms: 1_000,
             expires_at_ms: 2_000,
+            shared_key: None,
         }
+    }
+
+    #[test]
+    fn a_shared_key_fingerprint_travels_signed() {
+        let relay = Keypair::generate_ed25519();
+        let peer = Keypair::generate_ed25519().public().to_peer_id();
+        let c = Claims {
+            method: Method::SharedKey,
+            shared_key: Some([7; 8]),
+            ..claims(&relay, peer)
+        };
+        let token = issue(&relay, &c).unwrap();
+        assert_eq!(verify(&token, &relay.public(), &peer, 1_500), Ok(c));
     }
 
     #[test]
@@ -211,6 +240,7 @@ mod tests {
             method: c.method.to_wire(),
             issued_at_ms: c.issued_at_ms,
             expires_at_ms: c.expires_at_ms,
+            shared_key: Vec::new(),
         }
         .encode_to_vec();
         let forged = pb::Signed { body, signature }.encode_to_vec();

@@ -50,6 +50,7 @@ fn tokens_and_the_client_flow() {
         method: Method::Identity,
         issued_at_ms: now,
         expires_at_ms: now + 3_600_000,
+        shared_key: None,
     };
     let t = token::issue(&relay_key, &claims).unwrap();
     assert_eq!(token::verify(&t, &relay_key.public(), &me, now), Ok(claims));
