@@ -4,7 +4,9 @@
 //! its address, the method and the reason. A flood cannot fill the disk or slow the relay: each
 //! kind of event may write at most [`defaults::AUDIT_EVENTS_PER_SECOND`] lines a second, the
 //! rest are counted; an administrator's actions (ban, unban, trust, untrust) are always
-//! written, so a flood of one kind never hides them or another kind.
+//! written, so a flood of one kind never hides them or another kind. They are also appended to
+//! `<data_dir>/admin.log`, which is never rotated: a flood that rotates `audit.log` twice in a
+//! few minutes used to take the record of a ban with it.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -79,6 +81,8 @@ pub struct Fields<'a> {
 
 struct Writer {
     file: Option<File>,
+    /// `admin.log`: administrators' actions only, never rotated.
+    admin: Option<File>,
     written: u64,
     /// Per kind: the current one-second window, lines written in it, lines not written since
     /// the last written one.
@@ -89,12 +93,27 @@ pub struct Audit {
     path: PathBuf,
     writer: Mutex<Writer>,
     dropped: Counter,
+    /// Size at which `audit.log` is rotated.
+    max_bytes: u64,
 }
 
 impl Audit {
     /// Opens (appends to) `<data_dir>/audit.log`. A log that cannot be opened is reported and
     /// the events still go to tracing.
     pub fn open(data_dir: &Path, dropped: Counter) -> Audit {
+        Self::open_with_cap(data_dir, dropped, defaults::AUDIT_LOG_MAX_BYTES)
+    }
+
+    fn open_with_cap(data_dir: &Path, dropped: Counter, max_bytes: u64) -> Audit {
+        let admin_path = data_dir.join("admin.log");
+        let admin = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&admin_path)
+            .map_err(|e| {
+                tracing::error!(path = %admin_path.display(), "cannot open the admin log: {e}");
+            })
+            .ok();
         let path = data_dir.join("audit.log");
         let file = OpenOptions::new().create(true).append(true).open(&path);
         let (file, written) = match file {
@@ -111,10 +130,12 @@ impl Audit {
             path,
             writer: Mutex::new(Writer {
                 file,
+                admin,
                 written,
                 windows: [(0, 0, 0); Kind::ALL.len()],
             }),
             dropped,
+            max_bytes,
         }
     }
 
@@ -159,7 +180,14 @@ impl Audit {
         }
         let text = serde_json::Value::Object(line).to_string();
         tracing::info!(target: "audit", "{text}");
-        if w.written + text.len() as u64 + 1 > defaults::AUDIT_LOG_MAX_BYTES {
+        if kind.always_written() {
+            if let Some(admin) = w.admin.as_mut() {
+                if writeln!(admin, "{text}").is_err() {
+                    tracing::error!("cannot write to the admin log");
+                }
+            }
+        }
+        if w.written + text.len() as u64 + 1 > self.max_bytes {
             self.rotate(&mut w);
         }
         if let Some(file) = w.file.as_mut() {
@@ -229,5 +257,40 @@ mod tests {
         assert_eq!(lines.last().unwrap()["event"], "auth_failure");
         assert_eq!(lines.last().unwrap()["suppressed_before"], 10);
         assert_eq!(dropped.get(), 10);
+    }
+
+    #[test]
+    fn a_ban_outlives_any_number_of_rotations() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = Audit::open_with_cap(dir.path(), Counter::default(), 4_096);
+        let banned = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        audit.record_at(
+            Kind::Ban,
+            Fields {
+                target: Some(&banned),
+                reason: Some("spam"),
+                ..Fields::default()
+            },
+            1_000,
+        );
+        // A flood of denials, one second after another: many rotations of audit.log.
+        for second in 2..200u64 {
+            for _ in 0..defaults::AUDIT_EVENTS_PER_SECOND {
+                audit.record_at(Kind::Denial, Fields::default(), second * 1_000);
+            }
+        }
+        let rotated = std::fs::read_to_string(dir.path().join("audit.log.1")).unwrap()
+            + &std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+        assert!(!rotated.contains(&banned.to_base58()), "rotated away");
+        let admin = std::fs::read_to_string(dir.path().join("admin.log")).unwrap();
+        let lines: Vec<serde_json::Value> = admin
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "only administrators' actions");
+        assert_eq!(lines[0]["event"], "ban");
+        assert_eq!(lines[0]["target"], banned.to_base58());
     }
 }

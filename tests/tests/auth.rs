@@ -633,6 +633,25 @@ async fn bans_cut_connections_survive_restarts_and_need_admin() -> anyhow::Resul
     assert!(events
         .iter()
         .any(|e| e["event"] == "denial" && e["operation"] == "ban"));
+    // And the never-rotated admin log has the administrator's actions, only those.
+    let admin = std::fs::read_to_string(dir.path().join("admin.log"))?;
+    let actions: Vec<serde_json::Value> = admin
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert!(
+        actions
+            .iter()
+            .all(|e| ["ban", "unban", "trust", "untrust"]
+                .contains(&e["event"].as_str().unwrap_or(""))),
+        "{admin}"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|e| e["event"] == "ban" && e["target"] == victim_id.to_base58()),
+        "{admin}"
+    );
     Ok(())
 }
 
