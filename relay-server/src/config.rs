@@ -123,6 +123,10 @@ pub fn documented_defaults() -> Vec<(&'static str, String)> {
         ),
         ("limits.pair_idle_secs", s(&defaults::PAIR_IDLE.as_secs())),
         (
+            "limits.auth_deadline_secs",
+            s(&defaults::AUTH_DEADLINE.as_secs()),
+        ),
+        (
             "limits.max_orders_per_address",
             s(&defaults::MAX_ORDERS_PER_ADDRESS),
         ),
@@ -543,6 +547,8 @@ pub struct LimitsArgs {
     pub max_pairs_per_peer: Option<usize>,
     #[arg(long, env = "DARKSWAP_RELAY_PAIR_IDLE_SECS", help = with_default("Seconds a pair with no live order and no trader following it stays followed", defaults::PAIR_IDLE.as_secs()))]
     pub pair_idle_secs: Option<u64>,
+    #[arg(long, env = "DARKSWAP_RELAY_AUTH_DEADLINE_SECS", help = with_default("Seconds a peer has after connecting to reach the level publishing needs before it is disconnected", defaults::AUTH_DEADLINE.as_secs()))]
+    pub auth_deadline_secs: Option<u64>,
     #[arg(long, env = "DARKSWAP_RELAY_MAX_ORDERS_PER_ADDRESS", help = with_default("Live orders the makers connected from one address may hold together", defaults::MAX_ORDERS_PER_ADDRESS))]
     pub max_orders_per_address: Option<usize>,
     #[arg(long, env = "DARKSWAP_RELAY_MAX_PAIRS_PER_ADDRESS", help = with_default("Pairs the makers connected from one address may hold orders on", defaults::MAX_PAIRS_PER_ADDRESS))]
@@ -604,6 +610,7 @@ pub struct Limits {
     pub market: MarketLimits,
     pub max_pairs_per_peer: usize,
     pub pair_idle: Duration,
+    pub auth_deadline: Duration,
     pub max_orders_per_address: usize,
     pub max_pairs_per_address: usize,
     pub open_pairs_trusted_only: bool,
@@ -770,6 +777,11 @@ impl Config {
                 .or(f.pair_idle_secs)
                 .map(Duration::from_secs)
                 .unwrap_or(defaults::PAIR_IDLE),
+            auth_deadline: l
+                .auth_deadline_secs
+                .or(f.auth_deadline_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults::AUTH_DEADLINE),
             max_orders_per_address: l
                 .max_orders_per_address
                 .or(f.max_orders_per_address)
@@ -841,7 +853,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
-        let positive: [(&'static str, u64); 24] = [
+        let positive: [(&'static str, u64); 25] = [
             ("max_reservations", l.max_reservations as u64),
             (
                 "max_reservations_per_peer",
@@ -875,6 +887,7 @@ impl Config {
             ("max_pairs", l.market.max_pairs as u64),
             ("max_pairs_per_peer", l.max_pairs_per_peer as u64),
             ("pair_idle_secs", l.pair_idle.as_secs()),
+            ("auth_deadline_secs", l.auth_deadline.as_secs()),
             ("max_orders_per_address", l.max_orders_per_address as u64),
             ("max_pairs_per_address", l.max_pairs_per_address as u64),
             ("gossip_rate_per_peer", l.gossip_rate_per_peer as u64),

@@ -99,6 +99,10 @@ pub const MAX_PAIRS: usize = MARKET.max_pairs;
 pub const MAX_PAIRS_PER_PEER: usize = 64;
 /// How long a pair with no live order and no trader following it stays followed.
 pub const PAIR_IDLE: Duration = Duration::from_secs(600);
+/// Time a peer has after connecting to reach the level publishing needs before it is
+/// disconnected (an anonymous reader reconnects and reads again; a connection slot is not free
+/// for good to someone who proves nothing).
+pub const AUTH_DEADLINE: Duration = Duration::from_secs(120);
 /// Live orders the makers connected from one address hold together: five makers at the
 /// per-maker cap. Keys are free; addresses are not.
 pub const MAX_ORDERS_PER_ADDRESS: usize = 5 * MARKET.max_orders_per_maker;

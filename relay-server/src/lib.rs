@@ -15,6 +15,7 @@
 mod access;
 mod audit;
 mod auth;
+mod auth_deadline;
 mod behaviour;
 mod bitcoind_rpc;
 mod chain_gateway;

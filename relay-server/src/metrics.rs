@@ -185,6 +185,11 @@ pub struct RelayMetrics {
     pub order_makers: Gauge,
     /// Pairs the relay follows on gossip (see `pair_follow`).
     pub pairs_followed: Gauge,
+    /// Peers in the relay's gossip mesh on any pair (peers below publishing are kept out).
+    pub gossip_mesh_peers: Gauge,
+    /// Peers disconnected because they were still below publishing when their time to
+    /// authenticate (limits.auth_deadline_secs) was up.
+    pub unauthenticated_dropped: Counter,
     /// What happened to pair follows: followed, unfollowed_idle, refused_full, refused_address,
     /// and peers cut off for following too many (peer_over_cap).
     pub pair_follow_events: Family<EventLabels, Counter>,
@@ -242,6 +247,8 @@ impl RelayMetrics {
             live_orders: Family::default(),
             order_makers: Gauge::default(),
             pairs_followed: Gauge::default(),
+            gossip_mesh_peers: Gauge::default(),
+            unauthenticated_dropped: Counter::default(),
             pair_follow_events: Family::default(),
             book_sync_requests: Family::default(),
             peer_relays_connected: Gauge::default(),
@@ -397,6 +404,16 @@ impl RelayMetrics {
             "pairs_followed",
             "Pairs this relay follows on gossip",
             m.pairs_followed.clone(),
+        );
+        r.register(
+            "gossip_mesh_peers",
+            "Peers in this relay's gossip mesh on any pair (peers below the level publishing needs are kept out and read by lazy gossip)",
+            m.gossip_mesh_peers.clone(),
+        );
+        r.register(
+            "unauthenticated_dropped",
+            "Peers disconnected because they had not reached the level publishing needs within limits.auth_deadline_secs of connecting",
+            m.unauthenticated_dropped.clone(),
         );
         r.register(
             "pair_follow_events",

@@ -137,8 +137,9 @@ impl OrderGossip {
                 message,
             } => {
                 // Below the level publishing needs (a peer that skipped auth): refused before
-                // any work is spent on the message, and not forwarded. (Gossipsub peer scoring
-                // is not configured, so a rejection does not score the sender down.)
+                // any work is spent on the message, and not forwarded. (Peer scoring counts the
+                // application's score only, so a rejection does not score the sender down; a
+                // peer below publishing is scored down as such, see `score`.)
                 let access = access(&propagation_source, true);
                 if access == SourceAccess::Refused {
                     metrics
@@ -195,7 +196,9 @@ impl OrderGossip {
                 let Some(pair) = parse_order_topic(topic.as_str()) else {
                     return Vec::new();
                 };
-                let kind = access(&peer_id, false).follower();
+                let standing = access(&peer_id, false);
+                score(gossip, &peer_id, standing);
+                let kind = standing.follower();
                 // Unknown (not connected any more): charged with every other unknown peer.
                 let addr = self
                     .caps
@@ -223,6 +226,7 @@ impl OrderGossip {
         access: SourceAccess,
         metrics: &RelayMetrics,
     ) -> Vec<PeerId> {
+        score(gossip, &peer, access);
         let steps = self.follow.reclassify(peer, access.follower());
         self.carry_out(gossip, steps, metrics)
     }
@@ -414,9 +418,23 @@ impl OrderGossip {
         }
         let idle = self.follow.tick(now_ms, |pair| live.contains(pair));
         self.carry_out(gossip, idle, metrics);
+        metrics
+            .gossip_mesh_peers
+            .set(gossip.all_mesh_peers().count() as i64);
         self.reported_pairs = live;
         metrics.order_makers.set(self.market.makers() as i64);
     }
+}
+
+/// Keeps a peer below the level publishing needs out of the gossip mesh: its connection then
+/// closes when idle (the mesh kept it open), and it reads the book by lazy gossip and sync.
+fn score(gossip: &mut Gossip, peer: &PeerId, standing: SourceAccess) {
+    let score = match standing {
+        SourceAccess::Refused => darkswap_proto::gossip::BELOW_PUBLISHING_SCORE,
+        _ => 0.0,
+    };
+    // False only for a peer gossip does not know (gone already): nothing to score then.
+    let _ = gossip.set_application_score(peer, score);
 }
 
 /// How often [`OrderGossip::tick`] runs.

@@ -232,6 +232,10 @@ impl Server {
             shutdown_rx.clone(),
         ));
         let orders = OrderGossip::new(&config.limits);
+        let auth_deadline = crate::auth_deadline::AuthDeadline::new(
+            config.limits.auth_deadline.as_millis() as u64,
+            4 * config.limits.max_connections as usize,
+        );
         let loop_state = LoopState {
             peer_id,
             config,
@@ -250,6 +254,7 @@ impl Server {
             auth,
             gate,
             conn_addrs: HashMap::new(),
+            auth_deadline,
         };
         let task = tokio::spawn(async move {
             // Held for as long as the relay runs.
@@ -291,11 +296,15 @@ async fn run_loop(
                 loop_state.update_auth(&swarm);
             }
             _ = orders_tick.tick() => {
+                let now_ms = darkswap_proto::unix_time_ms();
                 loop_state.orders.tick(
                     &mut swarm.behaviour_mut().gossip,
                     &loop_state.metrics,
-                    darkswap_proto::unix_time_ms(),
+                    now_ms,
                 );
+                for peer in loop_state.auth_deadline.due(now_ms) {
+                    loop_state.drop_if_below_publishing(&mut swarm, peer);
+                }
             }
             _ = peer_tick.tick() => loop_state.dial_peer_relays(&mut swarm),
         }
@@ -349,6 +358,8 @@ struct LoopState {
     gate: Gate,
     /// The remote address of every open connection (bounded by the connection limit).
     conn_addrs: HashMap<ConnectionId, Multiaddr>,
+    /// Peers to drop if still below publishing when their time to authenticate is up.
+    auth_deadline: crate::auth_deadline::AuthDeadline,
 }
 
 impl LoopState {
@@ -410,6 +421,10 @@ impl LoopState {
                         peer_id,
                         darkswap_proto::addr::limit_key(Some(endpoint.get_remote_address())),
                     );
+                    let now_ms = darkswap_proto::unix_time_ms();
+                    if let Some(early) = self.auth_deadline.connected(peer_id, now_ms) {
+                        self.drop_if_below_publishing(swarm, early);
+                    }
                 }
                 if self.peer_relays.contains_key(&peer_id) {
                     self.count_peer_relays(swarm);
@@ -768,6 +783,20 @@ impl LoopState {
     }
 
     /// Dials every configured peer relay we are not connected to.
+    /// A peer whose time to authenticate is up: disconnected if it is still below the level
+    /// publishing needs.
+    fn drop_if_below_publishing(&mut self, swarm: &mut Swarm<RelayBehaviour>, peer: PeerId) {
+        if !swarm.is_connected(&peer) {
+            return;
+        }
+        if standing(&self.gate, &self.peer_relays, &peer, false)
+            == crate::orders::SourceAccess::Refused
+        {
+            self.metrics.unauthenticated_dropped.inc();
+            swarm.disconnect_peer_id(peer).ok();
+        }
+    }
+
     fn dial_peer_relays(&mut self, swarm: &mut Swarm<RelayBehaviour>) {
         for (peer, addr) in &self.peer_relays {
             if !swarm.is_connected(peer) {

@@ -573,7 +573,8 @@ impl RawPublisher {
                     ),
                 })
             })?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            // Longer than the relay's, so that it is the relay that closes an idle connection.
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
             .build();
         swarm.dial(relay.tcp_addr())?;
         let relay_id = relay.peer_id;

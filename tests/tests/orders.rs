@@ -757,3 +757,62 @@ async fn an_operator_can_let_only_trusted_peers_open_a_pair() -> anyhow::Result<
     assert_eq!(view.total_orders, 2, "the opener's and the later order");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_peer_below_publishing_reads_by_lazy_gossip_and_is_dropped_at_its_deadline(
+) -> anyhow::Result<()> {
+    // Anonymous subscribers used to join the relay's gossip mesh and hold a connection slot
+    // for as long as they liked. Now the relay scores a peer below publishing under zero, which
+    // keeps it out of the mesh (it still reads the book, by lazy gossip and book sync), and
+    // disconnects it when its time to authenticate is up.
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &["--auth-deadline-secs", "10"],
+    )?;
+    let maker = trader(&relay).await?;
+    let mut reader = RawPublisher::connect_unauthenticated(&relay, &pair()).await?;
+    // Three heartbeats: a grafted peer is in the mesh by then (and the reader's deadline, ten
+    // seconds, is not up).
+    reader.run_for(Duration::from_secs(3)).await;
+    assert!(reader.connected());
+    assert_eq!(
+        relay.metric("darkswap_relay_gossip_mesh_peers")?,
+        1.0,
+        "only the maker is in the mesh"
+    );
+    let id = maker.handle.place_order(pair(), sell(10, 100))?;
+    let order = reader.next_message(T).await?;
+    let verified = darkswap_proto::order::verify_order_message(
+        &order,
+        Some(&pair()),
+        darkswap_proto::order::Freshness::Live,
+        unix_time_ms(),
+    )?;
+    assert_eq!(verified.order_id(), Some(id), "the reader got the order");
+    assert_eq!(relay.metric("darkswap_relay_gossip_mesh_peers")?, 1.0);
+    // Its ten seconds are up: dropped and counted; the authenticated maker stays.
+    let started = Instant::now();
+    while reader.connected() && started.elapsed() < T {
+        reader.run_for(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !reader.connected(),
+        "still connected after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        relay.metric("darkswap_relay_unauthenticated_dropped_total")?,
+        1.0
+    );
+    maker.handle.place_order(pair(), sell(20, 100))?;
+    relay
+        .metric_eventually(
+            "darkswap_relay_order_messages_accepted_total{kind=\"order\"}",
+            T,
+            |v| v == 2.0,
+        )
+        .await?;
+    Ok(())
+}

@@ -82,6 +82,9 @@ pub enum GossipConfigError {
     /// libp2p could not build the behaviour from the configuration (its message).
     #[error("cannot build gossipsub: {0}")]
     Behaviour(&'static str),
+    /// libp2p refused the peer-scoring parameters (its message).
+    #[error("invalid gossipsub peer scoring: {0}")]
+    Scoring(String),
 }
 
 /// The gossipsub configuration for a role. Messages are held until the application validates
@@ -120,14 +123,42 @@ pub fn gossipsub_config(role: GossipRole) -> Result<gossipsub::Config, GossipCon
     Ok(builder.build()?)
 }
 
-/// The gossipsub behaviour for a role.
+/// The gossipsub behaviour for a role. A relay scores its peers (see [`relay_score_params`]).
 pub fn gossipsub_behaviour(role: GossipRole) -> Result<Gossip, GossipConfigError> {
-    Gossip::new_with_subscription_filter(
+    let mut gossip = Gossip::new_with_subscription_filter(
         gossipsub::MessageAuthenticity::Anonymous,
         gossipsub_config(role)?,
         pair_filter(),
     )
-    .map_err(GossipConfigError::Behaviour)
+    .map_err(GossipConfigError::Behaviour)?;
+    if role == GossipRole::Relay {
+        gossip
+            .with_peer_score(
+                relay_score_params(),
+                gossipsub::PeerScoreThresholds::default(),
+            )
+            .map_err(GossipConfigError::Scoring)?;
+    }
+    Ok(gossip)
+}
+
+/// The score a relay gives a peer below the level publishing needs: under zero, so gossipsub
+/// keeps it out of the mesh (whose members' connections stay open) and it reads the book by
+/// lazy gossip and book sync; above the gossip threshold (-10), so it still gets that gossip.
+pub const BELOW_PUBLISHING_SCORE: f64 = -1.0;
+
+/// A relay's peer scoring: the application's score only (the relay validates every message
+/// itself and says who may publish). IP colocation, behaviour and slow-peer penalties are off:
+/// traders behind one address (carrier-grade NAT, an office, a TLS proxy, every test on
+/// loopback) would be scored down for sharing it, and a relay under load for being slow.
+pub fn relay_score_params() -> gossipsub::PeerScoreParams {
+    gossipsub::PeerScoreParams {
+        app_specific_weight: 1.0,
+        ip_colocation_factor_weight: 0.0,
+        behaviour_penalty_weight: 0.0,
+        slow_peer_weight: 0.0,
+        ..gossipsub::PeerScoreParams::default()
+    }
 }
 
 #[cfg(test)]
