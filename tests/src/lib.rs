@@ -480,6 +480,39 @@ pub fn sell(amount: u64, price: u64) -> darkswap_proto::order::OrderSpec {
     }
 }
 
+/// A signed order message from `key` on `pair`: sell 10 at 100, `nonce` (and the sequence
+/// number), sent at `now_ms`, living ten minutes; what the tests' raw makers publish.
+pub fn signed_sell(
+    key: &Keypair,
+    pair: &darkswap_orderbook::Pair,
+    nonce: u64,
+    now_ms: u64,
+) -> Result<Vec<u8>> {
+    let body = darkswap_proto::order::OrderBody {
+        pair: pair.clone(),
+        seq: nonce,
+        sent_at_ms: now_ms,
+        action: darkswap_proto::order::OrderAction::Order(darkswap_proto::order::OrderSpec {
+            nonce,
+            expires_at_ms: now_ms + 600_000,
+            ..sell(10, 100)
+        }),
+    };
+    Ok(darkswap_proto::order::sign_order_message(
+        key, &body, now_ms,
+    )?)
+}
+
+/// A pair of its own for each `(tag, n)`: `RUNE:<tag><n in letters>/BTC`.
+pub fn numbered_pair(tag: &str, n: usize) -> darkswap_orderbook::Pair {
+    let letters: String = format!("{n:06}")
+        .bytes()
+        .map(|d| char::from(b'A' + (d - b'0')))
+        .collect();
+    darkswap_orderbook::Pair::parse(&format!("RUNE:{tag}{letters}/BTC"))
+        .expect("letters make a valid rune name")
+}
+
 /// The raw publisher's behaviour: gossipsub, auth so that it can authenticate first, and book
 /// sync to ask for pages at will.
 #[derive(darkswap_net::libp2p::swarm::NetworkBehaviour)]

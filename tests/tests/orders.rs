@@ -10,7 +10,11 @@ use darkswap_orderbook::{Pair, Price, Side};
 use darkswap_proto::order::{
     sign_order_message, OrderAction, OrderBody, OrderSpec, MAX_ORDER_MESSAGE_BYTES,
 };
-use darkswap_tests::{sell, Peer, Ports, RawPublisher, Relay};
+use darkswap_tests::{sell, signed_sell, Peer, Ports, RawPublisher, Relay};
+
+fn pair_numbered(n: usize) -> Pair {
+    darkswap_tests::numbered_pair("PAIR", n)
+}
 
 const T: Duration = Duration::from_secs(20);
 
@@ -479,14 +483,6 @@ async fn a_trader_publishes_only_its_own_orders() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn numbered_pair(n: usize) -> Pair {
-    let letters: String = format!("{n:04}")
-        .bytes()
-        .map(|d| char::from(b'A' + (d - b'0')))
-        .collect();
-    Pair::parse(&format!("RUNE:PAIR{letters}/BTC")).unwrap()
-}
-
 #[tokio::test]
 async fn past_a_hundred_pairs_traders_still_publish_on_every_pair() -> anyhow::Result<()> {
     // gossipsub's defaults let a peer follow 100 topics, announce 100 in one message, and
@@ -506,7 +502,7 @@ async fn past_a_hundred_pairs_traders_still_publish_on_every_pair() -> anyhow::R
             "1000",
         ],
     )?;
-    let pairs: Vec<Pair> = (0..500).map(numbered_pair).collect();
+    let pairs: Vec<Pair> = (0..500).map(pair_numbered).collect();
     let now = unix_time_ms();
     let mut makers = Vec::new();
     for chunk in pairs.chunks(63) {
@@ -514,21 +510,8 @@ async fn past_a_hundred_pairs_traders_still_publish_on_every_pair() -> anyhow::R
         maker.follow(chunk).await?;
         let key = maker.key().clone();
         for (n, p) in chunk.iter().enumerate() {
-            let body = OrderBody {
-                pair: p.clone(),
-                seq: 1,
-                sent_at_ms: now,
-                action: OrderAction::Order(OrderSpec {
-                    nonce: n as u64,
-                    side: Side::Sell,
-                    price: Price(100),
-                    amount: 10,
-                    min_fill: 0,
-                    expires_at_ms: now + 600_000,
-                }),
-            };
             maker
-                .publish_on(p, sign_order_message(&key, &body, now)?)
+                .publish_on(p, signed_sell(&key, p, n as u64 + 1, now)?)
                 .await?;
         }
         makers.push(maker);
@@ -544,7 +527,7 @@ async fn past_a_hundred_pairs_traders_still_publish_on_every_pair() -> anyhow::R
         )
         .await?;
     // Honest traders join: one pair from the relay's hello, the last of them, and a new one.
-    for p in [numbered_pair(499), numbered_pair(500)] {
+    for p in [pair_numbered(499), pair_numbered(500)] {
         let maker = Peer::trader(&relay, &p).await?;
         let mut watcher = Peer::trader(&relay, &p).await?;
         let id = maker.handle.place_order(p.clone(), sell(1_000, 250))?;
@@ -578,7 +561,7 @@ async fn the_relays_pair_table_is_not_fillable_by_junk() -> anyhow::Result<()> {
         ],
     )?;
     let followed = "darkswap_relay_pairs_followed";
-    let junk: Vec<Pair> = (0..8).map(numbered_pair).collect();
+    let junk: Vec<Pair> = (0..8).map(pair_numbered).collect();
     // Anonymous: remembered, not followed.
     let mut anonymous = RawPublisher::connect_following_nothing(&relay, false).await?;
     anonymous.subscribe(&junk)?;
@@ -590,7 +573,7 @@ async fn the_relays_pair_table_is_not_fillable_by_junk() -> anyhow::Result<()> {
     relay.metric_eventually(followed, T, |v| v == 8.0).await?;
     // Another key at the same address: its address may start 12 follows in all, so 4 more.
     let mut second = RawPublisher::connect_following_nothing(&relay, true).await?;
-    let more: Vec<Pair> = (10..18).map(numbered_pair).collect();
+    let more: Vec<Pair> = (10..18).map(pair_numbered).collect();
     second.subscribe(&more)?;
     relay.metric_eventually(followed, T, |v| v == 12.0).await?;
     relay
@@ -602,7 +585,7 @@ async fn the_relays_pair_table_is_not_fillable_by_junk() -> anyhow::Result<()> {
         .await?;
     drop(second);
     // One pair more than a trader may follow: cut off.
-    authenticated.subscribe(&[numbered_pair(8)])?;
+    authenticated.subscribe(&[pair_numbered(8)])?;
     let cut = Instant::now() + T;
     while authenticated.connected() && Instant::now() < cut {
         authenticated.run_for(Duration::from_millis(100)).await;
@@ -660,26 +643,11 @@ async fn makers_sharing_an_address_share_its_caps() -> anyhow::Result<()> {
             "darkswap_relay_order_messages_rejected_total{{reason=\"{reason}\"}}"
         ))
     };
-    let pairs: Vec<Pair> = (0..6).map(numbered_pair).collect();
+    let pairs: Vec<Pair> = (0..6).map(pair_numbered).collect();
     let mut opening = RawPublisher::connect_as(&relay, &pairs[4], opener).await?;
     opening.follow(&pairs[4..6]).await?;
     let now = unix_time_ms();
-    let order = |key: &Keypair, pair: &Pair, nonce: u64| {
-        let body = OrderBody {
-            pair: pair.clone(),
-            seq: nonce,
-            sent_at_ms: now,
-            action: OrderAction::Order(OrderSpec {
-                nonce,
-                side: Side::Sell,
-                price: Price(100),
-                amount: 10,
-                min_fill: 0,
-                expires_at_ms: now + 600_000,
-            }),
-        };
-        sign_order_message(key, &body, now)
-    };
+    let order = |key: &Keypair, pair: &Pair, nonce: u64| signed_sell(key, pair, nonce, now);
     // Three throwaway keys, one connection each, all from 127.0.0.1: two pairs each.
     let mut keys = Vec::new();
     for k in 0..3 {

@@ -18,9 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use darkswap_net::unix_time_ms;
-use darkswap_orderbook::{Pair, Price, Side};
-use darkswap_proto::order::{sign_order_message, OrderAction, OrderBody, OrderSpec};
-use darkswap_tests::{sell, Peer, Ports, RawPublisher, Relay};
+use darkswap_orderbook::Pair;
+use darkswap_tests::{numbered_pair, sell, signed_sell, Peer, Ports, RawPublisher, Relay};
 
 struct Sizes {
     identities: usize,
@@ -53,30 +52,9 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// A junk pair's name, distinct per attack, identity and index.
-fn junk_pair(attack: u8, identity: usize, n: usize) -> Pair {
-    let letters: String = format!("{identity:03}{n:03}")
-        .bytes()
-        .map(|d| char::from(b'A' + (d - b'0')))
-        .collect();
-    let prefix = char::from(b'A' + attack);
-    Pair::parse(&format!("RUNE:JUNK{prefix}{letters}/BTC")).expect("a valid pair")
-}
-
-fn order_on(pair: &Pair, nonce: u64, now: u64) -> OrderBody {
-    OrderBody {
-        pair: pair.clone(),
-        seq: nonce,
-        sent_at_ms: now,
-        action: OrderAction::Order(OrderSpec {
-            nonce,
-            side: Side::Sell,
-            price: Price(100),
-            amount: 10,
-            min_fill: 0,
-            expires_at_ms: now + 600_000,
-        }),
-    }
+/// A junk pair, distinct per attack, identity and index.
+fn junk_pair(attack: &str, identity: usize, n: usize) -> Pair {
+    numbered_pair(attack, identity * 1_000 + n)
 }
 
 /// What the relay holds: pairs with live orders, and live orders in all.
@@ -137,7 +115,9 @@ async fn junk_follows(sizes: &Sizes) -> Result<()> {
     let mut held = Vec::new();
     for i in 0..sizes.identities {
         let mut raw = RawPublisher::connect_following_nothing(&relay, false).await?;
-        let pairs: Vec<Pair> = (0..sizes.pairs_each).map(|n| junk_pair(0, i, n)).collect();
+        let pairs: Vec<Pair> = (0..sizes.pairs_each)
+            .map(|n| junk_pair("JUNKA", i, n))
+            .collect();
         raw.subscribe(&pairs)?;
         raw.run_for(Duration::from_millis(50)).await;
         held.push(raw);
@@ -164,7 +144,9 @@ async fn throwaway_makers(sizes: &Sizes) -> Result<()> {
     let mut held = Vec::new();
     for i in 0..sizes.identities {
         let mut raw = RawPublisher::connect_following_nothing(&relay, true).await?;
-        let pairs: Vec<Pair> = (0..sizes.pairs_each).map(|n| junk_pair(1, i, n)).collect();
+        let pairs: Vec<Pair> = (0..sizes.pairs_each)
+            .map(|n| junk_pair("JUNKB", i, n))
+            .collect();
         raw.subscribe(&pairs)?;
         held.push((raw, pairs));
     }
@@ -176,7 +158,7 @@ async fn throwaway_makers(sizes: &Sizes) -> Result<()> {
     for (raw, pairs) in &mut held {
         let key = raw.key().clone();
         for (n, pair) in pairs.iter().enumerate() {
-            let bytes = sign_order_message(&key, &order_on(pair, n as u64 + 1, now), now)?;
+            let bytes = signed_sell(&key, pair, n as u64 + 1, now)?;
             // Refused at the attacker when the relay does not follow the pair.
             if raw.publish_on_later(pair, bytes).is_err() {
                 not_sent += 1;
@@ -222,7 +204,7 @@ async fn stuffing(sizes: &Sizes) -> Result<()> {
             // loses its orders).
             for n in 0..orders_each {
                 let now = unix_time_ms();
-                let bytes = sign_order_message(&key, &order_on(&pair, n as u64 + 1, now), now)?;
+                let bytes = signed_sell(&key, &pair, n as u64 + 1, now)?;
                 raw.publish_now(bytes)?;
                 if n % 10 == 9 {
                     raw.run_for(Duration::from_secs(1)).await;
