@@ -552,9 +552,7 @@ impl LoopState {
                     now_ms,
                     |peer, audit| standing(gate, peer_relays, peer, audit),
                 );
-                for peer in cut {
-                    swarm.disconnect_peer_id(peer).ok();
-                }
+                cut_off(swarm, cut);
             }
             RelayBehaviourEvent::Auth(request_response::Event::Message {
                 peer,
@@ -583,9 +581,7 @@ impl LoopState {
                     now,
                     &self.metrics,
                 );
-                for peer in cut {
-                    swarm.disconnect_peer_id(peer).ok();
-                }
+                cut_off(swarm, cut);
                 match effect {
                     // Closes the peer's connections at once and refuses new ones.
                     Effect::Block(target) => {
@@ -782,7 +778,6 @@ impl LoopState {
         let _ = out.flush();
     }
 
-    /// Dials every configured peer relay we are not connected to.
     /// A peer whose time to authenticate is up: disconnected if it is still below the level
     /// publishing needs.
     fn drop_if_below_publishing(&mut self, swarm: &mut Swarm<RelayBehaviour>, peer: PeerId) {
@@ -797,6 +792,7 @@ impl LoopState {
         }
     }
 
+    /// Dials every configured peer relay we are not connected to.
     fn dial_peer_relays(&mut self, swarm: &mut Swarm<RelayBehaviour>) {
         for (peer, addr) in &self.peer_relays {
             if !swarm.is_connected(peer) {
@@ -881,5 +877,13 @@ fn standing(
         SourceAccess::PeerRelay
     } else {
         SourceAccess::Trusted
+    }
+}
+
+/// Closes the connections of peers `pair_follow` cut off (following more pairs than one trader
+/// may).
+fn cut_off(swarm: &mut Swarm<RelayBehaviour>, peers: Vec<PeerId>) {
+    for peer in peers {
+        swarm.disconnect_peer_id(peer).ok();
     }
 }
