@@ -213,6 +213,16 @@ pub struct Cli {
     /// PeerId, e.g. /ip4/198.51.100.4/tcp/4001/p2p/12D3KooW...
     #[arg(long = "peer", env = "DARKSWAP_RELAY_PEERS", value_delimiter = ',')]
     pub peers: Vec<Multiaddr>,
+    /// Address of your TLS proxy in front of ws_port (repeatable). When set, the WebSocket port
+    /// accepts connections only from these addresses, each starting with a PROXY protocol header
+    /// (v1 or v2, e.g. nginx's `proxy_protocol on` in a `stream` block) naming the client, whose
+    /// address every per-address limit then counts.
+    #[arg(
+        long = "ws-trusted-proxy",
+        env = "DARKSWAP_RELAY_WS_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub ws_trusted_proxies: Vec<IpAddr>,
     #[command(flatten)]
     pub limits: LimitsArgs,
     #[command(flatten)]
@@ -574,6 +584,8 @@ struct FileConfig {
     external_addrs: Vec<Multiaddr>,
     #[serde(default)]
     peers: Vec<Multiaddr>,
+    #[serde(default)]
+    ws_trusted_proxies: Vec<IpAddr>,
     metrics: Option<bool>,
     webrtc_block_mdns: Option<bool>,
     #[serde(default)]
@@ -629,6 +641,8 @@ pub struct Config {
     pub http_port: u16,
     pub external_addrs: Vec<Multiaddr>,
     pub peers: Vec<Multiaddr>,
+    /// The TLS proxies whose PROXY headers the WebSocket port reads; empty: no proxy.
+    pub ws_trusted_proxies: Vec<IpAddr>,
     pub metrics: bool,
     pub webrtc_block_mdns: bool,
     pub limits: Limits,
@@ -834,6 +848,11 @@ impl Config {
                 file.peers
             } else {
                 cli.peers
+            },
+            ws_trusted_proxies: if cli.ws_trusted_proxies.is_empty() {
+                file.ws_trusted_proxies
+            } else {
+                cli.ws_trusted_proxies
             },
             metrics: cli
                 .metrics

@@ -33,6 +33,8 @@ mod metrics;
 mod orders;
 mod pair_follow;
 mod process_metrics;
+mod proxy_header;
+mod proxy_transport;
 mod rune_faucet;
 mod server;
 mod source_caps;

@@ -164,6 +164,9 @@ pub struct RelayMetrics {
     pub http_connections_refused: Family<ReasonLabels, Counter>,
     pub http_connections_dropped: Family<ReasonLabels, Counter>,
     pub connections_denied: Family<ReasonLabels, Counter>,
+    /// Connections to the WebSocket port behind the TLS proxy, by what became of their PROXY
+    /// header (see `proxy_transport`).
+    pub ws_proxy_headers: Family<OutcomeLabels, Counter>,
     pub reservations_accepted: Counter,
     pub reservations_renewed: Counter,
     pub reservations_denied: Family<ReasonLabels, Counter>,
@@ -228,6 +231,7 @@ impl RelayMetrics {
             http_connections_refused: Family::default(),
             http_connections_dropped: Family::default(),
             connections_denied: Family::default(),
+            ws_proxy_headers: Family::default(),
             reservations_accepted: Counter::default(),
             reservations_renewed: Counter::default(),
             reservations_denied: Family::default(),
@@ -314,6 +318,11 @@ impl RelayMetrics {
             "connections_denied",
             "Incoming connections refused, by reason",
             m.connections_denied.clone(),
+        );
+        r.register(
+            "ws_proxy_headers",
+            "Connections to the WebSocket port from the TLS proxy (ws_trusted_proxies), by what became of their PROXY header: accepted, proxy_itself, or closed (untrusted_source, no_signature, malformed, too_long, closed, timeout, overloaded)",
+            m.ws_proxy_headers.clone(),
         );
         r.register(
             "reservations_accepted",

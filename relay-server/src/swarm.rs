@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::multiaddr::Protocol;
-use libp2p::{noise, tcp, yamux, Multiaddr, Swarm, Transport as _};
+use libp2p::{dns, noise, tcp, websocket, yamux, Multiaddr, Swarm, Transport as _};
 use prometheus_client::registry::Registry;
 
 use crate::behaviour::RelayBehaviour;
@@ -13,6 +13,7 @@ use crate::defaults;
 use crate::gate::Gate;
 use crate::identity::Identity;
 use crate::metrics::ReleasedByLabels;
+use crate::proxy_transport::ProxiedTransport;
 use crate::webrtc_hold::{HoldCounters, HoldOutbound};
 
 /// Why the swarm could not be built: a transport or the behaviour refused its configuration.
@@ -68,10 +69,25 @@ pub async fn build_swarm(
             )
         })
         .map_err(build_error)?
-        .with_dns()
+        // WebSocket over DNS over TCP, as libp2p's `with_websocket` builds it, with the TLS
+        // proxy's PROXY header taken off first when `ws_trusted_proxies` is set.
+        .with_other_transport(|key| {
+            let tcp = ProxiedTransport::new(
+                tcp::tokio::Transport::new(tcp::Config::default().nodelay(true)),
+                &config.ws_trusted_proxies,
+                metrics.ws_proxy_headers.clone(),
+            );
+            let noise = noise::Config::new(key)?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                websocket::Config::new(dns::tokio::Transport::system(tcp)?)
+                    .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+                    .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer))),
+            )
+        })
         .map_err(build_error)?
-        .with_websocket(noise::Config::new, yamux::Config::default)
-        .await
+        .with_dns()
         .map_err(build_error)?;
     // The rest of the build, the same with or without per-byte bandwidth accounting.
     macro_rules! finish {
