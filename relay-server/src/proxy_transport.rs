@@ -58,6 +58,19 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every label [`Outcome::label`] gives.
+    pub const LABELS: [&'static str; 9] = [
+        "accepted",
+        "proxy_itself",
+        "untrusted_source",
+        "no_signature",
+        "malformed",
+        "too_long",
+        "closed",
+        "timeout",
+        "overloaded",
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Outcome::Accepted => "accepted",
@@ -93,6 +106,13 @@ pub struct ProxiedTransport<T: Transport> {
 impl<T: Transport> ProxiedTransport<T> {
     /// `trusted`: the proxies' addresses; empty passes every connection through untouched.
     pub fn new(inner: T, trusted: &[IpAddr], outcomes: Family<OutcomeLabels, Counter>) -> Self {
+        // Every outcome is exported from the start (at 0), so a dashboard or an alert reads a
+        // rate of nothing rather than no data.
+        for label in Outcome::LABELS {
+            let _ = outcomes.get_or_create(&OutcomeLabels {
+                outcome: label.into(),
+            });
+        }
         ProxiedTransport {
             inner,
             trusted: trusted.iter().map(IpAddr::to_canonical).collect(),
@@ -293,6 +313,32 @@ mod tests {
         );
         let mut short = Cursor::new(b"PROXY TCP4 198.51.100.7".to_vec());
         assert_eq!(read_header(&mut short).await, Err(Outcome::Closed));
+    }
+
+    #[test]
+    fn every_outcome_label_is_exported_from_the_start() {
+        let errors = [
+            HeaderError::NoSignature,
+            HeaderError::V1TooLong,
+            HeaderError::V1Syntax,
+            HeaderError::V2VersionOrCommand,
+            HeaderError::V2TooLong,
+            HeaderError::V2AddressLength,
+            HeaderError::V2Family,
+        ];
+        let outcomes = [
+            Outcome::Accepted,
+            Outcome::ProxyItself,
+            Outcome::UntrustedSource,
+            Outcome::Closed,
+            Outcome::Timeout,
+            Outcome::Overloaded,
+        ]
+        .into_iter()
+        .chain(errors.map(Outcome::Refused));
+        for outcome in outcomes {
+            assert!(Outcome::LABELS.contains(&outcome.label()), "{outcome:?}");
+        }
     }
 
     #[test]

@@ -4,11 +4,12 @@
 //! WebRTC-direct handshake.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use darkswap_net::libp2p::multiaddr::Protocol;
 use darkswap_net::libp2p::Multiaddr;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// The start of an HTTP request (or a WebSocket upgrade) whose headers never end.
@@ -70,4 +71,17 @@ pub fn stun_binding_request(ufrag: &str, transaction: u64) -> Vec<u8> {
 /// The loopback address that stands for attacker number `n` (127.0.0.2 and up).
 pub fn attacker(n: u8) -> IpAddr {
     IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2 + n))
+}
+
+/// Whether the other side closed `stream` within `within` (reading drains whatever it sent).
+pub async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
 }

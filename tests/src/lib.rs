@@ -19,6 +19,7 @@ use futures::StreamExt;
 
 pub mod hostile;
 pub mod market_cli;
+pub mod nginx;
 pub mod probe;
 pub mod regtest;
 pub mod stats;

@@ -7,10 +7,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use darkswap_net::libp2p::Multiaddr;
-use darkswap_tests::hostile::{attacker, socket_of, stun_binding_request, unfinished_requests};
+use darkswap_tests::hostile::{
+    attacker, closed_within, socket_of, stun_binding_request, unfinished_requests,
+};
 use darkswap_tests::{Peer, Ports, Relay};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpSocket, UdpSocket};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -20,19 +22,6 @@ fn http_socket(relay: &Relay) -> SocketAddr {
         .trim_start_matches("http://")
         .parse()
         .expect("the relay's HTTP address")
-}
-
-/// Whether the other side closed `stream` within `within` (reading drains whatever it sent).
-async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
-    let mut buf = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-            Err(_) => return false,
-            Ok(Ok(0)) | Ok(Err(_)) => return true,
-            Ok(Ok(_)) => continue,
-        }
-    }
 }
 
 /// A trader over `addr` that holds a reservation; returns how long that took.
