@@ -67,6 +67,13 @@ impl Nginx {
     /// Starts nginx in `dir` with the README's configuration in front of a relay whose
     /// WebSocket port is `ws` and HTTP port `http`, and waits until it accepts connections.
     pub async fn start_from_readme(dir: &Path, ws: SocketAddr, http: SocketAddr) -> Result<Self> {
+        Self::start(dir, &readme_config()?, ws, http).await
+    }
+
+    /// [`Nginx::start_from_readme`] with another configuration `block`, written as the README's
+    /// is (its ports, addresses and certificate paths): an `http` part, and optionally a
+    /// `stream { }` part.
+    pub async fn start(dir: &Path, block: &str, ws: SocketAddr, http: SocketAddr) -> Result<Self> {
         let generated = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_string()])?;
         let (cert_pem, key_pem) = (dir.join("fullchain.pem"), dir.join("privkey.pem"));
         std::fs::write(&cert_pem, generated.cert.pem())?;
@@ -74,9 +81,8 @@ impl Nginx {
         let wss = SocketAddr::new([127, 0, 0, 1].into(), crate::free_tcp_port());
         let https = SocketAddr::new([127, 0, 0, 1].into(), crate::free_tcp_port());
 
-        let block = readme_config()?;
         let block = replace_all(
-            &block,
+            block,
             "/etc/letsencrypt/live/relay.example.org/fullchain.pem",
             &cert_pem.display().to_string(),
         )?;
@@ -91,10 +97,8 @@ impl Nginx {
         let block = replace_all(&block, "127.0.0.1:8080", &http.to_string())?;
         // The README's block goes where Debian's /etc/nginx/nginx.conf includes it: the `http`
         // part in the http context (sites-enabled), the `stream` part at the top level.
-        let stream_at = block
-            .find("stream {")
-            .ok_or_else(|| anyhow!("README's nginx block has no stream {{ }} part"))?;
-        let (http_part, stream_part) = block.split_at(stream_at);
+        let (http_part, stream_part) =
+            block.split_at(block.find("stream {").unwrap_or(block.len()));
         let d = dir.display();
         let conf = format!(
             "load_module {STREAM_MODULE};\n\

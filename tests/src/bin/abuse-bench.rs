@@ -6,26 +6,65 @@
 //! - `junk-follows`: anonymous peers (they skip auth) each follow junk pairs;
 //! - `throwaway-makers`: fresh keys, one connection each, each puts one order on each of its own
 //!   junk pairs;
-//! - `stuffing`: fresh keys, one connection each, fill one real pair with orders.
+//! - `stuffing`: fresh keys, one connection each, fill one real pair with orders;
+//! - `behind-proxy` (issue 17, item 6): behind Debian's nginx as an operator sets it up, one
+//!   address (127.0.0.2) opens as many connections as one address may hold; then an honest
+//!   trader at another address (127.0.0.3) comes through the same nginx. Run with the setup the
+//!   README gave before (WebSocket proxied in nginx's http context: the relay sees only nginx's
+//!   address) and with the README's setup now (a PROXY header naming each trader).
 //!
 //! Every client here connects from 127.0.0.1, the honest ones too: per-address caps therefore
 //! charge honest traders with the attacker (as behind one NAT). The attacker's yield (pairs and
 //! orders the relay holds for it) is the figure to compare.
 //!
-//! Usage: abuse-bench [--identities N] [--pairs-each N] [--orders-each N]
+//! Usage: abuse-bench [--identities N] [--pairs-each N] [--orders-each N] [--proxy-connections N]
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use darkswap_net::libp2p::Multiaddr;
 use darkswap_net::unix_time_ms;
 use darkswap_orderbook::Pair;
+use darkswap_tests::hostile::{attacker, socket_of};
+use darkswap_tests::nginx::Nginx;
 use darkswap_tests::{numbered_pair, sell, signed_sell, Peer, Ports, RawPublisher, Relay};
 
 struct Sizes {
     identities: usize,
     pairs_each: usize,
     orders_each: usize,
+    proxy_connections: usize,
 }
+
+/// The README's nginx block before PROXY headers (issue 17, item 6): the WebSocket side proxied
+/// in nginx's http context, so the relay sees every trader at nginx's address. (TLS 1.3 is
+/// turned on as in the README now; the old block left Debian's nginx 1.22 at its defaults.)
+const NGINX_BEFORE: &str = r#"
+server {
+    listen 443 ssl;
+    server_name relay.example.org;
+    ssl_certificate     /etc/letsencrypt/live/relay.example.org/fullchain.pem;
+    ssl_certificate_key /etc/letsencrypt/live/relay.example.org/privkey.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / { proxy_pass http://127.0.0.1:8080; }
+}
+server {
+    listen 4443 ssl;
+    server_name relay.example.org;
+    ssl_certificate     /etc/letsencrypt/live/relay.example.org/fullchain.pem;
+    ssl_certificate_key /etc/letsencrypt/live/relay.example.org/privkey.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+        proxy_pass http://127.0.0.1:4002;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "upgrade";
+        proxy_read_timeout 1h;
+    }
+}
+"#;
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -33,6 +72,7 @@ async fn main() -> Result<()> {
         identities: 35,
         pairs_each: 30,
         orders_each: 200,
+        proxy_connections: 256,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -41,14 +81,17 @@ async fn main() -> Result<()> {
             "--identities" => sizes.identities = value.parse()?,
             "--pairs-each" => sizes.pairs_each = value.parse()?,
             "--orders-each" => sizes.orders_each = value.parse()?,
+            "--proxy-connections" => sizes.proxy_connections = value.parse()?,
             other => {
-                bail!("unknown argument {other} (--identities N, --pairs-each N, --orders-each N)")
+                bail!("unknown argument {other} (--identities N, --pairs-each N, --orders-each N, --proxy-connections N)")
             }
         }
     }
     junk_follows(&sizes).await?;
     throwaway_makers(&sizes).await?;
     stuffing(&sizes).await?;
+    behind_proxy(&sizes, false).await?;
+    behind_proxy(&sizes, true).await?;
     Ok(())
 }
 
@@ -227,6 +270,75 @@ async fn stuffing(sizes: &Sizes) -> Result<()> {
     println!(
         "stuffing: {} keys x {} orders on one real pair: relay holds {orders} orders; a watching trader's book holds {}",
         sizes.identities, sizes.orders_each, view.total_orders
+    );
+    Ok(())
+}
+
+/// How long until `peer` holds a reservation (None: not within 15 s).
+async fn reserved_within(peer: &mut Peer) -> Option<Duration> {
+    let started = Instant::now();
+    peer.reserved().await.ok().map(|_| started.elapsed())
+}
+
+async fn behind_proxy(sizes: &Sizes, readme_setup: bool) -> Result<()> {
+    let setup = if readme_setup {
+        "README setup now: stream + PROXY header, ws_trusted_proxies"
+    } else {
+        "README setup before: WebSocket in nginx's http context"
+    };
+    let help = std::process::Command::new(darkswap_tests::relay_bin())
+        .arg("--help")
+        .output()?;
+    if readme_setup && !String::from_utf8_lossy(&help.stdout).contains("--ws-trusted-proxy") {
+        println!("behind-proxy ({setup}): n/a, this relay has no ws_trusted_proxies");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let (relay_dir, nginx_dir) = (dir.path().join("relay"), dir.path().join("nginx"));
+    std::fs::create_dir_all(&nginx_dir)?;
+    let cap = sizes.proxy_connections.to_string();
+    let mut flags = vec!["--max-connections-per-ip", cap.as_str()];
+    if readme_setup {
+        flags.extend(["--ws-trusted-proxy", "127.0.0.1"]);
+    }
+    let relay = Relay::start(&relay_dir, Ports::default(), &flags)?;
+    let (ws, http) = (
+        socket_of(&relay.ws_addr())?,
+        relay.http.trim_start_matches("http://").parse()?,
+    );
+    let nginx = Arc::new(if readme_setup {
+        Nginx::start_from_readme(&nginx_dir, ws, http).await?
+    } else {
+        Nginx::start(&nginx_dir, NGINX_BEFORE, ws, http).await?
+    });
+    let via = |entrance: SocketAddr| -> Result<Multiaddr> {
+        Ok(format!(
+            "/ip4/127.0.0.1/tcp/{}/ws/p2p/{}",
+            entrance.port(),
+            relay.peer_id
+        )
+        .parse()?)
+    };
+    // One address takes what one address may hold, one reserved connection after another.
+    let crowd = nginx.wss_entrance_from(attacker(0)).await?;
+    let mut held = Vec::new();
+    let mut reserved = 0;
+    for _ in 0..sizes.proxy_connections {
+        let mut peer = Peer::start(vec![via(crowd)?]).await?;
+        if reserved_within(&mut peer).await.is_some() {
+            reserved += 1;
+        }
+        held.push(peer);
+    }
+    let mut honest = Peer::start(vec![via(nginx.wss_entrance_from(attacker(1)).await?)?]).await?;
+    let seen = reserved_within(&mut honest).await;
+    let honest = match seen {
+        Some(d) => format!("reserved in {:.0} ms", d.as_secs_f64() * 1e3),
+        None => "NOT reserved within 15 s".into(),
+    };
+    println!(
+        "behind-proxy ({setup}): 127.0.0.2 holds {reserved} of {} connections (its cap) through nginx; an honest trader at 127.0.0.3 through the same nginx: {honest}",
+        sizes.proxy_connections
     );
     Ok(())
 }
