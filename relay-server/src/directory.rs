@@ -24,6 +24,11 @@ impl Directory {
         self.reserved.remove(peer).is_some()
     }
 
+    /// The peers holding a reservation, in no order.
+    pub fn peers(&self) -> impl Iterator<Item = &PeerId> {
+        self.reserved.keys()
+    }
+
     pub fn len(&self) -> usize {
         self.reserved.len()
     }

@@ -105,6 +105,12 @@ pub struct DenialLabels {
     pub level: String,
 }
 
+/// What a peer held when it was disconnected.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HeldLabels {
+    pub held: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LevelLabels {
     pub level: String,
@@ -193,6 +199,9 @@ pub struct RelayMetrics {
     /// Peers disconnected because they were still below publishing when their time to
     /// authenticate (limits.auth_deadline_secs) was up.
     pub unauthenticated_dropped: Counter,
+    /// Peers disconnected because they held a reservation or a circuit past the end of the
+    /// level it needs (a token that ran out unrenewed, trust withdrawn), by what they held.
+    pub lapsed_dropped: Family<HeldLabels, Counter>,
     /// What happened to pair follows: followed, unfollowed_idle, refused_full, refused_address,
     /// and peers cut off for following too many (peer_over_cap).
     pub pair_follow_events: Family<EventLabels, Counter>,
@@ -253,6 +262,7 @@ impl RelayMetrics {
             pairs_followed: Gauge::default(),
             gossip_mesh_peers: Gauge::default(),
             unauthenticated_dropped: Counter::default(),
+            lapsed_dropped: Family::default(),
             pair_follow_events: Family::default(),
             book_sync_requests: Family::default(),
             peer_relays_connected: Gauge::default(),
@@ -424,6 +434,14 @@ impl RelayMetrics {
             "Peers disconnected because they had not reached the level publishing needs within limits.auth_deadline_secs of connecting",
             m.unauthenticated_dropped.clone(),
         );
+        r.register(
+            "lapsed_dropped",
+            "Peers disconnected for holding a reservation or a circuit past the end of the level it needs (token expired unrenewed, trust withdrawn), by what they held",
+            m.lapsed_dropped.clone(),
+        );
+        for held in ["reservation", "circuit"] {
+            let _ = m.lapsed_dropped.get_or_create(&HeldLabels { held });
+        }
         r.register(
             "pair_follow_events",
             "Pair follows by event: followed, unfollowed_idle (no order and no trader for the idle time), refused_full (max_pairs reached), refused_address (the traders at one address started max_pairs_per_address follows), peer_over_cap (a peer following more pairs than one trader may, cut off)",

@@ -271,6 +271,11 @@ impl Server {
     }
 }
 
+/// How long after a grant ran out a peer may still hold the reservation or circuits it bought:
+/// a renewal on its way when the grant ends is not a lapse. Clients renew a fifth of the grant's
+/// life (at most a minute) before it ends.
+const LAPSE_GRACE: Duration = Duration::from_secs(5);
+
 /// The event loop, until the shutdown signal.
 async fn run_loop(
     mut swarm: Swarm<RelayBehaviour>,
@@ -294,6 +299,7 @@ async fn run_loop(
             _ = health_tick.tick() => {
                 loop_state.update_health(started);
                 loop_state.update_auth(&swarm);
+                loop_state.drop_lapsed(&mut swarm);
             }
             _ = orders_tick.tick() => {
                 let now_ms = darkswap_proto::unix_time_ms();
@@ -788,6 +794,38 @@ impl LoopState {
             == crate::orders::SourceAccess::Refused
         {
             self.metrics.unauthenticated_dropped.inc();
+            swarm.disconnect_peer_id(peer).ok();
+        }
+    }
+
+    /// A grant's end ends what it bought: peers holding a reservation or a circuit that their
+    /// level no longer allows (a token that ran out more than [`LAPSE_GRACE`] ago
+    /// unrenewed, trust withdrawn) are disconnected, which ends both; the refusal is counted and
+    /// audited as any other. Clients renew their grant well before it ends.
+    fn drop_lapsed(&mut self, swarm: &mut Swarm<RelayBehaviour>) {
+        let at_ms = darkswap_proto::unix_time_ms().saturating_sub(LAPSE_GRACE.as_millis() as u64);
+        let gate = &self.gate;
+        let reservations = self
+            .directory
+            .peers()
+            .filter(|p| !gate.allowed_at(p, Operation::Reserve, at_ms))
+            .map(|p| (*p, Operation::Reserve, "reservation"));
+        let circuits = self
+            .open_circuits
+            .keys()
+            .map(|(src, _)| src)
+            .filter(|p| !gate.allowed_at(p, Operation::OpenCircuit, at_ms))
+            .map(|p| (*p, Operation::OpenCircuit, "circuit"));
+        let mut lapsed: Vec<(PeerId, Operation, &'static str)> =
+            reservations.chain(circuits).collect();
+        lapsed.sort_by_key(|(p, ..)| *p);
+        lapsed.dedup_by_key(|(p, ..)| *p);
+        for (peer, op, held) in lapsed {
+            let _ = self.gate.verdict(&peer, None, op);
+            self.metrics
+                .lapsed_dropped
+                .get_or_create(&crate::metrics::HeldLabels { held })
+                .inc();
             swarm.disconnect_peer_id(peer).ok();
         }
     }

@@ -277,8 +277,17 @@ impl Probe {
         self.request(answer).await
     }
 
-    /// Asks the relay for a reservation and waits for the outcome.
+    /// Asks the relay for a reservation and waits for the outcome (then stops listening).
     pub async fn reserve(&mut self) -> Result<Reservation> {
+        self.reservation(false).await
+    }
+
+    /// [`Probe::reserve`], keeping the reservation (and never renewing it).
+    pub async fn hold_reservation(&mut self) -> Result<Reservation> {
+        self.reservation(true).await
+    }
+
+    async fn reservation(&mut self, hold: bool) -> Result<Reservation> {
         let addr = self.relay_addr.clone().with(Protocol::P2pCircuit);
         let listener = self.swarm.listen_on(addr)?;
         let outcome = tokio::time::timeout(Duration::from_secs(10), async {
@@ -303,7 +312,7 @@ impl Probe {
         })
         .await
         .map_err(|_| anyhow!("no reservation outcome within 10 s"))?;
-        if outcome == Reservation::Accepted {
+        if outcome == Reservation::Accepted && !hold {
             self.swarm.remove_listener(listener);
         }
         Ok(outcome)

@@ -461,6 +461,46 @@ async fn tokens_are_bound_signed_and_expire() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_reservation_ends_with_the_grant_it_was_bought_with() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &["--auth-token-ttl-secs", "4"],
+    )?;
+    // A client that renews (darkswap-net renews in the grant's last fifth) keeps its reservation
+    // across several grants.
+    let mut renewing = Peer::reserved_on(&relay).await?;
+    // One that never renews holds a reservation bought with a 4 s grant.
+    let mut lapsing = Probe::connect(&relay, Keypair::generate_ed25519()).await?;
+    let AuthResponse::Granted(Grant { expires_at_ms, .. }) = lapsing.authenticate().await? else {
+        anyhow::bail!("not granted");
+    };
+    assert_eq!(lapsing.hold_reservation().await?, Reservation::Accepted);
+    // Not before its grant ends (and the 5 s grace after it)...
+    let ends_in = Duration::from_millis(expires_at_ms.saturating_sub(unix_time_ms()));
+    assert!(
+        !lapsing
+            .closed_within(ends_in + Duration::from_secs(4))
+            .await
+    );
+    // ...but soon after, it is disconnected, and with it goes the reservation.
+    assert!(lapsing.closed_within(Duration::from_secs(5)).await);
+    let lapsed = r#"darkswap_relay_lapsed_dropped_total{held="reservation"}"#;
+    assert_eq!(relay.metric(lapsed)?, 1.0);
+    let denied = r#"darkswap_relay_auth_denials_total{operation="reserve",level="anonymous"}"#;
+    assert!(relay.metric(denied)? >= 1.0);
+    // The renewing client was never cut off.
+    let cut = renewing
+        .wait_for(Duration::from_secs(1), |e| {
+            matches!(e, NodeEvent::Relay(RelayStatus::Failed { .. })).then_some(())
+        })
+        .await;
+    assert!(cut.is_err(), "the renewing client was disconnected");
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_client_reuses_its_token_and_refreshes_it() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let relay = Relay::start(
