@@ -6,7 +6,10 @@
 //! - **sequence numbers**: per maker and pair, a message not newer than the last accepted one is a
 //!   replay (or arrived out of order) and is refused, so replays and reordering are harmless;
 //! - **cancel tombstones**: a cancelled order's id is remembered until the order's own expiry, so
-//!   the order cannot come back through a snapshot or a peer that missed the cancel;
+//!   the order cannot come back through a snapshot or a peer that missed the cancel; a cancel
+//!   that overtook its order (the book never saw it) is remembered too, for that maker only
+//!   and for as long as any order can live, at most [`MarketLimits::max_orders_per_maker`] of
+//!   them per maker and [`MAX_EARLY_CANCELS`] in all;
 //! - **liveness**: a maker that sends nothing (orders, cancels or keep-alives) for
 //!   [`MarketLimits::maker_timeout_ms`] is gone, and all its orders leave the book: no ghost
 //!   orders after a maker closes the page;
@@ -25,7 +28,7 @@ use darkswap_orderbook::{BookError, LimitOrder, OrderBook, OrderId, Pair, Reserv
 use darkswap_proto::limits::{AnnouncedLimits, MAX_ANNOUNCED_LIMIT};
 use darkswap_proto::order::{
     live_orders_digest, order_id, OrderAction, OrderReject, OrderSpec, VerifiedOrderMessage,
-    MAX_CLOCK_SKEW_MS,
+    MAX_CLOCK_SKEW_MS, MAX_ORDER_LIFETIME_MS,
 };
 use darkswap_rate::{Rate, TokenBucket};
 use libp2p_identity::PeerId;
@@ -40,6 +43,21 @@ pub const MAKER_TIMEOUT_MS: u64 = 3 * KEEP_ALIVE_INTERVAL_MS;
 /// A maker's sequence numbers are remembered this long after its last message, longer than
 /// the clock-skew window during which a captured message could be replayed.
 pub const MAKER_MEMORY_MS: u64 = 4 * MAX_CLOCK_SKEW_MS;
+
+/// Whether `maker`'s order `id` was cancelled, before or after this book saw it.
+fn cancelled(
+    tombstones: &HashMap<OrderId, u64>,
+    early_cancels: &HashMap<OrderId, (PeerId, u64)>,
+    id: &OrderId,
+    maker: &PeerId,
+) -> bool {
+    tombstones.contains_key(id) || early_cancels.get(id).is_some_and(|(by, _)| by == maker)
+}
+
+/// Cancels of orders a market never saw that it remembers at most, all makers together (each
+/// maker at most [`MarketLimits::max_orders_per_maker`]). Beyond it a cancel still applies and
+/// is forwarded; only its order, should it come later through a snapshot, is not stopped.
+pub const MAX_EARLY_CANCELS: usize = 32_768;
 
 /// Bounds on what one market holds and accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +153,8 @@ pub enum Applied {
     /// The maker cancelled the order; it left the book.
     Cancelled(OrderId),
     /// A cancel for an order this book never had: nothing to remove; the sequence number still
-    /// blocks the order if it arrives late.
+    /// blocks the order if it arrives late, and an early-cancel tombstone (within its caps) if
+    /// it comes through a snapshot.
     CancelledUnknown(OrderId),
     /// A keep-alive whose digest matches our copy of the maker's orders.
     KeepAlive,
@@ -172,6 +191,11 @@ pub struct Market {
     makers: HashMap<PeerId, MakerState>,
     /// Cancelled order ids and the time until which they are remembered.
     tombstones: HashMap<OrderId, u64>,
+    /// Cancels that overtook their orders: the id, the maker that cancelled it (only that
+    /// maker's order is stopped, so nobody can cancel another's order in advance) and until
+    /// when; with how many each maker has.
+    early_cancels: HashMap<OrderId, (PeerId, u64)>,
+    early_cancels_of: HashMap<PeerId, usize>,
     /// Books keep their ids in order, for [`Market::snapshot`] (see
     /// [`Market::serving_snapshots`]).
     id_order: bool,
@@ -185,6 +209,8 @@ impl Market {
             books: HashMap::new(),
             makers: HashMap::new(),
             tombstones: HashMap::new(),
+            early_cancels: HashMap::new(),
+            early_cancels_of: HashMap::new(),
             id_order: false,
         }
     }
@@ -253,6 +279,25 @@ impl Market {
         self.tombstones.len()
     }
 
+    /// Cancels remembered of orders this book never saw.
+    pub fn early_cancels(&self) -> usize {
+        self.early_cancels.len()
+    }
+
+    /// Remembers `maker`'s cancel of `id`, an order this book never saw, within the caps.
+    fn remember_early_cancel(&mut self, id: OrderId, maker: PeerId, now_ms: u64) {
+        if self.early_cancels.contains_key(&id) || self.early_cancels.len() >= MAX_EARLY_CANCELS {
+            return;
+        }
+        let held = self.early_cancels_of.entry(maker).or_insert(0);
+        if *held >= self.limits.max_orders_per_maker {
+            return;
+        }
+        *held += 1;
+        let until = now_ms.saturating_add(MAX_ORDER_LIFETIME_MS + MAX_CLOCK_SKEW_MS);
+        self.early_cancels.insert(id, (maker, until));
+    }
+
     /// Applies a gossiped message (already verified with `Freshness::Live`).
     pub fn apply(
         &mut self,
@@ -279,7 +324,7 @@ impl Market {
         let outcome = match &message.body.action {
             OrderAction::Order(spec) => {
                 let id = order_id(&maker, spec.nonce);
-                if self.tombstones.contains_key(&id) {
+                if cancelled(&self.tombstones, &self.early_cancels, &id, &maker) {
                     return Err(OrderReject::Cancelled);
                 }
                 let info = OrderInfo {
@@ -332,6 +377,9 @@ impl Market {
         };
         state.last_seq.insert(pair.clone(), message.body.seq);
         state.last_seen_ms = now_ms;
+        if let Applied::CancelledUnknown(id) = outcome {
+            self.remember_early_cancel(id, maker, now_ms);
+        }
         Ok(outcome)
     }
 
@@ -348,7 +396,7 @@ impl Market {
         };
         let maker = message.maker;
         let id = order_id(&maker, spec.nonce);
-        if self.tombstones.contains_key(&id) {
+        if cancelled(&self.tombstones, &self.early_cancels, &id, &maker) {
             return Err(OrderReject::Cancelled);
         }
         let limits = self.limits.clone();
@@ -469,6 +517,17 @@ impl Market {
             !s.orders.is_empty() || now_ms.saturating_sub(s.last_seen_ms) < MAKER_MEMORY_MS
         });
         self.tombstones.retain(|_, until| *until > now_ms);
+        let counts = &mut self.early_cancels_of;
+        self.early_cancels.retain(|_, (maker, until)| {
+            let keep = *until > now_ms;
+            if !keep {
+                if let Some(n) = counts.get_mut(maker) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            keep
+        });
+        counts.retain(|_, n| *n > 0);
         self.books.retain(|_, b| !b.is_empty());
         removed
     }

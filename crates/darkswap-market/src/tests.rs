@@ -131,6 +131,74 @@ fn out_of_order_delivery_is_harmless() {
 }
 
 #[test]
+fn a_cancel_that_overtook_its_order_stops_it_coming_through_a_snapshot() {
+    let mut market = Market::new(MarketLimits::default());
+    let mut maker = Maker::new();
+    let order = maker.order(1, 100, T0);
+    let cancel = maker.cancel(1, T0 + 1);
+    assert!(matches!(
+        market.apply(&cancel, T0 + 2),
+        Ok(Applied::CancelledUnknown(_))
+    ));
+    assert_eq!(market.early_cancels(), 1);
+    // A peer that missed the cancel serves the order in a snapshot (no sequence rules there).
+    assert_eq!(
+        market.apply_stored(&order, T0 + 3),
+        Err(OrderReject::Cancelled)
+    );
+    // Nor does it come back live once the maker's sequence numbers are forgotten.
+    market.expire(T0 + 3 + MAKER_MEMORY_MS);
+    assert_eq!(
+        market.apply(&order, T0 + 3 + MAKER_MEMORY_MS),
+        Err(OrderReject::Cancelled)
+    );
+    // Remembered as long as any order can live, then gone.
+    let end = T0 + 2 + MAX_ORDER_LIFETIME_MS + MAX_CLOCK_SKEW_MS;
+    market.expire(end - 1);
+    assert_eq!(market.early_cancels(), 1);
+    market.expire(end);
+    assert_eq!(market.early_cancels(), 0);
+}
+
+#[test]
+fn nobody_cancels_another_makers_order_in_advance() {
+    let mut market = Market::new(MarketLimits::default());
+    let mut victim = Maker::new();
+    let mut attacker = Maker::new();
+    let order = victim.order(1, 100, T0);
+    // The attacker signs a cancel of the victim's (future) order id.
+    let id = order_id(&victim.peer(), 1);
+    let forged = attacker.message(OrderAction::Cancel { order_id: id }, T0);
+    assert!(matches!(
+        market.apply(&forged, T0),
+        Ok(Applied::CancelledUnknown(_))
+    ));
+    assert_eq!(market.apply(&order, T0 + 1), Ok(Applied::Added(id)));
+    let mut market = Market::new(MarketLimits::default());
+    market.apply(&forged, T0).unwrap();
+    assert_eq!(market.apply_stored(&order, T0 + 1), Ok(Applied::Added(id)));
+}
+
+#[test]
+fn early_cancels_are_capped_per_maker() {
+    let limits = MarketLimits {
+        max_orders_per_maker: 3,
+        publish_burst: 100,
+        ..MarketLimits::default()
+    };
+    let mut market = Market::new(limits);
+    let mut flooder = Maker::new();
+    for nonce in 0..10 {
+        market.apply(&flooder.cancel(nonce, T0), T0).unwrap();
+    }
+    assert_eq!(market.early_cancels(), 3);
+    // Another maker still has its own allowance.
+    let mut other = Maker::new();
+    market.apply(&other.cancel(1, T0), T0).unwrap();
+    assert_eq!(market.early_cancels(), 4);
+}
+
+#[test]
 fn cancel_removes_everywhere_and_leaves_a_tombstone() {
     let mut market = Market::new(MarketLimits::default());
     let mut maker = Maker::new();
