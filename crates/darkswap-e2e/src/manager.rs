@@ -27,11 +27,12 @@
 //!
 //! # Memory
 //! At most [`ManagerLimits::max_sessions`] sessions (the least recently used goes first when a
-//! new one needs room, after expired ones) and [`ManagerLimits::max_pending`] handshakes that we
+//! new one needs room, after expired ones, except sessions with peers the caller names as
+//! trading with it: see [`SessionManager::respond_keeping`]) and [`ManagerLimits::max_pending`] handshakes that we
 //! started and that are not answered yet (more are refused, and unanswered ones expire after
 //! [`ManagerLimits::handshake_ttl_ms`]). A responder keeps nothing between `init` and `resp`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use libp2p_identity::{Keypair, PeerId};
 
@@ -119,6 +120,10 @@ pub enum E2eError {
     /// [`ManagerLimits::max_pending`] handshakes with other peers already wait for answers.
     #[error("too many handshakes in progress")]
     TooManyHandshakes,
+    /// Every session is one the caller asked to keep (see [`SessionManager::respond_keeping`]):
+    /// a new one is refused rather than evict one of those.
+    #[error("every session is in use by a live trade")]
+    SessionsFull,
     /// Our rekey with this peer waits for its answer: until it arrives nothing is sealed and no
     /// other rekey starts.
     #[error("a rekey with this peer is in progress")]
@@ -142,6 +147,7 @@ impl E2eError {
             E2eError::NoSession => "no_session",
             E2eError::NoHandshake => "no_handshake",
             E2eError::TooManyHandshakes => "too_many_handshakes",
+            E2eError::SessionsFull => "sessions_full",
             E2eError::Rekeying => "rekeying",
             E2eError::UnexpectedKind => "unexpected_kind",
             E2eError::Handshake(_) => "handshake",
@@ -273,13 +279,25 @@ impl SessionManager {
     /// Completes the handshake we started with `peer` with its `resp`. Our previous initiator
     /// session with `peer`, if any, is replaced. A bad answer ends the handshake.
     pub fn finish(&mut self, peer: PeerId, resp: &[u8], now_ms: u64) -> Result<Cipher, E2eError> {
+        self.finish_keeping(peer, resp, now_ms, &HashSet::new())
+    }
+
+    /// [`SessionManager::finish`], never evicting a session with a peer in `keep` (the peers
+    /// of live trades) to make room: when only those are left, [`E2eError::SessionsFull`].
+    pub fn finish_keeping(
+        &mut self,
+        peer: PeerId,
+        resp: &[u8],
+        now_ms: u64,
+        keep: &HashSet<PeerId>,
+    ) -> Result<Cipher, E2eError> {
         let (initiator, started) = self.pending.remove(&peer).ok_or(E2eError::NoHandshake)?;
         if now_ms.saturating_sub(started) > self.limits.handshake_ttl_ms {
             return Err(E2eError::NoHandshake);
         }
         let session = initiator.finish(resp, now_ms)?;
         let cipher = session.cipher();
-        self.insert((peer, Role::Initiator), session, now_ms);
+        self.insert((peer, Role::Initiator), session, now_ms, keep)?;
         Ok(cipher)
     }
 
@@ -291,13 +309,32 @@ impl SessionManager {
         init: &[u8],
         now_ms: u64,
     ) -> Result<(Vec<u8>, Cipher), E2eError> {
+        self.respond_keeping(peer, init, now_ms, &HashSet::new())
+    }
+
+    /// [`SessionManager::respond`], never evicting a session with a peer in `keep` (the peers
+    /// of live trades) to make room: when only those are left, [`E2eError::SessionsFull`]. A
+    /// flood of handshakes from fresh identities then evicts only sessions nobody trades on.
+    pub fn respond_keeping(
+        &mut self,
+        peer: PeerId,
+        init: &[u8],
+        now_ms: u64,
+        keep: &HashSet<PeerId>,
+    ) -> Result<(Vec<u8>, Cipher), E2eError> {
         let (session, resp) = Responder::respond(&self.identity, peer, init, now_ms)?;
         let cipher = session.cipher();
-        self.insert((peer, Role::Responder), session, now_ms);
+        self.insert((peer, Role::Responder), session, now_ms, keep)?;
         Ok((resp, cipher))
     }
 
-    fn insert(&mut self, key: (PeerId, Role), session: Session, now_ms: u64) {
+    fn insert(
+        &mut self,
+        key: (PeerId, Role),
+        session: Session,
+        now_ms: u64,
+        keep: &HashSet<PeerId>,
+    ) -> Result<(), E2eError> {
         if !self.sessions.contains_key(&key) && self.sessions.len() >= self.limits.max_sessions {
             self.prune(now_ms);
         }
@@ -305,11 +342,11 @@ impl SessionManager {
             let lru = self
                 .sessions
                 .iter()
+                .filter(|((peer, _), _)| !keep.contains(peer))
                 .min_by_key(|(_, e)| e.last_used_ms)
-                .map(|(k, _)| *k);
-            if let Some(lru) = lru {
-                self.sessions.remove(&lru);
-            }
+                .map(|(k, _)| *k)
+                .ok_or(E2eError::SessionsFull)?;
+            self.sessions.remove(&lru);
         }
         self.sessions.insert(
             key,
@@ -319,6 +356,7 @@ impl SessionManager {
                 rekeying: None,
             },
         );
+        Ok(())
     }
 
     /// A live entry, or none: an idle or over-age one is dropped on the spot.

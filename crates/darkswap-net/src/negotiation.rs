@@ -30,7 +30,7 @@
 //! handshakes again and resends once. A taker that restarts starts with no session, so a resumed
 //! trade always begins with a fresh handshake.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use darkswap_e2e::{E2eError, ManagerLimits, Opened, RekeyPolicy, Role, SessionManager};
 use darkswap_orderbook::{OrderId, Pair, Price, Side};
@@ -493,6 +493,16 @@ impl Negotiation {
         self.trades.get(id)
     }
 
+    /// The peers we are negotiating a trade with: their sessions are never evicted to make
+    /// room for another (a flood of handshakes from fresh identities cannot cut a live trade).
+    fn trading_with(&self) -> HashSet<PeerId> {
+        self.trades
+            .values()
+            .filter(|t| t.state.is_open())
+            .map(|t| t.counterparty)
+            .collect()
+    }
+
     /// Trades in negotiation.
     pub fn open_trades(&self) -> usize {
         self.trades.values().filter(|t| t.state.is_open()).count()
@@ -940,21 +950,30 @@ impl Negotiation {
     ) -> (TradeEnvelope, NegotiationOutput) {
         let mut out = NegotiationOutput::default();
         let answer = match envelope {
-            TradeEnvelope::Handshake(init) => match self.sessions.respond(peer, &init, now_ms) {
-                Ok((resp, cipher)) => {
-                    out.events
-                        .push(NegotiationEvent::E2e(E2eEvent::SessionEstablished {
-                            peer,
-                            initiator: false,
-                            cipher: cipher.label(),
-                        }));
-                    TradeEnvelope::Handshake(resp)
+            TradeEnvelope::Handshake(init) => {
+                match self
+                    .sessions
+                    .respond_keeping(peer, &init, now_ms, &self.trading_with())
+                {
+                    Ok((resp, cipher)) => {
+                        out.events
+                            .push(NegotiationEvent::E2e(E2eEvent::SessionEstablished {
+                                peer,
+                                initiator: false,
+                                cipher: cipher.label(),
+                            }));
+                        TradeEnvelope::Handshake(resp)
+                    }
+                    Err(e) => {
+                        out.rejected(peer, e.label());
+                        TradeEnvelope::Refused(if e == E2eError::SessionsFull {
+                            Refusal::Busy
+                        } else {
+                            Refusal::BadHandshake
+                        })
+                    }
                 }
-                Err(e) => {
-                    out.rejected(peer, e.label());
-                    TradeEnvelope::Refused(Refusal::BadHandshake)
-                }
-            },
+            }
             TradeEnvelope::Sealed(frame) => {
                 self.on_sealed_request(peer, &frame, orders, now_ms, &mut out)
             }
@@ -1308,36 +1327,41 @@ impl Negotiation {
         out: &mut NegotiationOutput,
     ) {
         match envelope {
-            TradeEnvelope::Handshake(resp) => match self.sessions.finish(peer, &resp, now_ms) {
-                Ok(cipher) => {
-                    out.events
-                        .push(NegotiationEvent::E2e(E2eEvent::SessionEstablished {
+            TradeEnvelope::Handshake(resp) => {
+                match self
+                    .sessions
+                    .finish_keeping(peer, &resp, now_ms, &self.trading_with())
+                {
+                    Ok(cipher) => {
+                        out.events
+                            .push(NegotiationEvent::E2e(E2eEvent::SessionEstablished {
+                                peer,
+                                initiator: true,
+                                cipher: cipher.label(),
+                            }))
+                    }
+                    Err(e) => {
+                        out.rejected(peer, e.label());
+                        self.fail_waiting(
                             peer,
-                            initiator: true,
-                            cipher: cipher.label(),
-                        }))
+                            &format!("the maker's end-to-end handshake failed: {e}"),
+                            now_ms,
+                            out,
+                        );
+                    }
                 }
-                Err(e) => {
-                    out.rejected(peer, e.label());
-                    self.fail_waiting(
-                        peer,
-                        &format!("the maker's end-to-end handshake failed: {e}"),
-                        now_ms,
-                        out,
-                    );
-                }
-            },
+            }
             other => {
                 self.sessions.cancel_handshake(&peer);
                 if !matches!(other, TradeEnvelope::Refused(_)) {
                     out.rejected(peer, "unexpected_kind");
                 }
-                self.fail_waiting(
-                    peer,
-                    "the maker refused the end-to-end handshake",
-                    now_ms,
-                    out,
-                );
+                let why = if other == TradeEnvelope::Refused(Refusal::Busy) {
+                    "the maker has no room for another trade session now (each carries a live trade): try again later"
+                } else {
+                    "the maker refused the end-to-end handshake"
+                };
+                self.fail_waiting(peer, why, now_ms, out);
             }
         }
     }

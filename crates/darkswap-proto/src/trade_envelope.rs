@@ -36,6 +36,8 @@ pub enum Refusal {
     BadFrame = 3,
     /// Your handshake did not verify.
     BadHandshake = 4,
+    /// I have no room for another session now (every one carries a live trade): try later.
+    Busy = 5,
 }
 
 impl Refusal {
@@ -45,6 +47,7 @@ impl Refusal {
             2 => Refusal::StaleEpoch,
             3 => Refusal::BadFrame,
             4 => Refusal::BadHandshake,
+            5 => Refusal::Busy,
             _ => return None,
         })
     }
@@ -165,6 +168,7 @@ mod tests {
             TradeEnvelope::Handshake(vec![1; 200]),
             TradeEnvelope::Sealed(vec![2; 2_000]),
             TradeEnvelope::Refused(Refusal::StaleEpoch),
+            TradeEnvelope::Refused(Refusal::Busy),
         ] {
             assert_eq!(TradeEnvelope::decode(&e.encode()), Ok(e.clone()));
             let bytes = e.encode();

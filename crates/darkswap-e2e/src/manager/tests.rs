@@ -124,6 +124,76 @@ fn sessions_are_bounded_and_the_least_recently_used_goes_first() {
     assert_eq!(maker.m.len(), 3);
 }
 
+/// A maker with room for 8 sessions, one of them a trader's; then 100 fresh identities
+/// handshake, each after the trader's last use. Whether the trader's session is still there.
+fn flood_after_trader(keep_trader: bool) -> bool {
+    let limits = ManagerLimits {
+        max_sessions: 8,
+        ..ManagerLimits::default()
+    };
+    let mut maker = peer_with(limits);
+    let mut trader = peer();
+    connect(&mut trader, &mut maker, T0);
+    let keep: HashSet<PeerId> = if keep_trader {
+        [trader.id].into()
+    } else {
+        HashSet::new()
+    };
+    for i in 0..100 {
+        let mut junk = peer();
+        let init = junk.m.start(maker.id, T0 + 1 + i).unwrap();
+        maker
+            .m
+            .respond_keeping(junk.id, &init, T0 + 1 + i, &keep)
+            .unwrap();
+    }
+    assert_eq!(maker.m.len(), 8);
+    let kept = maker.m.has_session(&trader.id, Role::Responder);
+    if kept {
+        exchange(&mut trader, &mut maker, b"still here", T0 + 200);
+    }
+    kept
+}
+
+#[test]
+fn a_flood_of_handshakes_never_evicts_a_live_trades_session() {
+    assert!(flood_after_trader(true));
+    // Not named as trading, it is the least recently used and goes first.
+    assert!(!flood_after_trader(false));
+}
+
+#[test]
+fn when_every_session_carries_a_live_trade_a_new_one_is_refused() {
+    let limits = ManagerLimits {
+        max_sessions: 2,
+        ..ManagerLimits::default()
+    };
+    let mut maker = peer_with(limits);
+    let mut traders: Vec<Peer> = (0..2).map(|_| peer()).collect();
+    for t in &mut traders {
+        connect(t, &mut maker, T0);
+    }
+    let keep: HashSet<PeerId> = traders.iter().map(|t| t.id).collect();
+    let mut late = peer();
+    let init = late.m.start(maker.id, T0 + 1).unwrap();
+    assert_eq!(
+        maker.m.respond_keeping(late.id, &init, T0 + 1, &keep),
+        Err(E2eError::SessionsFull)
+    );
+    assert_eq!(maker.m.len(), 2);
+    for t in &mut traders {
+        exchange(t, &mut maker, b"ok", T0 + 2);
+    }
+    // Our own handshake is refused the same way, not at the cost of a live trade.
+    let mut other = peer();
+    let init = maker.m.start(other.id, T0 + 3).unwrap();
+    let (resp, _) = other.m.respond(maker.id, &init, T0 + 3).unwrap();
+    assert_eq!(
+        maker.m.finish_keeping(other.id, &resp, T0 + 3, &keep),
+        Err(E2eError::SessionsFull)
+    );
+}
+
 #[test]
 fn pending_handshakes_are_bounded_and_expire() {
     let limits = ManagerLimits {
