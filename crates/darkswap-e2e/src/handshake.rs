@@ -107,12 +107,14 @@ fn resp_signed_bytes(t: &[u8; 32]) -> Vec<u8> {
 /// (initiator → responder key, responder → initiator key)
 pub(crate) fn derive(shared: &[u8; 32], t: &[u8; 32]) -> (Key, Key) {
     let hk = Hkdf::<Sha256>::new(Some(t), shared);
-    let mut i2r = [0u8; 32];
-    let mut r2i = [0u8; 32];
+    // Expanded straight into the keys, which wipe themselves: no copy of them is left behind
+    // (HKDF's own HMAC state is the one thing not wiped: the hkdf crate offers no way).
+    let mut i2r = Key([0u8; 32]);
+    let mut r2i = Key([0u8; 32]);
     // 32 bytes is far below HKDF-SHA256's 8160-byte limit: expand cannot fail.
-    let _ = hk.expand(b"darkswap/e2e/1 i->r", &mut i2r);
-    let _ = hk.expand(b"darkswap/e2e/1 r->i", &mut r2i);
-    (Key::from_bytes(i2r), Key::from_bytes(r2i))
+    let _ = hk.expand(b"darkswap/e2e/1 i->r", &mut i2r.0);
+    let _ = hk.expand(b"darkswap/e2e/1 r->i", &mut r2i.0);
+    (i2r, r2i)
 }
 
 fn verify(signer: &PeerId, message: &[u8], signature: &[u8]) -> Result<(), HandshakeError> {

@@ -35,6 +35,7 @@
 use std::collections::{HashMap, HashSet};
 
 use libp2p_identity::{Keypair, PeerId};
+use zeroize::Zeroizing;
 
 use crate::aead::Cipher;
 use crate::handshake::{HandshakeError, Initiator, Responder};
@@ -190,8 +191,9 @@ pub struct SessionManager {
     pending: HashMap<PeerId, (Initiator, u64)>,
 }
 
-fn inner(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut plaintext = Vec::with_capacity(1 + body.len());
+/// The inner frame to seal; wiped when dropped, like every plaintext buffer of ours.
+fn inner(kind: u8, body: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(1 + body.len()));
     plaintext.push(kind);
     plaintext.extend_from_slice(body);
     plaintext
@@ -433,13 +435,13 @@ impl SessionManager {
     ) -> Result<Opened, E2eError> {
         let key = (peer, role);
         let entry = self.entry(key, now_ms)?;
-        let mut plaintext = entry.session.open(aad, frame)?;
+        let plaintext = Zeroizing::new(entry.session.open(aad, frame)?);
         entry.last_used_ms = now_ms;
         let (kind, body) = match plaintext.split_first() {
             Some((kind, body)) => (*kind, body.to_vec()),
             None => (u8::MAX, Vec::new()),
         };
-        plaintext.clear();
+        drop(plaintext);
         match (kind, role) {
             (KIND_DATA, _) => Ok(Opened::Data(body)),
             (KIND_REKEY_INIT, Role::Responder) => Ok(Opened::RekeyRequested(body)),

@@ -32,6 +32,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
+use zeroize::Zeroizing;
+
 use darkswap_e2e::{E2eError, ManagerLimits, Opened, RekeyPolicy, Role, SessionManager};
 use darkswap_orderbook::{OrderId, Pair, Price, Side};
 use darkswap_proto::trade::{Agreement, TradeId, TradeRequest, TradeResponse, MAX_TRADE_FEE_RATE};
@@ -803,7 +805,7 @@ impl Negotiation {
         }
         let mut queue = self.waiting.remove(&peer).unwrap_or_default();
         while let Some(queued) = queue.pop_front() {
-            let plaintext = queued.request.encode();
+            let plaintext = Zeroizing::new(queued.request.encode());
             match self
                 .sessions
                 .seal(peer, Role::Initiator, &aad, &plaintext, now_ms)
@@ -1000,6 +1002,7 @@ impl Negotiation {
             .open(peer, Role::Responder, &aad, frame, now_ms)
         {
             Ok(Opened::Data(plaintext)) => {
+                let plaintext = Zeroizing::new(plaintext);
                 let response = match TradeRequest::decode(&plaintext) {
                     Ok(request) => self.handle_request(peer, request, orders, now_ms, out),
                     Err(_) => {
@@ -1015,7 +1018,7 @@ impl Negotiation {
                     peer,
                     Role::Responder,
                     &reply_aad,
-                    &response.encode(),
+                    &Zeroizing::new(response.encode()),
                     now_ms,
                 ) {
                     Ok(sealed) => TradeEnvelope::Sealed(sealed),
@@ -1521,12 +1524,13 @@ impl Negotiation {
             .sessions
             .open(peer, Role::Initiator, &aad, frame, now_ms)
         {
-            Ok(Opened::Data(plaintext)) => TradeResponse::decode(&plaintext).map_err(|_| {
-                out.events.push(NegotiationEvent::MessageRejected {
-                    reason: "trade_response_malformed",
-                });
-                Unread::Malformed
-            }),
+            Ok(Opened::Data(plaintext)) => TradeResponse::decode(&Zeroizing::new(plaintext))
+                .map_err(|_| {
+                    out.events.push(NegotiationEvent::MessageRejected {
+                        reason: "trade_response_malformed",
+                    });
+                    Unread::Malformed
+                }),
             Ok(_) => Err(Unread::Unexpected),
             Err(e) => {
                 out.rejected(peer, e.label());
