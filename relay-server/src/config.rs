@@ -155,6 +155,10 @@ pub fn documented_defaults() -> Vec<(&'static str, String)> {
             s(&defaults::AUTH_TOKEN_TTL.as_secs()),
         ),
         (
+            "auth.lapse_grace_secs",
+            s(&defaults::AUTH_LAPSE_GRACE.as_secs()),
+        ),
+        (
             "auth.challenge_ttl_secs",
             s(&defaults::AUTH_CHALLENGE_TTL.as_secs()),
         ),
@@ -444,6 +448,12 @@ pub struct AuthArgs {
     )]
     pub token_ttl_secs: Option<u64>,
     #[arg(
+        long = "auth-lapse-grace-secs",
+        env = "DARKSWAP_RELAY_AUTH_LAPSE_GRACE_SECS",
+        help = with_default("Seconds after a peer's grant ended before the reservation and circuits it bought are ended", defaults::AUTH_LAPSE_GRACE.as_secs())
+    )]
+    pub lapse_grace_secs: Option<u64>,
+    #[arg(
         long = "auth-challenge-ttl-secs",
         env = "DARKSWAP_RELAY_AUTH_CHALLENGE_TTL_SECS",
         help = with_default("Seconds a challenge may take to be answered", defaults::AUTH_CHALLENGE_TTL.as_secs())
@@ -474,6 +484,7 @@ struct AuthFile {
     shared_key_file: Option<PathBuf>,
     shared_key_level: Option<String>,
     token_ttl_secs: Option<u64>,
+    lapse_grace_secs: Option<u64>,
     challenge_ttl_secs: Option<u64>,
     challenge_rate_per_peer: Option<u32>,
     challenge_rate_per_ip: Option<u32>,
@@ -494,6 +505,8 @@ pub struct AuthConfig {
     /// Listed peers and their levels (config); `Banned` entries are config bans.
     pub peers: std::collections::BTreeMap<PeerId, Level>,
     pub token_ttl: Duration,
+    /// See [`defaults::AUTH_LAPSE_GRACE`].
+    pub lapse_grace: Duration,
     pub challenge_ttl: Duration,
     pub challenge_rate_per_peer: u32,
     pub challenge_rate_per_ip: u32,
@@ -1093,6 +1106,11 @@ fn auth_config(args: &AuthArgs, file: AuthFile) -> Result<AuthConfig, ConfigErro
             "auth.token_ttl_secs",
             args.token_ttl_secs.or(file.token_ttl_secs),
             defaults::AUTH_TOKEN_TTL,
+        )?,
+        lapse_grace: secs(
+            "auth.lapse_grace_secs",
+            args.lapse_grace_secs.or(file.lapse_grace_secs),
+            defaults::AUTH_LAPSE_GRACE,
         )?,
         challenge_ttl: secs(
             "auth.challenge_ttl_secs",

@@ -131,6 +131,11 @@ pub const AUTH_PUBLIC_KEY: bool = true;
 pub const AUTH_SHARED_KEY_LEVEL: darkswap_auth::Level = darkswap_auth::Level::Authenticated;
 /// A token lasts an hour; clients renew it a minute before it ends.
 pub const AUTH_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// How long after its grant ran out a peer may still hold the reservation and circuits it
+/// bought: more than a client's renewal margin (a minute before the end) plus the clock skew the
+/// relay tolerates (30 s) and one rate-limited retry, so an honest client that renews late is
+/// never cut off; a peer that does not renew at all loses them after this.
+pub const AUTH_LAPSE_GRACE: Duration = Duration::from_secs(120);
 /// A challenge must be answered within this time (one round trip, with generous slack).
 pub const AUTH_CHALLENGE_TTL: Duration = Duration::from_secs(30);
 /// Challenge requests per peer per minute (a reconnecting client needs one or two).

@@ -55,14 +55,6 @@ impl Gate {
             .is_ok_and(|a| a.permits(peer, op, darkswap_proto::unix_time_ms()).is_ok())
     }
 
-    /// Whether `peer` was allowed `op` at `at_ms` (a grant that ran out after it still counts).
-    /// A poisoned lock cannot decide: not allowed.
-    pub fn allowed_at(&self, peer: &PeerId, op: Operation, at_ms: u64) -> bool {
-        self.access
-            .lock()
-            .is_ok_and(|a| a.permits(peer, op, at_ms).is_ok())
-    }
-
     /// [`Gate::verdict`] for libp2p-relay's own checks, remembering our refusals so that
     /// libp2p-relay's denial event is counted as "unauthorized".
     pub fn check(&self, peer: PeerId, addr: &Multiaddr, op: Operation) -> bool {

@@ -255,6 +255,7 @@ impl Server {
             gate,
             conn_addrs: HashMap::new(),
             auth_deadline,
+            lapsed: std::collections::HashSet::new(),
         };
         let task = tokio::spawn(async move {
             // Held for as long as the relay runs.
@@ -270,11 +271,6 @@ impl Server {
         })
     }
 }
-
-/// How long after a grant ran out a peer may still hold the reservation or circuits it bought:
-/// a renewal on its way when the grant ends is not a lapse. Clients renew a fifth of the grant's
-/// life (at most a minute) before it ends.
-const LAPSE_GRACE: Duration = Duration::from_secs(5);
 
 /// The event loop, until the shutdown signal.
 async fn run_loop(
@@ -366,6 +362,9 @@ struct LoopState {
     conn_addrs: HashMap<ConnectionId, Multiaddr>,
     /// Peers to drop if still below publishing when their time to authenticate is up.
     auth_deadline: crate::auth_deadline::AuthDeadline,
+    /// Peers disconnected for a lapsed grant whose connections are not all closed yet (bounded
+    /// by the reservations and circuits they held).
+    lapsed: std::collections::HashSet<PeerId>,
 }
 
 impl LoopState {
@@ -799,33 +798,45 @@ impl LoopState {
     }
 
     /// A grant's end ends what it bought: peers holding a reservation or a circuit that their
-    /// level no longer allows (a token that ran out more than [`LAPSE_GRACE`] ago
-    /// unrenewed, trust withdrawn) are disconnected, which ends both; the refusal is counted and
-    /// audited as any other. Clients renew their grant well before it ends.
+    /// level no longer allows (a grant that ran out more than `auth.lapse_grace_secs` ago
+    /// unrenewed, trust withdrawn) are disconnected, which ends both; the refusal is counted
+    /// and audited as any other, once per peer (its connections may take a moment to close).
     fn drop_lapsed(&mut self, swarm: &mut Swarm<RelayBehaviour>) {
-        let at_ms = darkswap_proto::unix_time_ms().saturating_sub(LAPSE_GRACE.as_millis() as u64);
-        let gate = &self.gate;
-        let reservations = self
-            .directory
-            .peers()
-            .filter(|p| !gate.allowed_at(p, Operation::Reserve, at_ms))
-            .map(|p| (*p, Operation::Reserve, "reservation"));
-        let circuits = self
-            .open_circuits
-            .keys()
-            .map(|(src, _)| src)
-            .filter(|p| !gate.allowed_at(p, Operation::OpenCircuit, at_ms))
-            .map(|p| (*p, Operation::OpenCircuit, "circuit"));
-        let mut lapsed: Vec<(PeerId, Operation, &'static str)> =
-            reservations.chain(circuits).collect();
+        let grace_ms = u64::try_from(self.config.auth.lapse_grace.as_millis()).unwrap_or(u64::MAX);
+        let at_ms = darkswap_proto::unix_time_ms().saturating_sub(grace_ms);
+        self.lapsed.retain(|peer| swarm.is_connected(peer));
+        let mut lapsed: Vec<(PeerId, Operation, &'static str)> = {
+            // One lock for the whole sweep; a poisoned lock cannot decide: nobody is dropped
+            // here (new requests are refused by the gate meanwhile).
+            let Ok(access) = self.gate.access.lock() else {
+                return;
+            };
+            let held = |peer: &PeerId, op| {
+                !self.lapsed.contains(peer) && access.permits(peer, op, at_ms).is_err()
+            };
+            let reservations = self
+                .directory
+                .peers()
+                .filter(|p| held(p, Operation::Reserve))
+                .map(|p| (*p, Operation::Reserve, "reservation"));
+            let circuits = self
+                .open_circuits
+                .keys()
+                .map(|(src, _)| src)
+                .filter(|p| held(p, Operation::OpenCircuit))
+                .map(|p| (*p, Operation::OpenCircuit, "circuit"));
+            reservations.chain(circuits).collect()
+        };
         lapsed.sort_by_key(|(p, ..)| *p);
         lapsed.dedup_by_key(|(p, ..)| *p);
         for (peer, op, held) in lapsed {
-            let _ = self.gate.verdict(&peer, None, op);
+            // Counted and audited as the refusal it is.
+            let _refused = !self.gate.verdict(&peer, None, op);
             self.metrics
                 .lapsed_dropped
                 .get_or_create(&crate::metrics::HeldLabels { held })
                 .inc();
+            self.lapsed.insert(peer);
             swarm.disconnect_peer_id(peer).ok();
         }
     }

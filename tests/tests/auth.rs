@@ -466,7 +466,7 @@ async fn a_reservation_ends_with_the_grant_it_was_bought_with() -> anyhow::Resul
     let relay = Relay::start(
         dir.path(),
         Ports::default(),
-        &["--auth-token-ttl-secs", "4"],
+        &["--auth-token-ttl-secs", "4", "--auth-lapse-grace-secs", "5"],
     )?;
     // A client that renews (darkswap-net renews in the grant's last fifth) keeps its reservation
     // across several grants.
@@ -477,7 +477,7 @@ async fn a_reservation_ends_with_the_grant_it_was_bought_with() -> anyhow::Resul
         anyhow::bail!("not granted");
     };
     assert_eq!(lapsing.hold_reservation().await?, Reservation::Accepted);
-    // Not before its grant ends (and the 5 s grace after it)...
+    // Not before its grant ends and the grace after it (5 s here)...
     let ends_in = Duration::from_millis(expires_at_ms.saturating_sub(unix_time_ms()));
     assert!(
         !lapsing

@@ -172,7 +172,8 @@ async fn a_proxied_websocket_port_refuses_everyone_but_its_proxy_and_headerless_
             .await?;
     }
 
-    // A real trader dialing the WebSocket port itself, around the proxy, is not served.
+    // A real trader dialing the WebSocket port itself (from the proxy's host, so as the proxy,
+    // but with no header) is not served.
     let mut around = Peer::start(vec![relay.ws_addr()]).await?;
     let reserved = around
         .wait_for(Duration::from_secs(3), |e| {

@@ -8,8 +8,8 @@
 //! - **cancel tombstones**: a cancelled order's id is remembered until the order's own expiry, so
 //!   the order cannot come back through a snapshot or a peer that missed the cancel; a cancel
 //!   that overtook its order (the book never saw it) is remembered too, for that maker only
-//!   and for as long as any order can live, at most [`MarketLimits::max_orders_per_maker`] of
-//!   them per maker and [`MAX_EARLY_CANCELS`] in all;
+//!   and for as long as any order can live, at most [`MAX_EARLY_CANCELS_PER_MAKER`] of them per
+//!   maker and [`MAX_EARLY_CANCELS`] in all;
 //! - **liveness**: a maker that sends nothing (orders, cancels or keep-alives) for
 //!   [`MarketLimits::maker_timeout_ms`] is gone, and all its orders leave the book: no ghost
 //!   orders after a maker closes the page;
@@ -47,17 +47,21 @@ pub const MAKER_MEMORY_MS: u64 = 4 * MAX_CLOCK_SKEW_MS;
 /// Whether `maker`'s order `id` was cancelled, before or after this book saw it.
 fn cancelled(
     tombstones: &HashMap<OrderId, u64>,
-    early_cancels: &HashMap<OrderId, (PeerId, u64)>,
+    early_cancels: &HashMap<(PeerId, OrderId), u64>,
     id: &OrderId,
     maker: &PeerId,
 ) -> bool {
-    tombstones.contains_key(id) || early_cancels.get(id).is_some_and(|(by, _)| by == maker)
+    tombstones.contains_key(id) || early_cancels.contains_key(&(*maker, *id))
 }
 
-/// Cancels of orders a market never saw that it remembers at most, all makers together (each
-/// maker at most [`MarketLimits::max_orders_per_maker`]). Beyond it a cancel still applies and
-/// is forwarded; only its order, should it come later through a snapshot, is not stopped.
+/// Cancels of orders a market never saw that it remembers at most, all makers together. Beyond
+/// it a cancel still applies and is forwarded; only its order, should it come later through a
+/// snapshot, is not stopped.
 pub const MAX_EARLY_CANCELS: usize = 32_768;
+/// Of those, one maker's at most: a cancel overtakes its order rarely (two messages sent
+/// moments apart that took different paths), so an honest maker needs few; filling
+/// [`MAX_EARLY_CANCELS`] takes thousands of identities.
+pub const MAX_EARLY_CANCELS_PER_MAKER: usize = 16;
 
 /// Bounds on what one market holds and accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,10 +195,10 @@ pub struct Market {
     makers: HashMap<PeerId, MakerState>,
     /// Cancelled order ids and the time until which they are remembered.
     tombstones: HashMap<OrderId, u64>,
-    /// Cancels that overtook their orders: the id, the maker that cancelled it (only that
-    /// maker's order is stopped, so nobody can cancel another's order in advance) and until
-    /// when; with how many each maker has.
-    early_cancels: HashMap<OrderId, (PeerId, u64)>,
+    /// Cancels that overtook their orders, by the maker that cancelled and the id (only that
+    /// maker's order is stopped, so nobody can cancel another's order in advance, nor take the
+    /// place of its cancel), and until when; with how many each maker has.
+    early_cancels: HashMap<(PeerId, OrderId), u64>,
     early_cancels_of: HashMap<PeerId, usize>,
     /// Books keep their ids in order, for [`Market::snapshot`] (see
     /// [`Market::serving_snapshots`]).
@@ -286,16 +290,17 @@ impl Market {
 
     /// Remembers `maker`'s cancel of `id`, an order this book never saw, within the caps.
     fn remember_early_cancel(&mut self, id: OrderId, maker: PeerId, now_ms: u64) {
-        if self.early_cancels.contains_key(&id) || self.early_cancels.len() >= MAX_EARLY_CANCELS {
+        let key = (maker, id);
+        if self.early_cancels.contains_key(&key) || self.early_cancels.len() >= MAX_EARLY_CANCELS {
             return;
         }
         let held = self.early_cancels_of.entry(maker).or_insert(0);
-        if *held >= self.limits.max_orders_per_maker {
+        if *held >= MAX_EARLY_CANCELS_PER_MAKER {
             return;
         }
         *held += 1;
         let until = now_ms.saturating_add(MAX_ORDER_LIFETIME_MS + MAX_CLOCK_SKEW_MS);
-        self.early_cancels.insert(id, (maker, until));
+        self.early_cancels.insert(key, until);
     }
 
     /// Applies a gossiped message (already verified with `Freshness::Live`).
@@ -518,7 +523,7 @@ impl Market {
         });
         self.tombstones.retain(|_, until| *until > now_ms);
         let counts = &mut self.early_cancels_of;
-        self.early_cancels.retain(|_, (maker, until)| {
+        self.early_cancels.retain(|(maker, _), until| {
             let keep = *until > now_ms;
             if !keep {
                 if let Some(n) = counts.get_mut(maker) {

@@ -172,20 +172,42 @@ fn nobody_cancels_another_makers_order_in_advance() {
 #[test]
 fn early_cancels_are_capped_per_maker() {
     let limits = MarketLimits {
-        max_orders_per_maker: 3,
         publish_burst: 100,
         ..MarketLimits::default()
     };
     let mut market = Market::new(limits);
     let mut flooder = Maker::new();
-    for nonce in 0..10 {
+    for nonce in 0..MAX_EARLY_CANCELS_PER_MAKER as u64 + 10 {
         market.apply(&flooder.cancel(nonce, T0), T0).unwrap();
     }
-    assert_eq!(market.early_cancels(), 3);
+    assert_eq!(market.early_cancels(), MAX_EARLY_CANCELS_PER_MAKER);
     // Another maker still has its own allowance.
     let mut other = Maker::new();
     market.apply(&other.cancel(1, T0), T0).unwrap();
-    assert_eq!(market.early_cancels(), 4);
+    assert_eq!(market.early_cancels(), MAX_EARLY_CANCELS_PER_MAKER + 1);
+}
+
+#[test]
+fn nobody_takes_the_place_of_another_makers_early_cancel() {
+    let mut market = Market::new(MarketLimits::default());
+    let mut victim = Maker::new();
+    let mut squatter = Maker::new();
+    let order = victim.order(1, 100, T0);
+    let id = order_id(&victim.peer(), 1);
+    // The squatter cancels the victim's id first (on any pair); then the victim's own cancel
+    // overtakes its order.
+    market
+        .apply(
+            &squatter.message(OrderAction::Cancel { order_id: id }, T0),
+            T0,
+        )
+        .unwrap();
+    market.apply(&victim.cancel(1, T0 + 1), T0 + 1).unwrap();
+    assert_eq!(market.early_cancels(), 2);
+    assert_eq!(
+        market.apply_stored(&order, T0 + 2),
+        Err(OrderReject::Cancelled)
+    );
 }
 
 #[test]

@@ -43,6 +43,12 @@ use libp2p::PeerId;
 
 use crate::orders::{Orders, OrdersOutput};
 
+/// An agreed trade's session is kept from eviction this long after the trade last changed
+/// (while its settlement messages flow); see `Negotiation::trading_with`.
+const SETTLING_KEEP_MS: u64 = 60 * 60_000;
+/// At most this many agreed trades' peers are kept so (the most recent): with the trades in
+/// negotiation (64 per role) that is at most 192 peers, 384 sessions of the 512.
+const MAX_SETTLING_KEPT: usize = 64;
 /// Ended trades remembered without agreement (rejected, aborted): dropped oldest first beyond
 /// this. Agreed trades are never dropped (the only records both sides signed).
 pub const MAX_TRADES: usize = 1_000;
@@ -495,13 +501,28 @@ impl Negotiation {
         self.trades.get(id)
     }
 
-    /// The peers we are negotiating a trade with: their sessions are never evicted to make
-    /// room for another (a flood of handshakes from fresh identities cannot cut a live trade).
-    fn trading_with(&self) -> HashSet<PeerId> {
+    /// The peers of live trades, whose sessions are never evicted to make room for another (a
+    /// flood of handshakes from fresh identities cannot cut a live trade): trades in
+    /// negotiation, and agreed trades that changed in the last [`SETTLING_KEEP_MS`] (their
+    /// settlement is sealed over the same session), the [`MAX_SETTLING_KEPT`] most recent of
+    /// those. Agreed trades are kept for ever, so only recent ones count.
+    fn trading_with(&self, now_ms: u64) -> HashSet<PeerId> {
+        let mut settling: Vec<(u64, PeerId)> = self
+            .trades
+            .values()
+            .filter(|t| {
+                t.state == TradeState::Agreed
+                    && now_ms.saturating_sub(t.updated_at_ms) < SETTLING_KEEP_MS
+            })
+            .map(|t| (t.updated_at_ms, t.counterparty))
+            .collect();
+        settling.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
+        settling.truncate(MAX_SETTLING_KEPT);
         self.trades
             .values()
             .filter(|t| t.state.is_open())
             .map(|t| t.counterparty)
+            .chain(settling.into_iter().map(|(_, peer)| peer))
             .collect()
     }
 
@@ -955,7 +976,7 @@ impl Negotiation {
             TradeEnvelope::Handshake(init) => {
                 match self
                     .sessions
-                    .respond_keeping(peer, &init, now_ms, &self.trading_with())
+                    .respond_keeping(peer, &init, now_ms, &self.trading_with(now_ms))
                 {
                     Ok((resp, cipher)) => {
                         out.events
@@ -1333,7 +1354,7 @@ impl Negotiation {
             TradeEnvelope::Handshake(resp) => {
                 match self
                     .sessions
-                    .finish_keeping(peer, &resp, now_ms, &self.trading_with())
+                    .finish_keeping(peer, &resp, now_ms, &self.trading_with(now_ms))
                 {
                     Ok(cipher) => {
                         out.events
@@ -1345,12 +1366,12 @@ impl Negotiation {
                     }
                     Err(e) => {
                         out.rejected(peer, e.label());
-                        self.fail_waiting(
-                            peer,
-                            &format!("the maker's end-to-end handshake failed: {e}"),
-                            now_ms,
-                            out,
-                        );
+                        let why = if e == E2eError::SessionsFull {
+                            "no room here for another trade session now (each carries a live trade): try again later".to_string()
+                        } else {
+                            format!("the maker's end-to-end handshake failed: {e}")
+                        };
+                        self.fail_waiting(peer, &why, now_ms, out);
                     }
                 }
             }
