@@ -831,7 +831,7 @@ impl LoopState {
         lapsed.dedup_by_key(|(p, ..)| *p);
         for (peer, op, held) in lapsed {
             // Counted and audited as the refusal it is.
-            let _refused = !self.gate.verdict(&peer, None, op);
+            let _ = self.gate.verdict(&peer, None, op);
             self.metrics
                 .lapsed_dropped
                 .get_or_create(&crate::metrics::HeldLabels { held })

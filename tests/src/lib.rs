@@ -2,12 +2,13 @@
 //! directory, and native peers built on `darkswap-net`.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use darkswap_net::libp2p::multiaddr::Protocol;
 use darkswap_net::libp2p::{
     gossipsub, identity::Keypair, noise, swarm::SwarmEvent, tcp, yamux, Multiaddr, PeerId, Swarm,
 };
@@ -159,6 +160,20 @@ impl Relay {
     /// The relay's WebSocket address on loopback.
     pub fn ws_addr(&self) -> Multiaddr {
         self.addr_with("/ws", true)
+    }
+
+    /// The relay's `/ws` address as a client dials it through a forwarder at `entrance` (such
+    /// as [`nginx::Nginx::wss_entrance_from`]).
+    pub fn ws_addr_via(&self, entrance: SocketAddr) -> Multiaddr {
+        Multiaddr::from(entrance.ip())
+            .with(Protocol::Tcp(entrance.port()))
+            .with(Protocol::Ws("/".into()))
+            .with(Protocol::P2p(self.peer_id))
+    }
+
+    /// The IP and port of the relay's HTTP server.
+    pub fn http_socket(&self) -> Result<SocketAddr> {
+        Ok(self.http.trim_start_matches("http://").parse()?)
     }
 
     /// The relay's WebRTC-direct address on loopback.

@@ -16,14 +16,6 @@ use tokio::net::{TcpSocket, UdpSocket};
 
 const T: Duration = Duration::from_secs(20);
 
-fn http_socket(relay: &Relay) -> SocketAddr {
-    relay
-        .http
-        .trim_start_matches("http://")
-        .parse()
-        .expect("the relay's HTTP address")
-}
-
 /// A trader over `addr` that holds a reservation; returns how long that took.
 async fn honest_reservation(addr: Multiaddr) -> anyhow::Result<(Peer, Duration)> {
     let started = Instant::now();
@@ -46,7 +38,7 @@ async fn slow_http_clients_are_capped_per_address_and_cut_off_while_others_are_s
             "2",
         ],
     )?;
-    let to = http_socket(&relay);
+    let to = relay.http_socket()?;
     // Twelve connections that never finish their headers (slowloris), from one address.
     let mut slow = unfinished_requests(attacker(0), to, 12).await?;
     relay
@@ -99,7 +91,7 @@ async fn a_client_that_stops_reading_its_response_is_cut_off() -> anyhow::Result
     )?;
     let socket = TcpSocket::new_v4()?;
     socket.set_recv_buffer_size(4096)?;
-    let mut s = socket.connect(http_socket(&relay)).await?;
+    let mut s = socket.connect(relay.http_socket()?).await?;
     s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: relay\r\n\r\n")
         .await?;
     // Never read: the relay's writes stall once the socket buffers are full.

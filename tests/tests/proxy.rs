@@ -4,11 +4,9 @@
 //! 127.0.0.1 with a PROXY protocol header naming each. Without it every trader behind the proxy
 //! shared one address and one allowance under every per-address limit.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use darkswap_net::libp2p::Multiaddr;
 use darkswap_net::{NodeEvent, RelayStatus};
 use darkswap_tests::hostile::{attacker, closed_within, connect_from, socket_of};
 use darkswap_tests::nginx::Nginx;
@@ -19,23 +17,8 @@ const T: Duration = Duration::from_secs(20);
 
 const PROXY: &str = "127.0.0.1";
 
-fn http_socket(relay: &Relay) -> anyhow::Result<SocketAddr> {
-    Ok(relay.http.trim_start_matches("http://").parse()?)
-}
-
 fn proxied(outcome: &str) -> String {
     format!("darkswap_relay_ws_proxy_headers_total{{outcome=\"{outcome}\"}}")
-}
-
-/// The relay's `/ws` address as a trader behind `entrance` dials it.
-fn via(relay: &Relay, entrance: SocketAddr) -> anyhow::Result<Multiaddr> {
-    Ok(format!(
-        "/ip4/{}/tcp/{}/ws/p2p/{}",
-        entrance.ip(),
-        entrance.port(),
-        relay.peer_id
-    )
-    .parse()?)
 }
 
 #[tokio::test]
@@ -53,14 +36,14 @@ async fn behind_the_readmes_nginx_each_trader_counts_under_its_own_address() -> 
         Nginx::start_from_readme(
             &nginx_dir,
             socket_of(&relay.ws_addr())?,
-            http_socket(&relay)?,
+            relay.http_socket()?,
         )
         .await?,
     );
 
     // Two traders at one address (127.0.0.2) hold its two connections.
     let crowded = nginx.wss_entrance_from(attacker(0)).await?;
-    let mut first = Peer::start(vec![via(&relay, crowded)?]).await?;
+    let mut first = Peer::start(vec![relay.ws_addr_via(crowded)]).await?;
     first.reserved().await.map_err(|e| {
         let m = relay.get("/metrics").map(|(_, b)| b).unwrap_or_default();
         let m: Vec<&str> = m
@@ -69,10 +52,10 @@ async fn behind_the_readmes_nginx_each_trader_counts_under_its_own_address() -> 
             .collect();
         anyhow::anyhow!("{e}; nginx: {}; metrics: {m:?}", nginx.error_log())
     })?;
-    let mut second = Peer::start(vec![via(&relay, crowded)?]).await?;
+    let mut second = Peer::start(vec![relay.ws_addr_via(crowded)]).await?;
     second.reserved().await?;
     // A third from there is refused for that address...
-    let mut third = Peer::start(vec![via(&relay, crowded)?]).await?;
+    let mut third = Peer::start(vec![relay.ws_addr_via(crowded)]).await?;
     relay
         .metric_eventually(
             r#"darkswap_relay_connections_denied_total{reason="ip_connection_limit"}"#,
@@ -82,7 +65,7 @@ async fn behind_the_readmes_nginx_each_trader_counts_under_its_own_address() -> 
         .await?;
     // ...while a trader at another address, through the same nginx, is served.
     let own = nginx.wss_entrance_from(attacker(1)).await?;
-    let mut other = Peer::start(vec![via(&relay, own)?]).await?;
+    let mut other = Peer::start(vec![relay.ws_addr_via(own)]).await?;
     other.reserved().await.map_err(|e| {
         anyhow::anyhow!(
             "the trader at 127.0.0.3 was not served: {e}; nginx: {}",

@@ -19,12 +19,10 @@
 //!
 //! Usage: abuse-bench [--identities N] [--pairs-each N] [--orders-each N] [--proxy-connections N]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use darkswap_net::libp2p::Multiaddr;
 use darkswap_net::unix_time_ms;
 use darkswap_orderbook::Pair;
 use darkswap_tests::hostile::{attacker, socket_of};
@@ -146,9 +144,14 @@ async fn honest_new_pair(relay: &Relay) -> Result<Option<Duration>> {
 }
 
 fn outcome(seen: Option<Duration>) -> String {
+    took(seen, "delivered")
+}
+
+/// "`what` in N ms", or "NOT `what` within 15 s".
+fn took(seen: Option<Duration>, what: &str) -> String {
     match seen {
-        Some(d) => format!("delivered in {:.0} ms", d.as_secs_f64() * 1e3),
-        None => "NOT delivered within 15 s".into(),
+        Some(d) => format!("{what} in {:.0} ms", d.as_secs_f64() * 1e3),
+        None => format!("NOT {what} within 15 s"),
     }
 }
 
@@ -302,40 +305,30 @@ async fn behind_proxy(sizes: &Sizes, readme_setup: bool) -> Result<()> {
         flags.extend(["--ws-trusted-proxy", "127.0.0.1"]);
     }
     let relay = Relay::start(&relay_dir, Ports::default(), &flags)?;
-    let (ws, http) = (
-        socket_of(&relay.ws_addr())?,
-        relay.http.trim_start_matches("http://").parse()?,
-    );
+    let (ws, http) = (socket_of(&relay.ws_addr())?, relay.http_socket()?);
+
     let nginx = Arc::new(if readme_setup {
         Nginx::start_from_readme(&nginx_dir, ws, http).await?
     } else {
         Nginx::start(&nginx_dir, NGINX_BEFORE, ws, http).await?
     });
-    let via = |entrance: SocketAddr| -> Result<Multiaddr> {
-        Ok(format!(
-            "/ip4/127.0.0.1/tcp/{}/ws/p2p/{}",
-            entrance.port(),
-            relay.peer_id
-        )
-        .parse()?)
-    };
     // One address takes what one address may hold, one reserved connection after another.
     let crowd = nginx.wss_entrance_from(attacker(0)).await?;
     let mut held = Vec::new();
     let mut reserved = 0;
     for _ in 0..sizes.proxy_connections {
-        let mut peer = Peer::start(vec![via(crowd)?]).await?;
+        let mut peer = Peer::start(vec![relay.ws_addr_via(crowd)]).await?;
         if reserved_within(&mut peer).await.is_some() {
             reserved += 1;
         }
         held.push(peer);
     }
-    let mut honest = Peer::start(vec![via(nginx.wss_entrance_from(attacker(1)).await?)?]).await?;
+    let mut honest = Peer::start(vec![
+        relay.ws_addr_via(nginx.wss_entrance_from(attacker(1)).await?)
+    ])
+    .await?;
     let seen = reserved_within(&mut honest).await;
-    let honest = match seen {
-        Some(d) => format!("reserved in {:.0} ms", d.as_secs_f64() * 1e3),
-        None => "NOT reserved within 15 s".into(),
-    };
+    let honest = took(seen, "reserved");
     println!(
         "behind-proxy ({setup}): 127.0.0.2 holds {reserved} of {} connections (its cap) through nginx; an honest trader at 127.0.0.3 through the same nginx: {honest}",
         sizes.proxy_connections
