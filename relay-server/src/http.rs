@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use darkswap_proto::RelayInfo;
 use prometheus_client::registry::Registry;
 use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeader;
 
 /// What the HTTP handlers read; the swarm loop keeps `relay_info` and `health` current.
 pub struct HttpState {
@@ -39,7 +40,25 @@ pub fn router(state: Arc<HttpState>, web_dir: &Path) -> Router {
         .with_state(state);
     let index = web_dir.join("index.html");
     if index.is_file() {
-        api.fallback_service(ServeDir::new(web_dir).fallback(ServeFile::new(index)))
+        let app = ServeDir::new(web_dir).fallback(ServeFile::new(index));
+        // The app's own Content-Security-Policy is in its index.html (scripts/web-integrity),
+        // where it holds wherever the files are served; a <meta> policy cannot forbid framing.
+        let app = SetResponseHeader::overriding(
+            app,
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        );
+        let app = SetResponseHeader::overriding(
+            app,
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        let app = SetResponseHeader::overriding(
+            app,
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        api.fallback_service(app)
     } else {
         api.fallback(web_app_missing)
     }

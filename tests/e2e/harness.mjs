@@ -37,10 +37,11 @@ export function tempDir(prefix = 'darkswap-e2e-') {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-// Starts the relay and resolves once it prints "ready", with the ports it listens on.
-export function startRelay(dataDir, ports, extra = []) {
+// Starts the relay and resolves once it prints "ready", with the ports it listens on. It serves
+// the web app from `webDir` (the build by default).
+export function startRelay(dataDir, ports, extra = [], webDir = WEB_DIR) {
   const args = [
-    '--data-dir', dataDir, '--web-dir', WEB_DIR, '--listen-ip', '0.0.0.0',
+    '--data-dir', dataDir, '--web-dir', webDir, '--listen-ip', '0.0.0.0',
     '--tcp-port', String(ports.tcp), '--ws-port', String(ports.ws),
     '--webrtc-port', String(ports.webrtc), '--http-port', String(ports.http), ...extra,
   ];

@@ -10,6 +10,7 @@
 //! ```
 
 mod market;
+mod release;
 mod settle;
 mod wallet;
 
@@ -72,6 +73,9 @@ enum Command {
     /// The Bitcoin wallet (BTC and runes): create, import, address, balance, send, send-runes,
     /// faucet; reads the chain through an Esplora API and an ord server.
     Wallet(wallet::WalletArgs),
+    /// Signed builds of the web app: sign one, or check a copy (a directory, or what a relay
+    /// serves) against its publisher's PeerId.
+    Release(release::ReleaseArgs),
     /// The relay's admin API (needs the Admin level there: list your identity's PeerId as
     /// admin in the relay's [auth.peers] and pass --identity).
     Admin {
@@ -133,6 +137,9 @@ async fn run(cli: Cli) -> Result<()> {
     if let Command::Wallet(args) = cli.command {
         // Blocking HTTP, off the runtime's workers.
         return tokio::task::spawn_blocking(move || wallet::run(args)).await?;
+    }
+    if let Command::Release(args) = cli.command {
+        return tokio::task::spawn_blocking(move || release::run(args)).await?;
     }
     if cli.relay.is_empty() {
         bail!("--relay (or DARKSWAP_RELAY) is required for this command");
@@ -208,7 +215,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Market { pair, settle } => market::session(handle, events, pair, &settle).await,
         // Answered before the reservation wait, above.
-        Command::Admin { .. } | Command::Wallet(_) => Ok(()),
+        Command::Admin { .. } | Command::Wallet(_) | Command::Release(_) => Ok(()),
         Command::Send { peer, text } => {
             let id = handle.send_message(peer, text)?;
             let rtt = wait_delivery(&mut events, id, cli.timeout).await?;

@@ -43,7 +43,13 @@ fn level_rows(levels: &[LevelView], side: Side, max: u64) -> Html {
                     <td class="mono">{ l.price.to_string() }</td>
                     <td class="mono num">{ l.amount }</td>
                     <td class="num">{ l.orders }</td>
-                    <td class="depth"><span class={classes!("bar", class)} style={format!("width:{width}%")}></span></td>
+                    // An SVG bar, not a `style` attribute: the page's Content-Security-Policy
+                    // allows no inline styles.
+                    <td class="depth">
+                        <svg class={classes!("bar", class)} viewBox="0 0 100 1" preserveAspectRatio="none" aria-hidden="true">
+                            <rect width={width.to_string()} height="1" />
+                        </svg>
+                    </td>
                 </tr>
             }
         }) }
