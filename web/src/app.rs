@@ -7,9 +7,9 @@ use yew::prelude::*;
 use crate::hooks::{use_node_start, NodeContext};
 
 use crate::components::{
-    AlertPanel, AlertToasts, AuthPanel, ConnectionPanel, IdentityPanel, MessageLog, MetricsPanel,
-    MyOrders, OrderBook, OrderForm, PairSelector, Panel, PeerList, StatusBar, TradeList,
-    WalletPanel,
+    AlertPanel, AlertToasts, AuthPanel, ConnectionPanel, IdentityPanel, KeysUnlock, MessageLog,
+    MetricsPanel, MyOrders, OrderBook, OrderForm, PairSelector, Panel, PeerList, StatusBar,
+    TradeList, WalletPanel,
 };
 use crate::state::{Action, AppState};
 use darkswap_net::{Command, OrderView};
@@ -226,6 +226,9 @@ pub fn app() -> Html {
                 { panel(Panel::Alerts, html! { <AlertPanel settings={*alert_settings} on_change={on_alert_settings} /> }) }
             </div>
             <AlertToasts alerts={state.alerts.clone()} settings={*alert_settings} on_dismiss={on_dismiss} on_visible={on_visible} />
+            if state.keys_at_rest == crate::state::KeysAtRest::Locked {
+                <KeysUnlock />
+            }
             <main id="market">
                 <PairSelector current={trading.pair.clone()} on_select={on_select} />
                 <OrderBook view={view} synced={synced} on_take={on_take} settling={trading.settling} />

@@ -1,16 +1,24 @@
 //! How this browser proves itself to the relay, and the relay's last token, kept in IndexedDB
 //! next to the identity (keys carry the PeerId). The shared key, when the trader entered one,
-//! is stored like the identity key: only in this browser. The choice is stored as a JavaScript
-//! object (`{ method, shared_key }`); a record in the older byte format is still read.
+//! is stored like the identity key: only in this browser, in the clear unless the keys are
+//! locked at rest (then sealed under the page's data key, `vault`). The choice is stored as a
+//! JavaScript object (`{ method, shared_key }`); a record in the older byte format is still read.
 
 use darkswap_auth::client::Credential;
 use darkswap_auth::proof::SharedKey;
 use darkswap_net::libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{get_bytes, get_value, put_bytes, put_value, StorageError};
+use darkswap_wallet::keystore::{OpenError, SealError};
+use darkswap_wallet::vault::DataKey;
 
-const STORE: &str = "identity";
+use crate::storage::{
+    bytes_value, get_bytes, get_value, put_bytes, replace, to_value, Change, StorageError,
+};
+use crate::vault::{self, STORE};
+
+/// The sealed shared key's label (its associated data).
+const LABEL: &str = "shared-key";
 
 /// Why the saved credential cannot be used or saved.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +32,14 @@ pub enum CredentialError {
     ShortKey,
     #[error("the saved credential names an unknown method {0:?}")]
     UnknownMethod(String),
+    #[error("the sealed shared key does not open: {0}")]
+    Open(#[from] OpenError),
+    #[error("cannot seal the shared key: {0}")]
+    Seal(#[from] SealError),
+    #[error("the keys are locked at rest and not unlocked in this page")]
+    Locked,
+    #[error("the shared key is not valid text")]
+    NotText,
 }
 
 /// The stored choice.
@@ -31,6 +47,7 @@ pub enum CredentialError {
 struct StoredCredential {
     /// "identity" or "shared_key".
     method: String,
+    /// In the clear; `None` when it is sealed (or there is none).
     shared_key: Option<String>,
 }
 
@@ -52,15 +69,33 @@ fn shared(text: &[u8]) -> Result<Credential, CredentialError> {
         .ok_or(CredentialError::ShortKey)
 }
 
+/// The sealed shared key of `me`, opened with the page's data key.
+async fn open_sealed(me: &PeerId) -> Result<Option<String>, CredentialError> {
+    let Some(sealed) = get_bytes(STORE, &key("shared-key-sealed", me)).await? else {
+        return Ok(None);
+    };
+    let data_key = vault::current().ok_or(CredentialError::Locked)?;
+    let plain = data_key.open(LABEL, &sealed)?;
+    String::from_utf8(plain.to_vec())
+        .map(Some)
+        .map_err(|_| CredentialError::NotText)
+}
+
 /// The saved credential (identity by default) and token.
 pub async fn load(me: &PeerId) -> Result<(Credential, Option<Vec<u8>>), CredentialError> {
     let name = key("auth-credential", me);
     let credential = match get_value::<StoredCredential>(STORE, &name).await? {
-        Some(stored) => match (stored.method.as_str(), stored.shared_key) {
-            ("shared_key", Some(k)) => shared(k.as_bytes())?,
-            ("identity", _) => Credential::Identity,
-            (other, _) => return Err(CredentialError::UnknownMethod(other.to_string())),
-        },
+        Some(stored) => {
+            let shared_key = match stored.shared_key {
+                Some(k) => Some(k),
+                None => open_sealed(me).await?,
+            };
+            match (stored.method.as_str(), shared_key) {
+                ("shared_key", Some(k)) => shared(k.as_bytes())?,
+                ("identity", _) => Credential::Identity,
+                (other, _) => return Err(CredentialError::UnknownMethod(other.to_string())),
+            }
+        }
         // The older format: a method byte (1: shared key, then the key) or nothing.
         None => match get_bytes(STORE, &name).await? {
             Some(bytes) => match bytes.split_first() {
@@ -74,7 +109,32 @@ pub async fn load(me: &PeerId) -> Result<(Credential, Option<Vec<u8>>), Credenti
     Ok((credential, token))
 }
 
-/// Saves the trader's choice: the identity key, or a shared key (given as entered).
+/// The records that store `stored` (and its shared key, sealed under `data_key` when there is
+/// one, else in the clear), and the keys to delete.
+fn records(
+    me: &PeerId,
+    mut stored: StoredCredential,
+    data_key: Option<&DataKey>,
+) -> Result<Change, CredentialError> {
+    let sealed_name = key("shared-key-sealed", me);
+    let mut change = Change::default();
+    match (data_key, stored.shared_key.take()) {
+        (Some(data_key), Some(k)) => change.puts.push((
+            sealed_name,
+            bytes_value(&data_key.seal(LABEL, k.as_bytes())?),
+        )),
+        (_, k) => {
+            stored.shared_key = k;
+            change.deletes.push(sealed_name);
+        }
+    }
+    let name = key("auth-credential", me);
+    change.puts.push((name.clone(), to_value(&name, &stored)?));
+    Ok(change)
+}
+
+/// Saves the trader's choice: the identity key, or a shared key (given as entered), sealed when
+/// the keys are locked at rest.
 pub async fn save_credential(
     me: &PeerId,
     shared_key: Option<&str>,
@@ -87,10 +147,50 @@ pub async fn save_credential(
         method: method_name(&credential).to_string(),
         shared_key: shared_key.map(str::to_string),
     };
-    put_value(STORE, &key("auth-credential", me), &stored).await?;
+    let locked = vault::locked_at_rest().await?;
+    let data_key = vault::current();
+    if locked && data_key.is_none() {
+        return Err(CredentialError::Locked);
+    }
+    let mut change = records(me, stored, data_key.as_deref())?;
     // A token earned by the other method is no use any more.
-    put_bytes(STORE, &key("auth-token", me), &[]).await?;
+    change.puts.push((key("auth-token", me), bytes_value(&[])));
+    replace(STORE, &change).await?;
     Ok(credential)
+}
+
+/// The records that move `me`'s shared key (if any) under `data_key`, or back into the clear
+/// with `None`, and the keys to delete: part of locking or unlocking the keys at rest.
+pub async fn moved(me: &PeerId, data_key: Option<&DataKey>) -> Result<Change, CredentialError> {
+    let name = key("auth-credential", me);
+    let mut stored = match get_value::<StoredCredential>(STORE, &name).await? {
+        Some(stored) => stored,
+        // The older byte format holds a shared key in the clear too: rewritten in the new one.
+        None => match get_bytes(STORE, &name).await? {
+            Some(bytes) => match bytes.split_first() {
+                Some((1, k)) => StoredCredential {
+                    method: "shared_key".into(),
+                    shared_key: Some(
+                        String::from_utf8(k.to_vec()).map_err(|_| CredentialError::NotText)?,
+                    ),
+                },
+                _ => StoredCredential {
+                    method: "identity".into(),
+                    shared_key: None,
+                },
+            },
+            None => {
+                return Ok(Change {
+                    puts: Vec::new(),
+                    deletes: vec![key("shared-key-sealed", me)],
+                })
+            }
+        },
+    };
+    if stored.shared_key.is_none() {
+        stored.shared_key = open_sealed(me).await?;
+    }
+    records(me, stored, data_key)
 }
 
 /// Keeps the relay's latest token for the next visit.

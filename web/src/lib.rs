@@ -11,6 +11,8 @@ pub mod alerts;
 #[cfg(target_arch = "wasm32")]
 mod app;
 #[cfg(target_arch = "wasm32")]
+mod at_rest;
+#[cfg(target_arch = "wasm32")]
 mod components;
 #[cfg(target_arch = "wasm32")]
 mod credentials;
@@ -28,6 +30,8 @@ pub mod state;
 mod storage;
 #[cfg(target_arch = "wasm32")]
 mod timing;
+#[cfg(target_arch = "wasm32")]
+mod vault;
 #[cfg(target_arch = "wasm32")]
 mod wallet;
 pub mod words;

@@ -11,8 +11,9 @@ use futures::StreamExt;
 use gloo_timers::future::sleep;
 use yew::UseReducerDispatcher;
 
+use crate::identity::Loaded;
 use crate::settle::Settler;
-use crate::state::{Action, AppState};
+use crate::state::{Action, AppState, KeysAtRest};
 use crate::storage::{get_bytes, put_bytes};
 use crate::timing::{reached, Milestone};
 
@@ -47,9 +48,15 @@ pub async fn start(
     settler: Rc<Settler>,
 ) -> Option<NodeHandle> {
     let keypair = match crate::identity::load_or_create().await {
-        Ok(k) => {
-            reached(Milestone::Identity);
-            dispatch.dispatch(Action::Identity(Ok(k.public().to_peer_id().to_base58())));
+        Ok(Loaded::Ready(k)) => {
+            dispatch.dispatch(Action::KeysAtRest(KeysAtRest::Clear));
+            *k
+        }
+        Ok(Loaded::Locked) => {
+            // Nothing starts before the trader gives the password (the unlock form).
+            dispatch.dispatch(Action::KeysAtRest(KeysAtRest::Locked));
+            let k = crate::at_rest::wait_unlocked().await?;
+            dispatch.dispatch(Action::KeysAtRest(KeysAtRest::Unlocked));
             k
         }
         Err(e) => {
@@ -57,6 +64,11 @@ pub async fn start(
             return None;
         }
     };
+    reached(Milestone::Identity);
+    dispatch.dispatch(Action::Identity(Ok(keypair
+        .public()
+        .to_peer_id()
+        .to_base58())));
     let (info, addrs) = loop {
         match fetch_relay_info(&relay_url).await {
             Ok(fetched) => {

@@ -180,6 +180,8 @@ pub enum AuthStatus {
 pub struct AppState {
     pub peer_id: Option<String>,
     pub identity_error: Option<String>,
+    /// Whether this browser's keys are sealed at rest.
+    pub keys_at_rest: KeysAtRest,
     pub relay_url: String,
     pub relay: Relay,
     pub relay_rtt_ms: Option<f64>,
@@ -207,6 +209,7 @@ impl AppState {
         Self {
             peer_id: None,
             identity_error: None,
+            keys_at_rest: KeysAtRest::Unknown,
             relay_url,
             relay: Relay::Starting,
             relay_rtt_ms: None,
@@ -250,8 +253,23 @@ impl AppState {
     }
 }
 
+/// Where this browser's identity and shared keys stand at rest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeysAtRest {
+    /// Not read yet.
+    #[default]
+    Unknown,
+    /// Stored in the clear.
+    Clear,
+    /// Sealed under the wallet's password, which this visit has not been given yet.
+    Locked,
+    /// Sealed, and unlocked in this page.
+    Unlocked,
+}
+
 pub enum Action {
     Identity(Result<String, String>),
+    KeysAtRest(KeysAtRest),
     RelayUnreachable(String),
     Sent {
         id: MessageId,
@@ -304,6 +322,7 @@ impl AppState {
         match action {
             Action::Identity(Ok(id)) => s.peer_id = Some(id),
             Action::Identity(Err(e)) => s.identity_error = Some(e),
+            Action::KeysAtRest(k) => s.keys_at_rest = k,
             Action::RelayUnreachable(reason) => s.relay = Relay::Unreachable { reason },
             Action::Sent { id, to, text } => s.push(Entry::Sent {
                 id,

@@ -43,9 +43,9 @@ fn describe(e: JsValue) -> StorageError {
     )
 }
 
-/// Resolves when an IndexedDB request succeeds, with its result (its "success" or "error"
-/// event, whichever comes first).
-async fn completion(request: &IdbRequest) -> Result<JsValue, StorageError> {
+/// Resolves with true on `ok` (an event `target` fires), false on any of `failed`, whichever
+/// comes first.
+async fn settled(target: &web_sys::EventTarget, ok: &'static str, failed: &[&'static str]) -> bool {
     let (tx, rx) = oneshot::channel::<bool>();
     let tx = Rc::new(RefCell::new(Some(tx)));
     let settle = |ok: bool| {
@@ -56,11 +56,18 @@ async fn completion(request: &IdbRequest) -> Result<JsValue, StorageError> {
             }
         }
     };
-    let on_success = EventListener::once(request, "success", settle(true));
-    let on_error = EventListener::once(request, "error", settle(false));
-    let succeeded = rx.await.unwrap_or(false);
-    drop((on_success, on_error));
-    if succeeded {
+    let _on_ok = EventListener::once(target, ok, settle(true));
+    let _on_failed: Vec<EventListener> = failed
+        .iter()
+        .map(|event| EventListener::once(target, *event, settle(false)))
+        .collect();
+    rx.await.unwrap_or(false)
+}
+
+/// Resolves when an IndexedDB request succeeds, with its result (its "success" or "error"
+/// event, whichever comes first).
+async fn completion(request: &IdbRequest) -> Result<JsValue, StorageError> {
+    if settled(request, "success", &["error"]).await {
         return request.result().map_err(describe);
     }
     Err(StorageError::Browser(
@@ -170,7 +177,7 @@ pub async fn get_bytes(store: &str, key: &str) -> Result<Option<Vec<u8>>, Storag
 
 /// Stores `bytes` under `key`, replacing what was there.
 pub async fn put_bytes(store: &str, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
-    put_js(store, key, &Uint8Array::from(bytes)).await
+    put_js(store, key, &bytes_value(bytes)).await
 }
 
 /// The value stored under `key`: `Ok(None)` when there is none, or when what is there is bytes
@@ -197,9 +204,59 @@ pub async fn put_value<T: Serialize>(
     key: &str,
     value: &T,
 ) -> Result<(), StorageError> {
-    let js = serde_wasm_bindgen::to_value(value).map_err(|source| StorageError::Value {
+    put_js(store, key, &to_value(key, value)?).await
+}
+
+/// A value for [`replace`]: bytes (as [`put_bytes`] stores them).
+pub fn bytes_value(bytes: &[u8]) -> JsValue {
+    Uint8Array::from(bytes).into()
+}
+
+/// A value for [`replace`]: a structured value (as [`put_value`] stores it).
+pub fn to_value<T: Serialize>(key: &str, value: &T) -> Result<JsValue, StorageError> {
+    serde_wasm_bindgen::to_value(value).map_err(|source| StorageError::Value {
         key: key.to_string(),
         source,
-    })?;
-    put_js(store, key, &js).await
+    })
+}
+
+/// Records to write and keys to delete, committed together by [`replace`].
+#[derive(Default)]
+pub struct Change {
+    pub puts: Vec<(String, JsValue)>,
+    pub deletes: Vec<String>,
+}
+
+impl Change {
+    /// This change followed by `other`.
+    pub fn and(mut self, other: Change) -> Change {
+        self.puts.extend(other.puts);
+        self.deletes.extend(other.deletes);
+        self
+    }
+}
+
+/// Commits `change` to `store` in one transaction: all of it, or none (keys that move from the
+/// clear to sealed never exist both ways or neither way).
+pub async fn replace(store: &str, change: &Change) -> Result<(), StorageError> {
+    let write = transaction(store, IdbTransactionMode::Readwrite).await?;
+    let objects = write.object_store(store).map_err(describe)?;
+    for (key, value) in &change.puts {
+        objects
+            .put_with_key(value, &JsValue::from_str(key))
+            .map_err(describe)?;
+    }
+    for key in &change.deletes {
+        objects.delete(&JsValue::from_str(key)).map_err(describe)?;
+    }
+    if settled(&write, "complete", &["error", "abort"]).await {
+        Ok(())
+    } else {
+        Err(StorageError::Browser(
+            write
+                .error()
+                .map(|e| e.message())
+                .unwrap_or_else(|| "the IndexedDB transaction was aborted".into()),
+        ))
+    }
 }

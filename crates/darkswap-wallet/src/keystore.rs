@@ -108,7 +108,7 @@ pub enum SealError {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// Not a sealed wallet of this format (wrong magic, version, or length).
-    #[error("not a sealed DarkSwap wallet (format or length)")]
+    #[error("not a sealed DarkSwap record of this kind (format or length)")]
     Format,
     /// Sealed for another network than the caller expects.
     #[error("the wallet was sealed for {found}, not {expected}")]
@@ -132,11 +132,28 @@ pub enum OpenError {
     Mnemonic(#[source] MnemonicError),
 }
 
-/// Seals `mnemonic`'s entropy for `network` under `password`.
-pub fn seal(
-    mnemonic: &Mnemonic,
+/// What one kind of password-sealed record is: its magic, and how long its secret may be.
+/// Every kind has the same header (magic, version, a tag byte, KDF parameters, salt, nonce),
+/// authenticated as associated data.
+pub(crate) struct RecordKind {
+    pub magic: &'static [u8; 4],
+    pub min_secret: usize,
+    pub max_secret: usize,
+}
+
+/// The sealed mnemonic: its entropy, the tag byte its network.
+const MNEMONIC: RecordKind = RecordKind {
+    magic: MAGIC,
+    min_secret: 16,
+    max_secret: MAX_ENTROPY,
+};
+
+/// Seals `secret` under `password` as a record of `kind`, with `tag` in its header.
+pub(crate) fn seal_record(
+    kind: &RecordKind,
+    tag: u8,
+    secret: &[u8],
     password: &str,
-    network: Network,
     params: KdfParams,
 ) -> Result<Vec<u8>, SealError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
@@ -145,19 +162,21 @@ pub fn seal(
     if params.memory_kib < KdfParams::MIN_MEMORY_KIB || params.check_readable().is_err() {
         return Err(SealError::WeakKdf(params));
     }
+    if secret.len() < kind.min_secret || secret.len() > kind.max_secret {
+        return Err(SealError::Encrypt);
+    }
     let mut salt = [0u8; SALT_LEN];
     let mut nonce = [0u8; NONCE_LEN];
     OsRng.fill_bytes(&mut salt);
     OsRng.fill_bytes(&mut nonce);
-    let header = header(network, params, &salt, &nonce);
+    let header = header(kind.magic, tag, params, &salt, &nonce);
     let key = derive_key(password, &salt, params).map_err(SealError::Kdf)?;
     let cipher = XChaCha20Poly1305::new((&*key).into());
-    let entropy = mnemonic.entropy();
     let sealed = cipher
         .encrypt(
             XNonce::from_slice(&nonce),
             Payload {
-                msg: &entropy,
+                msg: secret,
                 aad: &header,
             },
         )
@@ -165,6 +184,72 @@ pub fn seal(
     let mut out = header;
     out.extend_from_slice(&sealed);
     Ok(out)
+}
+
+/// Reads a record's header (checked and capped) without the password: its tag byte and KDF
+/// parameters.
+pub(crate) fn read_header(kind: &RecordKind, sealed: &[u8]) -> Result<(u8, KdfParams), OpenError> {
+    if sealed.len() > HEADER_LEN + kind.max_secret + TAG_LEN
+        || sealed.len() < HEADER_LEN + kind.min_secret + TAG_LEN
+    {
+        return Err(OpenError::Format);
+    }
+    if &sealed[..4] != kind.magic || sealed[4] != FORMAT_VERSION {
+        return Err(OpenError::Format);
+    }
+    let word = |at: usize| {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&sealed[at..at + 4]);
+        u32::from_le_bytes(b)
+    };
+    let kdf = KdfParams {
+        memory_kib: word(6),
+        iterations: word(10),
+        parallelism: word(14),
+    };
+    kdf.check_readable()?;
+    Ok((sealed[5], kdf))
+}
+
+/// Opens a record of `kind` with `password`.
+pub(crate) fn open_record(
+    kind: &RecordKind,
+    sealed: &[u8],
+    password: &str,
+) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+    let (_, kdf) = read_header(kind, sealed)?;
+    let (header, body) = sealed.split_at(HEADER_LEN);
+    let salt = &header[18..18 + SALT_LEN];
+    let nonce = &header[18 + SALT_LEN..];
+    let key = derive_key(password, salt, kdf).map_err(OpenError::Kdf)?;
+    let cipher = XChaCha20Poly1305::new((&*key).into());
+    Ok(Zeroizing::new(
+        cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: header,
+                },
+            )
+            .map_err(|_| OpenError::WrongPasswordOrTampered)?,
+    ))
+}
+
+/// Seals `mnemonic`'s entropy for `network` under `password`.
+pub fn seal(
+    mnemonic: &Mnemonic,
+    password: &str,
+    network: Network,
+    params: KdfParams,
+) -> Result<Vec<u8>, SealError> {
+    seal_record(
+        &MNEMONIC,
+        network.tag(),
+        &mnemonic.entropy(),
+        password,
+        params,
+    )
 }
 
 /// What a sealed record says about itself without the password.
@@ -178,24 +263,8 @@ pub struct SealedInfo {
 
 /// Reads a record's header (checked and capped), without the password.
 pub fn inspect(sealed: &[u8]) -> Result<SealedInfo, OpenError> {
-    if sealed.len() > MAX_SEALED_LEN || sealed.len() < HEADER_LEN + 16 + TAG_LEN {
-        return Err(OpenError::Format);
-    }
-    if &sealed[..4] != MAGIC || sealed[4] != FORMAT_VERSION {
-        return Err(OpenError::Format);
-    }
-    let network = Network::from_tag(sealed[5]).ok_or(OpenError::Format)?;
-    let word = |at: usize| {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(&sealed[at..at + 4]);
-        u32::from_le_bytes(b)
-    };
-    let kdf = KdfParams {
-        memory_kib: word(6),
-        iterations: word(10),
-        parallelism: word(14),
-    };
-    kdf.check_readable()?;
+    let (tag, kdf) = read_header(&MNEMONIC, sealed)?;
+    let network = Network::from_tag(tag).ok_or(OpenError::Format)?;
     Ok(SealedInfo { network, kdf })
 }
 
@@ -208,30 +277,15 @@ pub fn open(sealed: &[u8], password: &str, network: Network) -> Result<Mnemonic,
             expected: network,
         });
     }
-    let (header, body) = sealed.split_at(HEADER_LEN);
-    let salt = &header[18..18 + SALT_LEN];
-    let nonce = &header[18 + SALT_LEN..];
-    let key = derive_key(password, salt, info.kdf).map_err(OpenError::Kdf)?;
-    let cipher = XChaCha20Poly1305::new((&*key).into());
-    let entropy = Zeroizing::new(
-        cipher
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: body,
-                    aad: header,
-                },
-            )
-            .map_err(|_| OpenError::WrongPasswordOrTampered)?,
-    );
+    let entropy = open_record(&MNEMONIC, sealed, password)?;
     Mnemonic::from_entropy(&entropy).map_err(OpenError::Mnemonic)
 }
 
-fn header(network: Network, params: KdfParams, salt: &[u8], nonce: &[u8]) -> Vec<u8> {
+fn header(magic: &[u8; 4], tag: u8, params: KdfParams, salt: &[u8], nonce: &[u8]) -> Vec<u8> {
     let mut h = Vec::with_capacity(HEADER_LEN + MAX_ENTROPY + TAG_LEN);
-    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(magic);
     h.push(FORMAT_VERSION);
-    h.push(network.tag());
+    h.push(tag);
     h.extend_from_slice(&params.memory_kib.to_le_bytes());
     h.extend_from_slice(&params.iterations.to_le_bytes());
     h.extend_from_slice(&params.parallelism.to_le_bytes());

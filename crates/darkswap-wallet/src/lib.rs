@@ -66,6 +66,7 @@ pub mod swap;
 pub mod sync;
 pub mod units;
 pub mod utxo;
+pub mod vault;
 #[cfg(feature = "workloads")]
 pub mod workload;
 

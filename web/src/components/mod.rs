@@ -6,6 +6,7 @@ mod auth_panel;
 mod connection_panel;
 mod depth_chart;
 mod identity_panel;
+mod keys_unlock;
 mod message_log;
 mod metrics_panel;
 mod my_orders;
@@ -24,6 +25,7 @@ pub use auth_panel::AuthPanel;
 pub use connection_panel::ConnectionPanel;
 pub use depth_chart::DepthChart;
 pub use identity_panel::IdentityPanel;
+pub use keys_unlock::KeysUnlock;
 pub use message_log::MessageLog;
 pub use metrics_panel::MetricsPanel;
 pub use my_orders::MyOrders;
@@ -44,6 +46,16 @@ use crate::state::AppState;
 #[derive(yew::Properties, PartialEq)]
 pub struct StateProps {
     pub state: UseReducerHandle<AppState>,
+}
+
+/// What was typed into the input behind `field`, which is emptied (passwords do not linger).
+pub fn take_text(field: &yew::NodeRef) -> String {
+    let Some(input) = field.cast::<web_sys::HtmlInputElement>() else {
+        return String::new();
+    };
+    let text = input.value();
+    input.set_value("");
+    text
 }
 
 /// `12D3KooW…abcd`: enough to tell peers apart at a glance.
