@@ -394,6 +394,7 @@ fn main() {
         method: Method::Identity,
         issued_at_ms: now,
         expires_at_ms: now + 365 * 86_400_000,
+        shared_key: None,
     };
     let tok = token::issue(&relay, &claims).unwrap();
     let mut c = Corpus::new(&root, "auth_wire");
@@ -500,6 +501,27 @@ fn main() {
         encode_varint(v, &mut payload);
     }
     c.add(&root, "etching", &cat(&[&[1, payload.len() as u8], &payload]));
+
+    // release: a release text signed by identity(9), as `darkswap release sign` writes it,
+    // and near misses (CRLF line ends, one signature bit, a file out of order).
+    let mut c = Corpus::new(&root, "release");
+    let files = vec![
+        ("index.html".to_string(), b"<!DOCTYPE html><title>DarkSwap</title>".to_vec()),
+        ("app_bg.wasm".to_string(), vec![0, 97, 115, 109, 1, 0, 0, 0]),
+        ("app.js".to_string(), b"export default function init() {}".to_vec()),
+        ("assets/styles.css".to_string(), b"body {}".to_vec()),
+    ];
+    let signed = darkswap_release::sign(&identity(9), "0.1.0 seed", &files).unwrap();
+    c.add(&root, "signed", signed.as_bytes());
+    c.add(&root, "crlf", signed.replace('\n', "\r\n").as_bytes());
+    let mut flipped = signed.clone().into_bytes();
+    let at = flipped.len() - 2;
+    flipped[at] = if flipped[at] == b'0' { b'1' } else { b'0' };
+    c.add(&root, "bad-signature", &flipped);
+    let lines: Vec<&str> = signed.lines().collect();
+    let mut swapped = lines.clone();
+    swapped.swap(3, 4);
+    c.add(&root, "out-of-order", (swapped.join("\n") + "\n").as_bytes());
 
     println!("seeds written under {}", root.display());
 }
