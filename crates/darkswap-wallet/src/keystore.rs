@@ -378,16 +378,17 @@ impl IdleLock {
     }
 }
 
+/// The floor, to keep tests quick (debug builds of Argon2 are slow).
+#[cfg(test)]
+pub(crate) const QUICK: KdfParams = KdfParams {
+    memory_kib: KdfParams::MIN_MEMORY_KIB,
+    iterations: 1,
+    parallelism: 1,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The floor, to keep the tests quick (debug builds of Argon2 are slow).
-    const QUICK: KdfParams = KdfParams {
-        memory_kib: KdfParams::MIN_MEMORY_KIB,
-        iterations: 1,
-        parallelism: 1,
-    };
     const WORDS: &str =
         "legal winner thank year wave sausage worth useful legal winner thank yellow";
 

@@ -127,13 +127,7 @@ fn associated(label: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The floor, to keep the tests quick (debug builds of Argon2 are slow).
-    const QUICK: KdfParams = KdfParams {
-        memory_kib: KdfParams::MIN_MEMORY_KIB,
-        iterations: 1,
-        parallelism: 1,
-    };
+    use crate::keystore::QUICK;
     const SECRET: &[u8] = b"an ed25519 identity key's 32 secret bytes..";
 
     #[test]
