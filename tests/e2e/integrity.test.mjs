@@ -128,11 +128,28 @@ test('the page runs under its Content-Security-Policy, and the policy holds', as
 });
 
 test('a copy whose module or JS glue changed after the build does not start', async () => {
-  for (const [what, ending] of [['module', '_bg.wasm'], ['JS glue', '.js']]) {
-    const dir = copyOfBuild((d) => {
-      const file = join(d, fileEnding(d, ending));
+  const glueOf = (d) => join(d, fileEnding(d, '.js'));
+  const editIndex = (d, edit) => writeFileSync(join(d, 'index.html'), edit(readFileSync(join(d, 'index.html'), 'utf8')));
+  const cases = [
+    // One bit of a custom section: the module would still compile and run.
+    ['module', '_bg.wasm', (d) => {
+      const file = join(d, fileEnding(d, '_bg.wasm'));
       flipByte(file, readFileSync(file).length - 2);
-    });
+    }],
+    // Valid JavaScript that would run: bound by the import map and the preload together, and by
+    // each alone (the other taken out of the copy's page).
+    ['JS glue', '.js', (d) => writeFileSync(glueOf(d), `${readFileSync(glueOf(d), 'utf8')}\n;globalThis.tampered = true;\n`)],
+    ['JS glue, import map only', '.js', (d) => {
+      writeFileSync(glueOf(d), `${readFileSync(glueOf(d), 'utf8')}\n;globalThis.tampered = true;\n`);
+      editIndex(d, (html) => html.replace(/<link rel="modulepreload"[^>]*>/, ''));
+    }],
+    ['JS glue, preload only', '.js', (d) => {
+      writeFileSync(glueOf(d), `${readFileSync(glueOf(d), 'utf8')}\n;globalThis.tampered = true;\n`);
+      editIndex(d, (html) => html.replace(/<script type="importmap">.*?<\/script>/, ''));
+    }],
+  ];
+  for (const [what, ending, change] of cases) {
+    const dir = copyOfBuild(change);
     const relay = await relayServing(dir);
     const page = await openPage();
     await page.goto(relay.url);
@@ -140,20 +157,28 @@ test('a copy whose module or JS glue changed after the build does not start', as
     const refusal = (m) => m.startsWith("Failed to find a valid digest in the 'integrity' attribute") && m.includes(name);
     for (let i = 0; i < 200 && !page.console.some(refusal); i++) await page.waitForTimeout(100);
     assert.ok(page.console.some(refusal), `the changed ${what} was refused (console: ${page.console.join(' | ')})`);
-    // The app never started: no relay state, no node.
-    assert.equal(await page.locator('[data-testid=relay-state]').count(), 0, `the changed ${what} ran`);
+    // Given time to start, it did not: no changed code ran, no relay state, no node.
+    await page.waitForTimeout(3000);
+    assert.equal(await page.evaluate(() => globalThis.tampered), undefined, `the changed ${what} ran`);
+    assert.equal(await page.locator('[data-testid=relay-state]').count(), 0, `the app started with the changed ${what}`);
     await page.context().close();
   }
+  // The same copy unchanged starts: the refusals above are the changes'.
+  const relay = await relayServing(copyOfBuild());
+  const page = await openPage();
+  await page.goto(relay.url);
+  await page.waitForSelector(reserved, { timeout: 30000 });
+  await page.context().close();
 });
 
 test('a signed release checks against what a relay serves; a changed copy or another publisher does not', async () => {
   const signed = copyOfBuild();
   const key = join(tempDir(), 'publisher.key');
-  const sign = cli('release', 'sign', '--dir', signed, '--key', key, '--version', 'e2e');
+  const sign = cli('release', 'sign', '--dir', signed, '--key', key, '--create-key', '--version', 'e2e');
   assert.equal(sign.status, 0, sign.stderr);
   const publisher = sign.stdout.match(/ as (12D3Koo\w+):/)?.[1];
   assert.ok(publisher, sign.stdout);
-  const other = cli('release', 'sign', '--dir', copyOfBuild(), '--key', join(tempDir(), 'other.key'), '--version', 'e2e');
+  const other = cli('release', 'sign', '--dir', copyOfBuild(), '--key', join(tempDir(), 'other.key'), '--create-key', '--version', 'e2e');
   const otherPublisher = other.stdout.match(/ as (12D3Koo\w+):/)?.[1];
 
   const honest = await relayServing(signed);
@@ -188,7 +213,7 @@ test('the app from another origin trades with a page from the relay, through ?re
   // A verified copy on a plain static server of the trader's own (no headers of the relay's).
   const copy = copyOfBuild();
   const key = join(tempDir(), 'publisher.key');
-  const publisher = cli('release', 'sign', '--dir', copy, '--key', key, '--version', 'e2e').stdout.match(/ as (12D3Koo\w+):/)?.[1];
+  const publisher = cli('release', 'sign', '--dir', copy, '--key', key, '--create-key', '--version', 'e2e').stdout.match(/ as (12D3Koo\w+):/)?.[1];
   assert.equal(cli('release', 'verify', '--publisher', publisher, '--dir', copy).status, 0);
   const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
   const server = createServer((req, res) => {

@@ -125,12 +125,18 @@ test('keys locked with the wallet password are sealed at rest, and each visit st
   // The next visit must use the sealed shared key (its token is dropped) and starts locked:
   // nothing connects before the password.
   await editRecord(page, `auth-token/${me}`, () => null);
+  const asked = [];
+  const onRequest = (r) => asked.push(new URL(r.url()).pathname);
+  page.on('request', onRequest);
   await page.reload();
   await page.waitForSelector('[data-testid=keys-unlock]', { timeout: 30000 });
   await page.waitForTimeout(1500);
   assert.equal(await page.locator('[data-testid=relay-state][data-state=reserved]').count(), 0);
   const health = await (await fetch(`${relay.url}health`)).json();
   assert.equal(health.connections, 0, 'the locked page opened no connection to the relay');
+  // Over HTTP it loaded itself and asked the relay nothing (no relay-info, no chain).
+  assert.deepEqual(asked.filter((p) => p.startsWith('/api/') || p.startsWith('/esplora')), [], asked.join(' '));
+  page.off('request', onRequest);
 
   // A wrong password is refused; so is the right one when the sealed identity was altered, and
   // no new identity is made in its place.
@@ -144,8 +150,21 @@ test('keys locked with the wallet password are sealed at rest, and each visit st
   await page.waitForFunction(() => /does not open/.test(document.querySelector('[data-testid=keys-message]')?.textContent ?? ''), null, { timeout: 30000 });
   assert.equal((await dump(page))['identity/ed25519'], undefined, 'no new identity in the clear');
   assert.equal(await page.locator('[data-testid=keys-unlock]').count(), 1);
+  // Half a lock (the wrapped data key gone): the next visit says so and makes no new identity.
+  const wrappedKey = (await dump(page))['identity/data-key'];
+  await editRecord(page, 'data-key', () => null);
+  await page.reload();
+  await page.waitForSelector('[data-testid=identity-error]', { state: 'attached', timeout: 30000 });
+  assert.match(await page.textContent('[data-testid=identity-error]'), /lock on this browser's keys is incomplete/);
+  await page.waitForTimeout(1000);
+  assert.equal((await dump(page))['identity/ed25519'], undefined, 'no new identity in its place');
+  assert.equal(await page.locator('[data-testid=relay-state][data-state=reserved]').count(), 0);
   // Restored, it opens: the same PeerId, in through the sealed shared key.
-  await editRecord(page, 'ed25519-sealed', `() => new Uint8Array(${JSON.stringify([...Buffer.from(sealedIdentity, 'hex')])})`);
+  const bytesOf = (hexText) => `() => new Uint8Array(${JSON.stringify([...Buffer.from(hexText, 'hex')])})`;
+  await editRecord(page, 'data-key', bytesOf(wrappedKey));
+  await editRecord(page, 'ed25519-sealed', bytesOf(sealedIdentity));
+  await page.reload();
+  await page.waitForSelector('[data-testid=keys-unlock]', { timeout: 30000 });
   await page.fill('[data-testid=keys-password]', PASSWORD);
   const unlocking = Date.now();
   await page.click('[data-testid=keys-unlock-button]');

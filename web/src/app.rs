@@ -11,7 +11,7 @@ use crate::components::{
     MetricsPanel, MyOrders, OrderBook, OrderForm, PairSelector, Panel, PeerList, StatusBar,
     TradeList, WalletPanel,
 };
-use crate::state::{Action, AppState};
+use crate::state::{Action, AppState, KeysAtRest};
 use darkswap_net::{Command, OrderView};
 use darkswap_orderbook::{OrderId, Pair};
 use darkswap_proto::order::OrderSpec;
@@ -221,12 +221,18 @@ pub fn app() -> Html {
                         <MessageLog state={state.clone()} />
                     </>
                 }) }
-                { panel(Panel::Wallet, html! { <WalletPanel relay_info_url={crate::network::relay_info_url()} on_view={on_wallet_view} on_keys={on_keys} /> }) }
+                // Mounted once the keys are open: a locked page asks the relay for nothing
+                // before the password.
+                { panel(Panel::Wallet, if matches!(state.keys_at_rest, KeysAtRest::Clear | KeysAtRest::Unlocked) {
+                    html! { <WalletPanel relay_info_url={crate::network::relay_info_url()} on_view={on_wallet_view} on_keys={on_keys} /> }
+                } else {
+                    html! { <p class="muted">{ "The wallet opens once your keys are unlocked." }</p> }
+                }) }
                 { panel(Panel::Metrics, html! { <MetricsPanel metrics={state.metrics.clone()} settle={state.settle_counters.clone()} /> }) }
                 { panel(Panel::Alerts, html! { <AlertPanel settings={*alert_settings} on_change={on_alert_settings} /> }) }
             </div>
             <AlertToasts alerts={state.alerts.clone()} settings={*alert_settings} on_dismiss={on_dismiss} on_visible={on_visible} />
-            if state.keys_at_rest == crate::state::KeysAtRest::Locked {
+            if state.keys_at_rest == KeysAtRest::Locked {
                 <KeysUnlock />
             }
             <main id="market">

@@ -13,7 +13,7 @@ use darkswap_wallet::keystore::{self, OpenError};
 use futures::channel::oneshot;
 
 use crate::credentials::{self, CredentialError};
-use crate::identity::{self, IdentityError};
+use crate::identity::{self, IdentityError, Loaded};
 use crate::storage::{replace, Change, StorageError};
 use crate::vault::{self, VaultError, STORE};
 
@@ -38,27 +38,46 @@ pub enum AtRestError {
     AlreadyLocked,
 }
 
+/// The identity handed to the waiting start-up, and whether it is still sealed at rest.
+pub type Unlocked = (Keypair, bool);
+
 thread_local! {
     /// The start-up, waiting for the trader to unlock.
-    static WAITING: RefCell<Option<oneshot::Sender<Keypair>>> = const { RefCell::new(None) };
+    static WAITING: RefCell<Option<oneshot::Sender<Unlocked>>> = const { RefCell::new(None) };
 }
 
 /// Waits until the trader unlocks the keys (the start-up of a page whose keys are locked).
-pub async fn wait_unlocked() -> Option<Keypair> {
+pub async fn wait_unlocked() -> Option<Unlocked> {
     let (tx, rx) = oneshot::channel();
     WAITING.with(|w| *w.borrow_mut() = Some(tx));
     rx.await.ok()
 }
 
-/// Unlocks at start-up with the password, and hands the identity to the waiting start-up.
+fn hand_over(unlocked: Unlocked) {
+    if let Some(waiting) = WAITING.with(|w| w.borrow_mut().take()) {
+        let _ = waiting.send(unlocked);
+    }
+}
+
+/// Unlocks at start-up with the password, and hands the identity to the waiting start-up. If
+/// another tab removed the lock meanwhile, the identity is read again as it is now stored.
 pub async fn unlock(password: &str) -> Result<PeerId, AtRestError> {
-    let key = vault::unwrap_stored(password).await?;
+    let key = match vault::unwrap_stored(password).await {
+        Ok(key) => key,
+        Err(VaultError::NotLocked) => match identity::load_or_create().await? {
+            Loaded::Ready(keypair) => {
+                let me = keypair.public().to_peer_id();
+                hand_over((*keypair, false));
+                return Ok(me);
+            }
+            Loaded::Locked => return Err(VaultError::NotLocked.into()),
+        },
+        Err(e) => return Err(e.into()),
+    };
     let keypair = identity::open_sealed(&key).await?;
     let me = keypair.public().to_peer_id();
     vault::set_current(Some(Rc::new(key)));
-    if let Some(waiting) = WAITING.with(|w| w.borrow_mut().take()) {
-        let _ = waiting.send(keypair);
-    }
+    hand_over((keypair, true));
     Ok(me)
 }
 
@@ -78,7 +97,13 @@ pub async fn lock(me: &PeerId, password: &str) -> Result<(), AtRestError> {
     vault::throttled(|| keystore::open(&wallet, password, network).map(drop)).await?;
     let plain = identity::plain_bytes().await?;
     let (key, wrapped) = vault::new_wrapped(password)?;
+    // Only if no other tab locked them or changed the identity meanwhile.
     let change = Change {
+        expect: vec![
+            (vault::WRAPPED.to_string(), false),
+            (identity::SEALED.to_string(), false),
+            (identity::PLAIN.to_string(), true),
+        ],
         puts: vec![wrapped, identity::sealed_record(&key, &plain)?],
         deletes: vec![identity::PLAIN.to_string()],
     }
@@ -95,6 +120,10 @@ pub async fn remove(me: &PeerId, password: &str) -> Result<(), AtRestError> {
     let keypair = identity::open_sealed(&key).await?;
     vault::set_current(Some(Rc::new(key)));
     let change = Change {
+        expect: vec![
+            (vault::WRAPPED.to_string(), true),
+            (identity::PLAIN.to_string(), false),
+        ],
         puts: vec![identity::plain_record(&keypair)?],
         deletes: vec![vault::WRAPPED.to_string(), identity::SEALED.to_string()],
     }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use darkswap_wallet::keystore::{OpenError, SealError};
 use darkswap_wallet::vault::DataKey;
+use zeroize::Zeroizing;
 
 use crate::storage::{
     bytes_value, get_bytes, get_value, put_bytes, replace, to_value, Change, StorageError,
@@ -40,6 +41,8 @@ pub enum CredentialError {
     Locked,
     #[error("the shared key is not valid text")]
     NotText,
+    #[error("the saved credential is a shared key, but no key is stored: enter it again")]
+    SharedKeyMissing,
 }
 
 /// The stored choice.
@@ -70,14 +73,14 @@ fn shared(text: &[u8]) -> Result<Credential, CredentialError> {
 }
 
 /// The sealed shared key of `me`, opened with the page's data key.
-async fn open_sealed(me: &PeerId) -> Result<Option<String>, CredentialError> {
+async fn open_sealed(me: &PeerId) -> Result<Option<Zeroizing<String>>, CredentialError> {
     let Some(sealed) = get_bytes(STORE, &key("shared-key-sealed", me)).await? else {
         return Ok(None);
     };
     let data_key = vault::current().ok_or(CredentialError::Locked)?;
     let plain = data_key.open(LABEL, &sealed)?;
-    String::from_utf8(plain.to_vec())
-        .map(Some)
+    std::str::from_utf8(&plain)
+        .map(|text| Some(Zeroizing::new(text.to_string())))
         .map_err(|_| CredentialError::NotText)
 }
 
@@ -85,17 +88,19 @@ async fn open_sealed(me: &PeerId) -> Result<Option<String>, CredentialError> {
 pub async fn load(me: &PeerId) -> Result<(Credential, Option<Vec<u8>>), CredentialError> {
     let name = key("auth-credential", me);
     let credential = match get_value::<StoredCredential>(STORE, &name).await? {
-        Some(stored) => {
-            let shared_key = match stored.shared_key {
-                Some(k) => Some(k),
-                None => open_sealed(me).await?,
-            };
-            match (stored.method.as_str(), shared_key) {
-                ("shared_key", Some(k)) => shared(k.as_bytes())?,
-                ("identity", _) => Credential::Identity,
-                (other, _) => return Err(CredentialError::UnknownMethod(other.to_string())),
+        Some(stored) => match stored.method.as_str() {
+            "identity" => Credential::Identity,
+            "shared_key" => {
+                let text = match stored.shared_key {
+                    Some(k) => Zeroizing::new(k),
+                    None => open_sealed(me)
+                        .await?
+                        .ok_or(CredentialError::SharedKeyMissing)?,
+                };
+                shared(text.as_bytes())?
             }
-        }
+            other => return Err(CredentialError::UnknownMethod(other.to_string())),
+        },
         // The older format: a method byte (1: shared key, then the key) or nothing.
         None => match get_bytes(STORE, &name).await? {
             Some(bytes) => match bytes.split_first() {
@@ -147,12 +152,13 @@ pub async fn save_credential(
         method: method_name(&credential).to_string(),
         shared_key: shared_key.map(str::to_string),
     };
-    let locked = vault::locked_at_rest().await?;
+    // Sealed when this page holds the data key, and then only if the lock is still stored
+    // (another tab may have removed it); in the clear only if no lock is stored.
     let data_key = vault::current();
-    if locked && data_key.is_none() {
-        return Err(CredentialError::Locked);
-    }
     let mut change = records(me, stored, data_key.as_deref())?;
+    change
+        .expect
+        .push((vault::WRAPPED.to_string(), data_key.is_some()));
     // A token earned by the other method is no use any more.
     change.puts.push((key("auth-token", me), bytes_value(&[])));
     replace(STORE, &change).await?;
@@ -181,14 +187,14 @@ pub async fn moved(me: &PeerId, data_key: Option<&DataKey>) -> Result<Change, Cr
             },
             None => {
                 return Ok(Change {
-                    puts: Vec::new(),
                     deletes: vec![key("shared-key-sealed", me)],
+                    ..Change::default()
                 })
             }
         },
     };
-    if stored.shared_key.is_none() {
-        stored.shared_key = open_sealed(me).await?;
+    if stored.shared_key.is_none() && stored.method == "shared_key" {
+        stored.shared_key = open_sealed(me).await?.map(|k| k.to_string());
     }
     records(me, stored, data_key)
 }

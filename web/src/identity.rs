@@ -7,7 +7,7 @@ use darkswap_wallet::keystore::{OpenError, SealError};
 use darkswap_wallet::vault::DataKey;
 use wasm_bindgen::JsValue;
 
-use crate::storage::{bytes_value, get_bytes, put_bytes, StorageError};
+use crate::storage::{bytes_value, get_bytes, present_all, replace, Change, StorageError};
 use crate::vault::{self, STORE};
 
 /// The key in the clear (protobuf-encoded).
@@ -32,6 +32,10 @@ pub enum IdentityError {
     Seal(#[from] SealError),
     #[error("the keys are locked, but no sealed identity is stored")]
     SealedMissing,
+    #[error("the lock on this browser's keys is incomplete (a record is missing or altered): nothing is replaced; restore the browser's data from a backup or clear the site's data to start over")]
+    LockIncomplete,
+    #[error("the stored identity is not a key (altered record)")]
+    NotBytes,
     #[error("no identity is stored in the clear")]
     PlainMissing,
 }
@@ -45,21 +49,37 @@ pub enum Loaded {
 }
 
 /// Loads the stored identity, or creates and stores a new one. A locked identity is never
-/// replaced by a new one, whatever state its records are in.
+/// replaced by a new one, whatever state its records are in: half a lock (a wrapped data key
+/// without a sealed identity, or the other way round) is an error, not a fresh start.
 pub async fn load_or_create() -> Result<Loaded, IdentityError> {
-    if vault::locked_at_rest().await? {
-        return Ok(Loaded::Locked);
-    }
-    if let Some(bytes) = get_bytes(STORE, PLAIN).await? {
-        return Keypair::from_protobuf_encoding(&bytes)
-            .map(|k| Loaded::Ready(Box::new(k)))
-            .map_err(IdentityError::Unreadable);
+    let found = present_all(STORE, &[vault::WRAPPED, SEALED, PLAIN]).await?;
+    match (found[0], found[1], found[2]) {
+        (true, true, _) => return Ok(Loaded::Locked),
+        (true, false, _) | (false, true, _) => return Err(IdentityError::LockIncomplete),
+        (false, false, true) => {
+            let bytes = get_bytes(STORE, PLAIN)
+                .await?
+                .ok_or(IdentityError::NotBytes)?;
+            return Keypair::from_protobuf_encoding(&bytes)
+                .map(|k| Loaded::Ready(Box::new(k)))
+                .map_err(IdentityError::Unreadable);
+        }
+        (false, false, false) => {}
     }
     let keypair = Keypair::generate_ed25519();
     let encoded = keypair
         .to_protobuf_encoding()
         .map_err(IdentityError::Encode)?;
-    put_bytes(STORE, PLAIN, &encoded).await?;
+    // Only if no other tab stored an identity or a lock meanwhile.
+    let change = Change {
+        expect: [vault::WRAPPED, SEALED, PLAIN]
+            .iter()
+            .map(|k| (k.to_string(), false))
+            .collect(),
+        puts: vec![(PLAIN.to_string(), bytes_value(&encoded))],
+        deletes: Vec::new(),
+    };
+    replace(STORE, &change).await?;
     Ok(Loaded::Ready(Box::new(keypair)))
 }
 

@@ -55,8 +55,12 @@ pub async fn start(
         Ok(Loaded::Locked) => {
             // Nothing starts before the trader gives the password (the unlock form).
             dispatch.dispatch(Action::KeysAtRest(KeysAtRest::Locked));
-            let k = crate::at_rest::wait_unlocked().await?;
-            dispatch.dispatch(Action::KeysAtRest(KeysAtRest::Unlocked));
+            let (k, sealed) = crate::at_rest::wait_unlocked().await?;
+            dispatch.dispatch(Action::KeysAtRest(if sealed {
+                KeysAtRest::Unlocked
+            } else {
+                KeysAtRest::Clear
+            }));
             k
         }
         Err(e) => {

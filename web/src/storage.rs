@@ -21,6 +21,8 @@ pub enum StorageError {
     NoIndexedDb,
     #[error("IndexedDB: {0}")]
     Browser(String),
+    #[error("another tab changed {0} meanwhile: try again")]
+    Changed(String),
     #[error("stored value under {key} is unreadable: {source}")]
     Value {
         key: String,
@@ -220,9 +222,11 @@ pub fn to_value<T: Serialize>(key: &str, value: &T) -> Result<JsValue, StorageEr
     })
 }
 
-/// Records to write and keys to delete, committed together by [`replace`].
+/// Records to write and keys to delete, committed together by [`replace`] if, when it runs,
+/// each key of `expect` is present (`true`) or absent (`false`) as given.
 #[derive(Default)]
 pub struct Change {
+    pub expect: Vec<(String, bool)>,
     pub puts: Vec<(String, JsValue)>,
     pub deletes: Vec<String>,
 }
@@ -230,17 +234,45 @@ pub struct Change {
 impl Change {
     /// This change followed by `other`.
     pub fn and(mut self, other: Change) -> Change {
+        self.expect.extend(other.expect);
         self.puts.extend(other.puts);
         self.deletes.extend(other.deletes);
         self
     }
 }
 
-/// Commits `change` to `store` in one transaction: all of it, or none (keys that move from the
-/// clear to sealed never exist both ways or neither way).
-pub async fn replace(store: &str, change: &Change) -> Result<(), StorageError> {
-    let write = transaction(store, IdbTransactionMode::Readwrite).await?;
+fn present(value: &JsValue) -> bool {
+    !(value.is_undefined() || value.is_null())
+}
+
+/// Whether each of `keys` holds a value, read in one transaction (one consistent view).
+pub async fn present_all(store: &str, keys: &[&str]) -> Result<Vec<bool>, StorageError> {
+    let read = transaction(store, IdbTransactionMode::Readonly).await?;
+    let objects = read.object_store(store).map_err(describe)?;
+    let requests = keys
+        .iter()
+        .map(|k| objects.get(&JsValue::from_str(k)).map_err(describe))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut found = Vec::with_capacity(requests.len());
+    for request in &requests {
+        found.push(present(&completion(request).await?));
+    }
+    Ok(found)
+}
+
+/// Checks `change.expect`, then queues its writes, in `write`.
+async fn stage(
+    write: &web_sys::IdbTransaction,
+    store: &str,
+    change: &Change,
+) -> Result<(), StorageError> {
     let objects = write.object_store(store).map_err(describe)?;
+    for (key, expected) in &change.expect {
+        let value = completion(&objects.get(&JsValue::from_str(key)).map_err(describe)?).await?;
+        if present(&value) != *expected {
+            return Err(StorageError::Changed(key.clone()));
+        }
+    }
     for (key, value) in &change.puts {
         objects
             .put_with_key(value, &JsValue::from_str(key))
@@ -248,6 +280,19 @@ pub async fn replace(store: &str, change: &Change) -> Result<(), StorageError> {
     }
     for key in &change.deletes {
         objects.delete(&JsValue::from_str(key)).map_err(describe)?;
+    }
+    Ok(())
+}
+
+/// Commits `change` to `store` in one transaction: all of it, or none (keys that move from the
+/// clear to sealed never exist both ways or neither way), and only if its expectations hold
+/// inside that transaction (another tab cannot slip a write in between the check and the
+/// change). Anything refused aborts the transaction.
+pub async fn replace(store: &str, change: &Change) -> Result<(), StorageError> {
+    let write = transaction(store, IdbTransactionMode::Readwrite).await?;
+    if let Err(e) = stage(&write, store, change).await {
+        let _ = write.abort();
+        return Err(e);
     }
     if settled(&write, "complete", &["error", "abort"]).await {
         Ok(())

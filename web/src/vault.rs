@@ -10,7 +10,7 @@ use darkswap_wallet::keystore::{KdfParams, OpenError, SealError, UnlockThrottle}
 use darkswap_wallet::vault::DataKey;
 use wasm_bindgen::JsValue;
 
-use crate::storage::{bytes_value, get_bytes, get_value, put_value, StorageError};
+use crate::storage::{bytes_value, get_bytes, get_value, present_all, put_value, StorageError};
 
 /// The store it shares with the identity and credentials.
 pub const STORE: &str = "identity";
@@ -51,9 +51,10 @@ pub fn set_current(key: Option<Rc<DataKey>>) {
     KEY.with(|k| *k.borrow_mut() = key);
 }
 
-/// Whether this browser's keys are locked at rest (a wrapped data key is stored).
+/// Whether this browser's keys are locked at rest: anything stored under the wrapped data
+/// key's name counts (an altered record is still a lock, never a reason to start afresh).
 pub async fn locked_at_rest() -> Result<bool, StorageError> {
-    Ok(get_bytes(STORE, WRAPPED).await?.is_some())
+    Ok(present_all(STORE, &[WRAPPED]).await?[0])
 }
 
 async fn throttle() -> UnlockThrottle {

@@ -21,9 +21,13 @@ enum ReleaseCommand {
         /// The built web app's directory.
         #[arg(long, default_value = "web/dist")]
         dir: PathBuf,
-        /// The publisher's ed25519 key file (created if missing; its PeerId is printed).
+        /// The publisher's ed25519 key file (its PeerId is printed). Outside the build's
+        /// directory, which is published.
         #[arg(long)]
         key: PathBuf,
+        /// Create the key file if it does not exist (a new publisher: announce its PeerId).
+        #[arg(long)]
+        create_key: bool,
         /// The version text to sign with it, e.g. "0.1.0 d4626d2".
         #[arg(long)]
         version: String,
@@ -45,9 +49,34 @@ enum ReleaseCommand {
 
 pub fn run(args: ReleaseArgs) -> Result<()> {
     match args.command {
-        ReleaseCommand::Sign { dir, key, version } => {
-            let keypair = darkswap_auth::keyfile::load_or_create_keypair(&key)?;
+        ReleaseCommand::Sign {
+            dir,
+            key,
+            create_key,
+            version,
+        } => {
             let files = read_dir(&dir)?;
+            let parent = key
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let key_dir = parent
+                .canonicalize()
+                .with_context(|| format!("cannot find {}", parent.display()))?;
+            if key_dir.starts_with(dir.canonicalize()?) {
+                bail!(
+                    "the key {} is inside {}, which is published: keep it elsewhere",
+                    key.display(),
+                    dir.display()
+                );
+            }
+            if !key.exists() && !create_key {
+                bail!(
+                    "no key file {} (give --create-key to make a new publisher key)",
+                    key.display()
+                );
+            }
+            let keypair = darkswap_auth::keyfile::load_or_create_keypair(&key)?;
             let text = darkswap_release::sign(&keypair, &version, &files)?;
             let out = dir.join(FILE_NAME);
             std::fs::write(&out, &text)
@@ -120,8 +149,16 @@ fn read_dir(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
         let entries =
             std::fs::read_dir(&at).with_context(|| format!("cannot list {}", at.display()))?;
         for entry in entries {
-            let path = entry?.path();
-            if path.is_dir() {
+            let entry = entry?;
+            let path = entry.path();
+            let kind = entry.file_type()?;
+            if kind.is_symlink() {
+                bail!(
+                    "{} is a symbolic link: a build holds plain files only",
+                    path.display()
+                );
+            }
+            if kind.is_dir() {
                 pending.push(path);
                 continue;
             }
