@@ -49,6 +49,7 @@ impl RelayBehaviour {
     ) -> Result<Self, darkswap_proto::gossip::GossipConfigError> {
         let peer_id = key.public().to_peer_id();
         let reserve_gate = gate.clone();
+        let caps_gate = gate.clone();
         let circuit_gate = gate;
         // The authorization checks run first: a refused request spends no rate-limit token.
         let reservation_rate_limiters: Vec<Box<dyn relay::RateLimiter>> = vec![Box::new(
@@ -90,8 +91,16 @@ impl RelayBehaviour {
                     pending_webrtc: defaults::MAX_PENDING_WEBRTC,
                     established_per_ip: limits.max_connections_per_ip,
                     established_total: limits.max_connections,
+                    established_kept: limits.connections_kept_for_authenticated,
+                    anonymous_grace_ms: u64::try_from(limits.anonymous_grace.as_millis())
+                        .unwrap_or(u64::MAX),
                 },
-                metrics.handshakes_pending.clone(),
+                (
+                    metrics.handshakes_pending.clone(),
+                    metrics.anonymous_connections.clone(),
+                ),
+                caps_gate,
+                metrics.anonymous_evicted.clone(),
             ),
             limits: connection_limits::Behaviour::new(connection_limits),
             relay: relay::Behaviour::new(peer_id, relay_config),

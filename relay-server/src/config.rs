@@ -77,6 +77,14 @@ pub fn documented_defaults() -> Vec<(&'static str, String)> {
             s(&defaults::MAX_CONNECTIONS_PER_IP),
         ),
         (
+            "limits.connections_kept_for_authenticated",
+            "a quarter of limits.max_connections".to_string(),
+        ),
+        (
+            "limits.anonymous_grace_secs",
+            s(&defaults::ANONYMOUS_GRACE.as_secs()),
+        ),
+        (
             "limits.max_pending_per_ip",
             s(&defaults::MAX_PENDING_PER_IP),
         ),
@@ -544,6 +552,14 @@ pub struct LimitsArgs {
     pub max_connections_per_peer: Option<u32>,
     #[arg(long, env = "DARKSWAP_RELAY_MAX_CONNECTIONS_PER_IP", help = with_default("Connections per IP address (IPv6: per /64)", defaults::MAX_CONNECTIONS_PER_IP))]
     pub max_connections_per_ip: Option<u32>,
+    #[arg(
+        long,
+        env = "DARKSWAP_RELAY_CONNECTIONS_KEPT_FOR_AUTHENTICATED",
+        help = "Of max_connections, those only peers at the reservation level may hold [default: a quarter of max_connections]"
+    )]
+    pub connections_kept_for_authenticated: Option<u32>,
+    #[arg(long, env = "DARKSWAP_RELAY_ANONYMOUS_GRACE_SECS", help = with_default("Seconds a connection below the reservation level keeps its place when a newcomer needs one", defaults::ANONYMOUS_GRACE.as_secs()))]
+    pub anonymous_grace_secs: Option<u64>,
     #[arg(long, env = "DARKSWAP_RELAY_MAX_PENDING_PER_IP", help = with_default("Handshakes in progress per IP address", defaults::MAX_PENDING_PER_IP))]
     pub max_pending_per_ip: Option<u32>,
     #[arg(long, env = "DARKSWAP_RELAY_PENDING_KEPT_FOR_NEW_ADDRESSES", help = with_default("Of the 256 TCP and WebSocket handshake slots, those kept for each address's first four", defaults::PENDING_KEPT_FOR_NEW_ADDRESSES))]
@@ -626,6 +642,8 @@ pub struct Limits {
     pub max_connections: u32,
     pub max_connections_per_peer: u32,
     pub max_connections_per_ip: u32,
+    pub connections_kept_for_authenticated: u32,
+    pub anonymous_grace: Duration,
     pub max_pending_per_ip: u32,
     pub pending_kept_for_new_addresses: u32,
     pub http_max_connections: u32,
@@ -749,6 +767,21 @@ impl Config {
                 .max_connections_per_ip
                 .or(f.max_connections_per_ip)
                 .unwrap_or(defaults::MAX_CONNECTIONS_PER_IP),
+            connections_kept_for_authenticated: l
+                .connections_kept_for_authenticated
+                .or(f.connections_kept_for_authenticated)
+                .unwrap_or_else(|| {
+                    defaults::kept_for_authenticated(
+                        l.max_connections
+                            .or(f.max_connections)
+                            .unwrap_or(defaults::MAX_CONNECTIONS),
+                    )
+                }),
+            anonymous_grace: l
+                .anonymous_grace_secs
+                .or(f.anonymous_grace_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults::ANONYMOUS_GRACE),
             max_pending_per_ip: l
                 .max_pending_per_ip
                 .or(f.max_pending_per_ip)
@@ -885,7 +918,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
-        let positive: [(&'static str, u64); 25] = [
+        let positive: [(&'static str, u64); 26] = [
             ("max_reservations", l.max_reservations as u64),
             (
                 "max_reservations_per_peer",
@@ -920,6 +953,7 @@ impl Config {
             ("max_pairs_per_peer", l.max_pairs_per_peer as u64),
             ("pair_idle_secs", l.pair_idle.as_secs()),
             ("auth_deadline_secs", l.auth_deadline.as_secs()),
+            ("anonymous_grace_secs", l.anonymous_grace.as_secs()),
             ("max_orders_per_address", l.max_orders_per_address as u64),
             ("max_pairs_per_address", l.max_pairs_per_address as u64),
             ("gossip_rate_per_peer", l.gossip_rate_per_peer as u64),
@@ -944,6 +978,15 @@ impl Config {
                     message: format!("at most {ceiling} (the pairs a peer may follow on gossip)"),
                 });
             }
+        }
+        if l.connections_kept_for_authenticated >= l.max_connections {
+            return Err(ConfigError::Invalid {
+                name: "connections_kept_for_authenticated",
+                message: format!(
+                    "must be below max_connections ({}): peers that have not proved themselves yet need room to connect and do so",
+                    l.max_connections
+                ),
+            });
         }
         if l.pending_kept_for_new_addresses > defaults::MAX_PENDING_STREAM {
             return Err(ConfigError::Invalid {

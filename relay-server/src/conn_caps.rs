@@ -10,22 +10,34 @@
 //! per-address allowance from several addresses fills only the rest, and honest traders (who
 //! hold one handshake for a moment) still find a slot until the attacker brings dozens of
 //! addresses.
+//!
+//! Established connections keep a share for peers at the level that holds reservations: every
+//! connection starts below it (nobody has proved anything yet), and those still below it may
+//! fill only `established_total - established_kept`. When that part is full, a newcomer takes
+//! the place of the oldest connection still below the level once it is older than the grace
+//! (honest traders authenticate within a second); if none is, the newcomer is refused. A peer
+//! that proved itself is moved out of that part when it is next looked at. So anonymous
+//! connections, however many addresses they come from, can neither take the kept share nor
+//! keep a newcomer out for longer than the grace.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use darkswap_proto::addr::{subscriber_of, transport_kind, TransportKind};
 use darkswap_rate::Slots;
 use libp2p::core::transport::PortUse;
 use libp2p::core::Endpoint;
 use libp2p::swarm::{
-    dummy, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
-    THandlerOutEvent, ToSwarm,
+    dummy, CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler,
+    THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::{Multiaddr, PeerId};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+
+use crate::gate::Gate;
 
 /// An address's first handshakes in progress that come from the kept part of the TCP and
 /// WebSocket share.
@@ -46,6 +58,10 @@ pub struct CapsConfig {
     pub established_per_ip: u32,
     /// Established inbound connections in all.
     pub established_total: u32,
+    /// Of those, the part only peers at the level that holds reservations may use.
+    pub established_kept: u32,
+    /// How long a connection below that level is safe from giving its place to a newcomer.
+    pub anonymous_grace_ms: u64,
 }
 
 /// Why a connection was refused here; the relay counts it under [`Refused::label`].
@@ -63,6 +79,10 @@ pub enum Refused {
     /// The address holds as many connections as it may.
     #[error("too many connections from this address")]
     PerIp,
+    /// The connections of peers below the reservation level fill their part, and none is old
+    /// enough to give its place.
+    #[error("too many connections from peers that have not proved themselves")]
+    AnonymousFull,
     /// The remote address names no IP, so no cap can be applied: refused.
     #[error("the remote address names no IP")]
     NoIp,
@@ -76,6 +96,7 @@ impl Refused {
             Refused::PendingWebrtc => "webrtc_pending_limit",
             Refused::PendingStream => "stream_pending_limit",
             Refused::PerIp => "ip_connection_limit",
+            Refused::AnonymousFull => "anonymous_limit",
             Refused::NoIp => "no_ip",
         }
     }
@@ -92,7 +113,11 @@ enum Share {
 #[derive(Debug, Clone, Copy)]
 enum Stage {
     Pending(Share),
-    Established,
+    /// Established; `anonymous` while it counts in the part for peers below the reservation
+    /// level.
+    Established {
+        anonymous: bool,
+    },
 }
 
 /// The counting core: what each connection holds, taken and given back by connection id.
@@ -104,6 +129,21 @@ pub struct Caps {
     heavy: Slots<()>,
     established: Slots<IpAddr>,
     held: HashMap<ConnectionId, (IpAddr, Stage)>,
+    /// Connections counted as anonymous, oldest first (entries of connections that closed or
+    /// moved out are skipped when reached, and swept when they pile up).
+    anonymous: VecDeque<(ConnectionId, PeerId, u64)>,
+    anonymous_now: u32,
+    anonymous_cap: u32,
+    anonymous_grace_ms: u64,
+}
+
+/// What admitting a connection did besides counting it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admitted {
+    /// Nothing else.
+    Plainly,
+    /// It took the place of this older anonymous connection, to be closed.
+    InPlaceOf(PeerId, ConnectionId),
 }
 
 impl Caps {
@@ -121,6 +161,12 @@ impl Caps {
             },
             established: Slots::new(config.established_per_ip, config.established_total),
             held: HashMap::new(),
+            anonymous: VecDeque::new(),
+            anonymous_now: 0,
+            anonymous_cap: config
+                .established_total
+                .saturating_sub(config.established_kept),
+            anonymous_grace_ms: config.anonymous_grace_ms,
         }
     }
 
@@ -159,13 +205,83 @@ impl Caps {
         }
     }
 
-    /// The handshake finished: the connection now holds a connection slot of its address.
-    pub fn established(&mut self, id: ConnectionId, remote: &Multiaddr) -> Result<(), Refused> {
+    /// The handshake finished: the connection of `peer` now holds a connection slot of its
+    /// address, and, while `kept(peer)` says the peer is below the reservation level, a place
+    /// in the anonymous part (perhaps an older one's, see [`Admitted`]). `now_ms` is the time.
+    pub fn established(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        remote: &Multiaddr,
+        now_ms: u64,
+        kept: impl Fn(&PeerId) -> bool,
+    ) -> Result<Admitted, Refused> {
         self.ended(id);
         let ip = subscriber_of(remote).ok_or(Refused::NoIp)?;
         self.established.try_take(&ip).map_err(|_| Refused::PerIp)?;
-        self.held.insert(id, (ip, Stage::Established));
-        Ok(())
+        if kept(&peer) {
+            self.held
+                .insert(id, (ip, Stage::Established { anonymous: false }));
+            return Ok(Admitted::Plainly);
+        }
+        let admitted = if self.anonymous_now < self.anonymous_cap {
+            Admitted::Plainly
+        } else {
+            match self.make_room(now_ms, &kept) {
+                Some(admitted) => admitted,
+                None => {
+                    self.established.give_back(&ip);
+                    return Err(Refused::AnonymousFull);
+                }
+            }
+        };
+        self.held
+            .insert(id, (ip, Stage::Established { anonymous: true }));
+        self.anonymous.push_back((id, peer, now_ms));
+        self.anonymous_now += 1;
+        self.sweep();
+        Ok(admitted)
+    }
+
+    /// Frees one anonymous place, oldest first: a peer that proved itself meanwhile moves out;
+    /// else the oldest past the grace gives its place (it stays counted as a connection until
+    /// it closes). `None` when neither can be done.
+    fn make_room(&mut self, now_ms: u64, kept: &impl Fn(&PeerId) -> bool) -> Option<Admitted> {
+        while let Some((id, peer, at_ms)) = self.anonymous.pop_front() {
+            let Some((_, stage)) = self.held.get_mut(&id) else {
+                continue;
+            };
+            if !matches!(stage, Stage::Established { anonymous: true }) {
+                continue;
+            }
+            if kept(&peer) {
+                *stage = Stage::Established { anonymous: false };
+                self.anonymous_now -= 1;
+                return Some(Admitted::Plainly);
+            }
+            if now_ms.saturating_sub(at_ms) >= self.anonymous_grace_ms {
+                *stage = Stage::Established { anonymous: false };
+                self.anonymous_now -= 1;
+                return Some(Admitted::InPlaceOf(peer, id));
+            }
+            self.anonymous.push_front((id, peer, at_ms));
+            return None;
+        }
+        None
+    }
+
+    /// Drops queue entries of connections no longer counted as anonymous once they outnumber
+    /// the live ones (the queue stays within twice its cap, plus a little).
+    fn sweep(&mut self) {
+        if self.anonymous.len() > 2 * self.anonymous_now as usize + 64 {
+            let held = &self.held;
+            self.anonymous.retain(|(id, _, _)| {
+                matches!(
+                    held.get(id),
+                    Some((_, Stage::Established { anonymous: true }))
+                )
+            });
+        }
     }
 
     /// The connection failed, was refused or closed: whatever it held is given back.
@@ -179,7 +295,12 @@ impl Caps {
                     Share::Heavy => self.heavy.give_back(&()),
                 }
             }
-            Some((ip, Stage::Established)) => self.established.give_back(&ip),
+            Some((ip, Stage::Established { anonymous })) => {
+                self.established.give_back(&ip);
+                if anonymous {
+                    self.anonymous_now -= 1;
+                }
+            }
             None => {}
         }
     }
@@ -188,6 +309,11 @@ impl Caps {
     pub fn pending_now(&self) -> u32 {
         self.pending.in_use()
     }
+
+    /// Connections counted as anonymous.
+    pub fn anonymous_now(&self) -> u32 {
+        self.anonymous_now
+    }
 }
 
 /// [`Caps`] as a network behaviour, listed before every other so that a refused connection
@@ -195,19 +321,38 @@ impl Caps {
 pub struct ConnCaps {
     caps: Caps,
     pending_gauge: Gauge,
+    /// Connections counted as anonymous now.
+    anonymous_gauge: Gauge,
+    /// Who is at the reservation level.
+    gate: Gate,
+    /// Anonymous connections that gave their place to a newcomer.
+    evicted: Counter,
+    /// Those connections, to close (one per admission at most; drained by `poll`).
+    to_close: VecDeque<(PeerId, ConnectionId)>,
+    waker: Option<Waker>,
 }
 
 impl ConnCaps {
-    /// Caps with `config`, reporting handshakes in progress on `pending_gauge`.
-    pub fn new(config: CapsConfig, pending_gauge: Gauge) -> Self {
+    /// Caps with `config`, reporting handshakes in progress on `gauges.0` and anonymous
+    /// connections on `gauges.1`, asking `gate` who holds the reservation level, counting
+    /// anonymous connections closed for a newcomer in `evicted`.
+    pub fn new(config: CapsConfig, gauges: (Gauge, Gauge), gate: Gate, evicted: Counter) -> Self {
+        let (pending_gauge, anonymous_gauge) = gauges;
         ConnCaps {
             caps: Caps::new(config),
             pending_gauge,
+            anonymous_gauge,
+            gate,
+            evicted,
+            to_close: VecDeque::new(),
+            waker: None,
         }
     }
 
     fn report(&self) {
         self.pending_gauge.set(i64::from(self.caps.pending_now()));
+        self.anonymous_gauge
+            .set(i64::from(self.caps.anonymous_now()));
     }
 }
 
@@ -230,13 +375,26 @@ impl NetworkBehaviour for ConnCaps {
     fn handle_established_inbound_connection(
         &mut self,
         id: ConnectionId,
-        _peer: PeerId,
+        peer: PeerId,
         _local_addr: &Multiaddr,
         remote_addr: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        let taken = self.caps.established(id, remote_addr);
+        let gate = &self.gate;
+        let taken = self.caps.established(
+            id,
+            peer,
+            remote_addr,
+            darkswap_proto::unix_time_ms(),
+            |p: &PeerId| gate.allows(p, darkswap_auth::Operation::Reserve),
+        );
         self.report();
-        taken.map_err(ConnectionDenied::new)?;
+        if let Admitted::InPlaceOf(old_peer, old_id) = taken.map_err(ConnectionDenied::new)? {
+            self.evicted.inc();
+            self.to_close.push_back((old_peer, old_id));
+            if let Some(waker) = self.waker.take() {
+                waker.wake();
+            }
+        }
         Ok(dummy::ConnectionHandler)
     }
 
@@ -270,8 +428,17 @@ impl NetworkBehaviour for ConnCaps {
         match event {}
     }
 
-    fn poll(&mut self, _cx: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
-        Poll::Pending
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
+        match self.to_close.pop_front() {
+            Some((peer_id, id)) => Poll::Ready(ToSwarm::CloseConnection {
+                peer_id,
+                connection: CloseConnection::One(id),
+            }),
+            None => {
+                self.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -286,6 +453,8 @@ mod tests {
         pending_webrtc: 3,
         established_per_ip: 2,
         established_total: 10,
+        established_kept: 4,
+        anonymous_grace_ms: 1_000,
     };
 
     fn ws() -> Multiaddr {
@@ -383,7 +552,10 @@ mod tests {
         for n in 1..=2 {
             let id = ConnectionId::new_unchecked(n);
             caps.pending(id, &ws(), &ip).unwrap();
-            assert_eq!(caps.established(id, &ip), Ok(()));
+            assert_eq!(
+                caps.established(id, PeerId::random(), &ip, 0, |_| true),
+                Ok(Admitted::Plainly)
+            );
         }
         assert_eq!(
             caps.pending_now(),
@@ -392,7 +564,10 @@ mod tests {
         );
         let third = ConnectionId::new_unchecked(3);
         caps.pending(third, &ws(), &ip).unwrap();
-        assert_eq!(caps.established(third, &ip), Err(Refused::PerIp));
+        assert_eq!(
+            caps.established(third, PeerId::random(), &ip, 0, |_| true),
+            Err(Refused::PerIp)
+        );
         assert_eq!(
             caps.pending_now(),
             0,
@@ -401,7 +576,10 @@ mod tests {
         caps.ended(ConnectionId::new_unchecked(1));
         let fourth = ConnectionId::new_unchecked(4);
         caps.pending(fourth, &ws(), &ip).unwrap();
-        assert_eq!(caps.established(fourth, &ip), Ok(()));
+        assert_eq!(
+            caps.established(fourth, PeerId::random(), &ip, 0, |_| true),
+            Ok(Admitted::Plainly)
+        );
     }
 
     #[test]
@@ -411,10 +589,123 @@ mod tests {
             Refused::PendingWebrtc,
             Refused::PendingStream,
             Refused::PerIp,
+            Refused::AnonymousFull,
             Refused::NoIp,
         ] {
             assert!(crate::metrics::CONNECTION_DENIAL_REASONS.contains(&r.label()));
         }
+    }
+
+    /// One connection of a peer of its own from each of `n` addresses, all established at
+    /// `now_ms` under `kept`; the ids and peers.
+    fn many(
+        caps: &mut Caps,
+        first: usize,
+        n: usize,
+        now_ms: u64,
+        kept: &dyn Fn(&PeerId) -> bool,
+    ) -> Vec<Result<Admitted, Refused>> {
+        (first..first + n)
+            .map(|i| {
+                let id = ConnectionId::new_unchecked(i);
+                let ip = from(&format!("203.0.113.{}", i % 250 + 1));
+                caps.pending(id, &ws(), &ip).unwrap();
+                caps.established(id, PeerId::random(), &ip, now_ms, kept)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn anonymous_connections_cannot_take_the_kept_share() {
+        let mut caps = Caps::new(CONFIG);
+        let nobody = |_: &PeerId| false;
+        // 10 in all, 4 kept: 6 anonymous fit; the 7th, within the grace, is refused.
+        assert!(many(&mut caps, 1, 6, 0, &nobody)
+            .iter()
+            .all(|r| *r == Ok(Admitted::Plainly)));
+        assert_eq!(caps.anonymous_now(), 6);
+        assert_eq!(
+            many(&mut caps, 7, 1, 999, &nobody),
+            vec![Err(Refused::AnonymousFull)]
+        );
+        // Peers at the reservation level still get in, up to the total.
+        let everyone = |_: &PeerId| true;
+        assert!(many(&mut caps, 8, 4, 999, &everyone)
+            .iter()
+            .all(|r| *r == Ok(Admitted::Plainly)));
+        assert_eq!(caps.anonymous_now(), 6);
+    }
+
+    #[test]
+    fn past_the_grace_the_oldest_anonymous_connection_gives_its_place() {
+        let mut caps = Caps::new(CONFIG);
+        let nobody = |_: &PeerId| false;
+        many(&mut caps, 1, 3, 0, &nobody);
+        many(&mut caps, 4, 3, 500, &nobody);
+        // At 1,000 ms the first (oldest) is past the grace: a newcomer takes its place.
+        let took = many(&mut caps, 7, 1, 1_000, &nobody);
+        assert!(
+            matches!(took[0], Ok(Admitted::InPlaceOf(_, id)) if id == ConnectionId::new_unchecked(1)),
+            "{took:?}"
+        );
+        assert_eq!(caps.anonymous_now(), 6, "the evicted one counts no more");
+        // Its close gives its connection slot back without counting it anonymous twice.
+        caps.ended(ConnectionId::new_unchecked(1));
+        assert_eq!(caps.anonymous_now(), 6);
+        // The next two oldest go the same way; then those of 500 ms are within the grace.
+        for (i, want) in [(8, 2), (9, 3)] {
+            let took = many(&mut caps, i, 1, 1_000, &nobody);
+            assert!(
+                matches!(took[0], Ok(Admitted::InPlaceOf(_, id)) if id == ConnectionId::new_unchecked(want))
+            );
+        }
+        assert_eq!(
+            many(&mut caps, 10, 1, 1_000, &nobody),
+            vec![Err(Refused::AnonymousFull)]
+        );
+    }
+
+    #[test]
+    fn a_peer_that_proved_itself_moves_out_instead_of_being_closed() {
+        let mut caps = Caps::new(CONFIG);
+        let nobody = |_: &PeerId| false;
+        many(&mut caps, 1, 6, 0, &nobody);
+        // Everyone proved themselves meanwhile: the oldest moves out, and the newcomer (still
+        // anonymous to the check) takes the freed place; no connection is closed.
+        let proved = |_: &PeerId| true;
+        let took = many(&mut caps, 7, 1, 5_000, &|p| nobody(p));
+        assert!(
+            matches!(took[0], Ok(Admitted::InPlaceOf(..))),
+            "nobody proved: evicted"
+        );
+        let mut caps = Caps::new(CONFIG);
+        many(&mut caps, 1, 6, 0, &nobody);
+        let id = ConnectionId::new_unchecked(7);
+        let ip = from("198.51.100.1");
+        caps.pending(id, &ws(), &ip).unwrap();
+        let newcomer = PeerId::random();
+        let took = caps.established(id, newcomer, &ip, 5_000, |p| *p != newcomer && proved(p));
+        assert_eq!(took, Ok(Admitted::Plainly));
+        assert_eq!(caps.anonymous_now(), 6);
+    }
+
+    #[test]
+    fn the_queue_of_anonymous_connections_stays_bounded() {
+        let mut caps = Caps::new(CONFIG);
+        let nobody = |_: &PeerId| false;
+        for round in 0..1_000 {
+            let first = round * 6 + 1;
+            many(&mut caps, first, 6, 0, &nobody);
+            for i in first..first + 6 {
+                caps.ended(ConnectionId::new_unchecked(i));
+            }
+        }
+        assert_eq!(caps.anonymous_now(), 0);
+        assert!(
+            caps.anonymous.len() <= 2 * 6 + 64 + 1,
+            "{}",
+            caps.anonymous.len()
+        );
     }
 
     #[test]

@@ -60,6 +60,13 @@ pub const MAX_PENDING_INCOMING: u32 = 512;
 /// Established connections from one IP address (an IPv6 /64): an office or a carrier-grade NAT
 /// holds one per trader, one laptop cannot take every slot.
 pub const MAX_CONNECTIONS_PER_IP: u32 = 256;
+/// Of `max_connections`, those only peers at the reservation level may hold: a quarter.
+pub fn kept_for_authenticated(max_connections: u32) -> u32 {
+    max_connections / 4
+}
+/// How long a connection below the reservation level is safe from giving its place to a
+/// newcomer when their part is full (honest traders authenticate within a second).
+pub const ANONYMOUS_GRACE: Duration = Duration::from_secs(10);
 /// Handshakes in progress from one IP address (half-open WebSocket upgrades, STUN floods).
 pub const MAX_PENDING_PER_IP: u32 = 32;
 /// WebRTC-direct handshakes in progress at once: half the pending slots, so that a UDP flood,

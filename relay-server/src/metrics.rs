@@ -52,6 +52,7 @@ pub const CONNECTION_DENIAL_REASONS: &[&str] = &[
     "webrtc_pending_limit",
     "stream_pending_limit",
     "ip_connection_limit",
+    "anonymous_limit",
     "no_ip",
 ];
 /// Why an HTTP connection was refused on accept.
@@ -199,6 +200,11 @@ pub struct RelayMetrics {
     /// Peers disconnected because they were still below publishing when their time to
     /// authenticate (limits.auth_deadline_secs) was up.
     pub unauthenticated_dropped: Counter,
+    /// Connections of peers below the reservation level closed to make room for a newcomer
+    /// (their part of the connection slots was full and they were past the grace).
+    pub anonymous_evicted: Counter,
+    /// Established inbound connections of peers below the reservation level.
+    pub anonymous_connections: Gauge,
     /// Peers disconnected because they held a reservation or a circuit past the end of the
     /// level it needs (a token that ran out unrenewed, trust withdrawn), by what they held.
     pub lapsed_dropped: Family<HeldLabels, Counter>,
@@ -262,6 +268,8 @@ impl RelayMetrics {
             pairs_followed: Gauge::default(),
             gossip_mesh_peers: Gauge::default(),
             unauthenticated_dropped: Counter::default(),
+            anonymous_evicted: Counter::default(),
+            anonymous_connections: Gauge::default(),
             lapsed_dropped: Family::default(),
             pair_follow_events: Family::default(),
             book_sync_requests: Family::default(),
@@ -433,6 +441,16 @@ impl RelayMetrics {
             "unauthenticated_dropped",
             "Peers disconnected because they had not reached the level publishing needs within limits.auth_deadline_secs of connecting",
             m.unauthenticated_dropped.clone(),
+        );
+        r.register(
+            "anonymous_connections",
+            "Established inbound connections of peers below the reservation level (at most limits.max_connections - limits.connections_kept_for_authenticated)",
+            m.anonymous_connections.clone(),
+        );
+        r.register(
+            "anonymous_evicted",
+            "Connections of peers below the reservation level closed to make room for a newcomer (limits.connections_kept_for_authenticated, limits.anonymous_grace_secs)",
+            m.anonymous_evicted.clone(),
         );
         r.register(
             "lapsed_dropped",

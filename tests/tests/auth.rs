@@ -788,3 +788,57 @@ async fn an_open_relay_is_a_deliberate_choice() -> anyhow::Result<()> {
     trader.reserved().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn connections_are_kept_for_peers_that_proved_themselves() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // 10 connections, 4 of them kept for peers at the reservation level, a 3 s grace.
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &[
+            "--max-connections",
+            "10",
+            "--connections-kept-for-authenticated",
+            "4",
+            "--anonymous-grace-secs",
+            "3",
+        ],
+    )?;
+    // A trader proves itself and reserves before the flood.
+    let mut early = Probe::connect(&relay, Keypair::generate_ed25519()).await?;
+    assert!(granted(&early.authenticate().await?).is_some());
+    assert_eq!(early.hold_reservation().await?, Reservation::Accepted);
+    // Six peers that never prove anything fill their part (10 - 4); the trader who proved
+    // itself is moved out of it on the way.
+    let mut anonymous = Vec::new();
+    for _ in 0..6 {
+        anonymous.push(Probe::connect(&relay, Keypair::generate_ed25519()).await?);
+    }
+    assert_eq!(
+        relay
+            .metric_eventually("darkswap_relay_anonymous_connections", T, |v| v == 6.0)
+            .await?,
+        6.0
+    );
+    // A seventh, within the grace, is refused.
+    let denied = r#"darkswap_relay_connections_denied_total{reason="anonymous_limit"}"#;
+    if let Ok(mut seventh) = Probe::connect(&relay, Keypair::generate_ed25519()).await {
+        assert!(seventh.closed_within(Duration::from_secs(5)).await);
+    }
+    assert_eq!(relay.metric_eventually(denied, T, |v| v >= 1.0).await?, 1.0);
+    // Past the grace, a newcomer takes the place of the oldest anonymous connection, proves
+    // itself and reserves.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut late = Probe::connect(&relay, Keypair::generate_ed25519()).await?;
+    assert!(granted(&late.authenticate().await?).is_some());
+    assert_eq!(late.hold_reservation().await?, Reservation::Accepted);
+    assert!(anonymous[0].closed_within(Duration::from_secs(5)).await);
+    assert_eq!(relay.metric("darkswap_relay_anonymous_evicted_total")?, 1.0);
+    assert_eq!(relay.metric(denied)?, 1.0);
+    // The newer anonymous connections keep theirs, and the trader who proved itself first,
+    // the oldest connection of all, was never the one to go.
+    assert!(!anonymous[5].closed_within(Duration::from_millis(500)).await);
+    assert!(!early.closed_within(Duration::from_millis(500)).await);
+    Ok(())
+}
