@@ -12,21 +12,30 @@
 //!   trader at another address (127.0.0.3) comes through the same nginx. Run with the setup the
 //!   README gave before (WebSocket proxied in nginx's http context: the relay sees only nginx's
 //!   address) and with the README's setup now (a PROXY header naming each trader).
+//! - `anonymous-flood` (issue 17, item 2): peers that never prove anything open connections
+//!   until the relay refuses them (a relay of `--flood-connections` slots); then an honest
+//!   trader comes. Before, the flood could take every slot and hold it until the deadline to
+//!   authenticate (120 s); now it fills only the part not kept for peers that proved
+//!   themselves, and a newcomer takes the place of the oldest flooder past the grace.
 //!
 //! Every client here connects from 127.0.0.1, the honest ones too: per-address caps therefore
 //! charge honest traders with the attacker (as behind one NAT). The attacker's yield (pairs and
 //! orders the relay holds for it) is the figure to compare.
 //!
 //! Usage: abuse-bench [--identities N] [--pairs-each N] [--orders-each N] [--proxy-connections N]
+//!                    [--flood-connections N] [--anonymous-grace-secs N]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use darkswap_net::libp2p::identity::Keypair;
 use darkswap_net::unix_time_ms;
+use darkswap_net::{NodeEvent, RelayStatus};
 use darkswap_orderbook::Pair;
 use darkswap_tests::hostile::{attacker, socket_of};
 use darkswap_tests::nginx::Nginx;
+use darkswap_tests::probe::Probe;
 use darkswap_tests::{numbered_pair, sell, signed_sell, Peer, Ports, RawPublisher, Relay};
 
 struct Sizes {
@@ -34,6 +43,8 @@ struct Sizes {
     pairs_each: usize,
     orders_each: usize,
     proxy_connections: usize,
+    flood_connections: usize,
+    anonymous_grace_secs: u64,
 }
 
 /// The README's nginx block before PROXY headers (issue 17, item 6): the WebSocket side proxied
@@ -71,6 +82,8 @@ async fn main() -> Result<()> {
         pairs_each: 30,
         orders_each: 200,
         proxy_connections: 256,
+        flood_connections: 1_000,
+        anonymous_grace_secs: 10,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -80,8 +93,10 @@ async fn main() -> Result<()> {
             "--pairs-each" => sizes.pairs_each = value.parse()?,
             "--orders-each" => sizes.orders_each = value.parse()?,
             "--proxy-connections" => sizes.proxy_connections = value.parse()?,
+            "--flood-connections" => sizes.flood_connections = value.parse()?,
+            "--anonymous-grace-secs" => sizes.anonymous_grace_secs = value.parse()?,
             other => {
-                bail!("unknown argument {other} (--identities N, --pairs-each N, --orders-each N, --proxy-connections N)")
+                bail!("unknown argument {other} (--identities N, --pairs-each N, --orders-each N, --proxy-connections N, --flood-connections N, --anonymous-grace-secs N)")
             }
         }
     }
@@ -90,6 +105,79 @@ async fn main() -> Result<()> {
     stuffing(&sizes).await?;
     behind_proxy(&sizes, false).await?;
     behind_proxy(&sizes, true).await?;
+    anonymous_flood(&sizes).await?;
+    Ok(())
+}
+
+async fn anonymous_flood(sizes: &Sizes) -> Result<()> {
+    let help = std::process::Command::new(darkswap_tests::relay_bin())
+        .arg("--help")
+        .output()?;
+    let kept =
+        String::from_utf8_lossy(&help.stdout).contains("--connections-kept-for-authenticated");
+    let dir = tempfile::tempdir()?;
+    let total = sizes.flood_connections.to_string();
+    let grace = sizes.anonymous_grace_secs.to_string();
+    // Every client comes from 127.0.0.1: the per-address caps are lifted for this measurement
+    // (the flood stands for peers at as many addresses).
+    let per_ip = (sizes.flood_connections + 16).to_string();
+    let mut flags = vec![
+        "--max-connections",
+        total.as_str(),
+        "--max-connections-per-ip",
+        per_ip.as_str(),
+        "--auth-challenge-rate-per-ip",
+        per_ip.as_str(),
+    ];
+    if kept {
+        flags.extend(["--anonymous-grace-secs", grace.as_str()]);
+    }
+    let relay = Relay::start(dir.path(), Ports::default(), &flags)?;
+    let started = Instant::now();
+    let mut flood = Vec::new();
+    for _ in 0..sizes.flood_connections {
+        if let Ok(probe) = Probe::connect(&relay, Keypair::generate_ed25519()).await {
+            flood.push(probe);
+        }
+    }
+    let flooded = started.elapsed();
+    let refused = |reason: &str| {
+        relay
+            .metric(&format!(
+                r#"darkswap_relay_connections_denied_total{{reason="{reason}"}}"#
+            ))
+            .unwrap_or(0.0)
+    };
+    let held = relay
+        .metric("darkswap_relay_anonymous_connections")
+        .map_or_else(|_| format!("{}", flood.len()), |v| format!("{v}"));
+    let came = Instant::now();
+    let mut honest = Peer::start(vec![relay.tcp_addr()]).await?;
+    let seen = honest
+        .wait_for(Duration::from_secs(60), |e| {
+            matches!(e, NodeEvent::Relay(RelayStatus::Reserved { .. })).then_some(())
+        })
+        .await
+        .ok()
+        .map(|_| came.elapsed());
+    let setup = if kept {
+        format!("slots kept for peers that proved themselves, {grace} s grace")
+    } else {
+        "this relay keeps no slots".to_string()
+    };
+    println!(
+        "anonymous-flood ({setup}): {} anonymous peers opened connections to a relay of {total} slots in {:.1} s; {held} held, refused {} (slots full) + {} (anonymous part full); an honest trader coming then: {}; flooders' connections closed for newcomers: {}",
+        sizes.flood_connections,
+        flooded.as_secs_f64(),
+        refused("connection_limit"),
+        refused("anonymous_limit"),
+        match seen {
+            Some(d) => format!("reserved in {:.1} s", d.as_secs_f64()),
+            None => "NOT reserved within 60 s".into(),
+        },
+        metric_or_na(&relay, "darkswap_relay_anonymous_evicted_total"),
+    );
+    drop(flood);
     Ok(())
 }
 
