@@ -27,8 +27,9 @@ use crate::metrics::RelayMetrics;
 #[derive(NetworkBehaviour)]
 pub struct RelayBehaviour {
     pub blocked: allow_block_list::Behaviour<BlockedPeers>,
-    pub caps: ConnCaps,
+    // Before `caps`: a connection it refuses never makes `caps` close an older one for it.
     pub limits: connection_limits::Behaviour,
+    pub caps: ConnCaps,
     pub relay: relay::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,

@@ -15,10 +15,13 @@
 //! connection starts below it (nobody has proved anything yet), and those still below it may
 //! fill only `established_total - established_kept`. When that part is full, a newcomer takes
 //! the place of the oldest connection still below the level once it is older than the grace
-//! (honest traders authenticate within a second); if none is, the newcomer is refused. A peer
-//! that proved itself is moved out of that part when it is next looked at. So anonymous
-//! connections, however many addresses they come from, can neither take the kept share nor
-//! keep a newcomer out for longer than the grace.
+//! (honest traders authenticate within a second); if none is, the newcomer is refused. Peers
+//! that proved themselves are moved out of that part every second (and whenever a newcomer
+//! needs room), never closed for one. So anonymous connections, however many addresses they
+//! come from, cannot take the kept share, and a flood that stops retrying keeps newcomers out
+//! no longer than the grace; one that keeps reconnecting competes with newcomers for every
+//! place that frees up. At most [`MAX_EVICTING`] closes are in flight at once (a close can
+//! take its time), and the grace is measured on a monotonic clock.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -42,6 +45,10 @@ use crate::gate::Gate;
 /// An address's first handshakes in progress that come from the kept part of the TCP and
 /// WebSocket share.
 pub const LIGHT_PER_IP: u32 = 4;
+
+/// Anonymous connections closed for newcomers and not yet gone, at most: past it newcomers
+/// are refused rather than more closes started (a close waits for the peer to read).
+pub const MAX_EVICTING: u32 = 64;
 
 /// The caps in force.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +86,9 @@ pub enum Refused {
     /// The address holds as many connections as it may.
     #[error("too many connections from this address")]
     PerIp,
+    /// The relay holds as many connections as it may.
+    #[error("too many connections")]
+    Total,
     /// The connections of peers below the reservation level fill their part, and none is old
     /// enough to give its place.
     #[error("too many connections from peers that have not proved themselves")]
@@ -96,6 +106,7 @@ impl Refused {
             Refused::PendingWebrtc => "webrtc_pending_limit",
             Refused::PendingStream => "stream_pending_limit",
             Refused::PerIp => "ip_connection_limit",
+            Refused::Total => "connection_limit",
             Refused::AnonymousFull => "anonymous_limit",
             Refused::NoIp => "no_ip",
         }
@@ -110,14 +121,21 @@ enum Share {
     Heavy,
 }
 
+/// Which part of the established connections one counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// A peer at the reservation level (or one moved out after proving itself).
+    Kept,
+    /// A peer below the reservation level.
+    Anonymous,
+    /// Closed for a newcomer, not yet gone.
+    Evicting,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Stage {
     Pending(Share),
-    /// Established; `anonymous` while it counts in the part for peers below the reservation
-    /// level.
-    Established {
-        anonymous: bool,
-    },
+    Established(Part),
 }
 
 /// The counting core: what each connection holds, taken and given back by connection id.
@@ -135,6 +153,7 @@ pub struct Caps {
     anonymous_now: u32,
     anonymous_cap: u32,
     anonymous_grace_ms: u64,
+    evicting_now: u32,
 }
 
 /// What admitting a connection did besides counting it.
@@ -167,6 +186,7 @@ impl Caps {
                 .established_total
                 .saturating_sub(config.established_kept),
             anonymous_grace_ms: config.anonymous_grace_ms,
+            evicting_now: 0,
         }
     }
 
@@ -218,10 +238,12 @@ impl Caps {
     ) -> Result<Admitted, Refused> {
         self.ended(id);
         let ip = subscriber_of(remote).ok_or(Refused::NoIp)?;
-        self.established.try_take(&ip).map_err(|_| Refused::PerIp)?;
+        self.established.try_take(&ip).map_err(|full| match full {
+            darkswap_rate::Full::Total => Refused::Total,
+            darkswap_rate::Full::Key => Refused::PerIp,
+        })?;
         if kept(&peer) {
-            self.held
-                .insert(id, (ip, Stage::Established { anonymous: false }));
+            self.held.insert(id, (ip, Stage::Established(Part::Kept)));
             return Ok(Admitted::Plainly);
         }
         let admitted = if self.anonymous_now < self.anonymous_cap {
@@ -236,7 +258,7 @@ impl Caps {
             }
         };
         self.held
-            .insert(id, (ip, Stage::Established { anonymous: true }));
+            .insert(id, (ip, Stage::Established(Part::Anonymous)));
         self.anonymous.push_back((id, peer, now_ms));
         self.anonymous_now += 1;
         self.sweep();
@@ -251,17 +273,20 @@ impl Caps {
             let Some((_, stage)) = self.held.get_mut(&id) else {
                 continue;
             };
-            if !matches!(stage, Stage::Established { anonymous: true }) {
+            if !matches!(stage, Stage::Established(Part::Anonymous)) {
                 continue;
             }
             if kept(&peer) {
-                *stage = Stage::Established { anonymous: false };
+                *stage = Stage::Established(Part::Kept);
                 self.anonymous_now -= 1;
                 return Some(Admitted::Plainly);
             }
-            if now_ms.saturating_sub(at_ms) >= self.anonymous_grace_ms {
-                *stage = Stage::Established { anonymous: false };
+            if now_ms.saturating_sub(at_ms) >= self.anonymous_grace_ms
+                && self.evicting_now < MAX_EVICTING
+            {
+                *stage = Stage::Established(Part::Evicting);
                 self.anonymous_now -= 1;
+                self.evicting_now += 1;
                 return Some(Admitted::InPlaceOf(peer, id));
             }
             self.anonymous.push_front((id, peer, at_ms));
@@ -276,12 +301,30 @@ impl Caps {
         if self.anonymous.len() > 2 * self.anonymous_now as usize + 64 {
             let held = &self.held;
             self.anonymous.retain(|(id, _, _)| {
-                matches!(
-                    held.get(id),
-                    Some((_, Stage::Established { anonymous: true }))
-                )
+                matches!(held.get(id), Some((_, Stage::Established(Part::Anonymous))))
             });
         }
+    }
+
+    /// Moves every anonymous connection whose peer `kept` now says is at the reservation
+    /// level out of the anonymous part (run every second: the part then counts only peers
+    /// below the level), dropping queue entries of connections gone meanwhile.
+    pub fn recheck(&mut self, kept: impl Fn(&PeerId) -> bool) {
+        let (held, moved) = (&mut self.held, &mut self.anonymous_now);
+        self.anonymous.retain(|(id, peer, _)| {
+            let Some((_, stage)) = held.get_mut(id) else {
+                return false;
+            };
+            if !matches!(stage, Stage::Established(Part::Anonymous)) {
+                return false;
+            }
+            if kept(peer) {
+                *stage = Stage::Established(Part::Kept);
+                *moved -= 1;
+                return false;
+            }
+            true
+        });
     }
 
     /// The connection failed, was refused or closed: whatever it held is given back.
@@ -295,10 +338,12 @@ impl Caps {
                     Share::Heavy => self.heavy.give_back(&()),
                 }
             }
-            Some((ip, Stage::Established { anonymous })) => {
+            Some((ip, Stage::Established(part))) => {
                 self.established.give_back(&ip);
-                if anonymous {
-                    self.anonymous_now -= 1;
+                match part {
+                    Part::Kept => {}
+                    Part::Anonymous => self.anonymous_now -= 1,
+                    Part::Evicting => self.evicting_now -= 1,
                 }
             }
             None => {}
@@ -330,6 +375,8 @@ pub struct ConnCaps {
     /// Those connections, to close (one per admission at most; drained by `poll`).
     to_close: VecDeque<(PeerId, ConnectionId)>,
     waker: Option<Waker>,
+    /// The grace's clock: monotonic, from this behaviour's start.
+    started: std::time::Instant,
 }
 
 impl ConnCaps {
@@ -346,7 +393,16 @@ impl ConnCaps {
             evicted,
             to_close: VecDeque::new(),
             waker: None,
+            started: std::time::Instant::now(),
         }
+    }
+
+    /// Moves peers that proved themselves out of the anonymous part (the relay's 1 s tick).
+    pub fn recheck(&mut self) {
+        let gate = &self.gate;
+        self.caps
+            .recheck(|p: &PeerId| gate.allows(p, darkswap_auth::Operation::Reserve));
+        self.report();
     }
 
     fn report(&self) {
@@ -384,7 +440,7 @@ impl NetworkBehaviour for ConnCaps {
             id,
             peer,
             remote_addr,
-            darkswap_proto::unix_time_ms(),
+            u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             |p: &PeerId| gate.allows(p, darkswap_auth::Operation::Reserve),
         );
         self.report();
@@ -589,6 +645,7 @@ mod tests {
             Refused::PendingWebrtc,
             Refused::PendingStream,
             Refused::PerIp,
+            Refused::Total,
             Refused::AnonymousFull,
             Refused::NoIp,
         ] {
@@ -667,26 +724,67 @@ mod tests {
 
     #[test]
     fn a_peer_that_proved_itself_moves_out_instead_of_being_closed() {
-        let mut caps = Caps::new(CONFIG);
         let nobody = |_: &PeerId| false;
-        many(&mut caps, 1, 6, 0, &nobody);
-        // Everyone proved themselves meanwhile: the oldest moves out, and the newcomer (still
-        // anonymous to the check) takes the freed place; no connection is closed.
-        let proved = |_: &PeerId| true;
-        let took = many(&mut caps, 7, 1, 5_000, &|p| nobody(p));
-        assert!(
-            matches!(took[0], Ok(Admitted::InPlaceOf(..))),
-            "nobody proved: evicted"
-        );
         let mut caps = Caps::new(CONFIG);
         many(&mut caps, 1, 6, 0, &nobody);
+        // Everyone but the newcomer proved themselves meanwhile: the oldest moves out and the
+        // newcomer takes the freed place; no connection is closed.
         let id = ConnectionId::new_unchecked(7);
         let ip = from("198.51.100.1");
         caps.pending(id, &ws(), &ip).unwrap();
         let newcomer = PeerId::random();
-        let took = caps.established(id, newcomer, &ip, 5_000, |p| *p != newcomer && proved(p));
+        let took = caps.established(id, newcomer, &ip, 5_000, |p| *p != newcomer);
         assert_eq!(took, Ok(Admitted::Plainly));
         assert_eq!(caps.anonymous_now(), 6);
+        // The second's tick moves the other five out at once.
+        caps.recheck(|p| *p != newcomer);
+        assert_eq!(caps.anonymous_now(), 1);
+        assert_eq!(caps.anonymous.len(), 1);
+    }
+
+    #[test]
+    fn closes_in_flight_are_bounded() {
+        let config = CapsConfig {
+            established_per_ip: 1_000,
+            established_total: 1_100,
+            established_kept: 100,
+            ..CONFIG
+        };
+        let mut caps = Caps::new(config);
+        let nobody = |_: &PeerId| false;
+        // The whole part full of old anonymous connections whose closes never finish.
+        let mut next = 1;
+        for _ in 0..1_000 {
+            let ip = from(&format!("203.0.113.{}", next % 250 + 1));
+            let id = ConnectionId::new_unchecked(next);
+            caps.pending(id, &ws(), &ip).unwrap();
+            caps.established(id, PeerId::random(), &ip, 0, nobody)
+                .unwrap();
+            next += 1;
+        }
+        let (mut evicted, mut refused) = (0, 0);
+        for _ in 0..(2 * MAX_EVICTING) {
+            let ip = from(&format!("198.51.100.{}", next % 250 + 1));
+            let id = ConnectionId::new_unchecked(next);
+            next += 1;
+            caps.pending(id, &ws(), &ip).unwrap();
+            match caps.established(id, PeerId::random(), &ip, 60_000, nobody) {
+                Ok(Admitted::InPlaceOf(..)) => evicted += 1,
+                Ok(Admitted::Plainly) => {}
+                Err(Refused::AnonymousFull) | Err(Refused::Total) => refused += 1,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(evicted, MAX_EVICTING, "closes in flight");
+        assert_eq!(refused, MAX_EVICTING);
+        // As the closes finish, newcomers get places again.
+        caps.ended(ConnectionId::new_unchecked(1));
+        let ip = from("192.0.2.200");
+        let id = ConnectionId::new_unchecked(next);
+        caps.pending(id, &ws(), &ip).unwrap();
+        assert!(caps
+            .established(id, PeerId::random(), &ip, 60_000, nobody)
+            .is_ok());
     }
 
     #[test]

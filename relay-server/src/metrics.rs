@@ -444,7 +444,7 @@ impl RelayMetrics {
         );
         r.register(
             "anonymous_connections",
-            "Established inbound connections of peers below the reservation level (at most limits.max_connections - limits.connections_kept_for_authenticated)",
+            "Established inbound connections of peers below the reservation level, rechecked every second (at most limits.max_connections - limits.connections_kept_for_authenticated)",
             m.anonymous_connections.clone(),
         );
         r.register(

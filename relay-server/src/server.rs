@@ -296,6 +296,7 @@ async fn run_loop(
                 loop_state.update_health(started);
                 loop_state.update_auth(&swarm);
                 loop_state.drop_lapsed(&mut swarm);
+                swarm.behaviour_mut().caps.recheck();
             }
             _ = orders_tick.tick() => {
                 let now_ms = darkswap_proto::unix_time_ms();

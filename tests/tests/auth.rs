@@ -792,7 +792,7 @@ async fn an_open_relay_is_a_deliberate_choice() -> anyhow::Result<()> {
 #[tokio::test]
 async fn connections_are_kept_for_peers_that_proved_themselves() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    // 10 connections, 4 of them kept for peers at the reservation level, a 3 s grace.
+    // 10 connections, 4 of them kept for peers at the reservation level, a 6 s grace.
     let relay = Relay::start(
         dir.path(),
         Ports::default(),
@@ -802,7 +802,7 @@ async fn connections_are_kept_for_peers_that_proved_themselves() -> anyhow::Resu
             "--connections-kept-for-authenticated",
             "4",
             "--anonymous-grace-secs",
-            "3",
+            "6",
         ],
     )?;
     // A trader proves itself and reserves before the flood.
@@ -829,12 +829,16 @@ async fn connections_are_kept_for_peers_that_proved_themselves() -> anyhow::Resu
     assert_eq!(relay.metric_eventually(denied, T, |v| v >= 1.0).await?, 1.0);
     // Past the grace, a newcomer takes the place of the oldest anonymous connection, proves
     // itself and reserves.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
     let mut late = Probe::connect(&relay, Keypair::generate_ed25519()).await?;
     assert!(granted(&late.authenticate().await?).is_some());
     assert_eq!(late.hold_reservation().await?, Reservation::Accepted);
     assert!(anonymous[0].closed_within(Duration::from_secs(5)).await);
     assert_eq!(relay.metric("darkswap_relay_anonymous_evicted_total")?, 1.0);
+    // Within a second the count holds only peers below the level: the five flooders left.
+    relay
+        .metric_eventually("darkswap_relay_anonymous_connections", T, |v| v == 5.0)
+        .await?;
     assert_eq!(relay.metric(denied)?, 1.0);
     // The newer anonymous connections keep theirs, and the trader who proved itself first,
     // the oldest connection of all, was never the one to go.
