@@ -6,11 +6,11 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use darkswap_wallet::keystore::{KdfParams, OpenError, SealError, UnlockThrottle};
+use darkswap_wallet::keystore::{KdfParams, OpenError, SealError};
 use darkswap_wallet::vault::DataKey;
 use wasm_bindgen::JsValue;
 
-use crate::storage::{bytes_value, get_bytes, get_value, present_all, put_value, StorageError};
+use crate::storage::{bytes_value, get_bytes, present_all, StorageError};
 
 /// The store it shares with the identity and credentials.
 pub const STORE: &str = "identity";
@@ -57,20 +57,10 @@ pub async fn locked_at_rest() -> Result<bool, StorageError> {
     Ok(present_all(STORE, &[WRAPPED]).await?[0])
 }
 
-async fn throttle() -> UnlockThrottle {
-    match get_value::<(u32, u64)>(STORE, THROTTLE).await {
-        Ok(Some((failures, last_failure_ms))) => UnlockThrottle {
-            failures,
-            last_failure_ms,
-        },
-        _ => UnlockThrottle::default(),
-    }
-}
-
 /// Checks a password against a sealed record with `open`, under the throttle: refused while it
 /// says wait; a wrong password (or an altered record) counts, the right one resets it.
 pub async fn throttled<T>(open: impl FnOnce() -> Result<T, OpenError>) -> Result<T, VaultError> {
-    let mut t = throttle().await;
+    let mut t = crate::wallet::load_throttle_at(STORE, THROTTLE).await;
     if let Some(at) = t.retry_at(now_ms()) {
         return Err(VaultError::Throttled((at - now_ms()).div_ceil(1000)));
     }
@@ -80,7 +70,7 @@ pub async fn throttled<T>(open: impl FnOnce() -> Result<T, OpenError>) -> Result
         Err(OpenError::WrongPasswordOrTampered) => t.failed(now_ms()),
         Err(_) => return outcome.map_err(VaultError::from),
     }
-    put_value(STORE, THROTTLE, &(t.failures, t.last_failure_ms)).await?;
+    crate::wallet::save_throttle_at(STORE, THROTTLE, t).await?;
     outcome.map_err(VaultError::from)
 }
 

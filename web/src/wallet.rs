@@ -21,7 +21,7 @@ use darkswap_wallet::retry::{retry_after, Outcome};
 use darkswap_wallet::sync::{Scan, Server};
 use darkswap_wallet::{Account, Chain as KeyChain, Keychain, Network, RuneId, Utxo};
 
-use crate::storage::{get_bytes, get_value, put_bytes, put_value};
+use crate::storage::{get_bytes, get_value, put_bytes, put_value, StorageError};
 
 const STORE: &str = "wallet";
 const SEALED_KEY: &str = "sealed";
@@ -88,8 +88,9 @@ pub async fn save_sealed(sealed: &[u8]) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-pub async fn load_throttle() -> UnlockThrottle {
-    match get_value::<(u32, u64)>(STORE, THROTTLE_KEY).await {
+/// A password throttle kept under `key` in `store` (a fresh one when none is stored).
+pub async fn load_throttle_at(store: &str, key: &str) -> UnlockThrottle {
+    match get_value::<(u32, u64)>(store, key).await {
         Ok(Some((failures, last_failure_ms))) => UnlockThrottle {
             failures,
             last_failure_ms,
@@ -98,8 +99,21 @@ pub async fn load_throttle() -> UnlockThrottle {
     }
 }
 
+/// Keeps a password throttle under `key` in `store`.
+pub async fn save_throttle_at(
+    store: &str,
+    key: &str,
+    t: UnlockThrottle,
+) -> Result<(), StorageError> {
+    put_value(store, key, &(t.failures, t.last_failure_ms)).await
+}
+
+pub async fn load_throttle() -> UnlockThrottle {
+    load_throttle_at(STORE, THROTTLE_KEY).await
+}
+
 pub async fn save_throttle(t: UnlockThrottle) -> Result<(), String> {
-    put_value(STORE, THROTTLE_KEY, &(t.failures, t.last_failure_ms))
+    save_throttle_at(STORE, THROTTLE_KEY, t)
         .await
         .map_err(|e| e.to_string())
 }
