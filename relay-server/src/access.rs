@@ -528,6 +528,7 @@ mod tests {
             issued_at_ms: now - 1_000,
             expires_at_ms: u64::MAX,
             shared_key: None,
+            stamp_bits: 0,
         };
         assert_eq!(a.token_level(&claims), Err(RefuseReason::Banned));
         a.unban(&p).unwrap();
@@ -556,6 +557,7 @@ mod tests {
             issued_at_ms: 0,
             expires_at_ms: u64::MAX,
             shared_key,
+            stamp_bits: 0,
         };
         assert_eq!(
             a.token_level(&claims(Some(new.fingerprint()))),
@@ -599,6 +601,7 @@ mod tests {
             issued_at_ms: 0,
             expires_at_ms: u64::MAX,
             shared_key: None,
+            stamp_bits: 0,
         };
         assert_eq!(a.token_level(&claims), Ok(Level::Trusted));
     }

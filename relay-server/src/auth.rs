@@ -2,12 +2,18 @@
 //! and per IP, bounded in memory), checks answers in constant time, signs tokens, checks tokens
 //! presented again, and serves the admin API (ban, unban, trust, untrust, list) to peers whose
 //! level allows it. Every outcome is counted by method and reason and written to the audit log.
+//!
+//! With `auth.identity_stamp_bits` set, an identity answer must carry a stamp of that much work
+//! (`darkswap_auth::stamp`), and a token earned by identity with less is refused
+//! (`weak_stamp`): the operator's price on new identities. Shared keys, allowlisted keys and
+//! open relays are vouched for otherwise and pay nothing.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use darkswap_auth::pending::PendingChallenges;
 use darkswap_auth::proof::{verify_identity, Binding};
+use darkswap_auth::stamp::stamp_bits;
 use darkswap_auth::token::{self, Claims};
 use darkswap_auth::{Level, Method, Operation, RefuseReason, NONCE_BYTES};
 use darkswap_proto::auth::{AdminAction, AuthRequest, AuthResponse, Grant};
@@ -58,6 +64,8 @@ pub struct AuthService {
     shared_key: Option<darkswap_auth::proof::SharedKey>,
     /// The market limits told to every client it grants a level, so they keep under them.
     limits: AnnouncedLimits,
+    /// The identity-stamp work asked of identity answers and tokens (0: none).
+    stamp_bits: u32,
 }
 
 fn millis(d: std::time::Duration) -> u64 {
@@ -104,6 +112,7 @@ impl AuthService {
             ),
             token_ttl_ms: millis(config.token_ttl),
             shared_key: config.shared_key.clone(),
+            stamp_bits: config.identity_stamp_bits,
         }
     }
 
@@ -145,8 +154,12 @@ impl AuthService {
                     .unwrap_or_else(|reason| self.refused(origin, method.label(), reason, metrics));
                 (response, Effect::None)
             }
-            AuthRequest::Answer { nonce, proof } => {
-                let response = match self.answer(origin, &nonce, &proof, now_ms) {
+            AuthRequest::Answer {
+                nonce,
+                proof,
+                stamp,
+            } => {
+                let response = match self.answer(origin, &nonce, &proof, stamp, now_ms) {
                     Ok((method, level, token, expires_at_ms)) => {
                         self.granted(origin, method, level, metrics);
                         AuthResponse::Granted(Grant {
@@ -270,6 +283,10 @@ impl AuthService {
             method,
             nonce,
             expires_at_ms,
+            stamp_bits: match method {
+                Method::Identity => self.stamp_bits,
+                _ => 0,
+            },
         })
     }
 
@@ -279,6 +296,7 @@ impl AuthService {
         origin: &Origin<'_>,
         nonce: &[u8; NONCE_BYTES],
         proof: &[u8],
+        stamp: Option<u64>,
         now_ms: u64,
     ) -> Result<(Method, Level, Vec<u8>, u64), (&'static str, RefuseReason)> {
         let pending = self
@@ -303,6 +321,12 @@ impl AuthService {
         if !valid {
             return Err((method.label(), RefuseReason::WrongProof));
         }
+        // The work is checked after the proof (a hash after a signature: a stranger's stamp
+        // cannot be tried without the key) and counts only for identity answers.
+        let proven = stamp.map_or(0, |s| stamp_bits(&origin.peer, s));
+        if method == Method::Identity && proven < self.stamp_bits {
+            return Err((method.label(), RefuseReason::WeakStamp));
+        }
         let mut access = self.lock().map_err(|r| (method.label(), r))?;
         let level = access
             .entitlement(&origin.peer, method)
@@ -321,6 +345,10 @@ impl AuthService {
                     Method::SharedKey => self.shared_key.as_ref().map(|k| k.fingerprint()),
                     _ => None,
                 },
+                stamp_bits: match method {
+                    Method::Identity => proven,
+                    _ => 0,
+                },
             },
         )
         .ok_or((method.label(), RefuseReason::Busy))?;
@@ -337,6 +365,9 @@ impl AuthService {
     ) -> Result<(Level, u64), RefuseReason> {
         self.rate_limited(origin, metrics, now_ms)?;
         let claims = token::verify(token, &self.key.public(), &origin.peer, now_ms)?;
+        if claims.method == Method::Identity && claims.stamp_bits < self.stamp_bits {
+            return Err(RefuseReason::WeakStamp);
+        }
         let mut access = self.lock()?;
         let level = access.token_level(&claims)?;
         access.grant(origin.peer, level, claims.expires_at_ms);

@@ -171,6 +171,10 @@ pub fn documented_defaults() -> Vec<(&'static str, String)> {
             s(&defaults::AUTH_CHALLENGE_TTL.as_secs()),
         ),
         (
+            "auth.identity_stamp_bits",
+            s(&defaults::AUTH_IDENTITY_STAMP_BITS),
+        ),
+        (
             "auth.challenge_rate_per_peer",
             s(&defaults::AUTH_CHALLENGE_RATE_PER_PEER_PER_MINUTE),
         ),
@@ -468,6 +472,12 @@ pub struct AuthArgs {
     )]
     pub challenge_ttl_secs: Option<u64>,
     #[arg(
+        long = "auth-identity-stamp-bits",
+        env = "DARKSWAP_RELAY_AUTH_IDENTITY_STAMP_BITS",
+        help = with_default("Proof of work asked of an identity authenticating by its key, in zero bits of a hash (0 to 24; each bit doubles the work)", defaults::AUTH_IDENTITY_STAMP_BITS)
+    )]
+    pub identity_stamp_bits: Option<u32>,
+    #[arg(
         long = "auth-challenge-rate-per-peer",
         env = "DARKSWAP_RELAY_AUTH_CHALLENGE_RATE_PER_PEER",
         help = with_default("Challenge requests per peer per minute", defaults::AUTH_CHALLENGE_RATE_PER_PEER_PER_MINUTE)
@@ -494,6 +504,7 @@ struct AuthFile {
     token_ttl_secs: Option<u64>,
     lapse_grace_secs: Option<u64>,
     challenge_ttl_secs: Option<u64>,
+    identity_stamp_bits: Option<u32>,
     challenge_rate_per_peer: Option<u32>,
     challenge_rate_per_ip: Option<u32>,
     /// PeerId = level.
@@ -516,6 +527,8 @@ pub struct AuthConfig {
     /// See [`defaults::AUTH_LAPSE_GRACE`].
     pub lapse_grace: Duration,
     pub challenge_ttl: Duration,
+    /// The identity-stamp work asked of a peer authenticating by identity (0: none).
+    pub identity_stamp_bits: u32,
     pub challenge_rate_per_peer: u32,
     pub challenge_rate_per_ip: u32,
 }
@@ -1160,6 +1173,19 @@ fn auth_config(args: &AuthArgs, file: AuthFile) -> Result<AuthConfig, ConfigErro
             args.challenge_ttl_secs.or(file.challenge_ttl_secs),
             defaults::AUTH_CHALLENGE_TTL,
         )?,
+        identity_stamp_bits: match args.identity_stamp_bits.or(file.identity_stamp_bits) {
+            Some(bits @ 0..=darkswap_proto::auth::MAX_STAMP_BITS) => bits,
+            Some(_) => {
+                return Err(invalid(
+                    "auth.identity_stamp_bits",
+                    format!(
+                        "at most {}: clients refuse to do more work",
+                        darkswap_proto::auth::MAX_STAMP_BITS
+                    ),
+                ))
+            }
+            None => defaults::AUTH_IDENTITY_STAMP_BITS,
+        },
         challenge_rate_per_peer: args
             .challenge_rate_per_peer
             .or(file.challenge_rate_per_peer)

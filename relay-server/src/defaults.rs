@@ -145,6 +145,10 @@ pub const AUTH_TOKEN_TTL: Duration = Duration::from_secs(3600);
 pub const AUTH_LAPSE_GRACE: Duration = Duration::from_secs(120);
 /// A challenge must be answered within this time (one round trip, with generous slack).
 pub const AUTH_CHALLENGE_TTL: Duration = Duration::from_secs(30);
+/// No identity stamp by default: a relay under a flood of throwaway keys raises it (20 bits is
+/// about a million hashes: a fraction of a second natively, a second or two in a browser, once
+/// per identity and token lifetime). Every client in this repository can pay it.
+pub const AUTH_IDENTITY_STAMP_BITS: u32 = 0;
 /// Challenge requests per peer per minute (a reconnecting client needs one or two).
 pub const AUTH_CHALLENGE_RATE_PER_PEER_PER_MINUTE: u32 = 20;
 /// Auth requests per IP per minute, all of them allowed at once. Sized for traders who share one

@@ -738,6 +738,13 @@ impl RawPublisher {
                 Step::Send(next) => request = next,
                 Step::Granted(_) => return Ok(()),
                 Step::Refused(reason) => bail!("relay refused: {}", reason.explain()),
+                // The relay's price on new identities, paid as any client pays it.
+                Step::Work { bits } => {
+                    let stamp = darkswap_auth::stamp::StampSearch::new(&local, bits)
+                        .run(u32::MAX)
+                        .ok_or_else(|| anyhow!("no stamp of {bits} bits"))?;
+                    request = client.stamp_found(stamp);
+                }
             }
         }
     }

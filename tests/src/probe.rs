@@ -249,6 +249,7 @@ impl Probe {
         AuthRequest::Answer {
             nonce: *nonce,
             proof,
+            stamp: None,
         }
     }
 
@@ -267,6 +268,7 @@ impl Probe {
                 client: &local,
                 expires_at_ms,
             }),
+            stamp: None,
         }
     }
 

@@ -152,6 +152,7 @@ async fn challenges_are_single_use_bound_and_expire() -> anyhow::Result<()> {
     let junk = AuthRequest::Answer {
         nonce,
         proof: vec![0x42; 64],
+        stamp: None,
     };
     assert_eq!(
         refused(&probe.request(junk).await?),
@@ -844,5 +845,134 @@ async fn connections_are_kept_for_peers_that_proved_themselves() -> anyhow::Resu
     // the oldest connection of all, was never the one to go.
     assert!(!anonymous[5].closed_within(Duration::from_millis(500)).await);
     assert!(!early.closed_within(Duration::from_millis(500)).await);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_relay_prices_new_identities_and_its_tokens_remember_the_work() -> anyhow::Result<()> {
+    use darkswap_auth::stamp::{stamp_bits, StampSearch};
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    // Failed answers spend the peer's challenge budget: this one makes eight requests.
+    let relay = Relay::start(
+        &data,
+        Ports::default(),
+        &[
+            "--auth-identity-stamp-bits",
+            "14",
+            "--auth-challenge-rate-per-peer",
+            "600",
+        ],
+    )?;
+    let me = Keypair::generate_ed25519();
+    let mine = me.public().to_peer_id();
+    let mut probe = Probe::connect(&relay, me.clone()).await?;
+    // The challenge says what the work is; the shared-key method would not be charged.
+    let challenge = probe
+        .request(AuthRequest::Challenge {
+            method: Method::Identity,
+        })
+        .await?;
+    let AuthResponse::Challenge {
+        stamp_bits: asked, ..
+    } = challenge
+    else {
+        anyhow::bail!("no challenge: {challenge:?}");
+    };
+    assert_eq!(asked, 14);
+
+    // A right signature without the work, with too little work, and with another key's work:
+    // each refused, counted, and no level granted.
+    let search = |peer, bits| StampSearch::new(&peer, bits).run(u32::MAX).unwrap();
+    let weak = (0..)
+        .find(|s| (6..14).contains(&stamp_bits(&mine, *s)))
+        .unwrap();
+    let other = Keypair::generate_ed25519().public().to_peer_id();
+    let stolen = (search(other, 14)..)
+        .find(|s| stamp_bits(&other, *s) >= 14 && stamp_bits(&mine, *s) < 14)
+        .unwrap();
+    for (stamp, n) in [(None, 1.0), (Some(weak), 2.0), (Some(stolen), 3.0)] {
+        let (nonce, expires) = probe.challenge(Method::Identity).await?;
+        let mut answer = probe.identity_answer(&me, &nonce, expires);
+        if let AuthRequest::Answer { stamp: s, .. } = &mut answer {
+            *s = stamp;
+        }
+        assert_eq!(
+            refused(&probe.request(answer).await?),
+            Some(RefuseReason::WeakStamp),
+            "stamp {stamp:?}"
+        );
+        assert_eq!(attempts(&relay, "identity", "weak_stamp"), n);
+    }
+    assert!(matches!(probe.reserve().await?, Reservation::Refused(_)));
+
+    // With the work: granted, and the token carries what was proven.
+    let stamp = search(mine, 14);
+    let proven = stamp_bits(&mine, stamp);
+    assert!((14..24).contains(&proven), "{proven}");
+    let (nonce, expires) = probe.challenge(Method::Identity).await?;
+    let mut answer = probe.identity_answer(&me, &nonce, expires);
+    if let AuthRequest::Answer { stamp: s, .. } = &mut answer {
+        *s = Some(stamp);
+    }
+    let AuthResponse::Granted(Grant { token, .. }) = probe.request(answer).await? else {
+        anyhow::bail!("not granted with the work done");
+    };
+    assert_eq!(
+        darkswap_auth::token::peek(&token).unwrap().stamp_bits,
+        proven
+    );
+    assert_eq!(probe.hold_reservation().await?, Reservation::Accepted);
+    drop(probe);
+    drop(relay);
+
+    // The operator raises the price above what the token proves: the token is refused, and a
+    // real client works again by itself (events say so), then is granted and reserves.
+    let raised = (proven + 1).to_string();
+    let relay = Relay::start(
+        &data,
+        Ports::default(),
+        &["--auth-identity-stamp-bits", &raised],
+    )?;
+    let mut probe = Probe::connect(&relay, me.clone()).await?;
+    assert_eq!(
+        refused(
+            &probe
+                .request(AuthRequest::Token {
+                    token: token.clone()
+                })
+                .await?
+        ),
+        Some(RefuseReason::WeakStamp)
+    );
+    assert_eq!(attempts(&relay, "token", "weak_stamp"), 1.0);
+    drop(probe);
+    let mut config = NodeConfig::new(vec![relay.tcp_addr()]);
+    config.auth_token = Some(token);
+    let mut client = Peer::start_keyed(me, config).await?;
+    let working = client
+        .wait_for(T, |e| match e {
+            NodeEvent::Auth(AuthEvent::Working { bits }) => Some(*bits),
+            _ => None,
+        })
+        .await?;
+    assert_eq!(working, proven + 1);
+    let (bits, tries) = client
+        .wait_for(T, |e| match e {
+            NodeEvent::Auth(AuthEvent::Stamped { bits, tries, .. }) => Some((*bits, *tries)),
+            _ => None,
+        })
+        .await?;
+    assert_eq!(bits, proven + 1);
+    assert!(tries >= 1);
+    let method = client
+        .wait_for(T, |e| match e {
+            NodeEvent::Auth(AuthEvent::Granted(Grant { method, .. })) => Some(*method),
+            _ => None,
+        })
+        .await?;
+    assert_eq!(method, Method::Identity);
+    client.reserved().await?;
+    assert!(attempts(&relay, "identity", "ok") >= 1.0);
     Ok(())
 }

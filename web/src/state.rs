@@ -174,6 +174,10 @@ pub enum AuthStatus {
     },
     /// The relay does not speak the auth protocol (an older relay).
     Unsupported,
+    /// The relay asks new identities for a proof of work; the node is doing it.
+    Working {
+        bits: u32,
+    },
 }
 
 #[derive(Clone, PartialEq)]
@@ -221,7 +225,7 @@ impl AppState {
             metrics: Default::default(),
             settle_counters: Default::default(),
             auth: AuthStatus::Waiting,
-            auth_method: "identity",
+            auth_method: darkswap_auth::Method::Identity.label(),
             auth_error: None,
             alerts: Rc::default(),
             started_ms: darkswap_net::unix_time_ms(),
@@ -411,6 +415,12 @@ impl AppState {
                 }
             }
             AuthEvent::Unsupported => self.auth = AuthStatus::Unsupported,
+            AuthEvent::Working { bits } => self.auth = AuthStatus::Working { bits },
+            AuthEvent::Stamped { .. } => {
+                self.auth = AuthStatus::Authenticating {
+                    method: darkswap_auth::Method::Identity.label(),
+                }
+            }
             AuthEvent::Admin { .. } => {}
         }
     }

@@ -55,6 +55,7 @@ impl Fixture {
                 issued_at_ms: 0,
                 expires_at_ms: u64::MAX,
                 shared_key: None,
+                stamp_bits: 0,
             },
         )
         .unwrap_or_default();

@@ -1,10 +1,14 @@
 //! The client's side of `/darkswap/auth/1`, the same in the browser and the CLI: present a cached
 //! token if it is still good for a while, otherwise ask for a challenge and answer it; when a
 //! token is refused (expired, revoked), fall back to a challenge by itself; refresh before expiry.
+//! When the relay asks for an identity stamp it does not hold, it says how much work to do
+//! ([`Step::Work`]); the caller runs a [`StampSearch`](crate::stamp::StampSearch) and hands the
+//! stamp back ([`ClientAuth::stamp_found`]), which is then sent with every answer.
 
 use libp2p_identity::{Keypair, PeerId};
 
 use crate::proof::{identity_answer, Binding, SharedKey};
+use crate::stamp::stamp_bits;
 use crate::token::{self, Claims};
 use darkswap_proto::auth::{AuthRequest, AuthResponse, Grant, Method, RefuseReason};
 
@@ -38,6 +42,13 @@ pub enum Step {
     /// asked ([`RefuseReason::Malformed`]), or the identity key could not sign
     /// ([`RefuseReason::WrongProof`]).
     Refused(RefuseReason),
+    /// The relay asks for an identity stamp of `bits` (at most
+    /// [`MAX_STAMP_BITS`](crate::stamp::MAX_STAMP_BITS)): find one for our PeerId and pass it
+    /// to [`ClientAuth::stamp_found`], which asks for a fresh challenge.
+    Work {
+        /// The work asked for.
+        bits: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +65,8 @@ pub struct ClientAuth {
     credential: Credential,
     token: Option<(Vec<u8>, Claims)>,
     awaiting: Awaiting,
+    /// Our identity stamp, once found.
+    stamp: Option<u64>,
 }
 
 /// Refresh this long before expiry at most (and at a fifth of a short token's lifetime).
@@ -67,7 +80,27 @@ impl ClientAuth {
             credential,
             token,
             awaiting: Awaiting::Nothing,
+            stamp: None,
         }
+    }
+
+    /// The identity stamp held, if any.
+    pub fn stamp(&self) -> Option<u64> {
+        self.stamp
+    }
+
+    /// The same client holding `stamp`, our identity's work from before (e.g. under another
+    /// credential).
+    pub fn with_stamp(mut self, stamp: Option<u64>) -> Self {
+        self.stamp = stamp;
+        self
+    }
+
+    /// A stamp found after [`Step::Work`]: kept, and a fresh challenge to send (the one that
+    /// asked may have expired during the search).
+    pub fn stamp_found(&mut self, stamp: u64) -> AuthRequest {
+        self.stamp = Some(stamp);
+        self.challenge()
     }
 
     /// How this client proves itself.
@@ -124,9 +157,14 @@ impl ClientAuth {
                     method,
                     nonce,
                     expires_at_ms,
+                    stamp_bits: wanted,
                 },
             ) if method == self.credential.method() => {
                 let local = key.public().to_peer_id();
+                let held = self.stamp.map_or(0, |s| stamp_bits(&local, s));
+                if wanted > held {
+                    return Step::Work { bits: wanted };
+                }
                 let binding = Binding {
                     nonce: &nonce,
                     relay,
@@ -141,7 +179,11 @@ impl ClientAuth {
                     Credential::SharedKey(k) => k.answer(&binding),
                 };
                 self.awaiting = Awaiting::Answer;
-                Step::Send(AuthRequest::Answer { nonce, proof })
+                Step::Send(AuthRequest::Answer {
+                    nonce,
+                    proof,
+                    stamp: self.stamp,
+                })
             }
             // After a challenge request too: a relay that admits us without proof (open, or
             // our key on its allowlist) says so straight away, without a token.
@@ -189,6 +231,7 @@ mod tests {
             issued_at_ms: 0,
             expires_at_ms: 3_600_000,
             shared_key: None,
+            stamp_bits: 0,
         };
         issue(relay_key, &claims).unwrap()
     }
@@ -211,11 +254,12 @@ mod tests {
                 method: Method::Identity,
                 nonce: [5; 32],
                 expires_at_ms: 30_000,
+                stamp_bits: 0,
             },
             &key,
             &relay,
         );
-        let Step::Send(AuthRequest::Answer { nonce, proof }) = step else {
+        let Step::Send(AuthRequest::Answer { nonce, proof, .. }) = step else {
             panic!("{step:?}")
         };
         assert!(verify_identity(
@@ -322,10 +366,62 @@ mod tests {
                 method: Method::Identity,
                 nonce: [0; 32],
                 expires_at_ms: 1,
+                stamp_bits: 0,
             },
             &key,
             &relay,
         );
         assert_eq!(step, Step::Refused(RefuseReason::Malformed));
+    }
+
+    #[test]
+    fn a_relay_that_asks_for_work_gets_it_once() {
+        let key = Keypair::generate_ed25519();
+        let local = key.public().to_peer_id();
+        let relay = Keypair::generate_ed25519().public().to_peer_id();
+        let mut c = ClientAuth::new(Credential::Identity, None);
+        let challenge = |bits| AuthResponse::Challenge {
+            method: Method::Identity,
+            nonce: [9; 32],
+            expires_at_ms: 30_000,
+            stamp_bits: bits,
+        };
+        c.start(&relay, &local, 0);
+        assert_eq!(
+            c.on_response(challenge(10), &key, &relay),
+            Step::Work { bits: 10 }
+        );
+        // Nothing is awaited until the stamp is found: a stray answer is refused.
+        assert_eq!(
+            c.on_response(challenge(10), &key, &relay),
+            Step::Refused(RefuseReason::Malformed)
+        );
+        let stamp = crate::stamp::StampSearch::new(&local, 10)
+            .run(u32::MAX)
+            .unwrap();
+        assert_eq!(
+            c.stamp_found(stamp),
+            AuthRequest::Challenge {
+                method: Method::Identity
+            }
+        );
+        let Step::Send(AuthRequest::Answer { stamp: sent, .. }) =
+            c.on_response(challenge(10), &key, &relay)
+        else {
+            panic!("an answer")
+        };
+        assert_eq!(sent, Some(stamp));
+        // A relay asking for less gets the same stamp; one asking for more, more work.
+        c.challenge();
+        assert!(matches!(
+            c.on_response(challenge(4), &key, &relay),
+            Step::Send(AuthRequest::Answer { stamp: Some(_), .. })
+        ));
+        c.challenge();
+        let more = stamp_bits(&local, stamp) + 1;
+        assert_eq!(
+            c.on_response(challenge(more), &key, &relay),
+            Step::Work { bits: more }
+        );
     }
 }

@@ -14,6 +14,7 @@
 //!   grows and never lets a request through undecided); request rates are limited with
 //!   `darkswap_rate::KeyedLimiter`, which behaves the same way.
 //! - [`client`]: the client's side of the exchange as a small state machine.
+//! - [`stamp`]: identity stamps, the proof of work a relay may ask of a new identity.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
@@ -25,6 +26,7 @@ pub mod keyfile;
 pub mod level;
 pub mod pending;
 pub mod proof;
+pub mod stamp;
 pub mod token;
 
 pub use darkswap_proto::auth::{Method, RefuseReason, AUTH_PROTOCOL, NONCE_BYTES};

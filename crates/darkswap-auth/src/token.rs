@@ -31,6 +31,9 @@ pub struct Claims {
     /// For a token earned with a shared key: that key's
     /// [`fingerprint`](crate::proof::SharedKey::fingerprint), so that rotating the key revokes it.
     pub shared_key: Option<[u8; 8]>,
+    /// For a token earned by identity: the identity-stamp work the client proved
+    /// ([`crate::stamp`]), so that a relay that raises its price asks old tokens' holders again.
+    pub stamp_bits: u32,
 }
 
 mod pb {
@@ -52,6 +55,8 @@ mod pb {
         pub expires_at_ms: u64,
         #[prost(bytes = "vec", tag = "8")]
         pub shared_key: Vec<u8>,
+        #[prost(uint32, tag = "9")]
+        pub stamp_bits: u32,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Signed {
@@ -80,6 +85,7 @@ pub fn issue(relay_key: &Keypair, claims: &Claims) -> Option<Vec<u8>> {
         issued_at_ms: claims.issued_at_ms,
         expires_at_ms: claims.expires_at_ms,
         shared_key: claims.shared_key.map(|f| f.to_vec()).unwrap_or_default(),
+        stamp_bits: claims.stamp_bits,
     }
     .encode_to_vec();
     let signature = relay_key.sign(&signed_bytes(&body)).ok()?;
@@ -116,6 +122,7 @@ fn decode(token: &[u8]) -> Result<(Claims, Vec<u8>, Vec<u8>), RefuseReason> {
                     .map_err(|_| RefuseReason::BadToken)?,
             ),
         },
+        stamp_bits: body.stamp_bits,
     };
     Ok((claims, signed.body, signed.signature))
 }
@@ -158,6 +165,7 @@ mod tests {
             issued_at_ms: 1_000,
             expires_at_ms: 2_000,
             shared_key: None,
+            stamp_bits: 12,
         }
     }
 
@@ -168,6 +176,7 @@ mod tests {
         let c = Claims {
             method: Method::SharedKey,
             shared_key: Some([7; 8]),
+            stamp_bits: 0,
             ..claims(&relay, peer)
         };
         let token = issue(&relay, &c).unwrap();
@@ -241,6 +250,7 @@ mod tests {
             issued_at_ms: c.issued_at_ms,
             expires_at_ms: c.expires_at_ms,
             shared_key: Vec::new(),
+            stamp_bits: c.stamp_bits,
         }
         .encode_to_vec();
         let forged = pb::Signed { body, signature }.encode_to_vec();

@@ -51,6 +51,7 @@ fn tokens_and_the_client_flow() {
         issued_at_ms: now,
         expires_at_ms: now + 3_600_000,
         shared_key: None,
+        stamp_bits: 0,
     };
     let t = token::issue(&relay_key, &claims).unwrap();
     assert_eq!(token::verify(&t, &relay_key.public(), &me, now), Ok(claims));

@@ -172,6 +172,21 @@ pub enum AuthEvent {
     /// The relay does not speak `/darkswap/auth/1` (an older relay): we go on, and the relay
     /// decides what we may do.
     Unsupported,
+    /// The relay asks new identities for a proof of work (`darkswap_auth::stamp`) that ours
+    /// has not done: the node is searching, a slice at a time between network events.
+    Working {
+        /// The work asked for, in zero bits (2^bits hashes on average).
+        bits: u32,
+    },
+    /// The search found our stamp; the node asks for a fresh challenge and answers with it.
+    Stamped {
+        /// The work the stamp proves (at least what was asked).
+        bits: u32,
+        /// Hashes tried.
+        tries: u64,
+        /// From the relay's request to the stamp.
+        elapsed: Duration,
+    },
     /// The answer to an admin request.
     Admin {
         /// The relay's message for the operator, or why the request got no answer.

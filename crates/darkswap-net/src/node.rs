@@ -14,6 +14,7 @@ use darkswap_proto::order::order_topic;
 use darkswap_proto::trade_envelope::TradeEnvelope;
 use darkswap_proto::{unix_time_ms, DirectAck, DirectMessage, DirectoryRequest, DirectoryResponse};
 use futures::channel::mpsc;
+use futures::future::FusedFuture;
 use futures::{FutureExt, SinkExt, StreamExt};
 use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
@@ -35,6 +36,9 @@ use crate::NodeConfig;
 
 /// How often the loop wakes up to check timers (redial, directory refresh).
 const TICK: Duration = Duration::from_millis(200);
+/// Stamps tried per slice of an identity-stamp search: a few milliseconds natively, about ten
+/// in a browser, so the page stays responsive while it works.
+const STAMP_SLICE: u32 = 8_192;
 
 /// Why another trader cannot be dialed.
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +126,13 @@ impl Node {
     /// Runs until every [`NodeHandle`] is dropped or the event receiver is dropped.
     pub async fn run(mut self) {
         let mut tick = futures_timer::Delay::new(Duration::ZERO).fuse();
+        // A slice of the identity-stamp search, when one runs: network events and commands
+        // are served between slices.
+        let mut work = futures::future::Fuse::terminated();
         loop {
+            if self.auth.searching() && work.is_terminated() {
+                work = futures_timer::Delay::new(Duration::ZERO).fuse();
+            }
             let keep_going = futures::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event).await,
                 command = self.commands.next() => match command {
@@ -133,6 +143,7 @@ impl Node {
                     tick = futures_timer::Delay::new(TICK).fuse();
                     self.on_tick().await
                 }
+                _ = work => self.stamp_work().await,
             };
             if !keep_going {
                 break;
@@ -385,6 +396,18 @@ impl Node {
         }
     }
 
+    /// One slice of the identity-stamp search; once found, a fresh challenge goes out (if the
+    /// relay is still connected; else the next connection answers with the stamp).
+    async fn stamp_work(&mut self) -> bool {
+        let Some((event, request)) = self.auth.work(STAMP_SLICE, Instant::now()) else {
+            return true;
+        };
+        if self.link.connected_relay().is_some() {
+            self.send_auth(request);
+        }
+        self.emit(NodeEvent::Auth(event)).await
+    }
+
     fn send_auth(&mut self, request: AuthRequest) {
         let relay = self.link.relay();
         let id = self
@@ -438,7 +461,9 @@ impl Node {
                 self.send_auth(request);
                 true
             }
-            AuthOutcome::Admin(event) => self.emit(NodeEvent::Auth(event)).await,
+            AuthOutcome::Admin(event) | AuthOutcome::Working(event) => {
+                self.emit(NodeEvent::Auth(event)).await
+            }
             AuthOutcome::Granted { grant, first } => {
                 if let Some(announced) = grant.limits {
                     // From now on we keep under what this relay enforces.

@@ -2,12 +2,14 @@
 //! machine ([`ClientAuth`]). It remembers which request is ours, whether the relay granted us a
 //! level on the current connection and until when, when to ask again after a refusal or a
 //! failure, and which admin requests are in flight; it tells the node what to send and what to
-//! report. The codec is `darkswap_proto::codecs::AuthCodec`.
+//! report. The codec is `darkswap_proto::codecs::AuthCodec`. When the relay asks for an
+//! identity stamp, it runs the search a slice at a time ([`RelayAuth::work`]) for the node.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use darkswap_auth::client::{ClientAuth, Credential, Step};
+use darkswap_auth::stamp::StampSearch;
 use darkswap_auth::{Method, RefuseReason};
 use darkswap_proto::auth::{AuthRequest, AuthResponse, Grant};
 use libp2p::identity::Keypair;
@@ -41,6 +43,8 @@ pub(crate) enum AuthOutcome {
     Unsupported { first: bool },
     /// The answer to an admin request.
     Admin(AuthEvent),
+    /// The relay asks for an identity stamp: report `event`; [`RelayAuth::work`] runs the search.
+    Working(AuthEvent),
 }
 
 /// The client's authentication with its relay (see the module documentation).
@@ -55,6 +59,8 @@ pub(crate) struct RelayAuth {
     admin_requests: HashSet<OutboundRequestId>,
     /// After a refusal, ask again after this long.
     retry_after_refusal: Duration,
+    /// The identity-stamp search in progress, and when it began.
+    search: Option<(StampSearch, Instant)>,
 }
 
 impl RelayAuth {
@@ -71,7 +77,28 @@ impl RelayAuth {
             grant_expires_at_ms: None,
             admin_requests: HashSet::new(),
             retry_after_refusal,
+            search: None,
         }
+    }
+
+    /// Whether an identity-stamp search is in progress.
+    pub fn searching(&self) -> bool {
+        self.search.is_some()
+    }
+
+    /// Runs `budget` more tries of the stamp search. Once it finds one: the event to report,
+    /// and the fresh challenge to send when the relay is connected (else the next connection
+    /// answers with the stamp).
+    pub fn work(&mut self, budget: u32, now: Instant) -> Option<(AuthEvent, AuthRequest)> {
+        let (search, began) = self.search.as_mut()?;
+        let stamp = search.run(budget)?;
+        let event = AuthEvent::Stamped {
+            bits: search.bits(),
+            tries: search.tries(),
+            elapsed: now.saturating_duration_since(*began),
+        };
+        self.search = None;
+        Some((event, self.client.stamp_found(stamp)))
     }
 
     /// Whether the relay granted us a level on the current connection.
@@ -154,7 +181,9 @@ impl RelayAuth {
 
     /// Use another way to prove ourselves (forgets the cached token).
     pub fn set_credential(&mut self, credential: Credential) {
-        self.client = ClientAuth::new(credential, None);
+        // Our identity's work stays ours, whatever we prove ourselves with next.
+        let stamp = self.client.stamp();
+        self.client = ClientAuth::new(credential, None).with_stamp(stamp);
         self.request = None;
         self.next_at = None;
     }
@@ -199,6 +228,13 @@ impl RelayAuth {
         self.request = None;
         match self.client.on_response(response, key, relay) {
             Step::Send(request) => AuthOutcome::Send(request),
+            Step::Work { bits } => {
+                if self.search.is_none() {
+                    let local = key.public().to_peer_id();
+                    self.search = Some((StampSearch::new(&local, bits), now));
+                }
+                AuthOutcome::Working(AuthEvent::Working { bits })
+            }
             Step::Granted(grant) => {
                 self.grant_expires_at_ms = Some(grant.expires_at_ms);
                 AuthOutcome::Granted {

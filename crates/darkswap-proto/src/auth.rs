@@ -10,6 +10,9 @@
 //!                                     Refused refused = 3; AdminResult admin = 4; } }
 //! message Granted { uint32 level = 1; uint32 method = 2; bytes token = 3; uint64 expires_at_ms = 4;
 //!                   Limits limits = 5; }  // darkswap_proto::limits: the relay's market limits
+//! message Challenge { uint32 method = 1; bytes nonce = 2; uint64 expires_at_ms = 3;
+//!                     uint32 stamp_bits = 4; }  // identity stamp asked for, 0 to MAX_STAMP_BITS
+//! message Answer { bytes nonce = 1; bytes proof = 2; optional uint64 stamp = 3; }
 //! ```
 
 use libp2p_identity::PeerId;
@@ -36,6 +39,10 @@ pub const MAX_PROOF_BYTES: usize = 64;
 pub const MAX_TEXT_BYTES: usize = 256;
 /// Most entries in one admin listing.
 pub const MAX_ADMIN_ENTRIES: usize = 500;
+/// Most identity-stamp work a relay may ask for (`darkswap_auth::stamp`): 2^24 hashes on
+/// average, a few seconds natively and about half a minute in a browser. A client refuses a
+/// challenge that asks for more, so a hostile relay cannot keep it hashing for hours.
+pub const MAX_STAMP_BITS: u32 = 24;
 
 /// How far a peer is trusted by a relay; ordered, so `level >= needed` is the whole check (the
 /// table of what each level may do is `darkswap_auth::PERMISSIONS`).
@@ -196,11 +203,14 @@ pub enum RefuseReason {
     InsufficientLevel,
     /// An admin request the relay cannot carry out (e.g. unban a peer banned in the config file).
     Rejected,
+    /// The relay asks a new identity for a stamp of more work than the answer (or the token)
+    /// carries (`darkswap_auth::stamp`).
+    WeakStamp,
 }
 
 impl RefuseReason {
     /// Every reason, in wire-code order (code = position + 1).
-    pub const ALL: [RefuseReason; 16] = [
+    pub const ALL: [RefuseReason; 17] = [
         RefuseReason::Malformed,
         RefuseReason::MethodDisabled,
         RefuseReason::UnknownChallenge,
@@ -217,6 +227,7 @@ impl RefuseReason {
         RefuseReason::Busy,
         RefuseReason::InsufficientLevel,
         RefuseReason::Rejected,
+        RefuseReason::WeakStamp,
     ];
 
     /// Its name in metrics and logs.
@@ -238,6 +249,7 @@ impl RefuseReason {
             RefuseReason::Busy => "busy",
             RefuseReason::InsufficientLevel => "insufficient_level",
             RefuseReason::Rejected => "rejected",
+            RefuseReason::WeakStamp => "weak_stamp",
         }
     }
 
@@ -260,6 +272,9 @@ impl RefuseReason {
             RefuseReason::Busy => "the relay is busy; try again shortly",
             RefuseReason::InsufficientLevel => "this needs a higher authorization level",
             RefuseReason::Rejected => "the relay cannot do that",
+            RefuseReason::WeakStamp => {
+                "the relay asks new identities for a proof of work this one has not done yet"
+            }
         }
     }
 
@@ -276,6 +291,7 @@ impl RefuseReason {
                 | RefuseReason::MethodDisabled
                 | RefuseReason::NotAllowed
                 | RefuseReason::Malformed
+                | RefuseReason::WeakStamp
         )
     }
 
@@ -369,6 +385,8 @@ pub enum AuthRequest {
         nonce: [u8; NONCE_BYTES],
         /// The signature or MAC over the challenge, 1 to [`MAX_PROOF_BYTES`] bytes.
         proof: Vec<u8>,
+        /// The client's identity stamp, when it holds one (`darkswap_auth::stamp`).
+        stamp: Option<u64>,
     },
     /// Present a token from an earlier success.
     Token {
@@ -390,6 +408,8 @@ pub enum AuthResponse {
         nonce: [u8; NONCE_BYTES],
         /// Deadline for the answer, milliseconds since the Unix epoch.
         expires_at_ms: u64,
+        /// The identity-stamp work the answer must carry (0: none), at most [`MAX_STAMP_BITS`].
+        stamp_bits: u32,
     },
     /// Granted.
     Granted(Grant),
@@ -444,6 +464,8 @@ mod pb {
         pub nonce: Vec<u8>,
         #[prost(bytes = "vec", tag = "2")]
         pub proof: Vec<u8>,
+        #[prost(uint64, optional, tag = "3")]
+        pub stamp: Option<u64>,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Admin {
@@ -478,6 +500,8 @@ mod pb {
         pub nonce: Vec<u8>,
         #[prost(uint64, tag = "3")]
         pub expires_at_ms: u64,
+        #[prost(uint32, tag = "4")]
+        pub stamp_bits: u32,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Granted {
@@ -548,9 +572,14 @@ impl AuthRequest {
         use pb::Request;
         let kind = match self {
             AuthRequest::Challenge { method } => Request::Challenge(method.to_wire()),
-            AuthRequest::Answer { nonce, proof } => Request::Answer(pb::Answer {
+            AuthRequest::Answer {
+                nonce,
+                proof,
+                stamp,
+            } => Request::Answer(pb::Answer {
                 nonce: nonce.to_vec(),
                 proof: proof.clone(),
+                stamp: *stamp,
             }),
             AuthRequest::Token { token } => Request::Token(token.clone()),
             AuthRequest::Admin(action) => {
@@ -594,6 +623,7 @@ impl AuthRequest {
                 Ok(AuthRequest::Answer {
                     nonce: nonce(&a.nonce)?,
                     proof: a.proof,
+                    stamp: a.stamp,
                 })
             }
             Request::Token(token) => {
@@ -635,10 +665,12 @@ impl AuthResponse {
                 method,
                 nonce,
                 expires_at_ms,
+                stamp_bits,
             } => Response::Challenge(pb::Challenge {
                 method: method.to_wire(),
                 nonce: nonce.to_vec(),
                 expires_at_ms: *expires_at_ms,
+                stamp_bits: *stamp_bits,
             }),
             AuthResponse::Granted(Grant {
                 level,
@@ -686,6 +718,10 @@ impl AuthResponse {
                     .ok_or(WireError::Field("method"))?,
                 nonce: nonce(&c.nonce)?,
                 expires_at_ms: c.expires_at_ms,
+                stamp_bits: match c.stamp_bits {
+                    bits @ 0..=MAX_STAMP_BITS => bits,
+                    _ => return Err(WireError::Field("stamp_bits")),
+                },
             }),
             Response::Granted(g) => {
                 if g.token.len() > MAX_TOKEN_BYTES {
@@ -764,6 +800,17 @@ mod tests {
             AuthRequest::Answer {
                 nonce: [7; 32],
                 proof: vec![1; 64],
+                stamp: None,
+            },
+            AuthRequest::Answer {
+                nonce: [7; 32],
+                proof: vec![1; 64],
+                stamp: Some(0),
+            },
+            AuthRequest::Answer {
+                nonce: [7; 32],
+                proof: vec![1; 64],
+                stamp: Some(u64::MAX),
             },
             AuthRequest::Token {
                 token: vec![9; 100],
@@ -789,6 +836,13 @@ mod tests {
                 method: Method::SharedKey,
                 nonce: [3; 32],
                 expires_at_ms: 42,
+                stamp_bits: 0,
+            },
+            AuthResponse::Challenge {
+                method: Method::Identity,
+                nonce: [3; 32],
+                expires_at_ms: 42,
+                stamp_bits: MAX_STAMP_BITS,
             },
             AuthResponse::Granted(Grant {
                 level: Level::Trusted,
@@ -823,6 +877,7 @@ mod tests {
             kind: Some(pb::Request::Answer(pb::Answer {
                 nonce: vec![1; 31],
                 proof: vec![1; 64],
+                stamp: None,
             })),
         }
         .encode_to_vec();
@@ -834,12 +889,27 @@ mod tests {
             kind: Some(pb::Request::Answer(pb::Answer {
                 nonce: vec![1; 32],
                 proof: vec![1; 65],
+                stamp: None,
             })),
         }
         .encode_to_vec();
         assert_eq!(
             AuthRequest::decode(&long_proof),
             Err(WireError::Field("proof"))
+        );
+        // A relay asking for more work than any client will do.
+        let greedy = pb::AuthResponse {
+            kind: Some(pb::Response::Challenge(pb::Challenge {
+                method: Method::Identity.to_wire(),
+                nonce: vec![1; 32],
+                expires_at_ms: 1,
+                stamp_bits: MAX_STAMP_BITS + 1,
+            })),
+        }
+        .encode_to_vec();
+        assert_eq!(
+            AuthResponse::decode(&greedy),
+            Err(WireError::Field("stamp_bits"))
         );
         let token_method = pb::AuthRequest {
             kind: Some(pb::Request::Challenge(Method::Token.to_wire())),

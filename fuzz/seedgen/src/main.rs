@@ -395,6 +395,7 @@ fn main() {
         issued_at_ms: now,
         expires_at_ms: now + 365 * 86_400_000,
         shared_key: None,
+        stamp_bits: 0,
     };
     let tok = token::issue(&relay, &claims).unwrap();
     let mut c = Corpus::new(&root, "auth_wire");
@@ -411,6 +412,7 @@ fn main() {
             AuthRequest::Answer {
                 nonce: [7; 32],
                 proof: vec![9; 64],
+                stamp: Some(48_170),
             },
         ),
         ("token-request", AuthRequest::Token { token: tok.clone() }),
@@ -432,6 +434,7 @@ fn main() {
                 method: Method::SharedKey,
                 nonce: [3; 32],
                 expires_at_ms: now + 30_000,
+                stamp_bits: 16,
             },
         ),
         (

@@ -57,6 +57,14 @@ pub fn auth_panel(props: &AuthPanelProps) -> Html {
             "unsupported",
             "this relay does not ask for authentication (an older relay)".to_string(),
         ),
+        AuthStatus::Working { bits } => (
+            "working",
+            format!(
+                "this relay asks each new identity for a proof of work ({bits} bits, about {} \
+                 hashes on average): working on it, once for this identity",
+                1u64 << bits
+            ),
+        ),
     };
     let (level, method) = match &s.auth {
         AuthStatus::Granted { level, method, .. } => (*level, *method),

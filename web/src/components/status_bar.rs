@@ -72,6 +72,7 @@ fn access(auth: &AuthStatus) -> (&'static str, String) {
         AuthStatus::Granted { level, .. } => ("granted", format!("access: {level}")),
         AuthStatus::Refused { .. } => ("refused", "access refused: open to fix".into()),
         AuthStatus::Unsupported => ("unsupported", "access: not asked".into()),
+        AuthStatus::Working { .. } => ("authenticating", "access: proof of work…".into()),
     }
 }
 
