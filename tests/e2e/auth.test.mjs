@@ -63,3 +63,32 @@ test('a shared-key relay: refused, wrong key refused, right key granted, token r
   assert.ok(value('darkswap_relay_auth_attempts_total{method="shared_key",reason="ok"}') >= 1);
   assert.ok(value('darkswap_relay_auth_attempts_total{method="token",reason="ok"}') >= 1);
 });
+
+test('a relay that prices new identities: the page does the work once, then is granted and reserves', async () => {
+  const dir = tempDir();
+  browser ??= await launchBrowser();
+  const bits = 20;
+  const priced = await startRelay(join(dir, 'data'), await relayPorts(), ['--auth-identity-stamp-bits', String(bits)]);
+  try {
+    const page = await (await browser.newContext()).newPage();
+    page.on('pageerror', (e) => console.error('page error:', e.message));
+    const began = Date.now();
+    await page.goto(priced.url);
+    await page.waitForSelector(reserved, { timeout: 60000 });
+    const reservedMs = Date.now() - began;
+    await openPanel(page, 'access');
+    const auth = '[data-testid=auth-state]';
+    await page.waitForSelector(`${auth}[data-state=granted][data-method=identity]`, { timeout: 15000 });
+    const stamp = page.locator('[data-testid=auth-stamp]');
+    assert.equal(await stamp.getAttribute('data-bits'), String(bits));
+    const ms = Number(await stamp.getAttribute('data-ms'));
+    console.log(`identity stamp in Chromium: ${bits} bits in ${ms} ms (${await stamp.textContent()}); page load to reserved ${reservedMs} ms`);
+    const metrics = await (await fetch(`${priced.url}metrics`)).text();
+    const value = (series) => Number(metrics.split('\n').find((l) => l.startsWith(series))?.split(' ').pop() ?? 0);
+    assert.equal(value('darkswap_relay_auth_attempts_total{method="identity",reason="ok"}'), 1);
+    // The page never answered without the work.
+    assert.equal(value('darkswap_relay_auth_attempts_total{method="identity",reason="weak_stamp"}'), 0);
+  } finally {
+    await stopRelay(priced);
+  }
+});

@@ -202,6 +202,9 @@ pub struct AppState {
     pub auth_method: &'static str,
     /// A problem saving the auth settings.
     pub auth_error: Option<String>,
+    /// The proof of work this page did for its identity, when a relay asked: (bits, tries,
+    /// milliseconds).
+    pub stamp_done: Option<(u32, u64, u64)>,
     /// What deserves the trader's attention (see [`crate::alerts`]).
     pub alerts: Rc<Alerts>,
     /// When the page started, Unix ms: trade updates from before raise no alert.
@@ -227,6 +230,7 @@ impl AppState {
             auth: AuthStatus::Waiting,
             auth_method: darkswap_auth::Method::Identity.label(),
             auth_error: None,
+            stamp_done: None,
             alerts: Rc::default(),
             started_ms: darkswap_net::unix_time_ms(),
         }
@@ -416,7 +420,12 @@ impl AppState {
             }
             AuthEvent::Unsupported => self.auth = AuthStatus::Unsupported,
             AuthEvent::Working { bits } => self.auth = AuthStatus::Working { bits },
-            AuthEvent::Stamped { .. } => {
+            AuthEvent::Stamped {
+                bits,
+                tries,
+                elapsed,
+            } => {
+                self.stamp_done = Some((bits, tries, elapsed.as_millis() as u64));
                 self.auth = AuthStatus::Authenticating {
                     method: darkswap_auth::Method::Identity.label(),
                 }

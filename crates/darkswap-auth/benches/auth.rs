@@ -19,5 +19,12 @@ fn main() {
         b.iter(|| f.verify_shared_key())
     });
     c.bench_function("token check (relay)", |b| b.iter(|| f.verify_token()));
+    c.bench_function("identity stamp check (relay)", |b| {
+        b.iter(|| f.check_stamp())
+    });
+    // Per slice of STAMP_TRIES hashes: 2^bits hashes is a stamp's expected cost.
+    c.bench_function("identity stamp search, 1,024 tries (client)", |b| {
+        b.iter(|| f.search_stamp())
+    });
     c.final_summary();
 }

@@ -7,6 +7,9 @@ use crate::proof::{identity_answer, verify_identity, Binding, SharedKey};
 use crate::token::{self, Claims};
 use crate::{Level, Method};
 
+/// Stamps tried by [`Fixture::search_stamp`].
+pub const STAMP_TRIES: u32 = 1_024;
+
 /// Keys, a challenge and a token, made once.
 pub struct Fixture {
     /// The client's identity key (ed25519).
@@ -99,6 +102,19 @@ impl Fixture {
     /// The relay's check of a presented token.
     pub fn verify_token(&self) -> bool {
         token::verify(&self.token, &self.relay.public(), &self.client_id, 1).is_ok()
+    }
+
+    /// The relay's check of an identity stamp (one hash): the work it proves.
+    pub fn check_stamp(&self) -> u32 {
+        crate::stamp::stamp_bits(&self.client_id, STAMP_TRIES as u64)
+    }
+
+    /// One slice of [`STAMP_TRIES`] tries of a stamp search for more work than any slice finds:
+    /// the client's cost per hash, from which 2^bits hashes is the expected cost of a stamp.
+    pub fn search_stamp(&self) -> u64 {
+        let mut search = crate::stamp::StampSearch::new(&self.client_id, 256);
+        let _ = search.run(STAMP_TRIES);
+        search.tries()
     }
 }
 

@@ -106,6 +106,12 @@ fn auth_costs_in_the_browser() {
         f.verify_shared_key()
     });
     time("token check (relay)", 200, &|| f.verify_token());
+    time("identity stamp check (relay)", 2000, &|| {
+        f.check_stamp() < 64
+    });
+    time("identity stamp search, 1,024 tries (client)", 50, &|| {
+        f.search_stamp() == u64::from(darkswap_auth::bench::STAMP_TRIES)
+    });
 }
 
 fn darkswap_auth_wasm_now() -> u64 {

@@ -38,7 +38,7 @@ use crate::NodeConfig;
 const TICK: Duration = Duration::from_millis(200);
 /// Stamps tried per slice of an identity-stamp search: a few milliseconds natively, about ten
 /// in a browser, so the page stays responsive while it works.
-const STAMP_SLICE: u32 = 8_192;
+const STAMP_SLICE: u32 = 32_768;
 
 /// Why another trader cannot be dialed.
 #[derive(Debug, thiserror::Error)]

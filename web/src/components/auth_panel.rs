@@ -117,6 +117,11 @@ pub fn auth_panel(props: &AuthPanelProps) -> Html {
                 <button type="submit" data-testid="auth-apply">{ "Use this method" }</button>
             </form>
             <p class="muted">{ format!("in use: {}", s.auth_method.replace('_', " ")) }</p>
+            if let Some((bits, tries, ms)) = s.stamp_done {
+                <p class="muted" data-testid="auth-stamp" data-bits={bits.to_string()} data-ms={ms.to_string()}>
+                    { format!("proof of work for this identity: {bits} bits, {tries} hashes in {:.1} s", ms as f64 / 1000.0) }
+                </p>
+            }
             if let Some(e) = &s.auth_error {
                 <p class="error" data-testid="auth-error">{ e }</p>
             }
