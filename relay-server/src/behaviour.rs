@@ -98,6 +98,7 @@ impl RelayBehaviour {
                     established_kept: limits.connections_kept_for_authenticated,
                     anonymous_grace_ms: u64::try_from(limits.anonymous_grace.as_millis())
                         .unwrap_or(u64::MAX),
+                    anonymous_per_ip: limits.max_anonymous_per_ip,
                 },
                 (
                     metrics.handshakes_pending.clone(),

@@ -85,6 +85,10 @@ pub fn documented_defaults() -> Vec<(&'static str, String)> {
             s(&defaults::ANONYMOUS_GRACE.as_secs()),
         ),
         (
+            "limits.max_anonymous_per_ip",
+            s(&defaults::MAX_ANONYMOUS_PER_IP),
+        ),
+        (
             "limits.max_pending_per_ip",
             s(&defaults::MAX_PENDING_PER_IP),
         ),
@@ -573,6 +577,8 @@ pub struct LimitsArgs {
     pub connections_kept_for_authenticated: Option<u32>,
     #[arg(long, env = "DARKSWAP_RELAY_ANONYMOUS_GRACE_SECS", help = with_default("Seconds a connection below the reservation level keeps its place when a newcomer needs one", defaults::ANONYMOUS_GRACE.as_secs()))]
     pub anonymous_grace_secs: Option<u64>,
+    #[arg(long, env = "DARKSWAP_RELAY_MAX_ANONYMOUS_PER_IP", help = with_default("Connections below the reservation level per IP address (IPv6: per /64)", defaults::MAX_ANONYMOUS_PER_IP))]
+    pub max_anonymous_per_ip: Option<u32>,
     #[arg(long, env = "DARKSWAP_RELAY_MAX_PENDING_PER_IP", help = with_default("Handshakes in progress per IP address", defaults::MAX_PENDING_PER_IP))]
     pub max_pending_per_ip: Option<u32>,
     #[arg(long, env = "DARKSWAP_RELAY_PENDING_KEPT_FOR_NEW_ADDRESSES", help = with_default("Of the 256 TCP and WebSocket handshake slots, those kept for each address's first four", defaults::PENDING_KEPT_FOR_NEW_ADDRESSES))]
@@ -657,6 +663,8 @@ pub struct Limits {
     pub max_connections_per_ip: u32,
     pub connections_kept_for_authenticated: u32,
     pub anonymous_grace: Duration,
+    /// Connections below the reservation level per address.
+    pub max_anonymous_per_ip: u32,
     pub max_pending_per_ip: u32,
     pub pending_kept_for_new_addresses: u32,
     pub http_max_connections: u32,
@@ -795,6 +803,10 @@ impl Config {
                 .or(f.anonymous_grace_secs)
                 .map(Duration::from_secs)
                 .unwrap_or(defaults::ANONYMOUS_GRACE),
+            max_anonymous_per_ip: l
+                .max_anonymous_per_ip
+                .or(f.max_anonymous_per_ip)
+                .unwrap_or(defaults::MAX_ANONYMOUS_PER_IP),
             max_pending_per_ip: l
                 .max_pending_per_ip
                 .or(f.max_pending_per_ip)
@@ -931,7 +943,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
-        let positive: [(&'static str, u64); 26] = [
+        let positive: [(&'static str, u64); 27] = [
             ("max_reservations", l.max_reservations as u64),
             (
                 "max_reservations_per_peer",
@@ -967,6 +979,7 @@ impl Config {
             ("pair_idle_secs", l.pair_idle.as_secs()),
             ("auth_deadline_secs", l.auth_deadline.as_secs()),
             ("anonymous_grace_secs", l.anonymous_grace.as_secs()),
+            ("max_anonymous_per_ip", l.max_anonymous_per_ip as u64),
             ("max_orders_per_address", l.max_orders_per_address as u64),
             ("max_pairs_per_address", l.max_pairs_per_address as u64),
             ("gossip_rate_per_peer", l.gossip_rate_per_peer as u64),

@@ -21,7 +21,9 @@
 //! come from, cannot take the kept share, and a flood that stops retrying keeps newcomers out
 //! no longer than the grace; one that keeps reconnecting competes with newcomers for every
 //! place that frees up. At most [`MAX_EVICTING`] closes are in flight at once (a close can
-//! take its time), and the grace is measured on a monotonic clock.
+//! take its time), and the grace is measured on a monotonic clock. One address may hold at
+//! most `anonymous_per_ip` of those places: a flood from one address holds that many and
+//! competes with nobody for the rest.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -69,6 +71,8 @@ pub struct CapsConfig {
     pub established_kept: u32,
     /// How long a connection below that level is safe from giving its place to a newcomer.
     pub anonymous_grace_ms: u64,
+    /// Connections below that level one address may hold.
+    pub anonymous_per_ip: u32,
 }
 
 /// Why a connection was refused here; the relay counts it under [`Refused::label`].
@@ -93,6 +97,9 @@ pub enum Refused {
     /// enough to give its place.
     #[error("too many connections from peers that have not proved themselves")]
     AnonymousFull,
+    /// The address holds as many connections below the reservation level as it may.
+    #[error("too many connections from this address that have not proved themselves")]
+    AnonymousPerIp,
     /// The remote address names no IP, so no cap can be applied: refused.
     #[error("the remote address names no IP")]
     NoIp,
@@ -108,6 +115,7 @@ impl Refused {
             Refused::PerIp => "ip_connection_limit",
             Refused::Total => "connection_limit",
             Refused::AnonymousFull => "anonymous_limit",
+            Refused::AnonymousPerIp => "ip_anonymous_limit",
             Refused::NoIp => "no_ip",
         }
     }
@@ -151,6 +159,8 @@ pub struct Caps {
     /// moved out are skipped when reached, and swept when they pile up).
     anonymous: VecDeque<(ConnectionId, PeerId, u64)>,
     anonymous_now: u32,
+    /// The anonymous places each address holds.
+    anonymous_ip: Slots<IpAddr>,
     anonymous_cap: u32,
     anonymous_grace_ms: u64,
     evicting_now: u32,
@@ -182,6 +192,7 @@ impl Caps {
             held: HashMap::new(),
             anonymous: VecDeque::new(),
             anonymous_now: 0,
+            anonymous_ip: Slots::new(config.anonymous_per_ip, u32::MAX),
             anonymous_cap: config
                 .established_total
                 .saturating_sub(config.established_kept),
@@ -246,6 +257,10 @@ impl Caps {
             self.held.insert(id, (ip, Stage::Established(Part::Kept)));
             return Ok(Admitted::Plainly);
         }
+        if self.anonymous_ip.try_take(&ip).is_err() {
+            self.established.give_back(&ip);
+            return Err(Refused::AnonymousPerIp);
+        }
         let admitted = if self.anonymous_now < self.anonymous_cap {
             Admitted::Plainly
         } else {
@@ -253,6 +268,7 @@ impl Caps {
                 Some(admitted) => admitted,
                 None => {
                     self.established.give_back(&ip);
+                    self.anonymous_ip.give_back(&ip);
                     return Err(Refused::AnonymousFull);
                 }
             }
@@ -270,7 +286,7 @@ impl Caps {
     /// it closes). `None` when neither can be done.
     fn make_room(&mut self, now_ms: u64, kept: &impl Fn(&PeerId) -> bool) -> Option<Admitted> {
         while let Some((id, peer, at_ms)) = self.anonymous.pop_front() {
-            let Some((_, stage)) = self.held.get_mut(&id) else {
+            let Some((ip, stage)) = self.held.get_mut(&id) else {
                 continue;
             };
             if !matches!(stage, Stage::Established(Part::Anonymous)) {
@@ -279,6 +295,7 @@ impl Caps {
             if kept(&peer) {
                 *stage = Stage::Established(Part::Kept);
                 self.anonymous_now -= 1;
+                self.anonymous_ip.give_back(ip);
                 return Some(Admitted::Plainly);
             }
             if now_ms.saturating_sub(at_ms) >= self.anonymous_grace_ms
@@ -286,6 +303,7 @@ impl Caps {
             {
                 *stage = Stage::Established(Part::Evicting);
                 self.anonymous_now -= 1;
+                self.anonymous_ip.give_back(ip);
                 self.evicting_now += 1;
                 return Some(Admitted::InPlaceOf(peer, id));
             }
@@ -310,9 +328,13 @@ impl Caps {
     /// level out of the anonymous part (run every second: the part then counts only peers
     /// below the level), dropping queue entries of connections gone meanwhile.
     pub fn recheck(&mut self, kept: impl Fn(&PeerId) -> bool) {
-        let (held, moved) = (&mut self.held, &mut self.anonymous_now);
+        let (held, moved, per_ip) = (
+            &mut self.held,
+            &mut self.anonymous_now,
+            &mut self.anonymous_ip,
+        );
         self.anonymous.retain(|(id, peer, _)| {
-            let Some((_, stage)) = held.get_mut(id) else {
+            let Some((ip, stage)) = held.get_mut(id) else {
                 return false;
             };
             if !matches!(stage, Stage::Established(Part::Anonymous)) {
@@ -321,6 +343,7 @@ impl Caps {
             if kept(peer) {
                 *stage = Stage::Established(Part::Kept);
                 *moved -= 1;
+                per_ip.give_back(ip);
                 return false;
             }
             true
@@ -342,7 +365,10 @@ impl Caps {
                 self.established.give_back(&ip);
                 match part {
                     Part::Kept => {}
-                    Part::Anonymous => self.anonymous_now -= 1,
+                    Part::Anonymous => {
+                        self.anonymous_now -= 1;
+                        self.anonymous_ip.give_back(&ip);
+                    }
                     Part::Evicting => self.evicting_now -= 1,
                 }
             }
@@ -511,6 +537,7 @@ mod tests {
         established_total: 10,
         established_kept: 4,
         anonymous_grace_ms: 1_000,
+        anonymous_per_ip: 1_000,
     };
 
     fn ws() -> Multiaddr {
@@ -815,5 +842,57 @@ mod tests {
             Err(Refused::NoIp)
         );
         assert_eq!(caps.pending_now(), 0);
+    }
+
+    #[test]
+    fn one_address_holds_at_most_its_share_of_anonymous_places() {
+        let config = CapsConfig {
+            established_per_ip: 8,
+            established_total: 20,
+            established_kept: 4,
+            anonymous_per_ip: 3,
+            ..CONFIG
+        };
+        let mut caps = Caps::new(config);
+        let peers: Vec<PeerId> = (0..8).map(|_| PeerId::random()).collect();
+        let proved = std::cell::RefCell::new(std::collections::HashSet::new());
+        let kept = |p: &PeerId| proved.borrow().contains(p);
+        let id = ConnectionId::new_unchecked;
+        for i in 0..3 {
+            assert_eq!(
+                caps.established(id(i), peers[i], &from("192.0.2.1"), 0, kept),
+                Ok(Admitted::Plainly)
+            );
+        }
+        // The fourth from that address is refused, whatever room the relay has...
+        assert_eq!(
+            caps.established(id(3), peers[3], &from("192.0.2.1"), 5_000, kept),
+            Err(Refused::AnonymousPerIp)
+        );
+        // ...and costs no connection slot; another address is not affected.
+        assert_eq!(
+            caps.established(id(4), peers[4], &from("192.0.2.2"), 0, kept),
+            Ok(Admitted::Plainly)
+        );
+        // One of the three proves itself: it leaves the address's share, and a newcomer from
+        // there gets the place.
+        proved.borrow_mut().insert(peers[0]);
+        caps.recheck(kept);
+        assert_eq!(caps.anonymous_now(), 3);
+        assert_eq!(
+            caps.established(id(5), peers[5], &from("192.0.2.1"), 0, kept),
+            Ok(Admitted::Plainly)
+        );
+        // One that closes gives its place back too.
+        caps.ended(id(1));
+        assert_eq!(
+            caps.established(id(6), peers[6], &from("192.0.2.1"), 0, kept),
+            Ok(Admitted::Plainly)
+        );
+        assert_eq!(
+            caps.established(id(7), peers[7], &from("192.0.2.1"), 0, kept),
+            Err(Refused::AnonymousPerIp)
+        );
+        assert_eq!(caps.anonymous_now(), 4);
     }
 }

@@ -67,6 +67,12 @@ pub fn kept_for_authenticated(max_connections: u32) -> u32 {
 /// How long a connection below the reservation level is safe from giving its place to a
 /// newcomer when their part is full (honest traders authenticate within a second).
 pub const ANONYMOUS_GRACE: Duration = Duration::from_secs(10);
+/// Connections below the reservation level one address (an IPv6 /64) may hold at once. Honest
+/// traders are below it for a second or so (then the 1 s recheck moves them out), so this lets
+/// the traders behind one address (an office, carrier-grade NAT) arrive 32 a second, the auth
+/// request budget's sustained rate several times over; a flood from one address holds this many
+/// places and no more.
+pub const MAX_ANONYMOUS_PER_IP: u32 = 64;
 /// Handshakes in progress from one IP address (half-open WebSocket upgrades, STUN floods).
 pub const MAX_PENDING_PER_IP: u32 = 32;
 /// WebRTC-direct handshakes in progress at once: half the pending slots, so that a UDP flood,

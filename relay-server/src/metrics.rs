@@ -53,6 +53,7 @@ pub const CONNECTION_DENIAL_REASONS: &[&str] = &[
     "stream_pending_limit",
     "ip_connection_limit",
     "anonymous_limit",
+    "ip_anonymous_limit",
     "no_ip",
 ];
 /// Why an HTTP connection was refused on accept.

@@ -976,3 +976,41 @@ async fn a_relay_prices_new_identities_and_its_tokens_remember_the_work() -> any
     assert!(attempts(&relay, "identity", "ok") >= 1.0);
     Ok(())
 }
+
+#[tokio::test]
+async fn one_address_holds_at_most_its_share_of_anonymous_places() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &["--max-anonymous-per-ip", "3"],
+    )?;
+    // Three peers from this address that prove nothing hold its three places...
+    let mut anonymous = Vec::new();
+    for _ in 0..3 {
+        anonymous.push(Probe::connect(&relay, Keypair::generate_ed25519()).await?);
+    }
+    relay
+        .metric_eventually("darkswap_relay_anonymous_connections", T, |v| v == 3.0)
+        .await?;
+    // ...so a fourth is refused, though the relay has thousands of places left.
+    let denied = r#"darkswap_relay_connections_denied_total{reason="ip_anonymous_limit"}"#;
+    if let Ok(mut fourth) = Probe::connect(&relay, Keypair::generate_ed25519()).await {
+        assert!(fourth.closed_within(Duration::from_secs(5)).await);
+    }
+    assert_eq!(relay.metric_eventually(denied, T, |v| v >= 1.0).await?, 1.0);
+    // One of them proves itself: within a second it leaves the address's share, and a
+    // newcomer from the address is let in (and proves itself and reserves).
+    assert!(granted(&anonymous[0].authenticate().await?).is_some());
+    relay
+        .metric_eventually("darkswap_relay_anonymous_connections", T, |v| v == 2.0)
+        .await?;
+    let mut newcomer = Probe::connect(&relay, Keypair::generate_ed25519()).await?;
+    assert!(granted(&newcomer.authenticate().await?).is_some());
+    assert_eq!(newcomer.hold_reservation().await?, Reservation::Accepted);
+    assert_eq!(relay.metric(denied)?, 1.0);
+    // Those already in keep their places: nobody was closed for the newcomer.
+    assert!(!anonymous[2].closed_within(Duration::from_millis(500)).await);
+    assert_eq!(relay.metric("darkswap_relay_anonymous_evicted_total")?, 0.0);
+    Ok(())
+}

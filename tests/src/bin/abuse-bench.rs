@@ -17,6 +17,9 @@
 //!   trader comes. Before, the flood could take every slot and hold it until the deadline to
 //!   authenticate (120 s); now it fills only the part not kept for peers that proved
 //!   themselves, and a newcomer takes the place of the oldest flooder past the grace.
+//!   The flood stands for peers at many addresses, so the per-address caps are lifted for it.
+//! - `anonymous-flood-one-address` (item 2): the same flood from one address with the cap on
+//!   anonymous places per address at its default: how many places that address holds.
 //!
 //! Every client here connects from 127.0.0.1, the honest ones too: per-address caps therefore
 //! charge honest traders with the attacker (as behind one NAT). The attacker's yield (pairs and
@@ -106,6 +109,50 @@ async fn main() -> Result<()> {
     behind_proxy(&sizes, false).await?;
     behind_proxy(&sizes, true).await?;
     anonymous_flood(&sizes).await?;
+    anonymous_flood_one_address(&sizes).await?;
+    Ok(())
+}
+
+/// `anonymous-flood-one-address`: the same flood, all of it from one address, against a relay
+/// with its per-address caps at their defaults but for the connections an address may hold in
+/// all: how many places the address takes (before: every place of the anonymous part).
+async fn anonymous_flood_one_address(sizes: &Sizes) -> Result<()> {
+    let help = std::process::Command::new(darkswap_tests::relay_bin())
+        .arg("--help")
+        .output()?;
+    let capped = String::from_utf8_lossy(&help.stdout).contains("--max-anonymous-per-ip");
+    let dir = tempfile::tempdir()?;
+    let total = sizes.flood_connections.to_string();
+    let per_ip = (sizes.flood_connections + 16).to_string();
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &[
+            "--max-connections",
+            total.as_str(),
+            "--max-connections-per-ip",
+            per_ip.as_str(),
+        ],
+    )?;
+    let mut flood = Vec::new();
+    for _ in 0..sizes.flood_connections {
+        if let Ok(probe) = Probe::connect(&relay, Keypair::generate_ed25519()).await {
+            flood.push(probe);
+        }
+    }
+    // Refused connections are closed right after their handshake: let them go.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = metric_or_na(&relay, "darkswap_relay_anonymous_connections");
+    let refused = metric_or_na(
+        &relay,
+        r#"darkswap_relay_connections_denied_total{reason="ip_anonymous_limit"}"#,
+    );
+    println!(
+        "anonymous-flood-one-address ({}): {} anonymous peers from 127.0.0.1 to a relay of {total} slots hold {held} places; refused for their address {refused}; the other places stay for every other address",
+        if capped { "max_anonymous_per_ip at its default" } else { "no per-address cap on anonymous places" },
+        sizes.flood_connections,
+    );
+    drop(flood);
     Ok(())
 }
 
@@ -131,6 +178,9 @@ async fn anonymous_flood(sizes: &Sizes) -> Result<()> {
     ];
     if kept {
         flags.extend(["--anonymous-grace-secs", grace.as_str()]);
+    }
+    if String::from_utf8_lossy(&help.stdout).contains("--max-anonymous-per-ip") {
+        flags.extend(["--max-anonymous-per-ip", per_ip.as_str()]);
     }
     let relay = Relay::start(dir.path(), Ports::default(), &flags)?;
     let started = Instant::now();
