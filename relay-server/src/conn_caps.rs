@@ -858,9 +858,9 @@ mod tests {
         let proved = std::cell::RefCell::new(std::collections::HashSet::new());
         let kept = |p: &PeerId| proved.borrow().contains(p);
         let id = ConnectionId::new_unchecked;
-        for i in 0..3 {
+        for (i, peer) in peers.iter().take(3).enumerate() {
             assert_eq!(
-                caps.established(id(i), peers[i], &from("192.0.2.1"), 0, kept),
+                caps.established(id(i), *peer, &from("192.0.2.1"), 0, kept),
                 Ok(Admitted::Plainly)
             );
         }
