@@ -35,6 +35,7 @@ mod pair_follow;
 mod process_metrics;
 mod proxy_header;
 mod proxy_transport;
+mod refusals;
 mod rune_faucet;
 mod server;
 mod source_caps;

@@ -5,6 +5,8 @@
 //!
 //! A trader connected to this relay may publish only what its own key signed; messages signed
 //! by other keys come only from trusted peers (peer relays forward their traders' orders).
+//! A trader's own orders that the relay refuses are remembered for a minute (`refusals`), and
+//! told to the trader when it asks for its own orders by book sync.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -15,7 +17,7 @@ use darkswap_orderbook::Pair;
 use darkswap_proto::book_sync::{BookSyncRequest, BookSyncResponse};
 use darkswap_proto::gossip::Gossip;
 use darkswap_proto::order::{
-    order_topic, parse_order_topic, verify_order_message, Freshness, OrderReject,
+    order_topic, parse_order_topic, verify_order_message, Freshness, OrderAction, OrderReject,
     VerifiedOrderMessage,
 };
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
@@ -25,6 +27,7 @@ use crate::config::Limits;
 use crate::defaults;
 use crate::metrics::{EventLabels, KindLabels, PairLabels, RelayMetrics};
 use crate::pair_follow::{FollowLimits, Follower, PairFollow, Step};
+use crate::refusals::Refusals;
 use crate::source_caps::{Over, SourceCaps};
 use darkswap_rate::{KeyedLimiter, Rate, TokenBucket};
 
@@ -81,6 +84,8 @@ pub struct OrderGossip {
     sync_per_ip: KeyedLimiter<IpAddr>,
     /// Pairs with a live-orders series, so that a pair that empties is reset to zero once.
     reported_pairs: HashSet<Pair>,
+    /// Traders' own orders refused lately, told to them by book sync.
+    refusals: Refusals,
 }
 
 impl OrderGossip {
@@ -115,6 +120,7 @@ impl OrderGossip {
                 defaults::BOOK_SYNC_RATE_TABLE_CAPACITY,
             ),
             reported_pairs: HashSet::new(),
+            refusals: Refusals::default(),
         }
     }
 
@@ -280,18 +286,43 @@ impl OrderGossip {
         let verified = verify_order_message(&message.data, Some(&pair), Freshness::Live, now_ms)?;
         // A trader publishes its own orders; a message signed by another key from a peer that
         // is not trusted is someone else's (throwaway keys behind one connection, or a copy).
-        if !unlimited {
-            if verified.maker != *source {
-                return Err(OrderReject::NotOwn);
+        if !unlimited && verified.maker != *source {
+            return Err(OrderReject::NotOwn);
+        }
+        let outcome = self.take(source, &verified, now_ms, unlimited);
+        if let (Err(reason), false, OrderAction::Order(_), Some(id)) = (
+            outcome.as_ref(),
+            unlimited,
+            &verified.body.action,
+            verified.order_id(),
+        ) {
+            // A late copy is nothing to tell; anything else is the trader's to know.
+            if *reason != OrderReject::Replay {
+                self.refusals
+                    .note(*source, &verified.body.pair, id, *reason, now_ms);
             }
-            self.admit(source, &verified)?;
+        }
+        outcome
+    }
+
+    /// A verified message from `source`, within its address's caps when not `unlimited`,
+    /// applied to the relay's book.
+    fn take(
+        &mut self,
+        source: &PeerId,
+        verified: &VerifiedOrderMessage,
+        now_ms: u64,
+        unlimited: bool,
+    ) -> Result<Verdict, OrderReject> {
+        if !unlimited {
+            self.admit(source, verified)?;
         }
         let kind = verified.body.action.kind();
         // A keep-alive whose digest differs from our copy of the maker's orders is still valid
         // and goes on, so traders that see the mismatch pull the maker's orders from us; unless
         // we hold none of them: then every trader would ask and get nothing (a maker with no
         // orders and a wrong digest would make every watching page sync, for free).
-        let forward = match self.market.apply(&verified, now_ms)? {
+        let forward = match self.market.apply(verified, now_ms)? {
             Applied::KeepAliveMismatch { maker, pair } => {
                 self.market.live_orders_of(&maker, &pair) > 0
             }
@@ -343,6 +374,7 @@ impl OrderGossip {
         self.sources.remove(peer);
         self.follow.gone(peer);
         self.caps.disconnected(peer);
+        self.refusals.forget(peer);
     }
 
     /// Answers a book-sync request from the relay's book, within the per-peer and per-address
@@ -371,6 +403,7 @@ impl OrderGossip {
                 orders: Vec::new(),
                 more: false,
                 error: Some("rate limited: too many book-sync pages; ask again later".into()),
+                refused: Vec::new(),
             };
         }
         let (orders, more) = self.market.snapshot(
@@ -383,6 +416,11 @@ impl OrderGossip {
             orders: orders.iter().map(|o| o.to_vec()).collect(),
             more,
             error: None,
+            // A trader asking for its own orders also hears which the relay refused lately.
+            refused: match request.maker {
+                Some(maker) if maker == peer => self.refusals.of(&peer, &request.pair, now_ms),
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -391,6 +429,7 @@ impl OrderGossip {
     pub fn tick(&mut self, gossip: &mut Gossip, metrics: &RelayMetrics, now_ms: u64) {
         self.sync_per_peer.prune(now_ms);
         self.sync_per_ip.prune(now_ms);
+        self.refusals.prune(now_ms);
         for (_, why) in self.market.expire(now_ms) {
             let reason = match why {
                 Removal::Expired => "expired",

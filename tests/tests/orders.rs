@@ -701,7 +701,7 @@ async fn an_operator_can_let_only_trusted_peers_open_a_pair() -> anyhow::Result<
         Ports::default(),
         &["--open-pairs-trusted-only", "true", "--auth-peer", &trusted],
     )?;
-    let maker = trader(&relay).await?;
+    let mut maker = trader(&relay).await?;
     let mut watcher = trader(&relay).await?;
     let early = maker.handle.place_order(pair(), sell(10, 100))?;
     relay
@@ -711,6 +711,20 @@ async fn an_operator_can_let_only_trusted_peers_open_a_pair() -> anyhow::Result<
             |v| v == 1.0,
         )
         .await?;
+    // Gossip does not tell a publisher it was refused; the maker asks the relay about its new
+    // order and hears why, and the order leaves its own book and list.
+    let reason = maker
+        .wait_for(T, |e| match e {
+            NodeEvent::Trading(TradingEvent::OrderWithdrawn { id, reason, .. }) if *id == early => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .await?;
+    assert_eq!(
+        reason,
+        "the relay refused it: this relay lets only trusted peers open a pair"
+    );
     let mut opening = RawPublisher::connect_as(&relay, &pair(), opener).await?;
     let key = opening.key().clone();
     opening

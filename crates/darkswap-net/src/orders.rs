@@ -57,6 +57,12 @@ const MAX_RECENT_REPAIRS: usize = 4_096;
 const SYNC_RETRY_FIRST_MS: u64 = 1_000;
 /// See [`SYNC_RETRY_FIRST_MS`].
 const SYNC_RETRY_MAX_MS: u64 = 30_000;
+/// After publishing one of our orders, we ask the relay for our own orders this long after, to
+/// learn whether it took the order (gossip does not tell a publisher about a refusal); then
+/// twice and four times as long, at most [`CONFIRM_TRIES`] times.
+const CONFIRM_AFTER_MS: u64 = 1_500;
+/// See [`CONFIRM_AFTER_MS`].
+const CONFIRM_TRIES: u32 = 3;
 /// Minimum time between two book views of one pair: bursts of gossip become one update.
 const BOOK_VIEW_INTERVAL_MS: u64 = 100;
 /// We publish at this share of the relay's per-maker rate and burst, so that our republish
@@ -266,6 +272,15 @@ struct SyncJob {
     refusals: u32,
     /// A refused page's request and when to send it again.
     retry: Option<(u64, BookSyncRequest)>,
+    /// For our own orders: those the relay says it refused, and why (an `OrderReject` label).
+    refused: Vec<(OrderId, String)>,
+}
+
+/// One of our published orders whose arrival at the relay is still to be checked.
+struct Confirm {
+    pair: Pair,
+    due_ms: u64,
+    tries: u32,
 }
 
 /// The trader's order books and own orders (see the module documentation).
@@ -291,6 +306,8 @@ pub struct Orders {
     /// Paces our publishing below the relay's per-maker rate.
     pace: Rate,
     pacing: TokenBucket,
+    /// Our published orders to check with the relay (at most one per own order).
+    confirms: HashMap<OrderId, Confirm>,
 }
 
 impl Orders {
@@ -316,6 +333,7 @@ impl Orders {
             next_keep_alive_ms: now_ms,
             pace,
             pacing: TokenBucket::full(&pace, now_ms),
+            confirms: HashMap::new(),
         }
     }
 
@@ -448,6 +466,7 @@ impl Orders {
                 after: None,
                 refusals: 0,
                 retry: None,
+                refused: Vec::new(),
             },
         );
         out.actions.push(OrdersAction::Sync { token, request });
@@ -623,6 +642,16 @@ impl Orders {
         }
         while !self.unpublished.is_empty() && self.pacing.try_take(&self.pace, now_ms) {
             if let Some(item) = self.unpublished.pop_front() {
+                if let Some(id) = item.order.filter(|id| self.own.contains_key(id)) {
+                    self.confirms.insert(
+                        id,
+                        Confirm {
+                            pair: item.pair.clone(),
+                            due_ms: now_ms.saturating_add(CONFIRM_AFTER_MS),
+                            tries: 0,
+                        },
+                    );
+                }
                 out.actions.push(OrdersAction::Publish(item));
             }
         }
@@ -743,6 +772,7 @@ impl Orders {
             return out;
         }
         job.refusals = 0;
+        job.refused.extend(response.refused);
         let mut last = None;
         // A page is checked as a batch: the same verdict per order, a fraction of the cost.
         let verdicts =
@@ -794,6 +824,7 @@ impl Orders {
             return out;
         }
         match job.maker {
+            Some(maker) if maker == self.me => self.confirmed(job, now_ms, &mut out),
             Some(maker) => {
                 for result in self
                     .market
@@ -812,6 +843,50 @@ impl Orders {
             }),
         }
         out
+    }
+
+    /// The relay's answer about our own orders on a pair: those it holds are confirmed; those it
+    /// refused leave our book and the trader is told why; the others are asked about again
+    /// later, [`CONFIRM_TRIES`] times in all.
+    fn confirmed(&mut self, job: SyncJob, now_ms: u64, out: &mut OrdersOutput) {
+        let held: HashSet<OrderId> = job.collected.iter().filter_map(|m| m.order_id()).collect();
+        let mut ids: Vec<OrderId> = self
+            .confirms
+            .iter()
+            .filter(|(_, c)| c.pair == job.pair && c.due_ms <= now_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort();
+        for id in ids {
+            if held.contains(&id) {
+                self.confirms.remove(&id);
+                continue;
+            }
+            if let Some((_, label)) = job.refused.iter().rev().find(|(r, _)| *r == id) {
+                self.confirms.remove(&id);
+                if self.own.remove(&id).is_some() {
+                    self.withdraw_local(&job.pair, &id, now_ms);
+                    let why = OrderReject::ALL
+                        .iter()
+                        .find(|r| r.as_str() == label)
+                        .map_or_else(|| label.replace('_', " "), |r| r.to_string());
+                    out.events.push(OrdersEvent::OrderWithdrawn {
+                        id,
+                        pair: job.pair.clone(),
+                        reason: format!("the relay refused it: {why}"),
+                    });
+                }
+                continue;
+            }
+            if let Some(confirm) = self.confirms.get_mut(&id) {
+                confirm.tries += 1;
+                if confirm.tries >= CONFIRM_TRIES {
+                    self.confirms.remove(&id);
+                } else {
+                    confirm.due_ms = now_ms.saturating_add(CONFIRM_AFTER_MS << confirm.tries);
+                }
+            }
+        }
     }
 
     /// Whether a maker's orders on `pair` may be pulled again now (see [`REPAIR_INTERVAL_MS`]);
@@ -849,6 +924,22 @@ impl Orders {
         }
         self.recent_repairs
             .retain(|_, at| now_ms.saturating_sub(*at) < REPAIR_INTERVAL_MS);
+        // Our orders gone meanwhile (cancelled, filled, expired) need no check.
+        let own = &self.own;
+        self.confirms.retain(|id, _| own.contains_key(id));
+        if self.relay_up && self.publishing {
+            let mut due: Vec<Pair> = self
+                .confirms
+                .values()
+                .filter(|c| c.due_ms <= now_ms)
+                .map(|c| c.pair.clone())
+                .collect();
+            due.sort();
+            due.dedup();
+            for pair in due {
+                self.start_sync(pair, Some(self.me), now_ms, &mut out);
+            }
+        }
         if self.relay_up {
             for (token, job) in &mut self.syncs {
                 if job.retry.as_ref().is_some_and(|(at, _)| *at <= now_ms) {

@@ -11,8 +11,14 @@
 //!   repeated bytes orders = 1;     // signed order messages exactly as gossiped, by order id
 //!   bool more = 2;                 // ask again with `after` = the last order's id
 //!   string error = 3;              // set when the request was refused
+//!   repeated Refusal refused = 4;  // to a maker asking for its own orders: what was refused
 //! }
+//! message Refusal { bytes order_id = 1; string reason = 2; }  // reason: an OrderReject label
 //! ```
+//!
+//! Gossip tells a publisher nothing when a relay refuses its message, so a maker that asks for
+//! its own orders (`maker` = itself) also learns which of its recent orders on the pair the relay
+//! refused and why (at most [`MAX_REFUSALS`]; the relay keeps them a minute).
 //!
 //! The orders are the makers' own signed messages, so a client verifies every one of them
 //! itself: a relay can withhold orders but cannot forge or alter them.
@@ -22,6 +28,11 @@ use libp2p_identity::PeerId;
 use prost::Message as _;
 
 use crate::order::MAX_ORDER_MESSAGE_BYTES;
+
+/// Refusals in one response, at most.
+pub const MAX_REFUSALS: usize = 16;
+/// Longest refusal reason, in bytes (an [`OrderReject`](crate::order::OrderReject) label).
+pub const MAX_REFUSAL_REASON_BYTES: usize = 32;
 
 /// The book-sync protocol's name.
 pub const BOOK_SYNC_PROTOCOL: &str = "/darkswap/book-sync/1";
@@ -58,6 +69,9 @@ pub struct BookSyncResponse {
     pub more: bool,
     /// Why the relay refused the request; `None` when it answered.
     pub error: Option<String>,
+    /// For a maker asking for its own orders: its recent orders on the pair that the relay
+    /// refused, with the [`OrderReject`](crate::order::OrderReject) label saying why.
+    pub refused: Vec<(OrderId, String)>,
 }
 
 /// Why a book-sync frame was refused.
@@ -107,6 +121,16 @@ struct ResponseWire {
     more: bool,
     #[prost(string, tag = "3")]
     error: String,
+    #[prost(message, repeated, tag = "4")]
+    refused: Vec<RefusalWire>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RefusalWire {
+    #[prost(bytes = "vec", tag = "1")]
+    order_id: Vec<u8>,
+    #[prost(string, tag = "2")]
+    reason: String,
 }
 
 impl BookSyncRequest {
@@ -163,6 +187,14 @@ impl BookSyncResponse {
             orders: self.orders.clone(),
             more: self.more,
             error: self.error.clone().unwrap_or_default(),
+            refused: self
+                .refused
+                .iter()
+                .map(|(id, reason)| RefusalWire {
+                    order_id: id.0.to_vec(),
+                    reason: reason.clone(),
+                })
+                .collect(),
         }
         .encode_to_vec()
     }
@@ -181,13 +213,37 @@ impl BookSyncResponse {
                 .orders
                 .iter()
                 .any(|o| o.len() > MAX_ORDER_MESSAGE_BYTES)
+            || wire.refused.len() > MAX_REFUSALS
         {
             return Err(BookSyncError::Malformed);
         }
+        let refused = wire
+            .refused
+            .into_iter()
+            .map(|r| {
+                let id = OrderId(
+                    r.order_id
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| BookSyncError::BadOrderId)?,
+                );
+                if r.reason.is_empty()
+                    || r.reason.len() > MAX_REFUSAL_REASON_BYTES
+                    || !r
+                        .reason
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b == b'_')
+                {
+                    return Err(BookSyncError::Malformed);
+                }
+                Ok((id, r.reason))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(BookSyncResponse {
             orders: wire.orders,
             more: wire.more,
             error: (!wire.error.is_empty()).then_some(wire.error),
+            refused,
         })
     }
 }
@@ -219,6 +275,7 @@ mod tests {
             orders: vec![vec![1, 2, 3]; 3],
             more: true,
             error: None,
+            refused: vec![(OrderId([9; 16]), "address_over_cap".into())],
         };
         assert_eq!(
             BookSyncResponse::decode(&response.encode()).unwrap(),
@@ -257,6 +314,37 @@ mod tests {
             BookSyncResponse::decode(&oversized_order.encode_to_vec()),
             Err(BookSyncError::Malformed)
         );
+        let refusal = |order_id: Vec<u8>, reason: &str| ResponseWire {
+            refused: vec![RefusalWire {
+                order_id,
+                reason: reason.into(),
+            }],
+            ..Default::default()
+        };
+        for (wire, error) in [
+            (refusal(vec![1; 15], "over_cap"), BookSyncError::BadOrderId),
+            (refusal(vec![1; 16], ""), BookSyncError::Malformed),
+            (refusal(vec![1; 16], "Over Cap"), BookSyncError::Malformed),
+            (
+                refusal(vec![1; 16], &"x".repeat(33)),
+                BookSyncError::Malformed,
+            ),
+            (
+                ResponseWire {
+                    refused: vec![
+                        RefusalWire {
+                            order_id: vec![1; 16],
+                            reason: "over_cap".into()
+                        };
+                        MAX_REFUSALS + 1
+                    ],
+                    ..Default::default()
+                },
+                BookSyncError::Malformed,
+            ),
+        ] {
+            assert_eq!(BookSyncResponse::decode(&wire.encode_to_vec()), Err(error));
+        }
     }
 
     #[cfg(not(target_arch = "wasm32"))]

@@ -181,6 +181,7 @@ fn main() {
             orders: vec![order_msg.clone(), usdt_msg.clone()],
             more: true,
             error: None,
+            refused: Vec::new(),
         }
         .encode(),
     );
@@ -191,6 +192,7 @@ fn main() {
             orders: vec![],
             more: false,
             error: Some("unknown pair".into()),
+            refused: Vec::new(),
         }
         .encode(),
     );
@@ -293,6 +295,7 @@ fn main() {
         orders: vec![order_msg.clone()],
         more: false,
         error: None,
+        refused: Vec::new(),
     }
     .encode();
     let mut c = Corpus::new(&root, "net_codec");

@@ -255,6 +255,7 @@ fn a_book_sync_follows_the_pages_and_reports_when_done() {
         orders: raw[..2].to_vec(),
         more: true,
         error: None,
+        refused: Vec::new(),
     };
     let out = joiner.on_sync_page(*token, page, T0 + 5);
     let [(next, request)] = &syncs(&out)[..] else {
@@ -265,6 +266,7 @@ fn a_book_sync_follows_the_pages_and_reports_when_done() {
         orders: raw[2..].to_vec(),
         more: false,
         error: None,
+        refused: Vec::new(),
     };
     let out = joiner.on_sync_page(*next, page, T0 + 25);
     assert!(out.events.contains(&OrdersEvent::BookSynced {
@@ -504,6 +506,7 @@ fn a_page_the_relay_refuses_is_asked_for_again_later_with_backoff() {
         orders: Vec::new(),
         more: false,
         error: Some("rate limited".into()),
+        refused: Vec::new(),
     };
     let out = joiner.on_sync_page(*token, refused(), T0 + 10);
     assert!(syncs(&out).is_empty());
@@ -609,6 +612,7 @@ fn a_repair_that_pages_on_past_a_makers_cap_stops() {
             orders: page,
             more: true,
             error: None,
+            refused: Vec::new(),
         },
         T0 + 10_010,
     );
@@ -616,4 +620,78 @@ fn a_repair_that_pages_on_past_a_makers_cap_stops() {
     assert!(out.events.contains(&OrdersEvent::MessageRejected {
         reason: OrderReject::OverCap.as_str()
     }));
+}
+
+#[test]
+fn the_relay_is_asked_about_our_orders_and_a_refusal_reaches_the_trader() {
+    let mut orders = online(MarketLimits::default());
+    let placed = orders.place(pair(), spec(1, 100_000, T0), T0);
+    let published = publications(&placed);
+    assert_eq!(published.len(), 1);
+    let kept = orders.place(pair(), spec(2, 50_000, T0), T0);
+    assert_eq!(publications(&kept).len(), 1);
+    let (refused_id, kept_id) = (order_id(&orders.me, 1), order_id(&orders.me, 2));
+    // Not before the delay; then one request for our own orders on the pair.
+    assert!(syncs(&orders.tick(T0 + 1_000)).is_empty());
+    let due = syncs(&orders.tick(T0 + CONFIRM_AFTER_MS));
+    let [(token, request)] = &due[..] else {
+        panic!("{due:?}")
+    };
+    assert_eq!(request.maker, Some(orders.me));
+    // The relay holds the second and says why it refused the first.
+    let held = publications(&kept)[0].bytes.clone();
+    let out = orders.on_sync_page(
+        *token,
+        BookSyncResponse {
+            orders: vec![held],
+            more: false,
+            error: None,
+            refused: vec![(refused_id, "address_over_cap".into())],
+        },
+        T0 + CONFIRM_AFTER_MS + 50,
+    );
+    let withdrawn: Vec<_> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            OrdersEvent::OrderWithdrawn { id, reason, .. } => Some((*id, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        withdrawn,
+        vec![(
+            refused_id,
+            "the relay refused it: too many live orders from this address".to_string()
+        )]
+    );
+    assert!(orders.own_order(&refused_id).is_none());
+    assert!(
+        orders.order(&pair(), &refused_id).is_none(),
+        "out of our book too"
+    );
+    assert!(orders.own_order(&kept_id).is_some());
+    // Both are settled: no more questions.
+    for dt in [5_000, 10_000, 20_000] {
+        assert!(syncs(&orders.tick(T0 + dt)).is_empty());
+    }
+    // Our own orders are never reconciled away by the answer (a repair would drop them).
+    assert!(orders.order(&pair(), &kept_id).is_some());
+}
+
+#[test]
+fn an_order_the_relay_has_not_seen_is_asked_about_three_times_then_left_alone() {
+    let mut orders = online(MarketLimits::default());
+    orders.place(pair(), spec(1, 100_000, T0), T0);
+    let mut now = T0;
+    let mut asked = 0;
+    for _ in 0..200 {
+        now += 250;
+        for (token, _) in syncs(&orders.tick(now)) {
+            asked += 1;
+            orders.on_sync_page(token, BookSyncResponse::default(), now);
+        }
+    }
+    assert_eq!(asked, CONFIRM_TRIES);
+    assert!(orders.own_order(&order_id(&orders.me, 1)).is_some(), "kept");
 }
