@@ -388,9 +388,13 @@ impl OrderGossip {
         now_ms: u64,
     ) -> BookSyncResponse {
         // A page within the peer's budget is charged to its address's too, so an address's many
-        // identities cannot each spend a full budget of their own.
+        // identities cannot each spend a full budget of their own. A trader asking for its own
+        // orders (to learn whether they were taken) is charged to its own budget only: its
+        // answer is at most what it published itself, and the makers behind one address must
+        // not crowd out each other's joins.
+        let own = request.maker == Some(peer);
         let allowed =
-            self.sync_per_peer.allow(&peer, now_ms) && self.sync_per_ip.allow(&ip, now_ms);
+            self.sync_per_peer.allow(&peer, now_ms) && (own || self.sync_per_ip.allow(&ip, now_ms));
         let outcome = if allowed { "ok" } else { "rate_limited" };
         metrics
             .book_sync_requests
