@@ -88,6 +88,23 @@ test('a relay that prices new identities: the page does the work once, then is g
     assert.equal(value('darkswap_relay_auth_attempts_total{method="identity",reason="ok"}'), 1);
     // The page never answered without the work.
     assert.equal(value('darkswap_relay_auth_attempts_total{method="identity",reason="weak_stamp"}'), 0);
+    // It keeps the stamp with its identity (8 bytes), so no relay makes it search again.
+    const kept = await page.evaluate(() => new Promise((ok, fail) => {
+      const open = indexedDB.open('darkswap');
+      open.onerror = () => fail(open.error);
+      open.onsuccess = () => {
+        const all = open.result.transaction('identity').objectStore('identity').getAllKeys();
+        all.onsuccess = () => {
+          const name = all.result.find((k) => String(k).startsWith('identity-stamp/'));
+          if (!name) return ok(null);
+          const get = open.result.transaction('identity').objectStore('identity').get(name);
+          get.onsuccess = () => ok(new Uint8Array(get.result).length);
+          get.onerror = () => fail(get.error);
+        };
+        all.onerror = () => fail(all.error);
+      };
+    }));
+    assert.equal(kept, 8, 'the stamp is kept');
   } finally {
     await stopRelay(priced);
   }

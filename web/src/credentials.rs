@@ -203,3 +203,17 @@ pub async fn moved(me: &PeerId, data_key: Option<&DataKey>) -> Result<Change, Cr
 pub async fn save_token(me: &PeerId, token: &[u8]) -> Result<(), StorageError> {
     put_bytes(STORE, &key("auth-token", me), token).await
 }
+
+/// Our identity's proof of work (`darkswap_auth::stamp`), kept so that no relay makes this
+/// browser search for it again. Not secret: it proves work, nothing more.
+pub async fn save_stamp(me: &PeerId, stamp: u64) -> Result<(), StorageError> {
+    put_bytes(STORE, &key("identity-stamp", me), &stamp.to_be_bytes()).await
+}
+
+/// The proof of work kept by [`save_stamp`], if any (a record of another length is ignored).
+pub async fn load_stamp(me: &PeerId) -> Result<Option<u64>, StorageError> {
+    Ok(get_bytes(STORE, &key("identity-stamp", me))
+        .await?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map(u64::from_be_bytes))
+}

@@ -104,6 +104,8 @@ pub async fn start(
             "cannot read your relay credentials ({e}); using your identity key"
         ))),
     }
+    // Without it, a relay that asks for a proof of work gets it searched for again.
+    config.identity_stamp = crate::credentials::load_stamp(&me).await.unwrap_or(None);
     let (node, handle, mut events) = match new_node(keypair, config).await {
         Ok(parts) => parts,
         Err(e) => {
@@ -154,6 +156,16 @@ pub async fn start(
                     if let Err(e) = crate::credentials::save_token(&me, &token).await {
                         dispatch.dispatch(Action::TradingError(format!(
                             "cannot keep the relay's token: {e}"
+                        )));
+                    }
+                });
+            }
+            if let NodeEvent::Auth(darkswap_net::AuthEvent::Stamped { stamp, .. }) = &event {
+                let (stamp, dispatch) = (*stamp, dispatch.clone());
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Err(e) = crate::credentials::save_stamp(&me, stamp).await {
+                        dispatch.dispatch(Action::TradingError(format!(
+                            "cannot keep this identity's proof of work: {e}"
                         )));
                     }
                 });

@@ -419,15 +419,23 @@ impl AppState {
                 }
             }
             AuthEvent::Unsupported => self.auth = AuthStatus::Unsupported,
-            AuthEvent::Working { bits } => self.auth = AuthStatus::Working { bits },
+            // A refresh that needs more work keeps the grant it refreshes.
+            AuthEvent::Working { bits } => {
+                if !matches!(self.auth, AuthStatus::Granted { .. }) {
+                    self.auth = AuthStatus::Working { bits }
+                }
+            }
             AuthEvent::Stamped {
                 bits,
                 tries,
                 elapsed,
+                ..
             } => {
                 self.stamp_done = Some((bits, tries, elapsed.as_millis() as u64));
-                self.auth = AuthStatus::Authenticating {
-                    method: darkswap_auth::Method::Identity.label(),
+                if !matches!(self.auth, AuthStatus::Granted { .. }) {
+                    self.auth = AuthStatus::Authenticating {
+                        method: darkswap_auth::Method::Identity.label(),
+                    }
                 }
             }
             AuthEvent::Admin { .. } => {}

@@ -162,6 +162,10 @@ impl ClientAuth {
             ) if method == self.credential.method() => {
                 let local = key.public().to_peer_id();
                 let held = self.stamp.map_or(0, |s| stamp_bits(&local, s));
+                if wanted > crate::stamp::MAX_STAMP_BITS {
+                    // Decoding refuses it already; never search for more than the cap.
+                    return Step::Refused(RefuseReason::Malformed);
+                }
                 if wanted > held {
                     return Step::Work { bits: wanted };
                 }
@@ -417,6 +421,12 @@ mod tests {
             c.on_response(challenge(4), &key, &relay),
             Step::Send(AuthRequest::Answer { stamp: Some(_), .. })
         ));
+        // More than any client does is refused, not searched for.
+        c.challenge();
+        assert_eq!(
+            c.on_response(challenge(crate::stamp::MAX_STAMP_BITS + 1), &key, &relay),
+            Step::Refused(RefuseReason::Malformed)
+        );
         c.challenge();
         let more = stamp_bits(&local, stamp) + 1;
         assert_eq!(

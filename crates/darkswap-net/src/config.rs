@@ -47,6 +47,9 @@ pub struct NodeConfig {
     /// A token from an earlier session with this relay, presented instead of a challenge while
     /// it is good (the browser keeps it in IndexedDB).
     pub auth_token: Option<Vec<u8>>,
+    /// Our identity's proof of work from an earlier session (`AuthEvent::Stamped`), answered
+    /// to relays that ask for one instead of searching again.
+    pub identity_stamp: Option<u64>,
     /// After the relay refused us, ask again after about this long (±50 % at random, so that
     /// clients refused together do not come back together).
     pub auth_retry: Duration,
@@ -89,6 +92,7 @@ impl Default for NodeConfig {
             market_limits: MarketLimits::default(),
             credential: Credential::Identity,
             auth_token: None,
+            identity_stamp: None,
             auth_retry: Duration::from_secs(30),
             e2e_rekey: darkswap_e2e::RekeyPolicy::default(),
         }

@@ -179,7 +179,11 @@ pub enum AuthEvent {
         bits: u32,
     },
     /// The search found our stamp; the node asks for a fresh challenge and answers with it.
+    /// Worth keeping with the identity ([`NodeConfig::identity_stamp`](crate::NodeConfig)): it
+    /// never expires and serves every relay that asks for as many bits or fewer.
     Stamped {
+        /// The stamp.
+        stamp: u64,
         /// The work the stamp proves (at least what was asked).
         bits: u32,
         /// Hashes tried.

@@ -94,6 +94,7 @@ pub async fn new_node(
     let auth = RelayAuth::new(
         config.credential.clone(),
         config.auth_token.clone(),
+        config.identity_stamp,
         config.auth_retry,
     );
     let direct = Direct::new(

@@ -772,7 +772,16 @@ impl Orders {
             return out;
         }
         job.refusals = 0;
-        job.refused.extend(response.refused);
+        if job.maker == Some(self.me) {
+            // Only about our own orders, and never more than one page's worth in all.
+            for refusal in response.refused {
+                if job.refused.len() < darkswap_proto::book_sync::MAX_REFUSALS
+                    && !job.refused.iter().any(|(id, _)| *id == refusal.0)
+                {
+                    job.refused.push(refusal);
+                }
+            }
+        }
         let mut last = None;
         // A page is checked as a batch: the same verdict per order, a fraction of the cost.
         let verdicts =
@@ -802,7 +811,10 @@ impl Orders {
         if last.is_some() {
             job.after = last;
         }
-        if job.maker.is_some() && job.collected.len() > self.market.limits().max_orders_per_maker {
+        if job.maker.is_some()
+            && job.maker != Some(self.me)
+            && job.collected.len() > self.market.limits().max_orders_per_maker
+        {
             // More orders for one maker than a maker may have: a relay that pages on without
             // end. The repair stops here; what we hold of the maker stays as it was.
             out.events.push(OrdersEvent::MessageRejected {
@@ -810,7 +822,11 @@ impl Orders {
             });
             return out;
         }
-        if response.more && last.is_some() && self.relay_up {
+        // Our own orders fit in one page; a relay that pages on about them is not followed
+        // (the confirms are settled with what came).
+        let own_done = job.maker == Some(self.me)
+            && job.collected.len() > self.market.limits().max_orders_per_maker;
+        if response.more && last.is_some() && self.relay_up && !own_done {
             let request = BookSyncRequest {
                 pair: job.pair.clone(),
                 maker: job.maker,

@@ -67,10 +67,11 @@ impl RelayAuth {
     pub fn new(
         credential: Credential,
         token: Option<Vec<u8>>,
+        stamp: Option<u64>,
         retry_after_refusal: Duration,
     ) -> Self {
         RelayAuth {
-            client: ClientAuth::new(credential, token),
+            client: ClientAuth::new(credential, token).with_stamp(stamp),
             authed: false,
             request: None,
             next_at: None,
@@ -93,6 +94,7 @@ impl RelayAuth {
         let (search, began) = self.search.as_mut()?;
         let stamp = search.run(budget)?;
         let event = AuthEvent::Stamped {
+            stamp,
             bits: search.bits(),
             tries: search.tries(),
             elapsed: now.saturating_duration_since(*began),
@@ -146,7 +148,9 @@ impl RelayAuth {
     /// retry alone decides when to ask again after a refusal or failure; otherwise a token near
     /// its expiry is refreshed.
     pub fn due(&mut self, relay: &PeerId, now: Instant, now_ms: u64) -> Option<bool> {
-        if self.request.is_some() {
+        // While the stamp a challenge asked for is searched for, nothing is asked: the search
+        // sends the next challenge itself.
+        if self.request.is_some() || self.search.is_some() {
             return None;
         }
         let due = match self.next_at {
@@ -181,8 +185,12 @@ impl RelayAuth {
 
     /// Use another way to prove ourselves (forgets the cached token).
     pub fn set_credential(&mut self, credential: Credential) {
-        // Our identity's work stays ours, whatever we prove ourselves with next.
+        // Our identity's work stays ours, whatever we prove ourselves with next; a search for
+        // more of it is only needed to answer identity challenges.
         let stamp = self.client.stamp();
+        if !matches!(credential, Credential::Identity) {
+            self.search = None;
+        }
         self.client = ClientAuth::new(credential, None).with_stamp(stamp);
         self.request = None;
         self.next_at = None;
