@@ -350,6 +350,32 @@ impl Caps {
         });
     }
 
+    /// `peer` has just proved itself (an auth grant at the reservation level): its anonymous
+    /// connections move out of the part at once, so its address's places free up without
+    /// waiting for [`Caps::recheck`] (the traders behind one address reconnecting together
+    /// would otherwise come in one address's allowance a second).
+    pub fn promote(&mut self, peer: &PeerId) {
+        let (held, moved, per_ip) = (
+            &mut self.held,
+            &mut self.anonymous_now,
+            &mut self.anonymous_ip,
+        );
+        for (id, who, _) in self.anonymous.iter() {
+            if who != peer {
+                continue;
+            }
+            if let Some((ip, stage)) = held.get_mut(id) {
+                if matches!(stage, Stage::Established(Part::Anonymous)) {
+                    *stage = Stage::Established(Part::Kept);
+                    *moved -= 1;
+                    per_ip.give_back(ip);
+                }
+            }
+        }
+        // The moved entries are skipped when reached and swept with the others.
+        self.sweep();
+    }
+
     /// The connection failed, was refused or closed: whatever it held is given back.
     pub fn ended(&mut self, id: ConnectionId) {
         match self.held.remove(&id) {
@@ -420,6 +446,15 @@ impl ConnCaps {
             to_close: VecDeque::new(),
             waker: None,
             started: std::time::Instant::now(),
+        }
+    }
+
+    /// `peer` was just granted a level: if it is the reservation level, its connections leave
+    /// the anonymous part now rather than at the next tick.
+    pub fn granted(&mut self, peer: &PeerId) {
+        if self.gate.allows(peer, darkswap_auth::Operation::Reserve) {
+            self.caps.promote(peer);
+            self.report();
         }
     }
 
@@ -894,5 +929,42 @@ mod tests {
             Err(Refused::AnonymousPerIp)
         );
         assert_eq!(caps.anonymous_now(), 4);
+    }
+
+    #[test]
+    fn a_peer_that_proves_itself_frees_its_place_at_once() {
+        let config = CapsConfig {
+            established_per_ip: 8,
+            established_total: 20,
+            established_kept: 4,
+            anonymous_per_ip: 2,
+            ..CONFIG
+        };
+        let mut caps = Caps::new(config);
+        let nobody = |_: &PeerId| false;
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let id = ConnectionId::new_unchecked;
+        let here = from("192.0.2.1");
+        assert!(caps.established(id(1), a, &here, 0, nobody).is_ok());
+        assert!(caps.established(id(2), b, &here, 0, nobody).is_ok());
+        assert_eq!(
+            caps.established(id(3), c, &here, 0, nobody),
+            Err(Refused::AnonymousPerIp)
+        );
+        // Without waiting for the tick.
+        caps.promote(&a);
+        assert_eq!(caps.anonymous_now(), 1);
+        assert!(caps.established(id(3), c, &here, 0, nobody).is_ok());
+        // Promoting again, or a peer with no anonymous connection, changes nothing; the
+        // promoted connection closing gives back its connection slot only.
+        caps.promote(&a);
+        caps.promote(&PeerId::random());
+        assert_eq!(caps.anonymous_now(), 2);
+        caps.ended(id(1));
+        assert_eq!(caps.anonymous_now(), 2);
+        assert_eq!(
+            caps.established(id(4), PeerId::random(), &here, 0, nobody),
+            Err(Refused::AnonymousPerIp)
+        );
     }
 }

@@ -579,6 +579,8 @@ impl LoopState {
                     darkswap_proto::unix_time_ms(),
                 );
                 let _ = swarm.behaviour_mut().auth.send_response(channel, response);
+                // A peer that proved itself frees its address's anonymous place at once.
+                swarm.behaviour_mut().caps.granted(&peer);
                 // A grant (or its loss) changes which of the peer's pairs the relay follows.
                 let now = standing(&self.gate, &self.peer_relays, &peer, false);
                 let cut = self.orders.reclassify(
