@@ -93,7 +93,7 @@ async fn main() -> Result<()> {
     let limit = (clients * 2 + 16).to_string();
     // Every client comes from 127.0.0.1: lift the per-IP rate limits and caps for this
     // measurement only (it stands for clients at as many addresses).
-    let flags = [
+    let mut flags = vec![
         "--max-reservations",
         limit.as_str(),
         "--max-connections",
@@ -111,6 +111,14 @@ async fn main() -> Result<()> {
         "--pending-kept-for-new-addresses",
         "0",
     ];
+    // The cap on one address's connections still below the reservation level too, on a relay
+    // that has it (`DARKSWAP_RELAY_BIN` may name an older build).
+    let help = std::process::Command::new(darkswap_tests::relay_bin())
+        .arg("--help")
+        .output()?;
+    if String::from_utf8_lossy(&help.stdout).contains("--max-anonymous-per-ip") {
+        flags.extend(["--max-anonymous-per-ip", limit.as_str()]);
+    }
     let ports = Ports::fixed();
     let relay = Relay::start(dir.path(), ports, &flags)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
