@@ -68,10 +68,9 @@ pub fn kept_for_authenticated(max_connections: u32) -> u32 {
 /// newcomer when their part is full (honest traders authenticate within a second).
 pub const ANONYMOUS_GRACE: Duration = Duration::from_secs(10);
 /// Connections below the reservation level one address (an IPv6 /64) may hold at once. Honest
-/// traders are below it for a second or so (then the 1 s recheck moves them out), so this lets
-/// the traders behind one address (an office, carrier-grade NAT) arrive 32 a second, the auth
-/// request budget's sustained rate several times over; a flood from one address holds this many
-/// places and no more.
+/// traders are below it only until their grant moves them out, so this is how many traders
+/// behind one address (an office, carrier-grade NAT) may be proving themselves at once; a flood
+/// from one address holds this many places and no more.
 pub const MAX_ANONYMOUS_PER_IP: u32 = 64;
 /// Handshakes in progress from one IP address (half-open WebSocket upgrades, STUN floods).
 pub const MAX_PENDING_PER_IP: u32 = 32;
