@@ -807,7 +807,10 @@ impl Orders {
                     .push(OrdersEvent::MessageRejected { reason: e.as_str() }),
             }
         }
-        self.dirty.insert(job.pair.clone());
+        // A check of our own orders changes nothing in the book: no view to send for it.
+        if job.maker != Some(self.me) {
+            self.dirty.insert(job.pair.clone());
+        }
         if last.is_some() {
             job.after = last;
         }
