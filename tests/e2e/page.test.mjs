@@ -3,6 +3,8 @@
 //   the order form, nothing scrolls sideways, and axe-core finds no serious or critical
 //   accessibility violation, with every detail panel closed and with each one open;
 // - the order form says what an order does as it is typed, and the book draws its depth;
+// - amounts and prices are typed and shown in display units: "0.5" BTC on the wire is
+//   50,000,000 sat in the other page's book, and the choice of BTC or sat is kept;
 // - a maker whose tab is in the background hears that their order was taken: an alert on the
 //   page, the count in the tab's title, and a browser notification; coming back clears the count.
 import { test, after } from 'node:test';
@@ -162,7 +164,7 @@ test('a maker in a background tab hears that their order was taken', async () =>
   const toast = maker.locator('[data-testid=toast]');
   await toast.waitFor({ timeout: 20000 });
   assert.match(await toast.textContent(), /Your order was taken/);
-  assert.match(await toast.textContent(), /sell 400 RUNE:PAGETEST for 200 sat \(0\.000002 BTC\) @ 0\.5: agreed, awaiting settlement/);
+  assert.match(await toast.textContent(), /sell 400 RUNE:PAGETEST for 200 sat \(0\.000002 BTC\) @ 0\.5 sat per RUNE:PAGETEST unit: agreed, awaiting settlement/);
   assert.equal(await maker.title(), '(1) DarkSwap');
   assert.match(await maker.textContent('[data-testid=panel-toggle][data-panel=alerts]'), /1 new/);
   const shown = await maker.evaluate(() => window.shown);
@@ -184,4 +186,48 @@ test('a maker in a background tab hears that their order was taken', async () =>
   await maker.screenshot({ path: join(OUT, 'page-alerts.png') });
   assert.deepEqual(maker.errors, []);
   assert.deepEqual(taker.errors, []);
+});
+
+test('a trader types 0.5 BTC and the book of the other page holds 50,000,000 sat', async () => {
+  await started();
+  const maker = await openPage();
+  const watcher = await openPage();
+  const USDT = 'BTC/USDT';
+  await follow(maker, USDT);
+  await follow(watcher, USDT);
+  // Satoshis by default (rune prices are quoted in sats); the trader switches to BTC.
+  assert.equal(await maker.inputValue('[data-testid=btc-unit]'), 'sat');
+  await maker.selectOption('[data-testid=btc-unit]', 'btc');
+  assert.equal(await maker.getAttribute('[data-testid=order-amount]', 'placeholder'), 'BTC');
+  assert.equal(await maker.getAttribute('[data-testid=order-price]', 'placeholder'), 'USDT per BTC');
+  await maker.selectOption('[data-testid=order-side]', 'sell');
+  // More decimals than BTC has is refused, not rounded.
+  await maker.fill('[data-testid=order-amount]', '0.000000001');
+  await maker.fill('[data-testid=order-price]', '97000');
+  await maker.click('[data-testid=order-place]');
+  assert.match(await maker.textContent('[data-testid=order-error]'), /amount: at most 8 decimal places/);
+  await maker.fill('[data-testid=order-amount]', '0.5');
+  await maker.fill('[data-testid=order-price]', '97000');
+  assert.equal(await maker.textContent('[data-testid=order-total]'), 'You sell 0.5 BTC (50000000 sat) and receive 48500 USDT');
+  await maker.click('[data-testid=order-place]');
+  const mine = maker.locator('[data-testid=my-order]');
+  const orderId = await mine.getAttribute('data-order', { timeout: 15000 });
+  assert.equal(await mine.getAttribute('data-amount'), '50000000');
+  // On the wire, and in the other page's book, it is 50,000,000 sat at 97,000 USDT per BTC.
+  const there = watcher.locator(`[data-testid=book-order][data-order="${orderId}"]`);
+  await there.waitFor({ timeout: 15000 });
+  assert.equal(await there.getAttribute('data-amount'), '50000000');
+  assert.match(await there.textContent(), /0\.00097.*50000000/, 'the watcher reads sat (its default): USDT per sat, and sat');
+  assert.match(await maker.locator(`[data-testid=book-order][data-order="${orderId}"]`).textContent(), /97000.*0\.5/);
+  // The choice is kept in this browser.
+  await maker.reload();
+  await maker.waitForSelector(reserved, { timeout: 30000 });
+  assert.equal(await maker.inputValue('[data-testid=btc-unit]'), 'btc');
+  // A rune the chain has not described (this relay names no chain) is typed in its smallest
+  // units, and the form says so.
+  await follow(maker, PAIR);
+  assert.match(await maker.textContent('[data-testid=order-units-unknown]'), /RUNE:PAGETEST is typed in its smallest units/);
+  assert.equal(await maker.getAttribute('[data-testid=order-price]', 'placeholder'), 'BTC per RUNE:PAGETEST unit');
+  assert.deepEqual(maker.errors, []);
+  assert.deepEqual(watcher.errors, []);
 });

@@ -83,19 +83,27 @@ test('two pages settle a rune sale on regtest, the taker reloading in the middle
 
   await follow(maker, PAIR);
   await follow(taker, PAIR);
+  // Both pages learn the rune's divisibility (2) and spaced name from ord, and then read and
+  // type its amounts in it: 1000.00 is 100,000 units; 500 sat per rune is 5 sat per unit.
+  for (const page of [maker, taker]) {
+    await until('the rune\'s units', async () => (await page.getAttribute('[data-testid=order-amount]', 'placeholder')) === spaced);
+  }
+  assert.equal(await maker.getAttribute('[data-testid=order-price]', 'placeholder'), `sat per ${spaced}`);
   await maker.selectOption('[data-testid=order-side]', 'sell');
-  await maker.fill('[data-testid=order-amount]', '100000');
-  await maker.fill('[data-testid=order-price]', '5');
+  await maker.fill('[data-testid=order-amount]', '1000');
+  await maker.fill('[data-testid=order-price]', '500');
+  assert.equal(await maker.textContent('[data-testid=order-total]'), `You sell 1000.00 ${spaced} and receive 500000 sat (0.005 BTC)`);
   await maker.click('[data-testid=order-place]');
   await maker.waitForSelector('[data-testid=my-order]', { timeout: 15000 });
+  assert.equal(await maker.getAttribute('[data-testid=my-order]', 'data-amount'), '100000');
 
-  const t0 = await take(taker, 40000);
+  const t0 = await take(taker, '400');
   const onTaker = await settlement(taker, 'broadcast');
   const takeToBroadcast = Date.now() - t0;
   const onMaker = await settlement(maker, 'broadcast');
   assert.match(onTaker.txid, /^[0-9a-f]{64}$/);
   assert.equal(onMaker.txid, onTaker.txid, 'both pages hold the same swap');
-  assert.match(onMaker.text, /you give 40000 RUNE:\w+ and get \d+ sat/);
+  assert.match(onMaker.text, /you give 400\.00 \S+ and get \d+ sat/);
   await until('the maker\'s order reduced', async () => (await maker.getAttribute('[data-testid=my-order]', 'data-amount').catch(() => null)) === '60000');
 
   // The taker reloads while the swap waits for a block: its settlement is read back, and the
@@ -108,7 +116,9 @@ test('two pages settle a rune sale on regtest, the taker reloading in the middle
   const settledTaker = await settlement(taker, 'settled');
   const takeToSettled = Date.now() - t0;
   assert.equal(settledTaker.txid, onTaker.txid);
-  assert.match(settledTaker.text, /you gave \d+ sat .* and got 40000 RUNE:/);
+  assert.match(settledTaker.text, /you gave \d+ sat .* and got 400\.00 /);
+  // The taker hears that it settled (it was looking at the page: a toast, no count).
+  assert.match(await taker.locator('[data-testid=toast]').last().textContent(), /Your trade settled/);
   await settlement(maker, 'settled');
   assert.equal(await ordRunes(chain, `${onTaker.txid}:0`), 40000, 'the taker\'s fill, by ord');
   assert.equal(await ordRunes(chain, `${onTaker.txid}:1`), 60000, 'the maker\'s rune change, by ord');
@@ -117,7 +127,8 @@ test('two pages settle a rune sale on regtest, the taker reloading in the middle
   await unlock(taker);
   await refreshUntil(taker, 'the fill on the taker', async () => (await runesHeld(taker)).some((r) => r.units === '40000'), chain);
   await taker.fill('[data-testid=take-amount]', '');
-  await take(taker, 60000);
+  await until('the rune\'s units after the reload', async () => (await taker.getAttribute('[data-testid=order-amount]', 'placeholder')) === spaced);
+  await take(taker, '600');
   await until('a second settlement', async () => (await taker.$$('[data-testid=settlement][data-step=broadcast]')).length === 1, 60000);
   const second = await settlement(taker, 'broadcast');
   assert.notEqual(second.txid, onTaker.txid);

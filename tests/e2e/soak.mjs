@@ -118,7 +118,7 @@ async function follow(page) {
 
 async function myOrders(page) {
   return page.$$eval('[data-testid=my-order]', (rows) => rows.map((r) => ({
-    id: r.dataset.order, amount: Number(r.querySelectorAll('td')[3].textContent),
+    id: r.dataset.order, amount: Number(r.dataset.amount),
   })));
 }
 

@@ -173,19 +173,22 @@ test('a page creates a wallet, is paid by the faucet and sends to another page, 
   // The order form takes only orders the wallet can fund, counting A's other open orders.
   const PAIR = 'RUNE:DARKSWAPTESTRUNE/BTC';
   await follow(a, PAIR);
-  assert.match(await a.textContent('[data-testid=order-funds]'), /can spend 75000 RUNE:DARKSWAPTESTRUNE/);
+  // The form reads the rune in its divisibility once ord has told the page: 750.00, not 75000.
+  await until('the rune\'s units', async () => (await a.getAttribute('[data-testid=order-amount]', 'placeholder')) === 'DARKSWAP•TEST•RUNE');
+  assert.match(await a.textContent('[data-testid=order-funds]'), /can spend 750\.00 DARKSWAP•TEST•RUNE/);
   const sell = async (amount) => {
     await a.selectOption('[data-testid=order-side]', 'sell');
     await a.fill('[data-testid=order-amount]', String(amount));
-    await a.fill('[data-testid=order-price]', '0.5');
+    await a.fill('[data-testid=order-price]', '50');
     await a.click('[data-testid=order-place]');
   };
-  await sell(80000);
-  assert.match(await a.textContent('[data-testid=order-error]'), /cannot fund this order: it needs 80000 RUNE:DARKSWAPTESTRUNE/);
-  await sell(50000);
+  await sell('800');
+  assert.match(await a.textContent('[data-testid=order-error]'), /cannot fund this order: it needs 800\.00 DARKSWAP•TEST•RUNE \(with your other open orders\), and 750\.00 DARKSWAP•TEST•RUNE can be spent/);
+  await sell('500');
   await a.waitForSelector('[data-testid=my-order]', { timeout: 15000 });
-  await sell(30000);
-  assert.match(await a.textContent('[data-testid=order-error]'), /needs 80000 .*with your other open orders/);
+  assert.equal(await a.getAttribute('[data-testid=my-order]', 'data-amount'), '50000');
+  await sell('300.00');
+  assert.match(await a.textContent('[data-testid=order-error]'), /needs 800\.00 .*with your other open orders/);
   assert.equal((await a.$$('[data-testid=my-order]')).length, 1);
 
   // The relay's own test rune: B asks the faucet, which etches it (under a reserved name) on

@@ -1,16 +1,18 @@
 //! What deserves a trader's attention when they looked away, decided from the trade updates the
-//! node reports: an order of ours taken, a take of ours agreed or refused, a trade aborted.
-//! The page shows each as a toast, counts the unseen ones in the tab's title, and (if the trader
-//! allowed it) raises a browser notification and a sound.
-//!
-//! Nothing in a trade needs the trader's hand yet (negotiation runs by itself and settlement is
-//! not built), so there is no "your action is needed" alert.
+//! node reports and the settlement driver's views: an order of ours taken, a take of ours agreed
+//! or refused, a trade aborted, a swap settled on the chain or stopped, and a settlement that
+//! needs the trader's hand (the other side went quiet after our signatures left: only the
+//! trader can cancel it). The page shows each as a toast, counts the unseen ones in the tab's
+//! title, and (if the trader allowed it) raises a browser notification and a sound.
 
 use std::collections::VecDeque;
 
 use darkswap_net::{Trade, TradeRole, TradeState};
+use darkswap_orderbook::Units;
+use darkswap_settle::driver::View;
+use darkswap_settle::Step;
 
-use crate::words::describe;
+use crate::words::{describe, price_text};
 
 /// Most alerts kept on screen (oldest dropped first).
 pub const MAX_ALERTS: usize = 3;
@@ -34,6 +36,7 @@ pub struct Alert {
 /// Updates from before the page started (trades restored on load) raise none, nor does an
 /// update that leaves the state as it was.
 pub fn for_trade(
+    units: &Units,
     known: Option<&Trade>,
     trade: &Trade,
     page_started_ms: u64,
@@ -41,7 +44,11 @@ pub fn for_trade(
     if trade.updated_at_ms < page_started_ms || known.is_some_and(|k| k.state == trade.state) {
         return None;
     }
-    let what = format!("{} @ {}", describe(trade), trade.price);
+    let what = format!(
+        "{} @ {}",
+        describe(units, trade),
+        price_text(units, &trade.pair, trade.price)
+    );
     match (&trade.role, &trade.state) {
         (TradeRole::Maker, TradeState::Agreed) => Some((
             "Your order was taken",
@@ -60,6 +67,54 @@ pub fn for_trade(
         }
         _ => None,
     }
+}
+
+/// The alert a settlement's change deserves, given the view the page had (`known`; none for a
+/// settlement restored on load, which raises nothing) and its trade if the page has it.
+pub fn for_settlement(
+    units: &Units,
+    known: Option<&View>,
+    view: &View,
+    trade: Option<&Trade>,
+) -> Option<(&'static str, String)> {
+    let known = known?;
+    let what = trade.map_or_else(
+        || format!("trade {}", &darkswap_net::trade_id_hex(&view.trade_id)[..8]),
+        |t| describe(units, t),
+    );
+    let reason = view.reason.as_deref().unwrap_or("no reason given");
+    if view.step != known.step {
+        match view.step {
+            Some(Step::Settled) => {
+                return Some((
+                    "Your trade settled",
+                    format!(
+                        "{what}: the swap is on the chain with {} confirmations",
+                        view.confirmations.0
+                    ),
+                ))
+            }
+            Some(Step::Aborted) => {
+                return Some((
+                    "A settlement stopped",
+                    format!("{what}: nothing moved: {reason}"),
+                ))
+            }
+            Some(Step::Cancelled) => {
+                return Some(("A settlement was cancelled", format!("{what}: {reason}")))
+            }
+            _ => {}
+        }
+    }
+    if view.cancel_offered && !known.cancel_offered {
+        return Some((
+            "A trade needs you",
+            format!(
+                "{what}: {reason}. Open the trade to cancel it and take back what you offered."
+            ),
+        ));
+    }
+    None
 }
 
 /// The alerts on screen and how many the trader has not seen yet.

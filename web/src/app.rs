@@ -18,8 +18,62 @@ use darkswap_proto::order::OrderSpec;
 
 #[function_component(App)]
 pub fn app() -> Html {
-    let state = use_reducer(|| AppState::new(crate::network::relay_info_url()));
+    let state = use_reducer(|| {
+        AppState::new(crate::network::relay_info_url()).with_btc(crate::unit_settings::load())
+    });
     let node = use_node_start(&state);
+    // A rune pair's divisibility and spaced name, from ord through the relay's chain, once the
+    // node runs on a relay that names one (each rune asked once per visit).
+    {
+        let node = node.clone();
+        let units = state.trading.units.clone();
+        use_effect_with(
+            (state.trading.pair.clone(), state.trading.settling),
+            move |(pair, _)| {
+                let ord = node.settler().ord();
+                let unknown: Vec<String> = pair
+                    .iter()
+                    .flat_map(|p| [&p.base, &p.quote])
+                    .filter(|a| !units.knows(a))
+                    .filter_map(|a| match a {
+                        darkswap_orderbook::Asset::Rune(name) => Some(name.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if let (Some(ord), false) = (ord, unknown.is_empty()) {
+                    wasm_bindgen_futures::spawn_local(async move {
+                        for name in unknown {
+                            match crate::wallet::rune_info(&ord, &name).await {
+                                Ok(Some(info)) => node.dispatch(Action::RuneUnits {
+                                    spaced_name: info.spaced_name,
+                                    divisibility: info.divisibility,
+                                }),
+                                // Not etched on this chain: it stays in smallest units, and
+                                // the order form says so.
+                                Ok(None) => {}
+                                Err(e) => node.dispatch(Action::TradingError(format!(
+                                    "cannot learn the units of RUNE:{name}: {e}"
+                                ))),
+                            }
+                        }
+                    });
+                }
+            },
+        );
+    }
+    let on_btc = {
+        let node = node.clone();
+        Callback::from(move |unit| {
+            if let Err(e) = crate::unit_settings::save(unit) {
+                node.dispatch(Action::TradingError(e));
+            }
+            node.dispatch(Action::BtcUnit(unit));
+        })
+    };
+    let on_take_refused = {
+        let node = node.clone();
+        Callback::from(move |words| node.dispatch(Action::TradingError(words)))
+    };
     let on_send = {
         let node = node.clone();
         Callback::from(move |(peer, text): (String, String)| {
@@ -237,14 +291,14 @@ pub fn app() -> Html {
             }
             <main id="market">
                 <PairSelector current={trading.pair.clone()} on_select={on_select} />
-                <OrderBook view={view} synced={synced} on_take={on_take} settling={trading.settling} />
+                <OrderBook view={view} synced={synced} on_take={on_take} settling={trading.settling} units={trading.units.clone()} on_refused={on_take_refused} />
                 <div class="side">
-                    <OrderForm pair={trading.pair.clone()} error={trading.error.clone()} on_place={on_place} wallet={(*wallet_view).clone()} own={trading.own.clone()} />
-                    <MyOrders own={trading.own.clone()} notices={trading.notices.clone()} on_cancel={on_cancel} />
+                    <OrderForm pair={trading.pair.clone()} error={trading.error.clone()} on_place={on_place} wallet={(*wallet_view).clone()} own={trading.own.clone()} units={trading.units.clone()} on_btc={on_btc} />
+                    <MyOrders own={trading.own.clone()} notices={trading.notices.clone()} on_cancel={on_cancel} units={trading.units.clone()} />
                     <TradeList trades={trading.trades.clone()} settlements={trading.settlements.clone()}
                         settling={trading.settling} trouble={trading.settle_trouble.clone()}
                         chain_view={trading.chain_view.clone()} on_abort={on_abort}
-                        on_cancel={on_cancel_settlement} />
+                        on_cancel={on_cancel_settlement} units={trading.units.clone()} />
                 </div>
             </main>
             <footer class="muted">

@@ -31,6 +31,8 @@ mod storage;
 #[cfg(target_arch = "wasm32")]
 mod timing;
 #[cfg(target_arch = "wasm32")]
+mod unit_settings;
+#[cfg(target_arch = "wasm32")]
 mod vault;
 #[cfg(target_arch = "wasm32")]
 mod wallet;

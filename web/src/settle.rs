@@ -71,6 +71,11 @@ impl Settler {
         self.inner.borrow().driver.is_some()
     }
 
+    /// Where ord answers, once the node runs on a relay that names a chain with ord.
+    pub fn ord(&self) -> Option<String> {
+        self.inner.borrow().chain.as_ref()?.ord.clone()
+    }
+
     /// The wallet unlocked (`Some`) or was locked by the trader (`None`).
     pub fn set_keys(self: &Rc<Self>, keys: Option<Rc<Keychain>>) {
         let mut inner = self.inner.borrow_mut();

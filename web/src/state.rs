@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
 use darkswap_net::{BookView, MessageId, NodeEvent, OwnOrder, RelayStatus, Trade, TradingEvent};
-use darkswap_orderbook::Pair;
+use darkswap_orderbook::{BtcUnit, Pair, Units};
 
 use crate::alerts::{self, Alerts};
 
@@ -78,6 +78,9 @@ pub struct TradingState {
     pub chain_view: Option<String>,
     /// The last trouble of the settlements (a chain read that failed, a message not sent).
     pub settle_trouble: Option<String>,
+    /// How amounts and prices are written: BTC or sat, and the runes whose divisibility the
+    /// page learned from the chain.
+    pub units: Rc<Units>,
 }
 
 /// Most trades kept on the page.
@@ -102,17 +105,21 @@ impl TradingState {
             }
             TradingEvent::OrderPlaced(order) => {
                 self.error = None;
+                let u = self.units.pair(&order.pair);
                 self.notice(format!(
-                    "placed {} {} {} @ {}",
-                    order.spec.side, order.spec.amount, order.pair, order.spec.price
+                    "placed {} {} on {} @ {} {}",
+                    order.spec.side,
+                    u.amount(order.spec.amount),
+                    order.pair,
+                    u.price(order.spec.price),
+                    u.price_label()
                 ));
                 Rc::make_mut(&mut self.own).insert(order.id.to_hex(), order);
             }
             TradingEvent::OrderReduced(order) => {
                 self.notice(format!(
-                    "{} {} left on order {} after a trade",
-                    order.spec.amount,
-                    order.pair.base,
+                    "{} left on order {} after a trade",
+                    self.units.pair(&order.pair).amount(order.spec.amount),
                     &order.id.to_hex()[..8]
                 ));
                 Rc::make_mut(&mut self.own).insert(order.id.to_hex(), order);
@@ -236,6 +243,13 @@ impl AppState {
         }
     }
 
+    /// The same state with bitcoin written in `unit`.
+    pub fn with_btc(mut self, unit: BtcUnit) -> Self {
+        let trading = Rc::make_mut(&mut self.trading);
+        trading.units = Rc::new((*trading.units).clone().with_btc(unit));
+        self
+    }
+
     fn push(&mut self, entry: Entry) {
         let log = Rc::make_mut(&mut self.log);
         if log.len() == MAX_LOG {
@@ -317,6 +331,13 @@ pub enum Action {
     SettleCounters(Box<darkswap_settle::driver::Counters>),
     /// Something in settlement went wrong (in words), and is tried again or shown.
     SettleTrouble(String),
+    /// The trader chose how BTC is written.
+    BtcUnit(BtcUnit),
+    /// The chain says a rune is spaced so and has this divisibility.
+    RuneUnits {
+        spaced_name: String,
+        divisibility: u8,
+    },
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -371,6 +392,15 @@ impl AppState {
                 trading.chain_view = Some(chain_view);
             }
             Action::Settlement(view) => {
+                let id = darkswap_net::trade_id_hex(&view.trade_id);
+                let known = s.trading.settlements.get(&id);
+                let trade = s.trading.trades.get(&id);
+                if let Some((title, body)) =
+                    alerts::for_settlement(&s.trading.units, known, &view, trade)
+                {
+                    let at = darkswap_net::unix_time_ms();
+                    Rc::make_mut(&mut s.alerts).raise(title, body, id, at);
+                }
                 let trading = Rc::make_mut(&mut s.trading);
                 let map = Rc::make_mut(&mut trading.settlements);
                 map.insert(darkswap_net::trade_id_hex(&view.trade_id), *view);
@@ -390,6 +420,17 @@ impl AppState {
             Action::SettleCounters(c) => s.settle_counters = Rc::new(*c),
             Action::SettleTrouble(words) => {
                 Rc::make_mut(&mut s.trading).settle_trouble = Some(words)
+            }
+            Action::BtcUnit(unit) => {
+                let trading = Rc::make_mut(&mut s.trading);
+                trading.units = Rc::new((*trading.units).clone().with_btc(unit));
+            }
+            Action::RuneUnits {
+                spaced_name,
+                divisibility,
+            } => {
+                let trading = Rc::make_mut(&mut s.trading);
+                Rc::make_mut(&mut trading.units).learn_rune(&spaced_name, divisibility);
             }
         }
         Rc::new(s)
@@ -516,7 +557,9 @@ impl AppState {
                 NodeEvent::Trading(event) => {
                     if let TradingEvent::Trade(trade) = &event {
                         let known = s.trading.trades.get(&trade.id_hex());
-                        if let Some((title, body)) = alerts::for_trade(known, trade, s.started_ms) {
+                        if let Some((title, body)) =
+                            alerts::for_trade(&s.trading.units, known, trade, s.started_ms)
+                        {
                             let at = trade.updated_at_ms;
                             Rc::make_mut(&mut s.alerts).raise(title, body, trade.id_hex(), at);
                         }

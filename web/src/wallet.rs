@@ -219,6 +219,18 @@ pub async fn get(url: &str, json: bool) -> Result<(u16, Vec<u8>), String> {
     }
 }
 
+/// What ord says of the rune named `name` (no spacers): `None` when ord knows no such rune.
+pub async fn rune_info(ord: &str, name: &str) -> Result<Option<RuneInfo>, String> {
+    let (status, body) = get(&format!("{ord}/rune/{name}"), true).await?;
+    match status {
+        200 => darkswap_wallet::ord_api::parse_rune(&body)
+            .map(Some)
+            .map_err(|e| format!("ord's answer about {name}: {e}")),
+        404 => Ok(None),
+        other => Err(format!("ord answered {other} about {name}")),
+    }
+}
+
 /// A POST, made once: a broadcast or a faucet call is not repeated behind the trader's back
 /// (they see the error and press again).
 async fn post(url: &str, content_type: &str, body: String) -> Result<(u16, Vec<u8>), String> {

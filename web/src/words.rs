@@ -2,43 +2,46 @@
 //! list and by the alerts, so both say the same thing.
 
 use darkswap_net::{Trade, TradeRole, TradeState};
-use darkswap_orderbook::{quote_amount, Asset, Pair, Price, Side, PRICE_SCALE};
+use darkswap_orderbook::decimal::{self, Zeros};
+use darkswap_orderbook::{quote_amount, Asset, BtcUnit, Pair, PairUnits, Price, Side, Units};
 use darkswap_settle::driver::View;
 use darkswap_settle::{Role, Step};
 use darkswap_wallet::swap::Side as SwapSide;
 
-/// An amount of `asset` given in its smallest unit, as on the wire: satoshis for BTC, written
-/// with their value in BTC too ("200 sat (0.000002 BTC)"); any other asset by its smallest unit
-/// ("400 RUNE:X"), since the page does not know a rune's divisibility yet.
-pub fn in_units(asset: &Asset, smallest: u64) -> String {
-    match asset {
-        Asset::Btc => format!("{smallest} sat ({} BTC)", btc(smallest)),
-        other => format!("{smallest} {other}"),
+/// An amount of `asset` given in its smallest unit, as on the wire, written in its display
+/// unit: BTC in the trader's choice with the other beside it ("200 sat (0.000002 BTC)",
+/// "0.000002 BTC (200 sat)"), a rune in its divisibility when known ("400.00 DARK•SWAP") and
+/// otherwise in its smallest units ("400 RUNE:X").
+pub fn in_units(units: &Units, asset: &Asset, smallest: u64) -> String {
+    let n = u128::from(smallest);
+    match (asset, units.btc()) {
+        (Asset::Btc, BtcUnit::Sat) => format!("{smallest} sat ({} BTC)", btc(n)),
+        (Asset::Btc, BtcUnit::Btc) => format!("{} BTC ({smallest} sat)", btc(n)),
+        (other, _) => units.asset(other).write(n),
     }
 }
 
 /// Satoshis as an exact decimal number of BTC.
-fn btc(sats: u64) -> String {
-    const SATS_PER_BTC: u64 = 100_000_000;
-    let (whole, frac) = (sats / SATS_PER_BTC, sats % SATS_PER_BTC);
-    if frac == 0 {
-        whole.to_string()
-    } else {
-        let digits = format!("{frac:08}");
-        format!("{whole}.{}", digits.trim_end_matches('0'))
-    }
+fn btc(sats: u128) -> String {
+    decimal::format(sats, 8, Zeros::Trim)
 }
 
 /// "buy 400 RUNE:X for 200 sat (0.000002 BTC)": what *we* do in the trade.
-pub fn describe(t: &Trade) -> String {
+pub fn describe(units: &Units, t: &Trade) -> String {
     let we_buy = (t.role == TradeRole::Taker) == (t.maker_side == Side::Sell);
     let quote = quote_amount(t.amount, t.price).unwrap_or(0);
     format!(
         "{} {} for {}",
         if we_buy { "buy" } else { "sell" },
-        in_units(&t.pair.base, t.amount),
-        in_units(&t.pair.quote, quote)
+        in_units(units, &t.pair.base, t.amount),
+        in_units(units, &t.pair.quote, quote)
     )
+}
+
+/// A price on `pair` with its unit: "0.5 sat per RUNE:X unit".
+pub fn price_text(units: &Units, pair: &Pair, price: Price) -> String {
+    let u = units.pair(pair);
+    format!("{} {}", u.price(price), u.price_label())
 }
 
 /// Where the trade stands, and for a live one what happens next (on `pair`, which may be one
@@ -82,10 +85,11 @@ pub fn settle_text(v: &View) -> String {
 /// What we give and get in the swap (`rune` is the pair's rune), once its fee is known: the
 /// seller gets the price less its share of the fee; the buyer pays the price and its share,
 /// and its runes arrive on an output of its own carrying 546 sat.
-pub fn gave_got(v: &View, rune: &Asset) -> Option<String> {
+pub fn gave_got(units: &Units, v: &View, rune: &Asset) -> Option<String> {
+    let u = units;
     let deal = v.deal?;
     let (_, ours) = v.fee?;
-    let units = u64::try_from(deal.terms.units).ok()?;
+    let amount = u64::try_from(deal.terms.units).ok()?;
     let price = deal.terms.price.to_sat();
     let done = v.step == Some(Step::Settled);
     let (give, get) = if done {
@@ -96,60 +100,69 @@ pub fn gave_got(v: &View, rune: &Asset) -> Option<String> {
     Some(match deal.side {
         SwapSide::Seller => format!(
             "you {give} {} and {get} {} (the price less your {} share of the fee)",
-            in_units(rune, units),
-            in_units(&Asset::Btc, price.saturating_sub(ours.to_sat())),
-            in_units(&Asset::Btc, ours.to_sat()),
+            in_units(u, rune, amount),
+            in_units(u, &Asset::Btc, price.saturating_sub(ours.to_sat())),
+            in_units(u, &Asset::Btc, ours.to_sat()),
         ),
         SwapSide::Buyer => format!(
             "you {give} {} (the price and your {} share of the fee) and {get} {}",
-            in_units(&Asset::Btc, price.saturating_add(ours.to_sat())),
-            in_units(&Asset::Btc, ours.to_sat()),
-            in_units(rune, units),
+            in_units(u, &Asset::Btc, price.saturating_add(ours.to_sat())),
+            in_units(u, &Asset::Btc, ours.to_sat()),
+            in_units(u, rune, amount),
         ),
     })
 }
 
 /// What an order would do, in words, as the trader types it: "You sell 1000 RUNE:X and receive
-/// 500 sat (0.000005 BTC)". `None` until amount and price both read as positive numbers.
-/// Amounts are typed in each asset's smallest unit (satoshis for BTC), as on the wire.
-pub fn order_total(pair: &Pair, side: Side, amount: &str, price: &str) -> Option<String> {
-    let base: u64 = amount.trim().parse().ok().filter(|a| *a > 0)?;
-    let price = Price::parse_decimal(price).ok().filter(|p| p.0 > 0)?;
+/// 500 sat (0.000005 BTC)". `None` until amount and price both read as positive numbers in the
+/// pair's display units.
+pub fn order_total(
+    units: &Units,
+    pair: &Pair,
+    side: Side,
+    amount: &str,
+    price: &str,
+) -> Option<String> {
+    let p = units.pair(pair);
+    let base = p.base.read(amount).ok().filter(|a| *a > 0)?;
+    let price = p.read_price(price).ok()?;
     let Some(total) = quote_amount(base, price) else {
         return Some(format!("the total is too large to trade in {}", pair.quote));
     };
     if total == 0 {
         return Some(format!(
-            "{} at {price} comes to less than one unit of {}: raise the amount or the price",
-            in_units(&pair.base, base),
+            "{} at {} comes to less than one unit of {}: raise the amount or the price",
+            in_units(units, &pair.base, base),
+            p.price(price),
             pair.quote
         ));
     }
-    let (base, quote) = (in_units(&pair.base, base), in_units(&pair.quote, total));
+    let (base, quote) = (
+        in_units(units, &pair.base, base),
+        in_units(units, &pair.quote, total),
+    );
     Some(match side {
         Side::Sell => format!("You sell {base} and receive {quote}"),
         Side::Buy => format!("You buy {base} and pay {quote}"),
     })
 }
 
-/// The middle of the best bid and the best ask, exactly (it can need one decimal more than a
-/// price has).
-pub fn mid_price(bid: Price, ask: Price) -> String {
-    // In units of 10^-9 quote per base: (bid + ask) / 2 * 10.
+/// The middle of the best bid and the best ask in `units`, exactly (it can need one decimal
+/// more than a price has).
+pub fn mid_price(units: &PairUnits, bid: Price, ask: Price) -> String {
+    // In tenths of a price's last place: (bid + ask) / 2 * 10.
     let tenths = (u128::from(bid.0) + u128::from(ask.0)) * 5;
-    let scale = u128::from(PRICE_SCALE) * 10;
-    let (whole, frac) = (tenths / scale, tenths % scale);
-    if frac == 0 {
-        whole.to_string()
-    } else {
-        let digits = format!("{frac:09}");
-        format!("{whole}.{}", digits.trim_end_matches('0'))
-    }
+    let one = units.price_places() + 1;
+    decimal::format(tenths, one, Zeros::Trim)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sats() -> Units {
+        Units::default().with_btc(BtcUnit::Sat)
+    }
 
     fn pair() -> Pair {
         Pair::parse("RUNE:DOG/BTC").unwrap()
@@ -203,12 +216,12 @@ mod tests {
             "settled: the assets moved (1 confirmations)"
         );
         assert_eq!(
-            gave_got(&seller, &rune).unwrap(),
+            gave_got(&sats(), &seller, &rune).unwrap(),
             "you gave 40000 RUNE:DOG and got 199700 sat (0.001997 BTC) (the price less your 300 sat (0.000003 BTC) share of the fee)"
         );
         let buyer = view(SwapSide::Buyer, Some(Step::Broadcast));
         assert_eq!(settle_text(&buyer), "broadcast: 1 of 1 confirmations");
-        assert!(gave_got(&buyer, &rune)
+        assert!(gave_got(&sats(), &buyer, &rune)
             .unwrap()
             .starts_with("you give 200300 sat (0.002003 BTC) (the price and your 300 sat"));
         let aborted = view(SwapSide::Buyer, Some(Step::Aborted));
@@ -224,27 +237,31 @@ mod tests {
             settle_text(&waiting),
             "settling: swap built and checked; waiting for the taker's signatures"
         );
-        assert_eq!(gave_got(&waiting, &rune), None, "no fee known yet");
+        assert_eq!(gave_got(&sats(), &waiting, &rune), None, "no fee known yet");
     }
 
     #[test]
     fn the_order_total_reads_as_the_trade() {
         assert_eq!(
-            order_total(&pair(), Side::Sell, "1000", "0.5").as_deref(),
+            order_total(&sats(), &pair(), Side::Sell, "1000", "0.5").as_deref(),
             Some("You sell 1000 RUNE:DOG and receive 500 sat (0.000005 BTC)")
         );
         assert_eq!(
-            order_total(&pair(), Side::Buy, " 40000 ", "0.000025").as_deref(),
+            order_total(&sats(), &pair(), Side::Buy, " 40000 ", "0.000025").as_deref(),
             Some("You buy 40000 RUNE:DOG and pay 1 sat (0.00000001 BTC)")
         );
-        assert!(order_total(&pair(), Side::Buy, "3", "0.1")
+        assert!(order_total(&sats(), &pair(), Side::Buy, "3", "0.1")
             .unwrap()
             .contains("less than one unit of BTC"));
-        assert!(
-            order_total(&pair(), Side::Buy, u64::MAX.to_string().as_str(), "100")
-                .unwrap()
-                .contains("too large")
-        );
+        assert!(order_total(
+            &sats(),
+            &pair(),
+            Side::Buy,
+            u64::MAX.to_string().as_str(),
+            "100"
+        )
+        .unwrap()
+        .contains("too large"));
         for (amount, price) in [
             ("", "1"),
             ("0", "1"),
@@ -254,7 +271,7 @@ mod tests {
             ("1", "1e3"),
         ] {
             assert_eq!(
-                order_total(&pair(), Side::Sell, amount, price),
+                order_total(&sats(), &pair(), Side::Sell, amount, price),
                 None,
                 "{amount} @ {price}"
             );
@@ -263,24 +280,53 @@ mod tests {
 
     #[test]
     fn btc_amounts_say_satoshis_and_their_value_in_btc() {
-        assert_eq!(in_units(&Asset::Btc, 1), "1 sat (0.00000001 BTC)");
+        assert_eq!(in_units(&sats(), &Asset::Btc, 1), "1 sat (0.00000001 BTC)");
         assert_eq!(
-            in_units(&Asset::Btc, 150_000_000),
+            in_units(&sats(), &Asset::Btc, 150_000_000),
             "150000000 sat (1.5 BTC)"
         );
-        assert_eq!(in_units(&Asset::Btc, 0), "0 sat (0 BTC)");
+        assert_eq!(in_units(&sats(), &Asset::Btc, 0), "0 sat (0 BTC)");
         let rune = Asset::parse("RUNE:DOG").unwrap();
-        assert_eq!(in_units(&rune, 7), "7 RUNE:DOG");
+        assert_eq!(in_units(&sats(), &rune, 7), "7 RUNE:DOG");
     }
 
     #[test]
     fn the_mid_price_is_exact() {
-        assert_eq!(mid_price(Price(50_000_000), Price(60_000_000)), "0.55");
-        assert_eq!(mid_price(Price(1), Price(2)), "0.000000015");
-        assert_eq!(mid_price(Price(100_000_000), Price(300_000_000)), "2");
+        let u = sats().pair(&pair());
+        assert_eq!(mid_price(&u, Price(50_000_000), Price(60_000_000)), "0.55");
+        assert_eq!(mid_price(&u, Price(1), Price(2)), "0.000000015");
+        assert_eq!(mid_price(&u, Price(100_000_000), Price(300_000_000)), "2");
         assert_eq!(
-            mid_price(Price(u64::MAX), Price(u64::MAX)),
+            mid_price(&u, Price(u64::MAX), Price(u64::MAX)),
             Price(u64::MAX).to_string()
+        );
+        // In BTC per rune of divisibility 2: 0.55 sat per unit is 0.00000055 BTC per rune.
+        let mut known = Units::default();
+        assert!(known.learn_rune("DOG", 2));
+        let u = known.pair(&pair());
+        assert_eq!(
+            mid_price(&u, Price(50_000_000), Price(60_000_000)),
+            "0.00000055"
+        );
+    }
+
+    #[test]
+    fn in_btc_the_order_total_and_amounts_read_in_btc() {
+        let mut units = Units::default();
+        assert!(units.learn_rune("DOG", 2));
+        // 1000.00 DOG at 0.000005 BTC per DOG.
+        assert_eq!(
+            order_total(&units, &pair(), Side::Sell, "1000", "0.000005").as_deref(),
+            Some("You sell 1000.00 DOG and receive 0.005 BTC (500000 sat)")
+        );
+        let usdt = Pair::parse("BTC/USDT").unwrap();
+        assert_eq!(
+            order_total(&units, &usdt, Side::Sell, "0.5", "97000").as_deref(),
+            Some("You sell 0.5 BTC (50000000 sat) and receive 48500 USDT")
+        );
+        assert_eq!(
+            price_text(&units, &pair(), Price(50_000_000)),
+            "0.0000005 BTC per DOG"
         );
     }
 }

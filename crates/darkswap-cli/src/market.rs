@@ -197,7 +197,7 @@ fn run_command(
                 min_fill,
                 ttl_secs,
             };
-            let spec = input.parse(unix_time_ms())?;
+            let spec = input.parse(&pair, unix_time_ms())?;
             handle.place_order(pair, spec)?;
         }
         ["take", pair, id, amount] => {

@@ -21,10 +21,13 @@
 
 mod asset;
 mod book;
+pub mod decimal;
 mod order;
+pub mod units;
 #[cfg(feature = "workloads")]
 pub mod workload;
 
 pub use asset::{Asset, AssetError, Pair, PairError, MAX_ASSET_ID_BYTES};
 pub use book::{BookError, Fill, LevelView, OrderBook, Placed, ReserveError, DEFAULT_MAX_ORDERS};
 pub use order::{quote_amount, AmountError, LimitOrder, OrderId, Price, Side, PRICE_SCALE};
+pub use units::{AssetUnit, BtcUnit, PairUnits, Units, UnitsError};

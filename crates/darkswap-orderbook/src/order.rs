@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+use crate::decimal::{self, DecimalError, Zeros};
+
 /// Prices are quote units per `PRICE_SCALE` base units (see the crate docs).
 pub const PRICE_SCALE: u64 = 100_000_000;
 
@@ -43,14 +45,7 @@ pub struct Price(pub u64);
 impl fmt::Display for Price {
     /// Quote units per base unit, as an exact decimal (e.g. `0.00001234`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let whole = self.0 / PRICE_SCALE;
-        let frac = self.0 % PRICE_SCALE;
-        if frac == 0 {
-            write!(f, "{whole}")
-        } else {
-            let digits = format!("{frac:08}");
-            write!(f, "{whole}.{}", digits.trim_end_matches('0'))
-        }
+        f.write_str(&decimal::format(u128::from(self.0), 8, Zeros::Trim))
     }
 }
 
@@ -59,36 +54,16 @@ impl Price {
     /// (the inverse of `Display`). Anything that cannot be represented exactly is refused rather
     /// than rounded: a trader's price is never silently changed.
     pub fn parse_decimal(input: &str) -> Result<Price, AmountError> {
-        let input = input.trim();
-        let (whole, frac) = input.split_once('.').unwrap_or((input, ""));
-        if whole.is_empty() && frac.is_empty() {
-            return Err(AmountError::NotANumber);
+        let units = decimal::parse(input, 8).map_err(|e| match e {
+            DecimalError::TooPrecise(_) => AmountError::TooPrecise,
+            DecimalError::TooLarge => AmountError::Overflow,
+            DecimalError::NotANumber | DecimalError::NotAMultiple(_) => AmountError::NotANumber,
+        })?;
+        match u64::try_from(units) {
+            Ok(0) => Err(AmountError::Zero),
+            Ok(n) => Ok(Price(n)),
+            Err(_) => Err(AmountError::Overflow),
         }
-        if !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(AmountError::NotANumber);
-        }
-        if frac.len() > 8 {
-            return Err(AmountError::TooPrecise);
-        }
-        let whole: u64 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| AmountError::Overflow)?
-        };
-        let frac_scaled: u64 = if frac.is_empty() {
-            0
-        } else {
-            let digits: u64 = frac.parse().map_err(|_| AmountError::NotANumber)?;
-            digits * 10u64.pow(8 - frac.len() as u32)
-        };
-        let units = whole
-            .checked_mul(PRICE_SCALE)
-            .and_then(|w| w.checked_add(frac_scaled))
-            .ok_or(AmountError::Overflow)?;
-        if units == 0 {
-            return Err(AmountError::Zero);
-        }
-        Ok(Price(units))
     }
 }
 

@@ -34,7 +34,7 @@
 //! Re-publishing an order with the same nonce and a smaller amount is how a maker announces what
 //! is left after a trade.
 
-use darkswap_orderbook::{quote_amount, AmountError, OrderId, Pair, Price, Side};
+use darkswap_orderbook::{quote_amount, OrderId, Pair, PairUnits, Price, Side, UnitsError};
 use libp2p_identity::{Keypair, PeerId, PublicKey};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
@@ -117,11 +117,11 @@ pub struct OrderSpec {
 pub struct OrderInput<'a> {
     /// `buy` or `sell`.
     pub side: &'a str,
-    /// Whole base units.
+    /// The amount of the base asset.
     pub amount: &'a str,
-    /// Decimal quote units per base unit, at most 8 decimals.
+    /// Quote per base.
     pub price: &'a str,
-    /// Whole base units; empty for any.
+    /// The smallest fill, of the base asset; empty for any.
     pub min_fill: &'a str,
     /// Lifetime in seconds.
     pub ttl_secs: &'a str,
@@ -133,21 +133,21 @@ pub enum OrderInputError {
     /// The side is neither `buy` nor `sell` (the text as typed, trimmed).
     #[error("side must be buy or sell, not {0:?}")]
     Side(String),
-    /// The amount is not a whole number that fits in 64 bits.
-    #[error("amount: a whole number of the base asset's smallest unit")]
-    Amount,
+    /// The amount does not read in the base asset's unit.
+    #[error("amount: {0}")]
+    Amount(UnitsError),
     /// The amount is zero.
     #[error("amount must be greater than zero")]
     ZeroAmount,
-    /// The price is not a positive decimal of at most 8 decimals that fits.
+    /// The price does not read in the pair's price unit, or is zero.
     #[error("price: {0}")]
-    Price(#[from] AmountError),
+    Price(UnitsError),
     /// The quote amount (amount × price) does not fit in 64 bits.
     #[error("amount × price is too large")]
     TooLarge,
-    /// The minimum fill is neither empty nor a whole number that fits in 64 bits.
-    #[error("minimum fill: a whole number")]
-    MinFill,
+    /// The minimum fill is neither empty nor an amount in the base asset's unit.
+    #[error("minimum fill: {0}")]
+    MinFill(UnitsError),
     /// The minimum fill is above the amount.
     #[error("minimum fill cannot exceed the amount")]
     MinFillAboveAmount,
@@ -165,29 +165,37 @@ pub enum OrderInputError {
 }
 
 impl OrderInput<'_> {
-    /// Checks what was typed with the rules every relay applies, and says what is wrong in
+    /// Checks what was typed, in smallest units (whole base units, a price of quote units per
+    /// base unit with at most 8 decimals), with the rules every relay applies.
+    pub fn parse(&self, pair: &Pair, now_ms: u64) -> Result<OrderSpec, OrderInputError> {
+        self.parse_in(&PairUnits::smallest(pair), now_ms)
+    }
+
+    /// Checks what was typed in `units` (amounts in the base's display unit, the price in quote
+    /// per base display units) with the rules every relay applies, and says what is wrong in
     /// words a trader understands. The nonce is left at 0 for the node to choose.
-    pub fn parse(&self, now_ms: u64) -> Result<OrderSpec, OrderInputError> {
+    pub fn parse_in(&self, units: &PairUnits, now_ms: u64) -> Result<OrderSpec, OrderInputError> {
         let side = match self.side.trim() {
             "buy" => Side::Buy,
             "sell" => Side::Sell,
             other => return Err(OrderInputError::Side(other.to_string())),
         };
-        let amount: u64 = self
-            .amount
-            .trim()
-            .parse()
-            .map_err(|_| OrderInputError::Amount)?;
+        let amount = units
+            .base
+            .read(self.amount)
+            .map_err(OrderInputError::Amount)?;
         if amount == 0 {
             return Err(OrderInputError::ZeroAmount);
         }
-        let price = Price::parse_decimal(self.price)?;
+        let price = units
+            .read_price(self.price)
+            .map_err(OrderInputError::Price)?;
         if quote_amount(amount, price).is_none() {
             return Err(OrderInputError::TooLarge);
         }
-        let min_fill: u64 = match self.min_fill.trim() {
+        let min_fill = match self.min_fill.trim() {
             "" => 0,
-            text => text.parse().map_err(|_| OrderInputError::MinFill)?,
+            text => units.base.read(text).map_err(OrderInputError::MinFill)?,
         };
         if min_fill > amount {
             return Err(OrderInputError::MinFillAboveAmount);

@@ -1,6 +1,9 @@
 //! Amounts in an asset's display units, exactly: a rune's smallest units written with its
 //! divisibility ("1000.00" for 100,000 units of a rune with 2 decimal places) and read back the
-//! same way. Integer arithmetic only; the wire and the runestone keep smallest units.
+//! same way. Integer arithmetic only ([`darkswap_orderbook::decimal`]); the wire and the
+//! runestone keep smallest units.
+
+use darkswap_orderbook::decimal::{self, DecimalError, Zeros};
 
 use crate::runestone::MAX_DIVISIBILITY;
 
@@ -24,14 +27,11 @@ pub enum UnitsError {
 /// `amount` smallest units written with `divisibility` decimal places, all of them shown
 /// (as ord writes rune amounts): `format_units(100_000, 2)` is "1000.00".
 pub fn format_units(amount: u128, divisibility: u8) -> String {
-    let digits = amount.to_string();
-    let d = usize::from(divisibility.min(MAX_DIVISIBILITY));
-    if d == 0 {
-        return digits;
-    }
-    let padded = format!("{digits:0>width$}", width = d + 1);
-    let (whole, frac) = padded.split_at(padded.len() - d);
-    format!("{whole}.{frac}")
+    decimal::format(
+        amount,
+        i32::from(divisibility.min(MAX_DIVISIBILITY)),
+        Zeros::Keep,
+    )
 }
 
 /// Reads an amount typed in display units ("1000.5", "1000.50", "1000", ".5") into smallest
@@ -40,42 +40,11 @@ pub fn parse_units(text: &str, divisibility: u8) -> Result<u128, UnitsError> {
     if divisibility > MAX_DIVISIBILITY {
         return Err(UnitsError::BadDivisibility(divisibility));
     }
-    let t = text.trim().replace(['_', ','], "");
-    let (whole, frac) = match t.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (t.as_str(), ""),
-    };
-    if (whole.is_empty() && frac.is_empty())
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(UnitsError::NotANumber);
-    }
-    let frac = frac.trim_end_matches('0');
-    if frac.len() > usize::from(divisibility) {
-        return Err(UnitsError::TooPrecise(divisibility));
-    }
-    let scale = 10u128
-        .checked_pow(u32::from(divisibility))
-        .ok_or(UnitsError::TooLarge)?;
-    let whole: u128 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().map_err(|_| UnitsError::TooLarge)?
-    };
-    let frac_units: u128 = if frac.is_empty() {
-        0
-    } else {
-        let f: u128 = frac.parse().map_err(|_| UnitsError::TooLarge)?;
-        let pad = 10u128
-            .checked_pow(u32::from(divisibility) - frac.len() as u32)
-            .ok_or(UnitsError::TooLarge)?;
-        f * pad
-    };
-    whole
-        .checked_mul(scale)
-        .and_then(|w| w.checked_add(frac_units))
-        .ok_or(UnitsError::TooLarge)
+    decimal::parse(text, i32::from(divisibility)).map_err(|e| match e {
+        DecimalError::TooPrecise(_) => UnitsError::TooPrecise(divisibility),
+        DecimalError::TooLarge => UnitsError::TooLarge,
+        DecimalError::NotANumber | DecimalError::NotAMultiple(_) => UnitsError::NotANumber,
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! them lately.
 
 use darkswap_net::OwnOrder;
-use darkswap_orderbook::OrderId;
+use darkswap_orderbook::{OrderId, Units};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use yew::prelude::*;
@@ -12,6 +12,8 @@ pub struct MyOrdersProps {
     pub own: Rc<BTreeMap<String, OwnOrder>>,
     pub notices: Rc<VecDeque<String>>,
     pub on_cancel: Callback<OrderId>,
+    /// How amounts and prices are written.
+    pub units: Rc<Units>,
 }
 
 #[function_component(MyOrders)]
@@ -28,12 +30,13 @@ pub fn my_orders(props: &MyOrdersProps) -> Html {
                     { for props.own.values().map(|o| {
                         let id = o.id;
                         let on_cancel = props.on_cancel.clone();
+                        let u = props.units.pair(&o.pair);
                         html! {
                             <tr data-testid="my-order" data-order={o.id.to_hex()} data-amount={o.spec.amount.to_string()}>
                                 <td>{ o.pair.to_string() }</td>
                                 <td>{ o.spec.side.to_string() }</td>
-                                <td class="mono">{ o.spec.price.to_string() }</td>
-                                <td class="mono num">{ o.spec.amount }</td>
+                                <td class="mono" title={u.price_label()}>{ u.price(o.spec.price) }</td>
+                                <td class="mono num" title={u.base.label()}>{ u.base.number(u128::from(o.spec.amount)) }</td>
                                 <td><button data-testid="cancel" onclick={Callback::from(move |_| on_cancel.emit(id))}>{ "Cancel" }</button></td>
                             </tr>
                         }

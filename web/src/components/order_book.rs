@@ -3,7 +3,7 @@
 //! `BOOK_VIEW_ORDERS` orders per side), so a book of any size stays responsive.
 
 use darkswap_net::{BookView, OrderView};
-use darkswap_orderbook::{LevelView, Side};
+use darkswap_orderbook::{LevelView, PairUnits, Side, Units};
 use std::rc::Rc;
 use yew::prelude::*;
 
@@ -24,12 +24,16 @@ pub struct OrderBookProps {
     pub on_take: Callback<(OrderView, Option<u64>, u64)>,
     /// Whether takes on this relay settle on Bitcoin (then the fee rate is asked).
     pub settling: bool,
+    /// How amounts and prices are written.
+    pub units: Rc<Units>,
+    /// A take refused before it is sent (what was typed does not read), in words.
+    pub on_refused: Callback<String>,
 }
 
 /// The settlement fee rate offered until the trader types one (sat/vB).
 const DEFAULT_FEE_RATE: &str = "2";
 
-fn level_rows(levels: &[LevelView], side: Side, max: u64) -> Html {
+fn level_rows(levels: &[LevelView], side: Side, max: u64, u: &PairUnits) -> Html {
     let class = match side {
         Side::Buy => "bid",
         Side::Sell => "ask",
@@ -40,8 +44,8 @@ fn level_rows(levels: &[LevelView], side: Side, max: u64) -> Html {
             html! {
                 <tr class={class} data-testid="level" data-side={side.to_string()}>
                     <td class="side">{ class }</td>
-                    <td class="mono">{ l.price.to_string() }</td>
-                    <td class="mono num">{ l.amount }</td>
+                    <td class="mono">{ u.price(l.price) }</td>
+                    <td class="mono num">{ u.base.number(u128::from(l.amount)) }</td>
                     <td class="num">{ l.orders }</td>
                     // An SVG bar, not a `style` attribute: the page's Content-Security-Policy
                     // allows no inline styles.
@@ -61,28 +65,42 @@ fn order_row(
     take_amount: &UseStateHandle<String>,
     fee_rate: &UseStateHandle<String>,
     on_take: &Callback<(OrderView, Option<u64>, u64)>,
+    on_refused: &Callback<String>,
+    u: &PairUnits,
 ) -> Html {
     let take = {
         let order = o.clone();
         let (amount, fee_rate) = (take_amount.clone(), fee_rate.clone());
-        let on_take = on_take.clone();
+        let (on_take, on_refused) = (on_take.clone(), on_refused.clone());
+        let base = u.base.clone();
         Callback::from(move |_| {
             // An unreadable rate is sent as 0, which the driver refuses in words.
             let rate = fee_rate.trim().parse().unwrap_or(0);
-            on_take.emit((order.clone(), amount.trim().parse().ok(), rate))
+            let amount = match amount.trim() {
+                "" => None,
+                typed => match base.read(typed) {
+                    Ok(n) => Some(n),
+                    Err(e) => {
+                        return on_refused
+                            .emit(format!("amount to take: {e} (in {})", base.label()))
+                    }
+                },
+            };
+            on_take.emit((order.clone(), amount, rate))
         })
     };
+    let (price, amount) = (u.price(o.price), u.base.number(u128::from(o.amount)));
     html! {
         <tr data-testid="book-order" data-order={o.id.to_hex()} data-side={o.side.to_string()}
             data-amount={o.amount.to_string()} data-mine={o.mine.to_string()}>
             <td class={if o.side == Side::Buy { "bid" } else { "ask" }}>{ o.side.to_string() }</td>
-            <td class="mono">{ o.price.to_string() }</td>
-            <td class="mono num">{ o.amount }</td>
-            <td class="mono num">{ if o.min_fill > 1 { o.min_fill.to_string() } else { "any".into() } }</td>
+            <td class="mono">{ price.clone() }</td>
+            <td class="mono num">{ amount.clone() }</td>
+            <td class="mono num">{ if o.min_fill > 1 { u.base.number(u128::from(o.min_fill)) } else { "any".into() } }</td>
             <td class="mono" title={o.maker.to_base58()}>{ if o.mine { "you".to_string() } else { short(&o.maker.to_base58()) } }</td>
             <td>if !o.mine {
                 <button data-testid="take" onclick={take}
-                    aria-label={format!("{} from this order: {} {} at {}", if o.side == Side::Sell { "Buy" } else { "Sell" }, o.side, o.amount, o.price)}>
+                    aria-label={format!("{} from this order: {} {} at {} {}", if o.side == Side::Sell { "Buy" } else { "Sell" }, o.side, u.base.write(u128::from(o.amount)), price, u.price_label())}>
                     { if o.side == Side::Sell { "Buy" } else { "Sell" } }
                 </button>
             }</td>
@@ -124,12 +142,14 @@ pub fn order_book(props: &OrderBookProps) -> Html {
         .map(|l| l.amount)
         .max()
         .unwrap_or(0);
+    let u = props.units.pair(&view.pair);
     let spread = match (view.bids.first(), view.asks.first()) {
         (Some(b), Some(a)) if a.price > b.price => {
             format!(
-                "spread {} · mid {}",
-                darkswap_orderbook::Price(a.price.0 - b.price.0),
-                mid_price(b.price, a.price)
+                "spread {} · mid {} ({})",
+                u.price(darkswap_orderbook::Price(a.price.0 - b.price.0)),
+                mid_price(&u, b.price, a.price),
+                u.price_label()
             )
         }
         (Some(_), Some(_)) => "crossed: a bid meets an ask (takers decide)".to_string(),
@@ -154,17 +174,17 @@ pub fn order_book(props: &OrderBookProps) -> Html {
                 <p class="muted" data-testid="synced">{ format!("synced {n} orders of {pair} from the relay in {ms:.0} ms") }</p>
             }
             <table class="levels">
-                <thead><tr><th>{ "side" }</th><th>{ "price" }</th><th>{ "amount" }</th><th>{ "orders" }</th><th class="depth">{ "depth" }</th></tr></thead>
+                <thead><tr><th>{ "side" }</th><th title={format!("in {}", u.price_label())}>{ "price" }</th><th title={format!("in {}", u.base.label())}>{ "amount" }</th><th>{ "orders" }</th><th class="depth">{ "depth" }</th></tr></thead>
                 <tbody>
-                    { level_rows(&asks, Side::Sell, max) }
+                    { level_rows(&asks, Side::Sell, max, &u) }
                     <tr class="spread"><td colspan="5" class="muted">{ spread }</td></tr>
-                    { level_rows(&bids, Side::Buy, max) }
+                    { level_rows(&bids, Side::Buy, max, &u) }
                 </tbody>
             </table>
             <DepthChart bids={view.bids.clone()} asks={view.asks.clone()} />
             <h3>{ "Best orders" }</h3>
             <label class="muted">{ "amount to take (empty: all available) " }
-                <input type="text" inputmode="numeric" value={(*take_amount).clone()} oninput={on_amount} data-testid="take-amount" />
+                <input type="text" inputmode="decimal" placeholder={u.base.label()} value={(*take_amount).clone()} oninput={on_amount} data-testid="take-amount" />
             </label>
             if props.settling && view.pair.settles_on_bitcoin() {
                 <label class="muted">{ " settlement fee rate (sat/vB) " }
@@ -175,8 +195,8 @@ pub fn order_book(props: &OrderBookProps) -> Html {
                 <p class="muted">{ "No live orders on this pair." }</p>
             } else {
                 <table class="orders">
-                    <thead><tr><th>{ "side" }</th><th>{ "price" }</th><th>{ "amount" }</th><th>{ "min fill" }</th><th>{ "maker" }</th><th></th></tr></thead>
-                    <tbody>{ for best_orders.into_iter().map(|o| order_row(o, &take_amount, &fee_rate, &props.on_take)) }</tbody>
+                    <thead><tr><th>{ "side" }</th><th>{ format!("price ({})", u.price_label()) }</th><th>{ format!("amount ({})", u.base.label()) }</th><th>{ "min fill" }</th><th>{ "maker" }</th><th></th></tr></thead>
+                    <tbody>{ for best_orders.into_iter().map(|o| order_row(o, &take_amount, &fee_rate, &props.on_take, &props.on_refused, &u)) }</tbody>
                 </table>
             }
             <p class="muted">{ if props.settling && view.pair.settles_on_bitcoin() {

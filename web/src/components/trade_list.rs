@@ -15,7 +15,8 @@ use std::rc::Rc;
 use yew::prelude::*;
 
 use super::short;
-use crate::words::{describe, gave_got, settle_text, state_text};
+use crate::words::{describe, gave_got, price_text, settle_text, state_text};
+use darkswap_orderbook::Units;
 
 #[derive(Properties, PartialEq)]
 pub struct TradeListProps {
@@ -31,9 +32,12 @@ pub struct TradeListProps {
     pub on_abort: Callback<TradeId>,
     /// Cancel a signed settlement whose other side went quiet.
     pub on_cancel: Callback<TradeId>,
+    /// How amounts and prices are written.
+    pub units: Rc<Units>,
 }
 
 fn settlement(
+    units: &Units,
     v: &View,
     t: &Trade,
     chain_view: Option<&str>,
@@ -67,7 +71,7 @@ fn settlement(
             data-txid={v.txid.map(|t| t.to_string()).unwrap_or_default()}
             data-confirmations={v.confirmations.0.to_string()}>
             <div class={class} data-testid="settle-text">{ settle_text(v) }</div>
-            if let Some(words) = gave_got(v, rune) {
+            if let Some(words) = gave_got(units, v, rune) {
                 <div data-testid="settle-gave-got">{ words }</div>
             }
             if let Some(txid) = v.txid {
@@ -127,14 +131,14 @@ pub fn trade_list(props: &TradeListProps) -> Html {
                     html! {
                         <li data-testid="trade" data-trade={t.id_hex()} data-state={t.state.label()}
                             data-role={format!("{:?}", t.role).to_lowercase()} data-amount={t.amount.to_string()}>
-                            <span>{ describe(t) }</span>
-                            { " @ " }<span class="mono">{ t.price.to_string() }</span>
+                            <span>{ describe(&props.units, t) }</span>
+                            { " @ " }<span class="mono">{ price_text(&props.units, &t.pair, t.price) }</span>
                             { " with " }<span class="mono" title={t.counterparty.to_base58()}>{ short(&t.counterparty.to_base58()) }</span>
                             <div class={if matches!(t.state, TradeState::Rejected { .. } | TradeState::Aborted { .. }) { "error" } else { "muted" }}>
                                 { state_text(&t.state, &t.pair) }
                             </div>
                             if let Some(v) = view {
-                                { settlement(v, t, chain_view, &props.on_abort, &props.on_cancel) }
+                                { settlement(&props.units, v, t, chain_view, &props.on_abort, &props.on_cancel) }
                             } else if unsettled {
                                 <div class="muted" data-testid="settle-none">{ why }</div>
                             }

@@ -108,7 +108,11 @@ fn now_ms() -> u64 {
 
 /// Exact: "200 sat (0.000002 BTC)", integer arithmetic (the same words as the trades list).
 fn sats(a: Amount) -> String {
-    crate::words::in_units(&darkswap_orderbook::Asset::Btc, a.to_sat())
+    crate::words::in_units(
+        &darkswap_orderbook::Units::default().with_btc(darkswap_orderbook::BtcUnit::Sat),
+        &darkswap_orderbook::Asset::Btc,
+        a.to_sat(),
+    )
 }
 
 #[function_component(WalletPanel)]

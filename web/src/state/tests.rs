@@ -300,3 +300,57 @@ fn restored_trades_raise_no_alert_and_alerts_are_bounded() {
     assert_eq!(s.alerts.shown[0].title, "The maker turned your take down");
     assert!(s.alerts.shown[0].body.ends_with(": order gone"));
 }
+
+fn settlement(trade_id: [u8; 16], step: Option<darkswap_settle::Step>) -> Action {
+    Action::Settlement(Box::new(darkswap_settle::driver::View {
+        trade_id,
+        deal: None,
+        step,
+        reason: Some("the maker did not answer within 120 s".into()),
+        txid: None,
+        confirmations: (1, 1),
+        fee: None,
+        cancel_offered: false,
+        cancel_fee: None,
+    }))
+}
+
+#[test]
+fn a_settled_swap_and_a_settlement_that_needs_the_trader_each_raise_one_alert() {
+    use darkswap_settle::Step;
+    let mut s = start();
+    let t = trade(7, s.started_ms + 1);
+    s = s.reduce(trading(TradingEvent::Trade(Box::new(t.clone()))));
+    // A settlement the page restored on load (first seen already settled) raises nothing.
+    s = s.reduce(settlement([9; 16], Some(Step::Settled)));
+    assert!(s.alerts.shown.is_empty());
+    s = s.reduce(settlement(t.id, Some(Step::Offered)));
+    s = s.reduce(settlement(t.id, Some(Step::Broadcast)));
+    assert!(s.alerts.shown.is_empty(), "steps on the way raise nothing");
+    s = s.reduce(settlement(t.id, Some(Step::Settled)));
+    assert_eq!(s.alerts.shown.len(), 1);
+    assert_eq!(s.alerts.shown[0].title, "Your trade settled");
+    assert!(
+        s.alerts.shown[0].body.contains("1 confirmations"),
+        "{}",
+        s.alerts.shown[0].body
+    );
+    s = s.reduce(settlement(t.id, Some(Step::Settled)));
+    assert_eq!(
+        s.alerts.shown.len(),
+        1,
+        "the same step again raises nothing"
+    );
+
+    let other = trade(8, s.started_ms + 2);
+    s = s.reduce(trading(TradingEvent::Trade(Box::new(other.clone()))));
+    s = s.reduce(settlement(other.id, Some(Step::Signed)));
+    let Action::Settlement(mut quiet) = settlement(other.id, Some(Step::Signed)) else {
+        unreachable!()
+    };
+    quiet.cancel_offered = true;
+    s = s.reduce(Action::Settlement(quiet));
+    assert_eq!(s.alerts.shown.len(), 2);
+    assert_eq!(s.alerts.shown[1].title, "A trade needs you");
+    assert!(s.alerts.shown[1].body.contains("cancel"));
+}

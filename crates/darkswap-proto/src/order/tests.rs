@@ -1,4 +1,5 @@
 use super::*;
+use darkswap_orderbook::PRICE_SCALE;
 
 const NOW: u64 = 1_800_000_000_000;
 
@@ -305,13 +306,14 @@ fn typed_orders_are_checked_with_reasons() {
         min_fill,
         ttl_secs,
     };
-    let spec = input("100", "0.5", "", "3600").parse(NOW).unwrap();
+    let pair = Pair::parse("RUNE:X/BTC").unwrap();
+    let spec = input("100", "0.5", "", "3600").parse(&pair, NOW).unwrap();
     assert_eq!(
         (spec.amount, spec.price, spec.min_fill),
         (100, Price(50_000_000), 0)
     );
     assert_eq!(spec.expires_at_ms, NOW + 3_600_000);
-    let err = |i: OrderInput| i.parse(NOW).unwrap_err().to_string();
+    let err = |i: OrderInput| i.parse(&pair, NOW).unwrap_err().to_string();
     assert!(err(input("x", "0.5", "", "60")).contains("amount"));
     assert!(err(input("0", "0.5", "", "60")).contains("zero"));
     assert!(err(input("100", "0.123456789", "", "60")).contains("price"));
@@ -322,4 +324,19 @@ fn typed_orders_are_checked_with_reasons() {
         ..input("1", "1", "", "60")
     })
     .contains("side"));
+    // In display units: a rune of divisibility 2, priced in sat per rune.
+    let mut units = darkswap_orderbook::Units::default().with_btc(darkswap_orderbook::BtcUnit::Sat);
+    assert!(units.learn_rune("X", 2));
+    let spec = input("1.5", "500", "0.25", "3600")
+        .parse_in(&units.pair(&pair), NOW)
+        .unwrap();
+    assert_eq!(
+        (spec.amount, spec.price, spec.min_fill),
+        (150, Price(5 * PRICE_SCALE), 25)
+    );
+    assert!(input("1.505", "500", "", "3600")
+        .parse_in(&units.pair(&pair), NOW)
+        .unwrap_err()
+        .to_string()
+        .contains("at most 2 decimal places"));
 }
