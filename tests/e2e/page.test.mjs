@@ -5,6 +5,7 @@
 // - the order form says what an order does as it is typed, and the book draws its depth;
 // - amounts and prices are typed and shown in display units: "0.5" BTC on the wire is
 //   50,000,000 sat in the other page's book, and the choice of BTC or sat is kept;
+// - the book lists the trades makers report (signed) and charts their prices;
 // - a maker whose tab is in the background hears that their order was taken: an alert on the
 //   page, the count in the tab's title, and a browser notification; coming back clears the count.
 import { test, after } from 'node:test';
@@ -171,6 +172,15 @@ test('a maker in a background tab hears that their order was taken', async () =>
   assert.equal(shown.length, 1, JSON.stringify(shown));
   assert.equal(shown[0].title, 'Your order was taken');
   assert.match(shown[0].body, /sell 400 RUNE:PAGETEST/);
+
+  // The market view: the maker's signed republish (600 left) tells every book of the page's
+  // pair that 400 traded at 0.5; the taker's book learns it from gossip like any watcher's.
+  const fill = taker.locator('[data-testid=tape-fill]');
+  await fill.first().waitFor({ timeout: 15000 });
+  assert.equal(await fill.count(), 1);
+  assert.equal(await fill.getAttribute('data-amount'), '400');
+  assert.match(await fill.textContent(), /bought0\.5400/);
+  assert.match(await taker.getAttribute('[data-testid=price-chart]', 'aria-label'), /price chart: 1 trades, from 0\.5 to 0\.5 sat per RUNE:PAGETEST unit/);
 
   // The taker, looking at its page, sees its own alert and no count in the title.
   const takerToast = taker.locator('[data-testid=toast]');

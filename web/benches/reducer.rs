@@ -52,6 +52,7 @@ mod native {
                 .chain((0..darkswap_net::BOOK_VIEW_ORDERS).map(|n| order(half + n, Side::Sell)))
                 .collect(),
             total_orders: ORDERS,
+            trades: Vec::new(),
         }
     }
 

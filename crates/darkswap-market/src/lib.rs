@@ -351,7 +351,7 @@ impl Market {
                     now_ms,
                 )?
             }
-            OrderAction::Cancel { order_id } => {
+            OrderAction::Cancel { order_id, .. } => {
                 let book = self.books.get_mut(pair);
                 match book.and_then(|b| b.get(order_id).map(|o| o.data.maker)) {
                     Some(owner) if owner != maker => return Err(OrderReject::Conflict),

@@ -46,7 +46,13 @@ impl Maker {
 
     fn cancel(&mut self, nonce: u64, now: u64) -> VerifiedOrderMessage {
         let order_id = order_id(&self.peer(), nonce);
-        self.message(OrderAction::Cancel { order_id }, now)
+        self.message(
+            OrderAction::Cancel {
+                order_id,
+                filled: false,
+            },
+            now,
+        )
     }
 
     fn keep_alive(&mut self, live: &mut [(OrderId, u64)], now: u64) -> VerifiedOrderMessage {
@@ -158,7 +164,13 @@ fn nobody_cancels_another_makers_order_in_advance() {
     let order = victim.order(1, 100, T0);
     // The attacker signs a cancel of the victim's (future) order id.
     let id = order_id(&victim.peer(), 1);
-    let forged = attacker.message(OrderAction::Cancel { order_id: id }, T0);
+    let forged = attacker.message(
+        OrderAction::Cancel {
+            order_id: id,
+            filled: false,
+        },
+        T0,
+    );
     assert!(matches!(
         market.apply(&forged, T0),
         Ok(Applied::CancelledUnknown(_))
@@ -198,7 +210,13 @@ fn nobody_takes_the_place_of_another_makers_early_cancel() {
     // overtakes its order.
     market
         .apply(
-            &squatter.message(OrderAction::Cancel { order_id: id }, T0),
+            &squatter.message(
+                OrderAction::Cancel {
+                    order_id: id,
+                    filled: false,
+                },
+                T0,
+            ),
             T0,
         )
         .unwrap();
@@ -245,7 +263,13 @@ fn only_the_maker_can_cancel_or_change_its_order() {
     let mut thief = Maker::new();
     market.apply(&maker.order(1, 100, T0), T0).unwrap();
     let victim = order_id(&maker.peer(), 1);
-    let forged = thief.message(OrderAction::Cancel { order_id: victim }, T0);
+    let forged = thief.message(
+        OrderAction::Cancel {
+            order_id: victim,
+            filled: false,
+        },
+        T0,
+    );
     assert_eq!(market.apply(&forged, T0), Err(OrderReject::Conflict));
     assert!(market.book(&pair()).unwrap().contains(&victim));
 }

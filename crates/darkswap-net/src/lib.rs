@@ -48,6 +48,7 @@ pub use negotiation::{
     MAX_OPEN_TRADES, MAX_TRADES,
 };
 pub use node::{new_node, Node, PeerDialError};
+pub use orders::tape::TapeFill;
 pub use orders::{
     BookView, OrderView, OwnOrder, BOOK_VIEW_LEVELS, BOOK_VIEW_ORDERS, MAX_WATCHED_PAIRS,
 };

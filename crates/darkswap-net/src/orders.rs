@@ -35,6 +35,8 @@ use libp2p::PeerId;
 
 use darkswap_rate::{Rate, TokenBucket};
 
+use tape::{Tape, TapeFill};
+
 /// Pairs one trader follows at once.
 pub const MAX_WATCHED_PAIRS: usize = 32;
 /// Price levels per side in a [`BookView`].
@@ -116,6 +118,9 @@ pub struct BookView {
     /// Orders in the whole book, both sides (`orders` holds at most [`BOOK_VIEW_ORDERS`] a
     /// side).
     pub total_orders: usize,
+    /// Trades seen on the pair since we follow it, newest first (at most
+    /// [`tape::MAX_TAPE_FILLS`]), as their makers reported them.
+    pub trades: Vec<TapeFill>,
 }
 
 /// Why a watch, place or cancel was refused.
@@ -308,6 +313,8 @@ pub struct Orders {
     pacing: TokenBucket,
     /// Our published orders to check with the relay (at most one per own order).
     confirms: HashMap<OrderId, Confirm>,
+    /// Trades seen on the pairs we follow.
+    tape: Tape,
 }
 
 impl Orders {
@@ -334,6 +341,7 @@ impl Orders {
             pace,
             pacing: TokenBucket::full(&pace, now_ms),
             confirms: HashMap::new(),
+            tape: Tape::default(),
         }
     }
 
@@ -427,6 +435,7 @@ impl Orders {
     pub fn subscribe_failed(&mut self, pair: Pair, reason: String) -> OrdersOutput {
         self.watched.remove(&pair);
         self.dirty.remove(&pair);
+        self.tape.forget(&pair);
         self.syncs.retain(|_, j| j.pair != pair);
         OrdersOutput::event(OrdersEvent::Failed(OrdersError::Subscribe { pair, reason }))
     }
@@ -615,7 +624,14 @@ impl Orders {
         let Some(order) = self.own.get(&id).cloned() else {
             return Err(OrdersError::NotYourOrder(id));
         };
-        let bytes = self.sign(&order.pair, OrderAction::Cancel { order_id: id }, now_ms)?;
+        let bytes = self.sign(
+            &order.pair,
+            OrderAction::Cancel {
+                order_id: id,
+                filled: false,
+            },
+            now_ms,
+        )?;
         // Our own cancel of our own order: it applies (a failure would only mean the order had
         // already left our book).
         let _ = self.apply_own(&bytes, now_ms);
@@ -698,7 +714,14 @@ impl Orders {
     }
 
     fn withdraw_local(&mut self, pair: &Pair, id: &OrderId, now_ms: u64) {
-        if let Ok(bytes) = self.sign(pair, OrderAction::Cancel { order_id: *id }, now_ms) {
+        if let Ok(bytes) = self.sign(
+            pair,
+            OrderAction::Cancel {
+                order_id: *id,
+                filled: false,
+            },
+            now_ms,
+        ) {
             let _ = self.apply_own(&bytes, now_ms);
         }
     }
@@ -719,8 +742,27 @@ impl Orders {
                     // Our own message coming back: already applied.
                     return Err(OrderReject::Replay);
                 }
+                let pair = &verified.body.pair;
+                let before = verified
+                    .order_id()
+                    .and_then(|id| self.market.order(pair, &id))
+                    .map(|o| o.data.spec);
                 let applied = self.market.apply(&verified, now_ms)?;
-                self.dirty.insert(verified.body.pair.clone());
+                if matches!(applied, Applied::Reduced(_) | Applied::Cancelled(_)) {
+                    if let Some((maker_side, price, amount)) =
+                        tape::traded(before.as_ref(), &verified.body.action)
+                    {
+                        let fill = TapeFill {
+                            maker_side,
+                            price,
+                            amount,
+                            at_ms: now_ms,
+                            maker: verified.maker,
+                        };
+                        self.tape.record(pair, fill);
+                    }
+                }
+                self.dirty.insert(pair.clone());
                 Ok(applied)
             });
         match outcome {
@@ -1049,7 +1091,18 @@ impl Orders {
         amount: u64,
         now_ms: u64,
     ) -> Result<OrdersOutput, BookError> {
+        let terms = self.market.order(pair, id).map(|o| (o.side, o.price));
         let remaining = self.market.settle(pair, id, amount)?;
+        if let Some((maker_side, price)) = terms {
+            let fill = TapeFill {
+                maker_side,
+                price,
+                amount,
+                at_ms: now_ms,
+                maker: self.me,
+            };
+            self.tape.record(pair, fill);
+        }
         let mut out = OrdersOutput::default();
         self.dirty.insert(pair.clone());
         let Some(mut own) = self.own.get(id).cloned() else {
@@ -1057,7 +1110,11 @@ impl Orders {
         };
         if remaining == 0 {
             self.own.remove(id);
-            if let Ok(bytes) = self.sign(&own.pair, OrderAction::Cancel { order_id: *id }, now_ms) {
+            let filled = OrderAction::Cancel {
+                order_id: *id,
+                filled: true,
+            };
+            if let Ok(bytes) = self.sign(&own.pair, filled, now_ms) {
                 self.queue(own.pair.clone(), bytes, None, None, now_ms);
             }
             out.events.push(OrdersEvent::OrderWithdrawn {
@@ -1127,6 +1184,7 @@ impl Orders {
                 asks: Vec::new(),
                 orders: Vec::new(),
                 total_orders: 0,
+                trades: self.tape.of(pair),
             };
         };
         let order_view = |o: &LimitOrder<OrderInfo>| OrderView {
@@ -1152,9 +1210,11 @@ impl Orders {
             asks: book.depth(Side::Sell, BOOK_VIEW_LEVELS),
             orders,
             total_orders: book.len(),
+            trades: self.tape.of(pair),
         }
     }
 }
 
+pub mod tape;
 #[cfg(test)]
 mod tests;

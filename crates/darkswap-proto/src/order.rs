@@ -18,7 +18,7 @@
 //! }
 //! message Order { uint64 nonce = 1; int32 side = 2; /* 1 buy, 2 sell */ uint64 price = 3;
 //!   uint64 amount = 4; uint64 min_fill = 5; uint64 expires_at_ms = 6; }
-//! message Cancel { bytes order_id = 1; }
+//! message Cancel { bytes order_id = 1; bool filled = 2; }
 //! message KeepAlive { bytes digest = 1; uint32 live_orders = 2; }
 //! ```
 //!
@@ -230,6 +230,10 @@ pub enum OrderAction {
     Cancel {
         /// The order withdrawn; relays refuse a cancel of another maker's order.
         order_id: OrderId,
+        /// The order left because a trade took all that was left of it (the maker's word,
+        /// signed like the order): books count what they last held of it as traded at its
+        /// price. False for a cancel.
+        filled: bool,
     },
     /// Says the maker is still there and what it has live on the pair, so that a peer whose
     /// copy differs can fetch the maker's orders again.
@@ -283,7 +287,7 @@ impl VerifiedOrderMessage {
     pub fn order_id(&self) -> Option<OrderId> {
         match &self.body.action {
             OrderAction::Order(spec) => Some(order_id(&self.maker, spec.nonce)),
-            OrderAction::Cancel { order_id } => Some(*order_id),
+            OrderAction::Cancel { order_id, .. } => Some(*order_id),
             OrderAction::KeepAlive { .. } => None,
         }
     }
@@ -630,6 +634,8 @@ pub(crate) mod wire {
     pub struct Cancel {
         #[prost(bytes = "vec", tag = "1")]
         pub order_id: Vec<u8>,
+        #[prost(bool, tag = "2")]
+        pub filled: bool,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
@@ -654,8 +660,9 @@ pub(crate) mod wire {
                     min_fill: spec.min_fill,
                     expires_at_ms: spec.expires_at_ms,
                 }),
-                OrderAction::Cancel { order_id } => Kind::Cancel(Cancel {
+                OrderAction::Cancel { order_id, filled } => Kind::Cancel(Cancel {
                     order_id: order_id.0.to_vec(),
+                    filled: *filled,
                 }),
                 OrderAction::KeepAlive {
                     digest,
@@ -703,6 +710,7 @@ pub(crate) mod wire {
                             .try_into()
                             .map_err(|_| OrderReject::Malformed)?,
                     ),
+                    filled: c.filled,
                 },
                 Kind::KeepAlive(k) => OrderAction::KeepAlive {
                     digest: k

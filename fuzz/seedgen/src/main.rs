@@ -99,7 +99,14 @@ fn main() {
     let oid = order_id(&maker_id, 7);
     let cancel_msg = sign_order_message(
         &maker,
-        &body(&dog, 3, OrderAction::Cancel { order_id: oid }),
+        &body(
+            &dog,
+            3,
+            OrderAction::Cancel {
+                order_id: oid,
+                filled: false,
+            },
+        ),
         now,
     )
     .unwrap();

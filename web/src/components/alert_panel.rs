@@ -71,7 +71,7 @@ pub fn alert_panel(props: &AlertPanelProps) -> Html {
     html! {
         <section id="alerts">
             <h2>{ "Alerts" }</h2>
-            <p class="muted">{ "When one of your orders is taken, or a take of yours is agreed, turned down or aborted, the page shows an alert and the tab's title counts the ones you have not seen." }</p>
+            <p class="muted">{ "When one of your orders is taken, a take of yours is agreed, turned down or aborted, a swap of yours settles or stops, or a settlement needs you to cancel it, the page shows an alert and the tab's title counts the ones you have not seen." }</p>
             <label>
                 <input type="checkbox" data-testid="alerts-notify" checked={props.settings.notify} onchange={on_notify} />
                 { " also a browser notification while this tab is in the background" }

@@ -17,6 +17,7 @@ mod peer_list;
 mod peer_row;
 mod status_bar;
 mod trade_list;
+mod trade_tape;
 mod wallet_panel;
 
 pub use alert_panel::AlertPanel;
@@ -36,6 +37,7 @@ pub use peer_list::PeerList;
 pub use peer_row::PeerRow;
 pub use status_bar::{Panel, StatusBar};
 pub use trade_list::TradeList;
+pub use trade_tape::TradeTape;
 pub use wallet_panel::WalletPanel;
 
 use yew::UseReducerHandle;

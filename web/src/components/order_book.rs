@@ -7,7 +7,7 @@ use darkswap_orderbook::{LevelView, PairUnits, Side, Units};
 use std::rc::Rc;
 use yew::prelude::*;
 
-use super::{short, DepthChart};
+use super::{short, DepthChart, TradeTape};
 use crate::words::mid_price;
 
 /// Levels drawn per side.
@@ -199,6 +199,7 @@ pub fn order_book(props: &OrderBookProps) -> Html {
                     <tbody>{ for best_orders.into_iter().map(|o| order_row(o, &take_amount, &fee_rate, &props.on_take, &props.on_refused, &u)) }</tbody>
                 </table>
             }
+            <TradeTape trades={view.trades.clone()} units={u.clone()} />
             <p class="muted">{ if props.settling && view.pair.settles_on_bitcoin() {
                 "Taking an order negotiates a signed agreement with its maker and settles it on Bitcoin: one transaction swaps the runes and the bitcoin, both legs or neither."
             } else if view.pair.settles_on_bitcoin() {

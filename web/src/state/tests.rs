@@ -74,6 +74,7 @@ fn book(total_orders: usize) -> BookView {
         asks: Vec::new(),
         orders: Vec::new(),
         total_orders,
+        trades: Vec::new(),
     }
 }
 

@@ -427,6 +427,73 @@ fn a_fill_republishes_what_is_left_and_a_full_fill_withdraws_the_order() {
     assert_eq!(orders.available(&pair(), &order.id), Some(10));
 }
 
+/// A watcher's book learns each trade from the maker's signed messages: the smaller republish
+/// and the cancel marked filled; a plain cancel and a re-announcement are no trades.
+#[test]
+fn a_watcher_sees_each_fill_the_maker_reports_and_no_other() {
+    let mut maker = online(MarketLimits::default());
+    let mut watcher = online(MarketLimits::default());
+    watcher.watch(pair(), T0);
+    let deliver = |watcher: &mut Orders, out: &OrdersOutput, at: u64| {
+        for p in publications(out) {
+            watcher.on_gossip(&p.topic, &p.bytes, at);
+        }
+    };
+    let placed = maker.place(pair(), spec(1, 100, T0), T0);
+    deliver(&mut watcher, &placed, T0);
+    let [OrdersEvent::OrderPlaced(order)] = &placed.events[..] else {
+        panic!("{placed:?}")
+    };
+    let id = order.id;
+    assert!(watcher.view(&pair()).trades.is_empty());
+    maker.reserve(&pair(), &id, 60, T0 + 1).unwrap();
+    let out = maker.fill(&pair(), &id, 60, T0 + 2).unwrap();
+    deliver(&mut watcher, &out, T0 + 2);
+    let trades = watcher.view(&pair()).trades;
+    assert_eq!(trades.len(), 1);
+    assert_eq!(
+        (
+            trades[0].amount,
+            trades[0].price,
+            trades[0].maker_side,
+            trades[0].maker
+        ),
+        (60, spec(1, 0, T0).price, Side::Sell, maker.me)
+    );
+    maker.reserve(&pair(), &id, 40, T0 + 3).unwrap();
+    let out = maker.fill(&pair(), &id, 40, T0 + 4).unwrap();
+    deliver(&mut watcher, &out, T0 + 4);
+    let amounts: Vec<u64> = watcher
+        .view(&pair())
+        .trades
+        .iter()
+        .map(|t| t.amount)
+        .collect();
+    assert_eq!(
+        amounts,
+        vec![40, 60],
+        "newest first; the filled cancel traded what was left"
+    );
+    assert_eq!(watcher.view(&pair()).total_orders, 0);
+    // The maker's own book has the same tape.
+    let own: Vec<u64> = maker
+        .view(&pair())
+        .trades
+        .iter()
+        .map(|t| t.amount)
+        .collect();
+    assert_eq!(own, vec![40, 60]);
+    // A plain cancel is no trade.
+    let placed = maker.place(pair(), spec(2, 10, T0), T0 + 5);
+    deliver(&mut watcher, &placed, T0 + 5);
+    let [OrdersEvent::OrderPlaced(order)] = &placed.events[..] else {
+        panic!("{placed:?}")
+    };
+    let out = maker.cancel(order.id, T0 + 6);
+    deliver(&mut watcher, &out, T0 + 6);
+    assert_eq!(watcher.view(&pair()).trades.len(), 2);
+}
+
 /// What is left below the minimum fill goes out with that minimum, and a relay's market (the
 /// same rules) takes it; what is left too close to expiry to announce again is withdrawn.
 #[test]

@@ -260,6 +260,11 @@ fn cancels_and_keep_alives_round_trip() {
     for action in [
         OrderAction::Cancel {
             order_id: order_id(&maker, 1),
+            filled: false,
+        },
+        OrderAction::Cancel {
+            order_id: order_id(&maker, 1),
+            filled: true,
         },
         OrderAction::KeepAlive {
             digest,
