@@ -181,6 +181,7 @@ test('a maker in a background tab hears that their order was taken', async () =>
   assert.equal(await fill.getAttribute('data-amount'), '400');
   assert.match(await fill.textContent(), /bought0\.5400/);
   assert.match(await taker.getAttribute('[data-testid=price-chart]', 'aria-label'), /price chart: 1 trades, from 0\.5 to 0\.5 sat per RUNE:PAGETEST unit/);
+  assert.deepEqual(await violations(taker), [], 'the book with its last trades');
 
   // The taker, looking at its page, sees its own alert and no count in the title.
   const takerToast = taker.locator('[data-testid=toast]');

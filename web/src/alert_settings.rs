@@ -51,9 +51,9 @@ pub fn load() -> AlertSettings {
 /// Keeps the choice; a browser that refuses storage gets it for this visit only.
 pub fn save(settings: AlertSettings) -> Result<(), String> {
     let storage = storage().ok_or("this browser keeps no local settings")?;
-    storage
-        .set_item(KEY, settings.encode())
-        .map_err(|e| format!("cannot keep the setting: {e:?}"))
+    storage.set_item(KEY, settings.encode()).map_err(|_| {
+        "this browser would not save the setting: it applies to this visit only".to_string()
+    })
 }
 
 /// What the browser lets this page do about notifications, in words.

@@ -60,11 +60,15 @@ pub fn for_trade(
         )),
         (TradeRole::Taker, TradeState::Rejected { reason }) => Some((
             "The maker turned your take down",
-            format!("{what}: {reason}"),
+            format!(
+                "{what}: the maker said \"{}\"",
+                crate::words::their_words(reason)
+            ),
         )),
-        (_, TradeState::Aborted { reason }) => {
-            Some(("A trade was aborted", format!("{what}: {reason}")))
-        }
+        (_, TradeState::Aborted { reason }) => Some((
+            "A trade was aborted",
+            format!("{what}: {}", crate::words::their_words(reason)),
+        )),
         _ => None,
     }
 }
@@ -82,7 +86,7 @@ pub fn for_settlement(
         || format!("trade {}", &darkswap_net::trade_id_hex(&view.trade_id)[..8]),
         |t| describe(units, t),
     );
-    let reason = view.reason.as_deref().unwrap_or("no reason given");
+    let reason = crate::words::their_words(view.reason.as_deref().unwrap_or("no reason given"));
     if view.step != known.step {
         match view.step {
             Some(Step::Settled) => {

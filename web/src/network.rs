@@ -80,10 +80,19 @@ pub async fn start(
                 break fetched;
             }
             Err(e) => {
-                dispatch.dispatch(Action::RelayUnreachable(format!(
-                    "{e}; retrying in {} s",
-                    RELAY_INFO_RETRY.as_secs()
-                )));
+                let every = RELAY_INFO_RETRY.as_secs();
+                let words = match &e {
+                    darkswap_net::relay_info::FetchError::Network { url, .. } => format!(
+                        "cannot reach the relay at {url}: check your connection, or the relay may be down; trying again every {every} s"
+                    ),
+                    darkswap_net::relay_info::FetchError::Status { url, status } => format!(
+                        "the relay at {url} answered HTTP {status} (it may be restarting); trying again every {every} s"
+                    ),
+                    other => format!(
+                        "the relay sent a description this page cannot use ({other}); trying again every {every} s"
+                    ),
+                };
+                dispatch.dispatch(Action::RelayUnreachable(words));
                 sleep(RELAY_INFO_RETRY).await;
             }
         }

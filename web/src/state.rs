@@ -130,10 +130,16 @@ impl TradingState {
             }
             TradingEvent::OrderWithdrawn { id, reason, .. } => {
                 Rc::make_mut(&mut self.own).remove(&id.to_hex());
-                self.notice(format!("order {} withdrawn: {reason}", &id.to_hex()[..8]));
+                self.notice(crate::words::withdrawn(&id.to_hex()[..8], &reason));
             }
             TradingEvent::OrderFailed(error) => self.error = Some(error.to_string()),
-            TradingEvent::TakeFailed { error, .. } => self.error = Some(error.to_string()),
+            TradingEvent::TakeFailed { error, .. } => {
+                self.error = Some(crate::words::take_refused(
+                    &self.units,
+                    self.pair.as_ref(),
+                    &error,
+                ))
+            }
             TradingEvent::BookSynced {
                 pair,
                 orders,
@@ -154,6 +160,12 @@ impl TradingState {
             | TradingEvent::Settle { .. }
             | TradingEvent::SettleUndelivered { .. } => {}
             TradingEvent::Trade(trade) => {
+                // A take of ours went out: an earlier refusal no longer applies.
+                if trade.role == darkswap_net::TradeRole::Taker
+                    && trade.state == darkswap_net::TradeState::Requested
+                {
+                    self.error = None;
+                }
                 let trades = Rc::make_mut(&mut self.trades);
                 trades.insert(trade.id_hex(), *trade);
                 darkswap_net::negotiation::keep_newest_trades(trades, MAX_TRADES_SHOWN);

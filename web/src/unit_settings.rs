@@ -29,7 +29,7 @@ pub fn save(unit: BtcUnit) -> Result<(), String> {
         BtcUnit::Btc => "btc",
         BtcUnit::Sat => "sat",
     };
-    storage
-        .set_item(KEY, text)
-        .map_err(|e| format!("cannot keep the setting: {e:?}"))
+    storage.set_item(KEY, text).map_err(|_| {
+        "this browser would not save the setting: it applies to this visit only".to_string()
+    })
 }

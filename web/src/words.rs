@@ -1,6 +1,7 @@
 //! A trade in words a trader reads: what we do in it and where it stands. Used by the trades
 //! list and by the alerts, so both say the same thing.
 
+use darkswap_net::negotiation::TakeError;
 use darkswap_net::{Trade, TradeRole, TradeState};
 use darkswap_orderbook::decimal::{self, Zeros};
 use darkswap_orderbook::{quote_amount, Asset, BtcUnit, Pair, PairUnits, Price, Side, Units};
@@ -45,7 +46,8 @@ pub fn price_text(units: &Units, pair: &Pair, price: Price) -> String {
 }
 
 /// Where the trade stands, and for a live one what happens next (on `pair`, which may be one
-/// that cannot settle on Bitcoin at all).
+/// that cannot settle on Bitcoin at all). A maker's refusal is the maker's own text: it is
+/// shown as theirs, cleaned and cut ([`their_words`]).
 pub fn state_text(state: &TradeState, pair: &Pair) -> String {
     match state {
         TradeState::Requested => "requested — waiting for the maker".into(),
@@ -54,18 +56,117 @@ pub fn state_text(state: &TradeState, pair: &Pair) -> String {
             "agreed — this pair cannot settle on Bitcoin: nothing moves".into()
         }
         TradeState::Agreed => "agreed — awaiting settlement".into(),
-        TradeState::Rejected { reason } => format!("rejected: {reason}"),
-        TradeState::Aborted { reason } => format!("aborted: {reason}"),
+        TradeState::Rejected { reason } => format!(
+            "rejected by the maker, who said: \"{}\". Nothing was agreed: take another order or try again.",
+            their_words(reason)
+        ),
+        TradeState::Aborted { reason } => format!("aborted: {}", their_words(reason)),
+    }
+}
+
+/// A settlement's reason without the step word the machine put in front of it (the words
+/// above say the step once).
+fn bare(reason: &str) -> &str {
+    ["aborted: ", "not settled: ", "cancelled: "]
+        .iter()
+        .find_map(|p| reason.strip_prefix(p))
+        .unwrap_or(reason)
+}
+
+/// Most characters of another trader's text shown.
+const THEIR_WORDS_CHARS: usize = 120;
+
+/// Text that came from another trader (a refusal, an abort reason), made safe to show: control
+/// and formatting characters (which could reorder what the trader reads) dropped, whitespace
+/// runs made one space, and cut to [`THEIR_WORDS_CHARS`].
+pub fn their_words(text: &str) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    let mut space = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        // Cc (controls) and the bidi and zero-width format characters (Cf).
+        if c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}' | '\u{061c}')
+        {
+            continue;
+        }
+        if count == THEIR_WORDS_CHARS {
+            out.push('…');
+            break;
+        }
+        if space {
+            out.push(' ');
+            count += 1;
+            space = false;
+        }
+        out.push(c);
+        count += 1;
+    }
+    out
+}
+
+/// What happened to one of our orders that left the book, as a sentence with what to do next
+/// (the node's reason is a short label the CLI prints as it is).
+pub fn withdrawn(id8: &str, reason: &str) -> String {
+    match reason {
+        "filled" => format!("order {id8} was filled completely: its trade is under Trades."),
+        "expired" => format!("order {id8} expired and left every book: place it again to keep trading."),
+        "this client stopped announcing it" => format!(
+            "order {id8} left the book: this page stopped announcing it (asleep or offline). Place it again."
+        ),
+        r if r.starts_with("could not reach the relay's order gossip") => format!(
+            "order {id8} was not published: the relay's order network did not take it in time. Check that the relay shows online, then place it again."
+        ),
+        r if r.contains("cannot be announced again") => format!(
+            "order {id8}: what a trade left of it expires too soon to announce again, so it left the book. Place a new order for the rest."
+        ),
+        r if r.starts_with("the relay refused it: ") => format!(
+            "order {id8} withdrawn: {r}. Change the order, or ask the relay's operator."
+        ),
+        other => format!("order {id8} withdrawn: {other}"),
+    }
+}
+
+/// A take refused before it was sent, in the pair's units (`pair`: the pair shown, where the
+/// take was made).
+pub fn take_refused(units: &Units, pair: Option<&Pair>, e: &TakeError) -> String {
+    let amount = |n: u64| match pair {
+        Some(p) => units.pair(p).amount(n),
+        None => n.to_string(),
+    };
+    match e {
+        TakeError::Amount { available: 0 } => {
+            "Nothing of that order is free to take now (others are taking it): try again in a minute.".into()
+        }
+        TakeError::Amount { available } => format!(
+            "You can take at most {} of this order now: lower the amount to take and press it again.",
+            amount(*available)
+        ),
+        TakeError::BelowMinimum { min } => format!(
+            "This order needs at least {} per take: raise the amount to take.",
+            amount(*min)
+        ),
+        TakeError::TooManyOpen => {
+            "You already have as many takes waiting for answers as the page allows: wait for one to finish, then take again.".into()
+        }
+        other => format!("{other}."),
     }
 }
 
 /// Where a trade's settlement on Bitcoin stands, in words (`we_make`: the order was ours, so we
 /// sign last and broadcast).
 pub fn settle_text(v: &View) -> String {
-    let reason = v.reason.as_deref().unwrap_or("");
+    let reason = their_words(v.reason.as_deref().unwrap_or(""));
     let (seen, needed) = v.confirmations;
     let we_make = v.deal.is_some_and(|d| d.role == Role::Maker);
     match v.step {
+        None if reason.starts_with("not settled: ") => {
+            format!("not settled, nothing moved: {}", bare(&reason))
+        }
         None => format!("settling: {reason}"),
         Some(Step::Offered) => "settling: offers exchanged; waiting for the other side's".into(),
         Some(Step::Checking) => "settling: checking the other side's outputs on the chain".into(),
@@ -77,8 +178,8 @@ pub fn settle_text(v: &View) -> String {
         Some(Step::Signed) => "signed; waiting for the maker to complete and broadcast".into(),
         Some(Step::Broadcast) => format!("broadcast: {seen} of {needed} confirmations"),
         Some(Step::Settled) => format!("settled: the assets moved ({seen} confirmations)"),
-        Some(Step::Aborted) => format!("not settled, nothing moved: {reason}"),
-        Some(Step::Cancelled) => format!("cancelled: {reason}"),
+        Some(Step::Aborted) => format!("not settled, nothing moved: {}", bare(&reason)),
+        Some(Step::Cancelled) => format!("cancelled: {}", bare(&reason)),
     }
 }
 
@@ -288,6 +389,44 @@ mod tests {
         assert_eq!(in_units(&sats(), &Asset::Btc, 0), "0 sat (0 BTC)");
         let rune = Asset::parse("RUNE:DOG").unwrap();
         assert_eq!(in_units(&sats(), &rune, 7), "7 RUNE:DOG");
+    }
+
+    #[test]
+    fn another_traders_words_are_cleaned_cut_and_shown_as_theirs() {
+        assert_eq!(their_words("  only\n 4000\tleft "), "only 4000 left");
+        assert_eq!(their_words("a\u{202e}b\u{200b}c\u{7}d"), "abcd");
+        let long = "x".repeat(500);
+        assert_eq!(their_words(&long).chars().count(), THEIR_WORDS_CHARS + 1);
+        let rejected = TradeState::Rejected {
+            reason: "sold out\u{202e}".into(),
+        };
+        assert_eq!(
+            state_text(&rejected, &pair()),
+            "rejected by the maker, who said: \"sold out\". Nothing was agreed: take another order or try again."
+        );
+    }
+
+    #[test]
+    fn refusals_read_as_sentences_in_the_pairs_units() {
+        let mut units = sats();
+        assert!(units.learn_rune("DOG", 2));
+        assert_eq!(
+            take_refused(&units, Some(&pair()), &TakeError::Amount { available: 150 }),
+            "You can take at most 1.50 DOG of this order now: lower the amount to take and press it again."
+        );
+        assert_eq!(
+            take_refused(
+                &units,
+                Some(&pair()),
+                &TakeError::BelowMinimum { min: 5000 }
+            ),
+            "This order needs at least 50.00 DOG per take: raise the amount to take."
+        );
+        assert_eq!(
+            withdrawn("1a2b3c4d", "filled"),
+            "order 1a2b3c4d was filled completely: its trade is under Trades."
+        );
+        assert!(withdrawn("1a2b3c4d", "expired").contains("place it again"));
     }
 
     #[test]

@@ -953,7 +953,7 @@ impl Negotiation {
         for id in ids {
             self.abort_open_taker(
                 id,
-                &format!("cannot reach the maker: {reason}"),
+                &format!("cannot reach the maker: {reason}; nothing was agreed"),
                 now_ms,
                 &mut out,
             );
@@ -1646,7 +1646,10 @@ impl Negotiation {
             other => {
                 return self.abort_taker(
                     id,
-                    format!("unexpected answer from the maker: {other:?}"),
+                    format!(
+                        "the maker's software answered out of turn ({}); nothing was agreed",
+                        other.kind()
+                    ),
                     peer,
                     now_ms,
                     out,
@@ -1767,7 +1770,13 @@ impl Negotiation {
         };
         match self.trades.get_mut(&id) {
             Some(t) if t.state.is_open() => {
-                abort(t, format!("no answer from the maker: {error}"), now_ms);
+                tracing::debug!(%error, "no answer from the maker");
+                abort(
+                    t,
+                    "the maker did not answer in time (offline or slow); nothing was agreed"
+                        .to_string(),
+                    now_ms,
+                );
             }
             _ => return out,
         }

@@ -719,9 +719,12 @@ impl Node {
             } => {
                 if peer_id == self.link.relay() {
                     if self.link.is_link(connection_id) {
+                        if let Some(e) = &cause {
+                            tracing::info!(error = %e, "connection to the relay closed");
+                        }
                         let reason = match cause {
-                            Some(e) => format!("connection to the relay closed: {e}"),
-                            None => "connection to the relay closed".to_string(),
+                            Some(_) => "the connection to the relay dropped (the network, or a relay restart)".to_string(),
+                            None => "the relay closed the connection".to_string(),
                         };
                         return self.relay_lost(reason).await;
                     }
@@ -741,13 +744,25 @@ impl Node {
             } => {
                 if peer == self.link.relay() {
                     if !self.link.is_up() {
+                        tracing::info!(%error, "cannot reach the relay");
                         return self
-                            .relay_lost(format!("cannot reach the relay: {error}"))
+                            .relay_lost(
+                                "cannot reach the relay (check your connection; the relay may be down)"
+                                    .to_string(),
+                            )
                             .await;
                     }
                     return true;
                 }
-                let reason = format!("cannot reach peer through the relay: {error}");
+                // The trader reads this (a take aborted, the peer list): a sentence; the
+                // transport's own chain goes to the log.
+                tracing::debug!(%peer, %error, "cannot reach the peer through the relay");
+                let detail = error.to_string();
+                let reason = if detail.contains("no reservation") {
+                    "they are offline (the relay holds no place for them)".to_string()
+                } else {
+                    "they are not reachable through the relay (offline, or the relay refused the circuit)".to_string()
+                };
                 if !self
                     .emit(NodeEvent::PeerConnectFailed {
                         peer,
@@ -776,7 +791,10 @@ impl Node {
                 };
                 let reason = match reason {
                     Ok(()) => "reservation closed by the relay".to_string(),
-                    Err(e) => format!("reservation refused: {e}"),
+                    Err(e) => {
+                        tracing::info!(error = %e, "reservation refused");
+                        "reservation refused: the relay would not keep a place for you (it is full, or your access is not granted yet)".to_string()
+                    }
                 };
                 self.status(RelayStatus::Failed { reason, retry_in }).await
             }

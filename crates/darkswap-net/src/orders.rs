@@ -1018,7 +1018,7 @@ impl Orders {
             if let Some(own) = self.own.remove(&order.id) {
                 let reason = match why {
                     Removal::Expired => "expired",
-                    Removal::MakerGone => "withdrawn: this client stopped announcing it",
+                    Removal::MakerGone => "this client stopped announcing it",
                 };
                 out.events.push(OrdersEvent::OrderWithdrawn {
                     id: own.id,

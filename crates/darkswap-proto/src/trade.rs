@@ -166,6 +166,20 @@ pub enum TradeResponse {
     },
 }
 
+impl TradeResponse {
+    /// The answer's kind, for logs and for words (`accepted`, `rejected`, `done`, `aborted`,
+    /// `settled`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TradeResponse::Accepted { .. } => "accepted",
+            TradeResponse::Rejected { .. } => "rejected",
+            TradeResponse::Done { .. } => "done",
+            TradeResponse::Aborted { .. } => "aborted",
+            TradeResponse::Settled { .. } => "settled",
+        }
+    }
+}
+
 /// Why a trade message or agreement was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TradeWireError {

@@ -138,6 +138,9 @@ pub enum DriverError {
     /// It waited past the step deadline for what it needed.
     #[error("could not begin within {0} s: {1}")]
     Timeout(u64, &'static str),
+    /// The trader gave up on it before it began.
+    #[error("you gave up before anything was signed")]
+    GaveUp,
 }
 
 /// What the caller must do or show.
@@ -543,12 +546,7 @@ impl<K: Borrow<Keychain>> Driver<K> {
     pub fn abort(&mut self, trade_id: TradeId, now_ms: u64) -> Result<(), DriverError> {
         if self.pending.remove(&trade_id).is_some() {
             self.send_abort(trade_id, "the trader gave up before it began");
-            self.not_begun(
-                trade_id,
-                None,
-                DriverError::Desk(DeskError::Unknown),
-                now_ms,
-            );
+            self.not_begun(trade_id, None, DriverError::GaveUp, now_ms);
             return Ok(());
         }
         let out = self

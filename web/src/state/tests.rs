@@ -299,7 +299,9 @@ fn restored_trades_raise_no_alert_and_alerts_are_bounded() {
     assert_eq!(s.alerts.shown.len(), crate::alerts::MAX_ALERTS);
     assert_eq!(s.alerts.unseen, crate::alerts::MAX_ALERTS as u32 + 3);
     assert_eq!(s.alerts.shown[0].title, "The maker turned your take down");
-    assert!(s.alerts.shown[0].body.ends_with(": order gone"));
+    assert!(s.alerts.shown[0]
+        .body
+        .ends_with(": the maker said \"order gone\""));
 }
 
 fn settlement(trade_id: [u8; 16], step: Option<darkswap_settle::Step>) -> Action {
