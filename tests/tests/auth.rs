@@ -739,7 +739,7 @@ async fn the_cli_admin_commands_need_admin_and_work() -> anyhow::Result<()> {
     let out = cli(None, &["ban", &victim])?;
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("higher authorization level"),
+        String::from_utf8_lossy(&out.stderr).contains("higher level of access"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

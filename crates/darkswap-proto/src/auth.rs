@@ -257,12 +257,20 @@ impl RefuseReason {
     pub fn explain(self) -> &'static str {
         match self {
             RefuseReason::Malformed => "the relay could not read the request",
-            RefuseReason::MethodDisabled => "the relay does not accept this authentication method",
+            RefuseReason::MethodDisabled => {
+                "the relay does not accept this way of proving yourself: choose the other one under relay access"
+            }
             RefuseReason::UnknownChallenge => "the challenge is unknown or was already used",
             RefuseReason::ExpiredChallenge => "the challenge expired before it was answered",
-            RefuseReason::WrongProof => "wrong shared key or identity proof",
-            RefuseReason::NotAllowed => "this identity is not on the relay's allowlist",
-            RefuseReason::Banned => "this identity is banned from the relay",
+            RefuseReason::WrongProof => {
+                "wrong shared key or identity proof: check the shared key under relay access"
+            }
+            RefuseReason::NotAllowed => {
+                "this identity is not on the relay's allowlist: ask its operator to add your PeerId (shown under identity)"
+            }
+            RefuseReason::Banned => {
+                "this identity is banned from the relay: ask its operator, or use another relay"
+            }
             RefuseReason::BadToken => "the token is not one this relay signed",
             RefuseReason::TokenForAnotherPeer => "the token belongs to another identity",
             RefuseReason::TokenForAnotherRelay => "the token was issued by another relay",
@@ -270,8 +278,10 @@ impl RefuseReason {
             RefuseReason::RevokedToken => "the token was revoked",
             RefuseReason::RateLimited => "too many authentication attempts; wait a minute",
             RefuseReason::Busy => "the relay is busy; try again shortly",
-            RefuseReason::InsufficientLevel => "this needs a higher authorization level",
-            RefuseReason::Rejected => "the relay cannot do that",
+            RefuseReason::InsufficientLevel => {
+                "this needs a higher level of access on this relay: ask its operator"
+            }
+            RefuseReason::Rejected => "the relay refused without saying why: try again later, or ask its operator",
             RefuseReason::WeakStamp => {
                 "the relay asks new identities for a proof of work this one has not done yet"
             }

@@ -60,7 +60,7 @@ pub enum SyncError {
     #[error(transparent)]
     Key(#[from] KeyError),
     /// A server answered with an error status.
-    #[error("{server:?} answered HTTP {status} to {path}")]
+    #[error("{} answered HTTP {status} to {path}", match .server { Server::Esplora => "the chain server (Esplora)", Server::Ord => "ord" })]
     Status {
         /// Which server.
         server: Server,

@@ -32,7 +32,7 @@ pub enum JobError {
     #[error("a block height was refused: {0}")]
     Height(#[from] darkswap_wallet::esplora::EsploraError),
     /// A server answered with an error status.
-    #[error("{server:?} answered HTTP {status} to {path}")]
+    #[error("the {} server answered HTTP {status} to {path}", server_name(*.server))]
     Status {
         /// Which server.
         server: Server,
@@ -50,8 +50,16 @@ pub enum JobError {
         tip: u32,
     },
     /// Our wallet's keys are not at hand (locked).
-    #[error("the wallet is locked")]
+    #[error("the wallet is locked: unlock it in the wallet panel so your trades can settle")]
     Locked,
+}
+
+/// A chain server's name, for words.
+fn server_name(server: Server) -> &'static str {
+    match server {
+        Server::Esplora => "chain (Esplora)",
+        Server::Ord => "ord",
+    }
 }
 
 impl JobError {
