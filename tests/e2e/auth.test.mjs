@@ -35,7 +35,7 @@ test('a shared-key relay: refused, wrong key refused, right key granted, token r
   await page.waitForSelector('[data-testid=panel-toggle][data-panel=access][data-state=refused]', { timeout: 30000 });
   await openPanel(page, 'access');
   await page.waitForSelector(`${auth}[data-state=refused]`, { timeout: 30000 });
-  assert.match(await page.textContent(auth), /does not accept this authentication method/);
+  assert.match(await page.textContent(auth), /does not accept this way of proving yourself: choose the other one/);
   // Refused: connected, but not reserved.
   assert.equal(await page.locator(reserved).count(), 0);
 

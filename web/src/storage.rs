@@ -19,7 +19,7 @@ pub enum StorageError {
     NoWindow,
     #[error("this browser has no IndexedDB (private mode?)")]
     NoIndexedDb,
-    #[error("IndexedDB: {0}")]
+    #[error("this browser refused to use its storage (full, blocked, or private mode): {0}")]
     Browser(String),
     #[error("another tab changed {0} meanwhile: try again")]
     Changed(String),
@@ -41,7 +41,7 @@ fn describe(e: JsValue) -> StorageError {
     StorageError::Browser(
         e.as_string()
             .or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| e.message().into()))
-            .unwrap_or_else(|| format!("{e:?}")),
+            .unwrap_or_else(|| "no reason given".to_string()),
     )
 }
 

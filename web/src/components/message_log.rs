@@ -24,7 +24,8 @@ pub fn message_log(props: &StateProps) -> Html {
                         let (state, note) = match delivery {
                             Delivery::Sending => ("sending", "sending…".to_string()),
                             Delivery::Delivered { rtt_ms } => ("delivered", format!("delivered, round trip {rtt_ms:.1} ms")),
-                            Delivery::Refused { reason } => ("refused", format!("refused: {reason}")),
+                            Delivery::Refused { reason } if reason.is_empty() => ("refused", "refused by the peer (no reason given)".to_string()),
+                            Delivery::Refused { reason } => ("refused", format!("refused by the peer: \"{}\"", crate::words::their_words(reason))),
                             Delivery::Failed { reason } => ("failed", format!("failed: {reason}")),
                         };
                         html! {
