@@ -72,6 +72,9 @@ test('the guide\'s walk-through, pictured', async () => {
   assert.match(await taker.textContent('[data-testid=trade]'), /buy 40000 RUNE:GUIDEEXAMPLE for 1 sat \(0\.00000001 BTC\) @ 0\.000025/);
   assert.match(await maker.textContent('[data-testid=order-total]'), /You sell 100000 RUNE:GUIDEEXAMPLE and receive 2 sat \(0\.00000002 BTC\)/);
   await shot(taker.locator('#trades'), '5-an-agreed-trade');
+  // The book's last trades: the maker's signed republish told the taker's book what traded.
+  await taker.waitForSelector('[data-testid=tape-fill][data-amount="40000"]', { timeout: 15000 });
+  await shot(taker.locator('#book'), '10-last-trades');
   await shot(maker, '6-your-order-was-taken');
 
   await maker.click('[data-testid=my-order] [data-testid=cancel]');
