@@ -1,8 +1,10 @@
-//! What a trader types and what names a gossip topic: `OrderInput::parse` (the CLI and web form),
-//! `Price::parse_decimal`, `Pair::parse` and `parse_order_topic`.
+//! What a trader types and what names a gossip topic: `OrderInput::parse` (the CLI) and
+//! `OrderInput::parse_in` (the web form, in display units), `Price::parse_decimal`,
+//! `Pair::parse` and `parse_order_topic`.
 //!
-//! Input: `now offset u32 | text`, the text split on newlines into topic, side, amount, price,
-//! minimum fill and lifetime.
+//! Input: `now offset u32 | units u8 | text`, the text split on newlines into topic, side,
+//! amount, price, minimum fill and lifetime; `units` is a rune divisibility (low 6 bits, mod 39)
+//! given to every rune of the pair and BTC written in sat (high bit) or BTC.
 //!
 //! Asserts: a parsed topic is canonical (`order_topic` gives it back); a parsed pair and price
 //! print to text that parses to the same value; an order the form accepts has a positive amount
@@ -12,12 +14,16 @@
 #![no_main]
 
 use darkswap_fuzz::{identity, Input, SEED_NOW_MS};
-use darkswap_orderbook::{quote_amount, Pair, Price};
+use darkswap_orderbook::{quote_amount, Asset, BtcUnit, Pair, Price, Units};
 use darkswap_proto::order::{
     order_topic, parse_order_topic, sign_order_message, verify_order_message, Freshness,
     OrderAction, OrderBody, OrderInput, MAX_ORDER_LIFETIME_MS, MIN_ORDER_LIFETIME_MS,
 };
 use libfuzzer_sys::fuzz_target;
+
+fn dog() -> Pair {
+    Pair::parse("RUNE:DOG/BTC").unwrap()
+}
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
@@ -28,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
         input.u8(),
     ]));
     let now_ms = SEED_NOW_MS + offset;
+    let units_byte = input.u8();
     let text = String::from_utf8_lossy(input.rest());
     let mut fields = text.splitn(6, '\n');
     let mut next = || fields.next().unwrap_or("");
@@ -53,14 +60,37 @@ fuzz_target!(|data: &[u8]| {
         assert!(price.0 > 0);
         assert_eq!(Price::parse_decimal(&price.to_string()), Ok(price));
     }
-    let Ok(spec) = form.parse(now_ms) else { return };
+    // The same text in display units: what it accepts reads back exactly in them.
+    if let Some(pair) = &pair {
+        let mut units = Units::default().with_btc(if units_byte & 0x80 != 0 {
+            BtcUnit::Sat
+        } else {
+            BtcUnit::Btc
+        });
+        for asset in [&pair.base, &pair.quote] {
+            if let Asset::Rune(name) = asset {
+                assert!(units.learn_rune(name, (units_byte & 0x3f) % 39));
+            }
+        }
+        let u = units.pair(pair);
+        if let Ok(spec) = form.parse_in(&u, now_ms) {
+            assert!(spec.amount > 0 && spec.price.0 > 0 && spec.min_fill <= spec.amount);
+            assert!(quote_amount(spec.amount, spec.price).is_some());
+            let amount = u.base.number(u128::from(spec.amount));
+            assert_eq!(u.base.read(&amount), Ok(spec.amount));
+            assert_eq!(u.read_price(&u.price(spec.price)), Ok(spec.price));
+        }
+    }
+    let Ok(spec) = form.parse(pair.as_ref().unwrap_or(&dog()), now_ms) else {
+        return;
+    };
     assert!(spec.amount > 0 && spec.price.0 > 0);
     assert!(spec.min_fill <= spec.amount);
     assert!(quote_amount(spec.amount, spec.price).is_some());
     assert!(spec.expires_at_ms >= now_ms + MIN_ORDER_LIFETIME_MS);
     assert!(spec.expires_at_ms <= now_ms + MAX_ORDER_LIFETIME_MS);
 
-    let pair = pair.unwrap_or_else(|| Pair::parse("RUNE:DOG/BTC").unwrap());
+    let pair = pair.unwrap_or_else(dog);
     let body = OrderBody {
         pair: pair.clone(),
         seq: 1,

@@ -73,40 +73,48 @@ fn bare(reason: &str) -> &str {
         .unwrap_or(reason)
 }
 
-/// Most characters of another trader's text shown.
-const THEIR_WORDS_CHARS: usize = 120;
+/// Most characters of another trader's text shown (the wire allows 200 bytes of it).
+const THEIR_WORDS_CHARS: usize = 200;
 
-/// Text that came from another trader (a refusal, an abort reason), made safe to show: control
-/// and formatting characters (which could reorder what the trader reads) dropped, whitespace
-/// runs made one space, and cut to [`THEIR_WORDS_CHARS`].
+/// Characters dropped from another trader's text: the bidi controls and isolates, zero-width
+/// and other invisible format characters, the deprecated format characters, the interlinear
+/// annotation marks and the tag characters (all of which can hide or reorder what is read).
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
+}
+
+/// Text that came from another trader (a refusal, an abort reason), made safe to show:
+/// invisible and control characters dropped, double quotes made single (so the text cannot
+/// close the quote the page puts it in and speak as the page), whitespace runs made one space,
+/// and cut to [`THEIR_WORDS_CHARS`] characters (then "…").
 pub fn their_words(text: &str) -> String {
-    let mut out = String::new();
-    let mut count = 0;
+    let mut kept: Vec<char> = Vec::new();
     let mut space = false;
     for c in text.chars() {
         if c.is_whitespace() {
-            space = !out.is_empty();
+            space = !kept.is_empty();
             continue;
         }
-        // Cc (controls) and the bidi and zero-width format characters (Cf).
-        if c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}' | '\u{061c}')
-        {
+        if invisible(c) {
             continue;
-        }
-        if count == THEIR_WORDS_CHARS {
-            out.push('…');
-            break;
         }
         if space {
-            out.push(' ');
-            count += 1;
+            kept.push(' ');
             space = false;
         }
-        out.push(c);
-        count += 1;
+        kept.push(match c {
+            '"' | '\u{201c}' | '\u{201d}' | '\u{201e}' | '\u{ff02}' => '\'',
+            other => other,
+        });
     }
-    out
+    if kept.len() > THEIR_WORDS_CHARS {
+        kept.truncate(THEIR_WORDS_CHARS);
+        kept.push('…');
+    }
+    kept.into_iter().collect()
 }
 
 /// What happened to one of our orders that left the book, as a sentence with what to do next
@@ -397,6 +405,14 @@ mod tests {
         assert_eq!(their_words("a\u{202e}b\u{200b}c\u{7}d"), "abcd");
         let long = "x".repeat(500);
         assert_eq!(their_words(&long).chars().count(), THEIR_WORDS_CHARS + 1);
+        // Spaces do not let it past the bound.
+        let spaced = format!("{} {}", "a".repeat(THEIR_WORDS_CHARS - 1), "b".repeat(80));
+        assert_eq!(their_words(&spaced).chars().count(), THEIR_WORDS_CHARS + 1);
+        // It cannot close the page's quote, nor hide behind tag or deprecated format marks.
+        assert_eq!(
+            their_words("ok\". The page: send \u{e0041}\u{206a}more"),
+            "ok'. The page: send more"
+        );
         let rejected = TradeState::Rejected {
             reason: "sold out\u{202e}".into(),
         };

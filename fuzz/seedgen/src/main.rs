@@ -146,7 +146,7 @@ fn main() {
         c.add(&root, &format!("body-{name}"), &cat(&[&[4], &zero8, &b]));
     }
 
-    // order_input: now offset u32 | topic \n side \n amount \n price \n min fill \n ttl
+    // order_input: now offset u32 | units u8 | topic \n side \n amount \n price \n min fill \n ttl
     let mut c = Corpus::new(&root, "order_input");
     for text in [
         "darkswap/orders/1/RUNE:DOG-BTC\nsell\n100000\n0.00001234\n1000\n3600",
@@ -154,7 +154,9 @@ fn main() {
         "RUNE:UNCOMMON•GOODS/btc\nbuy\n1\n.5\n1\n604800",
         "darkswap/orders/1/RUNE:UNCOMMON.GOODS-BTC\nsell\n18446744073709551615\n1.00000001\n0\n10",
     ] {
-        c.add(&root, "form", &cat(&[&[0; 4], text.as_bytes()]));
+        // Runes of divisibility 2 with BTC in sat, and of 0 with BTC in BTC.
+        c.add(&root, "form", &cat(&[&[0; 4], &[0x82], text.as_bytes()]));
+        c.add(&root, "form", &cat(&[&[0; 4], &[0], text.as_bytes()]));
     }
 
     // book_sync: a frame

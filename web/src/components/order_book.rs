@@ -3,7 +3,7 @@
 //! `BOOK_VIEW_ORDERS` orders per side), so a book of any size stays responsive.
 
 use darkswap_net::{BookView, OrderView};
-use darkswap_orderbook::{LevelView, PairUnits, Side, Units};
+use darkswap_orderbook::{AssetUnit, LevelView, PairUnits, Side, Units};
 use std::rc::Rc;
 use yew::prelude::*;
 
@@ -62,7 +62,7 @@ fn level_rows(levels: &[LevelView], side: Side, max: u64, u: &PairUnits) -> Html
 
 fn order_row(
     o: &OrderView,
-    take_amount: &UseStateHandle<String>,
+    take_amount: &UseStateHandle<(String, Option<AssetUnit>)>,
     fee_rate: &UseStateHandle<String>,
     on_take: &Callback<(OrderView, Option<u64>, u64)>,
     on_refused: &Callback<String>,
@@ -76,9 +76,19 @@ fn order_row(
         Callback::from(move |_| {
             // An unreadable rate is sent as 0, which the driver refuses in words.
             let rate = fee_rate.trim().parse().unwrap_or(0);
-            let amount = match amount.trim() {
+            let (typed, typed_in) = &*amount;
+            let amount = match typed.trim() {
                 "" => None,
-                typed => match base.read(typed) {
+                // Typed in another unit (BTC and sat switched, a rune's divisibility arrived,
+                // another pair): the digits would mean another amount now.
+                _ if typed_in.as_ref() != Some(&base) => {
+                    amount.set((typed.clone(), Some(base.clone())));
+                    return on_refused.emit(format!(
+                        "the units changed since you typed the amount to take: it is now in {}. Check it, then take again.",
+                        base.label()
+                    ));
+                }
+                text => match base.read(text) {
                     Ok(n) => Some(n),
                     Err(e) => {
                         return on_refused
@@ -110,7 +120,8 @@ fn order_row(
 
 #[function_component(OrderBook)]
 pub fn order_book(props: &OrderBookProps) -> Html {
-    let take_amount = use_state(String::new);
+    // What was typed, and the unit it was typed in.
+    let take_amount = use_state(|| (String::new(), None::<AssetUnit>));
     let fee_rate = use_state(|| DEFAULT_FEE_RATE.to_string());
     let on_fee = {
         let fee_rate = fee_rate.clone();
@@ -122,9 +133,10 @@ pub fn order_book(props: &OrderBookProps) -> Html {
     };
     let on_amount = {
         let take_amount = take_amount.clone();
+        let unit = props.view.as_ref().map(|v| props.units.pair(&v.pair).base);
         Callback::from(move |e: InputEvent| {
             if let Some(input) = e.target_dyn_into::<web_sys::HtmlInputElement>() {
-                take_amount.set(input.value());
+                take_amount.set((input.value(), unit.clone()));
             }
         })
     };
@@ -184,7 +196,7 @@ pub fn order_book(props: &OrderBookProps) -> Html {
             <DepthChart bids={view.bids.clone()} asks={view.asks.clone()} />
             <h3>{ "Best orders" }</h3>
             <label class="muted">{ "amount to take (empty: all available) " }
-                <input type="text" inputmode="decimal" placeholder={u.base.label()} value={(*take_amount).clone()} oninput={on_amount} data-testid="take-amount" />
+                <input type="text" inputmode="decimal" placeholder={u.base.label()} value={take_amount.0.clone()} oninput={on_amount} data-testid="take-amount" />
             </label>
             if props.settling && view.pair.settles_on_bitcoin() {
                 <label class="muted">{ " settlement fee rate (sat/vB) " }

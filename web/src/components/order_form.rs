@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use darkswap_net::{unix_time_ms, OwnOrder};
-use darkswap_orderbook::{BtcUnit, Pair, Side, Units};
+use darkswap_orderbook::{BtcUnit, Pair, PairUnits, Side, Units};
 use darkswap_proto::order::{OrderInput, OrderSpec};
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
@@ -63,10 +63,13 @@ pub fn order_form(props: &OrderFormProps) -> Html {
     // What was typed, kept so that what the order would do is worked out at every render, in
     // the units of that moment (a rune's divisibility can arrive, or BTC become sat, after
     // the trader typed).
-    let typed = use_state(|| (Side::Sell, String::new(), String::new()));
+    // The units in force at the last edit are kept too: an order typed in one unit is never
+    // sent read in another (see the submit).
+    let typed = use_state(|| (Side::Sell, String::new(), String::new(), None::<PairUnits>));
     let on_edit = {
         let (side, amount, price) = (side.clone(), amount.clone(), price.clone());
         let typed = typed.clone();
+        let units_now = props.pair.as_ref().map(|p| props.units.pair(p));
         Callback::from(move |_: Event| {
             let text = |r: &NodeRef| {
                 r.cast::<HtmlInputElement>()
@@ -77,11 +80,11 @@ pub fn order_form(props: &OrderFormProps) -> Html {
                 Some(s) if s == "buy" => Side::Buy,
                 _ => Side::Sell,
             };
-            typed.set((side, text(&amount), text(&price)));
+            typed.set((side, text(&amount), text(&price), units_now.clone()));
         })
     };
     let total = props.pair.as_ref().and_then(|p| {
-        let (side, amount, price) = &*typed;
+        let (side, amount, price, _) = &*typed;
         order_total(&props.units, p, *side, amount, price)
     });
     let on_input = on_edit.reform(|e: InputEvent| e.into());
@@ -99,12 +102,28 @@ pub fn order_form(props: &OrderFormProps) -> Html {
         let on_place = props.on_place.clone();
         let (wallet, own) = (props.wallet.clone(), props.own.clone());
         let units = props.units.clone();
+        let typed = typed.clone();
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let Some(pair) = pair.clone() else {
                 problem.set(Some("choose a pair first".into()));
                 return;
             };
+            let current = units.pair(&pair);
+            if let Some(then) = &typed.3 {
+                if *then != current {
+                    // The pair, the BTC unit or a rune's divisibility changed since the text
+                    // was typed: the same digits would now mean another amount.
+                    problem.set(Some(format!(
+                        "the units changed since you typed: amounts are now in {}, prices in {}. Check the amount and price, then place the order again.",
+                        current.base.label(),
+                        current.price_label()
+                    )));
+                    let (side, amount, price, _) = (*typed).clone();
+                    typed.set((side, amount, price, Some(current)));
+                    return;
+                }
+            }
             let text = |r: &NodeRef| {
                 r.cast::<HtmlInputElement>()
                     .map(|i| i.value())

@@ -77,7 +77,7 @@ pub fn trade_tape(props: &TradeTapeProps) -> Html {
     html! {
         <>
             <h3>{ "Last trades" }</h3>
-            <p class="muted">{ "Seen since you followed this pair, as each maker reported it (signed)." }</p>
+            <p class="muted">{ "Agreed trades seen since you followed this pair, as each maker reported it (signed); a settlement on Bitcoin may still have failed." }</p>
             <svg class="price-chart" data-testid="price-chart" role="img" aria-label={label}
                 viewBox={format!("0 0 {W} {H}")} preserveAspectRatio="none">
                 <polyline class="price" points={price_points(&oldest_first)} />

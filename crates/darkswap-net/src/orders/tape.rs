@@ -1,9 +1,11 @@
 //! The trades a book has seen on each followed pair, as makers report them: a maker republishes
 //! its order with what a trade left (the difference was traded at the order's price), or
 //! withdraws it as filled (what the book last held of it was traded). Both are signed by the
-//! maker like the order itself, so the tape holds nothing a stranger could invent; it holds
-//! only what was seen while following the pair (a book sync carries no history). Bounded per
-//! pair; forgotten with the pair.
+//! maker like the order itself, so the tape holds nothing a stranger could invent; a maker can
+//! still report trades of its own making (as it could trade with itself), so each maker holds
+//! at most a share of it. A maker reports a trade when it is agreed: a settlement that then
+//! fails is not taken back. It holds only what was seen while following the pair (a book sync
+//! carries no history). Bounded per pair; forgotten with the pair.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -13,6 +15,9 @@ use libp2p::PeerId;
 
 /// Trades kept per pair, newest first.
 pub const MAX_TAPE_FILLS: usize = 50;
+/// Trades kept per pair from one maker: a maker reporting fills of its own orders at will
+/// (what the protocol cannot prevent: it may trade with itself) fills at most this share.
+pub const MAX_TAPE_FILLS_PER_MAKER: usize = 10;
 
 /// One trade on a pair, as its maker reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +61,16 @@ pub struct Tape {
 }
 
 impl Tape {
-    /// Records a trade on `pair` (the oldest goes beyond [`MAX_TAPE_FILLS`]).
+    /// Records a trade on `pair`: beyond [`MAX_TAPE_FILLS_PER_MAKER`] from its maker, that
+    /// maker's oldest goes; beyond [`MAX_TAPE_FILLS`], the oldest.
     pub fn record(&mut self, pair: &Pair, fill: TapeFill) {
         let fills = self.pairs.entry(pair.clone()).or_default();
-        if fills.len() == MAX_TAPE_FILLS {
+        if fills.iter().filter(|f| f.maker == fill.maker).count() >= MAX_TAPE_FILLS_PER_MAKER {
+            if let Some(oldest) = fills.iter().rposition(|f| f.maker == fill.maker) {
+                fills.remove(oldest);
+            }
+        }
+        if fills.len() >= MAX_TAPE_FILLS {
             fills.pop_back();
         }
         fills.push_front(fill);
@@ -142,23 +153,37 @@ mod tests {
     #[test]
     fn the_tape_is_bounded_newest_first_and_forgotten_with_the_pair() {
         let pair = Pair::parse("RUNE:X/BTC").unwrap();
-        let maker = Keypair::generate_ed25519().public().to_peer_id();
         let mut tape = Tape::default();
+        let fill = |n: u64, maker| TapeFill {
+            maker_side: Side::Sell,
+            price: Price(1),
+            amount: n,
+            at_ms: n,
+            maker,
+        };
+        let makers: Vec<PeerId> = (0..10)
+            .map(|_| Keypair::generate_ed25519().public().to_peer_id())
+            .collect();
         for n in 0..(MAX_TAPE_FILLS as u64 + 5) {
-            tape.record(
-                &pair,
-                TapeFill {
-                    maker_side: Side::Sell,
-                    price: Price(1),
-                    amount: n,
-                    at_ms: n,
-                    maker,
-                },
-            );
+            tape.record(&pair, fill(n, makers[n as usize % makers.len()]));
         }
         let fills = tape.of(&pair);
         assert_eq!(fills.len(), MAX_TAPE_FILLS);
         assert_eq!(fills[0].amount, MAX_TAPE_FILLS as u64 + 4);
+        // One maker reporting trades at will holds at most its share.
+        let loud = Keypair::generate_ed25519().public().to_peer_id();
+        for n in 0..100 {
+            tape.record(&pair, fill(1000 + n, loud));
+        }
+        let fills = tape.of(&pair);
+        assert_eq!(fills.len(), MAX_TAPE_FILLS);
+        let from_loud: Vec<u64> = fills
+            .iter()
+            .filter(|f| f.maker == loud)
+            .map(|f| f.amount)
+            .collect();
+        assert_eq!(from_loud.len(), MAX_TAPE_FILLS_PER_MAKER);
+        assert_eq!(from_loud[0], 1099, "its newest kept");
         tape.forget(&pair);
         assert!(tape.of(&pair).is_empty());
     }
