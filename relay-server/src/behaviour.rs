@@ -10,8 +10,9 @@ use libp2p::{Multiaddr, PeerId};
 use crate::gate::Gate;
 
 use darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL;
-use darkswap_proto::codecs::{AuthCodec, BookSyncCodec, DirectoryCodec};
+use darkswap_proto::codecs::{AuthCodec, BookSyncCodec, DirectoryCodec, RelayRecordsCodec};
 use darkswap_proto::gossip::{gossipsub_behaviour, Gossip, GossipRole};
+use darkswap_proto::relay_record::RELAY_RECORDS_PROTOCOL;
 use darkswap_proto::{DIRECTORY_PROTOCOL, IDENTIFY_PROTOCOL_VERSION};
 use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::request_response::{self, ProtocolSupport};
@@ -40,6 +41,8 @@ pub struct RelayBehaviour {
     pub gossip: Gossip,
     pub book_sync: request_response::Behaviour<BookSyncCodec>,
     pub auth: request_response::Behaviour<AuthCodec>,
+    /// Both ways: peers ask for the records this relay knows; it asks its peer relays.
+    pub records: request_response::Behaviour<RelayRecordsCodec>,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -138,6 +141,16 @@ impl RelayBehaviour {
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(10))
                     .with_max_concurrent_streams(64),
+            ),
+            records: request_response::Behaviour::with_codec(
+                RelayRecordsCodec::counting(metrics.unreadable_counter("relay_records")),
+                [(
+                    StreamProtocol::new(RELAY_RECORDS_PROTOCOL),
+                    ProtocolSupport::Full,
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(10))
+                    .with_max_concurrent_streams(defaults::RECORD_STREAMS_PER_CONNECTION),
             ),
         })
     }

@@ -188,6 +188,14 @@ pub fn documented_defaults() -> Vec<(&'static str, String)> {
         ),
         ("chain.network", s(&defaults::CHAIN_NETWORK)),
         ("chain.mainnet", s(&defaults::CHAIN_MAINNET)),
+        (
+            "federation.announce_secs",
+            s(&defaults::RECORD_ANNOUNCE.as_secs()),
+        ),
+        (
+            "federation.record_ttl_secs",
+            s(&defaults::RECORD_TTL.as_secs()),
+        ),
     ]
 }
 
@@ -249,6 +257,95 @@ pub struct Cli {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub chain: ChainArgs,
+    #[command(flatten)]
+    pub federation: FederationArgs,
+}
+
+/// What the relay says of itself in its signed record, and how often (flags).
+#[derive(Debug, clap::Args, Default, Clone)]
+pub struct FederationArgs {
+    /// A name for this relay, shown to traders choosing among relays (at most 64 bytes)
+    #[arg(long = "relay-name", env = "DARKSWAP_RELAY_NAME")]
+    pub name: Option<String>,
+    /// Where this relay runs, e.g. eu-west (at most 32 bytes)
+    #[arg(long = "relay-region", env = "DARKSWAP_RELAY_REGION")]
+    pub region: Option<String>,
+    #[arg(long = "record-announce-secs", env = "DARKSWAP_RELAY_RECORD_ANNOUNCE_SECS", help = with_default("Seconds between re-signing this relay's record and asking peer relays for theirs", defaults::RECORD_ANNOUNCE.as_secs()))]
+    pub announce_secs: Option<u64>,
+    #[arg(long = "record-ttl-secs", env = "DARKSWAP_RELAY_RECORD_TTL_SECS", help = with_default("How long others believe one of this relay's records", defaults::RECORD_TTL.as_secs()))]
+    pub record_ttl_secs: Option<u64>,
+}
+
+/// The `[federation]` table of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FederationFile {
+    name: Option<String>,
+    region: Option<String>,
+    announce_secs: Option<u64>,
+    record_ttl_secs: Option<u64>,
+}
+
+/// The relay record settings in force.
+#[derive(Debug, Clone)]
+pub struct FederationConfig {
+    pub name: String,
+    pub region: String,
+    pub announce: Duration,
+    pub record_ttl: Duration,
+}
+
+fn federation_config(
+    args: &FederationArgs,
+    file: FederationFile,
+) -> Result<FederationConfig, ConfigError> {
+    use darkswap_proto::relay_record::{
+        MAX_RECORD_LIFETIME_MS, MAX_RECORD_NAME_BYTES, MAX_RECORD_REGION_BYTES,
+    };
+    let text = |name: &'static str, value: Option<String>, max: usize| {
+        let value = value.unwrap_or_default();
+        if value.len() > max || value.chars().any(char::is_control) {
+            return Err(invalid(
+                name,
+                format!("at most {max} bytes of printable text"),
+            ));
+        }
+        Ok(value)
+    };
+    let announce = args
+        .announce_secs
+        .or(file.announce_secs)
+        .map_or(defaults::RECORD_ANNOUNCE, Duration::from_secs);
+    let record_ttl = args
+        .record_ttl_secs
+        .or(file.record_ttl_secs)
+        .map_or(defaults::RECORD_TTL, Duration::from_secs);
+    if announce.is_zero() {
+        return Err(invalid("federation.announce_secs", "must be at least 1"));
+    }
+    if record_ttl <= announce * 2 || record_ttl.as_millis() > u128::from(MAX_RECORD_LIFETIME_MS) {
+        return Err(invalid(
+            "federation.record_ttl_secs",
+            format!(
+                "must be over twice announce_secs (a record must outlive the next one) and at most {} s",
+                MAX_RECORD_LIFETIME_MS / 1000
+            ),
+        ));
+    }
+    Ok(FederationConfig {
+        name: text(
+            "federation.name",
+            args.name.clone().or(file.name),
+            MAX_RECORD_NAME_BYTES,
+        )?,
+        region: text(
+            "federation.region",
+            args.region.clone().or(file.region),
+            MAX_RECORD_REGION_BYTES,
+        )?,
+        announce,
+        record_ttl,
+    })
 }
 
 /// The Bitcoin network the relay's traders use and where their wallets read the chain (flags).
@@ -642,6 +739,8 @@ struct FileConfig {
     auth: AuthFile,
     #[serde(default)]
     chain: ChainFile,
+    #[serde(default)]
+    federation: FederationFile,
 }
 
 /// Limits in force.
@@ -700,6 +799,7 @@ pub struct Config {
     pub limits: Limits,
     pub auth: AuthConfig,
     pub chain: ChainConfig,
+    pub federation: FederationConfig,
 }
 
 /// Why the configuration is unusable.
@@ -936,6 +1036,7 @@ impl Config {
             limits,
             auth: auth_config(&cli.auth, file.auth)?,
             chain: chain_config(&cli.chain, file.chain)?,
+            federation: federation_config(&cli.federation, file.federation)?,
         };
         config.validate()?;
         Ok(config)

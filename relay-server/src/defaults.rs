@@ -233,3 +233,15 @@ pub const FAUCET_RUNE_PREMINE: u128 = FAUCET_RUNES * 10_000_000;
 /// Fee rate of the faucet's own transactions, sat/vB (regtest has no fee market; above every
 /// node's minimum relay fee).
 pub const FAUCET_FEE_RATE: u64 = 2;
+
+/// How often a relay re-signs its record (its addresses and load may have changed) and asks its
+/// peer relays for the records they know. A relay that joins the network is known everywhere
+/// after one period per hop of the relay mesh.
+pub const RECORD_ANNOUNCE: Duration = Duration::from_secs(30);
+/// How long others believe one of the relay's records: ten announce periods, so a relay missed
+/// for a few rounds stays known, and a dead one is forgotten within minutes.
+pub const RECORD_TTL: Duration = Duration::from_secs(300);
+/// Most relay records a relay keeps (its own always among them).
+pub const MAX_RELAY_RECORDS: usize = 256;
+/// Record requests in flight on one connection: a peer relay asks once per announce period.
+pub const RECORD_STREAMS_PER_CONNECTION: usize = 4;

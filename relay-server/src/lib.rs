@@ -5,7 +5,8 @@
 //! Module map: `swarm` builds the libp2p swarm and its addresses; `behaviour` combines the
 //! protocols; `gate` is the authorization check in front of the permission table; `auth` serves
 //! `/darkswap/auth/1`; `access` holds bans, trusted peers and the allowlist; `orders` validates
-//! order gossip and serves book sync; `directory` lists reserved peers; `conn_caps` caps
+//! order gossip and serves book sync; `directory` lists reserved peers; `federation` signs the relay's record and
+//! gathers its peer relays' records; `conn_caps` caps
 //! connections and handshakes per address; `http` serves the web app, `/metrics`, `/health` and
 //! `/api/relay-info`, and `http_listener` accepts its connections under caps and deadlines; `mdns_guard` keeps
 //! libp2p-webrtc from leaking a socket per failed handshake;
@@ -24,6 +25,7 @@ mod config;
 mod conn_caps;
 mod defaults;
 mod directory;
+mod federation;
 mod gate;
 mod http;
 mod http_listener;

@@ -214,6 +214,18 @@ pub struct RelayMetrics {
     pub pair_follow_events: Family<EventLabels, Counter>,
     pub book_sync_requests: Family<OutcomeLabels, Counter>,
     pub peer_relays_connected: Gauge,
+    /// Peer relays the operator configured (`peers`): with `peer_relays_connected` at 0, the
+    /// relay has lost its whole mesh.
+    pub peer_relays_configured: Gauge,
+    /// Relay records taken from peer relays, by outcome: new, updated.
+    pub relay_records_accepted: Family<OutcomeLabels, Counter>,
+    /// Relay records refused, by reason (every check of the record, and replayed, own, full).
+    pub relay_records_refused: Family<ReasonLabels, Counter>,
+    /// Relay records held now, this relay's own among them.
+    pub relay_records_known: Gauge,
+    /// Requests for records sent to peer relays, by outcome: ok, failed (no answer, or an
+    /// answer that did not read).
+    pub relay_record_pulls: Family<OutcomeLabels, Counter>,
     pub duplicate_connections_reset: Counter,
     /// WebRTC-direct connections whose outbound streams waited for the peer's first stream, by
     /// what ended the wait (see `webrtc_hold`).
@@ -275,6 +287,11 @@ impl RelayMetrics {
             pair_follow_events: Family::default(),
             book_sync_requests: Family::default(),
             peer_relays_connected: Gauge::default(),
+            peer_relays_configured: Gauge::default(),
+            relay_records_accepted: Family::default(),
+            relay_records_refused: Family::default(),
+            relay_records_known: Gauge::default(),
+            relay_record_pulls: Family::default(),
             duplicate_connections_reset: Counter::default(),
             webrtc_outbound_holds: Family::default(),
             keep_alives_not_forwarded: Counter::default(),
@@ -477,6 +494,31 @@ impl RelayMetrics {
             m.peer_relays_connected.clone(),
         );
         r.register(
+            "peer_relays_configured",
+            "Peer relays the operator configured",
+            m.peer_relays_configured.clone(),
+        );
+        r.register(
+            "relay_records_accepted",
+            "Relay records taken from peer relays, by outcome (new, updated)",
+            m.relay_records_accepted.clone(),
+        );
+        r.register(
+            "relay_records_refused",
+            "Relay records refused, by reason (a failed check of the record, replayed, own, full)",
+            m.relay_records_refused.clone(),
+        );
+        r.register(
+            "relay_records_known",
+            "Relay records held now, this relay's own among them",
+            m.relay_records_known.clone(),
+        );
+        r.register(
+            "relay_record_pulls",
+            "Requests for records sent to peer relays, by outcome (ok, failed)",
+            m.relay_record_pulls.clone(),
+        );
+        r.register(
             "duplicate_connections_reset",
             "Traders that connected again while an older connection was open (a reloaded page), reset so that they reconnect cleanly",
             m.duplicate_connections_reset.clone(),
@@ -603,6 +645,21 @@ impl RelayMetrics {
             .get_or_create(&Self::reason("unauthorized"));
         for reason in ["expired", "maker_gone"] {
             let _ = self.orders_removed.get_or_create(&Self::reason(reason));
+        }
+        for reason in darkswap_relays::SetRefusal::labels() {
+            let _ = self
+                .relay_records_refused
+                .get_or_create(&Self::reason(reason));
+        }
+        for outcome in ["new", "updated"] {
+            let _ = self.relay_records_accepted.get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            });
+        }
+        for outcome in ["ok", "failed"] {
+            let _ = self.relay_record_pulls.get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            });
         }
         // Every method's success, and every refusal of the methods a client answers or presents.
         use darkswap_auth::Method;

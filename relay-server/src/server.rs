@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use darkswap_proto::addr::TransportKind;
+use darkswap_proto::relay_record::{RelayRecordsRequest, RelayRecordsResponse};
 use darkswap_proto::RelayInfo;
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
@@ -28,6 +29,7 @@ use crate::behaviour::{RelayBehaviour, RelayBehaviourEvent};
 use crate::config::Config;
 use crate::defaults;
 use crate::directory::Directory;
+use crate::federation::Federation;
 use crate::gate::Gate;
 use crate::http::{Health, HttpState};
 use crate::http_listener::{HttpCounters, HttpLimits};
@@ -93,6 +95,7 @@ impl Server {
     /// can fail at start is a [`SpawnError`]; after this returns, the relay runs.
     pub async fn spawn(config: Config) -> Result<Server, SpawnError> {
         let identity = identity::load_or_create(&config.data_dir)?;
+        let record_key = identity.keypair.clone();
         let peer_id = identity.keypair.public().to_peer_id();
         let certhash = identity.certificate.fingerprint().to_multihash();
 
@@ -190,6 +193,7 @@ impl Server {
                         ord: config.chain.ord_url.clone(),
                         faucet: config.chain.faucet,
                     }),
+                records: Vec::new(),
             }),
             health: RwLock::new(Health {
                 status: "starting",
@@ -232,6 +236,14 @@ impl Server {
             shutdown_rx.clone(),
         ));
         let orders = OrderGossip::new(&config.limits);
+        metrics.peer_relays_configured.set(peer_relays.len() as i64);
+        let federation = Federation::new(
+            record_key,
+            &config.federation,
+            crate::federation::auth_methods(&config.auth),
+            config.limits.market.announced(),
+            defaults::MAX_RELAY_RECORDS,
+        );
         let auth_deadline = crate::auth_deadline::AuthDeadline::new(
             config.limits.auth_deadline.as_millis() as u64,
             4 * config.limits.max_connections as usize,
@@ -250,6 +262,7 @@ impl Server {
             state,
             orders,
             peer_relays,
+            federation,
             resetting: std::collections::HashSet::new(),
             auth,
             gate,
@@ -284,6 +297,7 @@ async fn run_loop(
     let mut health_tick = tokio::time::interval(Duration::from_secs(1));
     let mut orders_tick = tokio::time::interval(crate::orders::TICK);
     let mut peer_tick = tokio::time::interval(defaults::PEER_REDIAL_INTERVAL);
+    let mut record_tick = tokio::time::interval(loop_state.config.federation.announce);
     loop {
         tokio::select! {
             event = swarm.select_next_some() => loop_state.on_event(&mut swarm, event),
@@ -310,6 +324,8 @@ async fn run_loop(
                 }
             }
             _ = peer_tick.tick() => loop_state.dial_peer_relays(&mut swarm),
+            // The first tick, at once, waits for the listeners: a record needs addresses.
+            _ = record_tick.tick(), if loop_state.ready => loop_state.announce_record(&mut swarm),
         }
     }
 }
@@ -354,6 +370,8 @@ struct LoopState {
     orders: OrderGossip,
     /// Configured peer relays, by PeerId.
     peer_relays: HashMap<PeerId, Multiaddr>,
+    /// This relay's record and the records its peer relays know.
+    federation: Federation,
     /// Peers being reset after a duplicate connection, until all their connections are closed
     /// (bounded: beyond the cap a duplicate is left alone rather than tracked).
     resetting: std::collections::HashSet<PeerId>,
@@ -434,6 +452,14 @@ impl LoopState {
                 }
                 if self.peer_relays.contains_key(&peer_id) {
                     self.count_peer_relays(swarm);
+                    if num_established.get() == 1 {
+                        // A peer relay (back) in reach: learn what it knows now, not a period
+                        // later.
+                        swarm
+                            .behaviour_mut()
+                            .records
+                            .send_request(&peer_id, RelayRecordsRequest {});
+                    }
                 } else if num_established.get() > 1 || self.resetting.contains(&peer_id) {
                     // A trader never opens a second connection to us on purpose: this one comes
                     // from a restarted client (a reloaded page) while the old one is not yet
@@ -630,6 +656,7 @@ impl LoopState {
                     })
                     .inc();
             }
+            RelayBehaviourEvent::Records(event) => self.on_records(swarm, event),
             RelayBehaviourEvent::BookSync(_)
             | RelayBehaviourEvent::Directory(_)
             | RelayBehaviourEvent::Auth(_)
@@ -841,6 +868,93 @@ impl LoopState {
                 .inc();
             self.lapsed.insert(peer);
             swarm.disconnect_peer_id(peer).ok();
+        }
+    }
+
+    /// Re-signs this relay's record (addresses and load now), serves the set in relay-info, and
+    /// asks every connected peer relay for the records it knows.
+    fn announce_record(&mut self, swarm: &mut Swarm<RelayBehaviour>) {
+        let now_ms = darkswap_proto::unix_time_ms();
+        let addrs: Vec<Multiaddr> = self
+            .dial_addrs(swarm)
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .take(darkswap_proto::relay_record::MAX_RECORD_ADDRS)
+            .collect();
+        let load = (self.directory.len() as u64 * 1000)
+            .checked_div(self.config.limits.max_reservations as u64)
+            .unwrap_or(0);
+        if let Err(e) = self
+            .federation
+            .refresh(addrs, u16::try_from(load).unwrap_or(1000), now_ms)
+        {
+            tracing::warn!("cannot sign this relay's record: {e}");
+        }
+        self.publish_records(now_ms);
+        for peer in self.peer_relays.keys() {
+            if swarm.is_connected(peer) {
+                swarm
+                    .behaviour_mut()
+                    .records
+                    .send_request(peer, RelayRecordsRequest {});
+            }
+        }
+    }
+
+    fn publish_records(&self, now_ms: u64) {
+        self.metrics
+            .relay_records_known
+            .set(self.federation.known() as i64);
+        if let Ok(mut info) = self.state.relay_info.write() {
+            info.records = self.federation.hex_records(now_ms);
+        }
+    }
+
+    /// `/darkswap/relay-records/1`: answers peers that may read the directory; takes in the
+    /// answers of peer relays (only those were asked).
+    fn on_records(
+        &mut self,
+        swarm: &mut Swarm<RelayBehaviour>,
+        event: request_response::Event<RelayRecordsRequest, RelayRecordsResponse>,
+    ) {
+        let now_ms = darkswap_proto::unix_time_ms();
+        match event {
+            request_response::Event::Message {
+                peer,
+                connection_id,
+                message: request_response::Message::Request { channel, .. },
+            } => {
+                if !self.permitted(&peer, connection_id, Operation::ReadDirectory) {
+                    return;
+                }
+                let response = self.federation.response(now_ms);
+                let _ = swarm
+                    .behaviour_mut()
+                    .records
+                    .send_response(channel, response);
+            }
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Response { response, .. },
+                ..
+            } => {
+                if self.peer_relays.contains_key(&peer) {
+                    self.federation
+                        .on_response(&peer, response, &self.metrics, now_ms);
+                    self.publish_records(now_ms);
+                }
+            }
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "peer relay gave no records: {error}");
+                self.metrics
+                    .relay_record_pulls
+                    .get_or_create(&crate::metrics::OutcomeLabels {
+                        outcome: "failed".into(),
+                    })
+                    .inc();
+            }
+            request_response::Event::InboundFailure { .. }
+            | request_response::Event::ResponseSent { .. } => {}
         }
     }
 

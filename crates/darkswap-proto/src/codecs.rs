@@ -6,6 +6,7 @@ use crate::book_sync::{BookSyncRequest, BookSyncResponse};
 use crate::directory::{DirectoryRequest, DirectoryResponse};
 use crate::frame::FrameCodec;
 use crate::message::{DirectAck, DirectMessage};
+use crate::relay_record::{RelayRecordsRequest, RelayRecordsResponse};
 use crate::trade_envelope::TradeEnvelope;
 
 /// `/darkswap/book-sync/1`.
@@ -18,3 +19,5 @@ pub type AuthCodec = FrameCodec<AuthRequest, AuthResponse>;
 pub type DirectoryCodec = FrameCodec<DirectoryRequest, DirectoryResponse>;
 /// `/darkswap/msg/2`.
 pub type MessageCodec = FrameCodec<DirectMessage, DirectAck>;
+/// `/darkswap/relay-records/1`.
+pub type RelayRecordsCodec = FrameCodec<RelayRecordsRequest, RelayRecordsResponse>;

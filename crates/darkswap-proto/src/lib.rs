@@ -21,6 +21,7 @@ pub mod message;
 pub mod order;
 pub mod order_batch;
 pub mod relay_info;
+pub mod relay_record;
 pub mod settle;
 mod text;
 mod time;

@@ -5,8 +5,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::limits::{AnnouncedLimits, LimitsError};
 
-/// Cap on the relay-info document a client will read.
-pub const MAX_RELAY_INFO_BYTES: usize = 64 * 1024;
+/// Cap on the relay-info document a client will read: the addresses, and
+/// [`MAX_RELAY_INFO_RECORDS`] records of at most
+/// [`MAX_RELAY_RECORD_BYTES`](crate::relay_record::MAX_RELAY_RECORD_BYTES), hex.
+pub const MAX_RELAY_INFO_BYTES: usize =
+    64 * 1024 + MAX_RELAY_INFO_RECORDS * 2 * crate::relay_record::MAX_RELAY_RECORD_BYTES;
+/// Most relay records one relay-info document carries.
+pub const MAX_RELAY_INFO_RECORDS: usize = crate::relay_record::MAX_RECORDS_PER_RESPONSE;
 /// Cap on the number of addresses a client takes from one relay-info document.
 pub const MAX_RELAY_INFO_ADDRS: usize = 32;
 
@@ -26,6 +31,11 @@ pub struct RelayInfo {
     /// the relay names no chain, and a page offers no wallet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<ChainInfo>,
+    /// The signed relay records this relay knows, its own first, each hex of a
+    /// [`SignedRelayRecord`](crate::relay_record::SignedRelayRecord) (at most
+    /// [`MAX_RELAY_INFO_RECORDS`]); a client checks each before using it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<String>,
 }
 
 /// Where a relay's traders read the chain.
@@ -84,6 +94,7 @@ impl RelayInfo {
         }
         let mut info: RelayInfo = serde_json::from_slice(bytes)?;
         info.addrs.truncate(MAX_RELAY_INFO_ADDRS);
+        info.records.truncate(MAX_RELAY_INFO_RECORDS);
         if info.addrs.is_empty() {
             return Err(RelayInfoError::NoAddresses);
         }
@@ -115,6 +126,7 @@ mod tests {
             version: "0.1.0".into(),
             limits: None,
             chain: None,
+            records: Vec::new(),
         })
         .unwrap();
         let info = RelayInfo::parse(&doc).unwrap();
@@ -134,6 +146,7 @@ mod tests {
                 ord: Some("http://127.0.0.1:8081".into()),
                 faucet: true,
             }),
+            records: Vec::new(),
         };
         let doc = serde_json::to_vec(&info).unwrap();
         assert_eq!(RelayInfo::parse(&doc).unwrap(), info);

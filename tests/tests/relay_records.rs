@@ -1,0 +1,276 @@
+//! Relay records across real relays: each relay signs its own, learns its peer relays' records
+//! and the records they know, serves them in relay-info, forgets them when they expire; and a
+//! hostile peer relay's forged, expired, replayed, oversized and garbage records are refused and
+//! counted by reason, while the good one among them is kept.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use darkswap_net::libp2p::multiaddr::Protocol;
+use darkswap_net::libp2p::request_response::{self, ProtocolSupport};
+use darkswap_net::libp2p::{
+    identity::Keypair, noise, swarm::SwarmEvent, tcp, yamux, Multiaddr, PeerId, StreamProtocol,
+};
+use darkswap_proto::codecs::RelayRecordsCodec;
+use darkswap_proto::relay_record::{
+    RecordError, RelayRecord, RelayRecordsResponse, SignedRelayRecord, MAX_RECORDS_PER_RESPONSE,
+    MAX_RELAY_RECORD_BYTES, RELAY_RECORDS_PROTOCOL,
+};
+use darkswap_proto::{unix_time_ms, RelayInfo};
+use darkswap_tests::{free_tcp_port, Ports, Relay};
+use futures::StreamExt;
+
+const T: Duration = Duration::from_secs(30);
+
+/// The relay's identity, made before it starts so that its peers can list it.
+fn identity(dir: &Path) -> anyhow::Result<PeerId> {
+    let key = darkswap_auth::keyfile::load_or_create_keypair(&dir.join("identity.key"))?;
+    Ok(key.public().to_peer_id())
+}
+
+fn tcp_addr(port: u16, peer: PeerId) -> String {
+    format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer}")
+}
+
+/// The records a relay serves in relay-info, each checked as a client checks it. relay-info is
+/// rewritten each announce period, so a record may expire before the next: a client drops it,
+/// and so does this; any other failure is an error.
+fn served(relay: &Relay) -> anyhow::Result<Vec<SignedRelayRecord>> {
+    let (_, body) = relay.get("/api/relay-info")?;
+    let info = RelayInfo::parse(body.as_bytes())?;
+    let mut records = Vec::new();
+    for h in &info.records {
+        match SignedRelayRecord::verify(&hex::decode(h)?, unix_time_ms()) {
+            Ok(r) => records.push(r),
+            Err(RecordError::Expired) => {}
+            Err(e) => anyhow::bail!("relay-info serves a bad record: {e}"),
+        }
+    }
+    Ok(records)
+}
+
+async fn served_eventually(
+    relay: &Relay,
+    within: Duration,
+    check: impl Fn(&[SignedRelayRecord]) -> bool,
+) -> anyhow::Result<Vec<SignedRelayRecord>> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let records = served(relay)?;
+        if check(&records) {
+            return Ok(records);
+        }
+        if std::time::Instant::now() > deadline {
+            let who: Vec<String> = records.iter().map(|r| r.relay().to_string()).collect();
+            anyhow::bail!("relay-info serves {who:?} after {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn relays(records: &[SignedRelayRecord]) -> BTreeSet<PeerId> {
+    records.iter().map(|r| r.relay()).collect()
+}
+
+/// A—B—C in a line: A learns C's record through B, with C's name and region and addresses that
+/// name C; when C stops, its record is forgotten everywhere once it expires.
+#[tokio::test]
+async fn records_cross_the_mesh_and_expire() -> anyhow::Result<()> {
+    let dirs = [
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    ];
+    let ids: Vec<PeerId> = dirs
+        .iter()
+        .map(|d| identity(d.path()))
+        .collect::<anyhow::Result<_>>()?;
+    let ports: Vec<Ports> = (0..3).map(|_| Ports::fixed()).collect();
+    let addr = |i: usize| tcp_addr(ports[i].tcp, ids[i]);
+    let common = ["--record-announce-secs", "1", "--record-ttl-secs", "4"];
+    let start = |i: usize, name: &str, peers: &[String]| {
+        let mut args: Vec<&str> = common.to_vec();
+        args.extend(["--relay-name", name, "--relay-region", "loopback"]);
+        for p in peers {
+            args.extend(["--peer", p.as_str()]);
+        }
+        Relay::start(dirs[i].path(), ports[i], &args)
+    };
+    let a = start(0, "relay A", &[addr(1)])?;
+    let b = start(1, "relay B", &[addr(0), addr(2)])?;
+    let c = start(2, "relay C", &[addr(1)])?;
+    let all: BTreeSet<PeerId> = ids.iter().copied().collect();
+
+    let records = served_eventually(&a, T, |r| relays(r) == all).await?;
+    // Its own record first.
+    assert_eq!(records[0].relay(), a.peer_id);
+    let of_c = records
+        .iter()
+        .find(|r| r.relay() == c.peer_id)
+        .expect("C's record");
+    assert_eq!(of_c.record().name, "relay C");
+    assert_eq!(of_c.record().region, "loopback");
+    assert!(of_c.record().addrs.iter().any(|m| m.to_string() == addr(2)));
+    assert!(of_c.record().limits.is_some());
+    assert!(a.metric("darkswap_relay_relay_records_known")? >= 3.0);
+    assert!(a.metric("darkswap_relay_relay_records_accepted_total{outcome=\"new\"}")? >= 2.0);
+    // Re-signed each period: A takes newer records of B.
+    a.metric_eventually(
+        "darkswap_relay_relay_records_accepted_total{outcome=\"updated\"}",
+        T,
+        |v| v >= 1.0,
+    )
+    .await?;
+    assert_eq!(
+        a.metric("darkswap_relay_relay_records_refused_total{reason=\"replayed\"}")?,
+        0.0
+    );
+
+    c.stop()?;
+    let left: BTreeSet<PeerId> = [a.peer_id, b.peer_id].into();
+    served_eventually(&a, T, |r| relays(r) == left).await?;
+    served_eventually(&b, T, |r| relays(r) == left).await?;
+    Ok(())
+}
+
+/// What the hostile relay answers, round after round (the last one for ever after).
+fn hostile_rounds(now: u64) -> anyhow::Result<Vec<Vec<Vec<u8>>>> {
+    let honest = Keypair::generate_ed25519();
+    let record = |key: &Keypair, seq: u64, issued: u64| -> anyhow::Result<Vec<u8>> {
+        let me = key.public().to_peer_id();
+        Ok(RelayRecord {
+            seq,
+            issued_at_ms: issued,
+            expires_at_ms: issued + 600_000,
+            name: format!("seq {seq}"),
+            region: String::new(),
+            addrs: vec![format!("/ip4/127.0.0.1/tcp/9/p2p/{me}").parse()?],
+            auth_methods: vec![],
+            limits: None,
+            load_permille: 0,
+        }
+        // Signed as of `issued`, so that the signer's own checks let a stale or early one out.
+        .sign(key, issued)?
+        .bytes()
+        .to_vec())
+    };
+    let good = record(&honest, 100, now)?;
+    let mut forged = good.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1; // the signature is the last field
+    let mut re_encoded = record(&Keypair::generate_ed25519(), 1, now)?;
+    re_encoded.extend_from_slice(&[0x1a, 0x00]); // the signature field again, empty
+    let mut oversized = record(&Keypair::generate_ed25519(), 1, now)?;
+    oversized.resize(MAX_RELAY_RECORD_BYTES + 1, 0);
+    let expired = record(&Keypair::generate_ed25519(), 1, now - 1_200_000)?;
+    let early = record(&Keypair::generate_ed25519(), 1, now + 600_000)?;
+    Ok(vec![
+        vec![
+            good,
+            b"garbage, not a record".to_vec(),
+            forged,
+            re_encoded,
+            oversized,
+            expired,
+            early,
+        ],
+        // An older record of the honest relay: a replay.
+        vec![record(&honest, 50, now)?],
+        // More records than an answer may carry: refused unread.
+        vec![b"x".to_vec(); MAX_RECORDS_PER_RESPONSE + 1],
+    ])
+}
+
+#[tokio::test]
+async fn a_hostile_peer_relays_records_are_refused_and_counted() -> anyhow::Result<()> {
+    let key = Keypair::generate_ed25519();
+    let hostile_id = key.public().to_peer_id();
+    let port = free_tcp_port();
+    let mut swarm = darkswap_net::libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(|_| {
+            request_response::Behaviour::with_codec(
+                RelayRecordsCodec::default(),
+                [(
+                    StreamProtocol::new(RELAY_RECORDS_PROTOCOL),
+                    ProtocolSupport::Full,
+                )],
+                request_response::Config::default(),
+            )
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
+        .build();
+    let listen: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse()?;
+    swarm.listen_on(listen.clone())?;
+    let peer_flag = listen.with(Protocol::P2p(hostile_id)).to_string();
+    let rounds = hostile_rounds(unix_time_ms())?;
+    let answering = tokio::spawn(async move {
+        let mut round = 0;
+        loop {
+            if let SwarmEvent::Behaviour(request_response::Event::Message {
+                message: request_response::Message::Request { channel, .. },
+                ..
+            }) = swarm.select_next_some().await
+            {
+                let records = rounds[round.min(rounds.len() - 1)].clone();
+                round += 1;
+                let _ = swarm
+                    .behaviour_mut()
+                    .send_response(channel, RelayRecordsResponse { records });
+            }
+        }
+    });
+
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &[
+            "--peer",
+            &peer_flag,
+            "--record-announce-secs",
+            "1",
+            "--record-ttl-secs",
+            "4",
+        ],
+    )?;
+    let refused =
+        |reason: &str| format!("darkswap_relay_relay_records_refused_total{{reason=\"{reason}\"}}");
+    for reason in [
+        "malformed",
+        "bad_signature",
+        "non_canonical",
+        "too_large",
+        "expired",
+        "from_the_future",
+        "replayed",
+    ] {
+        relay
+            .metric_eventually(&refused(reason), T, |v| v >= 1.0)
+            .await?;
+    }
+    relay
+        .metric_eventually(
+            "darkswap_relay_requests_unreadable_total{protocol=\"relay_records\",reason=\"malformed\"}",
+            T,
+            |v| v >= 1.0,
+        )
+        .await?;
+    // Kept: this relay's own record and the one good record, at its first sequence number.
+    let records = served(&relay)?;
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[0].relay(), relay.peer_id);
+    assert_eq!(records[1].record().seq, 100);
+    assert_eq!(
+        relay.metric("darkswap_relay_relay_records_accepted_total{outcome=\"new\"}")?,
+        1.0
+    );
+    answering.abort();
+    Ok(())
+}
