@@ -49,6 +49,10 @@ pub struct Access {
     config: AuthConfig,
     /// Configured peer relays: trusted (they forward many makers' messages).
     relay_peers: HashSet<PeerId>,
+    /// Relays accepted when they prove themselves ([`Method::Relay`]) besides the configured
+    /// ones, and whether any relay with a valid record is.
+    federate_with: HashSet<PeerId>,
+    federate_any: bool,
     bans: HashMap<PeerId, BanRecord>,
     trusted: HashMap<PeerId, u64>,
     revoked_before: HashMap<PeerId, u64>,
@@ -133,11 +137,21 @@ impl Access {
             revoked_before: parse_map(&path, &runtime.revoked_before)?,
             config,
             relay_peers,
+            federate_with: HashSet::new(),
+            federate_any: false,
             path,
             grants: HashMap::new(),
         };
         access.prune_revocations(darkswap_proto::unix_time_ms());
         Ok(access)
+    }
+
+    /// The federation policy: relays in `with` (besides the configured peer relays), or any
+    /// relay when `any`, become peer relays when they prove themselves.
+    pub fn federate(mut self, with: impl IntoIterator<Item = PeerId>, any: bool) -> Self {
+        self.federate_with = with.into_iter().collect();
+        self.federate_any = any;
+        self
     }
 
     fn save(&self) -> Result<(), ChangeError> {
@@ -281,6 +295,18 @@ impl Access {
                     Ok(listed)
                 } else if self.config.identity_anyone {
                     Ok(Level::Authenticated)
+                } else {
+                    Err(RefuseReason::NotAllowed)
+                }
+            }
+            // A relay that proves itself and that the federation policy accepts forwards every
+            // trader's orders: it needs the trusted level to.
+            Method::Relay => {
+                if self.federate_any
+                    || self.relay_peers.contains(peer)
+                    || self.federate_with.contains(peer)
+                {
+                    Ok(Level::Trusted)
                 } else {
                     Err(RefuseReason::NotAllowed)
                 }
@@ -539,6 +565,30 @@ mod tests {
         };
         assert_eq!(a.token_level(&fresh), Ok(Level::Authenticated));
         assert!(a.unban(&p).is_err(), "not banned any more");
+    }
+
+    /// Only relays the policy names (or any, when it says so) earn anything by the relay
+    /// method, and a banned one earns nothing.
+    #[test]
+    fn the_federation_policy_decides_which_relays_are_peers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (listed, stranger) = (peer(), peer());
+        let a = access(dir.path(), |_| ()).federate([listed], false);
+        assert_eq!(a.entitlement(&listed, Method::Relay), Ok(Level::Trusted));
+        assert_eq!(
+            a.entitlement(&stranger, Method::Relay),
+            Err(RefuseReason::NotAllowed)
+        );
+        let mut open = access(dir.path(), |_| ()).federate([], true);
+        assert_eq!(
+            open.entitlement(&stranger, Method::Relay),
+            Ok(Level::Trusted)
+        );
+        open.ban(stranger, "test".into(), 0).unwrap();
+        assert_eq!(
+            open.entitlement(&stranger, Method::Relay),
+            Err(RefuseReason::Banned)
+        );
     }
 
     #[test]

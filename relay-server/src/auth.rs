@@ -12,12 +12,13 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use darkswap_auth::pending::PendingChallenges;
-use darkswap_auth::proof::{verify_identity, Binding};
+use darkswap_auth::proof::{verify_identity, verify_relay, Binding};
 use darkswap_auth::stamp::stamp_bits;
 use darkswap_auth::token::{self, Claims};
 use darkswap_auth::{Level, Method, Operation, RefuseReason, NONCE_BYTES};
 use darkswap_proto::auth::{AdminAction, AuthRequest, AuthResponse, Grant};
 use darkswap_proto::limits::AnnouncedLimits;
+use darkswap_proto::relay_record::SignedRelayRecord;
 use darkswap_rate::{KeyedLimiter, Rate};
 use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
@@ -28,13 +29,16 @@ use crate::config::AuthConfig;
 use crate::defaults;
 use crate::metrics::{ActionLabels, AuthLabels, DenialLabels, RelayMetrics, ScopeLabels};
 
-/// What the main loop must do after an admin request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the main loop must do after a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     None,
     /// Close the peer's connections and refuse new ones.
     Block(PeerId),
     Unblock(PeerId),
+    /// The peer proved itself as a relay the federation policy accepts: a peer relay from now
+    /// on, with its signed record (checked) to keep.
+    Federated(PeerId, Vec<u8>),
 }
 
 /// Where a request came from.
@@ -138,10 +142,13 @@ impl AuthService {
         metrics: &RelayMetrics,
         now_ms: u64,
     ) -> (AuthResponse, Effect) {
-        let wants_grant = matches!(
-            request,
-            AuthRequest::Challenge { .. } | AuthRequest::Token { .. }
-        );
+        // A relay proves itself whatever its standing: being a peer relay is decided by the
+        // relay method alone (an open relay's standing grant would leave it a mere trader).
+        let wants_grant = match &request {
+            AuthRequest::Challenge { method } => *method != Method::Relay,
+            AuthRequest::Token { .. } => true,
+            _ => false,
+        };
         if wants_grant {
             if let Some(response) = self.standing_grant(origin, metrics) {
                 return (response, Effect::None);
@@ -158,31 +165,37 @@ impl AuthService {
                 nonce,
                 proof,
                 stamp,
+                record,
             } => {
-                let response = match self.answer(origin, &nonce, &proof, stamp, now_ms) {
-                    Ok((method, level, token, expires_at_ms)) => {
-                        self.granted(origin, method, level, metrics);
-                        AuthResponse::Granted(Grant {
-                            level,
-                            method,
-                            token,
-                            expires_at_ms,
-                            limits: Some(self.limits),
-                        })
-                    }
-                    Err((method, reason)) => {
-                        // Failed answers spend the peer's request budget, so guessing (and
-                        // the audit lines it causes) is as limited as asking for challenges.
-                        if self.rate_limited(origin, metrics, now_ms).is_err() {
-                            AuthResponse::Refused {
-                                reason: RefuseReason::RateLimited,
+                let mut effect = Effect::None;
+                let response =
+                    match self.answer(origin, &nonce, &proof, stamp, record.as_deref(), now_ms) {
+                        Ok((method, level, token, expires_at_ms)) => {
+                            self.granted(origin, method, level, metrics);
+                            if let (Method::Relay, Some(record)) = (method, record) {
+                                effect = Effect::Federated(origin.peer, record);
                             }
-                        } else {
-                            self.refused(origin, method, reason, metrics)
+                            AuthResponse::Granted(Grant {
+                                level,
+                                method,
+                                token,
+                                expires_at_ms,
+                                limits: Some(self.limits),
+                            })
                         }
-                    }
-                };
-                (response, Effect::None)
+                        Err((method, reason)) => {
+                            // Failed answers spend the peer's request budget, so guessing (and
+                            // the audit lines it causes) is as limited as asking for challenges.
+                            if self.rate_limited(origin, metrics, now_ms).is_err() {
+                                AuthResponse::Refused {
+                                    reason: RefuseReason::RateLimited,
+                                }
+                            } else {
+                                self.refused(origin, method, reason, metrics)
+                            }
+                        }
+                    };
+                (response, effect)
             }
             AuthRequest::Token { token } => {
                 let response = match self.present(origin, &token, metrics, now_ms) {
@@ -297,6 +310,7 @@ impl AuthService {
         nonce: &[u8; NONCE_BYTES],
         proof: &[u8],
         stamp: Option<u64>,
+        record: Option<&[u8]>,
         now_ms: u64,
     ) -> Result<(Method, Level, Vec<u8>, u64), (&'static str, RefuseReason)> {
         let pending = self
@@ -312,6 +326,7 @@ impl AuthService {
         };
         let valid = match method {
             Method::Identity => verify_identity(&binding, proof),
+            Method::Relay => verify_relay(&binding, proof),
             Method::SharedKey => self
                 .shared_key
                 .as_ref()
@@ -327,11 +342,25 @@ impl AuthService {
         if method == Method::Identity && proven < self.stamp_bits {
             return Err((method.label(), RefuseReason::WeakStamp));
         }
+        // A relay's record, checked after its proof: the record must be valid now and the
+        // prover's own (its addresses name it, its key is the one that signed the challenge).
+        if method == Method::Relay
+            && record
+                .and_then(|r| SignedRelayRecord::verify(r, now_ms).ok())
+                .is_none_or(|r| r.relay() != origin.peer)
+        {
+            return Err((method.label(), RefuseReason::BadRecord));
+        }
         let mut access = self.lock().map_err(|r| (method.label(), r))?;
         let level = access
             .entitlement(&origin.peer, method)
             .map_err(|r| (method.label(), r))?;
         let expires_at_ms = now_ms.saturating_add(self.token_ttl_ms);
+        if method == Method::Relay {
+            // No token: a relay proves itself on each connection, with its newest record.
+            access.grant(origin.peer, level, expires_at_ms);
+            return Ok((method, level, Vec::new(), expires_at_ms));
+        }
         let token = token::issue(
             &self.key,
             &Claims {
@@ -516,7 +545,7 @@ impl AuthService {
                 let action = match effect {
                     Effect::Block(_) => Some("ban"),
                     Effect::Unblock(_) => Some("unban"),
-                    Effect::None => None,
+                    Effect::None | Effect::Federated(..) => None,
                 };
                 if let Some(action) = action {
                     metrics

@@ -137,7 +137,8 @@ impl RelayBehaviour {
             ),
             auth: request_response::Behaviour::with_codec(
                 AuthCodec::counting(metrics.unreadable_counter("auth")),
-                [(StreamProtocol::new(AUTH_PROTOCOL), ProtocolSupport::Inbound)],
+                // Outbound too: the relay proves itself to its configured peer relays.
+                [(StreamProtocol::new(AUTH_PROTOCOL), ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(10))
                     .with_max_concurrent_streams(64),

@@ -196,6 +196,7 @@ pub fn documented_defaults() -> Vec<(&'static str, String)> {
             "federation.record_ttl_secs",
             s(&defaults::RECORD_TTL.as_secs()),
         ),
+        ("federation.accept", s(&defaults::FEDERATION_ACCEPT)),
     ]
 }
 
@@ -274,6 +275,16 @@ pub struct FederationArgs {
     pub announce_secs: Option<u64>,
     #[arg(long = "record-ttl-secs", env = "DARKSWAP_RELAY_RECORD_TTL_SECS", help = with_default("How long others believe one of this relay's records", defaults::RECORD_TTL.as_secs()))]
     pub record_ttl_secs: Option<u64>,
+    /// A relay (PeerId) accepted as a peer relay when it proves itself, without its address in
+    /// `peers` (repeatable): it dials this relay
+    #[arg(
+        long = "federate-with",
+        env = "DARKSWAP_RELAY_FEDERATE_WITH",
+        value_delimiter = ','
+    )]
+    pub relays: Vec<String>,
+    #[arg(long = "federation-accept", env = "DARKSWAP_RELAY_FEDERATION_ACCEPT", help = with_default("Which relays that prove themselves become peer relays: listed (in peers or federation.relays) or any (every relay whose signed record checks)", defaults::FEDERATION_ACCEPT))]
+    pub accept: Option<String>,
 }
 
 /// The `[federation]` table of the config file.
@@ -284,6 +295,9 @@ struct FederationFile {
     region: Option<String>,
     announce_secs: Option<u64>,
     record_ttl_secs: Option<u64>,
+    #[serde(default)]
+    relays: Vec<String>,
+    accept: Option<String>,
 }
 
 /// The relay record settings in force.
@@ -293,6 +307,10 @@ pub struct FederationConfig {
     pub region: String,
     pub announce: Duration,
     pub record_ttl: Duration,
+    /// Relays accepted when they prove themselves, besides those in `peers`.
+    pub relays: std::collections::BTreeSet<PeerId>,
+    /// Any relay whose record checks is accepted (`accept = "any"`).
+    pub accept_any: bool,
 }
 
 fn federation_config(
@@ -332,7 +350,33 @@ fn federation_config(
             ),
         ));
     }
+    let relays = if args.relays.is_empty() {
+        file.relays
+    } else {
+        args.relays.clone()
+    }
+    .iter()
+    .map(|p| parse_peer("federation.relays", p))
+    .collect::<Result<_, _>>()?;
+    let accept_any = match args
+        .accept
+        .clone()
+        .or(file.accept)
+        .as_deref()
+        .unwrap_or(defaults::FEDERATION_ACCEPT)
+    {
+        "listed" => false,
+        "any" => true,
+        other => {
+            return Err(invalid(
+                "federation.accept",
+                format!("{other:?} is not listed or any"),
+            ))
+        }
+    };
     Ok(FederationConfig {
+        relays,
+        accept_any,
         name: text(
             "federation.name",
             args.name.clone().or(file.name),

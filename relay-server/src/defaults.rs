@@ -245,3 +245,6 @@ pub const RECORD_TTL: Duration = Duration::from_secs(300);
 pub const MAX_RELAY_RECORDS: usize = 256;
 /// Record requests in flight on one connection: a peer relay asks once per announce period.
 pub const RECORD_STREAMS_PER_CONNECTION: usize = 4;
+/// Which relays that prove themselves become peer relays: `listed` (in `peers` or
+/// `federation.relays`); `any` takes every relay whose signed record checks.
+pub const FEDERATION_ACCEPT: &str = "listed";

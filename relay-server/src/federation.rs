@@ -2,8 +2,18 @@
 //! be dialed, which auth it accepts, its market limits and load), asks its peer relays for the
 //! records they know, keeps the newest of each relay (`darkswap_relays::RecordSet`), and serves
 //! them to whoever asks: peers over `/darkswap/relay-records/1`, browsers in `/api/relay-info`.
+//!
+//! It also knows which peers are peer relays: those the operator configured (`peers`, by
+//! address) and those that proved themselves here with the relay method of `/darkswap/auth/1`
+//! and that the federation policy accepts (`access.rs`). And it proves this relay to each
+//! configured peer relay the same way, so that a relay listing another's address is enough for
+//! the two to peer when the other accepts it.
 
+use std::collections::{HashMap, HashSet};
+
+use darkswap_auth::client::{ClientAuth, Credential, Step};
 use darkswap_auth::Method;
+use darkswap_proto::auth::{AuthRequest, AuthResponse};
 use darkswap_proto::limits::AnnouncedLimits;
 use darkswap_proto::relay_record::{RelayRecord, RelayRecordsResponse, MAX_RECORDS_PER_RESPONSE};
 use darkswap_relays::{Offered, RecordSet};
@@ -12,12 +22,34 @@ use libp2p::{identity::Keypair, Multiaddr, PeerId};
 use crate::config::{AuthConfig, FederationConfig};
 use crate::metrics::{OutcomeLabels, RelayMetrics};
 
-/// What goes into the relay's own record besides what changes as it runs.
+/// Our proof to one configured peer relay, for as long as we are connected to it.
+struct Proof {
+    auth: ClientAuth,
+    /// `None` while the exchange runs; then whether the other relay accepted us.
+    accepted: Option<bool>,
+    /// Refusals in a row, and when the last came: the next try waits an announce period,
+    /// doubled with each refusal up to [`MAX_PROOF_BACKOFF_MS`].
+    refusals: u32,
+    refused_at_ms: u64,
+}
+
+/// The longest wait before proving ourselves again to a relay that refused us.
+const MAX_PROOF_BACKOFF_MS: u64 = 600_000;
+
+/// This relay's record, the records it knows, its peer relays and its proofs to them.
 pub struct Federation {
     key: Keypair,
+    /// Configured peer relays (`peers`), by PeerId.
+    configured: HashMap<PeerId, Multiaddr>,
+    /// Connected relays that proved themselves here and are accepted (at most
+    /// [`crate::defaults::MAX_RELAY_RECORDS`]; an entry leaves with the last connection).
+    proven: HashSet<PeerId>,
+    /// Our proofs to connected configured peer relays (bounded by `configured`).
+    proofs: HashMap<PeerId, Proof>,
     name: String,
     region: String,
     ttl_ms: u64,
+    announce_ms: u64,
     auth_methods: Vec<Method>,
     limits: AnnouncedLimits,
     records: RecordSet,
@@ -49,6 +81,7 @@ pub fn auth_methods(auth: &AuthConfig) -> Vec<Method> {
 impl Federation {
     pub fn new(
         key: Keypair,
+        configured: HashMap<PeerId, Multiaddr>,
         config: &FederationConfig,
         auth_methods: Vec<Method>,
         limits: AnnouncedLimits,
@@ -57,9 +90,13 @@ impl Federation {
         let own = key.public().to_peer_id();
         Self {
             key,
+            configured,
+            proven: HashSet::new(),
+            proofs: HashMap::new(),
             name: config.name.clone(),
             region: config.region.clone(),
             ttl_ms: u64::try_from(config.record_ttl.as_millis()).unwrap_or(u64::MAX),
+            announce_ms: u64::try_from(config.announce.as_millis()).unwrap_or(u64::MAX),
             auth_methods,
             limits,
             records: RecordSet::new(capacity, Some(own)),
@@ -109,7 +146,11 @@ impl Federation {
                 outcome: "ok".into(),
             })
             .inc();
-        for bytes in &response.records {
+        self.take(from, &response.records, metrics, now_ms);
+    }
+
+    fn take(&mut self, from: &PeerId, records: &[Vec<u8>], metrics: &RelayMetrics, now_ms: u64) {
+        for bytes in records {
             match self.records.offer(bytes, now_ms) {
                 Ok(Offered::Unchanged) => {}
                 Ok(offered) => {
@@ -159,6 +200,136 @@ impl Federation {
             .collect()
     }
 
+    /// The configured peer relays and their addresses.
+    pub fn configured(&self) -> impl Iterator<Item = (&PeerId, &Multiaddr)> {
+        self.configured.iter()
+    }
+
+    pub fn is_configured(&self, peer: &PeerId) -> bool {
+        self.configured.contains_key(peer)
+    }
+
+    /// Configured, or proven and accepted here.
+    pub fn is_peer_relay(&self, peer: &PeerId) -> bool {
+        self.configured.contains_key(peer) || self.proven.contains(peer)
+    }
+
+    /// Every peer relay, configured or proven.
+    pub fn peer_relays(&self) -> impl Iterator<Item = &PeerId> {
+        self.configured.keys().chain(
+            self.proven
+                .iter()
+                .filter(|p| !self.configured.contains_key(*p)),
+        )
+    }
+
+    /// `peer` proved itself as a relay the policy accepts, with `record` (already checked).
+    pub fn proven(&mut self, peer: PeerId, record: &[u8], metrics: &RelayMetrics, now_ms: u64) {
+        if self.proven.len() < crate::defaults::MAX_RELAY_RECORDS {
+            self.proven.insert(peer);
+        }
+        self.take(&peer, &[record.to_vec()], metrics, now_ms);
+    }
+
+    /// `peer`'s last connection closed: a proven relay proves itself again when it returns,
+    /// and we prove ourselves again to a configured one.
+    pub fn gone(&mut self, peer: &PeerId) {
+        self.proven.remove(peer);
+        self.proofs.remove(peer);
+    }
+
+    /// The first request of our proof to the configured peer relay `peer`, unless one is
+    /// under way or was accepted on this connection. A refused one is tried again after its
+    /// backoff: the other operator may have listed us since. `None` too before this relay has
+    /// a record.
+    pub fn start_proof(&mut self, peer: PeerId, now_ms: u64) -> Option<AuthRequest> {
+        if !self.configured.contains_key(&peer) {
+            return None;
+        }
+        let refusals = match self.proofs.get(&peer) {
+            None => 0,
+            Some(p) if p.accepted == Some(false) => {
+                let backoff = self
+                    .announce_ms
+                    .saturating_mul(1 << p.refusals.min(20))
+                    .min(MAX_PROOF_BACKOFF_MS);
+                if now_ms < p.refused_at_ms.saturating_add(backoff) {
+                    return None;
+                }
+                p.refusals
+            }
+            Some(_) => return None,
+        };
+        let own = self.key.public().to_peer_id();
+        let record = self.records.get(&own)?.bytes().to_vec();
+        let mut auth = ClientAuth::new(Credential::Relay { record }, None);
+        let request = auth.start(&peer, &own, now_ms);
+        self.proofs.insert(
+            peer,
+            Proof {
+                auth,
+                accepted: None,
+                refusals,
+                refused_at_ms: 0,
+            },
+        );
+        Some(request)
+    }
+
+    /// The other relay's answer to our proof: the next request, if the exchange goes on.
+    pub fn on_proof_response(
+        &mut self,
+        peer: &PeerId,
+        response: AuthResponse,
+        metrics: &RelayMetrics,
+        now_ms: u64,
+    ) -> Option<AuthRequest> {
+        let proof = self.proofs.get_mut(peer)?;
+        let outcome = match proof.auth.on_response(response, &self.key, peer) {
+            Step::Send(request) => return Some(request),
+            Step::Granted(grant) => {
+                tracing::info!(%peer, level = grant.level.label(), "peer relay accepted this relay");
+                proof.accepted = Some(true);
+                "ok"
+            }
+            Step::Refused(reason) => {
+                let own = self.key.public().to_peer_id();
+                tracing::warn!(
+                    %peer,
+                    reason = reason.label(),
+                    "peer relay refused this relay: its operator must list {own} in federation.relays or peers, or set federation.accept = \"any\""
+                );
+                reason.label()
+            }
+            // Relays ask no work of relays; one that does is not following the protocol.
+            Step::Work { .. } => "malformed",
+        };
+        if outcome != "ok" {
+            proof.accepted = Some(false);
+            proof.refusals = proof.refusals.saturating_add(1);
+            proof.refused_at_ms = now_ms;
+        }
+        metrics
+            .federation_proofs
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+        None
+    }
+
+    /// Our proof's request to `peer` failed (no answer): tried again next period.
+    pub fn on_proof_failure(&mut self, peer: &PeerId, metrics: &RelayMetrics) {
+        if self.proofs.remove(peer).is_some() {
+            metrics
+                .federation_proofs
+                .get_or_create(&OutcomeLabels {
+                    outcome: "failed".into(),
+                })
+                .inc();
+        }
+    }
+
     /// How many records are held.
     pub fn known(&self) -> usize {
         self.records.len()
@@ -190,6 +361,8 @@ mod tests {
             region: "here".into(),
             announce: Duration::from_secs(30),
             record_ttl: Duration::from_secs(300),
+            relays: Default::default(),
+            accept_any: false,
         }
     }
 
@@ -211,8 +384,15 @@ mod tests {
     fn signs_its_own_record_and_takes_in_others() {
         let metrics = RelayMetrics::register(&mut prometheus_client::registry::Registry::default());
         let (a, b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-        let mut fa = Federation::new(a.clone(), &config(), vec![Method::Identity], limits(), 8);
-        let mut fb = Federation::new(b.clone(), &config(), vec![], limits(), 8);
+        let mut fa = Federation::new(
+            a.clone(),
+            HashMap::new(),
+            &config(),
+            vec![Method::Identity],
+            limits(),
+            8,
+        );
+        let mut fb = Federation::new(b.clone(), HashMap::new(), &config(), vec![], limits(), 8);
         let now = darkswap_proto::unix_time_ms();
         fa.refresh(vec![addr(&a)], 250, now).unwrap();
         fb.refresh(vec![addr(&b)], 2000, now).unwrap();

@@ -226,6 +226,9 @@ pub struct RelayMetrics {
     /// Requests for records sent to peer relays, by outcome: ok, failed (no answer, or an
     /// answer that did not read).
     pub relay_record_pulls: Family<OutcomeLabels, Counter>,
+    /// This relay's proofs to its configured peer relays, by outcome: ok, the other relay's
+    /// refusal reason, failed (no answer).
+    pub federation_proofs: Family<OutcomeLabels, Counter>,
     pub duplicate_connections_reset: Counter,
     /// WebRTC-direct connections whose outbound streams waited for the peer's first stream, by
     /// what ended the wait (see `webrtc_hold`).
@@ -292,6 +295,7 @@ impl RelayMetrics {
             relay_records_refused: Family::default(),
             relay_records_known: Gauge::default(),
             relay_record_pulls: Family::default(),
+            federation_proofs: Family::default(),
             duplicate_connections_reset: Counter::default(),
             webrtc_outbound_holds: Family::default(),
             keep_alives_not_forwarded: Counter::default(),
@@ -519,6 +523,11 @@ impl RelayMetrics {
             m.relay_record_pulls.clone(),
         );
         r.register(
+            "federation_proofs",
+            "This relay's proofs to its configured peer relays, by outcome (ok, the refusal reason, failed)",
+            m.federation_proofs.clone(),
+        );
+        r.register(
             "duplicate_connections_reset",
             "Traders that connected again while an older connection was open (a reloaded page), reset so that they reconnect cleanly",
             m.duplicate_connections_reset.clone(),
@@ -661,6 +670,11 @@ impl RelayMetrics {
                 outcome: outcome.into(),
             });
         }
+        for outcome in ["ok", "failed", "not_allowed", "bad_record"] {
+            let _ = self.federation_proofs.get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            });
+        }
         // Every method's success, and every refusal of the methods a client answers or presents.
         use darkswap_auth::Method;
         for method in Method::ALL {
@@ -669,7 +683,12 @@ impl RelayMetrics {
                 reason: "ok".into(),
             });
         }
-        for method in [Method::SharedKey, Method::Identity, Method::Token] {
+        for method in [
+            Method::SharedKey,
+            Method::Identity,
+            Method::Token,
+            Method::Relay,
+        ] {
             for reason in darkswap_auth::RefuseReason::ALL {
                 let _ = self.auth_attempts.get_or_create(&AuthLabels {
                     method: method.label().into(),

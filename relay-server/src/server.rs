@@ -127,11 +127,17 @@ impl Server {
                 ))
             })
             .collect();
-        let access = Arc::new(std::sync::Mutex::new(Access::load(
-            config.auth.clone(),
-            peer_relays.keys().copied().collect(),
-            &config.data_dir,
-        )?));
+        let access = Arc::new(std::sync::Mutex::new(
+            Access::load(
+                config.auth.clone(),
+                peer_relays.keys().copied().collect(),
+                &config.data_dir,
+            )?
+            .federate(
+                config.federation.relays.iter().copied(),
+                config.federation.accept_any,
+            ),
+        ));
         let audit = Arc::new(Audit::open(
             &config.data_dir,
             metrics.audit_events_dropped.clone(),
@@ -239,6 +245,7 @@ impl Server {
         metrics.peer_relays_configured.set(peer_relays.len() as i64);
         let federation = Federation::new(
             record_key,
+            peer_relays,
             &config.federation,
             crate::federation::auth_methods(&config.auth),
             config.limits.market.announced(),
@@ -261,7 +268,6 @@ impl Server {
             connections: 0,
             state,
             orders,
-            peer_relays,
             federation,
             resetting: std::collections::HashSet::new(),
             auth,
@@ -368,9 +374,7 @@ struct LoopState {
     connections: u64,
     state: Arc<HttpState>,
     orders: OrderGossip,
-    /// Configured peer relays, by PeerId.
-    peer_relays: HashMap<PeerId, Multiaddr>,
-    /// This relay's record and the records its peer relays know.
+    /// This relay's record, the records its peer relays know, and which peers are peer relays.
     federation: Federation,
     /// Peers being reset after a duplicate connection, until all their connections are closed
     /// (bounded: beyond the cap a duplicate is left alone rather than tracked).
@@ -450,11 +454,12 @@ impl LoopState {
                         self.drop_if_below_publishing(swarm, early);
                     }
                 }
-                if self.peer_relays.contains_key(&peer_id) {
+                if self.federation.is_configured(&peer_id) {
                     self.count_peer_relays(swarm);
                     if num_established.get() == 1 {
-                        // A peer relay (back) in reach: learn what it knows now, not a period
-                        // later.
+                        // A peer relay (back) in reach: prove ourselves to it, and learn what
+                        // it knows now, not a period later.
+                        self.prove_to(swarm, peer_id);
                         swarm
                             .behaviour_mut()
                             .records
@@ -501,6 +506,7 @@ impl LoopState {
                     if let Ok(mut access) = self.gate.access.lock() {
                         access.forget(&peer_id);
                     }
+                    self.federation.gone(&peer_id);
                     self.auth.peer_gone(&peer_id);
                     self.resetting.remove(&peer_id);
                     self.directory.remove(&peer_id);
@@ -576,13 +582,13 @@ impl LoopState {
             }
             RelayBehaviourEvent::Gossip(event) => {
                 let now_ms = darkswap_proto::unix_time_ms();
-                let (gate, peer_relays) = (&self.gate, &self.peer_relays);
+                let (gate, federation) = (&self.gate, &self.federation);
                 let cut = self.orders.on_gossip_event(
                     &mut swarm.behaviour_mut().gossip,
                     event,
                     &self.metrics,
                     now_ms,
-                    |peer, audit| standing(gate, peer_relays, peer, audit),
+                    |peer, audit| standing(gate, federation, peer, audit),
                 );
                 cut_off(swarm, cut);
             }
@@ -607,15 +613,6 @@ impl LoopState {
                 let _ = swarm.behaviour_mut().auth.send_response(channel, response);
                 // A peer that proved itself frees its address's anonymous place at once.
                 swarm.behaviour_mut().caps.granted(&peer);
-                // A grant (or its loss) changes which of the peer's pairs the relay follows.
-                let now = standing(&self.gate, &self.peer_relays, &peer, false);
-                let cut = self.orders.reclassify(
-                    &mut swarm.behaviour_mut().gossip,
-                    peer,
-                    now,
-                    &self.metrics,
-                );
-                cut_off(swarm, cut);
                 match effect {
                     // Closes the peer's connections at once and refuses new ones.
                     Effect::Block(target) => {
@@ -624,9 +621,48 @@ impl LoopState {
                     Effect::Unblock(target) => {
                         swarm.behaviour_mut().blocked.unblock_peer(target);
                     }
+                    // A relay that proved itself: a peer relay before its standing is taken
+                    // below, and asked for the records it knows.
+                    Effect::Federated(relay, record) => {
+                        let now_ms = darkswap_proto::unix_time_ms();
+                        self.federation
+                            .proven(relay, &record, &self.metrics, now_ms);
+                        self.publish_records(now_ms);
+                        self.count_peer_relays(swarm);
+                        swarm
+                            .behaviour_mut()
+                            .records
+                            .send_request(&relay, RelayRecordsRequest {});
+                    }
                     Effect::None => {}
                 }
+                // A grant (or its loss) changes which of the peer's pairs the relay follows.
+                let now = standing(&self.gate, &self.federation, &peer, false);
+                let cut = self.orders.reclassify(
+                    &mut swarm.behaviour_mut().gossip,
+                    peer,
+                    now,
+                    &self.metrics,
+                );
+                cut_off(swarm, cut);
             }
+            // The answers to our own proofs to configured peer relays.
+            RelayBehaviourEvent::Auth(request_response::Event::Message {
+                peer,
+                message: request_response::Message::Response { response, .. },
+                ..
+            }) => {
+                let now_ms = darkswap_proto::unix_time_ms();
+                if let Some(next) =
+                    self.federation
+                        .on_proof_response(&peer, response, &self.metrics, now_ms)
+                {
+                    swarm.behaviour_mut().auth.send_request(&peer, next);
+                }
+            }
+            RelayBehaviourEvent::Auth(request_response::Event::OutboundFailure {
+                peer, ..
+            }) => self.federation.on_proof_failure(&peer, &self.metrics),
             RelayBehaviourEvent::BookSync(request_response::Event::Message {
                 peer,
                 connection_id,
@@ -819,7 +855,7 @@ impl LoopState {
         if !swarm.is_connected(&peer) {
             return;
         }
-        if standing(&self.gate, &self.peer_relays, &peer, false)
+        if standing(&self.gate, &self.federation, &peer, false)
             == crate::orders::SourceAccess::Refused
         {
             self.metrics.unauthenticated_dropped.inc();
@@ -891,13 +927,27 @@ impl LoopState {
             tracing::warn!("cannot sign this relay's record: {e}");
         }
         self.publish_records(now_ms);
-        for peer in self.peer_relays.keys() {
-            if swarm.is_connected(peer) {
-                swarm
-                    .behaviour_mut()
-                    .records
-                    .send_request(peer, RelayRecordsRequest {});
-            }
+        let connected: Vec<PeerId> = self
+            .federation
+            .peer_relays()
+            .filter(|p| swarm.is_connected(p))
+            .copied()
+            .collect();
+        for peer in connected {
+            swarm
+                .behaviour_mut()
+                .records
+                .send_request(&peer, RelayRecordsRequest {});
+            // A configured relay that refused us may have listed us since.
+            self.prove_to(swarm, peer);
+        }
+    }
+
+    /// Starts our proof to the configured peer relay `peer`, unless one runs or succeeded.
+    fn prove_to(&mut self, swarm: &mut Swarm<RelayBehaviour>, peer: PeerId) {
+        let now_ms = darkswap_proto::unix_time_ms();
+        if let Some(request) = self.federation.start_proof(peer, now_ms) {
+            swarm.behaviour_mut().auth.send_request(&peer, request);
         }
     }
 
@@ -938,7 +988,7 @@ impl LoopState {
                 message: request_response::Message::Response { response, .. },
                 ..
             } => {
-                if self.peer_relays.contains_key(&peer) {
+                if self.federation.is_peer_relay(&peer) {
                     self.federation
                         .on_response(&peer, response, &self.metrics, now_ms);
                     self.publish_records(now_ms);
@@ -960,7 +1010,7 @@ impl LoopState {
 
     /// Dials every configured peer relay we are not connected to.
     fn dial_peer_relays(&mut self, swarm: &mut Swarm<RelayBehaviour>) {
-        for (peer, addr) in &self.peer_relays {
+        for (peer, addr) in self.federation.configured() {
             if !swarm.is_connected(peer) {
                 if let Err(e) = swarm.dial(addr.clone()) {
                     tracing::debug!(%peer, "cannot dial peer relay: {e}");
@@ -971,8 +1021,8 @@ impl LoopState {
 
     fn count_peer_relays(&self, swarm: &Swarm<RelayBehaviour>) {
         let connected = self
-            .peer_relays
-            .keys()
+            .federation
+            .peer_relays()
             .filter(|p| swarm.is_connected(p))
             .count();
         self.metrics.peer_relays_connected.set(connected as i64);
@@ -1025,7 +1075,7 @@ impl LoopState {
 /// refused; not for a subscription noted, which anyone may send at no cost).
 fn standing(
     gate: &Gate,
-    peer_relays: &HashMap<PeerId, Multiaddr>,
+    federation: &Federation,
     peer: &PeerId,
     audit: bool,
 ) -> crate::orders::SourceAccess {
@@ -1039,7 +1089,7 @@ fn standing(
         SourceAccess::Refused
     } else if !gate.allows(peer, Operation::SkipRateLimits) {
         SourceAccess::Limited
-    } else if peer_relays.contains_key(peer) {
+    } else if federation.is_peer_relay(peer) {
         SourceAccess::PeerRelay
     } else {
         SourceAccess::Trusted

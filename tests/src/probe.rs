@@ -250,6 +250,38 @@ impl Probe {
             nonce: *nonce,
             proof,
             stamp: None,
+            record: None,
+        }
+    }
+
+    /// A relay's answer to a challenge: signed with `signer` in the relay domain (or, with
+    /// `as_trader`, in the trader's identity domain), carrying `record`.
+    pub fn relay_answer(
+        &self,
+        signer: &Keypair,
+        nonce: &[u8; NONCE_BYTES],
+        expires_at_ms: u64,
+        record: Option<Vec<u8>>,
+        as_trader: bool,
+    ) -> AuthRequest {
+        let local = self.id();
+        let binding = Binding {
+            nonce,
+            relay: &self.relay_id,
+            client: &local,
+            expires_at_ms,
+        };
+        let proof = if as_trader {
+            identity_answer(signer, &binding)
+        } else {
+            darkswap_auth::proof::relay_answer(signer, &binding)
+        }
+        .expect("ed25519 signs");
+        AuthRequest::Answer {
+            nonce: *nonce,
+            proof,
+            stamp: None,
+            record,
         }
     }
 
@@ -269,6 +301,7 @@ impl Probe {
                 expires_at_ms,
             }),
             stamp: None,
+            record: None,
         }
     }
 

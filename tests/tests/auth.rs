@@ -153,6 +153,7 @@ async fn challenges_are_single_use_bound_and_expire() -> anyhow::Result<()> {
         nonce,
         proof: vec![0x42; 64],
         stamp: None,
+        record: None,
     };
     assert_eq!(
         refused(&probe.request(junk).await?),

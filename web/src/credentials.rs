@@ -60,10 +60,7 @@ fn key(what: &str, me: &PeerId) -> String {
 
 /// "identity" or "shared_key": the method a credential uses, as the page shows it.
 pub fn method_name(credential: &Credential) -> &'static str {
-    match credential {
-        Credential::Identity => "identity",
-        Credential::SharedKey(_) => "shared_key",
-    }
+    credential.method().label()
 }
 
 fn shared(text: &[u8]) -> Result<Credential, CredentialError> {

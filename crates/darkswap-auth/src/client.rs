@@ -7,7 +7,7 @@
 
 use libp2p_identity::{Keypair, PeerId};
 
-use crate::proof::{identity_answer, Binding, SharedKey};
+use crate::proof::{identity_answer, relay_answer, Binding, SharedKey};
 use crate::stamp::stamp_bits;
 use crate::token::{self, Claims};
 use darkswap_proto::auth::{AuthRequest, AuthResponse, Grant, Method, RefuseReason};
@@ -19,6 +19,12 @@ pub enum Credential {
     Identity,
     /// Answer challenges with an operator-given shared key.
     SharedKey(SharedKey),
+    /// A relay proving itself to another: sign challenges with the relay's identity key and
+    /// send its signed relay record along (the newest, set with [`ClientAuth::set_record`]).
+    Relay {
+        /// The relay's signed record, as it travels.
+        record: Vec<u8>,
+    },
 }
 
 impl Credential {
@@ -27,6 +33,7 @@ impl Credential {
         match self {
             Credential::Identity => Method::Identity,
             Credential::SharedKey(_) => Method::SharedKey,
+            Credential::Relay { .. } => Method::Relay,
         }
     }
 }
@@ -101,6 +108,13 @@ impl ClientAuth {
     pub fn stamp_found(&mut self, stamp: u64) -> AuthRequest {
         self.stamp = Some(stamp);
         self.challenge()
+    }
+
+    /// A relay's newer record, sent with its next answer (no effect on other credentials).
+    pub fn set_record(&mut self, record: Vec<u8>) {
+        if let Credential::Relay { record: held } = &mut self.credential {
+            *held = record;
+        }
     }
 
     /// How this client proves itself.
@@ -181,12 +195,21 @@ impl ClientAuth {
                         None => return Step::Refused(RefuseReason::WrongProof),
                     },
                     Credential::SharedKey(k) => k.answer(&binding),
+                    Credential::Relay { .. } => match relay_answer(key, &binding) {
+                        Some(sig) => sig,
+                        None => return Step::Refused(RefuseReason::WrongProof),
+                    },
+                };
+                let record = match &self.credential {
+                    Credential::Relay { record } => Some(record.clone()),
+                    _ => None,
                 };
                 self.awaiting = Awaiting::Answer;
                 Step::Send(AuthRequest::Answer {
                     nonce,
                     proof,
                     stamp: self.stamp,
+                    record,
                 })
             }
             // After a challenge request too: a relay that admits us without proof (open, or

@@ -1,11 +1,12 @@
-//! Challenge answers. Both methods cover the same domain-separated message:
+//! Challenge answers. Every method covers the same domain-separated message:
 //!
 //! ```text
 //! domain || 0x00 || nonce (32) || len16 || relay PeerId || len16 || client PeerId || expiry (u64 BE)
 //! ```
 //!
 //! so an answer is valid for one nonce, one relay, one client and one expiry only, and an answer
-//! for one method can never be replayed as the other's (different domains).
+//! for one method can never be replayed as another's (different domains): a trader's identity
+//! answer does not pass for a relay's, nor the other way round.
 
 use hmac::{Hmac, Mac};
 use libp2p_identity::{Keypair, PeerId};
@@ -16,6 +17,7 @@ use crate::NONCE_BYTES;
 
 const SHARED_KEY_DOMAIN: &[u8] = b"darkswap/auth/v1/shared-key";
 const IDENTITY_DOMAIN: &[u8] = b"darkswap/auth/v1/identity";
+const RELAY_DOMAIN: &[u8] = b"darkswap/auth/v1/relay";
 /// Shortest shared key a relay accepts (bytes).
 pub const MIN_SHARED_KEY_BYTES: usize = 16;
 
@@ -109,8 +111,22 @@ pub fn identity_answer(key: &Keypair, binding: &Binding) -> Option<Vec<u8>> {
 /// The relay's check: the signature must verify under the key inside the client's PeerId
 /// (identity-multihash ed25519 PeerIds; any other kind cannot be checked and is refused).
 pub fn verify_identity(binding: &Binding, proof: &[u8]) -> bool {
+    verify_signed(binding, proof, IDENTITY_DOMAIN)
+}
+
+/// A relay's answer to another relay's challenge, with its identity key.
+pub fn relay_answer(key: &Keypair, binding: &Binding) -> Option<Vec<u8>> {
+    key.sign(&binding.message(RELAY_DOMAIN)).ok()
+}
+
+/// The check of [`relay_answer`], as [`verify_identity`] but in the relay domain.
+pub fn verify_relay(binding: &Binding, proof: &[u8]) -> bool {
+    verify_signed(binding, proof, RELAY_DOMAIN)
+}
+
+fn verify_signed(binding: &Binding, proof: &[u8], domain: &[u8]) -> bool {
     darkswap_proto::trade::public_key_of(binding.client)
-        .is_some_and(|key| key.verify(&binding.message(IDENTITY_DOMAIN), proof))
+        .is_some_and(|key| key.verify(&binding.message(domain), proof))
 }
 
 #[cfg(test)]
@@ -199,6 +215,28 @@ mod tests {
             expires_at_ms: 5,
         };
         assert_ne!(b.message(SHARED_KEY_DOMAIN), b.message(IDENTITY_DOMAIN));
+        assert_ne!(b.message(RELAY_DOMAIN), b.message(IDENTITY_DOMAIN));
+    }
+
+    /// A trader's identity answer does not pass as a relay's, nor the other way round: the same
+    /// key signing the same challenge in the two domains.
+    #[test]
+    fn relay_answers_are_not_identity_answers() {
+        let (key, relay, client) = peers();
+        let nonce = [7u8; 32];
+        let b = Binding {
+            nonce: &nonce,
+            relay: &relay,
+            client: &client,
+            expires_at_ms: 5,
+        };
+        let as_relay = relay_answer(&key, &b).unwrap();
+        let as_trader = identity_answer(&key, &b).unwrap();
+        assert!(verify_relay(&b, &as_relay));
+        assert!(!verify_relay(&b, &as_trader));
+        assert!(!verify_identity(&b, &as_relay));
+        let stranger = Keypair::generate_ed25519();
+        assert!(!verify_relay(&b, &relay_answer(&stranger, &b).unwrap()));
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub const AUTH_PROTOCOL: &str = "/darkswap/auth/1";
 pub const NONCE_BYTES: usize = 32;
 
 /// Largest request accepted (before decoding).
-pub const MAX_AUTH_REQUEST_BYTES: u64 = 2 * 1024;
+pub const MAX_AUTH_REQUEST_BYTES: u64 =
+    2 * 1024 + crate::relay_record::MAX_RELAY_RECORD_BYTES as u64;
 /// Largest response accepted: an admin listing of [`MAX_ADMIN_ENTRIES`] entries with notes of
 /// [`MAX_TEXT_BYTES`] fits (~160 KB).
 pub const MAX_AUTH_RESPONSE_BYTES: u64 = 192 * 1024;
@@ -123,16 +124,20 @@ pub enum Method {
     Token,
     /// The relay is configured open: everyone not banned counts as authenticated.
     Open,
+    /// Another relay: an ed25519 signature with its identity key over the challenge, with its
+    /// signed relay record; the relay's federation policy decides whether it is a peer relay.
+    Relay,
 }
 
 impl Method {
     /// Every method.
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 6] = [
         Method::SharedKey,
         Method::Identity,
         Method::PublicKey,
         Method::Token,
         Method::Open,
+        Method::Relay,
     ];
 
     /// Its name in metrics, logs and the README.
@@ -143,6 +148,7 @@ impl Method {
             Method::PublicKey => "public_key",
             Method::Token => "token",
             Method::Open => "open",
+            Method::Relay => "relay",
         }
     }
 
@@ -154,6 +160,7 @@ impl Method {
             Method::PublicKey => 3,
             Method::Token => 4,
             Method::Open => 5,
+            Method::Relay => 6,
         }
     }
 
@@ -164,7 +171,7 @@ impl Method {
 
     /// Methods a client answers a challenge for.
     pub fn is_challenge(self) -> bool {
-        matches!(self, Method::SharedKey | Method::Identity)
+        matches!(self, Method::SharedKey | Method::Identity | Method::Relay)
     }
 }
 
@@ -206,11 +213,14 @@ pub enum RefuseReason {
     /// The relay asks a new identity for a stamp of more work than the answer (or the token)
     /// carries (`darkswap_auth::stamp`).
     WeakStamp,
+    /// A relay's answer came without a record, or with one that fails its checks or is
+    /// another relay's.
+    BadRecord,
 }
 
 impl RefuseReason {
     /// Every reason, in wire-code order (code = position + 1).
-    pub const ALL: [RefuseReason; 17] = [
+    pub const ALL: [RefuseReason; 18] = [
         RefuseReason::Malformed,
         RefuseReason::MethodDisabled,
         RefuseReason::UnknownChallenge,
@@ -228,6 +238,7 @@ impl RefuseReason {
         RefuseReason::InsufficientLevel,
         RefuseReason::Rejected,
         RefuseReason::WeakStamp,
+        RefuseReason::BadRecord,
     ];
 
     /// Its name in metrics and logs.
@@ -250,6 +261,7 @@ impl RefuseReason {
             RefuseReason::InsufficientLevel => "insufficient_level",
             RefuseReason::Rejected => "rejected",
             RefuseReason::WeakStamp => "weak_stamp",
+            RefuseReason::BadRecord => "bad_record",
         }
     }
 
@@ -284,6 +296,9 @@ impl RefuseReason {
             RefuseReason::Rejected => "the relay refused without saying why: try again later, or ask its operator",
             RefuseReason::WeakStamp => {
                 "the relay asks new identities for a proof of work this one has not done yet"
+            }
+            RefuseReason::BadRecord => {
+                "the relay record sent with the proof is missing, invalid or another relay's"
             }
         }
     }
@@ -397,6 +412,9 @@ pub enum AuthRequest {
         proof: Vec<u8>,
         /// The client's identity stamp, when it holds one (`darkswap_auth::stamp`).
         stamp: Option<u64>,
+        /// A relay's signed record, with a [`Method::Relay`] answer (at most
+        /// [`MAX_RELAY_RECORD_BYTES`](crate::relay_record::MAX_RELAY_RECORD_BYTES)).
+        record: Option<Vec<u8>>,
     },
     /// Present a token from an earlier success.
     Token {
@@ -476,6 +494,8 @@ mod pb {
         pub proof: Vec<u8>,
         #[prost(uint64, optional, tag = "3")]
         pub stamp: Option<u64>,
+        #[prost(bytes = "vec", optional, tag = "4")]
+        pub record: Option<Vec<u8>>,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Admin {
@@ -586,10 +606,12 @@ impl AuthRequest {
                 nonce,
                 proof,
                 stamp,
+                record,
             } => Request::Answer(pb::Answer {
                 nonce: nonce.to_vec(),
                 proof: proof.clone(),
                 stamp: *stamp,
+                record: record.clone(),
             }),
             AuthRequest::Token { token } => Request::Token(token.clone()),
             AuthRequest::Admin(action) => {
@@ -630,10 +652,16 @@ impl AuthRequest {
                 if a.proof.is_empty() || a.proof.len() > MAX_PROOF_BYTES {
                     return Err(WireError::Field("proof"));
                 }
+                if a.record.as_ref().is_some_and(|r| {
+                    r.is_empty() || r.len() > crate::relay_record::MAX_RELAY_RECORD_BYTES
+                }) {
+                    return Err(WireError::Field("record"));
+                }
                 Ok(AuthRequest::Answer {
                     nonce: nonce(&a.nonce)?,
                     proof: a.proof,
                     stamp: a.stamp,
+                    record: a.record,
                 })
             }
             Request::Token(token) => {
@@ -811,16 +839,28 @@ mod tests {
                 nonce: [7; 32],
                 proof: vec![1; 64],
                 stamp: None,
+                record: None,
             },
             AuthRequest::Answer {
                 nonce: [7; 32],
                 proof: vec![1; 64],
                 stamp: Some(0),
+                record: None,
             },
             AuthRequest::Answer {
                 nonce: [7; 32],
                 proof: vec![1; 64],
                 stamp: Some(u64::MAX),
+                record: None,
+            },
+            AuthRequest::Answer {
+                nonce: [7; 32],
+                proof: vec![1; 64],
+                stamp: None,
+                record: Some(vec![5; crate::relay_record::MAX_RELAY_RECORD_BYTES]),
+            },
+            AuthRequest::Challenge {
+                method: Method::Relay,
             },
             AuthRequest::Token {
                 token: vec![9; 100],
@@ -888,6 +928,7 @@ mod tests {
                 nonce: vec![1; 31],
                 proof: vec![1; 64],
                 stamp: None,
+                record: None,
             })),
         }
         .encode_to_vec();
@@ -900,6 +941,7 @@ mod tests {
                 nonce: vec![1; 32],
                 proof: vec![1; 65],
                 stamp: None,
+                record: None,
             })),
         }
         .encode_to_vec();
@@ -907,6 +949,24 @@ mod tests {
             AuthRequest::decode(&long_proof),
             Err(WireError::Field("proof"))
         );
+        for record in [
+            Vec::new(),
+            vec![1; crate::relay_record::MAX_RELAY_RECORD_BYTES + 1],
+        ] {
+            let bad_record = pb::AuthRequest {
+                kind: Some(pb::Request::Answer(pb::Answer {
+                    nonce: vec![1; 32],
+                    proof: vec![1; 64],
+                    stamp: None,
+                    record: Some(record),
+                })),
+            }
+            .encode_to_vec();
+            assert!(matches!(
+                AuthRequest::decode(&bad_record),
+                Err(WireError::Field("record") | WireError::TooLong(_))
+            ));
+        }
         // A relay asking for more work than any client will do.
         let greedy = pb::AuthResponse {
             kind: Some(pb::Response::Challenge(pb::Challenge {

@@ -425,6 +425,7 @@ fn main() {
                 nonce: [7; 32],
                 proof: vec![9; 64],
                 stamp: Some(48_170),
+                record: None,
             },
         ),
         ("token-request", AuthRequest::Token { token: tok.clone() }),

@@ -1,24 +1,29 @@
-//! Relay records across real relays: each relay signs its own, learns its peer relays' records
-//! and the records they know, serves them in relay-info, forgets them when they expire; and a
-//! hostile peer relay's forged, expired, replayed, oversized and garbage records are refused and
-//! counted by reason, while the good one among them is kept.
+//! The network of relays, with real relay binaries: each relay signs its own record, learns its
+//! peer relays' records and the records they know, serves them in relay-info, forgets them when
+//! they expire; a hostile peer relay's forged, expired, replayed, oversized and garbage records
+//! are refused and counted by reason, while the good one among them is kept. Relays prove
+//! themselves to each other with the relay method of the auth protocol, and the federation
+//! policy decides which become peer relays.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+use darkswap_auth::{Level, Method, RefuseReason};
 use darkswap_net::libp2p::multiaddr::Protocol;
 use darkswap_net::libp2p::request_response::{self, ProtocolSupport};
 use darkswap_net::libp2p::{
     identity::Keypair, noise, swarm::SwarmEvent, tcp, yamux, Multiaddr, PeerId, StreamProtocol,
 };
+use darkswap_proto::auth::AuthResponse;
 use darkswap_proto::codecs::RelayRecordsCodec;
 use darkswap_proto::relay_record::{
     RecordError, RelayRecord, RelayRecordsResponse, SignedRelayRecord, MAX_RECORDS_PER_RESPONSE,
     MAX_RELAY_RECORD_BYTES, RELAY_RECORDS_PROTOCOL,
 };
 use darkswap_proto::{unix_time_ms, RelayInfo};
-use darkswap_tests::{free_tcp_port, Ports, Relay};
+use darkswap_tests::probe::Probe;
+use darkswap_tests::{free_tcp_port, sell, Peer, Ports, Relay};
 use futures::StreamExt;
 
 const T: Duration = Duration::from_secs(30);
@@ -272,5 +277,212 @@ async fn a_hostile_peer_relays_records_are_refused_and_counted() -> anyhow::Resu
         1.0
     );
     answering.abort();
+    Ok(())
+}
+
+fn pair() -> darkswap_orderbook::Pair {
+    darkswap_orderbook::Pair::parse("RUNE:FEDERATIONTEST/BTC").expect("a pair")
+}
+
+/// Retries a first order from `maker` until `taker` sees it (gossip meshes form on the next
+/// heartbeat); true when one crossed.
+async fn crosses(maker: &Peer, taker: &mut Peer) -> anyhow::Result<bool> {
+    for _ in 0..5 {
+        let id = maker.handle.place_order(pair(), sell(42, 300))?;
+        if taker
+            .book_where(Duration::from_secs(4), &pair(), |v| {
+                v.orders.iter().any(|o| o.id == id)
+            })
+            .await
+            .is_ok()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+const FAST: [&str; 4] = ["--record-announce-secs", "1", "--record-ttl-secs", "4"];
+
+/// A lists B's address; B lists only A's PeerId: A proves itself with the relay method, B takes
+/// it as a peer relay and keeps its record, and one book spans both, both ways.
+#[tokio::test]
+async fn one_side_listing_the_other_is_enough() -> anyhow::Result<()> {
+    let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let a_id = identity(da.path())?.to_string();
+    let mut b_args = FAST.to_vec();
+    b_args.extend(["--federate-with", &a_id]);
+    let b = Relay::start(db.path(), Ports::default(), &b_args)?;
+    let b_addr = b.tcp_addr().to_string();
+    let mut a_args = FAST.to_vec();
+    a_args.extend(["--peer", &b_addr]);
+    let a = Relay::start(da.path(), Ports::default(), &a_args)?;
+
+    b.metric_eventually("darkswap_relay_peer_relays_connected", T, |v| v >= 1.0)
+        .await?;
+    a.metric_eventually(
+        "darkswap_relay_federation_proofs_total{outcome=\"ok\"}",
+        T,
+        |v| v >= 1.0,
+    )
+    .await?;
+    assert!(b.metric("darkswap_relay_auth_attempts_total{method=\"relay\",reason=\"ok\"}")? >= 1.0);
+    served_eventually(&b, T, |r| relays(r).contains(&a.peer_id)).await?;
+
+    let on_a = Peer::trader(&a, &pair()).await?;
+    let mut on_b = Peer::trader(&b, &pair()).await?;
+    assert!(
+        crosses(&on_a, &mut on_b).await?,
+        "an order on A never reached a trader on B"
+    );
+    let mut on_a = on_a;
+    assert!(
+        crosses(&on_b, &mut on_a).await?,
+        "an order on B never reached a trader on A"
+    );
+    Ok(())
+}
+
+/// With `federation.accept = any`, a relay that lists nobody takes any relay whose record checks.
+#[tokio::test]
+async fn an_open_federation_takes_any_relay_that_proves_itself() -> anyhow::Result<()> {
+    let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let mut b_args = FAST.to_vec();
+    b_args.extend(["--federation-accept", "any"]);
+    let b = Relay::start(db.path(), Ports::default(), &b_args)?;
+    let b_addr = b.tcp_addr().to_string();
+    let mut a_args = FAST.to_vec();
+    a_args.extend(["--peer", &b_addr]);
+    let _a = Relay::start(da.path(), Ports::default(), &a_args)?;
+    b.metric_eventually("darkswap_relay_peer_relays_connected", T, |v| v >= 1.0)
+        .await?;
+    Ok(())
+}
+
+/// A relay that is not on the federation list proves itself and is refused: it stays an
+/// anonymous peer, and the orders it forwards are refused, not taken into the book.
+#[tokio::test]
+async fn a_relay_off_the_list_cannot_join_the_mesh() -> anyhow::Result<()> {
+    let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let b = Relay::start(db.path(), Ports::default(), &FAST)?;
+    let b_addr = b.tcp_addr().to_string();
+    let mut a_args = FAST.to_vec();
+    a_args.extend(["--peer", &b_addr]);
+    let a = Relay::start(da.path(), Ports::default(), &a_args)?;
+    a.metric_eventually(
+        "darkswap_relay_federation_proofs_total{outcome=\"not_allowed\"}",
+        T,
+        |v| v >= 1.0,
+    )
+    .await?;
+    assert!(
+        b.metric("darkswap_relay_auth_attempts_total{method=\"relay\",reason=\"not_allowed\"}")?
+            >= 1.0
+    );
+    assert_eq!(b.metric("darkswap_relay_peer_relays_connected")?, 0.0);
+    assert_eq!(
+        relays(&served(&b)?),
+        [b.peer_id].into(),
+        "B took the record of a relay it refused"
+    );
+
+    let on_a = Peer::trader(&a, &pair()).await?;
+    let mut on_b = Peer::trader(&b, &pair()).await?;
+    let id = on_a.handle.place_order(pair(), sell(42, 300))?;
+    // A forwards the order to B, which follows the pair for its trader: refused there.
+    let unauthorized = "darkswap_relay_order_messages_rejected_total{reason=\"unauthorized\"}";
+    let mut refused = false;
+    for _ in 0..5 {
+        if b.metric_eventually(unauthorized, Duration::from_secs(4), |v| v >= 1.0)
+            .await
+            .is_ok()
+        {
+            refused = true;
+            break;
+        }
+        on_a.handle.place_order(pair(), sell(43, 300))?;
+    }
+    assert!(refused, "B never saw A forward an order");
+    assert!(
+        on_b.book_where(Duration::from_secs(2), &pair(), |v| v
+            .orders
+            .iter()
+            .any(|o| o.id == id))
+            .await
+            .is_err(),
+        "an order through a refused relay reached B's book"
+    );
+    Ok(())
+}
+
+/// Hostile relay proofs, each from its own key (so that no rate limit decides): no record, a
+/// record of another relay, and a trader's identity signature passed off as a relay's are
+/// refused by reason; the honest proof is granted the trusted level.
+#[tokio::test]
+async fn hostile_relay_proofs_are_refused() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::start(
+        dir.path(),
+        Ports::default(),
+        &["--federation-accept", "any"],
+    )?;
+    let record_of = |key: &Keypair| -> anyhow::Result<Vec<u8>> {
+        let me = key.public().to_peer_id();
+        let now = unix_time_ms();
+        Ok(RelayRecord {
+            seq: now,
+            issued_at_ms: now,
+            expires_at_ms: now + 60_000,
+            name: String::new(),
+            region: String::new(),
+            addrs: vec![format!("/ip4/127.0.0.1/tcp/9/p2p/{me}").parse()?],
+            auth_methods: vec![],
+            limits: None,
+            load_permille: 0,
+        }
+        .sign(key, now)?
+        .bytes()
+        .to_vec())
+    };
+    let refused = |r: &AuthResponse| match r {
+        AuthResponse::Refused { reason } => Some(*reason),
+        _ => None,
+    };
+    for case in [
+        "no record",
+        "another relay's record",
+        "a trader's signature",
+        "honest",
+    ] {
+        let key = Keypair::generate_ed25519();
+        let mut probe = Probe::connect(&relay, key.clone()).await?;
+        let (nonce, expires) = probe.challenge(Method::Relay).await?;
+        let (record, as_trader) = match case {
+            "no record" => (None, false),
+            "another relay's record" => (Some(record_of(&Keypair::generate_ed25519())?), false),
+            "a trader's signature" => (Some(record_of(&key)?), true),
+            _ => (Some(record_of(&key)?), false),
+        };
+        let answer = probe.relay_answer(&key, &nonce, expires, record, as_trader);
+        let response = probe.request(answer).await?;
+        let expected = match case {
+            "no record" | "another relay's record" => Some(RefuseReason::BadRecord),
+            "a trader's signature" => Some(RefuseReason::WrongProof),
+            _ => None,
+        };
+        assert_eq!(refused(&response), expected, "{case}: {response:?}");
+        if expected.is_none() {
+            let AuthResponse::Granted(grant) = response else {
+                anyhow::bail!("honest: {response:?}");
+            };
+            assert_eq!(grant.level, Level::Trusted);
+            assert_eq!(grant.method, Method::Relay);
+        }
+    }
+    assert_eq!(
+        relay
+            .metric("darkswap_relay_auth_attempts_total{method=\"relay\",reason=\"bad_record\"}")?,
+        2.0
+    );
     Ok(())
 }
