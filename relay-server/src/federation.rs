@@ -196,7 +196,7 @@ impl Federation {
         self.records
             .newest(MAX_RECORDS_PER_RESPONSE, now_ms)
             .into_iter()
-            .map(|r| hex(r.bytes()))
+            .map(|r| darkswap_relays::to_hex(r.bytes()))
             .collect()
     }
 
@@ -340,14 +340,6 @@ impl Federation {
     pub fn get(&self, relay: &PeerId) -> Option<&darkswap_proto::relay_record::SignedRelayRecord> {
         self.records.get(relay)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]

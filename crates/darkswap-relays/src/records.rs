@@ -132,6 +132,13 @@ impl RecordSet {
         }
     }
 
+    /// Forgets `relay`'s record (not the owner's).
+    pub fn remove(&mut self, relay: &PeerId) {
+        if self.own != Some(*relay) {
+            self.records.remove(relay);
+        }
+    }
+
     /// Drops the records that expired by `now_ms`; returns how many.
     pub fn prune(&mut self, now_ms: u64) -> usize {
         let before = self.records.len();
