@@ -27,7 +27,8 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 /// The bytes of a hex record, if it is hex and no longer than a record may be.
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || text.len() > 2 * darkswap_proto::relay_record::MAX_RELAY_RECORD_BYTES
+    if !text.len().is_multiple_of(2)
+        || text.len() > 2 * darkswap_proto::relay_record::MAX_RELAY_RECORD_BYTES
     {
         return None;
     }
