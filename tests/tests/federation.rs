@@ -486,3 +486,104 @@ async fn hostile_relay_proofs_are_refused() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Runs `darkswap relays` against `relay` with `args`; its lines about relays, by PeerId:
+/// (rank, the rest of the line).
+fn cli_relays(relay: &Relay, args: &[&str]) -> anyhow::Result<Vec<(PeerId, String, String)>> {
+    let out = std::process::Command::new(darkswap_tests::cli_bin())
+        .args([
+            "--relay",
+            &relay.tcp_addr().to_string(),
+            "relays",
+            "--wait",
+            "30",
+        ])
+        .args(args)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    anyhow::ensure!(
+        out.status.success(),
+        "darkswap relays failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = Vec::new();
+    for line in stdout.lines() {
+        let Some(rest) = line.strip_prefix("relay ") else {
+            continue;
+        };
+        let mut parts = rest.splitn(3, ' ');
+        let rank = parts.next().unwrap_or_default().to_string();
+        let peer: PeerId = parts.next().unwrap_or_default().parse()?;
+        lines.push((peer, rank, parts.next().unwrap_or_default().to_string()));
+    }
+    Ok(lines)
+}
+
+/// The CLI's relay pool: it learns A's peers' records through A, probes each relay for its
+/// round trip, ranks them; an exclusion is kept in the pool file for the next run, and undone.
+#[tokio::test]
+async fn the_cli_ranks_the_relays_it_learns_and_keeps_its_choices() -> anyhow::Result<()> {
+    let dirs = [
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    ];
+    let ids: Vec<PeerId> = dirs
+        .iter()
+        .map(|d| identity(d.path()))
+        .collect::<anyhow::Result<_>>()?;
+    let ports: Vec<Ports> = (0..3).map(|_| Ports::fixed()).collect();
+    let addr = |i: usize| tcp_addr(ports[i].tcp, ids[i]);
+    // Records outlive the test: the CLI asks for them once a minute.
+    let start = |i: usize, name: &str, peers: &[String]| {
+        let mut args = vec!["--record-announce-secs", "1", "--record-ttl-secs", "120"];
+        args.extend(["--relay-name", name]);
+        for p in peers {
+            args.extend(["--peer", p.as_str()]);
+        }
+        Relay::start(dirs[i].path(), ports[i], &args)
+    };
+    let a = start(0, "relay A", &[addr(1)])?;
+    let _b = start(1, "relay B", &[addr(0), addr(2)])?;
+    let _c = start(2, "relay C", &[addr(1)])?;
+    let all: BTreeSet<PeerId> = ids.iter().copied().collect();
+    served_eventually(&a, T, |r| relays(r) == all).await?;
+
+    let pool = tempfile::tempdir()?;
+    let file = pool.path().join("pool.json");
+    let file = file.to_str().expect("a UTF-8 path");
+    let c = ids[2].to_string();
+    let lines = cli_relays(&a, &["--pool-file", file, "--exclude", &c])?;
+    assert_eq!(
+        lines.iter().map(|l| l.0).collect::<BTreeSet<_>>(),
+        all,
+        "{lines:?}"
+    );
+    for (peer, rank, rest) in &lines {
+        if *peer == ids[2] {
+            assert_eq!(rank, "-", "{rest}");
+            assert!(rest.contains("excluded"), "{rest}");
+        } else {
+            assert!(rank.parse::<usize>().is_ok(), "{peer}: {rank} {rest}");
+            assert!(rest.contains(" ms "), "measured: {rest}");
+        }
+        if *peer == ids[0] {
+            assert!(rest.contains("serving"), "{rest}");
+        }
+        if *peer == ids[1] {
+            assert!(rest.contains("name=\"relay B\""), "{rest}");
+        }
+    }
+    // The next run starts from the file: C is still excluded.
+    let lines = cli_relays(&a, &["--pool-file", file])?;
+    let of_c = lines.iter().find(|l| l.0 == ids[2]).expect("C is known");
+    assert!(of_c.2.contains("excluded"), "{of_c:?}");
+    // Until the trader takes it back.
+    let lines = cli_relays(&a, &["--pool-file", file, "--auto", &c])?;
+    let of_c = lines.iter().find(|l| l.0 == ids[2]).expect("C is known");
+    assert!(
+        of_c.1.parse::<usize>().is_ok() && of_c.2.contains(" ms "),
+        "{of_c:?}"
+    );
+    Ok(())
+}

@@ -208,6 +208,8 @@ pub struct AppState {
     pub relay_url: String,
     pub relay: Relay,
     pub relay_rtt_ms: Option<f64>,
+    /// The relays this page knows, best first (see [`crate::components::relay_pool`]).
+    pub relay_pool: Rc<Vec<darkswap_net::RelayView>>,
     pub reconnects: u32,
     pub peers: Rc<Vec<String>>,
     pub links: Rc<BTreeMap<String, PeerLink>>,
@@ -239,6 +241,7 @@ impl AppState {
             relay_url,
             relay: Relay::Starting,
             relay_rtt_ms: None,
+            relay_pool: Rc::default(),
             reconnects: 0,
             peers: Rc::default(),
             links: Rc::default(),
@@ -515,6 +518,7 @@ impl AppState {
                     s.relay = Relay::Status(status);
                 }
                 NodeEvent::RelayRtt(rtt) => s.relay_rtt_ms = Some(ms(rtt)),
+                NodeEvent::RelayPool(report) => s.relay_pool = Rc::new(report.relays),
                 NodeEvent::Peers { peers, .. } => {
                     s.peers = Rc::new(peers.iter().map(|p| p.to_base58()).collect());
                 }

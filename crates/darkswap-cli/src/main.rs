@@ -10,6 +10,7 @@
 //! ```
 
 mod market;
+mod relays;
 mod release;
 mod settle;
 mod wallet;
@@ -76,6 +77,9 @@ enum Command {
     /// Signed builds of the web app: sign one, or check a copy (a directory, or what a relay
     /// serves) against its publisher's PeerId.
     Release(release::ReleaseArgs),
+    /// The relays this client knows through its relay (signed records), each probed for its
+    /// round-trip time and ranked as the relay pool ranks them.
+    Relays(relays::RelaysArgs),
     /// The relay's admin API (needs the Admin level there: list your identity's PeerId as
     /// admin in the relay's [auth.peers] and pass --identity).
     Admin {
@@ -161,6 +165,9 @@ async fn run(cli: Cli) -> Result<()> {
             })?;
         config.credential = Credential::SharedKey(key);
     }
+    if let Command::Relays(args) = &cli.command {
+        relays::configure(args, &mut config)?;
+    }
     let (node, handle, mut events) = new_node(keypair, config)
         .await
         .context("cannot start the node")?;
@@ -214,6 +221,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Market { pair, settle } => market::session(handle, events, pair, &settle).await,
+        Command::Relays(args) => relays::run(&args, &handle, &mut events).await,
         // Answered before the reservation wait, above.
         Command::Admin { .. } | Command::Wallet(_) | Command::Release(_) => Ok(()),
         Command::Send { peer, text } => {

@@ -6,7 +6,9 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{identify, identity, ping, relay, StreamProtocol};
 
 use darkswap_proto::book_sync::BOOK_SYNC_PROTOCOL;
-use darkswap_proto::codecs::{AuthCodec, BookSyncCodec, DirectoryCodec, MessageCodec, TradeCodec};
+use darkswap_proto::codecs::{
+    AuthCodec, BookSyncCodec, DirectoryCodec, MessageCodec, RelayRecordsCodec, TradeCodec,
+};
 use darkswap_proto::gossip::{gossipsub_behaviour, Gossip, GossipConfigError, GossipRole};
 use darkswap_proto::{DIRECTORY_PROTOCOL, IDENTIFY_PROTOCOL_VERSION, MESSAGE_PROTOCOL};
 
@@ -23,6 +25,8 @@ pub(crate) struct ClientBehaviour {
     pub book_sync: request_response::Behaviour<BookSyncCodec>,
     pub trades: request_response::Behaviour<TradeCodec>,
     pub auth: request_response::Behaviour<AuthCodec>,
+    /// Asks the relay for the relay records it knows (the pool learns from them).
+    pub records: request_response::Behaviour<RelayRecordsCodec>,
 }
 
 impl ClientBehaviour {
@@ -79,6 +83,14 @@ impl ClientBehaviour {
                 AuthCodec::default(),
                 [(
                     StreamProtocol::new(darkswap_auth::AUTH_PROTOCOL),
+                    ProtocolSupport::Outbound,
+                )],
+                rr_config.clone(),
+            ),
+            records: request_response::Behaviour::with_codec(
+                RelayRecordsCodec::default(),
+                [(
+                    StreamProtocol::new(darkswap_proto::relay_record::RELAY_RECORDS_PROTOCOL),
                     ProtocolSupport::Outbound,
                 )],
                 rr_config,

@@ -55,6 +55,14 @@ pub struct NodeConfig {
     pub auth_retry: Duration,
     /// When end-to-end trade sessions take fresh keys (frames sent, or age).
     pub e2e_rekey: darkswap_e2e::RekeyPolicy,
+    /// The relay pool's settings.
+    pub relay_pool: darkswap_relays::PoolConfig,
+    /// The pool a previous session kept (IndexedDB, a file), restored with every record checked.
+    pub saved_relay_pool: Option<darkswap_relays::SavedPool>,
+    /// Dial the pool's other relays to measure them (off: rank by what the records say).
+    pub probe_relays: bool,
+    /// How often the relay is asked for the relay records it knows.
+    pub records_interval: Duration,
 }
 
 impl NodeConfig {
@@ -64,7 +72,8 @@ impl NodeConfig {
     /// after 8 s, requests timed out after 20 s, 256 events and 64 commands buffered, 16
     /// messages for each of at most 64 peers waiting for a connection,
     /// [`MarketLimits::default`], the identity credential, no cached token, auth retried 30 s
-    /// after a refusal, and the default rekey policy.
+    /// after a refusal, the default rekey policy, the default relay pool (probed, records asked
+    /// for every 60 s).
     pub fn new(relay_addrs: Vec<Multiaddr>) -> Self {
         Self {
             relay_addrs,
@@ -95,6 +104,10 @@ impl Default for NodeConfig {
             identity_stamp: None,
             auth_retry: Duration::from_secs(30),
             e2e_rekey: darkswap_e2e::RekeyPolicy::default(),
+            relay_pool: darkswap_relays::PoolConfig::default(),
+            saved_relay_pool: None,
+            probe_relays: true,
+            records_interval: Duration::from_secs(60),
         }
     }
 }

@@ -68,6 +68,9 @@ pub enum NodeEvent {
     Relay(RelayStatus),
     /// Round trip to the relay (libp2p ping).
     RelayRtt(Duration),
+    /// The relay pool changed: the relays known (the serving one, and those from checked
+    /// records), best first, and the pool to keep for the next session.
+    RelayPool(crate::relay_probe::PoolReport),
     /// Peers reachable through the relay (without ourselves); sent when the list changes.
     Peers {
         /// Traders holding a reservation at the relay, sorted by PeerId: the relay lists the

@@ -49,6 +49,13 @@ pub enum Command {
         /// no control characters but newline.
         text: String,
     },
+    /// The trader's choice for a relay of the pool: pinned, excluded, or ranked like any other.
+    ChooseRelay {
+        /// The relay.
+        relay: PeerId,
+        /// What the trader chose.
+        choice: darkswap_relays::Choice,
+    },
     /// Open a relayed connection to a peer.
     Connect {
         /// The trader (not the relay, not ourselves).

@@ -31,6 +31,7 @@ mod relay_auth;
 #[cfg(target_arch = "wasm32")]
 pub mod relay_info;
 mod relay_link;
+mod relay_probe;
 pub mod saved;
 mod transport;
 
@@ -40,6 +41,7 @@ pub use darkswap_proto::addr::{
     circuit_addr, relay_peer_id, transport_kind, AddrError, TransportKind,
 };
 pub use darkswap_proto::unix_time_ms;
+pub use darkswap_relays::{Choice, Failure, PoolConfig, RelayView, SavedPool};
 pub use direct::QueueError;
 pub use event::{AuthEvent, MessageId, NodeEvent, RelayStatus, TradingError, TradingEvent};
 pub use handle::{Command, NodeError, NodeHandle};
@@ -53,6 +55,7 @@ pub use orders::{
     BookView, OrderView, OwnOrder, BOOK_VIEW_LEVELS, BOOK_VIEW_ORDERS, MAX_WATCHED_PAIRS,
 };
 pub use relay_link::RelayAddrError;
+pub use relay_probe::PoolReport;
 pub use transport::BuildError;
 
 /// The libp2p version this crate is built on, for consumers that need its types (PeerId,

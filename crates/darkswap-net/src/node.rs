@@ -32,7 +32,10 @@ use crate::negotiation::{Negotiation, NegotiationAction, NegotiationOutput, Requ
 use crate::orders::{Orders, OrdersAction, OrdersOutput, SyncToken};
 use crate::relay_auth::{AuthOutcome, RelayAuth};
 use crate::relay_link::RelayLink;
+use crate::relay_probe::RelayProbes;
 use crate::NodeConfig;
+use darkswap_proto::relay_record::{RelayRecordsRequest, RelayRecordsResponse};
+use darkswap_relays::Failure;
 
 /// How often the loop wakes up to check timers (redial, directory refresh).
 const TICK: Duration = Duration::from_millis(200);
@@ -62,6 +65,8 @@ pub struct Node {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NodeEvent>,
     link: RelayLink,
+    /// The relay pool and its probes.
+    probes: RelayProbes,
     auth: RelayAuth,
     direct: Direct,
     orders: Orders,
@@ -85,6 +90,15 @@ pub async fn new_node(
         now,
     )?;
     let local_peer_id = keypair.public().to_peer_id();
+    let probes = RelayProbes::new(
+        config.relay_pool,
+        config.saved_relay_pool.as_ref(),
+        link.relay(),
+        config.relay_addrs.clone(),
+        config.records_interval,
+        config.probe_relays,
+        unix_time_ms(),
+    );
     let orders = Orders::new(
         keypair.clone(),
         config.market_limits.clone(),
@@ -112,6 +126,7 @@ pub async fn new_node(
         commands: command_rx,
         events: event_tx,
         link,
+        probes,
         auth,
         direct,
         orders,
@@ -300,6 +315,9 @@ impl Node {
         }
         let now = Instant::now();
         let now_ms = unix_time_ms();
+        if !self.probe_relays(now_ms).await {
+            return false;
+        }
         if self.link.dial_due(now) {
             return self.dial_relay().await;
         }
@@ -335,6 +353,54 @@ impl Node {
         true
     }
 
+    // ---- the relay pool ----
+
+    /// Asks the relay for the records it knows when due, dials the relays due a probe, gives
+    /// up on silent ones, and reports the pool when it changed.
+    async fn probe_relays(&mut self, now_ms: u64) -> bool {
+        if self.auth.is_authed() && self.link.is_up() && self.probes.records_due(now_ms) {
+            let relay = self.link.relay();
+            self.swarm
+                .behaviour_mut()
+                .records
+                .send_request(&relay, RelayRecordsRequest {});
+        }
+        for (relay, addrs) in self.probes.due(now_ms) {
+            let opts = DialOpts::peer_id(relay)
+                .addresses(addrs)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                tracing::debug!(%relay, "cannot probe relay: {e}");
+                self.probes
+                    .probe_failed(&relay, Failure::Unreachable, now_ms);
+            }
+        }
+        for relay in self.probes.timed_out(now_ms) {
+            let _ = self.swarm.disconnect_peer_id(relay);
+        }
+        match self.probes.report(now_ms) {
+            Some(report) => self.emit(NodeEvent::RelayPool(report)).await,
+            None => true,
+        }
+    }
+
+    fn on_records_event(
+        &mut self,
+        event: request_response::Event<RelayRecordsRequest, RelayRecordsResponse>,
+    ) {
+        if let request_response::Event::Message {
+            peer,
+            message: request_response::Message::Response { response, .. },
+            ..
+        } = event
+        {
+            if peer == self.link.relay() {
+                self.probes.records(&response.records, unix_time_ms());
+            }
+        }
+    }
+
     // ---- the relay link ----
 
     async fn dial_relay(&mut self) -> bool {
@@ -352,6 +418,7 @@ impl Node {
     /// we dial again.
     async fn relay_lost(&mut self, reason: String) -> bool {
         let (retry_in, listener) = self.link.lost(Instant::now());
+        self.probes.serving_failed(Failure::Lost, unix_time_ms());
         self.auth.reset();
         self.orders.relay_lost();
         if let Some(id) = listener {
@@ -663,6 +730,10 @@ impl Node {
                 }
             }
             Command::Send { id, peer, text } => self.send_message(id, peer, text).await,
+            Command::ChooseRelay { relay, choice } => {
+                self.probes.choose(&relay, choice);
+                true
+            }
         }
     }
 
@@ -689,6 +760,10 @@ impl Node {
                     return self.orders_output(out).await
                         && self.status(status).await
                         && self.authenticate(false).await;
+                }
+                // A probe of another relay: not a trader; its first ping ends it.
+                if self.probes.is_other_relay(&peer_id) {
+                    return true;
                 }
                 for (id, message) in self.direct.take_pending(&peer_id) {
                     self.send_now(id, peer_id, message);
@@ -730,6 +805,9 @@ impl Node {
                     }
                     return true;
                 }
+                if self.probes.is_other_relay(&peer_id) {
+                    return true;
+                }
                 if num_established == 0 {
                     return self
                         .emit(NodeEvent::PeerDisconnected { peer: peer_id })
@@ -752,6 +830,13 @@ impl Node {
                             )
                             .await;
                     }
+                    return true;
+                }
+                if self
+                    .probes
+                    .probe_failed(&peer, Failure::Unreachable, unix_time_ms())
+                {
+                    tracing::debug!(%peer, %error, "cannot reach a relay of the pool");
                     return true;
                 }
                 // The trader reads this (a take aborted, the peer list): a sentence; the
@@ -823,8 +908,14 @@ impl Node {
                 result: Ok(rtt),
                 ..
             }) => {
+                let now_ms = unix_time_ms();
                 if peer == self.link.relay() {
+                    self.probes.serving_rtt(rtt, now_ms);
                     self.emit(NodeEvent::RelayRtt(rtt)).await
+                } else if self.probes.pinged(&peer, rtt, now_ms) {
+                    // Measured: the probe's connection is not kept.
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                    true
                 } else {
                     self.emit(NodeEvent::PeerRtt { peer, rtt }).await
                 }
@@ -838,6 +929,11 @@ impl Node {
                 // a failed ping: drop the connection so the reconnect logic takes over.
                 if peer == self.link.relay() {
                     self.swarm.close_connection(connection);
+                } else if self
+                    .probes
+                    .probe_failed(&peer, Failure::NoPing, unix_time_ms())
+                {
+                    let _ = self.swarm.disconnect_peer_id(peer);
                 }
                 true
             }
@@ -865,6 +961,10 @@ impl Node {
             ClientBehaviourEvent::Trades(event) => self.on_trade_event(event).await,
             ClientBehaviourEvent::Auth(event) => self.on_auth_event(event).await,
             ClientBehaviourEvent::BookSync(event) => self.on_book_sync_event(event).await,
+            ClientBehaviourEvent::Records(event) => {
+                self.on_records_event(event);
+                true
+            }
             _ => true,
         }
     }

@@ -141,6 +141,8 @@ pub struct RelayView {
     pub failures: u32,
     /// Why it was last dropped, if it was.
     pub last_failure: Option<Failure>,
+    /// When it was last probed (answered or failed), unix ms; `None` in this session yet.
+    pub last_probe_ms: Option<u64>,
     /// Backing off until then (unix ms), if it is.
     pub backoff_until_ms: Option<u64>,
     /// The trader's choice.
@@ -338,6 +340,7 @@ impl RelayPool {
                 successes: e.successes,
                 failures: e.failures,
                 last_failure: e.last_failure,
+                last_probe_ms: e.last_probe_ms,
                 backoff_until_ms: (e.next_try_ms > now_ms).then_some(e.next_try_ms),
                 choice: e.choice,
                 serving: e.serving,
@@ -361,6 +364,11 @@ impl RelayPool {
             .take(self.config.reserve_on)
             .map(|v| v.relay)
             .collect()
+    }
+
+    /// Whether the pool holds `relay`.
+    pub fn contains(&self, relay: &PeerId) -> bool {
+        self.entries.contains_key(relay)
     }
 
     /// How many relays the pool holds.

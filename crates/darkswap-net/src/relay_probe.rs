@@ -1,0 +1,314 @@
+//! The node's relay pool (`darkswap_relays::RelayPool`) and its probes: which relays to ask for
+//! records and when, which to dial now to measure, and what a ping, a failed dial or a silence
+//! means for the pool. The serving relay is measured by the link's own pings; every other relay
+//! by a short connection that ends after its first ping. [`RelayProbes`] decides; the node dials,
+//! pings and disconnects, and tells it what happened.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use darkswap_relays::{Choice, Failure, PoolConfig, RelayPool, RelayView, SavedPool};
+use libp2p::{Multiaddr, PeerId};
+
+use crate::addr::sort_for_dialing;
+
+/// Probes in flight at once.
+pub const MAX_PROBES_IN_FLIGHT: usize = 4;
+/// A probe with no ping by then failed.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The pool is reported at most this often (the serving relay's pings change it every few
+/// seconds).
+const REPORT_EVERY_MS: u64 = 1_000;
+
+/// What the node should report of the pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolReport {
+    /// Every relay, best first.
+    pub relays: Vec<RelayView>,
+    /// The pool to keep across a restart.
+    pub saved: SavedPool,
+    /// When the relay last answered with the records it knows (unix ms), if it has.
+    pub records_at_ms: Option<u64>,
+}
+
+pub(crate) struct RelayProbes {
+    pool: RelayPool,
+    serving: PeerId,
+    /// Probes in flight, with when each started (unix ms).
+    in_flight: HashMap<PeerId, u64>,
+    records_every_ms: u64,
+    next_records_ms: u64,
+    probing: bool,
+    changed: bool,
+    last_report_ms: u64,
+    records_at_ms: Option<u64>,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl RelayProbes {
+    /// A pool restored from `saved` (if any), with `serving` (at `addrs`) as the serving relay.
+    /// With `probing` off the pool learns records and ranks by what it is told, but dials no
+    /// other relay.
+    pub fn new(
+        config: PoolConfig,
+        saved: Option<&SavedPool>,
+        serving: PeerId,
+        addrs: Vec<Multiaddr>,
+        records_every: Duration,
+        probing: bool,
+        now_ms: u64,
+    ) -> Self {
+        let mut pool = match saved {
+            Some(saved) => RelayPool::restore(config, saved, now_ms),
+            None => RelayPool::new(config),
+        };
+        pool.serving(serving, addrs);
+        RelayProbes {
+            pool,
+            serving,
+            in_flight: HashMap::new(),
+            records_every_ms: ms(records_every),
+            next_records_ms: 0,
+            probing,
+            changed: true,
+            last_report_ms: 0,
+            records_at_ms: None,
+        }
+    }
+
+    /// A relay of the pool other than the serving one: its connections are probes, not traders.
+    pub fn is_other_relay(&self, peer: &PeerId) -> bool {
+        *peer != self.serving && (self.in_flight.contains_key(peer) || self.pool.contains(peer))
+    }
+
+    /// Whether to ask the serving relay for the records it knows now (then not again for a
+    /// period).
+    pub fn records_due(&mut self, now_ms: u64) -> bool {
+        if now_ms < self.next_records_ms {
+            return false;
+        }
+        self.next_records_ms = now_ms.saturating_add(self.records_every_ms);
+        true
+    }
+
+    /// The records the serving relay answered with; each checked by the pool (a bad one is
+    /// dropped: the relay already refused what it could check, and this one is counted there).
+    pub fn records(&mut self, records: &[Vec<u8>], now_ms: u64) {
+        self.records_at_ms = Some(now_ms);
+        self.changed = true;
+        for bytes in records {
+            if self.pool.learn(bytes, now_ms).is_ok() {
+                self.changed = true;
+            }
+        }
+    }
+
+    /// The serving relay answered a ping of the link.
+    pub fn serving_rtt(&mut self, rtt: Duration, now_ms: u64) {
+        self.pool
+            .probed(&self.serving, rtt.as_secs_f64() * 1e3, now_ms);
+        self.changed = true;
+    }
+
+    /// The link to the serving relay failed.
+    pub fn serving_failed(&mut self, why: Failure, now_ms: u64) {
+        self.pool.failed(&self.serving, why, now_ms);
+        self.changed = true;
+    }
+
+    /// The relays to dial now, with their addresses in this platform's order, each marked in
+    /// flight. A relay with no address this platform dials fails at once.
+    pub fn due(&mut self, now_ms: u64) -> Vec<(PeerId, Vec<Multiaddr>)> {
+        if !self.probing {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for relay in self.pool.due(now_ms) {
+            if self.in_flight.len() >= MAX_PROBES_IN_FLIGHT {
+                break;
+            }
+            if relay == self.serving || self.in_flight.contains_key(&relay) {
+                continue;
+            }
+            let addrs = sort_for_dialing(&self.pool.addrs(&relay, now_ms));
+            if addrs.is_empty() {
+                self.pool.failed(&relay, Failure::Unreachable, now_ms);
+                self.changed = true;
+                continue;
+            }
+            self.in_flight.insert(relay, now_ms);
+            out.push((relay, addrs));
+        }
+        out
+    }
+
+    /// A probed relay answered a ping: true when it was a probe (the node then closes the
+    /// connection).
+    pub fn pinged(&mut self, relay: &PeerId, rtt: Duration, now_ms: u64) -> bool {
+        if self.in_flight.remove(relay).is_none() {
+            return false;
+        }
+        self.pool.probed(relay, rtt.as_secs_f64() * 1e3, now_ms);
+        self.changed = true;
+        true
+    }
+
+    /// A probe failed (the dial, or the ping): true when it was a probe.
+    pub fn probe_failed(&mut self, relay: &PeerId, why: Failure, now_ms: u64) -> bool {
+        if self.in_flight.remove(relay).is_none() {
+            return false;
+        }
+        self.pool.failed(relay, why, now_ms);
+        self.changed = true;
+        true
+    }
+
+    /// Probes past [`PROBE_TIMEOUT`]: failed; the node closes their connections.
+    pub fn timed_out(&mut self, now_ms: u64) -> Vec<PeerId> {
+        let late: Vec<PeerId> = self
+            .in_flight
+            .iter()
+            .filter(|(_, started)| now_ms >= started.saturating_add(ms(PROBE_TIMEOUT)))
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in &late {
+            self.probe_failed(peer, Failure::NoPing, now_ms);
+        }
+        late
+    }
+
+    /// The trader's choice for a relay.
+    pub fn choose(&mut self, relay: &PeerId, choice: Choice) {
+        self.pool.choose(relay, choice);
+        self.changed = true;
+    }
+
+    /// The pool, if it changed since the last report and a report is due.
+    pub fn report(&mut self, now_ms: u64) -> Option<PoolReport> {
+        if !self.changed || now_ms < self.last_report_ms.saturating_add(REPORT_EVERY_MS) {
+            return None;
+        }
+        self.changed = false;
+        self.last_report_ms = now_ms;
+        Some(PoolReport {
+            relays: self.pool.ranked(now_ms),
+            saved: self.pool.save(),
+            records_at_ms: self.records_at_ms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use darkswap_proto::relay_record::RelayRecord;
+    use libp2p::identity::Keypair;
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    fn record(key: &Keypair) -> Vec<u8> {
+        let me = key.public().to_peer_id();
+        RelayRecord {
+            seq: 1,
+            issued_at_ms: NOW,
+            expires_at_ms: NOW + 600_000,
+            name: "other".into(),
+            region: String::new(),
+            addrs: vec![
+                format!("/ip4/127.0.0.1/tcp/4001/p2p/{me}").parse().unwrap(),
+                format!("/ip4/127.0.0.1/tcp/4002/ws/p2p/{me}")
+                    .parse()
+                    .unwrap(),
+            ],
+            auth_methods: vec![],
+            limits: None,
+            load_permille: 0,
+        }
+        .sign(key, NOW)
+        .unwrap()
+        .bytes()
+        .to_vec()
+    }
+
+    fn probes() -> (RelayProbes, PeerId) {
+        let serving = Keypair::generate_ed25519().public().to_peer_id();
+        let p = RelayProbes::new(
+            PoolConfig::default(),
+            None,
+            serving,
+            vec![format!("/ip4/127.0.0.1/tcp/1/p2p/{serving}")
+                .parse()
+                .unwrap()],
+            Duration::from_secs(60),
+            true,
+            NOW,
+        );
+        (p, serving)
+    }
+
+    #[test]
+    fn probes_other_relays_and_reports_what_they_answered() {
+        let (mut p, serving) = probes();
+        assert!(p.records_due(NOW));
+        assert!(!p.records_due(NOW + 1));
+        assert!(p.records_due(NOW + 60_000));
+        let others: Vec<Keypair> = (0..6).map(|_| Keypair::generate_ed25519()).collect();
+        let records: Vec<Vec<u8>> = others.iter().map(record).collect();
+        p.records(&records, NOW);
+        // At most four at once; never the serving relay (its link measures it).
+        let due = p.due(NOW);
+        assert_eq!(due.len(), MAX_PROBES_IN_FLIGHT);
+        assert!(due
+            .iter()
+            .all(|(r, addrs)| *r != serving && !addrs.is_empty()));
+        assert!(p.is_other_relay(&due[0].0));
+        assert!(!p.is_other_relay(&serving));
+        assert!(p.due(NOW).len() <= 2, "no relay is probed twice at once");
+        assert!(p.pinged(&due[0].0, Duration::from_millis(7), NOW));
+        assert!(!p.pinged(&due[0].0, Duration::from_millis(7), NOW), "once");
+        assert!(p.probe_failed(&due[1].0, Failure::Unreachable, NOW));
+        p.serving_rtt(Duration::from_millis(3), NOW);
+        // The other two in flight time out.
+        let late = p.timed_out(NOW + ms(PROBE_TIMEOUT));
+        assert_eq!(late.len(), 2);
+        let at = NOW + ms(PROBE_TIMEOUT) + 500;
+        let report = p.report(at).unwrap();
+        assert_eq!(report.relays.len(), 7);
+        assert_eq!(report.relays[0].relay, serving);
+        assert_eq!(report.relays[1].relay, due[0].0);
+        assert_eq!(report.relays[1].rtt_ms, Some(7.0));
+        // Two not probed yet rank behind (an unknown round trip counts as a second), and the
+        // unreachable one, whose 5 s backoff is over, behind them (its failure doubles its
+        // cost); the two that timed out just now are backing off, unranked.
+        assert_eq!(report.relays.iter().filter(|v| v.rank.is_some()).count(), 5);
+        assert_eq!(report.relays[4].relay, due[1].0);
+        assert!(report.relays[5..]
+            .iter()
+            .all(|v| v.rank.is_none() && v.last_failure == Some(Failure::NoPing)));
+        assert!(p.report(at + 1).is_none(), "nothing changed");
+        p.choose(&due[0].0, Choice::Excluded);
+        assert!(p.report(at + 1).is_none(), "not yet due");
+        let report = p.report(at + 1_001).unwrap();
+        assert_eq!(report.relays[0].relay, serving);
+        assert_eq!(report.saved.relays.len(), 7);
+    }
+
+    #[test]
+    fn without_probing_nothing_is_dialed() {
+        let serving = Keypair::generate_ed25519().public().to_peer_id();
+        let mut p = RelayProbes::new(
+            PoolConfig::default(),
+            None,
+            serving,
+            vec![],
+            Duration::from_secs(60),
+            false,
+            NOW,
+        );
+        p.records(&[record(&Keypair::generate_ed25519())], NOW);
+        assert!(p.due(NOW).is_empty());
+    }
+}
