@@ -8,8 +8,8 @@ use crate::hooks::{use_node_start, NodeContext};
 
 use crate::components::{
     AlertPanel, AlertToasts, AuthPanel, ConnectionPanel, IdentityPanel, KeysUnlock, MessageLog,
-    MetricsPanel, MyOrders, OrderBook, OrderForm, PairSelector, Panel, PeerList, StatusBar,
-    TradeList, WalletPanel,
+    MetricsPanel, MyOrders, OrderBook, OrderForm, PairSelector, Panel, PeerList, RelayPool,
+    StatusBar, TradeList, WalletPanel,
 };
 use crate::state::{Action, AppState, KeysAtRest};
 use darkswap_net::{Command, OrderView};
@@ -116,6 +116,8 @@ pub fn app() -> Html {
         })
     };
     let on_cancel = node.callback(|id: OrderId| Ok(Command::CancelOrder { id }));
+    let on_choose_relay =
+        node.callback(|(relay, choice)| Ok(Command::ChooseRelay { relay, choice }));
     // A take on a runes-for-bitcoin pair, where the relay names a chain, goes through the
     // settlement driver (our offer is chosen and sent with it); any other take goes out as it is.
     let on_take = {
@@ -266,7 +268,12 @@ pub fn app() -> Html {
                 <StatusBar state={state.clone()} open={*open} on_toggle={on_toggle} />
             </header>
             <div class="drawer">
-                { panel(Panel::Relay, html! { <ConnectionPanel state={state.clone()} /> }) }
+                { panel(Panel::Relay, html! {
+                    <>
+                        <ConnectionPanel state={state.clone()} />
+                        <RelayPool relays={state.relay_pool.clone()} on_choose={on_choose_relay} />
+                    </>
+                }) }
                 { panel(Panel::Access, html! { <AuthPanel state={state.clone()} on_apply={on_auth} /> }) }
                 { panel(Panel::Identity, html! { <IdentityPanel state={state.clone()} /> }) }
                 { panel(Panel::Peers, html! {

@@ -115,6 +115,14 @@ pub async fn start(
     }
     // Without it, a relay that asks for a proof of work gets it searched for again.
     config.identity_stamp = crate::credentials::load_stamp(&me).await.unwrap_or(None);
+    // What the last visit learned of the relays (every record is checked again).
+    match crate::storage::get_value::<darkswap_net::SavedPool>(TRADING_STORE, RELAY_POOL_KEY).await
+    {
+        Ok(saved) => config.saved_relay_pool = saved,
+        Err(e) => dispatch.dispatch(Action::TradingError(format!(
+            "cannot read the relays this page knew ({e}); learning them again"
+        ))),
+    }
     let (node, handle, mut events) = match new_node(keypair, config).await {
         Ok(parts) => parts,
         Err(e) => {
@@ -153,9 +161,22 @@ pub async fn start(
         ))),
     }
     wasm_bindgen_futures::spawn_local(async move {
+        let mut pool_saver = PoolSaver::default();
         while let Some(event) = events.next().await {
             if let Some(milestone) = Milestone::of(&event) {
                 reached(milestone);
+            }
+            if let NodeEvent::RelayPool(report) = &event {
+                if pool_saver.due(report, darkswap_net::unix_time_ms()) {
+                    if let Err(e) =
+                        crate::storage::put_value(TRADING_STORE, RELAY_POOL_KEY, &report.saved)
+                            .await
+                    {
+                        dispatch.dispatch(Action::TradingError(format!(
+                            "cannot keep the relays this page knows: {e}"
+                        )));
+                    }
+                }
             }
             if let NodeEvent::Auth(darkswap_net::AuthEvent::Granted(grant)) = &event {
                 // Kept for the next visit, beside the events (which need not wait for it:
@@ -204,4 +225,30 @@ async fn load_saved(
     let orders = get_bytes(TRADING_STORE, &saved.key(Record::Orders)).await?;
     let trades = get_bytes(TRADING_STORE, &saved.key(Record::Trades)).await?;
     Ok(saved.restore(orders.as_deref(), trades.as_deref()))
+}
+
+/// Where the relay pool is kept (one per browser, whatever the identity).
+const RELAY_POOL_KEY: &str = "relay-pool";
+
+/// When to write the relay pool: when the trader's choices or the relays known changed, and
+/// otherwise at most every [`PoolSaver::EVERY_MS`] (round trips change with every ping).
+#[derive(Default)]
+struct PoolSaver {
+    last_ms: u64,
+    last_shape: Vec<(darkswap_net::libp2p::PeerId, darkswap_net::Choice)>,
+}
+
+impl PoolSaver {
+    const EVERY_MS: u64 = 30_000;
+
+    fn due(&mut self, report: &darkswap_net::PoolReport, now_ms: u64) -> bool {
+        let mut shape: Vec<_> = report.relays.iter().map(|r| (r.relay, r.choice)).collect();
+        shape.sort_by_key(|(relay, _)| *relay);
+        if shape != self.last_shape || now_ms >= self.last_ms.saturating_add(Self::EVERY_MS) {
+            self.last_shape = shape;
+            self.last_ms = now_ms;
+            return true;
+        }
+        false
+    }
 }

@@ -208,7 +208,7 @@ pub struct AppState {
     pub relay_url: String,
     pub relay: Relay,
     pub relay_rtt_ms: Option<f64>,
-    /// The relays this page knows, best first (see [`crate::components::relay_pool`]).
+    /// The relays this page knows, best first (the relay pool's ranking).
     pub relay_pool: Rc<Vec<darkswap_net::RelayView>>,
     pub reconnects: u32,
     pub peers: Rc<Vec<String>>,

@@ -27,8 +27,10 @@ pub const AUTH_PROTOCOL: &str = "/darkswap/auth/1";
 pub const NONCE_BYTES: usize = 32;
 
 /// Largest request accepted (before decoding).
-pub const MAX_AUTH_REQUEST_BYTES: u64 =
-    2 * 1024 + crate::relay_record::MAX_RELAY_RECORD_BYTES as u64;
+pub const MAX_AUTH_REQUEST_BYTES: u64 = 2 * 1024 + MAX_ANSWER_RECORD_BYTES as u64;
+/// Cap on the relay record a relay's answer carries (the relay record module's own cap is this
+/// one).
+pub const MAX_ANSWER_RECORD_BYTES: usize = 4 * 1024;
 /// Largest response accepted: an admin listing of [`MAX_ADMIN_ENTRIES`] entries with notes of
 /// [`MAX_TEXT_BYTES`] fits (~160 KB).
 pub const MAX_AUTH_RESPONSE_BYTES: u64 = 192 * 1024;
@@ -413,7 +415,7 @@ pub enum AuthRequest {
         /// The client's identity stamp, when it holds one (`darkswap_auth::stamp`).
         stamp: Option<u64>,
         /// A relay's signed record, with a [`Method::Relay`] answer (at most
-        /// [`MAX_RELAY_RECORD_BYTES`](crate::relay_record::MAX_RELAY_RECORD_BYTES)).
+        /// [`MAX_ANSWER_RECORD_BYTES`]).
         record: Option<Vec<u8>>,
     },
     /// Present a token from an earlier success.
@@ -652,9 +654,10 @@ impl AuthRequest {
                 if a.proof.is_empty() || a.proof.len() > MAX_PROOF_BYTES {
                     return Err(WireError::Field("proof"));
                 }
-                if a.record.as_ref().is_some_and(|r| {
-                    r.is_empty() || r.len() > crate::relay_record::MAX_RELAY_RECORD_BYTES
-                }) {
+                if a.record
+                    .as_ref()
+                    .is_some_and(|r| r.is_empty() || r.len() > MAX_ANSWER_RECORD_BYTES)
+                {
                     return Err(WireError::Field("record"));
                 }
                 Ok(AuthRequest::Answer {
@@ -857,7 +860,7 @@ mod tests {
                 nonce: [7; 32],
                 proof: vec![1; 64],
                 stamp: None,
-                record: Some(vec![5; crate::relay_record::MAX_RELAY_RECORD_BYTES]),
+                record: Some(vec![5; MAX_ANSWER_RECORD_BYTES]),
             },
             AuthRequest::Challenge {
                 method: Method::Relay,
@@ -949,10 +952,7 @@ mod tests {
             AuthRequest::decode(&long_proof),
             Err(WireError::Field("proof"))
         );
-        for record in [
-            Vec::new(),
-            vec![1; crate::relay_record::MAX_RELAY_RECORD_BYTES + 1],
-        ] {
+        for record in [Vec::new(), vec![1; MAX_ANSWER_RECORD_BYTES + 1]] {
             let bad_record = pb::AuthRequest {
                 kind: Some(pb::Request::Answer(pb::Answer {
                     nonce: vec![1; 32],

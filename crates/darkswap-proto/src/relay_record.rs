@@ -46,7 +46,7 @@ pub const RELAY_RECORD_WIRE_VERSION: u32 = 1;
 pub const RELAY_RECORD_SIGNING_DOMAIN: &[u8] = b"darkswap/relay-record/1\0";
 /// Cap on one signed record: sixteen addresses of WebRTC-direct size (about 110 bytes with the
 /// certhash and PeerId) are under 2,000 bytes with the rest.
-pub const MAX_RELAY_RECORD_BYTES: usize = 4 * 1024;
+pub const MAX_RELAY_RECORD_BYTES: usize = crate::auth::MAX_ANSWER_RECORD_BYTES;
 /// Most addresses in one record.
 pub const MAX_RECORD_ADDRS: usize = 16;
 /// Longest address in one record, binary.
