@@ -82,32 +82,12 @@ fn relays(records: &[SignedRelayRecord]) -> BTreeSet<PeerId> {
 /// name C; when C stops, its record is forgotten everywhere once it expires.
 #[tokio::test]
 async fn records_cross_the_mesh_and_expire() -> anyhow::Result<()> {
-    let dirs = [
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-    ];
-    let ids: Vec<PeerId> = dirs
-        .iter()
-        .map(|d| identity(d.path()))
-        .collect::<anyhow::Result<_>>()?;
-    let ports: Vec<Ports> = (0..3).map(|_| Ports::fixed()).collect();
-    let addr = |i: usize| tcp_addr(ports[i].tcp, ids[i]);
-    let common = ["--record-announce-secs", "1", "--record-ttl-secs", "4"];
-    let start = |i: usize, name: &str, peers: &[String]| {
-        let mut args: Vec<&str> = common.to_vec();
-        args.extend(["--relay-name", name, "--relay-region", "loopback"]);
-        for p in peers {
-            args.extend(["--peer", p.as_str()]);
-        }
-        Relay::start(dirs[i].path(), ports[i], &args)
-    };
-    let a = start(0, "relay A", &[addr(1)])?;
-    let b = start(1, "relay B", &[addr(0), addr(2)])?;
-    let c = start(2, "relay C", &[addr(1)])?;
-    let all: BTreeSet<PeerId> = ids.iter().copied().collect();
+    let line = Line::start("4")?;
+    let [a, b, c] = &line.relays;
+    let all = line.all();
+    let addr = |i: usize| line.addr(i);
 
-    let records = served_eventually(&a, T, |r| relays(r) == all).await?;
+    let records = served_eventually(a, T, |r| relays(r) == all).await?;
     // Its own record first.
     assert_eq!(records[0].relay(), a.peer_id);
     let of_c = records
@@ -132,11 +112,65 @@ async fn records_cross_the_mesh_and_expire() -> anyhow::Result<()> {
         0.0
     );
 
-    c.stop()?;
     let left: BTreeSet<PeerId> = [a.peer_id, b.peer_id].into();
+    let [a, b, c] = line.relays;
+    c.stop()?;
     served_eventually(&a, T, |r| relays(r) == left).await?;
     served_eventually(&b, T, |r| relays(r) == left).await?;
     Ok(())
+}
+
+/// Three relays in a line, A—B—C (each lists its neighbours in `peers`), named "relay A" to
+/// "relay C" in region "loopback", announcing every second with records that live `ttl_secs`.
+struct Line {
+    _dirs: [tempfile::TempDir; 3],
+    ids: Vec<PeerId>,
+    ports: Vec<Ports>,
+    relays: [Relay; 3],
+}
+
+impl Line {
+    fn start(ttl_secs: &str) -> anyhow::Result<Self> {
+        let dirs = [
+            tempfile::tempdir()?,
+            tempfile::tempdir()?,
+            tempfile::tempdir()?,
+        ];
+        let ids: Vec<PeerId> = dirs
+            .iter()
+            .map(|d| identity(d.path()))
+            .collect::<anyhow::Result<_>>()?;
+        let ports: Vec<Ports> = (0..3).map(|_| Ports::fixed()).collect();
+        let addr = |i: usize| tcp_addr(ports[i].tcp, ids[i]);
+        let start = |i: usize, name: &str, peers: &[String]| {
+            let mut args = vec!["--record-announce-secs", "1", "--record-ttl-secs", ttl_secs];
+            args.extend(["--relay-name", name, "--relay-region", "loopback"]);
+            for p in peers {
+                args.extend(["--peer", p.as_str()]);
+            }
+            Relay::start(dirs[i].path(), ports[i], &args)
+        };
+        let relays = [
+            start(0, "relay A", &[addr(1)])?,
+            start(1, "relay B", &[addr(0), addr(2)])?,
+            start(2, "relay C", &[addr(1)])?,
+        ];
+        Ok(Line {
+            _dirs: dirs,
+            ids,
+            ports,
+            relays,
+        })
+    }
+
+    /// Relay `i`'s TCP address.
+    fn addr(&self, i: usize) -> String {
+        tcp_addr(self.ports[i].tcp, self.ids[i])
+    }
+
+    fn all(&self) -> BTreeSet<PeerId> {
+        self.ids.iter().copied().collect()
+    }
 }
 
 /// What the hostile relay answers, round after round (the last one for ever after).
@@ -523,37 +557,18 @@ fn cli_relays(relay: &Relay, args: &[&str]) -> anyhow::Result<Vec<(PeerId, Strin
 /// round trip, ranks them; an exclusion is kept in the pool file for the next run, and undone.
 #[tokio::test]
 async fn the_cli_ranks_the_relays_it_learns_and_keeps_its_choices() -> anyhow::Result<()> {
-    let dirs = [
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-    ];
-    let ids: Vec<PeerId> = dirs
-        .iter()
-        .map(|d| identity(d.path()))
-        .collect::<anyhow::Result<_>>()?;
-    let ports: Vec<Ports> = (0..3).map(|_| Ports::fixed()).collect();
-    let addr = |i: usize| tcp_addr(ports[i].tcp, ids[i]);
     // Records outlive the test: the CLI asks for them once a minute.
-    let start = |i: usize, name: &str, peers: &[String]| {
-        let mut args = vec!["--record-announce-secs", "1", "--record-ttl-secs", "120"];
-        args.extend(["--relay-name", name]);
-        for p in peers {
-            args.extend(["--peer", p.as_str()]);
-        }
-        Relay::start(dirs[i].path(), ports[i], &args)
-    };
-    let a = start(0, "relay A", &[addr(1)])?;
-    let _b = start(1, "relay B", &[addr(0), addr(2)])?;
-    let _c = start(2, "relay C", &[addr(1)])?;
-    let all: BTreeSet<PeerId> = ids.iter().copied().collect();
-    served_eventually(&a, T, |r| relays(r) == all).await?;
+    let line = Line::start("120")?;
+    let a = &line.relays[0];
+    let ids = &line.ids;
+    let all = line.all();
+    served_eventually(a, T, |r| relays(r) == all).await?;
 
     let pool = tempfile::tempdir()?;
     let file = pool.path().join("pool.json");
     let file = file.to_str().expect("a UTF-8 path");
     let c = ids[2].to_string();
-    let lines = cli_relays(&a, &["--pool-file", file, "--exclude", &c])?;
+    let lines = cli_relays(a, &["--pool-file", file, "--exclude", &c])?;
     assert_eq!(
         lines.iter().map(|l| l.0).collect::<BTreeSet<_>>(),
         all,
@@ -571,15 +586,15 @@ async fn the_cli_ranks_the_relays_it_learns_and_keeps_its_choices() -> anyhow::R
             assert!(rest.contains("serving"), "{rest}");
         }
         if *peer == ids[1] {
-            assert!(rest.contains("name=\"relay B\""), "{rest}");
+            assert!(rest.contains("name=\"relay B (loopback)\""), "{rest}");
         }
     }
     // The next run starts from the file: C is still excluded.
-    let lines = cli_relays(&a, &["--pool-file", file])?;
+    let lines = cli_relays(a, &["--pool-file", file])?;
     let of_c = lines.iter().find(|l| l.0 == ids[2]).expect("C is known");
     assert!(of_c.2.contains("excluded"), "{of_c:?}");
     // Until the trader takes it back.
-    let lines = cli_relays(&a, &["--pool-file", file, "--auto", &c])?;
+    let lines = cli_relays(a, &["--pool-file", file, "--auto", &c])?;
     let of_c = lines.iter().find(|l| l.0 == ids[2]).expect("C is known");
     assert!(
         of_c.1.parse::<usize>().is_ok() && of_c.2.contains(" ms "),

@@ -580,6 +580,8 @@ fn check_body(body: &OrderBody, freshness: Freshness, now_ms: u64) -> Result<(),
 pub(crate) mod wire {
     use super::*;
 
+    /// The envelope of every signed message: a key, the exact bytes signed, the signature.
+    /// Relay records travel in the same one.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Signed {
         #[prost(bytes = "vec", tag = "1")]

@@ -71,15 +71,8 @@ pub const MAX_RECORDS_RESPONSE_BYTES: u64 =
     (MAX_RECORDS_PER_RESPONSE * (MAX_RELAY_RECORD_BYTES + 8)) as u64;
 
 mod wire {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Signed {
-        #[prost(bytes = "vec", tag = "1")]
-        pub public_key: Vec<u8>,
-        #[prost(bytes = "vec", tag = "2")]
-        pub body: Vec<u8>,
-        #[prost(bytes = "vec", tag = "3")]
-        pub signature: Vec<u8>,
-    }
+    /// The same envelope as an order message's.
+    pub use crate::order::wire::Signed;
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Body {
         #[prost(uint32, tag = "1")]
