@@ -31,6 +31,8 @@ struct Proof {
     /// doubled with each refusal up to [`MAX_PROOF_BACKOFF_MS`].
     refusals: u32,
     refused_at_ms: u64,
+    /// Until when the other relay's grant holds (its clock): we prove ourselves again before.
+    granted_until_ms: u64,
 }
 
 /// The longest wait before proving ourselves again to a relay that refused us.
@@ -239,19 +241,27 @@ impl Federation {
     }
 
     /// The first request of our proof to the configured peer relay `peer`, unless one is
-    /// under way or was accepted on this connection. A refused one is tried again after its
-    /// backoff: the other operator may have listed us since. `None` too before this relay has
-    /// a record.
+    /// under way or an accepted one still holds (it is renewed before the other relay's grant
+    /// ends, which would leave us a mere anonymous peer there). A refused one is tried again
+    /// after its backoff: the other operator may have listed us since. `None` too before this
+    /// relay has a record.
     pub fn start_proof(&mut self, peer: PeerId, now_ms: u64) -> Option<AuthRequest> {
         if !self.configured.contains_key(&peer) {
             return None;
         }
+        let margin = self.announce_ms.saturating_mul(2).max(60_000);
         let refusals = match self.proofs.get(&peer) {
             None => 0,
+            Some(p) if p.accepted == Some(true) => {
+                if now_ms.saturating_add(margin) < p.granted_until_ms {
+                    return None;
+                }
+                0
+            }
             Some(p) if p.accepted == Some(false) => {
                 let backoff = self
                     .announce_ms
-                    .saturating_mul(1 << p.refusals.min(20))
+                    .saturating_mul(1 << p.refusals.saturating_sub(1).min(20))
                     .min(MAX_PROOF_BACKOFF_MS);
                 if now_ms < p.refused_at_ms.saturating_add(backoff) {
                     return None;
@@ -271,6 +281,7 @@ impl Federation {
                 accepted: None,
                 refusals,
                 refused_at_ms: 0,
+                granted_until_ms: 0,
             },
         );
         Some(request)
@@ -290,6 +301,7 @@ impl Federation {
             Step::Granted(grant) => {
                 tracing::info!(%peer, level = grant.level.label(), "peer relay accepted this relay");
                 proof.accepted = Some(true);
+                proof.granted_until_ms = grant.expires_at_ms;
                 "ok"
             }
             Step::Refused(reason) => {
@@ -370,6 +382,65 @@ mod tests {
         format!("/ip4/127.0.0.1/tcp/4001/p2p/{}", key.public().to_peer_id())
             .parse()
             .unwrap()
+    }
+
+    /// Our proof to a configured peer relay: sent once the record exists, not again while the
+    /// grant holds, renewed before it ends; after a refusal, tried again after a backoff that
+    /// doubles.
+    #[test]
+    fn proofs_are_renewed_before_the_grant_ends_and_backed_off_when_refused() {
+        use darkswap_proto::auth::{AuthRequest, Grant};
+        let metrics = RelayMetrics::register(&mut prometheus_client::registry::Registry::default());
+        let (a, b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let peer = b.public().to_peer_id();
+        let configured = HashMap::from([(peer, addr(&b))]);
+        let mut f = Federation::new(a.clone(), configured, &config(), vec![], limits(), 8);
+        let now = darkswap_proto::unix_time_ms();
+        assert!(f.start_proof(peer, now).is_none(), "no record yet");
+        f.refresh(vec![addr(&a)], 0, now).unwrap();
+        assert!(matches!(
+            f.start_proof(peer, now),
+            Some(AuthRequest::Challenge {
+                method: Method::Relay
+            })
+        ));
+        assert!(f.start_proof(peer, now).is_none(), "one at a time");
+        let granted = |until| {
+            AuthResponse::Granted(Grant {
+                level: darkswap_auth::Level::Trusted,
+                method: Method::Relay,
+                token: Vec::new(),
+                expires_at_ms: until,
+                limits: None,
+            })
+        };
+        assert!(f
+            .on_proof_response(&peer, granted(now + 3_600_000), &metrics, now)
+            .is_none());
+        assert!(
+            f.start_proof(peer, now + 3_000_000).is_none(),
+            "the grant holds"
+        );
+        assert!(
+            f.start_proof(peer, now + 3_600_000 - 60_000).is_some(),
+            "renewed a minute before the grant ends"
+        );
+        // Refused: the next try waits an announce period (30 s), then two.
+        let refused = || AuthResponse::Refused {
+            reason: darkswap_auth::RefuseReason::NotAllowed,
+        };
+        let t = now + 3_600_000;
+        f.on_proof_response(&peer, refused(), &metrics, t);
+        assert!(f.start_proof(peer, t + 29_999).is_none());
+        assert!(f.start_proof(peer, t + 30_000).is_some());
+        f.on_proof_response(&peer, refused(), &metrics, t + 30_000);
+        assert!(f.start_proof(peer, t + 30_000 + 59_999).is_none());
+        assert!(f.start_proof(peer, t + 30_000 + 60_000).is_some());
+        // Gone: proved again at once when it is back.
+        f.gone(&peer);
+        assert!(f.start_proof(peer, t + 90_001).is_some());
+        // Never to a relay that is not configured.
+        assert!(f.start_proof(a.public().to_peer_id(), now).is_none());
     }
 
     #[test]

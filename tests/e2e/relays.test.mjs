@@ -38,7 +38,7 @@ test('the page lists the relays its relay knows, measures them, and keeps an exc
   const row = (id) => `[data-testid=relay-row][data-relay="${id}"]`;
   const measured = (id) => `${row(id)} [data-testid=relay-rtt]:has-text(" ms")`;
   // A learns B within an announce period; the page asks A for its records when it is let in
-  // and then once a minute: B appears, and the browser measures it.
+  // and then every 30 s: B appears, and the browser measures it.
   await page.waitForSelector(measured(idA), { timeout: 30000 });
   await page.waitForSelector(measured(idB), { timeout: 90000 });
   assert.match(await page.textContent(row(idA)), /relay A/);

@@ -557,7 +557,7 @@ fn cli_relays(relay: &Relay, args: &[&str]) -> anyhow::Result<Vec<(PeerId, Strin
 /// round trip, ranks them; an exclusion is kept in the pool file for the next run, and undone.
 #[tokio::test]
 async fn the_cli_ranks_the_relays_it_learns_and_keeps_its_choices() -> anyhow::Result<()> {
-    // Records outlive the test: the CLI asks for them once a minute.
+    // Records outlive the test: the CLI asks for them every 30 s.
     let line = Line::start("120")?;
     let a = &line.relays[0];
     let ids = &line.ids;

@@ -61,7 +61,8 @@ pub struct NodeConfig {
     pub saved_relay_pool: Option<darkswap_relays::SavedPool>,
     /// Dial the pool's other relays to measure them (off: rank by what the records say).
     pub probe_relays: bool,
-    /// How often the relay is asked for the relay records it knows.
+    /// How often the relay is asked for the relay records it knows (the relays' own announce
+    /// period by default).
     pub records_interval: Duration,
 }
 
@@ -73,7 +74,7 @@ impl NodeConfig {
     /// messages for each of at most 64 peers waiting for a connection,
     /// [`MarketLimits::default`], the identity credential, no cached token, auth retried 30 s
     /// after a refusal, the default rekey policy, the default relay pool (probed, records asked
-    /// for every 60 s).
+    /// for every 30 s).
     pub fn new(relay_addrs: Vec<Multiaddr>) -> Self {
         Self {
             relay_addrs,
@@ -107,7 +108,7 @@ impl Default for NodeConfig {
             relay_pool: darkswap_relays::PoolConfig::default(),
             saved_relay_pool: None,
             probe_relays: true,
-            records_interval: Duration::from_secs(60),
+            records_interval: Duration::from_secs(30),
         }
     }
 }
