@@ -35,6 +35,28 @@ fn serves(relay: &Relay, who: PeerId) -> Result<bool> {
     }))
 }
 
+/// What a relay's metrics say of its federation, for a run that failed: its connections, its
+/// peer relays, its proofs both ways and its records (non-zero series only).
+fn federation_state(relay: &Relay) -> String {
+    let Ok((_, body)) = relay.get("/metrics") else {
+        return "  /metrics unreadable".into();
+    };
+    body.lines()
+        .filter(|l| {
+            !l.starts_with('#')
+                && (l.starts_with("darkswap_relay_federation_proofs_total")
+                    || l.starts_with("darkswap_relay_relay_record")
+                    || l.starts_with("darkswap_relay_peer_relays")
+                    || l.starts_with("darkswap_relay_auth_attempts_total{method=\"relay\"")
+                    || l.starts_with("darkswap_relay_connections_active")
+                    || l.starts_with("darkswap_relay_connections_denied_total")
+                    || l.starts_with("darkswap_relay_requests_unreadable_total"))
+                && !l.ends_with(" 0")
+        })
+        .map(|l| format!("  {l}\n"))
+        .collect()
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -93,6 +115,9 @@ async fn main() -> Result<()> {
         let mut client_at = None;
         while relay_at.is_none() || client_at.is_none() {
             if Instant::now() > deadline {
+                for (name, relay) in [("A", &a), ("B", &b), ("C", &c)] {
+                    eprintln!("{name} ({}):\n{}", relay.peer_id, federation_state(relay));
+                }
                 bail!("run {run}: C not discovered (relay {relay_at:?}, client {client_at:?})");
             }
             if relay_at.is_none() && serves(&a, c.peer_id)? {
