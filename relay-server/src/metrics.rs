@@ -217,6 +217,10 @@ pub struct RelayMetrics {
     /// Peer relays the operator configured (`peers`): with `peer_relays_connected` at 0, the
     /// relay has lost its whole mesh.
     pub peer_relays_configured: Gauge,
+    /// Dials to configured peer relays that failed, by reason: refused (nothing listens),
+    /// address_in_use (no local address/port to dial from), timeout, wrong_peer_id, denied (our
+    /// own limits), other.
+    pub peer_relay_dial_failures: Family<ReasonLabels, Counter>,
     /// Relay records taken from peer relays, by outcome: new, updated.
     pub relay_records_accepted: Family<OutcomeLabels, Counter>,
     /// Relay records refused, by reason (every check of the record, and replayed, own, full).
@@ -291,6 +295,7 @@ impl RelayMetrics {
             book_sync_requests: Family::default(),
             peer_relays_connected: Gauge::default(),
             peer_relays_configured: Gauge::default(),
+            peer_relay_dial_failures: Family::default(),
             relay_records_accepted: Family::default(),
             relay_records_refused: Family::default(),
             relay_records_known: Gauge::default(),
@@ -503,6 +508,11 @@ impl RelayMetrics {
             m.peer_relays_configured.clone(),
         );
         r.register(
+            "peer_relay_dial_failures",
+            "Dials to configured peer relays that failed, by reason (refused, address_in_use, timeout, wrong_peer_id, denied, other)",
+            m.peer_relay_dial_failures.clone(),
+        );
+        r.register(
             "relay_records_accepted",
             "Relay records taken from peer relays, by outcome (new, updated)",
             m.relay_records_accepted.clone(),
@@ -658,6 +668,18 @@ impl RelayMetrics {
         for reason in darkswap_relays::SetRefusal::labels() {
             let _ = self
                 .relay_records_refused
+                .get_or_create(&Self::reason(reason));
+        }
+        for reason in [
+            "refused",
+            "address_in_use",
+            "timeout",
+            "wrong_peer_id",
+            "denied",
+            "other",
+        ] {
+            let _ = self
+                .peer_relay_dial_failures
                 .get_or_create(&Self::reason(reason));
         }
         for outcome in ["new", "updated"] {

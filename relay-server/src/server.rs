@@ -16,7 +16,8 @@ use libp2p::core::transport::ListenerId;
 use libp2p::core::ConnectedPoint;
 use libp2p::metrics::Recorder;
 use libp2p::request_response;
-use libp2p::swarm::{ListenError, SwarmEvent};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{DialError, ListenError, SwarmEvent};
 use libp2p::{relay, Multiaddr, PeerId, Swarm};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -537,6 +538,18 @@ impl LoopState {
                     .get_or_create(&RelayMetrics::reason(reason))
                     .inc();
             }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } if self.federation.is_configured(&peer) => {
+                let reason = dial_failure(&error);
+                tracing::debug!(%peer, reason, "cannot reach peer relay: {error}");
+                self.metrics
+                    .peer_relay_dial_failures
+                    .get_or_create(&RelayMetrics::reason(reason))
+                    .inc();
+            }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(swarm, event),
             _ => {}
         }
@@ -1008,11 +1021,20 @@ impl LoopState {
         }
     }
 
-    /// Dials every configured peer relay we are not connected to.
+    /// Dials every configured peer relay we are neither connected to nor dialing. From a new
+    /// local port: libp2p's default binds the dial to our listening port (for hole punching,
+    /// which relays do not do), and on Linux that bind fails with "address in use" while a
+    /// closed connection on that port sits in TIME_WAIT (60 s); libp2p retries without the
+    /// bind only for "address not available". Seen in CI after benchmarks left ~1,600 such
+    /// sockets on loopback: a new relay could not reach its peer relay for a minute.
     fn dial_peer_relays(&mut self, swarm: &mut Swarm<RelayBehaviour>) {
         for (peer, addr) in self.federation.configured() {
             if !swarm.is_connected(peer) {
-                if let Err(e) = swarm.dial(addr.clone()) {
+                let opts = DialOpts::peer_id(*peer)
+                    .addresses(vec![addr.clone()])
+                    .allocate_new_port()
+                    .build();
+                if let Err(e) = swarm.dial(opts) {
                     tracing::debug!(%peer, "cannot dial peer relay: {e}");
                 }
             }
@@ -1101,5 +1123,32 @@ fn standing(
 fn cut_off(swarm: &mut Swarm<RelayBehaviour>, peers: Vec<PeerId>) {
     for peer in peers {
         swarm.disconnect_peer_id(peer).ok();
+    }
+}
+
+/// Why a dial to a peer relay failed, as a metrics label. The OS error sits under the DNS, TCP
+/// and `Either` wrappers of the transport stack, which hide it from `Error::source` (an
+/// `Either` passes on its inner error's source, not the error itself), so it is read from the
+/// last "(os error N)" in the message: N is the errno, typed again by `from_raw_os_error`.
+fn dial_failure(error: &DialError) -> &'static str {
+    match error {
+        DialError::WrongPeerId { .. } | DialError::LocalPeerId { .. } => "wrong_peer_id",
+        DialError::Denied { .. } => "denied",
+        DialError::Transport(_) => {
+            let text = error.to_string();
+            let errno = text.rsplit_once("(os error ").and_then(|(_, rest)| {
+                rest.split_once(')')
+                    .and_then(|(n, _)| n.parse::<i32>().ok())
+            });
+            match errno.map(|n| std::io::Error::from_raw_os_error(n).kind()) {
+                Some(std::io::ErrorKind::ConnectionRefused) => "refused",
+                Some(std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable) => {
+                    "address_in_use"
+                }
+                Some(std::io::ErrorKind::TimedOut) => "timeout",
+                _ => "other",
+            }
+        }
+        _ => "other",
     }
 }

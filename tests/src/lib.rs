@@ -101,7 +101,9 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Starts the relay with `data_dir`, `ports` and extra flags, and waits for "ready".
+    /// Starts the relay with `data_dir`, `ports` and extra flags, and waits for "ready". It logs
+    /// warnings to the test's stderr; `DARKSWAP_TEST_RELAY_LOG` (a `RUST_LOG` filter) asks for
+    /// more, e.g. `warn,darkswap_relay::server=debug,libp2p_swarm=debug` to see every dial.
     pub fn start(data_dir: &Path, ports: Ports, extra: &[&str]) -> Result<Self> {
         Self::serving(data_dir, Path::new("/nonexistent"), ports, extra)
     }
@@ -119,7 +121,10 @@ impl Relay {
             .arg("--web-dir")
             .arg(web_dir)
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("DARKSWAP_TEST_RELAY_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().context("cannot start darkswap-relay")?;

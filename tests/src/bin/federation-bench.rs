@@ -46,7 +46,7 @@ fn federation_state(relay: &Relay) -> String {
             !l.starts_with('#')
                 && (l.starts_with("darkswap_relay_federation_proofs_total")
                     || l.starts_with("darkswap_relay_relay_record")
-                    || l.starts_with("darkswap_relay_peer_relays")
+                    || l.starts_with("darkswap_relay_peer_relay")
                     || l.starts_with("darkswap_relay_auth_attempts_total{method=\"relay\"")
                     || l.starts_with("darkswap_relay_connections_active")
                     || l.starts_with("darkswap_relay_connections_denied_total")
