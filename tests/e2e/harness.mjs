@@ -66,11 +66,11 @@ export function startRelay(dataDir, ports, extra = [], webDir = WEB_DIR) {
   });
 }
 
-export function stopRelay(relay) {
+export function stopRelay(relay, signal = 'SIGTERM') {
   return new Promise((ok) => {
-    if (relay.child.exitCode !== null) return ok(relay.child.exitCode);
+    if (relay.child.exitCode !== null || relay.child.signalCode !== null) return ok(relay.child.exitCode);
     relay.child.once('exit', (code) => ok(code));
-    relay.child.kill('SIGTERM');
+    relay.child.kill(signal);
   });
 }
 

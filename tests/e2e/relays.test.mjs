@@ -1,6 +1,7 @@
 // The page's relay pool with two real relays that peer: the page served by A learns B from A's
 // signed records, measures both from the browser, ranks them, and keeps the trader's exclusion
-// of B across a reload (IndexedDB) until the trader takes it back.
+// of B across a reload (IndexedDB) until the trader takes it back. Then A is killed: the page
+// moves to B at once, is reserved there, and says what happened.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -63,4 +64,14 @@ test('the page lists the relays its relay knows, measures them, and keeps an exc
   await page.click(`${row(idB)} [data-choose=auto]`);
   await page.waitForSelector(`${row(idB)}[data-state=usable]`, { timeout: 30000 });
   await page.waitForSelector(measured(idB), { timeout: 30000 });
+
+  // A dies (SIGKILL: no goodbye): the page moves to B, reserves there, and says so.
+  const killed = Date.now();
+  await stopRelay(a, 'SIGKILL');
+  const moved = `[data-testid=relay-failover][data-from="${idA}"][data-to="${idB}"]`;
+  await page.waitForSelector(moved, { timeout: 30000 });
+  await page.waitForSelector(reserved, { timeout: 30000 });
+  console.log(`# page: relay killed → reserved on the other relay in ${Date.now() - killed} ms`);
+  assert.match(await page.textContent(moved), /Moved from relay .* to relay .* when it was lost \(1 move this visit\)/);
+  await page.screenshot({ path: join(OUT, 'relays-failover.png'), fullPage: true });
 });

@@ -279,6 +279,13 @@ impl Relay {
         self.terminate()
     }
 
+    /// Kills the relay at once (SIGKILL), as a crash or a pulled plug would: no goodbye to its
+    /// peers; the kernel resets its connections.
+    pub fn kill(mut self) -> Result<std::process::ExitStatus> {
+        self.child.kill()?;
+        Ok(self.child.wait()?)
+    }
+
     fn terminate(&mut self) -> Result<std::process::ExitStatus> {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
+use darkswap_net::libp2p::PeerId;
 use darkswap_net::{BookView, MessageId, NodeEvent, OwnOrder, RelayStatus, Trade, TradingEvent};
 use darkswap_orderbook::{BtcUnit, Pair, Units};
 
@@ -211,6 +212,9 @@ pub struct AppState {
     /// The relays this page knows, best first (the relay pool's ranking).
     pub relay_pool: Rc<Vec<darkswap_net::RelayView>>,
     pub reconnects: u32,
+    /// The last move of the link to another relay (from, to), and how many there were.
+    pub failover: Option<(PeerId, PeerId)>,
+    pub failovers: u32,
     pub peers: Rc<Vec<String>>,
     pub links: Rc<BTreeMap<String, PeerLink>>,
     pub log: Rc<VecDeque<Entry>>,
@@ -243,6 +247,8 @@ impl AppState {
             relay_rtt_ms: None,
             relay_pool: Rc::default(),
             reconnects: 0,
+            failover: None,
+            failovers: 0,
             peers: Rc::default(),
             links: Rc::default(),
             log: Rc::default(),
@@ -510,6 +516,10 @@ impl AppState {
                     }
                     if !matches!(status, RelayStatus::Reserved { .. }) {
                         s.relay_rtt_ms = None;
+                    }
+                    if let RelayStatus::FailingOver { from, to } = &status {
+                        s.failover = Some((*from, *to));
+                        s.failovers += 1;
                     }
                     if matches!(status, RelayStatus::Connecting { .. }) {
                         // A grant lives only as long as the connection it was made on.

@@ -61,6 +61,9 @@ pub struct NodeConfig {
     pub saved_relay_pool: Option<darkswap_relays::SavedPool>,
     /// Dial the pool's other relays to measure them (off: rank by what the records say).
     pub probe_relays: bool,
+    /// When the link's relay is lost or refuses us, move to the best other relay of the pool
+    /// (off: wait for that relay and redial it after its backoff).
+    pub fail_over: bool,
     /// How often the relay is asked for the relay records it knows (the relays' own announce
     /// period by default).
     pub records_interval: Duration,
@@ -108,6 +111,7 @@ impl Default for NodeConfig {
             relay_pool: darkswap_relays::PoolConfig::default(),
             saved_relay_pool: None,
             probe_relays: true,
+            fail_over: true,
             records_interval: Duration::from_secs(30),
         }
     }

@@ -47,6 +47,14 @@ pub enum RelayStatus {
         /// authentication when the relay refused us.
         retry_in: Duration,
     },
+    /// The link's relay was lost or refused us, and the link moves to the best other relay of
+    /// the pool, dialed at once: our orders are published again there once we are granted.
+    FailingOver {
+        /// The relay we leave.
+        from: PeerId,
+        /// The relay we go to.
+        to: PeerId,
+    },
 }
 
 impl RelayStatus {
@@ -57,6 +65,7 @@ impl RelayStatus {
             RelayStatus::Connected { .. } => "connected",
             RelayStatus::Reserved { .. } => "reserved",
             RelayStatus::Failed { .. } => "error",
+            RelayStatus::FailingOver { .. } => "failing-over",
         }
     }
 }

@@ -69,6 +69,8 @@ pub struct ClientMetrics {
     pub settle_undelivered: u64,
     /// Handshakes and sealed trade frames refused, by reason (a closed set from darkswap-e2e).
     pub e2e_frames_rejected: BTreeMap<&'static str, u64>,
+    /// Times the link moved to another relay of the pool (its own was lost or refused us).
+    pub failovers: u64,
     /// The level the relay granted us on this connection (none while not granted).
     pub auth_level: Option<&'static str>,
     /// When the relay's grant (our token) expires, unix ms.
@@ -87,6 +89,9 @@ impl ClientMetrics {
             NodeEvent::Relay(status) => {
                 if matches!(status, RelayStatus::Failed { .. }) && self.was_reserved {
                     self.reconnects += 1;
+                }
+                if matches!(status, RelayStatus::FailingOver { .. }) {
+                    self.failovers += 1;
                 }
                 self.was_reserved = matches!(status, RelayStatus::Reserved { .. });
                 if matches!(

@@ -98,7 +98,8 @@ pub async fn new_node(
         config.records_interval,
         config.probe_relays,
         unix_time_ms(),
-    );
+    )
+    .with_failover(config.fail_over);
     let orders = Orders::new(
         keypair.clone(),
         config.market_limits.clone(),
@@ -318,7 +319,17 @@ impl Node {
         if !self.probe_relays(now_ms).await {
             return false;
         }
+        if !self.leave_if_refused().await {
+            return false;
+        }
         if self.link.dial_due(now) {
+            // The relay we wait for may have been overtaken while we waited (its backoff in
+            // the pool, a probe that found another).
+            if let Some(moving) = self.fail_over(now_ms) {
+                if !self.status(moving).await {
+                    return false;
+                }
+            }
             return self.dial_relay().await;
         }
         if self.auth.grant_expired(now_ms) {
@@ -414,17 +425,75 @@ impl Node {
         }
     }
 
-    /// The link is gone: everything granted and reserved on it goes too; report why and when
-    /// we dial again.
+    /// The link is gone: everything granted and reserved on it goes too; report why, and
+    /// where and when we dial next.
     async fn relay_lost(&mut self, reason: String) -> bool {
+        let now_ms = unix_time_ms();
+        self.probes.serving_failed(Failure::Lost, now_ms);
+        let statuses = self.drop_link(reason, now_ms);
+        self.statuses(statuses).await
+    }
+
+    /// Forgets everything granted and reserved on the link (it is gone, or we leave its
+    /// relay), and moves it to the pool's best other relay when there is one. Returns what to
+    /// report: the failure, and the move or the wait before the next dial.
+    fn drop_link(&mut self, reason: String, now_ms: u64) -> Vec<RelayStatus> {
         let (retry_in, listener) = self.link.lost(Instant::now());
-        self.probes.serving_failed(Failure::Lost, unix_time_ms());
         self.auth.reset();
         self.orders.relay_lost();
         if let Some(id) = listener {
             self.swarm.remove_listener(id);
         }
-        self.status(RelayStatus::Failed { reason, retry_in }).await
+        match self.fail_over(now_ms) {
+            Some(moving) => vec![
+                RelayStatus::Failed {
+                    reason,
+                    retry_in: Duration::ZERO,
+                },
+                moving,
+            ],
+            None => vec![RelayStatus::Failed { reason, retry_in }],
+        }
+    }
+
+    /// While the link is down: moves it to the pool's best other relay, if there is one, to
+    /// be dialed at once. Returns the move to report.
+    fn fail_over(&mut self, now_ms: u64) -> Option<RelayStatus> {
+        let (to, addrs) = self.probes.fail_over_target(now_ms)?;
+        let from = self.link.relay();
+        if let Err(e) = self.link.retarget(&addrs, Instant::now()) {
+            tracing::debug!(%to, "cannot move to relay: {e}");
+            return None;
+        }
+        self.probes.linked(to);
+        tracing::info!(%from, %to, "moving to another relay");
+        Some(RelayStatus::FailingOver { from, to })
+    }
+
+    /// While the link's relay refuses us (connected, not granted): leaves it when the pool has
+    /// another relay to offer.
+    async fn leave_if_refused(&mut self) -> bool {
+        let now_ms = unix_time_ms();
+        if !self.link.is_up()
+            || self.auth.is_authed()
+            || !self.probes.serving_refused()
+            || self.probes.fail_over_target(now_ms).is_none()
+        {
+            return true;
+        }
+        let relay = self.link.relay();
+        let _ = self.swarm.disconnect_peer_id(relay);
+        let statuses = self.drop_link("the relay refused us".to_string(), now_ms);
+        self.statuses(statuses).await
+    }
+
+    async fn statuses(&mut self, statuses: Vec<RelayStatus>) -> bool {
+        for status in statuses {
+            if !self.status(status).await {
+                return false;
+            }
+        }
+        true
     }
 
     async fn reserve(&mut self) -> bool {
@@ -533,6 +602,7 @@ impl Node {
                 self.emit(NodeEvent::Auth(event)).await
             }
             AuthOutcome::Granted { grant, first } => {
+                self.probes.serving_admitted();
                 if let Some(announced) = grant.limits {
                     // From now on we keep under what this relay enforces.
                     let limits = self.config.market_limits.clone().with_announced(announced);
@@ -550,10 +620,15 @@ impl Node {
                 if !self.emit(NodeEvent::Auth(event)).await {
                     return false;
                 }
-                match status {
-                    Some(status) => self.status(status).await,
-                    None => true,
-                }
+                let Some(status) = status else {
+                    // A refused refresh: what we hold runs to its expiry.
+                    return true;
+                };
+                // Not let in: the pool ranks this relay last until it lets us in, and we leave
+                // it for another as soon as the pool has one (at once, or on a later tick).
+                self.probes
+                    .serving_failed(Failure::AuthRefused, unix_time_ms());
+                self.status(status).await && self.leave_if_refused().await
             }
         }
     }

@@ -89,6 +89,27 @@ impl RelayLink {
         })
     }
 
+    /// Moves the link to another relay (a failover), dialed at once: only while the link is
+    /// down, so nothing granted or reserved on the old relay is left behind. The addresses must
+    /// all name the new relay and include one this target dials; otherwise the link is left as
+    /// it was.
+    pub fn retarget(&mut self, addrs: &[Multiaddr], now: Instant) -> Result<(), RelayAddrError> {
+        debug_assert!(self.link.is_none() && self.circuit_listener.is_none());
+        let relay = relay_peer_id(addrs)?;
+        let addrs = sort_for_dialing(addrs);
+        if addrs.is_empty() {
+            return Err(RelayAddrError::NoDialableAddress);
+        }
+        self.relay = relay;
+        self.addrs = addrs;
+        self.dialing = false;
+        self.attempt = 0;
+        self.next_dial_at = Some(now);
+        self.reserved = false;
+        self.next_reserve_at = None;
+        Ok(())
+    }
+
     /// The relay's PeerId.
     pub fn relay(&self) -> PeerId {
         self.relay
@@ -349,5 +370,33 @@ mod tests {
         assert!(!link.is_reserved());
         assert!(!link.reserve_due(true, now));
         assert!(link.reserve_due(true, now + wait));
+    }
+
+    #[test]
+    fn a_lost_link_moves_to_another_relay_and_dials_it_at_once() {
+        let now = Instant::now();
+        let (_, addr, mut link) = relay_link(now);
+        link.dial();
+        link.dialing();
+        link.established(ConnectionId::new_unchecked(1), &addr, TransportKind::Tcp);
+        let (wait, _) = link.lost(now);
+        assert!(!link.dial_due(now), "the old relay waits {wait:?}");
+        let other = PeerId::random();
+        let ws: Multiaddr = format!("/ip4/127.0.0.1/tcp/4002/ws/p2p/{other}")
+            .parse()
+            .unwrap();
+        let foreign: Multiaddr = format!("/ip4/127.0.0.1/tcp/4003/p2p/{}", PeerId::random())
+            .parse()
+            .unwrap();
+        assert!(
+            link.retarget(&[ws.clone(), foreign], now).is_err(),
+            "addresses of two relays"
+        );
+        assert_ne!(link.relay(), other, "a refused target changes nothing");
+        link.retarget(std::slice::from_ref(&ws), now).unwrap();
+        assert_eq!(link.relay(), other);
+        assert!(link.dial_due(now));
+        let (_, attempt) = link.dial();
+        assert_eq!(attempt, 1, "the new relay's attempts count from 1");
     }
 }

@@ -39,6 +39,8 @@ pub(crate) struct RelayProbes {
     records_every_ms: u64,
     next_records_ms: u64,
     probing: bool,
+    /// Whether the link may move to another relay of the pool when its own fails.
+    failover: bool,
     changed: bool,
     last_report_ms: u64,
     records_at_ms: Option<u64>,
@@ -73,10 +75,18 @@ impl RelayProbes {
             records_every_ms: ms(records_every),
             next_records_ms: 0,
             probing,
+            failover: false,
             changed: true,
             last_report_ms: 0,
             records_at_ms: None,
         }
+    }
+
+    /// Lets the link move to another relay of the pool when its own fails (see
+    /// [`RelayProbes::fail_over`]).
+    pub fn with_failover(mut self, on: bool) -> Self {
+        self.failover = on;
+        self
     }
 
     /// A relay of the pool other than the serving one: its connections are probes, not traders.
@@ -113,10 +123,51 @@ impl RelayProbes {
         self.changed = true;
     }
 
-    /// The link to the serving relay failed.
+    /// The link's relay failed (lost, unreachable, or it refused our authentication).
     pub fn serving_failed(&mut self, why: Failure, now_ms: u64) {
         self.pool.failed(&self.serving, why, now_ms);
         self.changed = true;
+    }
+
+    /// Where the link should go now that it is down: the best usable relay of the pool when
+    /// that is another one than the link's (the link's own relay just failed, so it backs off
+    /// in the pool and ranks out), with its addresses in this platform's order. A relay with a
+    /// probe in flight is passed over: its probe connection would stand in the link's way.
+    /// `None`: stay and redial the link's relay after its backoff (no other relay is usable,
+    /// or failover is off).
+    pub fn fail_over_target(&self, now_ms: u64) -> Option<(PeerId, Vec<Multiaddr>)> {
+        if !self.failover {
+            return None;
+        }
+        let (relay, addrs) = self
+            .pool
+            .ranked(now_ms)
+            .into_iter()
+            .filter(|v| v.rank.is_some() && !self.in_flight.contains_key(&v.relay))
+            .find_map(|v| {
+                let addrs = sort_for_dialing(&v.addrs);
+                (!addrs.is_empty()).then_some((v.relay, addrs))
+            })?;
+        (relay != self.serving).then_some((relay, addrs))
+    }
+
+    /// The link moved to `relay`: its pings measure that relay from now on, and the one it
+    /// left is probed like any other.
+    pub fn linked(&mut self, relay: PeerId) {
+        self.serving = relay;
+        self.changed = true;
+    }
+
+    /// Whether the link's relay refused us and has not let us in since.
+    pub fn serving_refused(&self) -> bool {
+        self.pool.refused(&self.serving)
+    }
+
+    /// The link's relay granted us a level: a refusal it made before is forgotten.
+    pub fn serving_admitted(&mut self) {
+        if self.pool.admitted(&self.serving) {
+            self.changed = true;
+        }
     }
 
     /// The relays to dial now, with their addresses in this platform's order, each marked in
@@ -310,5 +361,51 @@ mod tests {
         );
         p.records(&[record(&Keypair::generate_ed25519())], NOW);
         assert!(p.due(NOW).is_empty());
+    }
+
+    #[test]
+    fn a_failed_link_moves_to_the_best_other_relay_not_being_probed() {
+        let (p, serving) = probes();
+        let mut p = p.with_failover(true);
+        let others: Vec<Keypair> = (0..2).map(|_| Keypair::generate_ed25519()).collect();
+        p.records(&others.iter().map(record).collect::<Vec<_>>(), NOW);
+        let (fast, slow) = (
+            others[0].public().to_peer_id(),
+            others[1].public().to_peer_id(),
+        );
+        p.serving_rtt(Duration::from_millis(5), NOW);
+        assert_eq!(
+            p.fail_over_target(NOW),
+            None,
+            "the link's relay is the best"
+        );
+        let due = p.due(NOW);
+        assert_eq!(due.len(), 2);
+        p.pinged(&fast, Duration::from_millis(20), NOW);
+        p.serving_failed(Failure::Lost, NOW);
+        // The slow one is still being probed: passed over, and the fast one is measured.
+        let (to, addrs) = p.fail_over_target(NOW).unwrap();
+        assert_eq!(to, fast);
+        assert!(!addrs.is_empty());
+        p.linked(to);
+        assert_eq!(p.serving, fast);
+        assert!(
+            p.is_other_relay(&serving),
+            "the old link's relay is probed now"
+        );
+        // The new relay refuses us: ranked last, and we would leave it for the slow one once
+        // its probe is over.
+        p.serving_failed(Failure::AuthRefused, NOW);
+        assert!(p.serving_refused());
+        assert_eq!(p.fail_over_target(NOW), None, "the slow one is in flight");
+        p.pinged(&slow, Duration::from_millis(90), NOW);
+        assert_eq!(p.fail_over_target(NOW).map(|t| t.0), Some(slow));
+        p.serving_admitted();
+        assert!(!p.serving_refused());
+        // Off, nothing moves.
+        let mut off = probes().0;
+        off.serving_failed(Failure::Lost, NOW);
+        off.records(&[record(&others[0])], NOW);
+        assert_eq!(off.fail_over_target(NOW), None);
     }
 }

@@ -118,6 +118,11 @@ impl Entry {
             choice: Choice::Auto,
         }
     }
+
+    /// The relay refused to let us in, and has not granted us a level since.
+    fn refused(&self) -> bool {
+        self.last_failure == Some(Failure::AuthRefused)
+    }
 }
 
 /// A relay's line in the pool, best first in [`RelayPool::ranked`].
@@ -125,7 +130,7 @@ impl Entry {
 pub struct RelayView {
     /// Its PeerId.
     pub relay: PeerId,
-    /// Its rank, from 1; `None` when it is not usable now (excluded, backing off, refused us).
+    /// Its rank, from 1; `None` when it is not usable now (excluded, backing off).
     pub rank: Option<usize>,
     /// Its record's name and region (empty without a record).
     pub name: String,
@@ -233,8 +238,12 @@ impl RelayPool {
                 None => rtt_ms,
             });
             e.successes = e.successes.saturating_add(1);
-            e.failures = 0;
-            e.next_try_ms = 0;
+            // An answer proves the relay is there, not that it lets us in: a refusal keeps
+            // its backoff.
+            if e.last_failure != Some(Failure::AuthRefused) {
+                e.failures = 0;
+                e.next_try_ms = 0;
+            }
             e.last_probe_ms = Some(now_ms);
         }
     }
@@ -252,6 +261,26 @@ impl RelayPool {
                 .min(max);
             e.next_try_ms = now_ms.saturating_add(wait);
         }
+    }
+
+    /// `relay` granted us a level: a refusal it made before no longer keeps it out of the
+    /// ranking.
+    /// Returns whether that changed anything.
+    pub fn admitted(&mut self, relay: &PeerId) -> bool {
+        match self.entries.get_mut(relay) {
+            Some(e) if e.refused() => {
+                e.last_failure = None;
+                e.failures = 0;
+                e.next_try_ms = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `relay` refused us and has not let us in since.
+    pub fn refused(&self, relay: &PeerId) -> bool {
+        self.entries.get(relay).is_some_and(Entry::refused)
     }
 
     /// The trader's choice for `relay` (a relay not in the pool is ignored).
@@ -295,7 +324,6 @@ impl RelayPool {
     fn usable(&self, peer: &PeerId, e: &Entry, now_ms: u64) -> bool {
         e.choice != Choice::Excluded
             && now_ms >= e.next_try_ms
-            && e.last_failure != Some(Failure::AuthRefused)
             && !self.addrs(peer, now_ms).is_empty()
     }
 
@@ -310,7 +338,8 @@ impl RelayPool {
         rtt * (1.0 + load) * (1.0 + f64::from(e.failures))
     }
 
-    /// Every relay, usable ones first by rank (pinned first among them), then the rest.
+    /// Every relay, usable ones first by rank (pinned first among them, those that refused us
+    /// last), then the rest.
     pub fn ranked(&self, now_ms: u64) -> Vec<RelayView> {
         let mut usable: Vec<(&PeerId, &Entry)> = Vec::new();
         let mut rest: Vec<(&PeerId, &Entry)> = Vec::new();
@@ -324,6 +353,7 @@ impl RelayPool {
         usable.sort_by(|(pa, a), (pb, b)| {
             (b.choice == Choice::Pinned)
                 .cmp(&(a.choice == Choice::Pinned))
+                .then(a.refused().cmp(&b.refused()))
                 .then(self.cost(pa, a).total_cmp(&self.cost(pb, b)))
                 .then(pa.cmp(pb))
         });

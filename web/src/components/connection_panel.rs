@@ -21,6 +21,11 @@ pub fn connection_panel(props: &StateProps) -> Html {
                 RelayStatus::Failed { reason, retry_in } => {
                     format!("{reason}; retrying in {:.1} s", retry_in.as_secs_f64())
                 }
+                RelayStatus::FailingOver { from, to } => format!(
+                    "relay {} lost; moving to relay {}",
+                    super::short(&from.to_base58()),
+                    super::short(&to.to_base58())
+                ),
             },
         ),
     };
@@ -43,6 +48,17 @@ pub fn connection_panel(props: &StateProps) -> Html {
                 { s.relay_rtt_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_else(|| "—".into()) }
                 { format!(" · reconnects: {}", s.reconnects) }
             </p>
+            if let Some((from, to)) = &s.failover {
+                <p data-testid="relay-failover" data-from={from.to_base58()} data-to={to.to_base58()}>
+                    { format!(
+                        "Moved from relay {} to relay {} when it was lost ({} move{} this visit); your orders are published again there.",
+                        super::short(&from.to_base58()),
+                        super::short(&to.to_base58()),
+                        s.failovers,
+                        if s.failovers == 1 { "" } else { "s" }
+                    ) }
+                </p>
+            }
             if let Some(addr) = circuit {
                 <p class="muted">{ "Others reach you at:" }</p>
                 <p class="mono">{ addr }</p>

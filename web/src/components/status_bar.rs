@@ -58,6 +58,7 @@ fn relay_state(relay: &Relay) -> (&'static str, String, &'static str) {
                     (format!("online via {transport}"), transport.label())
                 }
                 RelayStatus::Failed { .. } => ("relay lost, reconnecting".into(), ""),
+                RelayStatus::FailingOver { .. } => ("relay lost, moving to another".into(), ""),
             };
             (status.name(), words, transport)
         }

@@ -217,6 +217,32 @@ fn relay_status_counts_reconnects_and_a_new_connection_resets_the_grant() {
 }
 
 #[test]
+fn a_move_to_another_relay_is_remembered_and_counted() {
+    let mut s = start();
+    let (a, b) = (
+        darkswap_net::libp2p::PeerId::random(),
+        darkswap_net::libp2p::PeerId::random(),
+    );
+    assert_eq!(s.failover, None);
+    s = s.reduce(node(NodeEvent::Relay(RelayStatus::FailingOver {
+        from: a,
+        to: b,
+    })));
+    assert_eq!(s.failover, Some((a, b)));
+    s = s.reduce(node(NodeEvent::Relay(RelayStatus::FailingOver {
+        from: b,
+        to: a,
+    })));
+    assert_eq!((s.failover, s.failovers), (Some((b, a)), 2));
+    assert_eq!(
+        s.metrics.relay_state,
+        Some("failing-over"),
+        "the client metrics see it too"
+    );
+    assert_eq!(s.metrics.failovers, 2);
+}
+
+#[test]
 fn the_metrics_tick_records_history_at_the_time_it_carries() {
     let mut s = start();
     s = s.reduce(Action::MetricsTick(10_000));
