@@ -38,10 +38,11 @@ export function tempDir(prefix = 'darkswap-e2e-') {
 }
 
 // Starts the relay and resolves once it prints "ready", with the ports it listens on. It serves
-// the web app from `webDir` (the build by default).
-export function startRelay(dataDir, ports, extra = [], webDir = WEB_DIR) {
+// the web app from `webDir` (the build by default), listening on every interface unless
+// `listenIp` says otherwise.
+export function startRelay(dataDir, ports, extra = [], webDir = WEB_DIR, listenIp = '0.0.0.0') {
   const args = [
-    '--data-dir', dataDir, '--web-dir', webDir, '--listen-ip', '0.0.0.0',
+    '--data-dir', dataDir, '--web-dir', webDir, '--listen-ip', listenIp,
     '--tcp-port', String(ports.tcp), '--ws-port', String(ports.ws),
     '--webrtc-port', String(ports.webrtc), '--http-port', String(ports.http), ...extra,
   ];

@@ -6,7 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { launchBrowser, openPanel, relayPorts, reserved, startRelay, stopRelay, tempDir } from './harness.mjs';
+import { HOST, launchBrowser, openPanel, relayPorts, reserved, startRelay, stopRelay, tempDir } from './harness.mjs';
 
 const OUT = join(import.meta.dirname, 'output');
 mkdirSync(OUT, { recursive: true });
@@ -22,10 +22,13 @@ const peerIdOf = (relay) => relay.output.match(/^peer id: (\S+)$/m)[1];
 const records = ['--record-announce-secs', '1', '--record-ttl-secs', '120'];
 
 test('the page lists the relays its relay knows, measures them, and keeps an exclusion', async () => {
-  const b = await startRelay(tempDir(), await relayPorts(), [...records, '--relay-name', 'relay B', '--federation-accept', 'any']);
+  // Both on the loopback address only: their records then list only loopback addresses,
+  // which a page dials over WebSocket (this file runs in the loopback stage; Chromium's WebRTC
+  // to this machine's own interface address outside a test namespace is not dependable).
+  const b = await startRelay(tempDir(), await relayPorts(), [...records, '--relay-name', 'relay B', '--federation-accept', 'any'], undefined, HOST);
   relays.push(b);
   const bTcp = b.output.match(/^address: (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)$/m)[1];
-  const a = await startRelay(tempDir(), await relayPorts(), [...records, '--relay-name', 'relay A', '--peer', bTcp]);
+  const a = await startRelay(tempDir(), await relayPorts(), [...records, '--relay-name', 'relay A', '--peer', bTcp], undefined, HOST);
   relays.push(a);
   const [idA, idB] = [peerIdOf(a), peerIdOf(b)];
 
@@ -44,6 +47,7 @@ test('the page lists the relays its relay knows, measures them, and keeps an exc
   await page.waitForSelector(measured(idB), { timeout: 90000 });
   assert.match(await page.textContent(row(idA)), /relay A/);
   assert.match(await page.textContent(row(idA)), /served this page/);
+  assert.match(await page.textContent(row(idA)), /in use now/);
   assert.match(await page.textContent(row(idB)), /relay B/);
   for (const id of [idA, idB]) {
     assert.match(await page.getAttribute(row(id), 'data-rank'), /^[12]$/);
@@ -73,5 +77,6 @@ test('the page lists the relays its relay knows, measures them, and keeps an exc
   await page.waitForSelector(reserved, { timeout: 30000 });
   console.log(`# page: relay killed → reserved on the other relay in ${Date.now() - killed} ms`);
   assert.match(await page.textContent(moved), /Moved from relay .* to relay .* when it was lost \(1 move this visit\)/);
+  await page.waitForSelector(`${row(idB)}[data-linked=true]`, { timeout: 10000 });
   await page.screenshot({ path: join(OUT, 'relays-failover.png'), fullPage: true });
 });

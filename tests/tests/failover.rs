@@ -181,6 +181,12 @@ async fn a_relay_that_refuses_the_trader_is_left_for_one_that_lets_it_in() -> an
     let mut config = config_on(&a);
     config.saved_relay_pool = Some(saved);
     let mut trader = Peer::start_with(config).await?;
+    // It goes to A first (the relay it was given), which refuses it; then it moves.
+    trader
+        .wait_for(T, |e| {
+            matches!(e, NodeEvent::Auth(darkswap_net::AuthEvent::Refused { .. })).then_some(())
+        })
+        .await?;
     assert_eq!(moved(&mut trader).await?, (a.peer_id, b.peer_id));
     trader.reserved().await?;
     let report = trader
@@ -196,7 +202,8 @@ async fn a_relay_that_refuses_the_trader_is_left_for_one_that_lets_it_in() -> an
         .ok_or_else(|| anyhow::anyhow!("A left the pool"))?;
     assert_eq!(
         a_view.last_failure,
-        Some(darkswap_net::Failure::AuthRefused)
+        Some(darkswap_net::Failure::AuthRefused),
+        "{a_view:?}"
     );
     assert_eq!(
         report.relays[0].relay, b.peer_id,

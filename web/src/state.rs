@@ -211,6 +211,8 @@ pub struct AppState {
     pub relay_rtt_ms: Option<f64>,
     /// The relays this page knows, best first (the relay pool's ranking).
     pub relay_pool: Rc<Vec<darkswap_net::RelayView>>,
+    /// The relay the link uses now (from the pool's reports).
+    pub relay_linked: Option<PeerId>,
     pub reconnects: u32,
     /// The last move of the link to another relay (from, to), and how many there were.
     pub failover: Option<(PeerId, PeerId)>,
@@ -246,6 +248,7 @@ impl AppState {
             relay: Relay::Starting,
             relay_rtt_ms: None,
             relay_pool: Rc::default(),
+            relay_linked: None,
             reconnects: 0,
             failover: None,
             failovers: 0,
@@ -528,7 +531,10 @@ impl AppState {
                     s.relay = Relay::Status(status);
                 }
                 NodeEvent::RelayRtt(rtt) => s.relay_rtt_ms = Some(ms(rtt)),
-                NodeEvent::RelayPool(report) => s.relay_pool = Rc::new(report.relays),
+                NodeEvent::RelayPool(report) => {
+                    s.relay_linked = Some(report.linked);
+                    s.relay_pool = Rc::new(report.relays);
+                }
                 NodeEvent::Peers { peers, .. } => {
                     s.peers = Rc::new(peers.iter().map(|p| p.to_base58()).collect());
                 }

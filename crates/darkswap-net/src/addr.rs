@@ -5,15 +5,31 @@ use darkswap_proto::addr::{transport_kind, TransportKind};
 use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 
+/// Whether `addr` names a loopback IP.
+fn is_loopback(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}
+
 /// Orders addresses by preference for this target: in the browser WebRTC-direct first (no TLS
 /// certificate needed, UDP), then WebSocket; natively TCP first. Addresses this target cannot
-/// dial are dropped.
+/// dial are dropped, and in the browser so is WebRTC-direct on loopback: Chromium gathers no
+/// ICE candidates for loopback, so such a dial could only wait for its timeout (8 s) before the
+/// WebSocket address behind it is tried.
 pub fn sort_for_dialing(addrs: &[Multiaddr]) -> Vec<Multiaddr> {
+    sort_for(addrs, cfg!(target_arch = "wasm32"))
+}
+
+/// [`sort_for_dialing`] for a browser or a native client.
+fn sort_for(addrs: &[Multiaddr], browser: bool) -> Vec<Multiaddr> {
     let rank = |a: &Multiaddr| -> Option<u8> {
         let kind = transport_kind(a);
-        if cfg!(target_arch = "wasm32") {
+        if browser {
             match kind {
-                TransportKind::WebRtcDirect => Some(0),
+                TransportKind::WebRtcDirect if !is_loopback(a) => Some(0),
                 TransportKind::WebSocket => Some(1),
                 _ => None,
             }
@@ -99,6 +115,27 @@ mod tests {
         assert_eq!(
             sort_for_dialing(&[rtc, ws.clone(), tcp.clone()]),
             vec![tcp, ws]
+        );
+    }
+
+    #[test]
+    fn a_browser_prefers_webrtc_then_websocket_and_never_webrtc_on_loopback() {
+        let p = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let addr = |s: String| s.parse::<Multiaddr>().unwrap();
+        let tcp = addr(format!("/ip4/10.77.0.1/tcp/1/p2p/{p}"));
+        let ws = addr(format!("/ip4/10.77.0.1/tcp/2/ws/p2p/{p}"));
+        let rtc = addr(format!("/ip4/10.77.0.1/udp/3/webrtc-direct/p2p/{p}"));
+        let rtc_lo = addr(format!("/ip4/127.0.0.1/udp/3/webrtc-direct/p2p/{p}"));
+        let rtc_lo6 = addr(format!("/ip6/::1/udp/3/webrtc-direct/p2p/{p}"));
+        let ws_lo = addr(format!("/ip4/127.0.0.1/tcp/2/ws/p2p/{p}"));
+        assert_eq!(
+            sort_for(
+                &[ws.clone(), tcp, rtc_lo, rtc.clone(), ws_lo.clone(), rtc_lo6],
+                true
+            ),
+            vec![rtc, ws, ws_lo]
         );
     }
 

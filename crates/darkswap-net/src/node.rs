@@ -20,8 +20,8 @@ use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{DialError, SwarmEvent};
-use libp2p::{identity::Keypair, ping, relay, PeerId, Swarm};
+use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
+use libp2p::{identity::Keypair, ping, relay, Multiaddr, PeerId, Swarm};
 use web_time::Instant;
 
 use crate::behaviour::{ClientBehaviour, ClientBehaviourEvent};
@@ -39,6 +39,9 @@ use darkswap_relays::Failure;
 
 /// How often the loop wakes up to check timers (redial, directory refresh).
 const TICK: Duration = Duration::from_millis(200);
+/// Probe connections remembered at once (probes in flight are at most
+/// [`crate::relay_probe::MAX_PROBES_IN_FLIGHT`]; a few more may be closing).
+const MAX_PROBE_CONNS: usize = 16;
 /// Stamps tried per slice of an identity-stamp search: a few milliseconds natively, about ten
 /// in a browser, so the page stays responsive while it works.
 const STAMP_SLICE: u32 = 32_768;
@@ -75,6 +78,16 @@ pub struct Node {
     syncs: HashMap<OutboundRequestId, SyncToken>,
     /// Our trade requests in flight, by the negotiation's token.
     trade_requests: HashMap<OutboundRequestId, RequestToken>,
+    /// The open probe connections to other relays (at most one per probe in flight): the one
+    /// to a relay the link moves to becomes the link.
+    probe_conns: HashMap<PeerId, (ConnectionId, Multiaddr)>,
+    /// A probe's dial to the relay the link moved to is under way: its connection becomes the
+    /// link (a second dial would give the relay two connections from us, which it resets).
+    probe_dialing: Option<PeerId>,
+    /// The link went down since it was last up (lost, unreachable, or left for a refusal):
+    /// each redial weighs the pool again. Not before the first failure: the first dial is to
+    /// the relay we were given.
+    link_failed: bool,
 }
 
 /// Creates a node for `keypair` and the channel on which it reports.
@@ -134,6 +147,9 @@ pub async fn new_node(
         negotiation,
         syncs: HashMap::new(),
         trade_requests: HashMap::new(),
+        probe_conns: HashMap::new(),
+        probe_dialing: None,
+        link_failed: false,
         config,
     };
     Ok((node, NodeHandle::new(command_tx, local_peer_id), event_rx))
@@ -323,11 +339,13 @@ impl Node {
             return false;
         }
         if self.link.dial_due(now) {
-            // The relay we wait for may have been overtaken while we waited (its backoff in
-            // the pool, a probe that found another).
-            if let Some(moving) = self.fail_over(now_ms) {
-                if !self.status(moving).await {
-                    return false;
+            // After a failure, the relay we wait for may have been overtaken while we waited
+            // (its backoff in the pool, a probe that found another).
+            if self.link_failed {
+                if let Some(moving) = self.fail_over(now_ms) {
+                    if !self.status(moving).await {
+                        return false;
+                    }
                 }
             }
             return self.dial_relay().await;
@@ -388,6 +406,7 @@ impl Node {
             }
         }
         for relay in self.probes.timed_out(now_ms) {
+            self.probe_conns.remove(&relay);
             let _ = self.swarm.disconnect_peer_id(relay);
         }
         match self.probes.report(now_ms) {
@@ -414,7 +433,38 @@ impl Node {
 
     // ---- the relay link ----
 
+    /// The link's connection is up (dialed, or a probe's adopted): the book is synced and our
+    /// orders published again; publishing and reserving wait for the relay's grant.
+    async fn link_up(&mut self, connection: ConnectionId, addr: &Multiaddr) -> bool {
+        let Some(status) = self
+            .link
+            .established(connection, addr, transport_kind(addr))
+        else {
+            return true;
+        };
+        self.link_failed = false;
+        let out = self.orders.relay_connected(unix_time_ms());
+        self.orders_output(out).await && self.status(status).await && self.authenticate(false).await
+    }
+
     async fn dial_relay(&mut self) -> bool {
+        let relay = self.link.relay();
+        if self.swarm.is_connected(&relay) {
+            // A probe's connection to the relay the link moved to: it becomes the link. One
+            // on its way out (measured, being closed) is waited for: a second connection
+            // would make the relay reset both.
+            return match self.probe_conns.remove(&relay) {
+                Some((connection, addr)) => self.link_up(connection, &addr).await,
+                None => true,
+            };
+        }
+        if self.probe_dialing == Some(relay) {
+            // A probe is dialing it: that connection becomes the link, or its failure is the
+            // link's.
+            let (_, attempt) = self.link.dial();
+            self.link.dialing();
+            return self.status(RelayStatus::Connecting { attempt }).await;
+        }
         let (opts, attempt) = self.link.dial();
         match self.swarm.dial(opts) {
             Ok(()) => {
@@ -438,6 +488,7 @@ impl Node {
     /// relay), and moves it to the pool's best other relay when there is one. Returns what to
     /// report: the failure, and the move or the wait before the next dial.
     fn drop_link(&mut self, reason: String, now_ms: u64) -> Vec<RelayStatus> {
+        self.link_failed = true;
         let (retry_in, listener) = self.link.lost(Instant::now());
         self.auth.reset();
         self.orders.relay_lost();
@@ -465,7 +516,10 @@ impl Node {
             tracing::debug!(%to, "cannot move to relay: {e}");
             return None;
         }
-        self.probes.linked(to);
+        self.probe_dialing = None;
+        if self.probes.linked(to) && !self.probe_conns.contains_key(&to) {
+            self.probe_dialing = Some(to);
+        }
         tracing::info!(%from, %to, "moving to another relay");
         Some(RelayStatus::FailingOver { from, to })
     }
@@ -825,19 +879,18 @@ impl Node {
                 let addr = endpoint.get_remote_address().clone();
                 let transport = transport_kind(&addr);
                 if peer_id == self.link.relay() {
-                    let Some(status) = self.link.established(connection_id, &addr, transport)
-                    else {
-                        return true;
-                    };
-                    // Reading the book needs no authentication; publishing and reserving wait
-                    // for the relay's grant.
-                    let out = self.orders.relay_connected(unix_time_ms());
-                    return self.orders_output(out).await
-                        && self.status(status).await
-                        && self.authenticate(false).await;
+                    if self.probe_dialing == Some(peer_id) {
+                        self.probe_dialing = None;
+                    }
+                    return self.link_up(connection_id, &addr).await;
                 }
                 // A probe of another relay: not a trader; its first ping ends it.
                 if self.probes.is_other_relay(&peer_id) {
+                    self.probes
+                        .connected_on(peer_id, darkswap_proto::addr::with_peer(&addr, peer_id));
+                    if self.probe_conns.len() < MAX_PROBE_CONNS {
+                        self.probe_conns.insert(peer_id, (connection_id, addr));
+                    }
                     return true;
                 }
                 for (id, message) in self.direct.take_pending(&peer_id) {
@@ -881,6 +934,13 @@ impl Node {
                     return true;
                 }
                 if self.probes.is_other_relay(&peer_id) {
+                    if self
+                        .probe_conns
+                        .get(&peer_id)
+                        .is_some_and(|(c, _)| *c == connection_id)
+                    {
+                        self.probe_conns.remove(&peer_id);
+                    }
                     return true;
                 }
                 if num_established == 0 {
@@ -989,6 +1049,7 @@ impl Node {
                     self.emit(NodeEvent::RelayRtt(rtt)).await
                 } else if self.probes.pinged(&peer, rtt, now_ms) {
                     // Measured: the probe's connection is not kept.
+                    self.probe_conns.remove(&peer);
                     let _ = self.swarm.disconnect_peer_id(peer);
                     true
                 } else {

@@ -12,6 +12,9 @@ use libp2p::{Multiaddr, PeerId};
 
 use crate::addr::sort_for_dialing;
 
+/// Relays whose answering address is remembered (the pool holds at most 64 relays by default;
+/// entries of relays gone from the pool are dropped when this fills).
+const MAX_ANSWERED_ON: usize = 256;
 /// Probes in flight at once.
 pub const MAX_PROBES_IN_FLIGHT: usize = 4;
 /// A probe with no ping by then failed.
@@ -29,6 +32,8 @@ pub struct PoolReport {
     pub saved: SavedPool,
     /// When the relay last answered with the records it knows (unix ms), if it has.
     pub records_at_ms: Option<u64>,
+    /// The relay the link uses now (the serving one until the link moves).
+    pub linked: PeerId,
 }
 
 pub(crate) struct RelayProbes {
@@ -41,6 +46,10 @@ pub(crate) struct RelayProbes {
     probing: bool,
     /// Whether the link may move to another relay of the pool when its own fails.
     failover: bool,
+    /// The address each relay last answered a probe on, dialed first next time (a relay lists
+    /// every interface it listens on, and a browser tries them one at a time, each WebRTC
+    /// address with its dial timeout).
+    answered_on: HashMap<PeerId, Multiaddr>,
     changed: bool,
     last_report_ms: u64,
     records_at_ms: Option<u64>,
@@ -76,6 +85,7 @@ impl RelayProbes {
             next_records_ms: 0,
             probing,
             failover: false,
+            answered_on: HashMap::new(),
             changed: true,
             last_report_ms: 0,
             records_at_ms: None,
@@ -131,9 +141,8 @@ impl RelayProbes {
 
     /// Where the link should go now that it is down: the best usable relay of the pool when
     /// that is another one than the link's (the link's own relay just failed, so it backs off
-    /// in the pool and ranks out), with its addresses in this platform's order. A relay with a
-    /// probe in flight is passed over: its probe connection would stand in the link's way.
-    /// `None`: stay and redial the link's relay after its backoff (no other relay is usable,
+    /// in the pool and ranks out), with its addresses in this platform's order (a probe of it
+    /// in flight becomes the link's: see [`RelayProbes::linked`]). `None`: stay and redial the link's relay after its backoff (no other relay is usable,
     /// or failover is off).
     pub fn fail_over_target(&self, now_ms: u64) -> Option<(PeerId, Vec<Multiaddr>)> {
         if !self.failover {
@@ -143,19 +152,47 @@ impl RelayProbes {
             .pool
             .ranked(now_ms)
             .into_iter()
-            .filter(|v| v.rank.is_some() && !self.in_flight.contains_key(&v.relay))
+            .filter(|v| v.rank.is_some())
             .find_map(|v| {
-                let addrs = sort_for_dialing(&v.addrs);
+                let addrs = self.dial_order(&v.relay, &v.addrs);
                 (!addrs.is_empty()).then_some((v.relay, addrs))
             })?;
         (relay != self.serving).then_some((relay, addrs))
     }
 
+    /// `addrs` in this platform's order, the one `relay` last answered on first.
+    fn dial_order(&self, relay: &PeerId, addrs: &[Multiaddr]) -> Vec<Multiaddr> {
+        let mut sorted = sort_for_dialing(addrs);
+        if let Some(good) = self.answered_on.get(relay) {
+            if let Some(i) = sorted.iter().position(|a| a == good) {
+                let good = sorted.remove(i);
+                sorted.insert(0, good);
+            }
+        }
+        sorted
+    }
+
+    /// A probe's connection to `relay` is up, on `addr` (one of those it was given).
+    pub fn connected_on(&mut self, relay: PeerId, addr: Multiaddr) {
+        if !self.in_flight.contains_key(&relay) {
+            return;
+        }
+        if self.answered_on.len() >= MAX_ANSWERED_ON {
+            let pool = &self.pool;
+            self.answered_on.retain(|r, _| pool.contains(r));
+        }
+        if self.answered_on.len() < MAX_ANSWERED_ON {
+            self.answered_on.insert(relay, addr);
+        }
+    }
+
     /// The link moved to `relay`: its pings measure that relay from now on, and the one it
-    /// left is probed like any other.
-    pub fn linked(&mut self, relay: PeerId) {
+    /// left is probed like any other. A probe of `relay` in flight is the link's from now on
+    /// (its connection, or its failure): returns whether there was one.
+    pub fn linked(&mut self, relay: PeerId) -> bool {
         self.serving = relay;
         self.changed = true;
+        self.in_flight.remove(&relay).is_some()
     }
 
     /// Whether the link's relay refused us and has not let us in since.
@@ -184,7 +221,7 @@ impl RelayProbes {
             if relay == self.serving || self.in_flight.contains_key(&relay) {
                 continue;
             }
-            let addrs = sort_for_dialing(&self.pool.addrs(&relay, now_ms));
+            let addrs = self.dial_order(&relay, &self.pool.addrs(&relay, now_ms));
             if addrs.is_empty() {
                 self.pool.failed(&relay, Failure::Unreachable, now_ms);
                 self.changed = true;
@@ -248,6 +285,7 @@ impl RelayProbes {
             relays: self.pool.ranked(now_ms),
             saved: self.pool.save(),
             records_at_ms: self.records_at_ms,
+            linked: self.serving,
         })
     }
 }
@@ -364,7 +402,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_link_moves_to_the_best_other_relay_not_being_probed() {
+    fn a_failed_link_moves_to_the_best_other_relay_and_takes_over_its_probe() {
         let (p, serving) = probes();
         let mut p = p.with_failover(true);
         let others: Vec<Keypair> = (0..2).map(|_| Keypair::generate_ed25519()).collect();
@@ -381,13 +419,17 @@ mod tests {
         );
         let due = p.due(NOW);
         assert_eq!(due.len(), 2);
+        // The fast one answered on its second address: dialed first from now on.
+        let (_, fast_addrs) = due.iter().find(|(r, _)| *r == fast).unwrap();
+        assert_eq!(fast_addrs.len(), 2);
+        p.connected_on(fast, fast_addrs[1].clone());
         p.pinged(&fast, Duration::from_millis(20), NOW);
         p.serving_failed(Failure::Lost, NOW);
-        // The slow one is still being probed: passed over, and the fast one is measured.
+        // The fast one, measured, first.
         let (to, addrs) = p.fail_over_target(NOW).unwrap();
         assert_eq!(to, fast);
-        assert!(!addrs.is_empty());
-        p.linked(to);
+        assert_eq!(addrs, vec![fast_addrs[1].clone(), fast_addrs[0].clone()]);
+        assert!(!p.linked(to), "its probe was over");
         assert_eq!(p.serving, fast);
         assert!(
             p.is_other_relay(&serving),
@@ -397,9 +439,15 @@ mod tests {
         // its probe is over.
         p.serving_failed(Failure::AuthRefused, NOW);
         assert!(p.serving_refused());
-        assert_eq!(p.fail_over_target(NOW), None, "the slow one is in flight");
-        p.pinged(&slow, Duration::from_millis(90), NOW);
+        // The slow one, still being probed (unmeasured), is next: its probe becomes the link's.
         assert_eq!(p.fail_over_target(NOW).map(|t| t.0), Some(slow));
+        assert!(p.linked(slow), "its probe was in flight");
+        assert!(
+            !p.pinged(&slow, Duration::from_millis(90), NOW),
+            "no longer a probe"
+        );
+        assert!(p.timed_out(NOW + ms(PROBE_TIMEOUT)).is_empty());
+        p.linked(fast);
         p.serving_admitted();
         assert!(!p.serving_refused());
         // Off, nothing moves.

@@ -11,12 +11,17 @@ use yew::prelude::*;
 #[derive(Properties, PartialEq)]
 pub struct RelayPoolProps {
     pub relays: Rc<Vec<RelayView>>,
+    /// The relay the page's link uses now.
+    pub linked: Option<PeerId>,
     pub on_choose: Callback<(PeerId, Choice)>,
 }
 
 /// What a relay's state is, in words, and its `data-state`.
-fn state(r: &RelayView) -> (String, &'static str) {
+fn state(r: &RelayView, linked: bool) -> (String, &'static str) {
     let mut words = Vec::new();
+    if linked {
+        words.push("in use now".to_string());
+    }
     if r.serving {
         words.push("served this page".to_string());
     }
@@ -55,7 +60,8 @@ fn state(r: &RelayView) -> (String, &'static str) {
 #[function_component(RelayPool)]
 pub fn relay_pool(props: &RelayPoolProps) -> Html {
     let rows = props.relays.iter().map(|r| {
-        let (words, key) = state(r);
+        let linked = props.linked == Some(r.relay);
+        let (words, key) = state(r, linked);
         let peer = r.relay.to_base58();
         let short = format!("{}…{}", &peer[..8], &peer[peer.len() - 6..]);
         let name = match (r.name.as_str(), r.region.as_str()) {
@@ -72,7 +78,7 @@ pub fn relay_pool(props: &RelayPoolProps) -> Html {
                 data-choose={label}>{ label }</button> }
         };
         html! {
-            <tr key={peer.clone()} data-testid="relay-row" data-relay={peer.clone()} data-state={key}
+            <tr key={peer.clone()} data-testid="relay-row" data-relay={peer.clone()} data-state={key} data-linked={linked.to_string()}
                 data-rank={r.rank.map(|n| n.to_string()).unwrap_or_default()}>
                 <td>{ r.rank.map(|n| n.to_string()).unwrap_or_else(|| "—".into()) }</td>
                 <td><span title={peer.clone()} class="mono">{ short.clone() }</span><br />{ name }</td>
@@ -92,7 +98,7 @@ pub fn relay_pool(props: &RelayPoolProps) -> Html {
             <h2 id="relay-pool-title">{ format!("Relays known ({})", props.relays.len()) }</h2>
             <p class="muted">
                 { "The relay that served this page and the relays it knows from their signed records, each measured from here (round trip, failures, load) and ranked. " }
-                { "This page holds its reservation on the relay that served it: reserving on the best-ranked relays and moving to another when one fails are not built yet." }
+                { "This page holds one reservation, on the relay in use; when that relay is lost or refuses the page, the page moves to the best-ranked one. Holding a reservation on each of the two best relays at once is not built yet." }
             </p>
             if props.relays.is_empty() {
                 <p class="muted">{ "Nothing known yet: the list fills once the relay lets this page in." }</p>
