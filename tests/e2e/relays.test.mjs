@@ -21,7 +21,7 @@ after(async () => {
 const peerIdOf = (relay) => relay.output.match(/^peer id: (\S+)$/m)[1];
 const records = ['--record-announce-secs', '1', '--record-ttl-secs', '120'];
 
-test('the page lists the relays its relay knows, measures them, and keeps an exclusion', async () => {
+test('the page lists the relays its relay knows, measures them, keeps an exclusion, and moves to another when its relay dies', async () => {
   // Both on the loopback address only: their records then list only loopback addresses,
   // which a page dials over WebSocket (this file runs in the loopback stage; Chromium's WebRTC
   // to this machine's own interface address outside a test namespace is not dependable).

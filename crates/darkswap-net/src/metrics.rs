@@ -16,6 +16,29 @@ pub const HISTORY_SAMPLES: usize = 120;
 /// Milliseconds between samples: 120 × 5 s = the last 10 minutes.
 pub const SAMPLE_INTERVAL_MS: u64 = 5_000;
 
+/// Relays tracked in [`ClientMetrics::relays`] at once (the pool holds 64 by default); past it,
+/// relays no longer in the pool make room.
+pub const MAX_RELAYS_TRACKED: usize = 128;
+
+/// What we saw of one relay.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RelayCounters {
+    /// Reservations it granted us (one per link that reached "reserved").
+    pub reservations: u64,
+    /// Times our link to it failed (dropped, unreachable, or refused).
+    pub losses: u64,
+    /// Times the link moved away from it, and to it.
+    pub failovers_from: u64,
+    /// See `failovers_from`.
+    pub failovers_to: u64,
+    /// Its average round trip in the pool, if measured.
+    pub rtt_ms: Option<f64>,
+    /// Its failures in a row in the pool.
+    pub failures: u32,
+    /// Whether it is in the pool's latest report.
+    pub in_pool: bool,
+}
+
 /// One point of the history.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Sample {
@@ -69,8 +92,6 @@ pub struct ClientMetrics {
     pub settle_undelivered: u64,
     /// Handshakes and sealed trade frames refused, by reason (a closed set from darkswap-e2e).
     pub e2e_frames_rejected: BTreeMap<&'static str, u64>,
-    /// Times the link moved to another relay of the pool (its own was lost or refused us).
-    pub failovers: u64,
     /// The level the relay granted us on this connection (none while not granted).
     pub auth_level: Option<&'static str>,
     /// When the relay's grant (our token) expires, unix ms.
@@ -79,7 +100,27 @@ pub struct ClientMetrics {
     pub auth_refusals: BTreeMap<&'static str, u64>,
     /// The last [`HISTORY_SAMPLES`] samples, oldest first (see [`ClientMetrics::sample`]).
     pub history: VecDeque<Sample>,
+    /// Times the link moved to another relay of the pool.
+    pub failovers: u64,
+    /// Per relay (base58 PeerId), at most [`MAX_RELAYS_TRACKED`].
+    pub relays: BTreeMap<String, RelayCounters>,
+    /// The relay the link is on or dialing, as far as the events tell.
+    current_relay: Option<String>,
     was_reserved: bool,
+}
+
+/// The relay an address names: its last `/p2p` before any `/p2p-circuit`.
+fn relay_of(addr: &libp2p::Multiaddr) -> Option<String> {
+    use libp2p::multiaddr::Protocol;
+    let mut relay = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::P2p(peer) => relay = Some(peer.to_base58()),
+            Protocol::P2pCircuit => break,
+            _ => {}
+        }
+    }
+    relay
 }
 
 impl ClientMetrics {
@@ -90,9 +131,7 @@ impl ClientMetrics {
                 if matches!(status, RelayStatus::Failed { .. }) && self.was_reserved {
                     self.reconnects += 1;
                 }
-                if matches!(status, RelayStatus::FailingOver { .. }) {
-                    self.failovers += 1;
-                }
+                self.observe_relay(status);
                 self.was_reserved = matches!(status, RelayStatus::Reserved { .. });
                 if matches!(
                     status,
@@ -113,6 +152,7 @@ impl ClientMetrics {
                 }
             }
             NodeEvent::RelayRtt(rtt) => self.relay_rtt_ms = Some(rtt.as_secs_f64() * 1e3),
+            NodeEvent::RelayPool(report) => self.observe_pool(&report.relays),
             NodeEvent::Auth(AuthEvent::Granted(Grant {
                 level,
                 expires_at_ms,
@@ -126,6 +166,63 @@ impl ClientMetrics {
             }
             NodeEvent::Trading(event) => self.observe_trading(event),
             _ => {}
+        }
+    }
+
+    /// The counters of `relay`, made room for if need be (`None` when every tracked relay is
+    /// still in the pool and the table is full).
+    fn relay_entry(&mut self, relay: String) -> Option<&mut RelayCounters> {
+        if !self.relays.contains_key(&relay) && self.relays.len() >= MAX_RELAYS_TRACKED {
+            self.relays.retain(|_, c| c.in_pool);
+            if self.relays.len() >= MAX_RELAYS_TRACKED {
+                return None;
+            }
+        }
+        Some(self.relays.entry(relay).or_default())
+    }
+
+    fn observe_relay(&mut self, status: &RelayStatus) {
+        match status {
+            RelayStatus::Connected { addr, .. } => self.current_relay = relay_of(addr),
+            RelayStatus::Reserved { circuit_addr, .. } => {
+                self.current_relay = relay_of(circuit_addr);
+                if let Some(relay) = self.current_relay.clone() {
+                    if let Some(c) = self.relay_entry(relay) {
+                        c.reservations += 1;
+                    }
+                }
+            }
+            RelayStatus::Failed { .. } => {
+                if let Some(relay) = self.current_relay.clone() {
+                    if let Some(c) = self.relay_entry(relay) {
+                        c.losses += 1;
+                    }
+                }
+            }
+            RelayStatus::FailingOver { from, to } => {
+                self.failovers += 1;
+                if let Some(c) = self.relay_entry(from.to_base58()) {
+                    c.failovers_from += 1;
+                }
+                if let Some(c) = self.relay_entry(to.to_base58()) {
+                    c.failovers_to += 1;
+                }
+                self.current_relay = Some(to.to_base58());
+            }
+            RelayStatus::Connecting { .. } => {}
+        }
+    }
+
+    fn observe_pool(&mut self, views: &[crate::RelayView]) {
+        for c in self.relays.values_mut() {
+            c.in_pool = false;
+        }
+        for v in views {
+            if let Some(c) = self.relay_entry(v.relay.to_base58()) {
+                c.rtt_ms = v.rtt_ms;
+                c.failures = v.failures;
+                c.in_pool = true;
+            }
         }
     }
 
@@ -213,7 +310,13 @@ impl ClientMetrics {
                 let _ = writeln!(out, "darkswap_client_{name}{labels} {value}");
             }
         };
-        let states = ["connecting", "connected", "reserved", "error"];
+        let states = [
+            "connecting",
+            "connected",
+            "reserved",
+            "error",
+            "failing-over",
+        ];
         family(
             "relay_state",
             "gauge",
@@ -264,6 +367,59 @@ impl ClientMetrics {
             "counter",
             "Times the reserved relay link was lost",
             &[(String::new(), self.reconnects as f64)],
+        );
+        family(
+            "relay_failovers_total",
+            "counter",
+            "Times the link moved to another relay of the pool",
+            &[(String::new(), self.failovers as f64)],
+        );
+        let per_relay = |value: &dyn Fn(&RelayCounters) -> Option<f64>| {
+            self.relays
+                .iter()
+                .filter_map(|(r, c)| value(c).map(|v| (format!("{{relay=\"{r}\"}}"), v)))
+                .collect::<Vec<_>>()
+        };
+        family(
+            "relay_reservations_total",
+            "counter",
+            "Reservations each relay granted us",
+            &per_relay(&|c| Some(c.reservations as f64)),
+        );
+        family(
+            "relay_losses_total",
+            "counter",
+            "Times our link to each relay failed",
+            &per_relay(&|c| Some(c.losses as f64)),
+        );
+        let mut moves = Vec::new();
+        for (r, c) in &self.relays {
+            moves.push((
+                format!("{{relay=\"{r}\",direction=\"from\"}}"),
+                c.failovers_from as f64,
+            ));
+            moves.push((
+                format!("{{relay=\"{r}\",direction=\"to\"}}"),
+                c.failovers_to as f64,
+            ));
+        }
+        family(
+            "relay_moves_total",
+            "counter",
+            "Moves of the link away from each relay (from) and to it (to)",
+            &moves,
+        );
+        family(
+            "pool_relay_round_trip_seconds",
+            "gauge",
+            "Each pool relay's average round trip, as measured",
+            &per_relay(&|c| c.rtt_ms.filter(|_| c.in_pool).map(|ms| ms / 1e3)),
+        );
+        family(
+            "pool_relay_failures",
+            "gauge",
+            "Each pool relay's failures in a row",
+            &per_relay(&|c| c.in_pool.then_some(f64::from(c.failures))),
         );
         family(
             "orders_seen",
@@ -481,5 +637,103 @@ mod tests {
             .iter()
             .zip(m.history.iter().skip(1))
             .all(|(a, b)| b.at_ms - a.at_ms >= SAMPLE_INTERVAL_MS));
+    }
+
+    #[test]
+    fn each_relay_is_counted_across_a_move() {
+        use libp2p::PeerId;
+        let (a, b, me) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let addr = |relay: PeerId| -> libp2p::Multiaddr {
+            format!("/ip4/127.0.0.1/tcp/1/p2p/{relay}").parse().unwrap()
+        };
+        let circuit = |relay: PeerId| -> libp2p::Multiaddr {
+            format!("/ip4/127.0.0.1/tcp/1/p2p/{relay}/p2p-circuit/p2p/{me}")
+                .parse()
+                .unwrap()
+        };
+        let view = |relay: PeerId, rtt_ms: Option<f64>, failures: u32| darkswap_relays::RelayView {
+            relay,
+            rank: None,
+            name: String::new(),
+            region: String::new(),
+            rtt_ms,
+            load_permille: None,
+            successes: 0,
+            failures,
+            last_failure: None,
+            last_probe_ms: None,
+            backoff_until_ms: None,
+            choice: darkswap_relays::Choice::Auto,
+            serving: false,
+            addrs: Vec::new(),
+        };
+        let mut m = ClientMetrics::default();
+        for status in [
+            RelayStatus::Connected {
+                transport: TransportKind::Tcp,
+                addr: addr(a),
+            },
+            RelayStatus::Reserved {
+                transport: TransportKind::Tcp,
+                circuit_addr: circuit(a),
+            },
+            RelayStatus::Failed {
+                reason: "gone".into(),
+                retry_in: Duration::ZERO,
+            },
+            RelayStatus::FailingOver { from: a, to: b },
+            RelayStatus::Connecting { attempt: 1 },
+            RelayStatus::Connected {
+                transport: TransportKind::Tcp,
+                addr: addr(b),
+            },
+            RelayStatus::Reserved {
+                transport: TransportKind::Tcp,
+                circuit_addr: circuit(b),
+            },
+        ] {
+            m.observe(&NodeEvent::Relay(status));
+        }
+        m.observe_pool(&[view(a, Some(4.0), 1), view(b, Some(2.0), 0)]);
+        let (ca, cb) = (m.relays[&a.to_base58()], m.relays[&b.to_base58()]);
+        assert_eq!(
+            (
+                ca.reservations,
+                ca.losses,
+                ca.failovers_from,
+                ca.failovers_to
+            ),
+            (1, 1, 1, 0)
+        );
+        assert_eq!(
+            (
+                cb.reservations,
+                cb.losses,
+                cb.failovers_from,
+                cb.failovers_to
+            ),
+            (1, 0, 0, 1)
+        );
+        assert_eq!(m.failovers, 1);
+        let text = m.to_prometheus_text();
+        assert!(text.contains(&format!(
+            "darkswap_client_relay_reservations_total{{relay=\"{b}\"}} 1\n"
+        )));
+        assert!(text.contains(&format!(
+            "darkswap_client_relay_moves_total{{relay=\"{a}\",direction=\"from\"}} 1\n"
+        )));
+        assert!(text.contains(&format!(
+            "darkswap_client_pool_relay_failures{{relay=\"{a}\"}} 1\n"
+        )));
+        assert!(text.contains(&format!(
+            "darkswap_client_pool_relay_round_trip_seconds{{relay=\"{b}\"}} 0.002\n"
+        )));
+        assert!(text.contains("darkswap_client_relay_failovers_total 1\n"));
+        // Bounded: relays beyond the cap are tracked only as those gone from the pool leave.
+        m.observe_pool(&[]);
+        for _ in 0..MAX_RELAYS_TRACKED + 10 {
+            m.observe_pool(&[view(PeerId::random(), None, 0)]);
+        }
+        assert!(m.relays.len() <= MAX_RELAYS_TRACKED);
     }
 }

@@ -95,10 +95,11 @@ pub fn metrics_panel(props: &MetricsPanelProps) -> Html {
             <h2>{ "My metrics" }</h2>
             <p data-testid="metrics-summary">
                 { format!(
-                    "relay {} · auth level {} · reconnects {} · orders seen {} · my orders {} · trades agreed {} / open {} · messages refused {}",
+                    "relay {} · auth level {} · reconnects {} · moves to another relay {} · orders seen {} · my orders {} · trades agreed {} / open {} · messages refused {}",
                     m.relay_state.unwrap_or("starting"),
                     m.auth_level.unwrap_or("none"),
                     m.reconnects,
+                    m.failovers,
                     m.orders_seen.values().sum::<u64>(),
                     m.own_orders,
                     agreed,
