@@ -128,11 +128,14 @@ impl RelayBehaviour {
             gossip: gossipsub_behaviour(GossipRole::Relay)?,
             book_sync: request_response::Behaviour::with_codec(
                 BookSyncCodec::counting(metrics.unreadable_counter("book_sync")),
+                // Outbound too: the relay pulls makers' orders from its peer relays
+                // (`book_repair`).
                 [(
                     StreamProtocol::new(BOOK_SYNC_PROTOCOL),
-                    ProtocolSupport::Inbound,
+                    ProtocolSupport::Full,
                 )],
                 request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(10))
                     .with_max_concurrent_streams(defaults::BOOK_SYNC_STREAMS_PER_CONNECTION),
             ),
             auth: request_response::Behaviour::with_codec(

@@ -19,6 +19,7 @@ mod auth;
 mod auth_deadline;
 mod behaviour;
 mod bitcoind_rpc;
+mod book_repair;
 mod chain_gateway;
 mod chain_index;
 mod config;

@@ -213,6 +213,13 @@ pub struct RelayMetrics {
     /// and peers cut off for following too many (peer_over_cap).
     pub pair_follow_events: Family<EventLabels, Counter>,
     pub book_sync_requests: Family<OutcomeLabels, Counter>,
+    /// Pulls of one maker's orders from a peer relay after the maker's keep-alive disagreed
+    /// with this relay's book (`book_repair`), by outcome: complete, partial, refused, failed,
+    /// busy.
+    pub book_repairs: Family<OutcomeLabels, Counter>,
+    /// Orders those pulls changed, by outcome: added, removed, refused (by this relay's book),
+    /// invalid (failed their checks: a peer relay served a bad order).
+    pub book_repair_orders: Family<OutcomeLabels, Counter>,
     pub peer_relays_connected: Gauge,
     /// Peer relays the operator configured (`peers`): with `peer_relays_connected` at 0, the
     /// relay has lost its whole mesh.
@@ -293,6 +300,8 @@ impl RelayMetrics {
             lapsed_dropped: Family::default(),
             pair_follow_events: Family::default(),
             book_sync_requests: Family::default(),
+            book_repairs: Family::default(),
+            book_repair_orders: Family::default(),
             peer_relays_connected: Gauge::default(),
             peer_relays_configured: Gauge::default(),
             peer_relay_dial_failures: Family::default(),
@@ -497,6 +506,26 @@ impl RelayMetrics {
             "Book-sync (snapshot) requests, by outcome (ok, refused)",
             m.book_sync_requests.clone(),
         );
+        r.register(
+            "book_repairs",
+            "Pulls of a maker's orders from a peer relay after its keep-alive disagreed with this relay's book, by outcome: complete (they hashed to the maker's signed digest and replaced what was held), partial (they did not: only new orders taken), refused (the peer relay refused the request), failed (no answer), busy (not asked: too many pulls open)",
+            m.book_repairs.clone(),
+        );
+        r.register(
+            "book_repair_orders",
+            "Orders changed by those pulls, by outcome: added, removed (missing from a complete answer: cancelled or filled while this relay did not hear), refused (by this relay's book, e.g. cancelled here), invalid (failed their checks)",
+            m.book_repair_orders.clone(),
+        );
+        for outcome in ["complete", "partial", "refused", "failed", "busy"] {
+            let _ = m.book_repairs.get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            });
+        }
+        for outcome in ["added", "removed", "refused", "invalid"] {
+            let _ = m.book_repair_orders.get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            });
+        }
         r.register(
             "peer_relays_connected",
             "Configured peer relays connected now",

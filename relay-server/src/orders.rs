@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use darkswap_market::{Applied, Market, Removal};
 use darkswap_orderbook::Pair;
+use darkswap_proto::book_sync::MAX_BOOK_SYNC_PAGE;
 use darkswap_proto::book_sync::{BookSyncRequest, BookSyncResponse};
 use darkswap_proto::gossip::Gossip;
 use darkswap_proto::order::{
@@ -21,11 +22,15 @@ use darkswap_proto::order::{
     VerifiedOrderMessage,
 };
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
+use libp2p::request_response::OutboundRequestId;
 use libp2p::PeerId;
+use prometheus_client::metrics::{counter::Counter, family::Family};
+
+use crate::book_repair::{BookRepairs, Pull, Skip, Ticket};
 
 use crate::config::Limits;
 use crate::defaults;
-use crate::metrics::{EventLabels, KindLabels, PairLabels, RelayMetrics};
+use crate::metrics::{EventLabels, KindLabels, OutcomeLabels, PairLabels, RelayMetrics};
 use crate::pair_follow::{FollowLimits, Follower, PairFollow, Step};
 use crate::refusals::Refusals;
 use crate::source_caps::{Over, SourceCaps};
@@ -45,7 +50,8 @@ pub enum SourceAccess {
 }
 
 impl SourceAccess {
-    fn unlimited(self) -> bool {
+    /// Trusted peers and peer relays: not rate-limited as one peer.
+    pub fn unlimited(self) -> bool {
         matches!(self, SourceAccess::Trusted | SourceAccess::PeerRelay)
     }
 
@@ -65,6 +71,8 @@ struct Verdict {
     kind: &'static str,
     /// Whether gossip passes it on.
     forward: bool,
+    /// A keep-alive that disagreed with our book: the maker, the pair and its signed digest.
+    mismatch: Option<(PeerId, Pair, [u8; 32])>,
 }
 
 pub struct OrderGossip {
@@ -86,6 +94,8 @@ pub struct OrderGossip {
     reported_pairs: HashSet<Pair>,
     /// Traders' own orders refused lately, told to them by book sync.
     refusals: Refusals,
+    /// Pulls of makers' orders from peer relays, to repair what gossip did not bring.
+    repairs: BookRepairs<OutboundRequestId>,
 }
 
 impl OrderGossip {
@@ -121,6 +131,7 @@ impl OrderGossip {
             ),
             reported_pairs: HashSet::new(),
             refusals: Refusals::default(),
+            repairs: BookRepairs::default(),
         }
     }
 
@@ -161,6 +172,31 @@ impl OrderGossip {
                 }
                 let outcome =
                     self.validate(&propagation_source, &message, now_ms, access.unlimited());
+                let mut held = false;
+                if let (
+                    Ok(Verdict {
+                        mismatch: Some((maker, pair, digest)),
+                        ..
+                    }),
+                    SourceAccess::PeerRelay,
+                ) = (&outcome, access)
+                {
+                    // What a peer relay forwarded disagrees with our book: ask it for the
+                    // maker's orders (gossip does not replay what we missed), and pass the
+                    // keep-alive on once our book is repaired.
+                    match self.repairs.mismatch(
+                        propagation_source,
+                        message_id.clone(),
+                        *maker,
+                        pair.clone(),
+                        *digest,
+                        now_ms,
+                    ) {
+                        Ok(()) => held = true,
+                        Err(Skip::Busy) => count(&metrics.book_repairs, "busy", 1),
+                        Err(Skip::Recent) => {}
+                    }
+                }
                 let acceptance = match &outcome {
                     Ok(verdict) => {
                         metrics
@@ -169,6 +205,10 @@ impl OrderGossip {
                                 kind: verdict.kind.to_string(),
                             })
                             .inc();
+                        if held {
+                            // Reported when the repair ends (`finish_repair`).
+                            return Vec::new();
+                        }
                         if verdict.forward {
                             MessageAcceptance::Accept
                         } else {
@@ -322,13 +362,21 @@ impl OrderGossip {
         // and goes on, so traders that see the mismatch pull the maker's orders from us; unless
         // we hold none of them: then every trader would ask and get nothing (a maker with no
         // orders and a wrong digest would make every watching page sync, for free).
+        let mut mismatch = None;
         let forward = match self.market.apply(verified, now_ms)? {
             Applied::KeepAliveMismatch { maker, pair } => {
+                if let OrderAction::KeepAlive { digest, .. } = &verified.body.action {
+                    mismatch = Some((maker, pair.clone(), *digest));
+                }
                 self.market.live_orders_of(&maker, &pair) > 0
             }
             _ => true,
         };
-        Ok(Verdict { kind, forward })
+        Ok(Verdict {
+            kind,
+            forward,
+            mismatch,
+        })
     }
 
     /// A trader's new order within what its address may hold, and on a pair it may open.
@@ -378,7 +426,8 @@ impl OrderGossip {
     }
 
     /// Answers a book-sync request from the relay's book, within the per-peer and per-address
-    /// page rates (`ip`: the peer's `darkswap_proto::addr::limit_key`).
+    /// page rates (`ip`: the peer's `darkswap_proto::addr::limit_key`) unless the peer is
+    /// `unlimited` (a peer relay repairing its book, a trusted peer).
     pub fn book_sync(
         &mut self,
         peer: PeerId,
@@ -386,6 +435,7 @@ impl OrderGossip {
         request: &BookSyncRequest,
         metrics: &RelayMetrics,
         now_ms: u64,
+        unlimited: bool,
     ) -> BookSyncResponse {
         // A page within the peer's budget is charged to its address's too, so an address's many
         // identities cannot each spend a full budget of their own. A trader asking for its own
@@ -393,8 +443,9 @@ impl OrderGossip {
         // answer is at most what it published itself, and the makers behind one address must
         // not crowd out each other's joins.
         let own = request.maker == Some(peer);
-        let allowed =
-            self.sync_per_peer.allow(&peer, now_ms) && (own || self.sync_per_ip.allow(&ip, now_ms));
+        let allowed = unlimited
+            || (self.sync_per_peer.allow(&peer, now_ms)
+                && (own || self.sync_per_ip.allow(&ip, now_ms)));
         let outcome = if allowed { "ok" } else { "rate_limited" };
         metrics
             .book_sync_requests
@@ -428,9 +479,103 @@ impl OrderGossip {
         }
     }
 
+    /// The pulls of makers' orders to send to peer relays now; each request id goes back
+    /// through [`OrderGossip::repair_sent`].
+    pub fn take_repairs(&mut self) -> Vec<Pull> {
+        self.repairs.take_queued()
+    }
+
+    /// A pull went out as request `id`.
+    pub fn repair_sent(&mut self, id: OutboundRequestId, ticket: Ticket) {
+        self.repairs.sent(id, ticket);
+    }
+
+    /// The peer relay answered pull `id`: the maker's orders it holds are checked one by one
+    /// and repair our book (whole only if they hash to the digest the maker signed).
+    pub fn repaired(
+        &mut self,
+        gossip: &mut Gossip,
+        id: &OutboundRequestId,
+        response: BookSyncResponse,
+        metrics: &RelayMetrics,
+        now_ms: u64,
+    ) {
+        let Some(ticket) = self.repairs.finished(id) else {
+            return;
+        };
+        if response.error.is_some() {
+            count(&metrics.book_repairs, "refused", 1);
+            self.pass_on(gossip, &ticket, metrics);
+            return;
+        }
+        let mut invalid = 0;
+        let snapshot: Vec<VerifiedOrderMessage> = response
+            .orders
+            .iter()
+            .take(MAX_BOOK_SYNC_PAGE as usize)
+            .filter_map(|raw| {
+                let checked =
+                    verify_order_message(raw, Some(&ticket.pair), Freshness::Stored, now_ms)
+                        .ok()
+                        .filter(|m| m.maker == ticket.maker);
+                invalid += usize::from(checked.is_none());
+                checked
+            })
+            .collect();
+        let repaired = self.market.repair_maker(
+            &ticket.maker,
+            &ticket.pair,
+            &snapshot,
+            &ticket.digest,
+            now_ms,
+        );
+        let outcome = if repaired.complete {
+            "complete"
+        } else {
+            "partial"
+        };
+        count(&metrics.book_repairs, outcome, 1);
+        count(&metrics.book_repair_orders, "added", repaired.added);
+        count(&metrics.book_repair_orders, "removed", repaired.removed);
+        count(&metrics.book_repair_orders, "refused", repaired.refused);
+        count(&metrics.book_repair_orders, "invalid", invalid);
+        self.pass_on(gossip, &ticket, metrics);
+    }
+
+    /// Pull `id` got no answer (the peer relay went away, or timed out).
+    pub fn repair_failed(
+        &mut self,
+        gossip: &mut Gossip,
+        id: &OutboundRequestId,
+        metrics: &RelayMetrics,
+    ) {
+        if let Some(ticket) = self.repairs.finished(id) {
+            count(&metrics.book_repairs, "failed", 1);
+            self.pass_on(gossip, &ticket, metrics);
+        }
+    }
+
+    /// The keep-alive held for a repair goes on as any other would: forwarded when we hold
+    /// some of the maker's orders on the pair (those behind us then pull from a repaired
+    /// book), dropped otherwise. Gossip may have let go of it meanwhile: nothing to do then.
+    fn pass_on(&self, gossip: &mut Gossip, ticket: &Ticket, metrics: &RelayMetrics) {
+        let forward = self.market.live_orders_of(&ticket.maker, &ticket.pair) > 0;
+        if !forward {
+            metrics.keep_alives_not_forwarded.inc();
+        }
+        let (message, from) = &ticket.held;
+        let acceptance = if forward {
+            MessageAcceptance::Accept
+        } else {
+            MessageAcceptance::Ignore
+        };
+        gossip.report_message_validation_result(message, from, acceptance);
+    }
+
     /// Removes expired orders and silent makers' orders; lets go of idle pairs; refreshes the
     /// book gauges.
     pub fn tick(&mut self, gossip: &mut Gossip, metrics: &RelayMetrics, now_ms: u64) {
+        self.repairs.prune(now_ms);
         self.sync_per_peer.prune(now_ms);
         self.sync_per_ip.prune(now_ms);
         self.refusals.prune(now_ms);
@@ -478,6 +623,15 @@ fn score(gossip: &mut Gossip, peer: &PeerId, standing: SourceAccess) {
     };
     // False only for a peer gossip does not know (gone already): nothing to score then.
     let _ = gossip.set_application_score(peer, score);
+}
+
+/// Adds `n` to `family`'s `outcome` series.
+fn count(family: &Family<OutcomeLabels, Counter>, outcome: &str, n: usize) {
+    family
+        .get_or_create(&OutcomeLabels {
+            outcome: outcome.into(),
+        })
+        .inc_by(n as u64);
 }
 
 /// How often [`OrderGossip::tick`] runs.

@@ -604,6 +604,13 @@ impl LoopState {
                     |peer, audit| standing(gate, federation, peer, audit),
                 );
                 cut_off(swarm, cut);
+                for pull in self.orders.take_repairs() {
+                    let id = swarm
+                        .behaviour_mut()
+                        .book_sync
+                        .send_request(&pull.peer, pull.request);
+                    self.orders.repair_sent(id, pull.ticket);
+                }
             }
             RelayBehaviourEvent::Auth(request_response::Event::Message {
                 peer,
@@ -685,18 +692,44 @@ impl LoopState {
                     },
             }) => {
                 let ip = darkswap_proto::addr::limit_key(self.conn_addrs.get(&connection_id));
+                // Peer relays repairing their books (and trusted peers) are not rationed.
+                let unlimited = standing(&self.gate, &self.federation, &peer, false).unlimited();
                 let response = self.orders.book_sync(
                     peer,
                     ip,
                     &request,
                     &self.metrics,
                     darkswap_proto::unix_time_ms(),
+                    unlimited,
                 );
                 let _ = swarm
                     .behaviour_mut()
                     .book_sync
                     .send_response(channel, response);
             }
+            // Answers to our pulls of makers' orders from peer relays.
+            RelayBehaviourEvent::BookSync(request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            }) => self.orders.repaired(
+                &mut swarm.behaviour_mut().gossip,
+                &request_id,
+                response,
+                &self.metrics,
+                darkswap_proto::unix_time_ms(),
+            ),
+            RelayBehaviourEvent::BookSync(request_response::Event::OutboundFailure {
+                request_id,
+                ..
+            }) => self.orders.repair_failed(
+                &mut swarm.behaviour_mut().gossip,
+                &request_id,
+                &self.metrics,
+            ),
             RelayBehaviourEvent::BookSync(request_response::Event::InboundFailure { .. }) => {
                 self.metrics
                     .book_sync_requests

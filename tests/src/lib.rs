@@ -18,6 +18,7 @@ use darkswap_proto::order::order_topic;
 use futures::channel::mpsc;
 use futures::StreamExt;
 
+pub mod delay;
 pub mod hostile;
 pub mod market_cli;
 pub mod nginx;
@@ -769,49 +770,88 @@ impl RawPublisher {
         pair: &darkswap_orderbook::Pair,
         n: usize,
     ) -> Result<(usize, usize)> {
-        use darkswap_net::libp2p::request_response;
-        use darkswap_proto::book_sync::{BookSyncRequest, MAX_BOOK_SYNC_PAGE};
         let (mut answered, mut refused) = (0, 0);
         for _ in 0..n {
-            let id = self.swarm.behaviour_mut().book_sync.send_request(
-                &relay,
-                BookSyncRequest {
-                    pair: pair.clone(),
-                    maker: None,
-                    after: None,
-                    limit: MAX_BOOK_SYNC_PAGE,
-                },
-            );
-            let response = tokio::time::timeout(Duration::from_secs(10), async {
-                loop {
-                    match self.swarm.select_next_some().await {
-                        SwarmEvent::Behaviour(RawBehaviourEvent::BookSync(
-                            request_response::Event::Message {
-                                message:
-                                    request_response::Message::Response {
-                                        request_id,
-                                        response,
-                                    },
-                                ..
-                            },
-                        )) if request_id == id => return Ok(response),
-                        SwarmEvent::Behaviour(RawBehaviourEvent::BookSync(
-                            request_response::Event::OutboundFailure {
-                                request_id, error, ..
-                            },
-                        )) if request_id == id => return Err(anyhow!("book sync: {error}")),
-                        _ => {}
-                    }
-                }
-            })
-            .await??;
-            if response.error.is_some() {
+            if self.book_page(relay, pair, None).await?.error.is_some() {
                 refused += 1;
             } else {
                 answered += 1;
             }
         }
         Ok((answered, refused))
+    }
+
+    /// Every order id of `pair` the relay holds, paged through book sync (errors if the relay
+    /// refuses a page).
+    pub async fn book_ids(
+        &mut self,
+        relay: PeerId,
+        pair: &darkswap_orderbook::Pair,
+    ) -> Result<std::collections::HashSet<darkswap_orderbook::OrderId>> {
+        let mut ids = std::collections::HashSet::new();
+        let mut after = None;
+        loop {
+            let page = self.book_page(relay, pair, after).await?;
+            if let Some(error) = page.error {
+                bail!("the relay refused a book page: {error}");
+            }
+            for raw in &page.orders {
+                let order = darkswap_proto::order::verify_order_message(
+                    raw,
+                    Some(pair),
+                    darkswap_proto::order::Freshness::Stored,
+                    darkswap_net::unix_time_ms(),
+                )?;
+                after = order.order_id();
+                ids.extend(after);
+            }
+            if !page.more || page.orders.is_empty() {
+                return Ok(ids);
+            }
+        }
+    }
+
+    /// One book-sync page of `pair` from the relay, after order id `after`.
+    async fn book_page(
+        &mut self,
+        relay: PeerId,
+        pair: &darkswap_orderbook::Pair,
+        after: Option<darkswap_orderbook::OrderId>,
+    ) -> Result<darkswap_proto::book_sync::BookSyncResponse> {
+        use darkswap_net::libp2p::request_response;
+        use darkswap_proto::book_sync::{BookSyncRequest, MAX_BOOK_SYNC_PAGE};
+        let id = self.swarm.behaviour_mut().book_sync.send_request(
+            &relay,
+            BookSyncRequest {
+                pair: pair.clone(),
+                maker: None,
+                after,
+                limit: MAX_BOOK_SYNC_PAGE,
+            },
+        );
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match self.swarm.select_next_some().await {
+                    SwarmEvent::Behaviour(RawBehaviourEvent::BookSync(
+                        request_response::Event::Message {
+                            message:
+                                request_response::Message::Response {
+                                    request_id,
+                                    response,
+                                },
+                            ..
+                        },
+                    )) if request_id == id => return Ok(response),
+                    SwarmEvent::Behaviour(RawBehaviourEvent::BookSync(
+                        request_response::Event::OutboundFailure {
+                            request_id, error, ..
+                        },
+                    )) if request_id == id => return Err(anyhow!("book sync: {error}")),
+                    _ => {}
+                }
+            }
+        })
+        .await?
     }
 
     /// The identity key it authenticated with (a maker signs its orders with it).

@@ -1,6 +1,6 @@
 //! The order book across the real relay binary and real native traders on loopback:
 //! propagation, cancel, joiner sync, makers that leave, hostile messages refused and counted,
-//! and two peered relays sharing one book.
+//! two peered relays sharing one book, and a relay that joined late repairing its book.
 
 use std::time::{Duration, Instant};
 
@@ -377,6 +377,68 @@ async fn two_peered_relays_share_one_book() -> anyhow::Result<()> {
         "an order on the first relay never reached a trader on the second"
     );
     assert!(second.metric("darkswap_relay_order_messages_accepted_total{kind=\"order\"}")? >= 1.0);
+    Ok(())
+}
+
+/// Gossip does not replay what a relay missed. A relay that joins after a maker placed its order
+/// learns the order at the maker's next keep-alive, which its peer relay forwards: the digest
+/// disagrees with its book, so it pulls the maker's orders from that peer relay, checks them
+/// against the digest, and passes the keep-alive on, so its own traders pull from it.
+#[tokio::test]
+async fn a_relay_that_joined_late_repairs_its_book_from_its_peer_relay() -> anyhow::Result<()> {
+    let (dir1, dir2) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let first = Relay::start(dir1.path(), Ports::default(), &[])?;
+    let maker = trader(&first).await?;
+    let id = maker.handle.place_order(pair(), sell(42, 300))?;
+    first
+        .metric_eventually(
+            &format!("darkswap_relay_live_orders{{pair=\"{}\"}}", pair()),
+            T,
+            |v| v == 1.0,
+        )
+        .await?;
+    // Gossip itself offers a recent message to newcomers (IHAVE, seen up to 8 s after it
+    // passed here): the late relay comes after the maker's first keep-alive, 10 s on.
+    first
+        .metric_eventually(
+            "darkswap_relay_order_messages_accepted_total{kind=\"keep_alive\"}",
+            T,
+            |v| v >= 1.0,
+        )
+        .await?;
+    let peer_flag = first.tcp_addr().to_string();
+    let late = Relay::start(dir2.path(), Ports::default(), &["--peer", &peer_flag])?;
+    late.metric_eventually("darkswap_relay_peer_relays_connected", T, |v| v >= 1.0)
+        .await?;
+    let mut watcher = trader(&late).await?;
+    // The maker's keep-alives come every 10 s.
+    watcher
+        .book_where(Duration::from_secs(30), &pair(), |v| {
+            v.orders.iter().any(|o| o.id == id)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("the late relay's trader never saw the order: {e}"))?;
+    // The gauge follows on the relay's next tick.
+    late.metric_eventually(
+        &format!("darkswap_relay_live_orders{{pair=\"{}\"}}", pair()),
+        T,
+        |v| v == 1.0,
+    )
+    .await?;
+    let (_, metrics) = late.get("/metrics")?;
+    let said: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.contains("book_repair") || l.contains("order_messages"))
+        .collect();
+    assert!(
+        late.metric("darkswap_relay_book_repairs_total{outcome=\"complete\"}")? >= 1.0,
+        "the order did not come by a repair: {said:#?}"
+    );
+    assert!(late.metric("darkswap_relay_book_repair_orders_total{outcome=\"added\"}")? >= 1.0);
+    assert_eq!(
+        late.metric("darkswap_relay_book_repair_orders_total{outcome=\"invalid\"}")?,
+        0.0
+    );
     Ok(())
 }
 

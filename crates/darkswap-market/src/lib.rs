@@ -171,6 +171,19 @@ pub enum Applied {
     },
 }
 
+/// What [`Market::repair_maker`] did with a snapshot of one maker's orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repaired {
+    /// The snapshot hashed to the maker's signed digest, so it replaced what the book held.
+    pub complete: bool,
+    /// Orders new to the book.
+    pub added: usize,
+    /// Orders that left the book (missing from a complete snapshot).
+    pub removed: usize,
+    /// Orders of the snapshot the book refused (cancelled here, over a cap, conflicting).
+    pub refused: usize,
+}
+
 /// Why an order left the book in [`Market::expire`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Removal {
@@ -421,6 +434,61 @@ impl Market {
             info,
             now_ms,
         )
+    }
+
+    /// Repairs what this book holds of one maker on one pair from a snapshot that a third party
+    /// served (a peer relay), checked against the digest the maker itself signed in the
+    /// keep-alive that showed the mismatch. When the snapshot's live orders hash to that
+    /// digest, it is the maker's whole state: the book takes it as
+    /// [`reconcile_maker`](Self::reconcile_maker) does, and orders missing from it go. When it
+    /// does not (the maker changed something since, or the server withheld an order), only
+    /// the orders it adds are taken: a server can then add the maker's own signed orders but
+    /// never make this book drop one. Orders of other makers or pairs in `snapshot` are ignored.
+    pub fn repair_maker(
+        &mut self,
+        maker: &PeerId,
+        pair: &Pair,
+        snapshot: &[VerifiedOrderMessage],
+        signed_digest: &[u8; 32],
+        now_ms: u64,
+    ) -> Repaired {
+        let theirs: Vec<&VerifiedOrderMessage> = snapshot
+            .iter()
+            .filter(|m| m.maker == *maker && m.body.pair == *pair)
+            .collect();
+        let mut live: Vec<(OrderId, u64)> = theirs
+            .iter()
+            .filter_map(|m| match &m.body.action {
+                OrderAction::Order(spec) if spec.expires_at_ms > now_ms => {
+                    Some((order_id(maker, spec.nonce), spec.amount))
+                }
+                _ => None,
+            })
+            .collect();
+        let complete = live_orders_digest(&mut live) == *signed_digest;
+        let before = self.live_orders_of(maker, pair);
+        let results = if complete {
+            self.reconcile_maker(maker, pair, snapshot, now_ms)
+        } else {
+            theirs
+                .into_iter()
+                .map(|m| self.apply_stored(m, now_ms))
+                .collect()
+        };
+        let added = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Applied::Added(_))))
+            .count();
+        let refused = results.iter().filter(|r| r.is_err()).count();
+        let after = self.live_orders_of(maker, pair);
+        // What left: the held orders minus those kept (after - added).
+        let removed = before.saturating_sub(after.saturating_sub(added));
+        Repaired {
+            complete,
+            added,
+            removed,
+            refused,
+        }
     }
 
     /// Replaces what this book holds of one maker on one pair with a fresh snapshot of it

@@ -1,0 +1,97 @@
+//! The relay pool ranks relays by distance, with real relays on loopback put at different
+//! distances by delaying forwarders (this kernel has no `netem`; see `darkswap_tests::delay`):
+//! each far relay announces only the forwarder's address, so a client measures it through the
+//! delay, as it would a relay across an ocean.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use darkswap_net::{NodeConfig, NodeEvent};
+use darkswap_tests::delay::Delay;
+use darkswap_tests::{Peer, Ports, Relay};
+
+#[tokio::test]
+async fn the_pool_ranks_relays_by_their_distance() -> anyhow::Result<()> {
+    let announce = ["--record-announce-secs", "1", "--record-ttl-secs", "30"];
+    // One-way delays: round trips of about 10, 80 and 240 ms.
+    let mut far = Vec::new();
+    let mut delays = Vec::new();
+    let mut dirs = Vec::new();
+    for (name, one_way_ms) in [("near", 5u64), ("middle", 40), ("far", 120)] {
+        let ports = Ports::fixed();
+        let delay = Delay::start(
+            SocketAddr::from(([127, 0, 0, 1], ports.tcp)),
+            Duration::from_millis(one_way_ms),
+        )
+        .await?;
+        let external = format!("/ip4/127.0.0.1/tcp/{}", delay.addr.port());
+        let dir = tempfile::tempdir()?;
+        let mut args = vec!["--relay-name", name, "--federation-accept", "any"];
+        args.extend(announce);
+        args.extend(["--external-addr", &external]);
+        far.push(Relay::start(dir.path(), ports, &args)?);
+        delays.push(delay);
+        dirs.push(dir);
+    }
+    // The serving relay peers with all three (directly: the relays' own link is not measured).
+    let dir = tempfile::tempdir()?;
+    let peers: Vec<String> = far.iter().map(|r| r.tcp_addr().to_string()).collect();
+    let mut args = vec!["--relay-name", "serving"];
+    args.extend(announce);
+    for p in &peers {
+        args.extend(["--peer", p]);
+    }
+    let serving = Relay::start(dir.path(), Ports::default(), &args)?;
+    let mut config = NodeConfig::new(vec![serving.tcp_addr()]);
+    config.records_interval = Duration::from_secs(1);
+    let mut client = Peer::start_with(config).await?;
+    client.reserved().await?;
+    let ids: Vec<_> = far.iter().map(|r| r.peer_id).collect();
+    let started = Instant::now();
+    let report = client
+        .wait_for(Duration::from_secs(60), |e| match e {
+            NodeEvent::RelayPool(report)
+                if ids.iter().all(|id| {
+                    report
+                        .relays
+                        .iter()
+                        .any(|r| r.relay == *id && r.rtt_ms.is_some() && r.rank.is_some())
+                }) =>
+            {
+                Some(report.clone())
+            }
+            _ => None,
+        })
+        .await?;
+    let seen: Vec<(String, f64, usize)> = ids
+        .iter()
+        .filter_map(|id| report.relays.iter().find(|r| r.relay == *id))
+        .map(|r| (r.name.clone(), r.rtt_ms.unwrap_or(0.0), r.rank.unwrap_or(0)))
+        .collect();
+    eprintln!(
+        "measured in {:.1} s: {seen:?}",
+        started.elapsed().as_secs_f64()
+    );
+    // Each round trip at least its two delays; the ranks in the order of the distances.
+    for ((name, rtt, _), floor) in seen.iter().zip([10.0, 80.0, 240.0]) {
+        assert!(
+            *rtt >= floor,
+            "{name}: {rtt} ms is under the {floor} ms the delay makes"
+        );
+    }
+    assert!(
+        seen[0].2 < seen[1].2 && seen[1].2 < seen[2].2,
+        "ranked out of the order of distance: {seen:?}"
+    );
+    let serving_rank = report
+        .relays
+        .iter()
+        .find(|r| r.relay == serving.peer_id)
+        .and_then(|r| r.rank);
+    assert_eq!(
+        serving_rank,
+        Some(1),
+        "the serving relay, on loopback, ranks first"
+    );
+    Ok(())
+}
