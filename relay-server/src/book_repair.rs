@@ -27,6 +27,10 @@ use libp2p::PeerId;
 pub const REPAIR_INTERVAL_MS: u64 = darkswap_market::KEEP_ALIVE_INTERVAL_MS / 2;
 /// Pulls asked for and not answered yet, at most (queued ones included).
 pub const MAX_REPAIRS_IN_FLIGHT: usize = 64;
+/// Pulls sent to one peer relay and not answered yet, at most: well under the book-sync streams
+/// a relay serves per connection (16, `defaults::BOOK_SYNC_STREAMS_PER_CONNECTION`), which
+/// resets the streams over its limit. The others wait in the queue.
+pub const MAX_REPAIRS_PER_PEER: usize = 8;
 /// (maker, pair) pulls remembered for [`REPAIR_INTERVAL_MS`], at most; a full table pulls for no
 /// newcomer until it clears.
 pub const MAX_RECENT_REPAIRS: usize = 8_192;
@@ -122,9 +126,25 @@ impl<K: Eq + Hash> BookRepairs<K> {
         Ok(())
     }
 
-    /// The pulls to send now.
+    /// The pulls to send now: those whose peer relay has fewer than [`MAX_REPAIRS_PER_PEER`]
+    /// unanswered; the others stay queued.
     pub fn take_queued(&mut self) -> Vec<Pull> {
-        std::mem::take(&mut self.queued)
+        let mut open: HashMap<PeerId, usize> = HashMap::new();
+        for ticket in self.in_flight.values() {
+            *open.entry(ticket.held.1).or_default() += 1;
+        }
+        let mut ready = Vec::new();
+        self.queued.retain(|pull| {
+            let n = open.entry(pull.peer).or_default();
+            if *n < MAX_REPAIRS_PER_PEER {
+                *n += 1;
+                ready.push(pull.clone());
+                false
+            } else {
+                true
+            }
+        });
+        ready
     }
 
     /// A pull went out as request `id`.
@@ -187,6 +207,41 @@ mod tests {
             repairs.mismatch(relay, msg(), maker, pair(), [3; 32], REPAIR_INTERVAL_MS),
             Ok(())
         );
+    }
+
+    #[test]
+    fn one_peer_relay_is_asked_a_few_pulls_at_a_time() {
+        let mut repairs = BookRepairs::<usize>::default();
+        let (busy, other) = (PeerId::random(), PeerId::random());
+        for _ in 0..MAX_REPAIRS_PER_PEER + 3 {
+            repairs
+                .mismatch(busy, msg(), PeerId::random(), pair(), [0; 32], 0)
+                .unwrap();
+        }
+        repairs
+            .mismatch(other, msg(), PeerId::random(), pair(), [0; 32], 0)
+            .unwrap();
+        let first = repairs.take_queued();
+        assert_eq!(
+            first.iter().filter(|p| p.peer == busy).count(),
+            MAX_REPAIRS_PER_PEER
+        );
+        assert_eq!(first.iter().filter(|p| p.peer == other).count(), 1);
+        for (id, pull) in first.into_iter().enumerate() {
+            repairs.sent(id, pull.ticket);
+        }
+        assert!(
+            repairs.take_queued().is_empty(),
+            "the rest wait for answers"
+        );
+        assert!(repairs.finished(&0).is_some());
+        assert_eq!(
+            repairs.take_queued().len(),
+            1,
+            "one answer lets one more go"
+        );
+        // Two still queued, eight sent (the one taken last is the caller's to send).
+        assert_eq!(repairs.open(), MAX_REPAIRS_PER_PEER + 2);
     }
 
     #[test]

@@ -214,8 +214,8 @@ pub struct RelayMetrics {
     pub pair_follow_events: Family<EventLabels, Counter>,
     pub book_sync_requests: Family<OutcomeLabels, Counter>,
     /// Pulls of one maker's orders from a peer relay after the maker's keep-alive disagreed
-    /// with this relay's book (`book_repair`), by outcome: complete, partial, refused, failed,
-    /// busy.
+    /// with this relay's book (`book_repair`), by outcome: complete, partial, refused, timeout,
+    /// closed, stream_failed, unreachable, busy.
     pub book_repairs: Family<OutcomeLabels, Counter>,
     /// Orders those pulls changed, by outcome: added, removed, refused (by this relay's book),
     /// invalid (failed their checks: a peer relay served a bad order).
@@ -228,6 +228,8 @@ pub struct RelayMetrics {
     /// address_in_use (no local address/port to dial from), timeout, wrong_peer_id, denied (our
     /// own limits), other.
     pub peer_relay_dial_failures: Family<ReasonLabels, Counter>,
+    /// Connections to peer relays closed because a ping got no answer (a stalled link).
+    pub peer_relay_links_stalled: Counter,
     /// Relay records taken from peer relays, by outcome: new, updated.
     pub relay_records_accepted: Family<OutcomeLabels, Counter>,
     /// Relay records refused, by reason (every check of the record, and replayed, own, full).
@@ -301,6 +303,7 @@ impl RelayMetrics {
             pair_follow_events: Family::default(),
             book_sync_requests: Family::default(),
             book_repairs: Family::default(),
+            peer_relay_links_stalled: Counter::default(),
             book_repair_orders: Family::default(),
             peer_relays_connected: Gauge::default(),
             peer_relays_configured: Gauge::default(),
@@ -508,7 +511,7 @@ impl RelayMetrics {
         );
         r.register(
             "book_repairs",
-            "Pulls of a maker's orders from a peer relay after its keep-alive disagreed with this relay's book, by outcome: complete (they hashed to the maker's signed digest and replaced what was held), partial (they did not: only new orders taken), refused (the peer relay refused the request), failed (no answer), busy (not asked: too many pulls open)",
+            "Pulls of a maker's orders from a peer relay after its keep-alive disagreed with this relay's book, by outcome: complete (they hashed to the maker's signed digest and replaced what was held), partial (they did not: only new orders taken), refused (the peer relay refused the request), timeout (no answer in 10 s), closed (the connection went first, e.g. closed as stalled), stream_failed (the request's stream failed: reset, refused, or the protocol unsupported), unreachable, busy (not asked: too many pulls open)",
             m.book_repairs.clone(),
         );
         r.register(
@@ -516,7 +519,16 @@ impl RelayMetrics {
             "Orders changed by those pulls, by outcome: added, removed (missing from a complete answer: cancelled or filled while this relay did not hear), refused (by this relay's book, e.g. cancelled here), invalid (failed their checks)",
             m.book_repair_orders.clone(),
         );
-        for outcome in ["complete", "partial", "refused", "failed", "busy"] {
+        for outcome in [
+            "complete",
+            "partial",
+            "refused",
+            "timeout",
+            "closed",
+            "stream_failed",
+            "unreachable",
+            "busy",
+        ] {
             let _ = m.book_repairs.get_or_create(&OutcomeLabels {
                 outcome: outcome.into(),
             });
@@ -526,6 +538,11 @@ impl RelayMetrics {
                 outcome: outcome.into(),
             });
         }
+        r.register(
+            "peer_relay_links_stalled",
+            "Connections to peer relays closed because a ping got no answer within 20 s (a stalled link, e.g. a partition): the peer relay is dialed again at once, where TCP would resume the old link only at its next retransmission",
+            m.peer_relay_links_stalled.clone(),
+        );
         r.register(
             "peer_relays_connected",
             "Configured peer relays connected now",

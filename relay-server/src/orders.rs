@@ -542,15 +542,17 @@ impl OrderGossip {
         self.pass_on(gossip, &ticket, metrics);
     }
 
-    /// Pull `id` got no answer (the peer relay went away, or timed out).
+    /// Pull `id` got no answer: `why` is timeout, closed (the connection went, e.g. closed as
+    /// stalled) or unreachable.
     pub fn repair_failed(
         &mut self,
         gossip: &mut Gossip,
         id: &OutboundRequestId,
+        why: &str,
         metrics: &RelayMetrics,
     ) {
         if let Some(ticket) = self.repairs.finished(id) {
-            count(&metrics.book_repairs, "failed", 1);
+            count(&metrics.book_repairs, why, 1);
             self.pass_on(gossip, &ticket, metrics);
         }
     }

@@ -576,6 +576,14 @@ impl LoopState {
                 if let Some(m) = &self.libp2p_metrics {
                     m.record(&event);
                 }
+                // A link to a peer relay whose ping got no answer has stalled (a partition, a
+                // cut cable): TCP would resume it only at its next retransmission, up to
+                // minutes after the path is back, while a new connection works at once. So it
+                // is closed, and dialed again (if we list the peer relay) or dialed by it.
+                if event.result.is_err() && self.federation.is_peer_relay(&event.peer) {
+                    self.metrics.peer_relay_links_stalled.inc();
+                    swarm.close_connection(event.connection);
+                }
             }
             RelayBehaviourEvent::Directory(request_response::Event::Message {
                 peer,
@@ -604,13 +612,7 @@ impl LoopState {
                     |peer, audit| standing(gate, federation, peer, audit),
                 );
                 cut_off(swarm, cut);
-                for pull in self.orders.take_repairs() {
-                    let id = swarm
-                        .behaviour_mut()
-                        .book_sync
-                        .send_request(&pull.peer, pull.request);
-                    self.orders.repair_sent(id, pull.ticket);
-                }
+                self.send_repairs(swarm);
             }
             RelayBehaviourEvent::Auth(request_response::Event::Message {
                 peer,
@@ -715,21 +717,35 @@ impl LoopState {
                         response,
                     },
                 ..
-            }) => self.orders.repaired(
-                &mut swarm.behaviour_mut().gossip,
-                &request_id,
-                response,
-                &self.metrics,
-                darkswap_proto::unix_time_ms(),
-            ),
+            }) => {
+                self.orders.repaired(
+                    &mut swarm.behaviour_mut().gossip,
+                    &request_id,
+                    response,
+                    &self.metrics,
+                    darkswap_proto::unix_time_ms(),
+                );
+                self.send_repairs(swarm);
+            }
             RelayBehaviourEvent::BookSync(request_response::Event::OutboundFailure {
                 request_id,
+                error,
                 ..
-            }) => self.orders.repair_failed(
-                &mut swarm.behaviour_mut().gossip,
-                &request_id,
-                &self.metrics,
-            ),
+            }) => {
+                let why = match error {
+                    request_response::OutboundFailure::Timeout => "timeout",
+                    request_response::OutboundFailure::DialFailure => "unreachable",
+                    request_response::OutboundFailure::ConnectionClosed => "closed",
+                    _ => "stream_failed",
+                };
+                self.orders.repair_failed(
+                    &mut swarm.behaviour_mut().gossip,
+                    &request_id,
+                    why,
+                    &self.metrics,
+                );
+                self.send_repairs(swarm);
+            }
             RelayBehaviourEvent::BookSync(request_response::Event::InboundFailure { .. }) => {
                 self.metrics
                     .book_sync_requests
@@ -889,6 +905,17 @@ impl LoopState {
         let _ = writeln!(out, "peer id: {}", self.peer_id);
         for addr in addrs {
             let _ = writeln!(out, "address: {addr}");
+        }
+        // What it binds, which differs from what it announces behind `external_addrs`.
+        let mut bound: Vec<String> = self
+            .listeners
+            .values()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        bound.sort();
+        for addr in bound {
+            let _ = writeln!(out, "listening: {addr}");
         }
         let _ = writeln!(out, "web app: http://{http}/");
         let _ = writeln!(out, "ready");
@@ -1071,6 +1098,17 @@ impl LoopState {
                     tracing::debug!(%peer, "cannot dial peer relay: {e}");
                 }
             }
+        }
+    }
+
+    /// Sends the pulls of makers' orders that `orders` has ready for peer relays.
+    fn send_repairs(&mut self, swarm: &mut Swarm<RelayBehaviour>) {
+        for pull in self.orders.take_repairs() {
+            let id = swarm
+                .behaviour_mut()
+                .book_sync
+                .send_request(&pull.peer, pull.request);
+            self.orders.repair_sent(id, pull.ticket);
         }
     }
 

@@ -1,5 +1,6 @@
 // Shared e2e helpers: start the real relay binary and real Chromium (Debian's, via playwright-core).
 import { spawn } from 'node:child_process';
+import { createServer, connect } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,13 +23,14 @@ export async function relayPorts() {
   return { tcp: 0, ws: 0, webrtc: 0, http: 0 };
 }
 
-// The ports a started relay listens on, from the addresses and the URL it prints.
+// The ports a started relay listens on, from what it prints it binds (`listening:`, which
+// differs from its `address:` lines when it announces others) and its URL.
 function boundPorts(output) {
   const port = (re) => Number(output.match(re)?.[1] ?? NaN);
   return {
-    tcp: port(/^address: \/ip4\/[^/]+\/tcp\/(\d+)\/p2p\//m),
-    ws: port(/^address: \/ip4\/[^/]+\/tcp\/(\d+)\/ws\//m),
-    webrtc: port(/^address: \/ip4\/[^/]+\/udp\/(\d+)\/webrtc-direct\//m),
+    tcp: port(/^listening: \/ip4\/[^/]+\/tcp\/(\d+)$/m),
+    ws: port(/^listening: \/ip4\/[^/]+\/tcp\/(\d+)\/ws$/m),
+    webrtc: port(/^listening: \/ip4\/[^/]+\/udp\/(\d+)\/webrtc-direct/m),
     http: port(/^web app: http:\/\/[^/]*:(\d+)\//m),
   };
 }
@@ -132,4 +134,36 @@ export function median(values) {
   const s = values.filter(Number.isFinite).sort((a, b) => a - b);
   if (s.length === 0) return NaN;
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+// A TCP forwarder on loopback that delivers every chunk `oneWayMs` late in each direction: a
+// relay far away (this machine's kernel has no netem). A relay behind it announces the
+// forwarder's address (`--external-addr`), so pages reach and measure it only through the
+// delay; set `target` to the relay's port once it has started (connections before are closed).
+export async function startDelay(oneWayMs) {
+  const sockets = new Set();
+  const delay = { port: 0, target: 0, close: null };
+  const later = (fn) => setTimeout(fn, oneWayMs);
+  const server = createServer((inbound) => {
+    if (!delay.target) { inbound.destroy(); return; }
+    const outbound = connect(delay.target, '127.0.0.1');
+    for (const s of [inbound, outbound]) {
+      sockets.add(s);
+      s.setNoDelay(true);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    // Timers of one duration fire in the order they were set: the bytes keep their order.
+    const pipe = (from, to) => {
+      from.on('data', (chunk) => later(() => { if (!to.destroyed) to.write(chunk); }));
+      from.on('end', () => later(() => to.end()));
+      from.on('close', () => later(() => to.destroy()));
+    };
+    pipe(inbound, outbound);
+    pipe(outbound, inbound);
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  delay.port = server.address().port;
+  delay.close = () => { for (const s of sockets) s.destroy(); server.close(); };
+  return delay;
 }

@@ -1,21 +1,25 @@
 // The page's relay pool with two real relays that peer: the page served by A learns B from A's
 // signed records, measures both from the browser, ranks them, and keeps the trader's exclusion
 // of B across a reload (IndexedDB) until the trader takes it back. Then A is killed: the page
-// moves to B at once, is reserved there, and says what happened.
+// moves to B at once, is reserved there, and says what happened. And with three relays at
+// different distances (delaying forwarders: this kernel has no netem), the page ranks them in
+// the order of their distance.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { HOST, launchBrowser, openPanel, relayPorts, reserved, startRelay, stopRelay, tempDir } from './harness.mjs';
+import { HOST, launchBrowser, openPanel, relayPorts, reserved, startDelay, startRelay, stopRelay, tempDir } from './harness.mjs';
 
 const OUT = join(import.meta.dirname, 'output');
 mkdirSync(OUT, { recursive: true });
 
 let browser;
 const relays = [];
+const delays = [];
 after(async () => {
   await browser?.close();
   for (const r of relays) await stopRelay(r);
+  for (const d of delays) d.close();
 });
 
 const peerIdOf = (relay) => relay.output.match(/^peer id: (\S+)$/m)[1];
@@ -79,4 +83,42 @@ test('the page lists the relays its relay knows, measures them, keeps an exclusi
   assert.match(await page.textContent(moved), /Moved from relay .* to relay .* when it was lost \(1 move this visit\)/);
   await page.waitForSelector(`${row(idB)}[data-linked=true]`, { timeout: 10000 });
   await page.screenshot({ path: join(OUT, 'relays-failover.png'), fullPage: true });
+});
+
+test('the page ranks relays 5, 40 and 120 ms away in that order, measured through the delay', async () => {
+  const far = [];
+  for (const [name, oneWayMs] of [['near', 5], ['middle', 40], ['far', 120]]) {
+    const delay = await startDelay(oneWayMs);
+    delays.push(delay);
+    // It announces only the forwarder's address: pages reach it through the delay.
+    const relay = await startRelay(tempDir(), await relayPorts(), [...records, '--relay-name', name, '--federation-accept', 'any', '--external-addr', `/ip4/127.0.0.1/tcp/${delay.port}/ws`], undefined, HOST);
+    relays.push(relay);
+    delay.target = relay.ports.ws;
+    far.push({ name, oneWayMs, id: peerIdOf(relay), tcp: `/ip4/127.0.0.1/tcp/${relay.ports.tcp}/p2p/${peerIdOf(relay)}` });
+  }
+  // The serving relay peers with the three directly: the relays' own links are not measured.
+  const serving = await startRelay(tempDir(), await relayPorts(), [...records, '--relay-name', 'serving', ...far.flatMap((f) => ['--peer', f.tcp])], undefined, HOST);
+  relays.push(serving);
+  browser ??= await launchBrowser();
+  const page = await (await browser.newContext()).newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(serving.url);
+  await page.waitForSelector(reserved, { timeout: 30000 });
+  await openPanel(page, 'relay');
+  const row = (id) => `[data-testid=relay-row][data-relay="${id}"]`;
+  const started = Date.now();
+  for (const f of far) {
+    await page.waitForSelector(`${row(f.id)} [data-testid=relay-rtt]:has-text(" ms")`, { timeout: 90000 });
+  }
+  const seen = [];
+  for (const f of far) {
+    const rank = Number(await page.getAttribute(row(f.id), 'data-rank'));
+    const rtt = Number((await page.textContent(`${row(f.id)} [data-testid=relay-rtt]`)).match(/([\d.,]+) ms/)[1].replace(',', ''));
+    seen.push({ name: f.name, rank, rtt });
+    // A round trip takes at least the two delays.
+    assert.ok(rtt >= 2 * f.oneWayMs, `${f.name}: ${rtt} ms is under the ${2 * f.oneWayMs} ms its delay makes`);
+  }
+  console.log(`# page: three relays measured in ${Date.now() - started} ms: ${seen.map((s) => `${s.name} ${s.rtt} ms, rank ${s.rank}`).join('; ')}`);
+  assert.ok(seen[0].rank < seen[1].rank && seen[1].rank < seen[2].rank, `ranked out of the order of distance: ${JSON.stringify(seen)}`);
+  await page.screenshot({ path: join(OUT, 'relays-ranked.png'), fullPage: true });
 });

@@ -6,6 +6,7 @@
 //! that clients reach it, and measure it, only through the delay.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -20,18 +21,26 @@ const CHUNKS_IN_FLIGHT: usize = 256;
 /// A running forwarder; it stops (with its connections) when dropped.
 pub struct Delay {
     pub addr: SocketAddr,
+    target: Arc<OnceLock<SocketAddr>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Delay {
-    /// Listens on a free loopback port and forwards each connection to `to`, every chunk
-    /// delivered `one_way` after it was read.
-    pub async fn start(to: SocketAddr, one_way: Duration) -> Result<Self> {
+    /// Listens on a free loopback port; once told where to ([`Delay::forward_to`]), forwards
+    /// each connection there, every chunk delivered `one_way` after it was read. (A relay
+    /// behind it must know the forwarder's address before it starts, and binds its own ports
+    /// then.) Connections that come before are closed.
+    pub async fn start(one_way: Duration) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let target = Arc::new(OnceLock::new());
+        let to = Arc::clone(&target);
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((inbound, _)) = listener.accept().await {
+                let Some(to) = to.get().copied() else {
+                    continue;
+                };
                 connections.spawn(async move {
                     if let Ok(outbound) = TcpStream::connect(to).await {
                         let _ = inbound.set_nodelay(true);
@@ -43,7 +52,12 @@ impl Delay {
                 });
             }
         });
-        Ok(Delay { addr, task })
+        Ok(Delay { addr, target, task })
+    }
+
+    /// Where to forward to from now on (set once).
+    pub fn forward_to(&self, to: SocketAddr) {
+        let _ = self.target.set(to);
     }
 }
 

@@ -97,7 +97,11 @@ impl Ports {
 pub struct Relay {
     child: Child,
     pub peer_id: PeerId,
+    /// What it announces (`address:` lines).
     pub addrs: Vec<Multiaddr>,
+    /// What it binds (`listening:` lines): the same as `addrs` unless it was given
+    /// `--external-addr`.
+    pub listening: Vec<Multiaddr>,
     pub http: String,
 }
 
@@ -132,12 +136,15 @@ impl Relay {
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
         let mut lines = BufReader::new(stdout).lines();
         let (mut peer_id, mut addrs, mut http) = (None, Vec::new(), None);
+        let mut listening: Vec<Multiaddr> = Vec::new();
         for line in lines.by_ref() {
             let line = line?;
             if let Some(id) = line.strip_prefix("peer id: ") {
                 peer_id = Some(id.parse()?);
             } else if let Some(a) = line.strip_prefix("address: ") {
                 addrs.push(a.parse()?);
+            } else if let Some(a) = line.strip_prefix("listening: ") {
+                listening.push(a.parse()?);
             } else if let Some(url) = line.strip_prefix("web app: ") {
                 http = Some(url.trim_end_matches('/').to_string());
             } else if line == "ready" {
@@ -154,6 +161,7 @@ impl Relay {
             child,
             peer_id,
             addrs,
+            listening,
             http,
         })
     }
@@ -188,8 +196,14 @@ impl Relay {
     }
 
     fn addr_with(&self, needle: &str, allow_ws: bool) -> Multiaddr {
-        self.addrs
-            .iter()
+        // What it binds (it may announce others, given `--external-addr`); what it announces
+        // for WebRTC-direct, whose certhash only that carries.
+        let pool = if needle == "/webrtc-direct/" || self.listening.is_empty() {
+            &self.addrs
+        } else {
+            &self.listening
+        };
+        pool.iter()
             .find(|a| {
                 let s = a.to_string();
                 s.starts_with("/ip4/127.0.0.1/")
@@ -197,8 +211,8 @@ impl Relay {
                     && (allow_ws || !s.contains("/ws"))
                     && (needle == "/webrtc-direct/" || !s.contains("webrtc"))
             })
-            .cloned()
-            .unwrap_or_else(|| panic!("relay has no {needle} address in {:?}", self.addrs))
+            .map(|a| a.clone().with_p2p(self.peer_id).unwrap_or_else(|a| a))
+            .unwrap_or_else(|| panic!("relay has no {needle} address in {pool:?}"))
     }
 
     pub fn get(&self, path: &str) -> Result<(u16, String)> {

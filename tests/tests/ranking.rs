@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use darkswap_net::libp2p::multiaddr::Protocol;
 use darkswap_net::{NodeConfig, NodeEvent};
 use darkswap_tests::delay::Delay;
 use darkswap_tests::{Peer, Ports, Relay};
@@ -18,22 +19,28 @@ async fn the_pool_ranks_relays_by_their_distance() -> anyhow::Result<()> {
     let mut delays = Vec::new();
     let mut dirs = Vec::new();
     for (name, one_way_ms) in [("near", 5u64), ("middle", 40), ("far", 120)] {
-        let ports = Ports::fixed();
-        let delay = Delay::start(
-            SocketAddr::from(([127, 0, 0, 1], ports.tcp)),
-            Duration::from_millis(one_way_ms),
-        )
-        .await?;
+        let delay = Delay::start(Duration::from_millis(one_way_ms)).await?;
         let external = format!("/ip4/127.0.0.1/tcp/{}", delay.addr.port());
         let dir = tempfile::tempdir()?;
         let mut args = vec!["--relay-name", name, "--federation-accept", "any"];
         args.extend(announce);
         args.extend(["--external-addr", &external]);
-        far.push(Relay::start(dir.path(), ports, &args)?);
+        let relay = Relay::start(dir.path(), Ports::default(), &args)?;
+        let port = relay
+            .tcp_addr()
+            .iter()
+            .find_map(|p| match p {
+                Protocol::Tcp(port) => Some(port),
+                _ => None,
+            })
+            .expect("a TCP address");
+        delay.forward_to(SocketAddr::from(([127, 0, 0, 1], port)));
+        far.push(relay);
         delays.push(delay);
         dirs.push(dir);
     }
-    // The serving relay peers with all three (directly: the relays' own link is not measured).
+    // The serving relay peers with all three directly (on what they bind, not what they
+    // announce): the relays' own links are not what is measured.
     let dir = tempfile::tempdir()?;
     let peers: Vec<String> = far.iter().map(|r| r.tcp_addr().to_string()).collect();
     let mut args = vec!["--relay-name", "serving"];

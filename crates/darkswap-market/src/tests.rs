@@ -432,14 +432,32 @@ fn keep_alive_mismatch_leads_to_reconciliation() {
     assert_eq!(market.apply(&ka, T0 + 30), Ok(Applied::KeepAlive));
 }
 
-fn digest_of(live: &mut [(OrderId, u64)]) -> [u8; 32] {
-    live_orders_digest(live)
+/// Repairs `maker`'s orders in `market` at T0 + 20 from `served` (as a peer relay serves them:
+/// stored messages), against the digest the maker signed over `signed`.
+fn repair(
+    market: &mut Market,
+    maker: &Maker,
+    served: &[&VerifiedOrderMessage],
+    signed: &mut [(OrderId, u64)],
+) -> Repaired {
+    let now = T0 + 20;
+    let served: Vec<VerifiedOrderMessage> = served
+        .iter()
+        .map(|m| verify_order_message(&m.raw, None, Freshness::Stored, now).unwrap())
+        .collect();
+    market.repair_maker(
+        &maker.peer(),
+        &pair(),
+        &served,
+        &live_orders_digest(signed),
+        now,
+    )
 }
 
 #[test]
 fn a_repair_matching_the_makers_digest_replaces_what_the_book_held() {
-    // A relay on the far side of a partition: it holds a (still live here) and c (cancelled
-    // over there), never saw b. The peer relay's snapshot is a and b; the maker signed a + b.
+    // A relay on the far side of a partition: it holds a (still live) and c (cancelled over
+    // there), never saw b. The peer relay serves a and b; the maker signed a + b.
     let mut market = Market::new(MarketLimits::default());
     let mut maker = Maker::new();
     let (a, b, c) = (
@@ -450,34 +468,27 @@ fn a_repair_matching_the_makers_digest_replaces_what_the_book_held() {
     market.apply(&a, T0).unwrap();
     market.apply(&c, T0).unwrap();
     let id = |n: u64| order_id(&maker.peer(), n);
-    let signed = digest_of(&mut [(id(1), 10), (id(2), 20)]);
-    let stored = |m: &VerifiedOrderMessage| {
-        verify_order_message(&m.raw, None, Freshness::Stored, T0 + 20).unwrap()
+    let repaired = repair(
+        &mut market,
+        &maker,
+        &[&a, &b],
+        &mut [(id(1), 10), (id(2), 20)],
+    );
+    let expected = Repaired {
+        complete: true,
+        added: 1,
+        removed: 1,
+        refused: 0,
     };
-    let repaired = market.repair_maker(
-        &maker.peer(),
-        &pair(),
-        &[stored(&a), stored(&b)],
-        &signed,
-        T0 + 20,
-    );
-    assert_eq!(
-        repaired,
-        Repaired {
-            complete: true,
-            added: 1,
-            removed: 1,
-            refused: 0
-        }
-    );
+    assert_eq!(repaired, expected);
     let book = market.book(&pair()).unwrap();
     assert!(book.contains(&id(1)) && book.contains(&id(2)) && !book.contains(&id(3)));
 }
 
 #[test]
 fn a_repair_that_disagrees_with_the_makers_digest_only_adds() {
-    // The server withheld a: it cannot make us drop it. b is the maker's own signed order,
-    // so it is taken; c, which we hold, stays.
+    // The server withheld a: it cannot make us drop it. b is the maker's own signed order, so
+    // it is taken; another maker's order in the answer is not.
     let mut market = Market::new(MarketLimits::default());
     let mut maker = Maker::new();
     let mut other = Maker::new();
@@ -485,26 +496,19 @@ fn a_repair_that_disagrees_with_the_makers_digest_only_adds() {
     let stranger = other.order(9, 90, T0);
     market.apply(&a, T0).unwrap();
     let id = |n: u64| order_id(&maker.peer(), n);
-    let signed = digest_of(&mut [(id(1), 10), (id(2), 20)]);
-    let stored = |m: &VerifiedOrderMessage| {
-        verify_order_message(&m.raw, None, Freshness::Stored, T0 + 20).unwrap()
+    let repaired = repair(
+        &mut market,
+        &maker,
+        &[&b, &stranger],
+        &mut [(id(1), 10), (id(2), 20)],
+    );
+    let expected = Repaired {
+        complete: false,
+        added: 1,
+        removed: 0,
+        refused: 0,
     };
-    let repaired = market.repair_maker(
-        &maker.peer(),
-        &pair(),
-        &[stored(&b), stored(&stranger)],
-        &signed,
-        T0 + 20,
-    );
-    assert_eq!(
-        repaired,
-        Repaired {
-            complete: false,
-            added: 1,
-            removed: 0,
-            refused: 0
-        }
-    );
+    assert_eq!(repaired, expected);
     let book = market.book(&pair()).unwrap();
     assert!(book.contains(&id(1)) && book.contains(&id(2)));
     assert!(
@@ -515,17 +519,15 @@ fn a_repair_that_disagrees_with_the_makers_digest_only_adds() {
 
 #[test]
 fn a_repair_never_brings_back_an_order_cancelled_here() {
-    // We saw the cancel of c; a server that still holds c (and a digest that, wrongly or from
-    // an older keep-alive, counts it) cannot put it back.
+    // We saw the cancel of c; a server that still holds c (and a digest that, from an older
+    // keep-alive, counts it) cannot put it back.
     let mut market = Market::new(MarketLimits::default());
     let mut maker = Maker::new();
     let c = maker.order(3, 30, T0);
     market.apply(&c, T0).unwrap();
     market.apply(&maker.cancel(3, T0 + 1), T0 + 1).unwrap();
     let id = order_id(&maker.peer(), 3);
-    let signed = digest_of(&mut [(id, 30)]);
-    let stored = verify_order_message(&c.raw, None, Freshness::Stored, T0 + 20).unwrap();
-    let repaired = market.repair_maker(&maker.peer(), &pair(), &[stored], &signed, T0 + 20);
+    let repaired = repair(&mut market, &maker, &[&c], &mut [(id, 30)]);
     assert_eq!((repaired.added, repaired.refused), (0, 1));
     assert!(!market.book(&pair()).unwrap().contains(&id));
 }

@@ -224,12 +224,15 @@ fn live(relay: &Relay, pair: &Pair) -> usize {
 fn repairs(relay: &Relay) -> String {
     let m = |s: &str| relay.metric(s).unwrap_or(0.0) as u64;
     format!(
-        "{} complete, {} partial, {} failed; {} orders added, {} removed",
+        "{} complete, {} partial, {} timed out, {} cut by a closed link, {} failed streams; {} orders added, {} removed; {} stalled links closed",
         m("darkswap_relay_book_repairs_total{outcome=\"complete\"}"),
         m("darkswap_relay_book_repairs_total{outcome=\"partial\"}"),
-        m("darkswap_relay_book_repairs_total{outcome=\"failed\"}"),
+        m("darkswap_relay_book_repairs_total{outcome=\"timeout\"}"),
+        m("darkswap_relay_book_repairs_total{outcome=\"closed\"}"),
+        m("darkswap_relay_book_repairs_total{outcome=\"stream_failed\"}"),
         m("darkswap_relay_book_repair_orders_total{outcome=\"added\"}"),
         m("darkswap_relay_book_repair_orders_total{outcome=\"removed\"}"),
+        m("darkswap_relay_peer_relay_links_stalled_total"),
     )
 }
 
