@@ -36,6 +36,12 @@ use darkswap_tests::{Peer, Ports, RawPublisher, Relay};
 
 /// Orders a maker holds at most here (the relays' default per-maker cap).
 const PER_MAKER: usize = darkswap_market::MarketLimits::DEFAULT.max_orders_per_maker;
+/// Orders of each maker before the cut: many makers, so that cancels spread over many.
+const PER_MAKER_BEFORE: usize = 20;
+/// Cancels one maker sends at once, at most: well within what its publish rate has refilled
+/// (a relay refuses what a maker sends over its rate, and this bench's view of the book would
+/// then be wrong).
+const CANCELS_AT_ONCE: usize = 10;
 /// How long a round may take to converge before the bench fails.
 const CONVERGE_WITHIN: Duration = Duration::from_secs(120);
 
@@ -136,12 +142,12 @@ struct Group {
 }
 
 impl Group {
-    /// Publishes `n` orders from new makers (each at most [`PER_MAKER`]).
-    async fn publish(&mut self, pair: &Pair, n: usize) -> Result<()> {
+    /// Publishes `n` orders from new makers, `per_maker` each at most.
+    async fn publish(&mut self, pair: &Pair, n: usize, per_maker: usize) -> Result<()> {
         let mut left = n;
         while left > 0 {
             let mut maker = Maker::new();
-            let take = left.min(PER_MAKER);
+            let take = left.min(per_maker);
             for _ in 0..take {
                 self.raw.publish_now(maker.order(pair)?)?;
             }
@@ -152,14 +158,15 @@ impl Group {
         Ok(())
     }
 
-    /// Cancels `n` orders: up to half the live ones of each maker, first makers first.
+    /// Cancels `n` orders: up to half the live ones of each maker and [`CANCELS_AT_ONCE`],
+    /// first makers first.
     async fn cancel(&mut self, pair: &Pair, n: usize) -> Result<HashSet<OrderId>> {
         let mut left = n;
         let mut cancelled = HashSet::new();
         for maker in &mut self.makers {
             let mut nonces: Vec<u64> = maker.live.keys().copied().collect();
             nonces.sort_unstable();
-            let take = left.min(nonces.len() / 2);
+            let take = left.min(nonces.len() / 2).min(CANCELS_AT_ONCE);
             for nonce in nonces.into_iter().take(take) {
                 let message = maker.cancel(pair, nonce)?;
                 self.raw.publish_now(message)?;
@@ -340,7 +347,7 @@ impl Bed {
         cut(b1_port, true)?;
         let t_cut = Instant::now();
         // The cut must hold: an order of A's reaches A's relays and not B's.
-        self.a.publish(&self.pair, 1).await?;
+        self.a.publish(&self.pair, 1, 1).await?;
         let probe_by = Instant::now() + Duration::from_secs(3);
         while Instant::now() < probe_by {
             self.pump(Duration::from_millis(200)).await?;
@@ -360,8 +367,8 @@ impl Bed {
         // new orders in the stalled link's queues: gossip may drop them there).
         let cancels = (orders / 20).max(2);
         let published = Instant::now();
-        self.a.publish(&self.pair, orders).await?;
-        self.b.publish(&self.pair, orders).await?;
+        self.a.publish(&self.pair, orders, PER_MAKER).await?;
+        self.b.publish(&self.pair, orders, PER_MAKER).await?;
         let cancelled_a = self.a.cancel(&self.pair, cancels).await?;
         let cancelled_b = self.b.cancel(&self.pair, cancels).await?;
         let publish_took = published.elapsed();
@@ -478,8 +485,8 @@ async fn main() -> Result<()> {
         checker,
     };
     let pre = (orders / 10).max(4);
-    bed.a.publish(&pair, pre).await?;
-    bed.b.publish(&pair, pre).await?;
+    bed.a.publish(&pair, pre, PER_MAKER_BEFORE).await?;
+    bed.b.publish(&pair, pre, PER_MAKER_BEFORE).await?;
     let (relays, _) = bed.converge("before the cut").await?;
     println!(
         "before the cut: {} orders a side, on every relay in {:.2} s",
