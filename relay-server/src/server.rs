@@ -579,8 +579,11 @@ impl LoopState {
                 // A link to a peer relay whose ping got no answer has stalled (a partition, a
                 // cut cable): TCP would resume it only at its next retransmission, up to
                 // minutes after the path is back, while a new connection works at once. So it
-                // is closed, and dialed again (if we list the peer relay) or dialed by it.
-                if event.result.is_err() && self.federation.is_peer_relay(&event.peer) {
+                // is closed, and dialed again (if we list the peer relay) or dialed by it. Only
+                // a timeout says so: a peer that does not speak ping is not stalled.
+                if matches!(event.result, Err(libp2p::ping::Failure::Timeout))
+                    && self.federation.is_peer_relay(&event.peer)
+                {
                     self.metrics.peer_relay_links_stalled.inc();
                     swarm.close_connection(event.connection);
                 }
