@@ -206,7 +206,7 @@ impl OrderGossip {
                             })
                             .inc();
                         if held {
-                            // Reported when the repair ends (`finish_repair`).
+                            // Reported when the repair ends (`pass_on`).
                             return Vec::new();
                         }
                         if verdict.forward {
