@@ -1,9 +1,10 @@
 // The page's relay pool with two real relays that peer: the page served by A learns B from A's
 // signed records, measures both from the browser, ranks them, and keeps the trader's exclusion
-// of B across a reload (IndexedDB) until the trader takes it back. Then A is killed: the page
-// moves to B at once, is reserved there, and says what happened. And with three relays at
+// of B across a reload (IndexedDB) until the trader takes it back, after which it holds a
+// standby reservation on B and is reachable through both. Then A is killed: the standby on B
+// takes over at once, and the page says what happened. And with three relays at
 // different distances (delaying forwarders: this kernel has no netem), the page ranks them in
-// the order of their distance.
+// the order of their distance and holds its reservations on the two nearest.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -68,18 +69,26 @@ test('the page lists the relays its relay knows, measures them, keeps an exclusi
   await openPanel(page, 'relay');
   await page.waitForSelector(`${row(idB)}[data-state=excluded]`, { timeout: 30000 });
 
-  // Taken back: ranked and measured again.
+  // Taken back: ranked and measured again, and the page holds a standby reservation there: it
+  // is reachable through both relays.
   await page.click(`${row(idB)} [data-choose=auto]`);
   await page.waitForSelector(`${row(idB)}[data-state=usable]`, { timeout: 30000 });
   await page.waitForSelector(measured(idB), { timeout: 30000 });
+  await page.waitForSelector(`${row(idB)}[data-standby=true]`, { timeout: 30000 });
+  assert.match(await page.textContent(row(idB)), /standby/);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=reachable-addr]').length === 2, null, { timeout: 30000 });
+  const reachable = await page.$$eval('[data-testid=reachable-addr]', (els) => els.map((e) => e.textContent));
+  assert.match(reachable[0], new RegExp(`/p2p/${idA}/p2p-circuit/p2p/`));
+  assert.match(reachable[1], new RegExp(`/p2p/${idB}/p2p-circuit/p2p/`));
+  await page.screenshot({ path: join(OUT, 'relays-standby.png'), fullPage: true });
 
-  // A dies (SIGKILL: no goodbye): the page moves to B, reserves there, and says so.
+  // A dies (SIGKILL: no goodbye): the standby on B takes over, and the page says so.
   const killed = Date.now();
   await stopRelay(a, 'SIGKILL');
   const moved = `[data-testid=relay-failover][data-from="${idA}"][data-to="${idB}"]`;
   await page.waitForSelector(moved, { timeout: 30000 });
   await page.waitForSelector(reserved, { timeout: 30000 });
-  console.log(`# page: relay killed → reserved on the other relay in ${Date.now() - killed} ms`);
+  console.log(`# page: relay killed → reserved on the other relay (its standby) in ${Date.now() - killed} ms`);
   assert.match(await page.textContent(moved), /Moved from relay .* to relay .* when it was lost \(1 move this visit\)/);
   await page.waitForSelector(`${row(idB)}[data-linked=true]`, { timeout: 10000 });
   await page.screenshot({ path: join(OUT, 'relays-failover.png'), fullPage: true });
@@ -120,5 +129,9 @@ test('the page ranks relays 5, 40 and 120 ms away in that order, measured throug
   }
   console.log(`# page: three relays measured in ${Date.now() - started} ms: ${seen.map((s) => `${s.name} ${s.rtt} ms, rank ${s.rank}`).join('; ')}`);
   assert.ok(seen[0].rank < seen[1].rank && seen[1].rank < seen[2].rank, `ranked out of the order of distance: ${JSON.stringify(seen)}`);
+  // Reserved on the two nearest: the serving relay (in use) and the near one (the standby).
+  await page.waitForSelector(`${row(far[0].id)}[data-standby=true]`, { timeout: 30000 });
+  for (const f of far.slice(1)) assert.equal(await page.getAttribute(row(f.id), 'data-standby'), 'false', `${f.name} holds the standby`);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=reachable-addr]').length === 2, null, { timeout: 30000 });
   await page.screenshot({ path: join(OUT, 'relays-ranked.png'), fullPage: true });
 });

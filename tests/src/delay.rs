@@ -3,9 +3,11 @@
 //! discipline (`tc qdisc add dev lo root netem delay 10ms` answers "Specified qdisc kind is
 //! unknown"). Data keeps its order and is not throttled; only its arrival is late, as on a
 //! long link. A relay behind one announces the forwarder's address (`--external-addr`), so
-//! that clients reach it, and measure it, only through the delay.
+//! that clients reach it, and measure it, only through the delay. What clients send can be slowed
+//! further while it runs ([`Delay::slow_outbound`]).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -22,6 +24,8 @@ const CHUNKS_IN_FLIGHT: usize = 256;
 pub struct Delay {
     pub addr: SocketAddr,
     target: Arc<OnceLock<SocketAddr>>,
+    /// Milliseconds added to what clients send (see [`Delay::slow_outbound`]).
+    outbound_extra_ms: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -35,24 +39,39 @@ impl Delay {
         let addr = listener.local_addr()?;
         let target = Arc::new(OnceLock::new());
         let to = Arc::clone(&target);
+        let outbound_extra_ms = Arc::new(AtomicU64::new(0));
+        let extra = Arc::clone(&outbound_extra_ms);
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((inbound, _)) = listener.accept().await {
                 let Some(to) = to.get().copied() else {
                     continue;
                 };
+                let (extra, none) = (Arc::clone(&extra), Arc::new(AtomicU64::new(0)));
                 connections.spawn(async move {
                     if let Ok(outbound) = TcpStream::connect(to).await {
                         let _ = inbound.set_nodelay(true);
                         let _ = outbound.set_nodelay(true);
                         let (ri, wi) = inbound.into_split();
                         let (ro, wo) = outbound.into_split();
-                        tokio::join!(pipe(ri, wo, one_way), pipe(ro, wi, one_way));
+                        tokio::join!(pipe(ri, wo, one_way, extra), pipe(ro, wi, one_way, none));
                     }
                 });
             }
         });
-        Ok(Delay { addr, target, task })
+        Ok(Delay {
+            addr,
+            target,
+            outbound_extra_ms,
+            task,
+        })
+    }
+
+    /// From now on, what clients send arrives `extra` later still (what the target sends is
+    /// not slowed): a client's answer can be kept on its way for as long as a test needs.
+    pub fn slow_outbound(&self, extra: Duration) {
+        let ms = u64::try_from(extra.as_millis()).unwrap_or(u64::MAX);
+        self.outbound_extra_ms.store(ms, Ordering::SeqCst);
     }
 
     /// Where to forward to from now on (set once).
@@ -68,11 +87,12 @@ impl Drop for Delay {
     }
 }
 
-/// Copies `from` to `to`, each chunk written `delay` after it was read.
+/// Copies `from` to `to`, each chunk written `delay` and `extra_ms` after it was read.
 async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     delay: Duration,
+    extra_ms: Arc<AtomicU64>,
 ) {
     let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(CHUNKS_IN_FLIGHT);
     let reader = async move {
@@ -80,7 +100,12 @@ async fn pipe(
         while let Ok(n) = from.read(&mut buf).await {
             if n == 0
                 || tx
-                    .send((Instant::now() + delay, buf[..n].to_vec()))
+                    .send((
+                        Instant::now()
+                            + delay
+                            + Duration::from_millis(extra_ms.load(Ordering::SeqCst)),
+                        buf[..n].to_vec(),
+                    ))
                     .await
                     .is_err()
             {

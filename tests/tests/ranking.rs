@@ -1,7 +1,7 @@
 //! The relay pool ranks relays by distance, with real relays on loopback put at different
 //! distances by delaying forwarders (this kernel has no `netem`; see `darkswap_tests::delay`):
 //! each far relay announces only the forwarder's address, so a client measures it through the
-//! delay, as it would a relay across an ocean.
+//! delay, as it would a relay across an ocean. It holds its reservations on the two nearest.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -55,8 +55,14 @@ async fn the_pool_ranks_relays_by_their_distance() -> anyhow::Result<()> {
     client.reserved().await?;
     let ids: Vec<_> = far.iter().map(|r| r.peer_id).collect();
     let started = Instant::now();
+    // Where the client is reachable, as last reported (the standby may come while it measures).
+    let mut reachable = Vec::new();
     let report = client
         .wait_for(Duration::from_secs(60), |e| match e {
+            NodeEvent::Reachable { circuit_addrs } => {
+                reachable = circuit_addrs.clone();
+                None
+            }
             NodeEvent::RelayPool(report)
                 if ids.iter().all(|id| {
                     report
@@ -99,6 +105,25 @@ async fn the_pool_ranks_relays_by_their_distance() -> anyhow::Result<()> {
         serving_rank,
         Some(1),
         "the serving relay, on loopback, ranks first"
+    );
+    // Reserved on the two nearest (K = 2): the serving relay, and the near one as the standby.
+    let mut standbys = report.standbys.clone();
+    if standbys != [ids[0]] || reachable.len() != 2 {
+        client
+            .wait_for(Duration::from_secs(30), |e| {
+                match e {
+                    NodeEvent::RelayPool(report) => standbys = report.standbys.clone(),
+                    NodeEvent::Reachable { circuit_addrs } => reachable = circuit_addrs.clone(),
+                    _ => {}
+                }
+                (standbys == [ids[0]] && reachable.len() == 2).then_some(())
+            })
+            .await
+            .map_err(|e| e.context(format!("standbys {standbys:?}, reachable at {reachable:?}")))?;
+    }
+    assert!(
+        reachable[1].to_string().contains(&ids[0].to_string()),
+        "{reachable:?}"
     );
     Ok(())
 }

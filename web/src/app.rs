@@ -271,7 +271,7 @@ pub fn app() -> Html {
                 { panel(Panel::Relay, html! {
                     <>
                         <ConnectionPanel state={state.clone()} />
-                        <RelayPool relays={state.relay_pool.clone()} linked={state.relay_linked} on_choose={on_choose_relay} />
+                        <RelayPool relays={state.relay_pool.clone()} linked={state.relay_linked} standbys={state.relay_standbys.clone()} on_choose={on_choose_relay} />
                     </>
                 }) }
                 { panel(Panel::Access, html! { <AuthPanel state={state.clone()} on_apply={on_auth} /> }) }

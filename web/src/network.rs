@@ -23,21 +23,25 @@ const TRADING_STORE: &str = "trading";
 /// Wait between attempts to fetch the relay's description while it is unreachable.
 const RELAY_INFO_RETRY: Duration = Duration::from_secs(3);
 
-/// Where to find the relay: `?relay=http://host:port` or the server that served the page.
-pub fn relay_info_url() -> String {
-    let location = web_sys::window().map(|w| w.location());
-    let search = location
-        .as_ref()
-        .and_then(|l| l.search().ok())
-        .unwrap_or_default();
-    let from_query = search
+/// The page address's query parameter `name`, decoded.
+fn query_param(name: &str) -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    let prefix = format!("{name}=");
+    search
         .trim_start_matches('?')
         .split('&')
-        .find_map(|kv| kv.strip_prefix("relay="))
+        .find_map(|kv| kv.strip_prefix(prefix.as_str()))
         .and_then(|v| js_sys::decode_uri_component(v).ok())
-        .map(String::from);
-    let base =
-        from_query.unwrap_or_else(|| location.and_then(|l| l.origin().ok()).unwrap_or_default());
+        .map(String::from)
+}
+
+/// Where to find the relay: `?relay=http://host:port` or the server that served the page.
+pub fn relay_info_url() -> String {
+    let base = query_param("relay").unwrap_or_else(|| {
+        web_sys::window()
+            .and_then(|w| w.location().origin().ok())
+            .unwrap_or_default()
+    });
     format!("{}/api/relay-info", base.trim_end_matches('/'))
 }
 
@@ -100,6 +104,11 @@ pub async fn start(
     let addrs = order_for_page(addrs, &relay_url);
     let me = keypair.public().to_peer_id();
     let mut config = NodeConfig::new(addrs);
+    // `?reservations=K`: how many relays hold a reservation of the page's at once (2 by
+    // default; 1 keeps only the one in use).
+    if let Some(k) = query_param("reservations").and_then(|v| v.parse::<usize>().ok()) {
+        config.reservations = k.max(1);
+    }
     match crate::credentials::load(&me).await {
         Ok((credential, token)) => {
             dispatch.dispatch(Action::AuthMethod(crate::credentials::method_name(

@@ -213,6 +213,10 @@ pub struct AppState {
     pub relay_pool: Rc<Vec<darkswap_net::RelayView>>,
     /// The relay the link uses now (from the pool's reports).
     pub relay_linked: Option<PeerId>,
+    /// The relays holding a standby reservation of ours (besides the link's).
+    pub relay_standbys: Rc<Vec<PeerId>>,
+    /// Where other traders reach us: a circuit address per relay holding a reservation of ours.
+    pub reachable: Rc<Vec<String>>,
     pub reconnects: u32,
     /// The last move of the link to another relay (from, to), and how many there were.
     pub failover: Option<(PeerId, PeerId)>,
@@ -249,6 +253,8 @@ impl AppState {
             relay_rtt_ms: None,
             relay_pool: Rc::default(),
             relay_linked: None,
+            relay_standbys: Rc::default(),
+            reachable: Rc::default(),
             reconnects: 0,
             failover: None,
             failovers: 0,
@@ -531,8 +537,12 @@ impl AppState {
                     s.relay = Relay::Status(status);
                 }
                 NodeEvent::RelayRtt(rtt) => s.relay_rtt_ms = Some(ms(rtt)),
+                NodeEvent::Reachable { circuit_addrs } => {
+                    s.reachable = Rc::new(circuit_addrs.iter().map(|a| a.to_string()).collect());
+                }
                 NodeEvent::RelayPool(report) => {
                     s.relay_linked = Some(report.linked);
+                    s.relay_standbys = Rc::new(report.standbys);
                     s.relay_pool = Rc::new(report.relays);
                 }
                 NodeEvent::Peers { peers, .. } => {

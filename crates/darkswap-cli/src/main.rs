@@ -45,6 +45,11 @@ struct Cli {
     /// operator) instead of the identity key.
     #[arg(long, env = "DARKSWAP_SHARED_KEY_FILE")]
     shared_key_file: Option<PathBuf>,
+    /// Relays to hold a reservation on at once: the one in use, and standbys on the best other
+    /// relays the pool knows, which other traders reach us through too and which take over
+    /// at once if the one in use is lost (1: the one in use only).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=4))]
+    reservations: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -153,6 +158,7 @@ async fn run(cli: Cli) -> Result<()> {
         None => Keypair::generate_ed25519(),
     };
     let mut config = NodeConfig::new(cli.relay.clone());
+    config.reservations = usize::from(cli.reservations);
     if let Some(path) = &cli.shared_key_file {
         let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read the shared key file {}", path.display()))?;
@@ -344,6 +350,12 @@ fn print_event(event: &NodeEvent) {
     match event {
         NodeEvent::Relay(status) => println!("relay: {status:?}"),
         NodeEvent::RelayRtt(rtt) => println!("relay rtt: {:.1} ms", rtt.as_secs_f64() * 1e3),
+        NodeEvent::Reachable { circuit_addrs } => {
+            println!("reachable through {} relay(s):", circuit_addrs.len());
+            for addr in circuit_addrs {
+                println!("  {addr}");
+            }
+        }
         NodeEvent::Peers { peers, .. } => println!("peers: {peers:?}"),
         NodeEvent::MessageReceived { from, text, .. } => println!("message from {from}: {text}"),
         other => println!("{other:?}"),

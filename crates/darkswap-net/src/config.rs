@@ -64,6 +64,11 @@ pub struct NodeConfig {
     /// When the link's relay is lost or refuses us, move to the best other relay of the pool
     /// (off: wait for that relay and redial it after its backoff).
     pub fail_over: bool,
+    /// Reservations held at once (K): the link's, and K − 1 standbys on the best other relays
+    /// of the pool, each connected, authenticated and reserved, so that other traders reach us
+    /// through any of them and a lost link is replaced at once. 1 holds only the link's; with
+    /// `fail_over` off the node holds only the link's whatever this says.
+    pub reservations: usize,
     /// How often the relay is asked for the relay records it knows (the relays' own announce
     /// period by default).
     pub records_interval: Duration,
@@ -77,7 +82,7 @@ impl NodeConfig {
     /// messages for each of at most 64 peers waiting for a connection,
     /// [`MarketLimits::default`], the identity credential, no cached token, auth retried 30 s
     /// after a refusal, the default rekey policy, the default relay pool (probed, records asked
-    /// for every 30 s).
+    /// for every 30 s), reservations on two relays when the pool has two.
     pub fn new(relay_addrs: Vec<Multiaddr>) -> Self {
         Self {
             relay_addrs,
@@ -112,6 +117,7 @@ impl Default for NodeConfig {
             saved_relay_pool: None,
             probe_relays: true,
             fail_over: true,
+            reservations: 2,
             records_interval: Duration::from_secs(30),
         }
     }

@@ -77,6 +77,13 @@ pub enum NodeEvent {
     Relay(RelayStatus),
     /// Round trip to the relay (libp2p ping).
     RelayRtt(Duration),
+    /// Where other traders reach us now: our circuit address on each relay that holds a
+    /// reservation of ours, the link's first, then the standbys' (see
+    /// `NodeConfig::reservations`). Sent when the list changes; empty when we hold none.
+    Reachable {
+        /// `<relay addr>/p2p-circuit/p2p/<us>`, one per relay.
+        circuit_addrs: Vec<Multiaddr>,
+    },
     /// The relay pool changed: the relays known (the serving one, and those from checked
     /// records), best first, and the pool to keep for the next session.
     RelayPool(crate::relay_probe::PoolReport),

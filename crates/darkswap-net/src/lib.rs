@@ -33,6 +33,7 @@ pub mod relay_info;
 mod relay_link;
 mod relay_probe;
 pub mod saved;
+mod standby;
 mod transport;
 
 pub use addr::{order_for_page, sort_for_dialing, url_host};

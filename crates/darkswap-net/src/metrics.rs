@@ -23,7 +23,8 @@ pub const MAX_RELAYS_TRACKED: usize = 128;
 /// What we saw of one relay.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct RelayCounters {
-    /// Reservations it granted us (one per link that reached "reserved").
+    /// Reservations it granted us: one each time it joined the relays we are reachable through
+    /// (as the link's relay or a standby; a standby that becomes the link keeps its own).
     pub reservations: u64,
     /// Times our link to it failed (dropped, unreachable, or refused).
     pub losses: u64,
@@ -104,6 +105,9 @@ pub struct ClientMetrics {
     pub failovers: u64,
     /// Per relay (base58 PeerId), at most [`MAX_RELAYS_TRACKED`].
     pub relays: BTreeMap<String, RelayCounters>,
+    /// The relays that hold a reservation of ours now (base58, the link's first), from the
+    /// latest [`NodeEvent::Reachable`]: at most `NodeConfig::reservations`.
+    pub reachable_via: Vec<String>,
     /// The relay the link is on or dialing, as far as the events tell.
     current_relay: Option<String>,
     was_reserved: bool,
@@ -153,6 +157,17 @@ impl ClientMetrics {
             }
             NodeEvent::RelayRtt(rtt) => self.relay_rtt_ms = Some(rtt.as_secs_f64() * 1e3),
             NodeEvent::RelayPool(report) => self.observe_pool(&report.relays),
+            NodeEvent::Reachable { circuit_addrs } => {
+                let now: Vec<String> = circuit_addrs.iter().filter_map(relay_of).collect();
+                for relay in &now {
+                    if !self.reachable_via.contains(relay) {
+                        if let Some(c) = self.relay_entry(relay.clone()) {
+                            c.reservations += 1;
+                        }
+                    }
+                }
+                self.reachable_via = now;
+            }
             NodeEvent::Auth(AuthEvent::Granted(Grant {
                 level,
                 expires_at_ms,
@@ -186,11 +201,6 @@ impl ClientMetrics {
             RelayStatus::Connected { addr, .. } => self.current_relay = relay_of(addr),
             RelayStatus::Reserved { circuit_addr, .. } => {
                 self.current_relay = relay_of(circuit_addr);
-                if let Some(relay) = self.current_relay.clone() {
-                    if let Some(c) = self.relay_entry(relay) {
-                        c.reservations += 1;
-                    }
-                }
             }
             RelayStatus::Failed { .. } => {
                 if let Some(relay) = self.current_relay.clone() {
@@ -380,6 +390,12 @@ impl ClientMetrics {
                 .filter_map(|(r, c)| value(c).map(|v| (format!("{{relay=\"{r}\"}}"), v)))
                 .collect::<Vec<_>>()
         };
+        family(
+            "reservations_held",
+            "gauge",
+            "Relays holding a reservation of ours now (the link's and the standbys')",
+            &[(String::new(), self.reachable_via.len() as f64)],
+        );
         family(
             "relay_reservations_total",
             "counter",
@@ -668,6 +684,17 @@ mod tests {
             addrs: Vec::new(),
         };
         let mut m = ClientMetrics::default();
+        let reachable = |relays: &[PeerId]| NodeEvent::Reachable {
+            circuit_addrs: relays.iter().map(|r| circuit(*r)).collect(),
+        };
+        // Reserved on a, then on b as a standby; a is lost and b's standby becomes the link.
+        m.observe(&reachable(&[a]));
+        m.observe(&reachable(&[a, b]));
+        assert_eq!(m.reachable_via, vec![a.to_base58(), b.to_base58()]);
+        assert!(m
+            .to_prometheus_text()
+            .contains("darkswap_client_reservations_held 2\n"));
+        m.observe(&reachable(&[b]));
         for status in [
             RelayStatus::Connected {
                 transport: TransportKind::Tcp,

@@ -59,6 +59,8 @@ pub const MAX_OPEN_TRADES: usize = 64;
 pub const MAX_OPEN_PER_COUNTERPARTY: usize = 4;
 /// Requests queued for a counterparty we are still connecting to or securing a session with.
 const MAX_WAITING_PER_PEER: usize = 8;
+/// Times a take or a confirmation is sent again after the connection carrying it closed.
+pub const MAX_RESENDS_AFTER_LOSS: u8 = 2;
 /// Counterparties with requests waiting at once.
 const MAX_WAITING_PEERS: usize = MAX_OPEN_TRADES;
 /// How long after an accepted trade's deadline its taker's confirmation may still arrive before
@@ -426,6 +428,9 @@ struct Queued {
     request: TradeRequest,
     /// Already resent once after the maker had lost our session.
     retried: bool,
+    /// Times it was sent again because the connection carrying it closed (at most
+    /// [`MAX_RESENDS_AFTER_LOSS`]).
+    lost: u8,
 }
 
 /// What one of our outbound requests was.
@@ -436,6 +441,7 @@ enum Outbound {
         request: TradeRequest,
         frame_digest: [u8; 32],
         retried: bool,
+        lost: u8,
     },
     Handshake {
         peer: PeerId,
@@ -741,6 +747,7 @@ impl Negotiation {
             id,
             request,
             retried: false,
+            lost: 0,
         });
         Ok(())
     }
@@ -842,6 +849,7 @@ impl Negotiation {
                             request: queued.request,
                             frame_digest,
                             retried: queued.retried,
+                            lost: queued.lost,
                         },
                     );
                     out.actions.push(action);
@@ -1149,8 +1157,26 @@ impl Negotiation {
         out: &mut NegotiationOutput,
     ) -> TradeResponse {
         let reject = |reason: String| TradeResponse::Rejected { reason };
-        if self.trades.contains_key(&trade_id) {
-            return reject("duplicate trade id".into());
+        if let Some(known) = self.trades.get(&trade_id) {
+            // The same take again from the same taker (our answer was lost with the connection
+            // that carried it): the same answer, while it stands. Anything else is refused.
+            return match (&known.state, &known.agreement, &known.maker_signature) {
+                (TradeState::Accepted, Some(agreement), Some(signature))
+                    if known.role == TradeRole::Maker
+                        && known.counterparty == peer
+                        && known.order_id == order_id
+                        && known.pair == pair
+                        && known.amount == amount
+                        && known.fee_rate == settlement.fee_rate
+                        && known.taker_offer == settlement.offer =>
+                {
+                    TradeResponse::Accepted {
+                        agreement: agreement.clone(),
+                        maker_signature: signature.clone(),
+                    }
+                }
+                _ => reject("duplicate trade id".into()),
+            };
         }
         if !settlement.fits(&pair) {
             return reject(TakeError::FeeRate(settlement.fee_rate).to_string());
@@ -1328,11 +1354,13 @@ impl Negotiation {
                 request,
                 frame_digest,
                 retried,
+                lost,
             } if p == peer => {
                 let queued = Queued {
                     id,
                     request,
                     retried,
+                    lost,
                 };
                 self.on_trade_answer(peer, queued, frame_digest, envelope, now_ms, &mut out)
             }
@@ -1730,11 +1758,18 @@ impl Negotiation {
         }
     }
 
-    /// A request of ours failed (timeout, connection lost, refused stream).
+    /// A request of ours failed (timeout, connection lost, refused stream). When the
+    /// connection carrying it closed (`connection_lost`: its relay died, say), a take or a
+    /// confirmation of an open trade, and a handshake, wait for a new connection instead (the
+    /// node dials the maker again through the relays it holds reservations on, once it holds
+    /// one): the take is sent again at most [`MAX_RESENDS_AFTER_LOSS`] times, and a maker that
+    /// already answered it answers the same (see [`Negotiation::on_request`]); a maker no
+    /// relay of ours reaches ends the trade ([`Negotiation::peer_unreachable`]).
     pub fn on_failure(
         &mut self,
         token: RequestToken,
         error: &str,
+        connection_lost: bool,
         now_ms: u64,
     ) -> NegotiationOutput {
         let mut out = NegotiationOutput::default();
@@ -1750,7 +1785,48 @@ impl Negotiation {
                 });
                 return out;
             }
+            Some(Outbound::Trade {
+                id,
+                peer,
+                request: request @ (TradeRequest::Take { .. } | TradeRequest::Confirm { .. }),
+                retried,
+                lost,
+                ..
+            }) if connection_lost
+                && lost < MAX_RESENDS_AFTER_LOSS
+                && self.trades.get(&id).is_some_and(|t| t.state.is_open()) =>
+            {
+                tracing::debug!(%error, "the connection to the maker closed: sending again");
+                let queued = Queued {
+                    id,
+                    request,
+                    retried,
+                    lost: lost + 1,
+                };
+                if self
+                    .waiting
+                    .get(&peer)
+                    .is_some_and(|w| w.len() >= MAX_WAITING_PER_PEER)
+                    || (!self.waiting.contains_key(&peer)
+                        && self.waiting.len() >= MAX_WAITING_PEERS)
+                {
+                    self.drop_queued(
+                        queued,
+                        &TakeError::TooManyWaiting.to_string(),
+                        now_ms,
+                        &mut out,
+                    );
+                } else {
+                    self.waiting.entry(peer).or_default().push_front(queued);
+                }
+                return out;
+            }
             Some(Outbound::Trade { id, .. }) => id,
+            Some(Outbound::Handshake { peer }) if connection_lost => {
+                // What waits for the session waits for the next connection too.
+                self.sessions.cancel_handshake(&peer);
+                return out;
+            }
             Some(Outbound::Handshake { peer }) => {
                 self.sessions.cancel_handshake(&peer);
                 self.fail_waiting(

@@ -1,5 +1,6 @@
 //! The node's event loop: routes swarm events, commands and timer ticks to the part that owns
-//! them — the relay link ([`RelayLink`]), the auth glue ([`RelayAuth`]), direct messages and the
+//! them — the relay link ([`RelayLink`]), the auth glue ([`RelayAuth`]), the standby
+//! reservations ([`Standbys`]), direct messages and the
 //! directory ([`Direct`]), the order book ([`Orders`]) and trade negotiation ([`Negotiation`]) —
 //! and carries out what they ask for on the swarm. Only this module touches the swarm.
 
@@ -33,6 +34,7 @@ use crate::orders::{Orders, OrdersAction, OrdersOutput, SyncToken};
 use crate::relay_auth::{AuthOutcome, RelayAuth};
 use crate::relay_link::RelayLink;
 use crate::relay_probe::RelayProbes;
+use crate::standby::{Standby, Standbys, MAX_RESERVATIONS};
 use crate::NodeConfig;
 use darkswap_proto::relay_record::{RelayRecordsRequest, RelayRecordsResponse};
 use darkswap_relays::Failure;
@@ -88,6 +90,10 @@ pub struct Node {
     /// each redial weighs the pool again. Not before the first failure: the first dial is to
     /// the relay we were given.
     link_failed: bool,
+    /// The reservations held on other relays besides the link's.
+    standbys: Standbys,
+    /// Our circuit addresses as last reported ([`NodeEvent::Reachable`]).
+    reachable: Vec<Multiaddr>,
 }
 
 /// Creates a node for `keypair` and the channel on which it reports.
@@ -150,6 +156,12 @@ pub async fn new_node(
         probe_conns: HashMap::new(),
         probe_dialing: None,
         link_failed: false,
+        standbys: Standbys::new(if config.fail_over {
+            config.reservations.clamp(1, MAX_RESERVATIONS) - 1
+        } else {
+            0
+        }),
+        reachable: Vec::new(),
         config,
     };
     Ok((node, NodeHandle::new(command_tx, local_peer_id), event_rx))
@@ -332,16 +344,20 @@ impl Node {
         }
         let now = Instant::now();
         let now_ms = unix_time_ms();
-        if !self.probe_relays(now_ms).await {
+        if !self.probe_relays(now_ms).await || !self.standby_tick(now, now_ms).await {
             return false;
         }
-        if !self.leave_if_refused().await {
+        if !self.leave_if_refused().await || !self.reachable().await {
             return false;
         }
         if self.link.dial_due(now) {
-            // After a failure, the relay we wait for may have been overtaken while we waited
-            // (its backoff in the pool, a probe that found another).
+            // After a failure, a standby may hold its reservation by now, or the relay we wait
+            // for may have been overtaken while we waited (its backoff in the pool, a probe
+            // that found another).
             if self.link_failed {
+                if let Some(moving) = self.promote_standby(now_ms) {
+                    return self.status(moving).await && self.link_taken_over().await;
+                }
                 if let Some(moving) = self.fail_over(now_ms) {
                     if !self.status(moving).await {
                         return false;
@@ -481,12 +497,13 @@ impl Node {
         let now_ms = unix_time_ms();
         self.probes.serving_failed(Failure::Lost, now_ms);
         let statuses = self.drop_link(reason, now_ms);
-        self.statuses(statuses).await
+        self.statuses(statuses).await && self.link_taken_over().await
     }
 
     /// Forgets everything granted and reserved on the link (it is gone, or we leave its
-    /// relay), and moves it to the pool's best other relay when there is one. Returns what to
-    /// report: the failure, and the move or the wait before the next dial.
+    /// relay), and makes a reserved standby the link, or else moves it to the pool's best other
+    /// relay when there is one. Returns what to report: the failure, and the move or the wait
+    /// before the next dial (the caller then runs [`Node::link_taken_over`]).
     fn drop_link(&mut self, reason: String, now_ms: u64) -> Vec<RelayStatus> {
         self.link_failed = true;
         let (retry_in, listener) = self.link.lost(Instant::now());
@@ -495,7 +512,10 @@ impl Node {
         if let Some(id) = listener {
             self.swarm.remove_listener(id);
         }
-        match self.fail_over(now_ms) {
+        match self
+            .promote_standby(now_ms)
+            .or_else(|| self.fail_over(now_ms))
+        {
             Some(moving) => vec![
                 RelayStatus::Failed {
                     reason,
@@ -538,7 +558,7 @@ impl Node {
         let relay = self.link.relay();
         let _ = self.swarm.disconnect_peer_id(relay);
         let statuses = self.drop_link("the relay refused us".to_string(), now_ms);
-        self.statuses(statuses).await
+        self.statuses(statuses).await && self.link_taken_over().await
     }
 
     async fn statuses(&mut self, statuses: Vec<RelayStatus>) -> bool {
@@ -548,6 +568,290 @@ impl Node {
             }
         }
         true
+    }
+
+    // ---- standby reservations ----
+
+    /// Adds a standby while there is room and the link holds its own reservation, and moves
+    /// each standby along: dial, authenticate (and refresh), reserve.
+    async fn standby_tick(&mut self, now: Instant, now_ms: u64) -> bool {
+        if self.link.is_reserved() && self.standbys.has_room() {
+            self.add_standby(now, now_ms);
+        } else if self.link.is_reserved() {
+            // A much nearer relay than the worst standby: that standby makes way (the next
+            // tick takes the nearer one).
+            let standbys = self.standbys.relays();
+            let mut taken = standbys.clone();
+            taken.extend(self.probe_conns.keys().copied());
+            if let Some(worse) = self.probes.standby_to_replace(&standbys, &taken, now_ms) {
+                tracing::debug!(%worse, "a standby makes way for a nearer relay");
+                if !self.standby_dropped(worse).await {
+                    return false;
+                }
+            }
+        }
+        for relay in self.standbys.relays() {
+            if !self.standby_step(relay, now, now_ms).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Keeps a standby on the pool's best relay that is free: not the link's, not a standby,
+    /// not being probed, and with no probe connection still closing.
+    fn add_standby(&mut self, now: Instant, now_ms: u64) {
+        let mut taken = self.standbys.relays();
+        taken.extend(self.probe_conns.keys().copied());
+        let Some((relay, addrs)) = self.probes.standby_target(&taken, now_ms) else {
+            return;
+        };
+        match RelayLink::new(
+            &addrs,
+            self.config.backoff_initial,
+            self.config.backoff_max,
+            now,
+        ) {
+            Ok(link) => {
+                tracing::debug!(%relay, "keeping a standby reservation");
+                self.probes.standby(relay, true);
+                self.standbys.add(Standby {
+                    link,
+                    // Our cached token is the link's relay's: a standby proves itself afresh.
+                    auth: RelayAuth::new(
+                        self.config.credential.clone(),
+                        None,
+                        self.config.identity_stamp,
+                        self.config.auth_retry,
+                    ),
+                    limits: None,
+                });
+            }
+            Err(e) => tracing::debug!(%relay, "cannot keep a standby on the relay: {e}"),
+        }
+    }
+
+    /// One standby's next step: its dial (once), its authentication when due, its reservation
+    /// once granted.
+    async fn standby_step(&mut self, relay: PeerId, now: Instant, now_ms: u64) -> bool {
+        let local = *self.swarm.local_peer_id();
+        let connected = self.swarm.is_connected(&relay);
+        let Some(s) = self.standbys.get_mut(&relay) else {
+            return true;
+        };
+        if s.link.dial_due(now) {
+            if connected {
+                // A connection of ours on its way out: dial once it is gone.
+                return true;
+            }
+            let (opts, _) = s.link.dial();
+            return match self.swarm.dial(opts) {
+                Ok(()) => {
+                    s.link.dialing();
+                    true
+                }
+                Err(e) => {
+                    tracing::debug!(%relay, "cannot dial the standby relay: {e}");
+                    self.standby_lost(relay, Failure::Unreachable, now_ms).await
+                }
+            };
+        }
+        s.auth.grant_expired(now_ms);
+        if s.link.is_up() {
+            if let Some(refresh) = s.auth.due(&relay, now, now_ms) {
+                let (request, _) = s.auth.start(refresh, &relay, &local, now_ms);
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .auth
+                    .send_request(&relay, request);
+                s.auth.sent(id);
+            }
+        }
+        if s.link.reserve_due(s.auth.is_authed(), now) {
+            if let Some(listen) = s.link.reservation_addr() {
+                match self.swarm.listen_on(listen) {
+                    Ok(id) => s.link.reservation_requested(id),
+                    Err(e) => {
+                        tracing::debug!(%relay, "cannot request a standby reservation: {e}");
+                        s.link.reservation_failed(now);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// A connection to a standby's relay is up: prove ourselves there.
+    fn standby_up(&mut self, relay: PeerId, connection: ConnectionId, addr: &Multiaddr) {
+        let local = *self.swarm.local_peer_id();
+        let Some(s) = self.standbys.get_mut(&relay) else {
+            return;
+        };
+        if s.link
+            .established(connection, addr, transport_kind(addr))
+            .is_none()
+        {
+            return;
+        }
+        let (request, _) = s.auth.start(false, &relay, &local, unix_time_ms());
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .auth
+            .send_request(&relay, request);
+        s.auth.sent(id);
+    }
+
+    /// Lets the standby on `relay` go: its reservation and its connection. False when there
+    /// was none.
+    fn release_standby(&mut self, relay: PeerId) -> bool {
+        let Some(mut s) = self.standbys.remove(&relay) else {
+            return false;
+        };
+        let (_, listener) = s.link.lost(Instant::now());
+        if let Some(id) = listener {
+            self.swarm.remove_listener(id);
+        }
+        let _ = self.swarm.disconnect_peer_id(relay);
+        true
+    }
+
+    /// A standby failed: dropped, its connection and reservation let go, its relay backed off
+    /// in the pool (another is chosen on a later tick).
+    async fn standby_lost(&mut self, relay: PeerId, why: Failure, now_ms: u64) -> bool {
+        if !self.release_standby(relay) {
+            return true;
+        }
+        tracing::debug!(%relay, ?why, "standby reservation lost");
+        self.probes.standby_failed(&relay, why, now_ms);
+        self.reachable().await
+    }
+
+    /// The trader excluded a standby's relay: the standby goes, with no failure counted.
+    async fn standby_dropped(&mut self, relay: PeerId) -> bool {
+        if !self.release_standby(relay) {
+            return true;
+        }
+        self.probes.standby(relay, false);
+        self.reachable().await
+    }
+
+    /// The standby relay answered an auth request, or the request failed.
+    async fn on_standby_auth(
+        &mut self,
+        relay: PeerId,
+        event: request_response::Event<AuthRequest, AuthResponse>,
+    ) -> bool {
+        let Some(s) = self.standbys.get_mut(&relay) else {
+            return true;
+        };
+        let backoff = s.link.backoff();
+        let outcome = s
+            .auth
+            .on_event(event, &self.keypair, &relay, backoff, Instant::now());
+        match outcome {
+            AuthOutcome::Send(request) => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .auth
+                    .send_request(&relay, request);
+                s.auth.sent(id);
+                true
+            }
+            AuthOutcome::Granted { grant, .. } => {
+                // Reserved on the next tick.
+                s.limits = grant.limits.or(s.limits);
+                true
+            }
+            AuthOutcome::Refused {
+                status: Some(_), ..
+            } => {
+                self.standby_lost(relay, Failure::AuthRefused, unix_time_ms())
+                    .await
+            }
+            // An identity stamp is searched for on the link's behalf only: this relay asks
+            // more of us than the link's did, and is left.
+            AuthOutcome::Working(_) => {
+                self.standby_lost(relay, Failure::AuthRefused, unix_time_ms())
+                    .await
+            }
+            // A refused refresh runs to its grant's expiry; a relay without auth decides alone.
+            AuthOutcome::Refused { status: None, .. }
+            | AuthOutcome::Unsupported { .. }
+            | AuthOutcome::Admin(_)
+            | AuthOutcome::Nothing => true,
+        }
+    }
+
+    /// The link is down: the best standby holding its reservation becomes the link (connected,
+    /// granted and reserved already), its relay the pool's serving one. Returns the move to
+    /// report; the caller runs [`Node::link_taken_over`].
+    fn promote_standby(&mut self, now_ms: u64) -> Option<RelayStatus> {
+        if self.link.is_up() {
+            return None;
+        }
+        let standby = self.standbys.take_reserved()?;
+        let from = self.link.relay();
+        let to = standby.link.relay();
+        self.link = standby.link;
+        self.auth = standby.auth;
+        self.probes.linked(to);
+        self.probe_dialing = None;
+        if let Some(announced) = standby.limits {
+            let limits = self.config.market_limits.clone().with_announced(announced);
+            self.orders.set_limits(limits, now_ms);
+        }
+        tracing::info!(%from, %to, "a standby reservation takes over the link");
+        Some(RelayStatus::FailingOver { from, to })
+    }
+
+    /// After a standby became the link: what a link that comes up does (the book synced and
+    /// our orders published again, publishing on, the directory asked), reported as connected
+    /// and reserved. Nothing when the link is not up (no standby took over).
+    async fn link_taken_over(&mut self) -> bool {
+        if !self.link.is_up() {
+            return true;
+        }
+        self.link_failed = false;
+        let now_ms = unix_time_ms();
+        let local = *self.swarm.local_peer_id();
+        let out = self.orders.relay_connected(now_ms);
+        if !self.orders_output(out).await || !self.statuses(self.link.statuses(local)).await {
+            return false;
+        }
+        if self.auth.is_authed() {
+            self.probes.serving_admitted();
+            let out = self.orders.set_publishing(true, now_ms);
+            if !self.orders_output(out).await {
+                return false;
+            }
+        }
+        if self.link.is_reserved() {
+            self.request_directory(Instant::now());
+        }
+        self.reachable().await
+    }
+
+    /// Reports where other traders reach us ([`NodeEvent::Reachable`]) when that changed.
+    async fn reachable(&mut self) -> bool {
+        let local = *self.swarm.local_peer_id();
+        let mut addrs = Vec::new();
+        if self.link.is_reserved() {
+            if let Some(addr) = self.link.addr() {
+                addrs.push(circuit_addr(addr, local));
+            }
+        }
+        addrs.extend(self.standbys.circuit_addrs(local));
+        if addrs == self.reachable {
+            return true;
+        }
+        self.reachable = addrs.clone();
+        self.emit(NodeEvent::Reachable {
+            circuit_addrs: addrs,
+        })
+        .await
     }
 
     async fn reserve(&mut self) -> bool {
@@ -626,26 +930,10 @@ impl Node {
         event: request_response::Event<AuthRequest, AuthResponse>,
     ) -> bool {
         let relay = self.link.relay();
-        let outcome = match event {
-            request_response::Event::Message {
-                message:
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => self
-                .auth
-                .on_response(request_id, response, &self.keypair, &relay, Instant::now()),
-            request_response::Event::OutboundFailure {
-                request_id, error, ..
-            } => {
-                let backoff = self.link.backoff();
-                self.auth
-                    .on_failure(request_id, &error, backoff, Instant::now())
-            }
-            _ => AuthOutcome::Nothing,
-        };
+        let backoff = self.link.backoff();
+        let outcome = self
+            .auth
+            .on_event(event, &self.keypair, &relay, backoff, Instant::now());
         match outcome {
             AuthOutcome::Nothing => true,
             AuthOutcome::Send(request) => {
@@ -699,12 +987,24 @@ impl Node {
     }
 
     fn dial_peer(&mut self, peer: PeerId) -> Result<(), PeerDialError> {
-        if peer == self.link.relay() || peer == *self.swarm.local_peer_id() {
+        if peer == self.link.relay()
+            || peer == *self.swarm.local_peer_id()
+            || self.standbys.is_standby(&peer)
+        {
             return Err(PeerDialError::NotATrader);
         }
+        // Through the link's relay, and through each relay we hold a standby reservation on:
+        // the peer may hold its reservation on any of them.
         let relay_addr = self.link.addr().ok_or(PeerDialError::NoRelay)?;
+        let mut addrs = vec![circuit_addr(relay_addr, peer)];
+        addrs.extend(
+            self.standbys
+                .reserved_addrs()
+                .iter()
+                .map(|relay| circuit_addr(relay, peer)),
+        );
         let opts = DialOpts::peer_id(peer)
-            .addresses(vec![circuit_addr(relay_addr, peer)])
+            .addresses(addrs)
             .condition(PeerCondition::DisconnectedAndNotDialing)
             .build();
         match self.swarm.dial(opts) {
@@ -861,6 +1161,10 @@ impl Node {
             Command::Send { id, peer, text } => self.send_message(id, peer, text).await,
             Command::ChooseRelay { relay, choice } => {
                 self.probes.choose(&relay, choice);
+                if choice == darkswap_relays::Choice::Excluded {
+                    // Excluded: not even a standby.
+                    return self.standby_dropped(relay).await;
+                }
                 true
             }
         }
@@ -878,6 +1182,10 @@ impl Node {
             } => {
                 let addr = endpoint.get_remote_address().clone();
                 let transport = transport_kind(&addr);
+                if self.standbys.is_standby(&peer_id) {
+                    self.standby_up(peer_id, connection_id, &addr);
+                    return true;
+                }
                 if peer_id == self.link.relay() {
                     if self.probe_dialing == Some(peer_id) {
                         self.probe_dialing = None;
@@ -920,6 +1228,14 @@ impl Node {
                 cause,
                 ..
             } => {
+                if let Some(s) = self.standbys.get_mut(&peer_id) {
+                    if s.link.is_link(connection_id) {
+                        return self
+                            .standby_lost(peer_id, Failure::Lost, unix_time_ms())
+                            .await;
+                    }
+                    return true;
+                }
                 if peer_id == self.link.relay() {
                     if self.link.is_link(connection_id) {
                         if let Some(e) = &cause {
@@ -955,6 +1271,15 @@ impl Node {
                 error,
                 ..
             } => {
+                if let Some(s) = self.standbys.get_mut(&peer) {
+                    if !s.link.is_up() {
+                        tracing::debug!(%peer, %error, "cannot reach the standby relay");
+                        return self
+                            .standby_lost(peer, Failure::Unreachable, unix_time_ms())
+                            .await;
+                    }
+                    return true;
+                }
                 if peer == self.link.relay() {
                     if !self.link.is_up() {
                         tracing::info!(%error, "cannot reach the relay");
@@ -1001,6 +1326,17 @@ impl Node {
                 let events = self.direct.fail_pending(peer, &reason);
                 self.emit_all(events).await
             }
+            SwarmEvent::ListenerClosed { listener_id, .. }
+                if self.standbys.by_listener(listener_id).is_some() =>
+            {
+                // Asked for again after the link's backoff, while the standby is connected.
+                if let Some(relay) = self.standbys.by_listener(listener_id) {
+                    if let Some(s) = self.standbys.get_mut(&relay) {
+                        s.link.listener_closed(listener_id, Instant::now());
+                    }
+                }
+                self.reachable().await
+            }
             SwarmEvent::ListenerClosed {
                 listener_id,
                 reason,
@@ -1030,6 +1366,10 @@ impl Node {
                 ..
             }) => {
                 let local = *self.swarm.local_peer_id();
+                if let Some(s) = self.standbys.get_mut(&relay_peer_id) {
+                    s.link.reservation_accepted(relay_peer_id, local);
+                    return self.reachable().await;
+                }
                 match self.link.reservation_accepted(relay_peer_id, local) {
                     Some(status) => {
                         self.request_directory(Instant::now());
@@ -1047,6 +1387,9 @@ impl Node {
                 if peer == self.link.relay() {
                     self.probes.serving_rtt(rtt, now_ms);
                     self.emit(NodeEvent::RelayRtt(rtt)).await
+                } else if self.standbys.is_standby(&peer) {
+                    self.probes.standby_rtt(&peer, rtt, now_ms);
+                    true
                 } else if self.probes.pinged(&peer, rtt, now_ms) {
                     // Measured: the probe's connection is not kept.
                     self.probe_conns.remove(&peer);
@@ -1063,7 +1406,7 @@ impl Node {
             }) => {
                 // A relay that vanished without closing (WebRTC has no RST) is only noticed by
                 // a failed ping: drop the connection so the reconnect logic takes over.
-                if peer == self.link.relay() {
+                if peer == self.link.relay() || self.standbys.is_standby(&peer) {
                     self.swarm.close_connection(connection);
                 } else if self
                     .probes
@@ -1095,7 +1438,19 @@ impl Node {
                 self.orders_output(out).await
             }
             ClientBehaviourEvent::Trades(event) => self.on_trade_event(event).await,
-            ClientBehaviourEvent::Auth(event) => self.on_auth_event(event).await,
+            ClientBehaviourEvent::Auth(event) => {
+                let peer = match &event {
+                    request_response::Event::Message { peer, .. }
+                    | request_response::Event::OutboundFailure { peer, .. }
+                    | request_response::Event::InboundFailure { peer, .. }
+                    | request_response::Event::ResponseSent { peer, .. } => *peer,
+                };
+                if self.standbys.is_standby(&peer) {
+                    self.on_standby_auth(peer, event).await
+                } else {
+                    self.on_auth_event(event).await
+                }
+            }
             ClientBehaviourEvent::BookSync(event) => self.on_book_sync_event(event).await,
             ClientBehaviourEvent::Records(event) => {
                 self.on_records_event(event);
@@ -1145,7 +1500,12 @@ impl Node {
             request_response::Event::OutboundFailure {
                 request_id, error, ..
             } => match self.trade_requests.remove(&request_id) {
-                Some(token) => self.negotiation.on_failure(token, &error.to_string(), now),
+                Some(token) => self.negotiation.on_failure(
+                    token,
+                    &error.to_string(),
+                    matches!(error, request_response::OutboundFailure::ConnectionClosed),
+                    now,
+                ),
                 None => return true,
             },
             _ => return true,

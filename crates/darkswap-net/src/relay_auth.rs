@@ -13,7 +13,7 @@ use darkswap_auth::stamp::StampSearch;
 use darkswap_auth::{Method, RefuseReason};
 use darkswap_proto::auth::{AuthRequest, AuthResponse, Grant};
 use libp2p::identity::Keypair;
-use libp2p::request_response::{OutboundFailure, OutboundRequestId};
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId};
 use libp2p::PeerId;
 use web_time::Instant;
 
@@ -200,6 +200,32 @@ impl RelayAuth {
         let first = !self.authed;
         self.authed = true;
         first
+    }
+
+    /// What the auth behaviour reported for `relay`: an answer or a failure of one of our
+    /// requests (after a failure the next try waits `backoff`); anything else is nothing to us.
+    pub fn on_event(
+        &mut self,
+        event: request_response::Event<AuthRequest, AuthResponse>,
+        key: &Keypair,
+        relay: &PeerId,
+        backoff: Duration,
+        now: Instant,
+    ) -> AuthOutcome {
+        match event {
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => self.on_response(request_id, response, key, relay, now),
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => self.on_failure(request_id, &error, backoff, now),
+            _ => AuthOutcome::Nothing,
+        }
     }
 
     /// The relay answered request `id`.

@@ -267,31 +267,50 @@ impl RelayLink {
         Some(retry_in)
     }
 
+    /// What a link taken over up (a standby's) reports: connected, and reserved if it is.
+    pub fn statuses(&self, local: PeerId) -> Vec<RelayStatus> {
+        let Some(link) = &self.link else {
+            return Vec::new();
+        };
+        let mut out = vec![RelayStatus::Connected {
+            transport: link.transport,
+            addr: link.addr.clone(),
+        }];
+        if self.reserved {
+            out.push(RelayStatus::Reserved {
+                transport: link.transport,
+                circuit_addr: circuit_addr(&link.addr, local),
+            });
+        }
+        out
+    }
+
     /// Whether `listener` is our reservation.
     pub fn is_reservation(&self, listener: ListenerId) -> bool {
         self.circuit_listener == Some(listener)
     }
 }
 
+/// A relay at one address, and a link to it first dialed at `now` (for tests).
+#[cfg(test)]
+pub(crate) fn relay_link(now: Instant) -> (PeerId, Multiaddr, RelayLink) {
+    let relay = PeerId::random();
+    let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/4001/p2p/{relay}")
+        .parse()
+        .expect("a relay address");
+    let link = RelayLink::new(
+        std::slice::from_ref(&addr),
+        Duration::from_millis(500),
+        Duration::from_secs(8),
+        now,
+    )
+    .expect("a link");
+    (relay, addr, link)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A relay at one address, and a link to it first dialed at `now`.
-    fn relay_link(now: Instant) -> (PeerId, Multiaddr, RelayLink) {
-        let relay = PeerId::random();
-        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/4001/p2p/{relay}")
-            .parse()
-            .unwrap();
-        let link = RelayLink::new(
-            std::slice::from_ref(&addr),
-            Duration::from_millis(500),
-            Duration::from_secs(8),
-            now,
-        )
-        .unwrap();
-        (relay, addr, link)
-    }
 
     #[test]
     fn backoff_doubles_to_its_cap_and_a_connection_resets_it() {

@@ -4,7 +4,7 @@
 //! by a short connection that ends after its first ping. [`RelayProbes`] decides; the node dials,
 //! pings and disconnects, and tells it what happened.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use darkswap_relays::{Choice, Failure, PoolConfig, RelayPool, RelayView, SavedPool};
@@ -34,6 +34,9 @@ pub struct PoolReport {
     pub records_at_ms: Option<u64>,
     /// The relay the link uses now (the serving one until the link moves).
     pub linked: PeerId,
+    /// The relays that hold a standby reservation of ours besides the link's (connected and
+    /// kept; see `NodeConfig::reservations`).
+    pub standbys: Vec<PeerId>,
 }
 
 pub(crate) struct RelayProbes {
@@ -46,6 +49,9 @@ pub(crate) struct RelayProbes {
     probing: bool,
     /// Whether the link may move to another relay of the pool when its own fails.
     failover: bool,
+    /// Relays the node keeps a standby connection to: measured by that connection's pings,
+    /// never probed.
+    standbys: BTreeSet<PeerId>,
     /// The address each relay last answered a probe on, dialed first next time (a relay lists
     /// every interface it listens on, and a browser tries them one at a time, each WebRTC
     /// address with its dial timeout).
@@ -85,6 +91,7 @@ impl RelayProbes {
             next_records_ms: 0,
             probing,
             failover: false,
+            standbys: BTreeSet::new(),
             answered_on: HashMap::new(),
             changed: true,
             last_report_ms: 0,
@@ -99,7 +106,8 @@ impl RelayProbes {
         self
     }
 
-    /// A relay of the pool other than the serving one: its connections are probes, not traders.
+    /// A relay of the pool other than the serving one: its connections are probes, not traders
+    /// (the node asks about standbys first).
     pub fn is_other_relay(&self, peer: &PeerId) -> bool {
         *peer != self.serving && (self.in_flight.contains_key(peer) || self.pool.contains(peer))
     }
@@ -160,6 +168,92 @@ impl RelayProbes {
         (relay != self.serving).then_some((relay, addrs))
     }
 
+    /// Where to keep a standby reservation: the best usable relay of the pool that is neither
+    /// the link's nor in `taken` (the standbys held), measured (unless probing is off), with no
+    /// probe in flight (its connection would be the standby's), and with an address this
+    /// platform dials. `None` with failover off: a node that stays on one relay holds no other.
+    pub fn standby_target(
+        &self,
+        taken: &[PeerId],
+        now_ms: u64,
+    ) -> Option<(PeerId, Vec<Multiaddr>)> {
+        self.standby_candidate(taken, now_ms)
+            .map(|(v, addrs)| (v.relay, addrs))
+    }
+
+    fn standby_candidate(
+        &self,
+        taken: &[PeerId],
+        now_ms: u64,
+    ) -> Option<(RelayView, Vec<Multiaddr>)> {
+        if !self.failover {
+            return None;
+        }
+        self.pool
+            .ranked(now_ms)
+            .into_iter()
+            .filter(|v| {
+                v.rank.is_some()
+                    && (v.rtt_ms.is_some() || !self.probing)
+                    && v.relay != self.serving
+                    && !taken.contains(&v.relay)
+                    && !self.in_flight.contains_key(&v.relay)
+            })
+            .find_map(|v| {
+                let addrs = self.dial_order(&v.relay, &v.addrs);
+                (!addrs.is_empty()).then_some((v, addrs))
+            })
+    }
+
+    /// A standby to give up for a better relay: the worst-ranked of `standbys` when a free
+    /// relay (see [`RelayProbes::standby_target`]) ranks above it and answers in under half
+    /// its round trip (so that two relays about as near do not take turns).
+    pub fn standby_to_replace(
+        &self,
+        standbys: &[PeerId],
+        taken: &[PeerId],
+        now_ms: u64,
+    ) -> Option<PeerId> {
+        let (better, _) = self.standby_candidate(taken, now_ms)?;
+        let ranked = self.pool.ranked(now_ms);
+        let worst = ranked.iter().rev().find(|v| standbys.contains(&v.relay))?;
+        let ranks_above = match (better.rank, worst.rank) {
+            (Some(b), Some(w)) => b < w,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let much_nearer = match (better.rtt_ms, worst.rtt_ms) {
+            (Some(b), Some(w)) => b * 2.0 < w,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        (ranks_above && much_nearer).then_some(worst.relay)
+    }
+
+    /// The node keeps (`on`) or no longer keeps a standby connection to `relay`.
+    pub fn standby(&mut self, relay: PeerId, on: bool) {
+        let changed = if on {
+            self.standbys.insert(relay)
+        } else {
+            self.standbys.remove(&relay)
+        };
+        self.changed |= changed;
+    }
+
+    /// A standby relay answered a ping.
+    pub fn standby_rtt(&mut self, relay: &PeerId, rtt: Duration, now_ms: u64) {
+        self.pool.probed(relay, rtt.as_secs_f64() * 1e3, now_ms);
+        self.changed = true;
+    }
+
+    /// A standby relay failed (lost, unreachable, refused us or our reservation): it backs off
+    /// in the pool like any relay, and is no longer a standby.
+    pub fn standby_failed(&mut self, relay: &PeerId, why: Failure, now_ms: u64) {
+        self.standbys.remove(relay);
+        self.pool.failed(relay, why, now_ms);
+        self.changed = true;
+    }
+
     /// `addrs` in this platform's order, the one `relay` last answered on first.
     fn dial_order(&self, relay: &PeerId, addrs: &[Multiaddr]) -> Vec<Multiaddr> {
         let mut sorted = sort_for_dialing(addrs);
@@ -191,6 +285,7 @@ impl RelayProbes {
     /// (its connection, or its failure): returns whether there was one.
     pub fn linked(&mut self, relay: PeerId) -> bool {
         self.serving = relay;
+        self.standbys.remove(&relay);
         self.changed = true;
         self.in_flight.remove(&relay).is_some()
     }
@@ -218,7 +313,10 @@ impl RelayProbes {
             if self.in_flight.len() >= MAX_PROBES_IN_FLIGHT {
                 break;
             }
-            if relay == self.serving || self.in_flight.contains_key(&relay) {
+            if relay == self.serving
+                || self.in_flight.contains_key(&relay)
+                || self.standbys.contains(&relay)
+            {
                 continue;
             }
             let addrs = self.dial_order(&relay, &self.pool.addrs(&relay, now_ms));
@@ -286,6 +384,7 @@ impl RelayProbes {
             saved: self.pool.save(),
             records_at_ms: self.records_at_ms,
             linked: self.serving,
+            standbys: self.standbys.iter().copied().collect(),
         })
     }
 }
@@ -383,6 +482,45 @@ mod tests {
         let report = p.report(at + 1_001).unwrap();
         assert_eq!(report.relays[0].relay, serving);
         assert_eq!(report.saved.relays.len(), 7);
+    }
+
+    #[test]
+    fn standbys_go_to_the_nearest_measured_relays_and_make_way_for_a_much_nearer_one() {
+        let (p, serving) = probes();
+        let mut p = p.with_failover(true);
+        let others: Vec<Keypair> = (0..3).map(|_| Keypair::generate_ed25519()).collect();
+        p.records(&others.iter().map(record).collect::<Vec<_>>(), NOW);
+        let ids: Vec<PeerId> = others.iter().map(|k| k.public().to_peer_id()).collect();
+        // Nothing measured, all being probed: no standby yet.
+        let due = p.due(NOW);
+        assert_eq!(due.len(), 3);
+        assert_eq!(p.standby_target(&[], NOW), None);
+        // The far one answers first: it is the only candidate, and becomes the standby.
+        p.pinged(&ids[2], Duration::from_millis(240), NOW);
+        let (first, addrs) = p.standby_target(&[], NOW).unwrap();
+        assert_eq!(first, ids[2]);
+        assert!(!addrs.is_empty());
+        p.standby(first, true);
+        assert!(
+            p.due(NOW + 3_600_000).iter().all(|(r, _)| *r != first),
+            "never probed"
+        );
+        assert_eq!(p.report(NOW + 1_000).unwrap().standbys, vec![first]);
+        // A relay about as far does not replace it; one much nearer does.
+        p.pinged(&ids[1], Duration::from_millis(200), NOW);
+        assert_eq!(p.standby_to_replace(&[first], &[first], NOW), None);
+        p.pinged(&ids[0], Duration::from_millis(10), NOW);
+        assert_eq!(p.standby_to_replace(&[first], &[first], NOW), Some(first));
+        assert_ne!(p.standby_target(&[first], NOW).unwrap().0, serving);
+        // A standby that fails is one no longer, and backs off.
+        p.standby_failed(&first, Failure::Lost, NOW);
+        let report = p.report(NOW + 2_000).unwrap();
+        assert!(report.standbys.is_empty());
+        let view = report.relays.iter().find(|v| v.relay == first).unwrap();
+        assert_eq!(view.rank, None);
+        // With failover off, no standby at all.
+        let (p, _) = probes();
+        assert_eq!(p.standby_target(&[], NOW), None);
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! A has B in its pool (learned from A's records, measured by a probe) and an order live on
 //! both relays. A is killed (SIGKILL); measured from the kill: when the maker's node moves the
 //! link to B, when it is reserved on B, and when B accepts the maker's order again (published
-//! again through B: with A dead nothing else can bring B an order message). Prints median, p95
-//! and max over the runs. Run through `scripts/bench-failover`.
+//! again through B: with A dead nothing else can bring B an order message). Twice: with a
+//! standby reservation on B held before the kill (K = 2, the default), and with one reservation
+//! only (K = 1: the node dials B, authenticates and reserves after the kill). Prints median,
+//! p95 and max over the runs. Run through `scripts/bench-failover`.
 
 use std::time::{Duration, Instant};
 
@@ -33,7 +35,10 @@ fn accepted(http: &str) -> Result<f64> {
 }
 
 /// One run: (moving, reserved, orders accepted again), each from the kill.
-async fn run(pair: &darkswap_orderbook::Pair) -> Result<(Duration, Duration, Duration)> {
+async fn run(
+    pair: &darkswap_orderbook::Pair,
+    reservations: usize,
+) -> Result<(Duration, Duration, Duration)> {
     let fast = ["--record-announce-secs", "1", "--record-ttl-secs", "4"];
     let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let mut b_args = fast.to_vec();
@@ -47,6 +52,7 @@ async fn run(pair: &darkswap_orderbook::Pair) -> Result<(Duration, Duration, Dur
         .await?;
     let mut config = NodeConfig::new(vec![a.tcp_addr()]);
     config.records_interval = Duration::from_secs(1);
+    config.reservations = reservations;
     let mut maker = Peer::trader_with(config, pair).await?;
     let b_id = b.peer_id;
     maker
@@ -59,6 +65,15 @@ async fn run(pair: &darkswap_orderbook::Pair) -> Result<(Duration, Duration, Dur
             _ => None,
         })
         .await?;
+    if reservations > 1 {
+        // The standby on B holds its reservation.
+        maker
+            .wait_for(T, |e| match e {
+                NodeEvent::Reachable { circuit_addrs } if circuit_addrs.len() == 2 => Some(()),
+                _ => None,
+            })
+            .await?;
+    }
     // An order live on both relays (gossip meshes form on a heartbeat: retried).
     let mut on_b = false;
     for _ in 0..10 {
@@ -114,18 +129,23 @@ async fn main() -> Result<()> {
         .and_then(|n| n.parse().ok())
         .unwrap_or(20);
     let pair = darkswap_orderbook::Pair::parse("RUNE:FAILOVERBENCH/BTC")?;
-    let (mut moving, mut reserved, mut again) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..runs {
-        let (m, r, a) = run(&pair)
-            .await
-            .map_err(|e| e.context(format!("run {i}")))?;
-        moving.push(m);
-        reserved.push(r);
-        again.push(a);
+    for (reservations, how) in [
+        (2, "a standby reservation on B (K = 2)"),
+        (1, "one reservation (K = 1)"),
+    ] {
+        let (mut moving, mut reserved, mut again) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..runs {
+            let (m, r, a) = run(&pair, reservations)
+                .await
+                .map_err(|e| e.context(format!("K = {reservations}, run {i}")))?;
+            moving.push(m);
+            reserved.push(r);
+            again.push(a);
+        }
+        println!("failover: relay A killed (SIGKILL) under a maker with B in its pool, {how}");
+        report("  the link moves to B", moving);
+        report("  reserved on B", reserved);
+        report("  B accepts the maker's order again", again);
     }
-    println!("failover: relay A killed (SIGKILL) under a maker with B in its pool");
-    report("the link moves to B", moving);
-    report("reserved on B", reserved);
-    report("B accepts the maker's order again", again);
     Ok(())
 }

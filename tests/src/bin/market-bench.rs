@@ -2,6 +2,9 @@
 //! - propagation: one maker and `--peers` traders (default 20) follow a pair; the maker places
 //!   `--orders` orders (default 100) one at a time; each trader notes when the order shows in its
 //!   book. Prints p50 / p99 / max of place → visible;
+//! - federated propagation: the same across three relays that peer with each other, with
+//!   `--fed-traders` traders (default 100) spread over them and one maker on each relay; the p99
+//!   over every trader, and apart for traders on the maker's relay and on another;
 //! - joiner sync: `--book` orders (default 10,000) from 100 makers (more when the per-maker cap
 //!   needs it) are published to the relay,
 //!   then a new trader follows the pair; prints the time until its book holds them all;
@@ -39,6 +42,7 @@ fn ms(d: Duration) -> f64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let (mut peers, mut orders, mut book) = (20usize, 100usize, 10_000usize);
+    let mut fed_traders = 100usize;
     let mut load = Load {
         traders: 1_000,
         makers: 20,
@@ -50,6 +54,7 @@ async fn main() -> Result<()> {
         let value = args.next().unwrap_or_default();
         match arg.as_str() {
             "--peers" => peers = value.parse()?,
+            "--fed-traders" => fed_traders = value.parse()?,
             "--orders" => orders = value.parse()?,
             "--book" => book = value.parse()?,
             "--load-traders" => load.traders = value.parse()?,
@@ -57,110 +62,237 @@ async fn main() -> Result<()> {
             "--load-rate" => load.rate = value.parse()?,
             "--load-seconds" => load.seconds = value.parse()?,
             other => bail!(
-                "unknown argument {other} (--peers N, --orders N, --book N, --load-traders N, --load-makers N, --load-rate N, --load-seconds N)"
+                "unknown argument {other} (--peers N, --fed-traders N, --orders N, --book N, --load-traders N, --load-makers N, --load-rate N, --load-seconds N)"
             ),
         }
     }
     propagation(peers, orders).await?;
+    federated_propagation(fed_traders, orders).await?;
     joiner_sync(book).await?;
     market_load(&load).await?;
     Ok(())
 }
 
-async fn propagation(peers: usize, orders: usize) -> Result<()> {
-    let pair = Pair::parse("RUNE:BENCH/BTC")?;
-    let dir = tempfile::tempdir()?;
-    let limit = (peers * 4 + 16).to_string();
-    let relay = Relay::start(
-        dir.path(),
-        Ports::default(),
-        &[
-            "--reservation-rate-per-ip",
-            &limit,
-            "--auth-challenge-rate-per-ip",
-            &limit,
-            "--max-connections",
-            &limit,
-            "--max-connections-per-ip",
-            &limit,
+/// Relay flags for a crowd of `traders` on 127.0.0.1: per-IP limits raised so they stand for
+/// traders at as many addresses.
+fn crowd_flags(traders: usize) -> Vec<String> {
+    let limit = (traders * 4 + 16).to_string();
+    let mut flags: Vec<String> = Vec::new();
+    for flag in [
+        "--reservation-rate-per-ip",
+        "--auth-challenge-rate-per-ip",
+        "--max-connections",
+        "--max-connections-per-ip",
+    ] {
+        flags.extend([flag.into(), limit.clone()]);
+    }
+    flags.extend(
+        [
             "--max-pending-per-ip",
             "512",
             "--pending-kept-for-new-addresses",
             "0",
-            // All on 127.0.0.1, standing for traders at as many addresses.
             "--max-orders-per-address",
             "1000000",
-        ],
-    )?;
-    let mut maker = Peer::reserved_on(&relay).await?;
-    maker
-        .handle
+        ]
+        .map(String::from),
+    );
+    flags
+}
+
+fn start_relay(dir: &tempfile::TempDir, flags: &[String]) -> Result<Relay> {
+    Relay::start(
+        dir.path(),
+        Ports::default(),
+        &flags.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+}
+
+/// A trader watching `pair` whose book views are read by a task of its own: every order id it
+/// sees for the first time goes to `seen` as (`n`, id, when). Returns its handle (the node runs
+/// while one exists).
+async fn watcher(
+    n: usize,
+    relay: &Relay,
+    pair: &Pair,
+    seen: mpsc::Sender<(usize, OrderId, Instant)>,
+) -> Result<darkswap_net::NodeHandle> {
+    // One reservation each (K = 1): a trader is on one relay, and an order reaches the traders
+    // of the other relays across the relays' mesh, which is what is measured.
+    let mut config = darkswap_net::NodeConfig::new(vec![relay.tcp_addr()]);
+    config.reservations = 1;
+    let mut peer = Peer::start_with(config).await?;
+    peer.reserved().await?;
+    peer.handle
         .command(Command::WatchPair { pair: pair.clone() })?;
-    let (seen_tx, mut seen_rx) = mpsc::channel::<(usize, OrderId, Instant)>(100_000);
-    let mut handles = Vec::new();
-    for n in 0..peers {
-        let mut peer = Peer::reserved_on(&relay).await?;
-        peer.handle
-            .command(Command::WatchPair { pair: pair.clone() })?;
-        peer.book_where(Duration::from_secs(10), &pair, |_| true)
-            .await?;
-        // The node runs while a handle exists: keep one here, the task only reads events.
-        handles.push(peer.handle.clone());
-        let tx = seen_tx.clone();
-        tokio::spawn(async move {
-            let mut known = std::collections::HashSet::new();
-            let mut events = peer.events;
-            while let Some(event) = events.next().await {
-                if let NodeEvent::Trading(TradingEvent::Book(view)) = event {
-                    for o in &view.orders {
-                        if known.insert(o.id) {
-                            let _ = tx.send((n, o.id, Instant::now())).await;
-                        }
+    peer.book_where(Duration::from_secs(20), pair, |_| true)
+        .await?;
+    let handle = peer.handle.clone();
+    tokio::spawn(async move {
+        let mut known = std::collections::HashSet::new();
+        let mut events = peer.events;
+        while let Some(event) = events.next().await {
+            if let NodeEvent::Trading(TradingEvent::Book(view)) = event {
+                for o in &view.orders {
+                    if known.insert(o.id) {
+                        let _ = seen.send((n, o.id, Instant::now())).await;
                     }
                 }
             }
-        });
-    }
-    drop(seen_tx);
-    // Let subscriptions settle (the relay grafts everyone on its next heartbeat).
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut placed: HashMap<OrderId, Instant> = HashMap::new();
+        }
+    });
+    Ok(handle)
+}
+
+/// Place → visible, for each of `orders` orders placed one at a time, by the makers in turn
+/// (`makers[i % len]`, an index into `handles`): the delay until each other trader's book shows
+/// it (waiting up to 5 s for all of them). Samples are tagged with whether the trader shares the
+/// maker's relay (`relay_of`).
+async fn measure(
+    pair: &Pair,
+    handles: &[darkswap_net::NodeHandle],
+    makers: &[usize],
+    relay_of: impl Fn(usize) -> usize,
+    orders: usize,
+    seen: &mut mpsc::Receiver<(usize, OrderId, Instant)>,
+) -> Result<Vec<(bool, Duration)>> {
+    let mut placed: HashMap<OrderId, (Instant, usize)> = HashMap::new();
     let mut latencies = Vec::new();
+    let others = handles.len() - 1;
     for i in 0..orders {
-        let id = maker
-            .handle
-            .place_order(pair.clone(), sell(10 + i as u64, 1_000 + i as u64))?;
-        placed.insert(id, Instant::now());
-        // One order at a time: wait until every trader saw it (or 5 s).
+        let maker = makers[i % makers.len()];
+        let id = handles[maker].place_order(pair.clone(), sell(10 + i as u64, 1_000 + i as u64))?;
+        placed.insert(id, (Instant::now(), maker));
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut got = 0;
-        while got < peers && Instant::now() < deadline {
-            match tokio::time::timeout(Duration::from_secs(5), seen_rx.recv()).await {
-                Ok(Some((_, seen_id, at))) => {
-                    if let Some(start) = placed.get(&seen_id) {
-                        latencies.push(at.duration_since(*start));
-                        if seen_id == id {
-                            got += 1;
-                        }
+        while got < others && Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_secs(5), seen.recv()).await {
+                Ok(Some((n, seen_id, at))) => {
+                    let Some(&(start, by)) = placed.get(&seen_id) else {
+                        continue;
+                    };
+                    if n == by {
+                        continue;
+                    }
+                    latencies.push((relay_of(n) == relay_of(by), at.duration_since(start)));
+                    if seen_id == id {
+                        got += 1;
                     }
                 }
                 _ => break,
             }
         }
-        while maker.events.try_recv().is_ok() {}
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    latencies.sort();
     if latencies.is_empty() {
         bail!("no order reached any trader");
     }
+    Ok(latencies)
+}
+
+fn figures(samples: &[Duration]) -> String {
+    let mut samples = samples.to_vec();
+    samples.sort();
+    if samples.is_empty() {
+        return "no deliveries".into();
+    }
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} deliveries)",
+        ms(percentile(&samples, 0.5)),
+        ms(percentile(&samples, 0.99)),
+        ms(*samples.last().unwrap_or(&Duration::ZERO)),
+        samples.len()
+    )
+}
+
+async fn propagation(peers: usize, orders: usize) -> Result<()> {
+    let pair = Pair::parse("RUNE:BENCH/BTC")?;
+    let dir = tempfile::tempdir()?;
+    let relay = start_relay(&dir, &crowd_flags(peers))?;
+    let (seen_tx, mut seen_rx) = mpsc::channel::<(usize, OrderId, Instant)>(100_000);
+    let mut handles = Vec::new();
+    // Trader 0 is the maker.
+    for n in 0..=peers {
+        handles.push(watcher(n, &relay, &pair, seen_tx.clone()).await?);
+    }
+    drop(seen_tx);
+    // Let subscriptions settle (the relay grafts everyone on its next heartbeat).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let latencies = measure(&pair, &handles, &[0], |_| 0, orders, &mut seen_rx).await?;
+    let all: Vec<Duration> = latencies.iter().map(|(_, d)| *d).collect();
     println!(
-        "propagation through one relay, {peers} traders, {orders} orders: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} deliveries of {} expected)",
-        ms(percentile(&latencies, 0.5)),
-        ms(percentile(&latencies, 0.99)),
-        ms(*latencies.last().unwrap_or(&Duration::ZERO)),
-        latencies.len(),
+        "propagation through one relay, {peers} traders, {orders} orders: {} of {} expected",
+        figures(&all),
         peers * orders
+    );
+    Ok(())
+}
+
+/// Three relays, each listing the ones started before it (A; B → A; C → A, B), and `traders`
+/// traders spread over them in turn; the first trader of each relay is a maker, and the makers
+/// take turns placing `orders` orders. Each is timed to every other trader's book: the p99 over
+/// all of them, and apart for traders on the maker's relay and on another.
+async fn federated_propagation(traders: usize, orders: usize) -> Result<()> {
+    const RELAYS: usize = 3;
+    if traders < RELAYS + 1 {
+        bail!("--fed-traders must be at least {}", RELAYS + 1);
+    }
+    let pair = Pair::parse("RUNE:FED/BTC")?;
+    let dirs: Vec<tempfile::TempDir> = (0..RELAYS)
+        .map(|_| tempfile::tempdir())
+        .collect::<Result<_, _>>()?;
+    let mut relays: Vec<Relay> = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let mut flags = crowd_flags(traders.div_ceil(RELAYS));
+        flags.extend(["--relay-name".into(), format!("R{i}")]);
+        flags.extend(["--federation-accept".into(), "any".into()]);
+        for earlier in &relays {
+            flags.extend(["--peer".into(), earlier.tcp_addr().to_string()]);
+        }
+        relays.push(start_relay(dir, &flags)?);
+    }
+    // Every relay peered with both others before the traders come.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while relays.iter().any(|r| {
+        r.metric("darkswap_relay_peer_relays_connected")
+            .unwrap_or(0.0)
+            < (RELAYS - 1) as f64
+    }) {
+        if Instant::now() > deadline {
+            bail!("the three relays did not all peer within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let relay_of = |n: usize| n % RELAYS;
+    let (seen_tx, mut seen_rx) = mpsc::channel::<(usize, OrderId, Instant)>(200_000);
+    let mut handles = Vec::new();
+    for n in 0..traders {
+        handles.push(watcher(n, &relays[relay_of(n)], &pair, seen_tx.clone()).await?);
+    }
+    drop(seen_tx);
+    // Gossip meshes between the relays and to their traders form on the next heartbeats.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let makers: Vec<usize> = (0..RELAYS).collect();
+    let latencies = measure(&pair, &handles, &makers, relay_of, orders, &mut seen_rx).await?;
+    let pick = |same: Option<bool>| -> Vec<Duration> {
+        latencies
+            .iter()
+            .filter(|(s, _)| same.is_none_or(|want| *s == want))
+            .map(|(_, d)| *d)
+            .collect()
+    };
+    println!(
+        "propagation across {RELAYS} federated relays, {traders} traders, {orders} orders: {} of {} expected",
+        figures(&pick(None)),
+        (traders - 1) * orders
+    );
+    println!(
+        "  traders on the maker's relay: {}",
+        figures(&pick(Some(true)))
+    );
+    println!(
+        "  traders on another relay: {}",
+        figures(&pick(Some(false)))
     );
     Ok(())
 }

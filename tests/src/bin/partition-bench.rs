@@ -469,12 +469,16 @@ async fn main() -> Result<()> {
         makers: Vec::new(),
         next_keep_alive: Instant::now(),
     };
+    // Each page holds one reservation (K = 1): a standby on the other side of the cut would
+    // carry that side's orders around it.
+    let one_relay = |relay: &Relay| {
+        let mut config = NodeConfig::new(vec![relay.tcp_addr()]);
+        config.reservations = 1;
+        config
+    };
     let mut watchers = Vec::new();
     for (name, relay) in [("page on A2", &a2), ("page on B2", &b2)] {
-        watchers.push((
-            name,
-            Peer::trader_with(NodeConfig::new(vec![relay.tcp_addr()]), &pair).await?,
-        ));
+        watchers.push((name, Peer::trader_with(one_relay(relay), &pair).await?));
     }
     let mut bed = Bed {
         pair: pair.clone(),

@@ -34,10 +34,6 @@ pub fn connection_panel(props: &StateProps) -> Html {
         | Relay::Status(RelayStatus::Connected { transport, .. }) => transport.label(),
         _ => "",
     };
-    let circuit = match &s.relay {
-        Relay::Status(RelayStatus::Reserved { circuit_addr, .. }) => Some(circuit_addr.to_string()),
-        _ => None,
-    };
     html! {
         <section id="connection">
             <h2>{ "Relay" }</h2>
@@ -59,9 +55,15 @@ pub fn connection_panel(props: &StateProps) -> Html {
                     ) }
                 </p>
             }
-            if let Some(addr) = circuit {
-                <p class="muted">{ "Others reach you at:" }</p>
-                <p class="mono">{ addr }</p>
+            if !s.reachable.is_empty() {
+                <p class="muted">{ format!(
+                    "Others reach you at ({} relay{} holding a reservation of yours):",
+                    s.reachable.len(),
+                    if s.reachable.len() == 1 { "" } else { "s" }
+                ) }</p>
+                <ul class="mono" data-testid="reachable">
+                    { for s.reachable.iter().map(|addr| html! { <li data-testid="reachable-addr">{ addr }</li> }) }
+                </ul>
             }
         </section>
     }

@@ -13,14 +13,21 @@ pub struct RelayPoolProps {
     pub relays: Rc<Vec<RelayView>>,
     /// The relay the page's link uses now.
     pub linked: Option<PeerId>,
+    /// The relays holding a standby reservation of the page's.
+    pub standbys: Rc<Vec<PeerId>>,
     pub on_choose: Callback<(PeerId, Choice)>,
 }
 
 /// What a relay's state is, in words, and its `data-state`.
-fn state(r: &RelayView, linked: bool) -> (String, &'static str) {
+fn state(r: &RelayView, linked: bool, standby: bool) -> (String, &'static str) {
     let mut words = Vec::new();
     if linked {
         words.push("in use now".to_string());
+    }
+    if standby {
+        words.push(
+            "standby: holds a second reservation, takes over if the one in use is lost".to_string(),
+        );
     }
     if r.serving {
         words.push("served this page".to_string());
@@ -61,7 +68,8 @@ fn state(r: &RelayView, linked: bool) -> (String, &'static str) {
 pub fn relay_pool(props: &RelayPoolProps) -> Html {
     let rows = props.relays.iter().map(|r| {
         let linked = props.linked == Some(r.relay);
-        let (words, key) = state(r, linked);
+        let standby = props.standbys.contains(&r.relay);
+        let (words, key) = state(r, linked, standby);
         let peer = r.relay.to_base58();
         let short = format!("{}…{}", &peer[..8], &peer[peer.len() - 6..]);
         let name = match (r.name.as_str(), r.region.as_str()) {
@@ -78,7 +86,7 @@ pub fn relay_pool(props: &RelayPoolProps) -> Html {
                 data-choose={label}>{ label }</button> }
         };
         html! {
-            <tr key={peer.clone()} data-testid="relay-row" data-relay={peer.clone()} data-state={key} data-linked={linked.to_string()}
+            <tr key={peer.clone()} data-testid="relay-row" data-relay={peer.clone()} data-state={key} data-linked={linked.to_string()} data-standby={standby.to_string()}
                 data-rank={r.rank.map(|n| n.to_string()).unwrap_or_default()}>
                 <td>{ r.rank.map(|n| n.to_string()).unwrap_or_else(|| "—".into()) }</td>
                 <td><span title={peer.clone()} class="mono">{ short.clone() }</span><br />{ name }</td>
@@ -98,7 +106,7 @@ pub fn relay_pool(props: &RelayPoolProps) -> Html {
             <h2 id="relay-pool-title">{ format!("Relays known ({})", props.relays.len()) }</h2>
             <p class="muted">
                 { "The relay that served this page and the relays it knows from their signed records, each measured from here (round trip, failures, load) and ranked. " }
-                { "This page holds one reservation, on the relay in use; when that relay is lost or refuses the page, the page moves to the best-ranked one. Holding a reservation on each of the two best relays at once is not built yet." }
+                { "This page holds a reservation on the relay in use and a standby one on the best-ranked other relay, and other traders reach it through either. When the relay in use is lost or refuses the page, the standby takes over at once; without one, the page moves to the best-ranked relay." }
             </p>
             if props.relays.is_empty() {
                 <p class="muted">{ "Nothing known yet: the list fills once the relay lets this page in." }</p>

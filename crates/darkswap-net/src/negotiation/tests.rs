@@ -567,7 +567,9 @@ fn a_maker_out_of_reach_ends_the_take_and_an_unanswered_handshake_too() {
     let [(token, _)] = &sends(&out)[..] else {
         panic!()
     };
-    let out = taker.negotiation.on_failure(*token, "timeout", T0 + 22);
+    let out = taker
+        .negotiation
+        .on_failure(*token, "timeout", false, T0 + 22);
     assert!(matches!(
         &out.events[..],
         [NegotiationEvent::Trade(t)] if t.id == id
@@ -919,4 +921,124 @@ fn fee_rates_suit_only_pairs_that_settle_on_bitcoin() {
             ..
         }
     )));
+}
+
+/// The taker's take reached the maker, whose answer was lost with the connection (its relay
+/// died): the taker sends it again once connected anew, the maker answers the same agreement,
+/// and the trade ends agreed, the amount reserved once.
+#[test]
+fn a_take_whose_connection_closed_is_sent_again_and_answered_the_same() {
+    let (mut maker, mut taker, order, id, sent) = taken(30, T0 + 1);
+    let (token, envelope) = sent;
+    let (first, out) = maker
+        .negotiation
+        .on_request(taker.id, envelope, &mut maker.orders, T0 + 2);
+    maker.record(&out);
+    let TradeEnvelope::Sealed(_) = first else {
+        panic!("{first:?}")
+    };
+    // The answer never arrives: the connection closed.
+    let out = taker
+        .negotiation
+        .on_failure(token, "connection closed", true, T0 + 3);
+    assert_eq!(out, NegotiationOutput::default(), "nothing ends");
+    assert_eq!(taker.last_state(&id), Some(TradeState::Requested));
+    assert_eq!(taker.negotiation.peers_waiting(), vec![maker.id]);
+    // Connected again (through another relay): the same take, sealed anew, gets the same
+    // agreement, and the trade ends agreed on both sides.
+    let out = taker.negotiation.peer_connected(maker.id, T0 + 4);
+    settle(&mut taker, &mut maker, out, T0 + 4);
+    assert_eq!(taker.last_state(&id), Some(TradeState::Agreed));
+    assert_eq!(maker.last_state(&id), Some(TradeState::Agreed));
+    let order_now = maker.orders.own_order(&order).unwrap();
+    assert_eq!(order_now.spec.amount, 70, "30 traded once, not twice");
+}
+
+/// A confirmation lost with its connection is sent again too; the maker's answer to a repeated
+/// confirmation is the same.
+#[test]
+fn a_confirmation_whose_connection_closed_is_sent_again() {
+    let (mut maker, mut taker, _, id, sent) = taken(10, T0 + 1);
+    let [confirm] = &sends(&exchange(&mut taker, &mut maker, sent, T0 + 2))[..] else {
+        panic!("a confirmation")
+    };
+    assert_eq!(taker.last_state(&id), Some(TradeState::Accepted));
+    let out = taker
+        .negotiation
+        .on_failure(confirm.0, "connection closed", true, T0 + 3);
+    assert_eq!(out, NegotiationOutput::default());
+    let out = taker.negotiation.peer_connected(maker.id, T0 + 4);
+    settle(&mut taker, &mut maker, out, T0 + 4);
+    assert_eq!(taker.last_state(&id), Some(TradeState::Agreed));
+    assert_eq!(maker.last_state(&id), Some(TradeState::Agreed));
+}
+
+/// Connections that keep closing end the trade after two resends (a timeout ends it at once:
+/// `a_maker_out_of_reach_ends_the_take_and_an_unanswered_handshake_too`).
+#[test]
+fn resends_after_lost_connections_are_bounded() {
+    let (maker, mut taker, _, id, mut sent) = taken(10, T0 + 1);
+    let maker_id = maker.id;
+    for n in 0..MAX_RESENDS_AFTER_LOSS {
+        let out = taker
+            .negotiation
+            .on_failure(sent.0, "connection closed", true, T0 + 2);
+        assert_eq!(out, NegotiationOutput::default(), "resend {n}");
+        let out = taker.negotiation.peer_connected(maker_id, T0 + 3);
+        let [again] = &sends(&out)[..] else {
+            panic!("sent again: {out:?}")
+        };
+        sent = again.clone();
+    }
+    let out = taker
+        .negotiation
+        .on_failure(sent.0, "connection closed", true, T0 + 4);
+    assert!(matches!(
+        &out.events[..],
+        [NegotiationEvent::Trade(t)] if t.id == id && t.state.label() == "aborted"
+    ));
+    assert!(taker.negotiation.peers_waiting().is_empty());
+}
+
+/// The same trade id again from another taker, or with other terms, is still refused: only the
+/// very take the maker answered gets its answer again.
+#[test]
+fn a_repeated_trade_id_with_other_terms_or_from_another_taker_is_refused() {
+    let (mut maker, taker, order, id, sent) = taken(10, T0 + 1);
+    let (first, _) = maker
+        .negotiation
+        .on_request(taker.id, sent.1, &mut maker.orders, T0 + 2);
+    assert!(matches!(first, TradeEnvelope::Sealed(_)));
+    let mut out = NegotiationOutput::default();
+    let other_terms = maker.negotiation.on_take(
+        taker.id,
+        (id, order, pair(), 11, TakeSettlement::default()),
+        &mut maker.orders,
+        T0 + 3,
+        &mut out,
+    );
+    assert!(
+        matches!(&other_terms, TradeResponse::Rejected { reason } if reason == "duplicate trade id"),
+        "{other_terms:?}"
+    );
+    let stranger = PeerId::random();
+    let from_another = maker.negotiation.on_take(
+        stranger,
+        (id, order, pair(), 10, TakeSettlement::default()),
+        &mut maker.orders,
+        T0 + 3,
+        &mut out,
+    );
+    assert!(
+        matches!(&from_another, TradeResponse::Rejected { reason } if reason == "duplicate trade id"),
+        "{from_another:?}"
+    );
+    let same = maker.negotiation.on_take(
+        taker.id,
+        (id, order, pair(), 10, TakeSettlement::default()),
+        &mut maker.orders,
+        T0 + 3,
+        &mut out,
+    );
+    assert!(matches!(same, TradeResponse::Accepted { .. }), "{same:?}");
 }
