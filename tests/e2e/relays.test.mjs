@@ -87,8 +87,9 @@ test('the page lists the relays its relay knows, measures them, keeps an exclusi
   await stopRelay(a, 'SIGKILL');
   const moved = `[data-testid=relay-failover][data-from="${idA}"][data-to="${idB}"]`;
   await page.waitForSelector(moved, { timeout: 30000 });
+  const movedAfter = Date.now() - killed;
   await page.waitForSelector(reserved, { timeout: 30000 });
-  console.log(`# page: relay killed → reserved on the other relay (its standby) in ${Date.now() - killed} ms`);
+  console.log(`# page: relay killed → the standby on the other relay takes over in ${movedAfter} ms, reserved there in ${Date.now() - killed} ms`);
   assert.match(await page.textContent(moved), /Moved from relay .* to relay .* when it was lost \(1 move this visit\)/);
   await page.waitForSelector(`${row(idB)}[data-linked=true]`, { timeout: 10000 });
   await page.screenshot({ path: join(OUT, 'relays-failover.png'), fullPage: true });

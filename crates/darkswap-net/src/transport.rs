@@ -76,7 +76,7 @@ pub(crate) async fn build_swarm(
                 webrtc_timeout,
             );
             let websocket = websocket_websys::Transport::default()
-                .map(|connection, _| crate::browser_ws::HandedOver(connection))
+                .map(|connection, _| crate::browser_ws::HandedOver::new(connection))
                 .upgrade(Version::V1Lazy)
                 .authenticate(noise::Config::new(key)?)
                 .multiplex(yamux::Config::default());
