@@ -419,6 +419,12 @@ fn dechunk(mut rest: &str) -> Result<String> {
 pub struct Peer {
     pub handle: NodeHandle,
     pub events: mpsc::Receiver<NodeEvent>,
+    /// Our circuit addresses as the node last reported them ([`NodeEvent::Reachable`], noted
+    /// by [`Peer::wait_for`] whatever it waits for).
+    pub reachable: Vec<Multiaddr>,
+    /// The last book view of each pair, noted the same way: a view comes only when the book
+    /// changed, so [`Peer::book_where`] looks at the last one first.
+    pub books: std::collections::HashMap<darkswap_orderbook::Pair, darkswap_net::BookView>,
 }
 
 impl Peer {
@@ -434,7 +440,12 @@ impl Peer {
     pub async fn start_keyed(keypair: Keypair, config: NodeConfig) -> Result<Self> {
         let (node, handle, events) = new_node(keypair, config).await?;
         tokio::spawn(node.run());
-        Ok(Self { handle, events })
+        Ok(Self {
+            handle,
+            events,
+            reachable: Vec::new(),
+            books: std::collections::HashMap::new(),
+        })
     }
 
     pub fn id(&self) -> PeerId {
@@ -449,6 +460,15 @@ impl Peer {
     ) -> Result<T> {
         let wait = async {
             while let Some(event) = self.events.next().await {
+                match &event {
+                    NodeEvent::Reachable { circuit_addrs } => {
+                        self.reachable = circuit_addrs.clone();
+                    }
+                    NodeEvent::Trading(darkswap_net::TradingEvent::Book(view)) => {
+                        self.books.insert(view.pair.clone(), view.clone());
+                    }
+                    _ => {}
+                }
                 if let Some(v) = pick(&event) {
                     return Ok(v);
                 }
@@ -465,6 +485,23 @@ impl Peer {
         let mut peer = Self::start(vec![relay.tcp_addr()]).await?;
         peer.reserved().await?;
         Ok(peer)
+    }
+
+    /// Waits until the node is reachable through `relays` relays (its link's and standbys'),
+    /// and returns its circuit addresses.
+    pub async fn reachable_through(
+        &mut self,
+        relays: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Multiaddr>> {
+        if self.reachable.len() < relays {
+            self.wait_for(timeout, |e| {
+                matches!(e, NodeEvent::Reachable { circuit_addrs } if circuit_addrs.len() >= relays)
+                    .then_some(())
+            })
+            .await?;
+        }
+        Ok(self.reachable.clone())
     }
 
     pub async fn reserved(&mut self) -> Result<()> {
@@ -492,13 +529,16 @@ impl Peer {
         Ok(peer)
     }
 
-    /// Waits for a book view of `pair` that satisfies `check`.
+    /// Waits for a book view of `pair` that satisfies `check` (the last one seen, if it does).
     pub async fn book_where(
         &mut self,
         timeout: Duration,
         pair: &darkswap_orderbook::Pair,
         mut check: impl FnMut(&darkswap_net::BookView) -> bool,
     ) -> Result<darkswap_net::BookView> {
+        if let Some(view) = self.books.get(pair).filter(|v| check(v)) {
+            return Ok(view.clone());
+        }
         self.wait_for(timeout, |e| match e {
             NodeEvent::Trading(darkswap_net::TradingEvent::Book(view))
                 if view.pair == *pair && check(view) =>

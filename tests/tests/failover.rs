@@ -289,14 +289,7 @@ async fn a_standby_reservation_reaches_traders_on_another_relay_and_takes_over_a
     b.metric_eventually("darkswap_relay_peer_relays_connected", T, |v| v >= 1.0)
         .await?;
     let mut maker = Peer::trader_with(config_on(&a), &pair()).await?;
-    let reachable = maker
-        .wait_for(T, |e| match e {
-            NodeEvent::Reachable { circuit_addrs } if circuit_addrs.len() == 2 => {
-                Some(circuit_addrs.clone())
-            }
-            _ => None,
-        })
-        .await?;
+    let reachable = maker.reachable_through(2, T).await?;
     let through = |relay: PeerId, addr: &darkswap_net::libp2p::Multiaddr| {
         addr.to_string()
             .contains(&format!("/p2p/{relay}/p2p-circuit/p2p/{}", maker.id()))
@@ -390,12 +383,7 @@ async fn a_trade_in_flight_when_its_relay_dies_completes_through_another() -> an
     let mut config = NodeConfig::new(vec![through_path]);
     config.records_interval = Duration::from_secs(1);
     let mut maker = Peer::trader_with(config, &pair()).await?;
-    maker
-        .wait_for(T, |e| match e {
-            NodeEvent::Reachable { circuit_addrs } if circuit_addrs.len() == 2 => Some(()),
-            _ => None,
-        })
-        .await?;
+    maker.reachable_through(2, T).await?;
     let mut config = config_on(&a);
     config.reservations = 1;
     let mut taker = Peer::trader_with(config, &pair()).await?;

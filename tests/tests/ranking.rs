@@ -55,14 +55,8 @@ async fn the_pool_ranks_relays_by_their_distance() -> anyhow::Result<()> {
     client.reserved().await?;
     let ids: Vec<_> = far.iter().map(|r| r.peer_id).collect();
     let started = Instant::now();
-    // Where the client is reachable, as last reported (the standby may come while it measures).
-    let mut reachable = Vec::new();
     let report = client
         .wait_for(Duration::from_secs(60), |e| match e {
-            NodeEvent::Reachable { circuit_addrs } => {
-                reachable = circuit_addrs.clone();
-                None
-            }
             NodeEvent::RelayPool(report)
                 if ids.iter().all(|id| {
                     report
@@ -108,19 +102,19 @@ async fn the_pool_ranks_relays_by_their_distance() -> anyhow::Result<()> {
     );
     // Reserved on the two nearest (K = 2): the serving relay, and the near one as the standby.
     let mut standbys = report.standbys.clone();
-    if standbys != [ids[0]] || reachable.len() != 2 {
+    if standbys != [ids[0]] {
         client
-            .wait_for(Duration::from_secs(30), |e| {
-                match e {
-                    NodeEvent::RelayPool(report) => standbys = report.standbys.clone(),
-                    NodeEvent::Reachable { circuit_addrs } => reachable = circuit_addrs.clone(),
-                    _ => {}
+            .wait_for(Duration::from_secs(30), |e| match e {
+                NodeEvent::RelayPool(report) => {
+                    standbys = report.standbys.clone();
+                    (standbys == [ids[0]]).then_some(())
                 }
-                (standbys == [ids[0]] && reachable.len() == 2).then_some(())
+                _ => None,
             })
             .await
-            .map_err(|e| e.context(format!("standbys {standbys:?}, reachable at {reachable:?}")))?;
+            .map_err(|e| e.context(format!("standbys {standbys:?}")))?;
     }
+    let reachable = client.reachable_through(2, Duration::from_secs(30)).await?;
     assert!(
         reachable[1].to_string().contains(&ids[0].to_string()),
         "{reachable:?}"

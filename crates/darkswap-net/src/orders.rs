@@ -762,7 +762,15 @@ impl Orders {
                         self.tape.record(pair, fill);
                     }
                 }
-                self.dirty.insert(pair.clone());
+                // Only what the book shows changed makes a view: a keep-alive (every 10 s
+                // per maker) or a repeat would otherwise hold the next order's view back to
+                // the next tick (`BOOK_VIEW_INTERVAL_MS`).
+                if matches!(
+                    applied,
+                    Applied::Added(_) | Applied::Reduced(_) | Applied::Cancelled(_)
+                ) {
+                    self.dirty.insert(pair.clone());
+                }
                 Ok(applied)
             });
         match outcome {

@@ -65,15 +65,8 @@ async fn run(
             _ => None,
         })
         .await?;
-    if reservations > 1 {
-        // The standby on B holds its reservation.
-        maker
-            .wait_for(T, |e| match e {
-                NodeEvent::Reachable { circuit_addrs } if circuit_addrs.len() == 2 => Some(()),
-                _ => None,
-            })
-            .await?;
-    }
+    // With K = 2, the standby on B holds its reservation.
+    maker.reachable_through(reservations, T).await?;
     // An order live on both relays (gossip meshes form on a heartbeat: retried).
     let mut on_b = false;
     for _ in 0..10 {

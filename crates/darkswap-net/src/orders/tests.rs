@@ -762,3 +762,30 @@ fn an_order_the_relay_has_not_seen_is_asked_about_three_times_then_left_alone() 
     assert_eq!(asked, CONFIRM_TRIES);
     assert!(orders.own_order(&order_id(&orders.me, 1)).is_some(), "kept");
 }
+
+/// A keep-alive that changes nothing shown makes no book view, so the next order is shown at
+/// once instead of waiting out the batching interval behind it.
+#[test]
+fn a_keep_alive_makes_no_view_and_holds_no_order_back() {
+    let mut maker = online(MarketLimits::default());
+    let mut watcher = online(MarketLimits::default());
+    watcher.watch(pair(), T0);
+    let views = |out: &OrdersOutput| {
+        out.events
+            .iter()
+            .filter(|e| matches!(e, OrdersEvent::Book(_)))
+            .count()
+    };
+    let first = publications(&maker.place(pair(), spec(1, 100, T0), T0)).remove(0);
+    assert_eq!(views(&watcher.on_gossip(&first.topic, &first.bytes, T0)), 1);
+    let ka = keep_alive(&mut maker, T0 + 10_000);
+    let out = watcher.on_gossip(&ka.topic, &ka.bytes, T0 + 10_000);
+    assert!(syncs(&out).is_empty(), "the digests agree");
+    assert_eq!(views(&out), 0, "nothing shown changed");
+    let second = publications(&maker.place(pair(), spec(2, 100, T0), T0 + 10_050)).remove(0);
+    assert_eq!(
+        views(&watcher.on_gossip(&second.topic, &second.bytes, T0 + 10_050)),
+        1,
+        "shown at once"
+    );
+}
