@@ -460,15 +460,7 @@ impl Peer {
     ) -> Result<T> {
         let wait = async {
             while let Some(event) = self.events.next().await {
-                match &event {
-                    NodeEvent::Reachable { circuit_addrs } => {
-                        self.reachable = circuit_addrs.clone();
-                    }
-                    NodeEvent::Trading(darkswap_net::TradingEvent::Book(view)) => {
-                        self.books.insert(view.pair.clone(), view.clone());
-                    }
-                    _ => {}
-                }
+                self.note(&event);
                 if let Some(v) = pick(&event) {
                     return Ok(v);
                 }
@@ -485,6 +477,29 @@ impl Peer {
         let mut peer = Self::start(vec![relay.tcp_addr()]).await?;
         peer.reserved().await?;
         Ok(peer)
+    }
+
+    /// Keeps what later waits look at first: the circuit addresses and each pair's book view.
+    fn note(&mut self, event: &NodeEvent) {
+        match event {
+            NodeEvent::Reachable { circuit_addrs } => self.reachable = circuit_addrs.clone(),
+            NodeEvent::Trading(darkswap_net::TradingEvent::Book(view)) => {
+                self.books.insert(view.pair.clone(), view.clone());
+            }
+            _ => {}
+        }
+    }
+
+    /// Takes every event already waiting (without waiting for more) and returns the last book
+    /// view of `pair` seen so far.
+    pub fn latest_book(
+        &mut self,
+        pair: &darkswap_orderbook::Pair,
+    ) -> Option<&darkswap_net::BookView> {
+        while let Ok(event) = self.events.try_recv() {
+            self.note(&event);
+        }
+        self.books.get(pair)
     }
 
     /// Waits until the node is reachable through `relays` relays (its link's and standbys'),

@@ -306,11 +306,7 @@ impl Bed {
                 }
             }
             for (name, watcher) in &mut self.watchers {
-                let pair = &self.pair;
-                while let Ok(view) = watcher
-                    .book_where(Duration::from_millis(1), pair, |_| true)
-                    .await
-                {
+                if let Some(view) = watcher.latest_book(&self.pair) {
                     seen.insert(*name, view.total_orders);
                 }
             }
